@@ -1,0 +1,76 @@
+"""Per-job station state, kept in the node's per-job temporary folder.
+
+A station's private key, its row permutation and its masks must survive between the rounds of
+one job, but every round runs in a fresh container: module globals do not survive, and must not
+be used. Vantage6 4.x mounts one ``TEMPORARY_FOLDER`` per job and node (5.x: ``SESSION_FOLDER``),
+which only that node's runs of that job can read. State is written there with owner-only file
+permissions and is never part of a result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class JobState:
+    """Named JSON documents and numpy arrays in one folder."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder) / "lancelot-state"
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    @classmethod
+    def from_environment(cls) -> JobState:
+        for var in ("TEMPORARY_FOLDER", "SESSION_FOLDER"):
+            folder = os.environ.get(var)
+            if folder:
+                return cls(folder)
+        raise RuntimeError(
+            "no per-job folder: neither TEMPORARY_FOLDER (vantage6 4.x) nor SESSION_FOLDER (5.x) is set"
+        )
+
+    def _path(self, name: str, suffix: str) -> Path:
+        if not _NAME.match(name):
+            raise ValueError(f"bad state name {name!r}")
+        return self.folder / f"{name}{suffix}"
+
+    def _write(self, path: Path, data: bytes) -> None:
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+
+    def put(self, name: str, value: Any) -> None:
+        self._write(self._path(name, ".json"), json.dumps(value).encode())
+
+    def get(self, name: str) -> Any:
+        path = self._path(name, ".json")
+        if not path.exists():
+            raise KeyError(f"job state '{name}' is missing: was an earlier step of this job skipped?")
+        return json.loads(path.read_text())
+
+    def put_array(self, name: str, array: np.ndarray) -> None:
+        path = self._path(name, ".npy")
+        tmp = path.with_suffix(".tmp.npy")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, np.asarray(array), allow_pickle=False)
+        os.replace(tmp, path)
+
+    def get_array(self, name: str) -> np.ndarray:
+        path = self._path(name, ".npy")
+        if not path.exists():
+            raise KeyError(f"job state '{name}' is missing: was an earlier step of this job skipped?")
+        return np.load(path, allow_pickle=False)
+
+    def has(self, name: str) -> bool:
+        return self._path(name, ".json").exists() or self._path(name, ".npy").exists()
