@@ -1,0 +1,29 @@
+"""lancelot_linkage: the Vantage6 linkage algorithm (central ``central``, partial ``partial``).
+
+Thin by design: argument checking and the result's shape live here, the protocol in
+:mod:`lancelot.linkage`.
+"""
+
+from __future__ import annotations
+
+from lancelot.linkage.protocol import STEPS, link
+from lancelot.runtime.coordinator import Coordinator
+from lancelot.runtime.errors import InputError
+from lancelot.v6.adapter import make_central, make_partial
+
+
+def run(coordinator: Coordinator, spec: dict, evaluate: bool = False, min_cell_count: int | None = None) -> dict:
+    """Link the stations of ``spec``; return aggregates only (and, with ``evaluate``, the links)."""
+    if not isinstance(evaluate, bool):
+        raise InputError("'evaluate' must be true or false")
+    linkage = link(coordinator, spec, evaluate=evaluate)
+    out = {"summary": linkage.summary(min_cell_count)}
+    if evaluate:
+        out["links"] = linkage.links_table()
+        out["evaluation_note"] = ("evaluation run: every station's node operator opted in with "
+                                  "LANCELOT_ALLOW_EVALUATE; the links as record ids are for measuring quality only")
+    return out
+
+
+central = make_central(run)
+partial = make_partial(STEPS)

@@ -1,0 +1,96 @@
+"""Match keys: combinations of normalised components, each tolerant of a different kind of error.
+
+Only combinations of several fields are ever pseudonymised (never a single field), so that the
+coordinator, which sees which encodings are equal, cannot run a frequency attack on one field
+(for example sex or birth year). A key whose component is missing for a record is replaced by a
+random dummy, so missingness does not show either.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .spec import LinkageSpec
+
+# Recipes over roles: S surname-like string, I initials, D first date, X first category, P postcode.
+# Each tolerates a different error: typos (phonetic), day/month swaps (sorted), a moved patient
+# (no postcode), a wrong day, month or year, a missing sex code.
+_ROLE_RECIPES: list[tuple[str, ...]] = [
+    ("S", "I.first", "D", "X", "P"),
+    ("S", "I.first", "D", "X"),
+    ("S", "I.first", "D"),
+    ("S.phon", "I.first", "D", "X"),
+    ("S", "D.sorted", "X"),
+    ("S", "I.first", "D.ym", "X", "P.pc4"),
+    ("S", "I.first", "D.yd", "X"),
+    ("S", "I.first", "D.md", "X", "P.pc4"),
+    ("I", "D", "X", "P"),
+    ("I.first", "D.sorted", "X", "P.pc4"),
+    ("S.phon", "D.sorted", "P.pc4"),
+    ("S.first", "D", "X", "P.pc4"),
+]
+MIN_COMPONENTS = 3
+
+
+def _roles(spec: LinkageSpec) -> dict[str, str]:
+    roles: dict[str, str] = {}
+    for f in spec.fields:
+        role = {"string": "S", "initials": "I", "date": "D", "category": "X", "postcode": "P"}.get(f.kind)
+        if role and role not in roles:
+            roles[role] = f.name
+    return roles
+
+
+def key_recipes(spec: LinkageSpec) -> list[tuple[str, ...]]:
+    """The recipes in force: the spec's own, or the defaults that its fields support."""
+    if spec.keys:
+        return [tuple(k) for k in spec.keys]
+    roles = _roles(spec)
+    exact = tuple(f.name for f in spec.fields if f.kind == "exact")
+    recipes: list[tuple[str, ...]] = []
+    for recipe in _ROLE_RECIPES:
+        comps = []
+        for part in recipe:
+            role, _, suffix = part.partition(".")
+            if role in roles:
+                comps.append(roles[role] + (f".{suffix}" if suffix else ""))
+        comps = tuple(comps) + exact
+        if len(comps) >= MIN_COMPONENTS and comps not in recipes:
+            recipes.append(comps)
+    if exact and exact not in recipes:
+        recipes.insert(0, exact)
+    return recipes
+
+
+def key_name(recipe: tuple[str, ...]) -> str:
+    return "+".join(recipe)
+
+
+def key_strings(components: pd.DataFrame, recipes: list[tuple[str, ...]]) -> dict[str, list[str | None]]:
+    """Per recipe, one string per record (None where a component is missing)."""
+    out: dict[str, list[str | None]] = {}
+    for recipe in recipes:
+        missing = [c for c in recipe if c not in components.columns]
+        if missing:
+            raise KeyError(f"match key {key_name(recipe)} uses unknown component(s) {missing}")
+        cols = [components[c].tolist() for c in recipe]
+        name = key_name(recipe)
+        out[name] = [None if any(v is None for v in vals) else name + "|" + "\x1f".join(vals) for vals in zip(*cols)]
+    return out
+
+
+EXACT_SUFFIXES = ("", "full")
+
+
+def certified_levels(recipes: list[tuple[str, ...]], field_names: list[str]) -> np.ndarray:
+    """certifies[k, f]: agreement on key k shows field f equal (2), equal in a fuzzy form (1), or nothing (0)."""
+    out = np.zeros((len(recipes), len(field_names)), dtype=np.int64)
+    index = {name: i for i, name in enumerate(field_names)}
+    for k, recipe in enumerate(recipes):
+        for comp in recipe:
+            name, _, suffix = comp.partition(".")
+            if name in index:
+                level = 2 if suffix in EXACT_SUFFIXES else 1
+                out[k, index[name]] = max(out[k, index[name]], level)
+    return out

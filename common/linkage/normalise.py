@@ -1,0 +1,181 @@
+"""Station-side normalisation of quasi-identifiers into comparable components.
+
+Each field of the spec yields components (``surname``, ``surname.phon``, ``birth_date.sorted``...)
+from which match keys are built. Normalisation happens at the station, before anything is
+pseudonymised, so two stations that write the same person differently produce equal components.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import jellyfish
+import numpy as np
+import pandas as pd
+
+from ..runtime.errors import InputError
+from .spec import FieldSpec, LinkageSpec
+
+# Dutch (and a few neighbouring) surname prefixes ("tussenvoegsels"), dropped from the core name.
+NAME_PREFIXES = frozenset(
+    "van de der den het ten ter te t in op aan bij onder over uit voor d da di du la le les lo von zu zum vd v".split()
+)
+MAX_UNPARSEABLE_FRACTION = 0.05
+_POSTCODE = re.compile(r"^(\d{4})([A-Z]{2})$")
+
+COMPONENTS = {
+    "string": ("", ".full", ".phon", ".first"),
+    "initials": ("", ".first"),
+    "date": ("", ".y", ".ym", ".yd", ".md", ".sorted"),
+    "postcode": ("", ".pc4"),
+    "category": ("",),
+    "exact": ("",),
+}
+
+
+def _ascii_upper(value: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", value)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).upper()
+
+
+def _name_parts(value: object) -> tuple[str, str] | None:
+    """(core, full) of a surname: 'Berg, van der' and 'van der Berg' both give ('BERG', 'VANDERBERG')."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if "," in text:  # "Berg, van der" -> "van der Berg"
+        head, _, tail = text.partition(",")
+        text = f"{tail} {head}"
+    tokens = [re.sub(r"[^A-Z]", "", t) for t in re.split(r"[\s\-']+", _ascii_upper(text))]
+    tokens = [t for t in tokens if t]
+    if not tokens:
+        return None
+    core = [t for t in tokens if t.lower() not in NAME_PREFIXES] or tokens[-1:]
+    return "".join(core), "".join(tokens)
+
+
+def _string_components(series: pd.Series, name: str) -> dict[str, list]:
+    out: dict[str, list] = {name: [], f"{name}.full": [], f"{name}.phon": [], f"{name}.first": []}
+    for value in series:
+        parts = _name_parts(value)
+        if parts is None:
+            for col in out.values():
+                col.append(None)
+            continue
+        core, full = parts
+        out[name].append(core)
+        out[f"{name}.full"].append(full)
+        out[f"{name}.phon"].append(jellyfish.nysiis(core) or core)
+        out[f"{name}.first"].append(core[0])
+    return out
+
+
+def _initials_components(series: pd.Series, name: str) -> dict[str, list]:
+    letters = [re.sub(r"[^A-Z]", "", _ascii_upper(v)) if isinstance(v, str) else "" for v in series]
+    return {name: [v or None for v in letters], f"{name}.first": [v[0] if v else None for v in letters]}
+
+
+def _date_components(series: pd.Series, name: str, fmt: str | None, station: str, column: str) -> dict[str, list]:
+    present = series.notna() & (series.astype(str).str.strip() != "")
+    parsed = pd.to_datetime(series.where(present), format=fmt or "%Y-%m-%d", errors="coerce")
+    bad = int((present & parsed.isna()).sum())
+    if present.sum() and bad / present.sum() > MAX_UNPARSEABLE_FRACTION:
+        raise InputError(f"{bad} of {int(present.sum())} dates do not parse with format "
+                         f"'{fmt or '%Y-%m-%d'}' (set 'formats' for this station in the spec)",
+                         station=station, column=column)
+    ok = parsed.notna().to_numpy()
+    y = np.where(ok, parsed.dt.year.fillna(0).astype(int), 0)
+    m = np.where(ok, parsed.dt.month.fillna(0).astype(int), 0)
+    d = np.where(ok, parsed.dt.day.fillna(0).astype(int), 0)
+    out: dict[str, list] = {f"{name}{suffix}": [] for suffix in COMPONENTS["date"]}
+    for good, yy, mm, dd in zip(ok, y, m, d):
+        if not good:
+            for col in out.values():
+                col.append(None)
+            continue
+        lo, hi = sorted((mm, dd))
+        out[name].append(f"{yy:04d}{mm:02d}{dd:02d}")
+        out[f"{name}.y"].append(f"{yy:04d}")
+        out[f"{name}.ym"].append(f"{yy:04d}{mm:02d}")
+        out[f"{name}.yd"].append(f"{yy:04d}{dd:02d}")
+        out[f"{name}.md"].append(f"{mm:02d}{dd:02d}")
+        out[f"{name}.sorted"].append(f"{yy:04d}{lo:02d}{hi:02d}")
+    return out
+
+
+def _postcode_components(series: pd.Series, name: str) -> dict[str, list]:
+    full, pc4 = [], []
+    for value in series:
+        text = re.sub(r"\s+", "", value.upper()) if isinstance(value, str) else ""
+        match = _POSTCODE.match(text)
+        if match:
+            full.append(text)
+            pc4.append(match.group(1))
+        elif re.fullmatch(r"\d{4}", text):
+            full.append(None)
+            pc4.append(text)
+        else:
+            full.append(None)
+            pc4.append(None)
+    return {name: full, f"{name}.pc4": pc4}
+
+
+def _category_components(series: pd.Series, name: str, mapping: dict[str, str]) -> dict[str, list]:
+    lower = {k.strip().lower(): v for k, v in mapping.items()}
+    out = []
+    for value in series:
+        if value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == "":
+            out.append(None)
+            continue
+        text = str(value).strip()
+        out.append(_ascii_upper(lower.get(text.lower(), text)))
+    return {name: out}
+
+
+def _exact_components(series: pd.Series, name: str) -> dict[str, list]:
+    return {name: [None if pd.isna(v) or str(v).strip() == "" else str(v).strip() for v in series]}
+
+
+def field_components(f: FieldSpec, station: str, series: pd.Series) -> dict[str, list]:
+    if f.kind == "string":
+        return _string_components(series, f.name)
+    if f.kind == "initials":
+        return _initials_components(series, f.name)
+    if f.kind == "date":
+        return _date_components(series, f.name, f.formats.get(station), station, f.columns[station])
+    if f.kind == "postcode":
+        return _postcode_components(series, f.name)
+    if f.kind == "category":
+        return _category_components(series, f.name, f.mapping.get(station, {}))
+    return _exact_components(series, f.name)
+
+
+def check_station_data(spec: LinkageSpec, station: str, df: pd.DataFrame) -> None:
+    """Everything that can be wrong with a station's table, reported before any crypto work."""
+    if station not in spec.stations:
+        raise InputError("this station is not named in the linkage spec", station=station)
+    if df is None or len(df) == 0:
+        raise InputError("the station's table is empty", station=station)
+    needed = [spec.stations[station]] + [f.columns[station] for f in spec.fields]
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise InputError(f"missing column(s) {missing}; the table has {list(df.columns)[:30]}", station=station)
+    if len(df) < spec.min_records:
+        raise InputError(f"only {len(df)} records, fewer than the minimum of {spec.min_records}", station=station)
+    ids = df[spec.stations[station]]
+    if ids.isna().any():
+        raise InputError(f"{int(ids.isna().sum())} records have no record id", station=station,
+                         column=spec.stations[station])
+    dup = int(ids.astype(str).duplicated().sum())
+    if dup:
+        raise InputError(f"{dup} duplicate record id(s)", station=station, column=spec.stations[station])
+
+
+def normalise(spec: LinkageSpec, station: str, df: pd.DataFrame) -> pd.DataFrame:
+    """One row per record, one column per component (None where missing)."""
+    check_station_data(spec, station, df)
+    columns: dict[str, list] = {}
+    for f in spec.fields:
+        columns.update(field_components(f, station, df[f.columns[station]]))
+    return pd.DataFrame(columns, index=df.index)

@@ -1,0 +1,216 @@
+"""Private record linkage in two rounds, for a hub (the registry) and one or more other stations.
+
+Round 1 (``link_encode``, every station): check the data against the spec, normalise, shuffle the
+rows with a secret permutation, derive the match keys, hash them to Curve25519 points and
+multiply by a fresh secret scalar; return the points (random dummies for missing keys).
+Round 2 (``link_exponentiate``): the coordinator relays the hub's points to each other station and
+each other station's points to the hub; each multiplies by its own scalar. The coordinator now
+holds H(key)^(a*b) for both sides of every pair and matches them (:mod:`.matching`).
+
+The link (pairs of shuffled row positions) stays at the coordinator, inside the job: no station
+learns which of its records were linked. Leakage table: docs/leakage/linkage.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..disclosure import effective_min_cell_count, suppress
+from ..runtime.coordinator import Coordinator, StepCall
+from ..runtime.errors import InputError, PrivacyError
+from ..runtime.station import ENV_ALLOW_EVALUATE, StationContext
+from . import pseudonym
+from .keys import certified_levels, key_name, key_recipes, key_strings
+from .matching import MatchResult, match
+from .normalise import normalise
+from .spec import LinkageSpec, parse_linkage_spec
+
+STATE_PERM = "link_perm"
+STATE_SECRET = "link_secret"
+
+
+# ---------------------------------------------------------------------------------------------
+# station steps
+# ---------------------------------------------------------------------------------------------
+def step_link_encode(ctx: StationContext, payload: dict) -> dict:
+    spec = parse_linkage_spec(payload["spec"])
+    evaluate = bool(payload.get("evaluate"))
+    if evaluate and not ctx.allows_evaluate:
+        raise PrivacyError(f"station '{ctx.station}' refuses --evaluate: its node operator has not set "
+                           f"{ENV_ALLOW_EVALUATE}=1 in the node's algorithm_env")
+    components = normalise(spec, ctx.station, ctx.data)  # raises InputError before any crypto work
+    n = len(components)
+    perm = pseudonym.secure_permutation(n)
+    secret = pseudonym.new_secret()
+    ctx.state.put_array(STATE_PERM, perm)
+    ctx.state.put(STATE_SECRET, {"scalar": secret.hex()})
+    shuffled = components.iloc[perm].reset_index(drop=True)
+    recipes = key_recipes(spec)
+    strings = key_strings(shuffled, recipes)
+    points: dict[str, str] = {}
+    frequent = 0
+    for name, values in strings.items():
+        # a key value shared by many records here says little and feeds frequency attacks: drop it
+        counts: dict[str, int] = {}
+        for v in values:
+            if v is not None:
+                counts[v] = counts.get(v, 0) + 1
+        hashed = []
+        for v in values:
+            if v is None or counts[v] > spec.max_key_frequency:
+                frequent += v is not None
+                hashed.append(pseudonym.dummy_point())
+            else:
+                hashed.append(pseudonym.hash_to_point(v))
+        points[name] = pseudonym.pack_points(pseudonym.exponentiate(secret, hashed))
+    result = {"n": n, "keys": list(strings), "points": points, "dropped_frequent_values": frequent,
+              "settings": {"min_cell_count": ctx.min_cell_count_floor, "allow_evaluate": ctx.allows_evaluate}}
+    if evaluate:
+        ids = ctx.data[spec.stations[ctx.station]].astype(str).to_numpy()[perm]
+        result["record_ids"] = ids.tolist()
+    return result
+
+
+def step_link_exponentiate(ctx: StationContext, payload: dict) -> dict:
+    secret = bytes.fromhex(ctx.state.get(STATE_SECRET)["scalar"])
+    out = {}
+    for label, keys in payload["batches"].items():
+        out[label] = {name: pseudonym.pack_points(pseudonym.exponentiate(secret, pseudonym.unpack_points(text)))
+                      for name, text in keys.items()}
+    return {"batches": out}
+
+
+STEPS = {"link_encode": step_link_encode, "link_exponentiate": step_link_exponentiate}
+
+
+def station_rows(ctx: StationContext):
+    """This station's data in the job's shuffled order (the order the link refers to)."""
+    return ctx.data.iloc[ctx.state.get_array(STATE_PERM)].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# coordinator
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Linkage:
+    spec: LinkageSpec
+    n_rows: dict[str, int]
+    matches: dict[str, MatchResult]          # other station -> match with the hub
+    keys: list[str]
+    settings: dict[str, dict]
+    record_ids: dict[str, list[str]] = field(default_factory=dict)  # only with --evaluate
+
+    @property
+    def hub(self) -> str:
+        return self.spec.hub
+
+    def cohort(self, stations: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Rows (shuffled positions) of the cohort linked across ``stations``, aligned per station.
+
+        The cohort is the hub records linked to every listed non-hub station; element k of every
+        array belongs to the same person. Sorted by hub position.
+        """
+        others = [s for s in (stations or list(self.spec.stations)) if s != self.hub]
+        hub_rows = np.arange(self.n_rows[self.hub])
+        mapping = {}
+        for s in others:
+            m = self.matches[s]
+            to_other = np.full(self.n_rows[self.hub], -1)
+            to_other[m.hub_rows] = m.other_rows
+            mapping[s] = to_other
+        keep = np.ones(len(hub_rows), bool)
+        for s in others:
+            keep &= mapping[s] >= 0
+        out = {self.hub: hub_rows[keep]}
+        for s in others:
+            out[s] = mapping[s][keep]
+        return out
+
+    def station_floors(self) -> list[int]:
+        return [int(s.get("min_cell_count") or 0) for s in self.settings.values()]
+
+    def summary(self, min_cell_count: int | None = None) -> dict:
+        k = effective_min_cell_count(min_cell_count, self.station_floors())
+        pairs = {}
+        for s, m in self.matches.items():
+            hist_edges = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0]
+            hist, _ = np.histogram(m.probability, bins=hist_edges)
+            agreement = {}
+            for bit, name in enumerate(self.keys):
+                agree = int(((m.patterns >> bit) & 1).sum()) if len(m.patterns) else 0
+                agreement[name] = round(agree / len(m.patterns), 4) if len(m.patterns) >= k else None
+            pairs[f"{self.hub}~{s}"] = {
+                "linked": suppress(len(m.hub_rows), k),
+                "candidate_pairs": suppress(m.n_candidates, k),
+                "match_probability_histogram": [
+                    {"from": lo, "to": hi, "count": suppress(int(c), k)}
+                    for lo, hi, c in zip(hist_edges[:-1], hist_edges[1:], hist)],
+                "em_expected_precision": round(m.expected_precision, 4) if len(m.hub_rows) >= k else None,
+                "em_expected_recall": round(m.expected_recall, 4) if len(m.hub_rows) >= k else None,
+                "em_m_probabilities": {f.name: np.round(m.m[i], 4).tolist() for i, f in enumerate(self.spec.fields)},
+                "em_u_probabilities": {f.name: [float(f"{x:.3g}") for x in m.u[i]]
+                                       for i, f in enumerate(self.spec.fields)},
+                "em_levels": "per field: [no agreeing key holds it, fuzzy agreement, exact agreement]",
+                "key_agreement_rate_among_links": agreement,
+            }
+        cohort = len(self.cohort()[self.hub])
+        return {
+            "records_per_station": {s: suppress(n, k) for s, n in self.n_rows.items()},
+            "hub": self.hub,
+            "pairs": pairs,
+            "linked_to_all_stations": suppress(cohort, k),
+            "threshold": self.spec.threshold,
+            "match_keys": self.keys,
+            "min_cell_count": k,
+            "suppressed_note": f"counts below {k} (other than 0) are withheld as null",
+        }
+
+    def links_table(self) -> list[dict]:
+        """Evaluation only: the links as station record ids (hub record, one id per linked station)."""
+        if not self.record_ids:
+            raise PrivacyError("record ids are only available in an evaluation run")
+        out = []
+        for s, m in self.matches.items():
+            for i, j, p in zip(m.hub_rows, m.other_rows, m.probability):
+                out.append({self.hub: self.record_ids[self.hub][i], s: self.record_ids[s][j],
+                            "probability": round(float(p), 4)})
+        return out
+
+
+def link(coordinator: Coordinator, spec_raw: dict, evaluate: bool = False) -> Linkage:
+    """Run the two linkage rounds over every station in the spec; the link stays here."""
+    spec = parse_linkage_spec(spec_raw, known_stations=coordinator.stations)
+    if len(spec.stations) < 2:
+        raise InputError("linkage needs at least two stations")
+    stations = list(spec.stations)
+    with coordinator.cost.phase("linkage"):
+        first = coordinator.broadcast("link_encode", {"spec": spec.to_dict(), "evaluate": evaluate},
+                                      stations=stations, label="linkage: encode match keys")
+        keys = first[spec.hub]["keys"]
+        for s in stations:
+            if first[s]["keys"] != keys:
+                raise InputError("stations derived different match keys from the same spec", station=s)
+        calls = {spec.hub: StepCall("link_exponentiate",
+                                    {"batches": {s: first[s]["points"] for s in spec.others}})}
+        for s in spec.others:
+            calls[s] = StepCall("link_exponentiate", {"batches": {spec.hub: first[spec.hub]["points"]}})
+        second = coordinator.round(calls, label="linkage: blind the other side's keys")
+        recipes = key_recipes(spec)
+        if [key_name(r) for r in recipes] != keys:
+            raise InputError("the stations' match keys differ from the coordinator's reading of the spec")
+        certifies = certified_levels(recipes, [f.name for f in spec.fields])
+        matches = {}
+        for s in spec.others:
+            hub_points = [pseudonym.unpack_points_array(second[s]["batches"][spec.hub][name]) for name in keys]
+            other_points = [pseudonym.unpack_points_array(second[spec.hub]["batches"][s][name]) for name in keys]
+            matches[s] = match(hub_points, other_points, certifies, threshold=spec.threshold,
+                               max_frequency=spec.max_key_frequency)
+            coordinator.log(f"linkage: {len(matches[s].hub_rows)} links between {spec.hub} and {s}")
+    record_ids = {s: first[s]["record_ids"] for s in stations} if evaluate else {}
+    return Linkage(spec=spec, n_rows={s: first[s]["n"] for s in stations}, matches=matches, keys=keys,
+                   settings={s: first[s]["settings"] for s in stations}, record_ids=record_ids)
+
+
+__all__ = ["Linkage", "link", "STEPS", "station_rows", "key_name", "key_recipes"]

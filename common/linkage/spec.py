@@ -1,0 +1,124 @@
+"""The linkage spec: which column holds what at each station, shared by all three algorithms.
+
+Documented in docs/spec.md. Example::
+
+    {"stations": {"registry": {"id_column": "record_id"}, "gp_1": {"id_column": "patient_nr"}},
+     "hub": "registry",
+     "fields": [
+       {"name": "surname", "kind": "string", "columns": {"registry": "surname", "gp_1": "achternaam"}},
+       {"name": "birth_date", "kind": "date", "columns": {"registry": "birth_date", "gp_1": "geboortedatum"},
+        "formats": {"gp_1": "%d-%m-%Y"}},
+       {"name": "sex", "kind": "category", "columns": {...}, "mapping": {"gp_1": {"m": "M", "v": "F"}}}],
+     "threshold": 0.5}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..runtime.errors import InputError
+
+FIELD_KINDS = ("string", "initials", "date", "postcode", "category", "exact")
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_MIN_RECORDS = 10
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: str
+    columns: dict[str, str]
+    formats: dict[str, str] = field(default_factory=dict)
+    mapping: dict[str, dict[str, str]] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LinkageSpec:
+    stations: dict[str, str]          # station -> record-id column
+    fields: tuple[FieldSpec, ...]
+    hub: str                          # the station every other station is linked to (the registry)
+    keys: tuple[tuple[str, ...], ...] | None = None  # match-key recipes; None = derived from the fields
+    threshold: float = DEFAULT_THRESHOLD
+    min_records: int = DEFAULT_MIN_RECORDS
+    max_key_frequency: int = 5
+
+    @property
+    def others(self) -> list[str]:
+        return [s for s in self.stations if s != self.hub]
+
+    def to_dict(self) -> dict:
+        return {
+            "stations": {s: {"id_column": c} for s, c in self.stations.items()},
+            "hub": self.hub,
+            "fields": [{"name": f.name, "kind": f.kind, "columns": f.columns, "formats": f.formats,
+                        "mapping": f.mapping, "options": f.options} for f in self.fields],
+            "keys": [list(k) for k in self.keys] if self.keys else None,
+            "threshold": self.threshold, "min_records": self.min_records,
+            "max_key_frequency": self.max_key_frequency,
+        }
+
+
+def parse_linkage_spec(raw: Any, known_stations: list[str] | None = None) -> LinkageSpec:
+    """Validate a linkage spec and say exactly what is wrong with it."""
+    if not isinstance(raw, dict):
+        raise InputError("the linkage spec must be a JSON object")
+    stations_raw = raw.get("stations")
+    if not isinstance(stations_raw, dict) or not stations_raw:
+        raise InputError("linkage spec: 'stations' must name each station and its 'id_column'")
+    stations: dict[str, str] = {}
+    for name, conf in stations_raw.items():
+        col = conf.get("id_column") if isinstance(conf, dict) else None
+        if not isinstance(col, str) or not col:
+            raise InputError("linkage spec: missing 'id_column'", station=name)
+        stations[name] = col
+    if known_stations is not None:
+        unknown = sorted(set(stations) - set(known_stations))
+        if unknown:
+            raise InputError(f"linkage spec names stations that are not part of this run: {unknown}; "
+                             f"stations given: {sorted(known_stations)}")
+    hub = raw.get("hub", next(iter(stations)))
+    if hub not in stations:
+        raise InputError(f"linkage spec: hub '{hub}' is not one of the stations {sorted(stations)}")
+    fields_raw = raw.get("fields")
+    if not isinstance(fields_raw, list) or not fields_raw:
+        raise InputError("linkage spec: 'fields' must be a non-empty list")
+    fields = []
+    names = set()
+    for i, f in enumerate(fields_raw):
+        if not isinstance(f, dict):
+            raise InputError(f"linkage spec: field #{i + 1} must be an object")
+        name, kind = f.get("name"), f.get("kind")
+        if not isinstance(name, str) or not name or name in names:
+            raise InputError(f"linkage spec: field #{i + 1} needs a unique 'name'")
+        names.add(name)
+        if kind not in FIELD_KINDS:
+            raise InputError(f"linkage spec: field '{name}' has kind {kind!r}; use one of {list(FIELD_KINDS)}")
+        columns = f.get("columns")
+        if not isinstance(columns, dict):
+            raise InputError(f"linkage spec: field '{name}' needs 'columns' (station -> column)")
+        missing = [s for s in stations if s not in columns]
+        if missing:
+            raise InputError(f"linkage spec: field '{name}' has no column for station(s) {missing}")
+        extra = [s for s in columns if s not in stations]
+        if extra:
+            raise InputError(f"linkage spec: field '{name}' names unknown station(s) {extra}")
+        fields.append(FieldSpec(name=name, kind=kind, columns=dict(columns), formats=dict(f.get("formats") or {}),
+                                mapping={s: {str(k): str(v) for k, v in m.items()}
+                                         for s, m in (f.get("mapping") or {}).items()},
+                                options=dict(f.get("options") or {})))
+    keys = raw.get("keys")
+    if keys is not None:
+        if not isinstance(keys, list) or not all(isinstance(k, list) and k for k in keys):
+            raise InputError("linkage spec: 'keys' must be a list of non-empty lists of field components")
+        keys = tuple(tuple(str(c) for c in k) for k in keys)
+    threshold = float(raw.get("threshold", DEFAULT_THRESHOLD))
+    if not 0.0 < threshold < 1.0:
+        raise InputError("linkage spec: 'threshold' is a match probability and must lie strictly between 0 and 1")
+    min_records = int(raw.get("min_records", DEFAULT_MIN_RECORDS))
+    max_freq = int(raw.get("max_key_frequency", 5))
+    if max_freq < 1:
+        raise InputError("linkage spec: 'max_key_frequency' must be at least 1")
+    return LinkageSpec(stations=stations, fields=tuple(fields), hub=hub, keys=keys, threshold=threshold,
+                       min_records=max(min_records, 1), max_key_frequency=max_freq)
