@@ -1,0 +1,229 @@
+"""The ``lancelot`` command: synthetic data, the three algorithms on an in-process network, the demo.
+
+``lancelot <algorithm> --station NAME=CSV ...`` makes each station an organisation of a local
+Vantage6-like network (plus a neutral coordinator organisation) and runs the algorithm's central
+function there, every step in a fresh process through the container entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ALGORITHMS = {"link": "lancelot_linkage", "explore": "lancelot_exploration", "train": "lancelot_training"}
+
+
+def _parse_stations(items: list[str]) -> dict[str, Path]:
+    stations: dict[str, Path] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"--station expects NAME=CSV, got {item!r}")
+        if name in stations:
+            raise SystemExit(f"station '{name}' is given twice")
+        p = Path(path)
+        if not p.is_file():
+            raise SystemExit(f"station '{name}': no such file {p}")
+        stations[name] = p
+    if not stations:
+        raise SystemExit("give at least one --station NAME=CSV")
+    return stations
+
+
+def _load_spec(path: str) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise SystemExit(f"spec file not found: {path}") from exc
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"spec file {path} is not valid JSON: {exc}") from exc
+
+
+def run_local(algorithm: str, stations: dict[str, Path], kwargs: dict, evaluate: bool = False,
+              station_env: dict[str, dict[str, str]] | None = None) -> dict:
+    """Run one algorithm on an in-process network; raise on a refusal, return the result otherwise."""
+    from .runtime.errors import LancelotError
+    from .v6.local import LocalNetwork
+
+    package = ALGORITHMS[algorithm]
+    if not _algorithm_exists(package):
+        raise LancelotError(f"the '{algorithm}' algorithm ({package}) is not built yet")
+    env = {s: dict((station_env or {}).get(s, {})) for s in stations}
+    if evaluate:  # a local run: the researcher holds every station's data and opts in for all of them
+        for s in env:
+            env[s]["LANCELOT_ALLOW_EVALUATE"] = "1"
+    with LocalNetwork(package, stations, station_env=env) as net:
+        result = net.run({"stations": net.orgs, **kwargs})
+    if isinstance(result, dict) and "lancelot_error" in result:
+        raise LancelotError(result["lancelot_error"])
+    return result
+
+
+def _algorithm_exists(package: str) -> bool:
+    import importlib
+
+    try:
+        module = importlib.import_module(package)
+    except ImportError:
+        return False
+    return hasattr(module, "central") and hasattr(module, "partial")
+
+
+def _write_output(result: dict, output: str | None) -> None:
+    text = json.dumps(result, indent=2)
+    if output:
+        Path(output).write_text(text)
+        print(f"result written to {output}", file=sys.stderr)
+    else:
+        print(text)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .synth import generate
+
+    data = generate(n_patients=args.patients, gp_stations=args.gp_stations, seed=args.seed,
+                    error_level=args.error_level)
+    paths = data.write(args.out)
+    for name, path in paths.items():
+        print(f"{name:>18}: {path}")
+    return 0
+
+
+def cmd_algorithm(args: argparse.Namespace) -> int:
+    from .runtime.errors import LancelotError
+
+    stations = _parse_stations(args.station)
+    kwargs: dict[str, Any] = {"spec": _load_spec(args.spec)}
+    if args.min_cell_count is not None:
+        kwargs["min_cell_count"] = args.min_cell_count
+    if args.evaluate:
+        kwargs["evaluate"] = True
+    try:
+        result = run_local(args.command, stations, kwargs, evaluate=args.evaluate)
+    except LancelotError as exc:
+        print(f"lancelot {args.command}: {exc}", file=sys.stderr)
+        return 2
+    _write_output(result, args.output)
+    return 0
+
+
+def _print_link_summary(result: dict) -> None:
+    s = result["summary"]
+    print(f"  records per station: {s['records_per_station']}")
+    for pair, p in s["pairs"].items():
+        print(f"  {pair}: {p['linked']} linked (EM-estimated precision {p['em_expected_precision']}, "
+              f"recall {p['em_expected_recall']})")
+    print(f"  linked to all stations: {s['linked_to_all_stations']}")
+    c = result["cost"]
+    print(f"  cost: {c['rounds']} rounds, {c['bytes_to_stations'] + c['bytes_from_stations']:,} bytes relayed, "
+          f"{c['seconds_total']} s")
+
+
+def _quality(links: list[dict], truth_csv: Path, hub: str) -> dict[str, dict]:
+    import pandas as pd
+
+    truth = pd.read_csv(truth_csv, dtype=str)
+    out = {}
+    for station in sorted(truth["station"].unique()):
+        true = set(map(tuple, truth[truth.station == station][["registry_id", "station_id"]].values))
+        got = {(str(link[hub]), str(link[station])) for link in links if station in link}
+        tp = len(true & got)
+        precision = tp / len(got) if got else 0.0
+        recall = tp / len(true) if true else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+        out[station] = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+    return out
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .runtime.errors import LancelotError
+    from .synth import generate
+
+    out = Path(args.out or tempfile.mkdtemp(prefix="lancelot-demo-"))
+    print(f"1. synthetic data: {args.patients} NSCLC patients, registry + {args.gp_stations} GP station(s) -> {out}")
+    paths = generate(n_patients=args.patients, gp_stations=args.gp_stations, seed=args.seed).write(out)
+    stations = {"registry": paths["registry"], **{f"gp_{i + 1}": paths[f"gp_{i + 1}"] for i in range(args.gp_stations)}}
+    spec = json.loads(Path(paths["link_spec"]).read_text())
+
+    print("2. private linkage (evaluation run: synthetic data, so the links are compared with the truth)")
+    link_result = run_local("link", stations, {"spec": spec, "evaluate": True}, evaluate=True)
+    _print_link_summary(link_result)
+    for station, q in _quality(link_result["links"], paths["truth_links"], "registry").items():
+        print(f"  quality against the truth, registry~{station}: precision {q['precision']}, "
+              f"recall {q['recall']}, F1 {q['f1']}")
+    (out / "link_result.json").write_text(json.dumps(link_result, indent=2))
+
+    steps_not_built = []
+    for number, algorithm, what in ((3, "explore", "exploration"), (4, "train", "training")):
+        if not _algorithm_exists(ALGORITHMS[algorithm]):
+            steps_not_built.append(what)
+            print(f"{number}. {what}: NOT BUILT YET (the {ALGORITHMS[algorithm]} algorithm does not exist); skipped")
+            continue
+        try:
+            demo = _demo_specs(spec)[algorithm]
+            result = run_local(algorithm, stations, {"spec": demo}, evaluate=False)
+        except LancelotError as exc:
+            print(f"{number}. {what} failed: {exc}")
+            return 2
+        (out / f"{algorithm}_result.json").write_text(json.dumps(result, indent=2))
+        print(f"{number}. {what}: result in {out / f'{algorithm}_result.json'}")
+    print(f"done; results in {out}" + (f" (not built yet: {', '.join(steps_not_built)})" if steps_not_built else ""))
+    return 0
+
+
+def _demo_specs(link_spec: dict) -> dict[str, dict]:
+    """The demo's exploration and training specs (used once those algorithms exist)."""
+    return {
+        "explore": {"linkage": link_spec, "analyses": [
+            {"type": "crosstab", "variables": [{"station": "registry", "column": "stage"},
+                                               {"station": "gp_1", "column": "copd"}]},
+        ]},
+        "train": {"linkage": link_spec, "model": "logistic",
+                  "outcome": {"station": "registry", "column": "death_within_2y"}},
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lancelot", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="write synthetic registry and GP CSVs, the true links and a linkage spec")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--patients", type=int, default=2000)
+    p.add_argument("--gp-stations", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--error-level", choices=["low", "default", "high"], default="default")
+    p.set_defaults(func=cmd_synth)
+
+    for name, what in (("link", "link patients across stations"), ("explore", "statistics on the linked cohort"),
+                       ("train", "train a model on the linked cohort")):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("--station", action="append", default=[], metavar="NAME=CSV",
+                       help="a station and its CSV database (repeat for each station)")
+        p.add_argument("--spec", required=True, help="the JSON spec (see docs/spec.md)")
+        p.add_argument("--output", help="write the JSON result here (default: stdout)")
+        p.add_argument("--min-cell-count", type=int, help="raise the disclosure-control minimum (default 10)")
+        p.add_argument("--evaluate", action="store_true",
+                       help="evaluation run: also return the links as record ids (local data or opted-in nodes only)")
+        p.set_defaults(func=cmd_algorithm)
+
+    p = sub.add_parser("demo", help="synthetic data, then link, explore and train on an in-process network")
+    p.add_argument("--out", help="folder for data and results (default: a new temporary folder)")
+    p.add_argument("--patients", type=int, default=2000)
+    p.add_argument("--gp-stations", type=int, default=1)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Shared test helpers: synthetic studies on disk and a direct (in-memory) transport that records traffic."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from lancelot.runtime.coordinator import Coordinator
+from lancelot.runtime.state import JobState
+from lancelot.runtime.station import StationContext, run_step
+from lancelot.synth import generate
+
+
+def make_study(folder: Path, patients: int = 800, gp_stations: int = 1, seed: int = 3,
+               error_level: str = "default") -> dict[str, Path]:
+    return generate(n_patients=patients, gp_stations=gp_stations, seed=seed, error_level=error_level).write(folder)
+
+
+def station_paths(paths: dict[str, Path]) -> dict[str, Path]:
+    return {name: path for name, path in paths.items() if name == "registry" or name.startswith("gp_")}
+
+
+class RecordingTransport:
+    """Runs steps in this process (fresh state folder per station) and keeps every message as JSON text."""
+
+    def __init__(self, steps: dict, data: dict[str, pd.DataFrame], settings: dict | None = None):
+        self.steps = steps
+        self.data = data
+        self.folders = {s: tempfile.mkdtemp(prefix=f"state-{s}-") for s in data}
+        self.settings = settings or {}
+        self.sent: list[tuple[str, str]] = []       # (station, payload JSON)
+        self.received: list[tuple[str, str]] = []   # (station, result JSON)
+
+    def run_round(self, calls):
+        out = {}
+        for station, call in calls.items():
+            self.sent.append((station, json.dumps(call.payload)))
+            ctx = StationContext(station, self.data[station], JobState(self.folders[station]),
+                                 dict(self.settings.get(station, {})))
+            result = run_step(self.steps, ctx, call.step, json.loads(json.dumps(call.payload)))
+            self.received.append((station, json.dumps(result)))
+            out[station] = json.loads(json.dumps(result))
+        return out
+
+
+def recording_coordinator(steps: dict, paths: dict[str, Path], settings: dict | None = None):
+    data = {name: pd.read_csv(path) for name, path in station_paths(paths).items()}
+    transport = RecordingTransport(steps, data, settings)
+    return Coordinator(transport, list(data), progress=False), transport
+
+
+def link_quality(links: list[dict], truth: pd.DataFrame, hub: str = "registry") -> dict[str, tuple[float, float, float]]:
+    out = {}
+    for station in sorted(truth["station"].unique()):
+        true = set(map(tuple, truth[truth.station == station][["registry_id", "station_id"]].astype(str).values))
+        got = {(str(lk[hub]), str(lk[station])) for lk in links if station in lk}
+        tp = len(true & got)
+        p, r = tp / max(len(got), 1), tp / len(true)
+        out[station] = (p, r, 2 * p * r / (p + r) if tp else 0.0)
+    return out

@@ -1,0 +1,204 @@
+"""Linkage: quality against the synthetic truth, bad input, the evaluate opt-in, and what crosses the wire."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import link_quality, make_study, recording_coordinator, station_paths
+
+from lancelot.cli import run_local
+from lancelot.linkage import pseudonym
+from lancelot.linkage.keys import key_recipes, key_strings
+from lancelot.linkage.normalise import normalise
+from lancelot.linkage.protocol import STEPS, link
+from lancelot.linkage.spec import parse_linkage_spec
+from lancelot.runtime.errors import InputError, LancelotError
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return make_study(tmp_path_factory.mktemp("study"), patients=1000, gp_stations=1)
+
+
+@pytest.fixture(scope="module")
+def study3(tmp_path_factory):
+    return make_study(tmp_path_factory.mktemp("study3"), patients=800, gp_stations=2, seed=11)
+
+
+def spec_of(paths) -> dict:
+    return json.loads(paths["link_spec"].read_text())
+
+
+def test_links_synthetic_data_against_the_truth_through_the_network(study):
+    result = run_local("link", station_paths(study), {"spec": spec_of(study), "evaluate": True}, evaluate=True)
+    truth = pd.read_csv(study["truth_links"], dtype=str)
+    (p, r, f1), = link_quality(result["links"], truth).values()
+    assert f1 >= 0.97, (p, r, f1)
+    assert result["cost"]["rounds"] == 2
+    summary = result["summary"]["pairs"]["registry~gp_1"]
+    assert summary["linked"] == len(result["links"])
+    # the EM estimates are estimates, but they must be in the right region
+    assert abs(summary["em_expected_precision"] - p) < 0.03 and abs(summary["em_expected_recall"] - r) < 0.05
+
+
+def test_links_a_registry_with_two_gp_stations(study3):
+    result = run_local("link", station_paths(study3), {"spec": spec_of(study3), "evaluate": True}, evaluate=True)
+    truth = pd.read_csv(study3["truth_links"], dtype=str)
+    quality = link_quality(result["links"], truth)
+    assert set(quality) == {"gp_1", "gp_2"}
+    for station, (_p, _r, f1) in quality.items():
+        assert f1 >= 0.97, (station, quality)
+    assert result["cost"]["rounds"] == 2  # rounds do not grow with the number of stations
+    both = truth.groupby("registry_id")["station"].nunique().eq(2).sum()
+    assert abs(result["summary"]["linked_to_all_stations"] - both) <= 0.05 * both
+
+
+def test_evaluate_is_refused_without_the_node_opt_in(study):
+    with pytest.raises(LancelotError, match="LANCELOT_ALLOW_EVALUATE"):
+        run_local("link", station_paths(study), {"spec": spec_of(study), "evaluate": True}, evaluate=False)
+
+
+def test_without_evaluate_no_record_ids_are_returned(study):
+    result = run_local("link", station_paths(study), {"spec": spec_of(study)})
+    text = json.dumps(result)
+    assert "links" not in result
+    reg = pd.read_csv(study["registry"], dtype=str)
+    assert not any(rid in text for rid in reg["record_id"])
+
+
+def _identifier_strings(paths) -> set[str]:
+    reg = pd.read_csv(paths["registry"], dtype=str)
+    gp = pd.read_csv(paths["gp_1"], dtype=str)
+    values = set()
+    for col in ["record_id", "surname", "postcode", "birth_date"]:
+        values |= set(reg[col].dropna())
+    for col in ["patient_nr", "achternaam", "geboortedatum", "postcode"]:
+        values |= set(gp[col].dropna())
+    return {v for v in values if len(v) >= 5}
+
+
+def _walk_strings(obj):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield k
+            yield from _walk_strings(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _walk_strings(v)
+    elif isinstance(obj, str):
+        yield obj
+
+
+def test_nothing_identifying_crosses_the_wire(study):
+    coordinator, transport = recording_coordinator(STEPS, study)
+    spec = spec_of(study)
+    linkage = link(coordinator, spec)
+    assert len(linkage.matches["gp_1"].hub_rows) > 500
+    identifiers = _identifier_strings(study)
+    # every unblinded key hash, to prove that only blinded points travel
+    parsed = parse_linkage_spec(spec)
+    plain_points = set()
+    for station in ("registry", "gp_1"):
+        comps = normalise(parsed, station, pd.read_csv(study[station]))
+        for values in key_strings(comps, key_recipes(parsed)).values():
+            plain_points |= {pseudonym.hash_to_point(v) for v in values if v is not None}
+    messages = [m for _, m in transport.sent] + [m for _, m in transport.received]
+    assert len(transport.sent) == len(transport.received) == 4  # two rounds, two stations
+    blobs = 0
+    for message in messages:
+        for text in _walk_strings(json.loads(message)):
+            if len(text) > 200:  # a packed point vector: 32-byte blinded points, none equal to a plain hash
+                raw = base64.b64decode(text, validate=True)
+                assert len(raw) % 32 == 0
+                chunks = {raw[i:i + 32] for i in range(0, len(raw), 32)}
+                assert not chunks & plain_points
+                blobs += 1
+            else:
+                assert text not in identifiers, text
+    assert blobs >= 4 * len(key_recipes(parsed))
+    # a station is sent only the other side's points: never positions, ids or anything about its own rows
+    for station, message in transport.sent:
+        payload = json.loads(message)
+        if "batches" in payload:
+            assert set(payload["batches"]) <= {"registry", "gp_1"} - {station}
+
+
+def test_pseudonyms_commute_and_differ_between_jobs():
+    a, b, c = pseudonym.new_secret(), pseudonym.new_secret(), pseudonym.new_secret()
+    points = [pseudonym.hash_to_point(f"key-{i}") for i in range(50)]
+    ab = pseudonym.exponentiate(b, pseudonym.exponentiate(a, points))
+    ba = pseudonym.exponentiate(a, pseudonym.exponentiate(b, points))
+    assert ab == ba
+    ac = pseudonym.exponentiate(c, pseudonym.exponentiate(a, points))
+    assert not set(ab) & set(ac)  # a new job (new scalar) gives unrelated pseudonyms
+    assert pseudonym.unpack_points(pseudonym.pack_points(points)) == points
+
+
+def test_secure_permutation_is_a_permutation():
+    perm = pseudonym.secure_permutation(1000)
+    assert sorted(perm.tolist()) == list(range(1000))
+    assert not np.array_equal(perm, np.arange(1000))
+
+
+def test_normalisation_makes_differently_written_identifiers_equal():
+    spec = parse_linkage_spec({
+        "stations": {"a": {"id_column": "id"}, "b": {"id_column": "id"}},
+        "fields": [
+            {"name": "surname", "kind": "string", "columns": {"a": "n", "b": "n"}},
+            {"name": "initials", "kind": "initials", "columns": {"a": "i", "b": "i"}},
+            {"name": "dob", "kind": "date", "columns": {"a": "d", "b": "d"}, "formats": {"b": "%d-%m-%Y"}},
+            {"name": "sex", "kind": "category", "columns": {"a": "s", "b": "s"}, "mapping": {"b": {"m": "M", "v": "F"}}},
+            {"name": "pc", "kind": "postcode", "columns": {"a": "p", "b": "p"}},
+        ], "min_records": 1})
+    a = pd.DataFrame({"id": ["1"], "n": ["van der Berg"], "i": ["J.A."], "d": ["1950-03-07"], "s": ["M"], "p": ["1234AB"]})
+    b = pd.DataFrame({"id": ["x"], "n": ["Berg, van der"], "i": ["JA"], "d": ["07-03-1950"], "s": ["m"], "p": ["1234 ab"]})
+    ca, cb = normalise(spec, "a", a), normalise(spec, "b", b)
+    assert ca.iloc[0].to_dict() == cb.iloc[0].to_dict()
+    assert ca.iloc[0]["surname"] == "BERG" and ca.iloc[0]["pc.pc4"] == "1234"
+    swapped = pd.DataFrame({"id": ["y"], "n": ["Berg"], "i": ["J"], "d": ["03-07-1950"], "s": ["m"], "p": [None]})
+    assert normalise(spec, "b", swapped).iloc[0]["dob.sorted"] == ca.iloc[0]["dob.sorted"]
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda df: df.drop(columns=["achternaam"]), "missing column"),
+    (lambda df: df.assign(geboortedatum="not a date"), "do not parse"),
+    (lambda df: df.iloc[:0], "empty"),
+    (lambda df: df.iloc[:5], "fewer than the minimum"),
+    (lambda df: df.assign(patient_nr=df["patient_nr"].iloc[0]), "duplicate record id"),
+])
+def test_bad_station_data_is_refused_with_station_and_column(study, tmp_path, mutate, message):
+    stations = station_paths(study)
+    bad = mutate(pd.read_csv(stations["gp_1"], dtype=str))
+    stations["gp_1"] = tmp_path / "gp_bad.csv"
+    bad.to_csv(stations["gp_1"], index=False)
+    with pytest.raises(LancelotError, match=message) as err:
+        run_local("link", stations, {"spec": spec_of(study)})
+    assert "gp_1" in str(err.value)
+
+
+def test_spec_naming_an_unknown_station_is_refused(study):
+    spec = spec_of(study)
+    spec["stations"]["gp_9"] = {"id_column": "patient_nr"}
+    for f in spec["fields"]:
+        f["columns"]["gp_9"] = f["columns"]["gp_1"]
+    with pytest.raises(LancelotError, match="gp_9"):
+        run_local("link", station_paths(study), {"spec": spec})
+
+
+@pytest.mark.parametrize("raw, message", [
+    ([], "JSON object"),
+    ({"stations": {"a": {}}}, "id_column"),
+    ({"stations": {"a": {"id_column": "id"}}, "fields": [{"name": "x", "kind": "fuzzy", "columns": {"a": "x"}}]},
+     "kind"),
+    ({"stations": {"a": {"id_column": "id"}, "b": {"id_column": "id"}},
+      "fields": [{"name": "x", "kind": "exact", "columns": {"a": "x"}}]}, "no column for station"),
+    ({"stations": {"a": {"id_column": "id"}}, "fields": [{"name": "x", "kind": "exact", "columns": {"a": "x"}}],
+      "threshold": 1.5}, "threshold"),
+])
+def test_bad_specs_are_explained(raw, message):
+    with pytest.raises(InputError, match=message):
+        parse_linkage_spec(raw)
