@@ -6,5 +6,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q -e ".[v6,report]" 2>&1 | grep -vE "^(WARNING|  |$)" || true
+if ! .venv/bin/python -m pip install -q -e ".[v6,report]" >.venv/install.log 2>&1; then
+  grep -v "^WARNING: Location" .venv/install.log >&2; echo "installing lancelot failed (see above)" >&2; exit 1
+fi
 exec .venv/bin/lancelot demo "$@"

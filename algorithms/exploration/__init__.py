@@ -1,0 +1,1 @@
+"""lancelot_exploration: statistics on the linked cohort (not built yet)."""

@@ -1,0 +1,1 @@
+"""lancelot_training: models on the linked cohort (not built yet)."""
