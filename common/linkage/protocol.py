@@ -179,24 +179,38 @@ class Linkage:
         return out
 
 
-def link(coordinator: Coordinator, spec_raw: dict, evaluate: bool = False) -> Linkage:
-    """Run the two linkage rounds over every station in the spec; the link stays here."""
-    spec = parse_linkage_spec(spec_raw, known_stations=coordinator.stations)
-    if len(spec.stations) < 2:
-        raise InputError("linkage needs at least two stations")
-    stations = list(spec.stations)
-    with coordinator.cost.phase("linkage"):
-        first = coordinator.broadcast("link_encode", {"spec": spec.to_dict(), "evaluate": evaluate},
-                                      stations=stations, label="linkage: encode match keys")
+class LinkageRun:
+    """The two linkage rounds as calls, so that other algorithms can add their own steps to them."""
+
+    def __init__(self, coordinator: Coordinator, spec_raw: dict, evaluate: bool = False):
+        self.spec = parse_linkage_spec(spec_raw, known_stations=coordinator.stations)
+        if len(self.spec.stations) < 2:
+            raise InputError("linkage needs at least two stations")
+        self.evaluate = evaluate
+        self.coordinator = coordinator
+
+    @property
+    def stations(self) -> list[str]:
+        return list(self.spec.stations)
+
+    def first_calls(self) -> dict[str, StepCall]:
+        payload = {"spec": self.spec.to_dict(), "evaluate": self.evaluate}
+        return {s: StepCall("link_encode", payload) for s in self.stations}
+
+    def second_calls(self, first: dict[str, dict]) -> dict[str, StepCall]:
+        spec = self.spec
         keys = first[spec.hub]["keys"]
-        for s in stations:
+        for s in self.stations:
             if first[s]["keys"] != keys:
                 raise InputError("stations derived different match keys from the same spec", station=s)
-        calls = {spec.hub: StepCall("link_exponentiate",
-                                    {"batches": {s: first[s]["points"] for s in spec.others}})}
+        calls = {spec.hub: StepCall("link_exponentiate", {"batches": {s: first[s]["points"] for s in spec.others}})}
         for s in spec.others:
             calls[s] = StepCall("link_exponentiate", {"batches": {spec.hub: first[spec.hub]["points"]}})
-        second = coordinator.round(calls, label="linkage: blind the other side's keys")
+        return calls
+
+    def finish(self, first: dict[str, dict], second: dict[str, dict]) -> Linkage:
+        spec = self.spec
+        keys = first[spec.hub]["keys"]
         recipes = key_recipes(spec)
         if [key_name(r) for r in recipes] != keys:
             raise InputError("the stations' match keys differ from the coordinator's reading of the spec")
@@ -207,10 +221,19 @@ def link(coordinator: Coordinator, spec_raw: dict, evaluate: bool = False) -> Li
             other_points = [pseudonym.unpack_points_array(second[spec.hub]["batches"][s][name]) for name in keys]
             matches[s] = match(hub_points, other_points, certifies, threshold=spec.threshold,
                                max_frequency=spec.max_key_frequency)
-            coordinator.log(f"linkage: {len(matches[s].hub_rows)} links between {spec.hub} and {s}")
-    record_ids = {s: first[s]["record_ids"] for s in stations} if evaluate else {}
-    return Linkage(spec=spec, n_rows={s: first[s]["n"] for s in stations}, matches=matches, keys=keys,
-                   settings={s: first[s]["settings"] for s in stations}, record_ids=record_ids)
+            self.coordinator.log(f"linkage: {len(matches[s].hub_rows)} links between {spec.hub} and {s}")
+        record_ids = {s: first[s]["record_ids"] for s in self.stations} if self.evaluate else {}
+        return Linkage(spec=spec, n_rows={s: first[s]["n"] for s in self.stations}, matches=matches, keys=keys,
+                       settings={s: first[s]["settings"] for s in self.stations}, record_ids=record_ids)
 
 
-__all__ = ["Linkage", "link", "STEPS", "station_rows", "key_name", "key_recipes"]
+def link(coordinator: Coordinator, spec_raw: dict, evaluate: bool = False) -> Linkage:
+    """Run the two linkage rounds over every station in the spec; the link stays here."""
+    run = LinkageRun(coordinator, spec_raw, evaluate)
+    with coordinator.cost.phase("linkage"):
+        first = coordinator.round(run.first_calls(), label="linkage: encode match keys")
+        second = coordinator.round(run.second_calls(first), label="linkage: blind the other side's keys")
+        return run.finish(first, second)
+
+
+__all__ = ["Linkage", "LinkageRun", "link", "STEPS", "station_rows", "key_name", "key_recipes"]

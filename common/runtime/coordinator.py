@@ -24,6 +24,13 @@ class StepCall:
     step: str
     payload: dict
 
+    @staticmethod
+    def combine(*calls: StepCall) -> StepCall:
+        """Several steps at one station in one subtask; the result is ``{"results": [...]}`` in order."""
+        if len(calls) == 1:
+            return calls[0]
+        return StepCall("multi", {"calls": [{"step": c.step, "payload": c.payload} for c in calls]})
+
 
 class Transport(Protocol):
     def run_round(self, calls: Mapping[str, StepCall]) -> dict[str, Any]:

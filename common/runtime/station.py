@@ -59,6 +59,7 @@ def settings_from_environment() -> dict:
     return settings
 
 
+MULTI_STEP = "multi"
 StepFunction = Callable[[StationContext, dict], dict]
 
 
@@ -68,6 +69,14 @@ def run_step(steps: dict[str, StepFunction], ctx: StationContext, step: str, pay
     Only lancelot's own errors carry their message (they never contain data values); any other
     exception is reported by type only, so a stray value cannot leak through an error message.
     """
+    if step == MULTI_STEP:  # several steps in one subtask (one round), results in order
+        results = []
+        for sub in payload["calls"]:
+            result = run_step(steps, ctx, sub["step"], sub["payload"])
+            if "lancelot_error" in result:
+                return result
+            results.append(result)
+        return {"results": results}
     if step not in steps:
         return {"lancelot_error": f"unknown step '{step}'"}
     t0 = time.perf_counter()

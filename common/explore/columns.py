@@ -1,0 +1,230 @@
+"""Station side of exploration: the spec's variables as non-negative integer columns.
+
+Every released statistic is a sum over the linked cohort of a product of one column at one
+station and one column at another (or of one column alone). So each station turns the variables
+it holds into columns: a constant, one-hot categories, numeric values split into positive and
+negative parts (scaled by 2^FRAC_BITS), squares, histogram bins, Kaplan-Meier exit indicators,
+and joint columns for combinations of variables that sit at this same station. Non-negative
+integers keep the packed Paillier slots free of borrows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..runtime.errors import InputError
+from .spec import Analysis, ExploreSpec, Var
+
+FRAC_BITS = 32
+CONST = "1"
+MISSING = "<missing>"
+
+
+@dataclass
+class StationColumns:
+    names: list[str] = field(default_factory=list)
+    values: list[np.ndarray] = field(default_factory=list)   # object arrays of Python ints >= 0
+    scaled: set[str] = field(default_factory=set)             # columns scaled by 2^FRAC_BITS
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    km_times: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, name: str, values: np.ndarray, scaled: bool = False) -> None:
+        if name in self.names:
+            return
+        self.names.append(name)
+        self.values.append(values)
+        if scaled:
+            self.scaled.add(name)
+
+    def max_bits(self) -> int:
+        return max((int(max(v, default=0)).bit_length() for v in self.values), default=1) or 1
+
+    def meta(self) -> dict:
+        return {"names": self.names, "scaled": sorted(self.scaled), "categories": self.categories,
+                "km_times": self.km_times, "max_bits": self.max_bits()}
+
+
+def _column(station: str, df: pd.DataFrame, column: str) -> pd.Series:
+    if column not in df.columns:
+        raise InputError(f"unknown variable; the table has {list(df.columns)[:30]}", station=station, column=column)
+    return df[column]
+
+
+def categories_of(station: str, series: pd.Series, max_categories: int) -> tuple[list[str], np.ndarray]:
+    """Labels (sorted) and each row's label (None where missing)."""
+    present = series.notna()
+    if pd.api.types.is_float_dtype(series) and present.any():
+        values = series[present]
+        if (values != np.round(values)).any():
+            raise InputError("a numeric column with fractional values cannot be used as categorical",
+                             station=station, column=series.name)
+    labels = series.map(lambda v: None if pd.isna(v) else (str(int(v)) if isinstance(v, (float, np.floating))
+                                                           else str(v)))
+    distinct = sorted({v for v in labels if v is not None}, key=lambda s: (len(s), s) if s.isdigit() else (0, s))
+    if len(distinct) > max_categories:
+        kind = "numeric column asked as categorical" if pd.api.types.is_numeric_dtype(series) else "too many categories"
+        raise InputError(f"{kind}: {len(distinct)} distinct values, more than max_categories={max_categories}",
+                         station=station, column=series.name)
+    return distinct, labels.to_numpy(dtype=object)
+
+
+def numeric_of(station: str, series: pd.Series) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype(float).to_numpy()
+    if not pd.api.types.is_numeric_dtype(series):
+        raise InputError("wrong type: a numeric variable is needed, the column is not numeric",
+                         station=station, column=series.name)
+    values = series.astype(float).to_numpy()
+    finite = values[~np.isnan(values)]
+    if len(finite) and np.abs(finite).max() >= 2.0 ** 40:
+        raise InputError("values too large (|x| >= 2^40): rescale the column", station=station, column=series.name)
+    return values
+
+
+def _ints(values: np.ndarray, scale_bits: int) -> np.ndarray:
+    """Non-negative floats (NaN -> 0) as exact Python ints at scale 2^scale_bits."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = 0 if np.isnan(v) else int(round(float(v) * (1 << scale_bits)))
+    return out
+
+
+def _indicator(mask: np.ndarray) -> np.ndarray:
+    return np.asarray(mask, dtype=np.int64).astype(object)
+
+
+def add_numeric(cols: StationColumns, prefix: str, x: np.ndarray, weight: np.ndarray | None = None) -> None:
+    """Columns prefix|n (present), prefix|+ and prefix|- (parts of x), prefix|q (x^2), optionally times a 0/1 weight."""
+    present = ~np.isnan(x)
+    w = np.ones(len(x), bool) if weight is None else weight.astype(bool)
+    keep = present & w
+    xs = np.where(keep, x, np.nan)
+    cols.add(f"{prefix}|n", _indicator(keep))
+    cols.add(f"{prefix}|+", _ints(np.where(xs > 0, xs, 0.0), FRAC_BITS), scaled=True)
+    cols.add(f"{prefix}|-", _ints(np.where(xs < 0, -xs, 0.0), FRAC_BITS), scaled=True)
+    cols.add(f"{prefix}|q", _ints(np.where(keep, xs * xs, np.nan), FRAC_BITS), scaled=True)
+
+
+def build_columns(spec: ExploreSpec, station: str, df: pd.DataFrame) -> StationColumns:
+    """All columns this station contributes to the spec's analyses (deterministic order)."""
+    if df is None or len(df) == 0:
+        raise InputError("the station's table is empty", station=station)
+    cols = StationColumns()
+    cols.add(CONST, _indicator(np.ones(len(df), bool)))
+    cat_cache: dict[str, tuple[list[str], np.ndarray]] = {}
+
+    def cat(v: Var) -> tuple[list[str], np.ndarray]:
+        if v.column not in cat_cache:
+            labels, rows = categories_of(station, _column(station, df, v.column), spec.max_categories)
+            cat_cache[v.column] = (labels, rows)
+            cols.categories[v.column] = labels + [MISSING]
+            for label in labels + [MISSING]:
+                target = None if label == MISSING else label
+                cols.add(f"c|{v.column}|{label}", _indicator(np.array([r == target for r in rows])))
+        return cat_cache[v.column]
+
+    def num(v: Var) -> np.ndarray:
+        x = numeric_of(station, _column(station, df, v.column))
+        add_numeric(cols, f"n|{v.column}", x)
+        return x
+
+    for a in spec.analyses:
+        here = [v for v in a.all_vars() if v.station == station]
+        if not here:
+            continue
+        _analysis_columns(cols, a, here, station, df, cat, num)
+    return cols
+
+
+def _analysis_columns(cols: StationColumns, a: Analysis, here: list[Var], station: str, df: pd.DataFrame,
+                      cat, num) -> None:
+    tag = f"a{a.index}"
+    if a.type in ("count", "crosstab"):
+        for v in here:
+            cat(v)
+        if len(here) >= 2:  # joint categories of the variables held here
+            rows = [cat(v)[1] for v in here]
+            keys = np.array([json.dumps([r[i] for r in rows]) for i in range(len(df))], dtype=object)
+            for combo in sorted(set(keys)):
+                cols.add(f"{tag}|joint|{combo}", _indicator(keys == combo))
+    elif a.type == "missingness":
+        for v in here:
+            s = _column(station, df, v.column)
+            cols.add(f"m|{v.column}", _indicator(s.isna().to_numpy()))
+    elif a.type == "summary":
+        (x_var,) = a.variables
+        if x_var.station == station:
+            x = num(x_var)
+            if a.quantiles:
+                _histogram_columns(cols, f"{tag}|grid", x, np.linspace(a.edges[0], a.edges[1], 201))
+            if a.by is not None and a.by.station == station:
+                labels, rows = cat(a.by)
+                for label in labels + [MISSING]:
+                    target = None if label == MISSING else label
+                    add_numeric(cols, f"{tag}|by|{label}", x, np.array([r == target for r in rows]))
+        elif a.by is not None:
+            cat(a.by)
+    elif a.type == "histogram":
+        (v,) = a.variables
+        x = numeric_of(station, _column(station, df, v.column))
+        _histogram_columns(cols, f"{tag}|bin", x, np.asarray(a.edges))
+    elif a.type == "correlation":
+        xs = {v.column: num(v) for v in here}
+        names = list(xs)
+        for i, p in enumerate(names):
+            for q in names[i + 1:]:
+                both = ~np.isnan(xs[p]) & ~np.isnan(xs[q])
+                add_numeric(cols, f"{tag}|pair|{p}|{q}|x", xs[p], both)
+                add_numeric(cols, f"{tag}|pair|{p}|{q}|y", xs[q], both)
+                prod = np.where(both, xs[p] * xs[q], np.nan)
+                cols.add(f"{tag}|pair|{p}|{q}|xy+", _ints(np.where(prod > 0, prod, 0.0), FRAC_BITS), scaled=True)
+                cols.add(f"{tag}|pair|{p}|{q}|xy-", _ints(np.where(prod < 0, -prod, 0.0), FRAC_BITS), scaled=True)
+    elif a.type == "kaplan_meier":
+        if a.by is not None and a.by.station == station:
+            cat(a.by)
+        if a.time.station == station:
+            _km_columns(cols, a, station, df, cat)
+
+
+def _histogram_columns(cols: StationColumns, prefix: str, x: np.ndarray, edges: np.ndarray) -> None:
+    present = ~np.isnan(x)
+    idx = np.searchsorted(edges, np.where(present, x, 0.0), side="right")  # 0: below, len(edges): above
+    idx = np.where(present & (x == edges[-1]), len(edges) - 1, idx)       # the last bin is closed
+    for k in range(len(edges) + 1):
+        cols.add(f"{prefix}|{k}", _indicator(present & (idx == k)))
+    cols.add(f"{prefix}|na", _indicator(~present))
+
+
+def _km_columns(cols: StationColumns, a: Analysis, station: str, df: pd.DataFrame, cat) -> None:
+    """One indicator per (time, event) exit: each record leaves the risk set at one time, once."""
+    t = numeric_of(station, _column(station, df, a.time.column))
+    e = numeric_of(station, _column(station, df, a.event.column))
+    ok = ~np.isnan(t) & ~np.isnan(e)
+    if ok.any() and not set(np.unique(e[ok])) <= {0.0, 1.0}:
+        raise InputError("the event indicator must be 0 (censored) or 1 (event)", station=station,
+                         column=a.event.column)
+    if ok.any() and (t[ok] < 0).any():
+        raise InputError("negative survival times", station=station, column=a.time.column)
+    times = sorted(set(t[ok].tolist()))
+    tag = f"a{a.index}"
+    cols.km_times[tag] = times
+    index = {v: i for i, v in enumerate(times)}
+    pos = np.array([index[v] if good else -1 for v, good in zip(t, ok)])
+    by_rows = None
+    if a.by is not None and a.by.station == station:
+        labels, rows = cat(a.by)
+        by_rows = [(label, np.array([r == (None if label == MISSING else label) for r in rows]))
+                   for label in labels + [MISSING]]
+    for i in range(len(times)):
+        at = pos == i
+        for ev in (0, 1):
+            hit = at & (e == ev)
+            if by_rows is None:
+                cols.add(f"{tag}|km|{i}|{ev}", _indicator(hit))
+            else:
+                for label, in_group in by_rows:
+                    cols.add(f"{tag}|km|{i}|{ev}|{label}", _indicator(hit & in_group))

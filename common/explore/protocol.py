@@ -1,0 +1,323 @@
+"""Exploration of the linked cohort: linkage plus every requested analysis in four rounds.
+
+Round 1: linkage encoding, and each station describes the columns it will contribute (names,
+categories, a power-of-two bound on its values, Kaplan-Meier times). Round 2: linkage blinding,
+and each "R" station of a pair encrypts its packed rows under a fresh Paillier key. Round 3: each
+"L" station aggregates the coordinator's padded, re-randomised layout against its own columns.
+Round 4: each R station decrypts masked sums. See :mod:`.product` and docs/leakage/exploration.md.
+One station alone (no linkage) takes one round and the same statistics, computed locally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..crypto import PrivateKey, PublicKey
+from ..disclosure import effective_min_cell_count
+from ..linkage.protocol import LinkageRun, station_rows
+from ..runtime.coordinator import Coordinator, StepCall
+from ..runtime.errors import InputError, PrivacyError
+from ..runtime.station import StationContext
+from . import product
+from .columns import CONST, FRAC_BITS, build_columns
+from .spec import ExploreSpec, parse_explore_spec
+from .stats import ANALYSES, CohortSums, needed_sums
+
+STATE_KEY = "explore_paillier_key"
+DEFAULT_KEY_BITS = 2048
+
+
+# ---------------------------------------------------------------------------------------------
+# station steps
+# ---------------------------------------------------------------------------------------------
+def _spec(ctx: StationContext, payload: dict) -> ExploreSpec:
+    return parse_explore_spec(payload["spec"], payload["stations"])
+
+
+def step_describe(ctx: StationContext, payload: dict) -> dict:
+    cols = build_columns(_spec(ctx, payload), ctx.station, ctx.data)
+    return {"meta": cols.meta(), "n": len(ctx.data),
+            "settings": {"min_cell_count": ctx.min_cell_count_floor, "allow_evaluate": ctx.allows_evaluate}}
+
+
+def step_local(ctx: StationContext, payload: dict) -> dict:
+    """One station alone: the cohort is every record; sums are computed here."""
+    cols = build_columns(_spec(ctx, payload), ctx.station, ctx.data)
+    totals = {name: int(sum(int(v) for v in values)) for name, values in zip(cols.names, cols.values)}
+    return {"meta": cols.meta(), "totals": totals, "n": len(ctx.data),
+            "settings": {"min_cell_count": ctx.min_cell_count_floor, "allow_evaluate": ctx.allows_evaluate}}
+
+
+def step_encrypt(ctx: StationContext, payload: dict) -> dict:
+    """Encrypt, under a fresh key of this station, a constant column and/or the requested cross columns."""
+    cols = build_columns(_spec(ctx, payload), ctx.station, station_rows(ctx))
+    priv = product.new_key(payload["key_bits"])
+    priv.make_hs()  # publish the fixed-base generator with the public key (made by the owner: trustworthy)
+    ctx.state.put(STATE_KEY, priv.to_dict())
+    pub = priv.public
+    out: dict = {"public_key": pub.to_dict()}
+    if payload.get("const"):
+        (const,) = product.encrypt_rows(priv, [cols.values[cols.names.index(CONST)]], payload["slot_bits"])
+        out["const"] = product.pack_cts(pub, const)
+    wanted = payload.get("cross_columns") or []
+    if wanted:
+        missing = [c for c in wanted if c not in cols.names]
+        if missing:
+            raise InputError(f"the coordinator asked for unknown columns {missing[:3]}", station=ctx.station)
+        groups = product.encrypt_rows(priv, [cols.values[cols.names.index(c)] for c in wanted], payload["slot_bits"])
+        out["groups"] = [product.pack_cts(pub, g) for g in groups]
+    return out
+
+
+def step_aggregate(ctx: StationContext, payload: dict) -> dict:
+    cols = build_columns(_spec(ctx, payload), ctx.station, station_rows(ctx))
+    index = {name: i for i, name in enumerate(cols.names)}
+    out = {}
+    for job_id, job in payload["jobs"].items():
+        pub = PublicKey.from_dict(job["public_key"])
+        cts = [product.unpack_cts(pub, text) for text in job["groups"]]
+        if any(len(g) != len(ctx.data) for g in cts):
+            raise InputError("the relayed layout does not match this station's rows", station=ctx.station)
+        names = job["columns"] if job["columns"] is not None else cols.names
+        unknown = [n for n in names if n not in index]
+        if unknown:
+            raise InputError(f"the coordinator asked for unknown columns {unknown[:3]}", station=ctx.station)
+        needs = job["needs"] if job["needs"] is not None else [list(range(len(cts)))] * len(names)
+        packed, layout = product.aggregate(pub, cts, [cols.values[index[n]] for n in names], needs,
+                                           job["slots_per_group"], job["slot_bits"])
+        out[job_id] = {"names": names, "results": product.pack_cts(pub, packed), "layout": layout}
+    return {"jobs": out}
+
+
+def step_decrypt(ctx: StationContext, payload: dict) -> dict:
+    priv = PrivateKey.from_dict(ctx.state.get(STATE_KEY))
+    pub = priv.public
+    out = {}
+    for job_id, text in payload["jobs"].items():
+        out[job_id] = product.pack_plain(pub, product.decrypt_masked(priv, product.unpack_cts(pub, text)))
+    return {"jobs": out}
+
+
+STEPS = {"explore_describe": step_describe, "explore_local": step_local, "explore_encrypt": step_encrypt,
+         "explore_aggregate": step_aggregate, "explore_decrypt": step_decrypt}
+
+
+# ---------------------------------------------------------------------------------------------
+# coordinator
+# ---------------------------------------------------------------------------------------------
+def _pairs(spec: ExploreSpec, hub: str, others: list[str]) -> list[tuple[str, str]]:
+    """(L, R) station pairs whose cross sums some analysis needs: the hub first, then by station order."""
+    order = [hub] + others
+    pairs: list[tuple[str, str]] = []
+    for a in spec.analyses:
+        if a.type == "kaplan_meier" and a.time.station != hub:
+            raise InputError(f"analysis '{a.name}': survival time must be at the hub station '{hub}'")
+        st = sorted({v.station for v in a.all_vars()}, key=order.index)
+        for i, s1 in enumerate(st):
+            for s2 in st[i + 1:]:
+                if (s1, s2) not in pairs:
+                    pairs.append((s1, s2))
+    return pairs
+
+
+def _descale(value: int, bits: int) -> float:
+    return value / (1 << bits) if bits else float(value)
+
+
+def product_frac(col: str, scaled: set[str]) -> int:
+    return FRAC_BITS if col in scaled else 0
+
+
+def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None = None,
+            evaluate: bool = False, key_bits: int = DEFAULT_KEY_BITS) -> dict:
+    stations = coordinator.stations
+    spec = parse_explore_spec(spec_raw, stations)
+    if key_bits not in (2048, 3072):
+        raise InputError("key_bits must be 2048 or 3072")
+    payload = {"spec": spec_raw, "stations": stations}
+    if len(stations) == 1:
+        return _explore_one_station(coordinator, spec, payload, min_cell_count, evaluate)
+    if spec.linkage is None:
+        raise InputError("exploration over several stations needs a 'linkage' spec")
+    run = LinkageRun(coordinator, spec.linkage, evaluate=evaluate)
+    if set(run.stations) != set(stations):
+        raise InputError(f"the linkage spec must name exactly the stations of this run: {sorted(stations)}")
+    hub, others = run.spec.hub, run.spec.others
+    pairs = _pairs(spec, hub, others)
+    partner = {hub: others[0], **{s: hub for s in others}}  # whose constant column a station's totals use
+
+    with coordinator.cost.phase("linkage + describe"):
+        calls = {s: StepCall.combine(StepCall("explore_describe", payload), c) for s, c in run.first_calls().items()}
+        first = coordinator.round(calls, label="linkage: encode keys; exploration: describe columns")
+        describe = {s: first[s]["results"][0] for s in stations}
+        link_first = {s: first[s]["results"][1] for s in stations}
+        meta = {s: describe[s]["meta"] for s in stations}
+        n_rows = {s: describe[s]["n"] for s in stations}
+        k = effective_min_cell_count(min_cell_count, [describe[s]["settings"]["min_cell_count"] for s in stations])
+        plan = _plan(spec, meta, n_rows, pairs, partner, k, key_bits)
+        calls = run.second_calls(link_first)
+        for r, enc in plan.encrypt.items():
+            calls[r] = StepCall.combine(calls[r], StepCall("explore_encrypt", {**payload, **enc, "key_bits": key_bits}))
+        second = coordinator.round(calls, label="linkage: blind keys; exploration: encrypt rows")
+        link_second = {s: (second[s]["results"][0] if s in plan.encrypt else second[s]) for s in stations}
+        encrypted = {r: second[r]["results"][1] for r in plan.encrypt}
+        linkage = run.finish(link_first, link_second)
+    cohort = linkage.cohort()
+    if len(cohort[hub]) < k:
+        raise InputError(f"the linked cohort has fewer than {k} records: nothing can be released")
+
+    with coordinator.cost.phase("exploration"):
+        pubs = {r: PublicKey.from_dict(encrypted[r]["public_key"]) for r in plan.encrypt}
+        jobs: dict[str, dict] = {}
+        for job in plan.jobs:
+            pub = pubs[job.right]
+            texts = [encrypted[job.right]["const"]] if job.kind == "totals" else encrypted[job.right]["groups"]
+            groups = [product.unpack_cts(pub, t) for t in texts]
+            layout = product.layout_for_l(pub, groups, n_rows[job.left], cohort[job.left], cohort[job.right])
+            jobs.setdefault(job.left, {})[job.id] = {
+                "public_key": encrypted[job.right]["public_key"], "groups": [product.pack_cts(pub, g) for g in layout],
+                "columns": job.l_columns, "needs": job.needs, "slots_per_group": job.slots_per_group,
+                "slot_bits": plan.slot_bits[job.right]}
+        aggregated = coordinator.round({s: StepCall("explore_aggregate", {**payload, "jobs": j}) for s, j in jobs.items()},
+                                       label="exploration: aggregate over the cohort")
+        masks, to_decrypt = {}, {}
+        for job in plan.jobs:
+            pub = pubs[job.right]
+            scheme = product.scheme_for(pub, plan.slot_bits[job.right])
+            res = aggregated[job.left]["jobs"][job.id]
+            masked, mask = product.mask_results(pub, scheme, product.unpack_cts(pub, res["results"]), job.bound)
+            masks[job.id] = (scheme, mask, res)
+            to_decrypt.setdefault(job.right, {})[job.id] = product.pack_cts(pub, masked)
+        decrypted = coordinator.round({r: StepCall("explore_decrypt", {"jobs": j}) for r, j in to_decrypt.items()},
+                                      label="exploration: decrypt masked sums")
+        sums = _assemble(plan, masks, decrypted, pubs, meta)
+    result = _release(spec, sums, k, linked=len(cohort[hub]))
+    result["linkage"] = linkage.summary(min_cell_count)
+    if evaluate:
+        result["links"] = linkage.links_table()
+    return result
+
+
+@dataclass
+class _Job:
+    id: str
+    kind: str                      # "totals": every L column x R's constant; "cross": needed L x R columns
+    left: str
+    right: str
+    l_columns: list[str] | None    # None: all of L's columns
+    needs: list[list[int]] | None  # per L column, the R groups it is multiplied with (None: all)
+    r_columns: list[str]
+    slots_per_group: list[int]
+    bound: int
+
+
+@dataclass
+class _Plan:
+    jobs: list[_Job]
+    encrypt: dict[str, dict]       # station -> explore_encrypt payload (const, cross_columns, slot_bits)
+    slot_bits: dict[str, int]
+
+
+def _plan(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple[str, str]], partner: dict[str, str],
+          k: int, key_bits: int) -> _Plan:
+    """Which sums to compute where: one totals job per station, one cross job per station pair."""
+    recorder = needed_sums(spec.analyses, meta, k)
+    cross_needs: dict[tuple[str, str], set[tuple[str, str]]] = {p: set() for p in pairs}
+    for s1, c1, s2, c2 in recorder.cross_requests:
+        if (s1, s2) in cross_needs:
+            cross_needs[(s1, s2)].add((c1, c2))
+        elif (s2, s1) in cross_needs:
+            cross_needs[(s2, s1)].add((c2, c1))
+        else:
+            raise RuntimeError(f"no product planned for {s1} x {s2}")
+    encrypt: dict[str, dict] = {}
+    widths: dict[str, int] = {}
+    bounds: dict[tuple[str, str, str], int] = {}
+    for s in meta:  # totals: every column of s against the partner's constant (1 bit)
+        bound, width = product.slot_bits_for(n_rows[s], meta[s]["max_bits"], 1)
+        bounds[("totals", s, partner[s])] = bound
+        widths[partner[s]] = max(widths.get(partner[s], 0), width)
+        encrypt.setdefault(partner[s], {})["const"] = True
+    cross_columns: dict[str, list[str]] = {}
+    for (left, right), needs in cross_needs.items():
+        if not needs:
+            continue
+        wanted = {rc for _, rc in needs} | set(cross_columns.get(right, []))
+        cross_columns[right] = [c for c in meta[right]["names"] if c in wanted]
+        bound, width = product.slot_bits_for(n_rows[left], meta[left]["max_bits"], meta[right]["max_bits"])
+        bounds[("cross", left, right)] = bound
+        widths[right] = max(widths.get(right, 0), width)
+    for right, cols in cross_columns.items():
+        encrypt.setdefault(right, {})["cross_columns"] = cols
+    for station, enc in encrypt.items():
+        enc["slot_bits"] = widths[station]
+    jobs = [_Job(id=f"totals:{s}", kind="totals", left=s, right=partner[s], l_columns=None, needs=None,
+                 r_columns=[CONST], slots_per_group=[1], bound=bounds[("totals", s, partner[s])]) for s in meta]
+    for (left, right), needs in cross_needs.items():
+        if not needs:
+            continue
+        r_cols = cross_columns[right]
+        slots = (key_bits - 1) // widths[right]
+        group_of = {c: i // slots for i, c in enumerate(r_cols)}
+        sizes = [min(slots, len(r_cols) - g * slots) for g in range(-(-len(r_cols) // slots))]
+        l_cols = [c for c in meta[left]["names"] if any(lc == c for lc, _ in needs)]
+        per_l = [sorted({group_of[rc] for lc, rc in needs if lc == c}) for c in l_cols]
+        jobs.append(_Job(id=f"cross:{left}:{right}", kind="cross", left=left, right=right, l_columns=l_cols,
+                         needs=per_l, r_columns=r_cols, slots_per_group=sizes, bound=bounds[("cross", left, right)]))
+    return _Plan(jobs=jobs, encrypt=encrypt, slot_bits=widths)
+
+
+def _assemble(plan: _Plan, masks: dict, decrypted: dict, pubs: dict, meta: dict) -> CohortSums:
+    """Unmask every job's sums, split the packed slots, and scale back to real numbers."""
+    totals: dict[str, dict[str, float]] = {}
+    crosses: dict[tuple[str, str], dict[tuple[str, str], float]] = {}
+    for job in plan.jobs:
+        scheme, mask, res = masks[job.id]
+        plain = product.unpack_plain(pubs[job.right], decrypted[job.right]["jobs"][job.id])
+        slots = product.unmask(scheme, plain, mask)
+        l_names = res["names"]
+        l_scaled, r_scaled = set(meta[job.left]["scaled"]), set(meta[job.right]["scaled"])
+        group_cols = [job.r_columns[sum(job.slots_per_group[:g]):sum(job.slots_per_group[:g + 1])]
+                      for g in range(len(job.slots_per_group))]
+        for ct_slots, entries in zip(slots, res["layout"]):
+            offset = 0
+            for a, g in entries:
+                lname = l_names[a]
+                for rname in group_cols[g]:
+                    value = _descale(ct_slots[offset], product_frac(lname, l_scaled) + product_frac(rname, r_scaled))
+                    if job.kind == "totals":
+                        totals.setdefault(job.left, {})[lname] = value
+                    else:
+                        crosses.setdefault((job.left, job.right), {})[(lname, rname)] = value
+                    offset += 1
+    return CohortSums(totals=totals, crosses=crosses, meta=meta)
+
+
+def _explore_one_station(coordinator: Coordinator, spec: ExploreSpec, payload: dict, min_cell_count: int | None,
+                         evaluate: bool) -> dict:
+    if evaluate:
+        raise PrivacyError("--evaluate returns links; with one station there is nothing to link")
+    with coordinator.cost.phase("exploration"):
+        res = coordinator.broadcast("explore_local", payload, label="exploration: local sums")
+    s = coordinator.stations[0]
+    meta = res[s]["meta"]
+    scaled = set(meta["scaled"])
+    sums = CohortSums(totals={s: {c: _descale(v, product_frac(c, scaled)) for c, v in res[s]["totals"].items()}},
+                      meta={s: meta})
+    k = effective_min_cell_count(min_cell_count, [res[s]["settings"]["min_cell_count"]])
+    return _release(spec, sums, k, linked=None)
+
+
+def _release(spec: ExploreSpec, sums: CohortSums, k: int, linked: int | None) -> dict:
+    results = []
+    for a in spec.analyses:
+        entry = {"name": a.name, "type": a.type, "variables": [v.key() for v in a.all_vars()]}
+        entry.update(ANALYSES[a.type](a, sums, k))
+        results.append(entry)
+    return {"analyses": results, "cohort": {"records": int(round(sums.n)) if sums.n >= k else None,
+                                            "definition": "all records of the one station" if linked is None else
+                                            "hub records linked to every station of the linkage spec"},
+            "disclosure_control": {"min_cell_count": k,
+                                   "rule": f"counts 0 < c < {k} are withheld (primary); a second cell is withheld "
+                                           "where a withheld one could be recomputed from margins (secondary); "
+                                           f"statistics over fewer than {k} records are refused"}}
