@@ -108,7 +108,39 @@ def cmd_algorithm(args: argparse.Namespace) -> int:
         print(f"lancelot {args.command}: {exc}", file=sys.stderr)
         return 2
     _write_output(result, args.output)
+    if getattr(args, "report", None):
+        if args.command != "explore":
+            print(f"--report is not available for '{args.command}' yet", file=sys.stderr)
+        else:
+            from .report import write_explore_report
+
+            print(f"report written to {write_explore_report(result, args.report)}", file=sys.stderr)
     return 0
+
+
+def _print_explore(result: dict) -> None:
+    for a in result["analyses"]:
+        print(f"  {a['name']} ({', '.join(a['variables'])})")
+        if a["type"] == "crosstab" and "table" in a:
+            for r in a["table"]:
+                keys = [k for k in r if k != "count"]
+                print(f"    {' x '.join(str(r[k]) for k in keys):<28} {r['count'] if r['count'] is not None else '(withheld)'}")
+        elif a["type"] == "summary":
+            o = a["overall"]
+            print(f"    overall: n={o.get('n')} mean={o.get('mean', float('nan')):.2f} sd={o.get('sd', float('nan')):.2f}")
+            for g in a.get("by", []):
+                key = [k for k in g if k not in ("n", "mean", "variance", "sd", "refused")][0]
+                mean = f"{g['mean']:.2f}" if g.get("mean") is not None else "(withheld)"
+                print(f"    {key}={g[key]}: n={g.get('n')} mean={mean}")
+        elif a["type"] == "kaplan_meier":
+            for g in a["groups"]:
+                pts = ", ".join(f"{p['time']:g}:{p['survival']:.2f}" for p in g["curve"] if p["survival"] is not None)
+                print(f"    group {g['group']} (n={g['n']}): S(t) {pts}")
+            if "logrank" in a:
+                print(f"    log-rank p = {a['logrank']['p_value']:.3g}")
+    s = result["disclosure_control"]
+    print(f"  disclosure control: minimum cell count {s['min_cell_count']}; cost: {result['cost']['rounds']} rounds, "
+          f"{result['cost']['seconds_total']} s")
 
 
 def _print_link_summary(result: dict) -> None:
@@ -171,6 +203,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 2
         (out / f"{algorithm}_result.json").write_text(json.dumps(result, indent=2))
         print(f"{number}. {what}: result in {out / f'{algorithm}_result.json'}")
+        if algorithm == "explore":
+            _print_explore(result)
+            from .report import write_explore_report
+
+            print(f"  report: {write_explore_report(result, out / 'explore_report')}")
     print(f"done; results in {out}" + (f" (not built yet: {', '.join(steps_not_built)})" if steps_not_built else ""))
     return 0
 
@@ -181,6 +218,13 @@ def _demo_specs(link_spec: dict) -> dict[str, dict]:
         "explore": {"linkage": link_spec, "analyses": [
             {"type": "crosstab", "variables": [{"station": "registry", "column": "stage"},
                                                {"station": "gp_1", "column": "copd"}]},
+            {"type": "summary", "variable": {"station": "gp_1", "column": "bmi"},
+             "by": {"station": "registry", "column": "surgery"}},
+            {"type": "kaplan_meier", "time": {"station": "registry", "column": "survival_days"},
+             "event": {"station": "registry", "column": "vital_status"}, "by": {"station": "gp_1", "column": "copd"},
+             "times": [91, 182, 365, 730, 1095, 1826]},
+            {"type": "histogram", "variable": {"station": "registry", "column": "age_at_diagnosis"},
+             "edges": [30, 40, 50, 60, 70, 80, 90, 100]},
         ]},
         "train": {"linkage": link_spec, "model": "logistic",
                   "outcome": {"station": "registry", "column": "death_within_2y"}},
@@ -209,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--min-cell-count", type=int, help="raise the disclosure-control minimum (default 10)")
         p.add_argument("--evaluate", action="store_true",
                        help="evaluation run: also return the links as record ids (local data or opted-in nodes only)")
+        p.add_argument("--report", metavar="DIR", help="also write a readable report (HTML and PNG plots) to DIR")
         p.set_defaults(func=cmd_algorithm)
 
     p = sub.add_parser("demo", help="synthetic data, then link, explore and train on an in-process network")

@@ -2,7 +2,7 @@
 
 Primary: a count 0 < c < k is withheld. Secondary: a withheld cell must not be recoverable from
 released margins, so every row and column (margins included) that has exactly one withheld cell
-gets a second one (its smallest released cell), repeated until no such line is left.
+gets a second one (its smallest released non-zero cell), repeated until no such line is left.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ def suppress_table(counts: np.ndarray, k: int) -> tuple[np.ndarray, list[dict]]:
         for _kind, _idx, sl in lines:
             line_hidden = hidden[sl]
             if line_hidden.sum() == 1:
+                # hide the smallest released non-zero cell (a hidden zero protects nothing), else a zero
                 values = np.where(line_hidden, np.inf, full[sl])
-                target = int(np.argmin(values))
+                nonzero = np.where(values > 0, values, np.inf)
+                target = int(np.argmin(nonzero)) if np.isfinite(nonzero).any() else int(np.argmin(values))
                 if np.isinf(values[target]):
                     continue
                 cell = (sl[0], target) if isinstance(sl[0], int) else (target, sl[1])

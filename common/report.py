@@ -1,0 +1,122 @@
+"""Readable reports of released results: an HTML page with tables and PNG plots.
+
+Only what the algorithm released goes in (suppressed cells stay suppressed).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+
+def _table(rows: list[dict]) -> str:
+    if not rows:
+        return "<p>(empty)</p>"
+    cols = list(rows[0])
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{'&mdash;' if r.get(c) is None else html.escape(_fmt(r.get(c)))}</td>"
+                                    for c in cols) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _plot_km(analysis: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for g in analysis["groups"]:
+        pts = [p for p in g["curve"] if p["survival"] is not None]
+        if not pts:
+            continue
+        t = [0.0] + [p["time"] for p in pts]
+        s = [1.0] + [p["survival"] for p in pts]
+        lo = [1.0] + [p["ci_lower"] for p in pts]
+        hi = [1.0] + [p["ci_upper"] for p in pts]
+        # only the released grid points are known: draw them joined, not as a step function
+        line, = ax.plot(t, s, marker="o", markersize=3, label=f"{g['group']} (n={g['n']})")
+        ax.fill_between(t, lo, hi, alpha=0.2, color=line.get_color())
+    ax.set_xlabel("time (survival estimate at the released times, 95% band)")
+    ax.set_ylabel("survival")
+    ax.set_ylim(0, 1.02)
+    title = "Kaplan-Meier"
+    if "logrank" in analysis:
+        title += f" (log-rank p = {analysis['logrank']['p_value']:.3g})"
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_histogram(analysis: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = analysis["bins"]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    labels = [b["bin"] for b in bins]
+    counts = [b["count"] or 0 for b in bins]
+    bars = ax.bar(range(len(bins)), counts, color=["#999" if b["count"] is None else "#4477aa" for b in bins])
+    for bar, b in zip(bars, bins):
+        if b["count"] is None:
+            ax.text(bar.get_x() + bar.get_width() / 2, 0, "suppressed", rotation=90, ha="center", va="bottom",
+                    fontsize=7)
+    ax.set_xticks(range(len(bins)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_title(analysis["variables"][0])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_explore_report(result: dict, folder: str | Path) -> Path:
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = ["<html><head><meta charset='utf-8'><title>lancelot exploration</title><style>"
+             "body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse;margin:.5em 0}"
+             "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}</style></head><body>",
+             "<h1>lancelot exploration</h1>",
+             f"<p>Linked cohort: {result['cohort']['records']} records ({html.escape(result['cohort']['definition'])}). "
+             f"{html.escape(result['disclosure_control']['rule'])}. &mdash; marks a withheld value.</p>"]
+    for a in result["analyses"]:
+        parts.append(f"<h2>{html.escape(a['name'])}: {html.escape(', '.join(a['variables']))}</h2>")
+        if a["type"] == "kaplan_meier":
+            png = out / f"{a['name']}.png"
+            _plot_km(a, png)
+            parts.append(f"<img src='{png.name}'>")
+            for g in a["groups"]:
+                parts.append(f"<h3>group {html.escape(str(g['group']))}</h3>" + _table(g["curve"]))
+            if "logrank" in a:
+                parts.append(f"<p>log-rank: {_fmt(a['logrank']['statistic'])} on {a['logrank']['degrees_of_freedom']} "
+                             f"df, p = {a['logrank']['p_value']:.3g}</p>")
+        elif a["type"] == "histogram":
+            png = out / f"{a['name']}.png"
+            _plot_histogram(a, png)
+            parts.append(f"<img src='{png.name}'>" + _table(a["bins"]))
+        elif a["type"] == "crosstab" and "table" in a:
+            parts.append(_table(a["table"]))
+        elif a["type"] == "summary":
+            parts.append(_table([{k: v for k, v in a["overall"].items() if not isinstance(v, (dict, str))}]))
+            if "by" in a:
+                parts.append(_table(a["by"]))
+        elif a["type"] == "correlation":
+            names = a["variables"]
+            parts.append(_table([{"": n, **dict(zip(names, row))} for n, row in zip(names, a["pearson_r"])]))
+        elif "table" in a:
+            parts.append(_table(a["table"]))
+        else:
+            parts.append(f"<pre>{html.escape(json.dumps(a, indent=1))}</pre>")
+    parts.append(f"<h2>cost</h2><pre>{html.escape(json.dumps(result.get('cost', {}), indent=1))}</pre></body></html>")
+    page = out / "report.html"
+    page.write_text("\n".join(parts))
+    return page
