@@ -240,3 +240,53 @@ def test_node_floor_raises_the_minimum(study):
                     station_env={GP: {"LANCELOT_MIN_CELL_COUNT": "60"}})
     assert out["disclosure_control"]["min_cell_count"] == 60
     assert all(r["count"] is None or r["count"] == 0 or r["count"] >= 60 for r in out["analyses"][0]["table"])
+
+
+@pytest.fixture(scope="module")
+def study3(tmp_path_factory):
+    return make_study(tmp_path_factory.mktemp("explore3"), patients=500, gp_stations=2, seed=8)
+
+
+def test_registry_with_two_gp_stations(study3):
+    G2 = "gp_2"
+    spec = {"linkage": json.loads(study3["link_spec"].read_text()), "analyses": [
+        {"type": "crosstab", "variables": [v(GP, "copd"), v(G2, "diabetes")]},
+        {"type": "crosstab", "variables": [v(REG, "stage"), v(G2, "smoking")]},
+        {"type": "summary", "variable": v(G2, "bmi"), "by": v(GP, "copd")},
+        {"type": "crosstab", "variables": [v(REG, "stage"), v(REG, "surgery"), v(GP, "copd")]},
+        {"type": "correlation", "variables": [v(GP, "bmi"), v(G2, "bmi")]},
+    ]}
+    out = run_local("explore", station_paths(study3), {"spec": spec, "evaluate": True}, evaluate=True)
+    assert out["cost"]["rounds"] == 4
+    reg, gp1, gp2 = (pd.read_csv(study3[s]) for s in (REG, GP, G2))
+    links = pd.DataFrame(out["links"])
+    both = links[[REG, GP]].dropna().merge(links[[REG, G2]].dropna(), on=REG)  # cohort: linked to all stations
+    data = (both.merge(reg, left_on=REG, right_on="record_id")
+            .merge(gp1.add_suffix("_1"), left_on=GP, right_on="patient_nr_1")
+            .merge(gp2.add_suffix("_2"), left_on=G2, right_on="patient_nr_2"))
+    assert out["cohort"]["records"] == len(data)
+
+    def check_table(table, cols, frame):
+        for r in table:
+            mask = np.ones(len(frame), bool)
+            for key, col in cols.items():
+                mask &= (frame[col].map(label) == r[key]).to_numpy()
+            if r["count"] is not None:  # withheld cells are covered by the suppression tests
+                assert r["count"] == int(mask.sum()), r
+
+    check_table(out["analyses"][0]["table"], {"copd": "copd_1", "diabetes": "diabetes_2"}, data)
+    check_table(out["analyses"][1]["table"], {"stage": "stage", "smoking": "smoking_2"}, data)
+    released = [r for r in out["analyses"][0]["table"] if r["count"] is not None]
+    assert sum(r["count"] for r in released) > 0.8 * len(data)
+    summ = out["analyses"][2]
+    n, mean, var = _moments(data["bmi_2"])
+    assert summ["overall"]["mean"] == pytest.approx(mean, rel=1e-9) and summ["overall"]["n"] == n
+    for g in summ["by"]:
+        if g.get("mean") is not None:
+            sub = data.loc[data["copd_1"].map(label) == g["copd"], "bmi_2"]
+            assert g["mean"] == pytest.approx(sub.mean(), rel=1e-9)
+    for layer in out["analyses"][3]["layers"]:
+        frame = data[data["copd_1"].map(label) == layer["copd"]]
+        check_table(layer["table"], {"stage": "stage", "surgery": "surgery"}, frame)
+    r = out["analyses"][4]["pearson_r"][0][1]
+    assert r == pytest.approx(data[["bmi_1", "bmi_2"]].corr().iloc[0, 1], rel=1e-9)
