@@ -49,22 +49,22 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
     shuffled = components.iloc[perm].reset_index(drop=True)
     recipes = key_recipes(spec)
     strings = key_strings(shuffled, recipes)
-    points: dict[str, str] = {}
     frequent = 0
-    for name, values in strings.items():
+    hashed: list[bytes] = []
+    for values in strings.values():
         # a key value shared by many records here says little and feeds frequency attacks: drop it
         counts: dict[str, int] = {}
         for v in values:
             if v is not None:
                 counts[v] = counts.get(v, 0) + 1
-        hashed = []
         for v in values:
             if v is None or counts[v] > spec.max_key_frequency:
                 frequent += v is not None
                 hashed.append(pseudonym.dummy_point())
             else:
                 hashed.append(pseudonym.hash_to_point(v))
-        points[name] = pseudonym.pack_points(pseudonym.exponentiate(secret, hashed))
+    blinded = pseudonym.exponentiate(secret, hashed)  # one batch: parallel workers for large inputs
+    points = {name: pseudonym.pack_points(blinded[i * n:(i + 1) * n]) for i, name in enumerate(strings)}
     result = {"n": n, "keys": list(strings), "points": points, "dropped_frequent_values": frequent,
               "settings": {"min_cell_count": ctx.min_cell_count_floor, "allow_evaluate": ctx.allows_evaluate}}
     if evaluate:
@@ -75,10 +75,14 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
 
 def step_link_exponentiate(ctx: StationContext, payload: dict) -> dict:
     secret = bytes.fromhex(ctx.state.get(STATE_SECRET)["scalar"])
-    out = {}
-    for label, keys in payload["batches"].items():
-        out[label] = {name: pseudonym.pack_points(pseudonym.exponentiate(secret, pseudonym.unpack_points(text)))
-                      for name, text in keys.items()}
+    items = [(label, name, pseudonym.unpack_points(text))
+             for label, keys in payload["batches"].items() for name, text in keys.items()]
+    blinded = pseudonym.exponentiate(secret, [p for _, _, pts in items for p in pts])  # one parallel batch
+    out: dict[str, dict[str, str]] = {}
+    start = 0
+    for label, name, pts in items:
+        out.setdefault(label, {})[name] = pseudonym.pack_points(blinded[start:start + len(pts)])
+        start += len(pts)
     return {"batches": out}
 
 
