@@ -290,3 +290,32 @@ def test_registry_with_two_gp_stations(study3):
         check_table(layer["table"], {"stage": "stage", "surgery": "surgery"}, frame)
     r = out["analyses"][4]["pearson_r"][0][1]
     assert r == pytest.approx(data[["bmi_1", "bmi_2"]].corr().iloc[0, 1], rel=1e-9)
+
+
+def test_three_way_crosstab_with_one_variable_at_each_station(study3):
+    G2 = "gp_2"
+    spec = {"linkage": json.loads(study3["link_spec"].read_text()), "analyses": [
+        {"type": "crosstab", "variables": [v(REG, "stage"), v(GP, "copd"), v(G2, "diabetes")]},
+        {"type": "count", "variable": v(REG, "stage")},
+    ]}
+    out = run_local("explore", station_paths(study3), {"spec": spec, "evaluate": True}, evaluate=True)
+    assert out["cost"]["rounds"] == 5  # one extra round for the chained three-station count
+    reg, gp1, gp2 = (pd.read_csv(study3[s]) for s in (REG, GP, G2))
+    links = pd.DataFrame(out["links"])
+    both = links[[REG, GP]].dropna().merge(links[[REG, G2]].dropna(), on=REG)
+    data = (both.merge(reg, left_on=REG, right_on="record_id")
+            .merge(gp1.add_suffix("_1"), left_on=GP, right_on="patient_nr_1")
+            .merge(gp2.add_suffix("_2"), left_on=G2, right_on="patient_nr_2"))
+    released = 0
+    for layer in out["analyses"][0]["layers"]:
+        frame = data[data["diabetes_2"].map(label) == layer["diabetes"]]
+        ref = pd.crosstab(frame["stage"].map(label), frame["copd_1"].map(label))
+        rows = list(dict.fromkeys(r["stage"] for r in layer["table"]))
+        cols = list(dict.fromkeys(r["copd"] for r in layer["table"]))
+        counts = np.array([[ref.loc[r, c] if r in ref.index and c in ref.columns else 0 for c in cols] for r in rows])
+        hidden, _ = suppress_table(counts, K)
+        for r in layer["table"]:
+            i, j = rows.index(r["stage"]), cols.index(r["copd"])
+            assert r["count"] == (None if hidden[i, j] else counts[i, j])
+            released += r["count"] or 0
+    assert released > 0.5 * len(data)

@@ -124,7 +124,8 @@ def unmask(scheme: PackingScheme, plaintexts: list[int], masks: Masks) -> list[l
 # L: aggregate
 # ---------------------------------------------------------------------------------------------
 def aggregate(pub: PublicKey, cts: list[list[int]], columns: list[np.ndarray], groups_needed: list[list[int]],
-              slots_per_group: list[int], slot_bits: int) -> tuple[list[int], list[list[tuple[int, int]]]]:
+              slots_per_group: list[int], slot_bits: int,
+              combine: bool = True) -> tuple[list[int], list[list[tuple[int, int]]]]:
     """Enc(sum_i a_i row_i[g]) for each L column a and each group g it needs, packed densely.
 
     Results that use few slots are combined into one ciphertext by shifting (Horner: W squarings
@@ -162,7 +163,7 @@ def aggregate(pub: PublicKey, cts: list[list[int]], columns: list[np.ndarray], g
             else:
                 acc = multiexp([group[i] for i in nz], [int(col[i]) for i in nz], nsq)
             width = slots_per_group[g]
-            if used_slots + width > capacity:
+            if used_slots + width > capacity or (pending and not combine):
                 flush()
                 used_slots = 0
             pending.append((acc, width, (a, g)))
@@ -170,6 +171,14 @@ def aggregate(pub: PublicKey, cts: list[list[int]], columns: list[np.ndarray], g
     flush()
     rerand = pub.encrypt_many([0] * len(packed), workers=workers())
     return [int(c * z % nsq) for c, z in zip(packed, rerand)], layout
+
+
+def shift_rows(pub: PublicKey, cts: list[int], shifts: list[int]) -> list[int]:
+    """c_i^(2^shift_i), re-randomised: moves each plaintext up by shift_i bits."""
+    nsq = gmpy2.mpz(pub.n) * pub.n
+    fresh = pub.encrypt_many([0] * len(cts), workers=workers())
+    return [int(gmpy2.powmod(gmpy2.mpz(c), 1 << sh, nsq) * z % nsq) if sh else int(gmpy2.mpz(c) * z % nsq)
+            for c, sh, z in zip(cts, shifts, fresh)]
 
 
 def pack_cts(pub: PublicKey, cts: list[int]) -> str:

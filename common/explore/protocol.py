@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..crypto import PrivateKey, PublicKey
 from ..disclosure import effective_min_cell_count
 from ..linkage.protocol import LinkageRun, station_rows
@@ -20,7 +22,7 @@ from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
 from . import product
 from .columns import CONST, FRAC_BITS, build_columns
-from .spec import ExploreSpec, parse_explore_spec
+from .spec import ExploreSpec, Var, parse_explore_spec
 from .stats import ANALYSES, CohortSums, needed_sums
 
 STATE_KEY = "explore_paillier_key"
@@ -66,6 +68,13 @@ def step_encrypt(ctx: StationContext, payload: dict) -> dict:
             raise InputError(f"the coordinator asked for unknown columns {missing[:3]}", station=ctx.station)
         groups = product.encrypt_rows(priv, [cols.values[cols.names.index(c)] for c in wanted], payload["slot_bits"])
         out["groups"] = [product.pack_cts(pub, g) for g in groups]
+    chains = {}
+    for chain_id, chain in (payload.get("chains") or {}).items():  # one-hot rows for three-station crosstabs
+        (group,) = product.encrypt_rows(priv, [cols.values[cols.names.index(c)] for c in chain["columns"]],
+                                        chain["slot_bits"])
+        chains[chain_id] = product.pack_cts(pub, group)
+    if chains:
+        out["chains"] = chains
     return out
 
 
@@ -89,6 +98,39 @@ def step_aggregate(ctx: StationContext, payload: dict) -> dict:
     return {"jobs": out}
 
 
+def step_shift(ctx: StationContext, payload: dict) -> dict:
+    """Three-station crosstab, first station: move each row's encrypted one-hot into its own category's block.
+
+    Row i's ciphertext holds the second station's one-hot (|B| slots); raising it to 2^(W*|B|*a_i)
+    shifts it to block a_i, so the plaintext becomes the joint one-hot of (a_i, b). Every output is
+    re-randomised, so nobody can tell which shift was applied.
+    """
+    cols = build_columns(_spec(ctx, payload), ctx.station, station_rows(ctx))
+    out = {}
+    for chain_id, job in payload["chains"].items():
+        pub = PublicKey.from_dict(job["public_key"])
+        cts = product.unpack_cts(pub, job["cts"])
+        onehot = [cols.values[cols.names.index(c)] for c in job["columns"]]
+        category = [next((a for a, col in enumerate(onehot) if col[i]), 0) for i in range(len(cts))]
+        shifts = [job["slot_bits"] * job["block_slots"] * a for a in category]
+        out[chain_id] = product.pack_cts(pub, product.shift_rows(pub, cts, shifts))
+    return {"chains": out}
+
+
+def step_chain_aggregate(ctx: StationContext, payload: dict) -> dict:
+    """Three-station crosstab, third station: per own category, the encrypted sum of the joint one-hots."""
+    cols = build_columns(_spec(ctx, payload), ctx.station, station_rows(ctx))
+    out = {}
+    for chain_id, job in payload["chains"].items():
+        pub = PublicKey.from_dict(job["public_key"])
+        cts = product.unpack_cts(pub, job["cts"])
+        columns = [cols.values[cols.names.index(c)] for c in job["columns"]]
+        packed, _layout = product.aggregate(pub, [cts], columns, [[0]] * len(columns), [job["capacity"]],
+                                            job["slot_bits"], combine=False)
+        out[chain_id] = product.pack_cts(pub, packed)
+    return {"chains": out}
+
+
 def step_decrypt(ctx: StationContext, payload: dict) -> dict:
     priv = PrivateKey.from_dict(ctx.state.get(STATE_KEY))
     pub = priv.public
@@ -99,7 +141,8 @@ def step_decrypt(ctx: StationContext, payload: dict) -> dict:
 
 
 STEPS = {"explore_describe": step_describe, "explore_local": step_local, "explore_encrypt": step_encrypt,
-         "explore_aggregate": step_aggregate, "explore_decrypt": step_decrypt}
+         "explore_aggregate": step_aggregate, "explore_decrypt": step_decrypt, "explore_shift": step_shift,
+         "explore_chain_aggregate": step_chain_aggregate}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,6 +161,15 @@ def _pairs(spec: ExploreSpec, hub: str, others: list[str]) -> list[tuple[str, st
                 if (s1, s2) not in pairs:
                     pairs.append((s1, s2))
     return pairs
+
+
+def _round_lists(coordinator: Coordinator, calls: dict[str, list[StepCall]], label: str) -> dict[str, list[dict]]:
+    """One round in which a station may run several steps; returns each station's results in order."""
+    combined = {s: StepCall.combine(*lst) for s, lst in calls.items() if lst}
+    if not combined:
+        return {}
+    res = coordinator.round(combined, label=label)
+    return {s: (res[s]["results"] if len(calls[s]) > 1 else [res[s]]) for s in combined}
 
 
 def _descale(value: int, bits: int) -> float:
@@ -168,6 +220,7 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
 
     with coordinator.cost.phase("exploration"):
         pubs = {r: PublicKey.from_dict(encrypted[r]["public_key"]) for r in plan.encrypt}
+        third: dict[str, list[StepCall]] = {}
         jobs: dict[str, dict] = {}
         for job in plan.jobs:
             pub = pubs[job.right]
@@ -178,8 +231,23 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
                 "public_key": encrypted[job.right]["public_key"], "groups": [product.pack_cts(pub, g) for g in layout],
                 "columns": job.l_columns, "needs": job.needs, "slots_per_group": job.slots_per_group,
                 "slot_bits": plan.slot_bits[job.right]}
-        aggregated = coordinator.round({s: StepCall("explore_aggregate", {**payload, "jobs": j}) for s, j in jobs.items()},
-                                       label="exploration: aggregate over the cohort")
+        for station, j in jobs.items():
+            third.setdefault(station, []).append(StepCall("explore_aggregate", {**payload, "jobs": j}))
+        shift_jobs: dict[str, dict] = {}
+        for ch in plan.chains:  # three-station crosstabs: the second station's rows, laid out for the first
+            pub = pubs[ch.b.station]
+            (cts,) = product.layout_for_l(pub, [product.unpack_cts(pub, encrypted[ch.b.station]["chains"][ch.id])],
+                                          n_rows[ch.a.station], cohort[ch.a.station], cohort[ch.b.station])
+            shift_jobs.setdefault(ch.a.station, {})[ch.id] = {
+                "public_key": encrypted[ch.b.station]["public_key"], "cts": product.pack_cts(pub, cts),
+                "columns": ch.a_columns, "block_slots": len(ch.b_columns), "slot_bits": ch.slot_bits}
+        for station, j in shift_jobs.items():
+            third.setdefault(station, []).append(StepCall("explore_shift", {**payload, "chains": j}))
+        out3 = _round_lists(coordinator, third, "exploration: aggregate over the cohort")
+        aggregated = {s: next(r for r in res if "jobs" in r) for s, res in out3.items() if s in jobs}
+        shifted = {s: next(r for r in res if "chains" in r) for s, res in out3.items() if s in shift_jobs}
+
+        fourth: dict[str, list[StepCall]] = {}
         masks, to_decrypt = {}, {}
         for job in plan.jobs:
             pub = pubs[job.right]
@@ -188,9 +256,39 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
             masked, mask = product.mask_results(pub, scheme, product.unpack_cts(pub, res["results"]), job.bound)
             masks[job.id] = (scheme, mask, res)
             to_decrypt.setdefault(job.right, {})[job.id] = product.pack_cts(pub, masked)
-        decrypted = coordinator.round({r: StepCall("explore_decrypt", {"jobs": j}) for r, j in to_decrypt.items()},
-                                      label="exploration: decrypt masked sums")
+        for station, j in to_decrypt.items():
+            fourth.setdefault(station, []).append(StepCall("explore_decrypt", {"jobs": j}))
+        chain_jobs: dict[str, dict] = {}
+        for ch in plan.chains:  # ... then the first station's shifted rows, laid out for the third
+            pub = pubs[ch.b.station]
+            (cts,) = product.layout_for_l(pub, [product.unpack_cts(pub, shifted[ch.a.station]["chains"][ch.id])],
+                                          n_rows[ch.c.station], cohort[ch.c.station], cohort[ch.a.station])
+            chain_jobs.setdefault(ch.c.station, {})[ch.id] = {
+                "public_key": encrypted[ch.b.station]["public_key"], "cts": product.pack_cts(pub, cts),
+                "columns": ch.c_columns, "slot_bits": ch.slot_bits, "capacity": ch.capacity}
+        for station, j in chain_jobs.items():
+            fourth.setdefault(station, []).append(StepCall("explore_chain_aggregate", {**payload, "chains": j}))
+        out4 = _round_lists(coordinator, fourth, "exploration: decrypt masked sums")
+        decrypted = {s: next(r for r in res if "jobs" in r) for s, res in out4.items() if s in to_decrypt}
         sums = _assemble(plan, masks, decrypted, pubs, meta)
+        if plan.chains:  # the second station decrypts the masked three-way counts
+            chain_masks, fifth = {}, {}
+            for ch in plan.chains:
+                pub = pubs[ch.b.station]
+                res = next(r for r in out4[ch.c.station] if "chains" in r)["chains"][ch.id]
+                scheme = product.scheme_for(pub, ch.slot_bits)
+                masked, mask = product.mask_results(pub, scheme, product.unpack_cts(pub, res), ch.bound)
+                chain_masks[ch.id] = (scheme, mask)
+                fifth.setdefault(ch.b.station, {})[ch.id] = product.pack_cts(pub, masked)
+            out5 = coordinator.round({s: StepCall("explore_decrypt", {"jobs": j}) for s, j in fifth.items()},
+                                     label="exploration: decrypt masked three-way counts")
+            for ch in plan.chains:
+                scheme, mask = chain_masks[ch.id]
+                plain = product.unpack_plain(pubs[ch.b.station], out5[ch.b.station]["jobs"][ch.id])
+                slots = product.unmask(scheme, plain, mask)
+                na, nb = len(ch.a_columns), len(ch.b_columns)
+                sums.triples[ch.index] = np.array([[[slots[c][a * nb + b] for c in range(len(ch.c_columns))]
+                                                    for b in range(nb)] for a in range(na)], dtype=float)
     result = _release(spec, sums, k, linked=len(cohort[hub]))
     result["linkage"] = linkage.summary(min_cell_count)
     if evaluate:
@@ -212,10 +310,28 @@ class _Job:
 
 
 @dataclass
+class _Chain:
+    """A crosstab with one variable at each of three stations: a -> shift, b -> key owner, c -> aggregate."""
+
+    id: str
+    index: int
+    a: Var
+    b: Var
+    c: Var
+    a_columns: list[str]
+    b_columns: list[str]
+    c_columns: list[str]
+    slot_bits: int
+    capacity: int
+    bound: int
+
+
+@dataclass
 class _Plan:
     jobs: list[_Job]
-    encrypt: dict[str, dict]       # station -> explore_encrypt payload (const, cross_columns, slot_bits)
+    encrypt: dict[str, dict]       # station -> explore_encrypt payload (const, cross_columns, chains, slot_bits)
     slot_bits: dict[str, int]
+    chains: list[_Chain]
 
 
 def _plan(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple[str, str]], partner: dict[str, str],
@@ -249,8 +365,24 @@ def _plan(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple[str, st
         widths[right] = max(widths.get(right, 0), width)
     for right, cols in cross_columns.items():
         encrypt.setdefault(right, {})["cross_columns"] = cols
+    chains = []
+    for index in sorted(recorder.triple_requests):
+        a_var, b_var, c_var = spec.analyses[index].variables
+        cols = {v: [f"c|{v.column}|{label}" for label in meta[v.station]["categories"][v.column]]
+                for v in (a_var, b_var, c_var)}
+        bound = max(n_rows.values()).bit_length() + 1
+        width = bound + product.STAT_BITS + 2
+        capacity = (key_bits - 1) // width
+        if len(cols[a_var]) * len(cols[b_var]) > capacity:
+            raise InputError(f"analysis '{spec.analyses[index].name}': too many category combinations of the first "
+                             f"two variables for a three-station crosstab (at most {capacity})")
+        chain = _Chain(id=f"chain{index}", index=index, a=a_var, b=b_var, c=c_var, a_columns=cols[a_var],
+                       b_columns=cols[b_var], c_columns=cols[c_var], slot_bits=width, capacity=capacity, bound=bound)
+        chains.append(chain)
+        encrypt.setdefault(b_var.station, {}).setdefault("chains", {})[chain.id] = {"columns": cols[b_var],
+                                                                                   "slot_bits": width}
     for station, enc in encrypt.items():
-        enc["slot_bits"] = widths[station]
+        enc["slot_bits"] = widths.get(station, 64)
     jobs = [_Job(id=f"totals:{s}", kind="totals", left=s, right=partner[s], l_columns=None, needs=None,
                  r_columns=[CONST], slots_per_group=[1], bound=bounds[("totals", s, partner[s])]) for s in meta]
     for (left, right), needs in cross_needs.items():
@@ -264,7 +396,7 @@ def _plan(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple[str, st
         per_l = [sorted({group_of[rc] for lc, rc in needs if lc == c}) for c in l_cols]
         jobs.append(_Job(id=f"cross:{left}:{right}", kind="cross", left=left, right=right, l_columns=l_cols,
                          needs=per_l, r_columns=r_cols, slots_per_group=sizes, bound=bounds[("cross", left, right)]))
-    return _Plan(jobs=jobs, encrypt=encrypt, slot_bits=widths)
+    return _Plan(jobs=jobs, encrypt=encrypt, slot_bits=widths, chains=chains)
 
 
 def _assemble(plan: _Plan, masks: dict, decrypted: dict, pubs: dict, meta: dict) -> CohortSums:

@@ -25,6 +25,10 @@ class CohortSums:
     totals: dict[str, dict[str, float]]
     crosses: dict[tuple[str, str], dict[tuple[str, str], float]] = field(default_factory=dict)
     meta: dict[str, dict] = field(default_factory=dict)
+    triples: dict[int, np.ndarray] = field(default_factory=dict)  # analysis index -> |A| x |B| x |C| counts
+
+    def triple(self, index: int) -> np.ndarray:
+        return self.triples[index]
 
     def total(self, station: str, col: str) -> float:
         try:
@@ -58,6 +62,7 @@ class NeedsRecorder(CohortSums):
         super().__init__(totals={}, meta=meta)
         self.total_requests: set[tuple[str, str]] = set()
         self.cross_requests: set[tuple[str, str, str, str]] = set()
+        self.triple_requests: set[int] = set()
 
     def total(self, station: str, col: str) -> float:
         self.total_requests.add((station, col))
@@ -68,6 +73,10 @@ class NeedsRecorder(CohortSums):
             raise ValueError("cross() is for two stations")
         self.cross_requests.add((s1, c1, s2, c2))
         return 20.0
+
+    def triple(self, index: int) -> np.ndarray:
+        self.triple_requests.add(index)
+        return np.full((64, 64, 64), 20.0)
 
     @property
     def n(self) -> float:
@@ -133,27 +142,18 @@ def count(a: Analysis, sums: CohortSums, k: int) -> dict:
 
 def crosstab(a: Analysis, sums: CohortSums, k: int) -> dict:
     vs = list(a.variables)
-    stations = {v.station for v in vs}
-    if len(vs) == 3 and len(stations) == 3:
-        raise InputError(f"analysis '{a.name}': a three-way crosstab with each variable at a different station is "
-                         "not built yet (two of the three variables must be at one station)")
     if len(vs) == 2:
         return _crosstab2(a, vs, sums, k)
-    # three variables: two at one station (joint), one elsewhere -> one 2-way table per layer of the third
-    by_station: dict[str, list[Var]] = {}
-    for v in vs:
-        by_station.setdefault(v.station, []).append(v)
-    pair_station = next(s for s, lst in by_station.items() if len(lst) >= 2)
-    layers_var = vs[-1] if vs[-1].station != pair_station or len(stations) == 1 else vs[0]
+    # three variables: one two-way table (first x second) per category of the third, each with its own
+    # suppression
+    layer_var = vs[2]
     layers = []
-    for layer in sums.categories(layers_var):
-        sub = _crosstab_cells(a, vs, sums, fixed={layers_var: layer})
-        rows, cols, counts = sub
-        entry = _table_records([vs[0].column, vs[1].column] if layers_var == vs[2] else [vs[1].column, vs[2].column],
-                               rows, cols, counts, k)
-        entry[layers_var.column] = layer
+    for layer in sums.categories(layer_var):
+        rows, cols, counts = _crosstab_cells(a, vs, sums, fixed={layer_var: layer})
+        entry = _table_records([vs[0].column, vs[1].column], rows, cols, counts, k)
+        entry[layer_var.column] = layer
         layers.append(entry)
-    return {"layers": layers, "layer_variable": layers_var.column}
+    return {"layers": layers, "layer_variable": layer_var.column}
 
 
 def _crosstab_cells(a: Analysis, vs: list[Var], sums: CohortSums, fixed: dict[Var, str] | None = None):
@@ -169,6 +169,9 @@ def _crosstab_cells(a: Analysis, vs: list[Var], sums: CohortSums, fixed: dict[Va
 
 
 def _joint_count(a: Analysis, vs: list[Var], labels: dict[Var, str], sums: CohortSums) -> float:
+    if len({v.station for v in vs}) == 3:  # one variable at each of three stations: the chained count
+        idx = tuple(sums.categories(v).index(labels[v]) for v in vs)
+        return float(sums.triple(a.index)[idx])
     groups: dict[str, list[Var]] = {}
     for v in vs:
         groups.setdefault(v.station, []).append(v)
