@@ -54,7 +54,7 @@ def step_encrypt(ctx: StationContext, payload: dict) -> dict:
     """Encrypt, under a fresh key of this station, a constant column and/or the requested cross columns."""
     cols = build_columns(_spec(ctx, payload), ctx.station, station_rows(ctx))
     priv = product.new_key(payload["key_bits"])
-    priv.make_hs()  # publish the fixed-base generator with the public key (made by the owner: trustworthy)
+    priv.make_hs()  # the fixed-base generator, made by the owner (trustworthy), published with the public key
     ctx.state.put(STATE_KEY, priv.to_dict())
     pub = priv.public
     out: dict = {"public_key": pub.to_dict()}
