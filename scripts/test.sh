@@ -3,12 +3,8 @@
 # in-process network tests, and the real-network suite when a container engine can be started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-if ! .venv/bin/python -m pip install -q -e ".[test,report]" >.venv/install.log 2>&1; then
-  grep -v "^WARNING: Location" .venv/install.log >&2; echo "installing lancelot failed (see above)" >&2; exit 1
-fi
+source scripts/install_venv.sh
+install_lancelot "test,report"
 echo "== ruff"
 .venv/bin/ruff check .
 echo "== unit and in-process network tests"
