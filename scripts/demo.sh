@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install_venv.sh
-install_lancelot "v6,report"
+install_lancelot "vantage6,report"
 exec .venv/bin/lancelot demo "$@"

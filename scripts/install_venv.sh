@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sourced by demo.sh and test.sh: create ./.venv if needed and install lancelot with the given extras.
-# usage: source scripts/install_venv.sh "v6,report"
+# usage: source scripts/install_venv.sh "vantage6,report"
 install_lancelot() {
   local extras=$1
   local py=${PYTHON:-python3}

@@ -170,8 +170,10 @@ class LocalNetwork:
                 raise TimeoutError(f"job {job} did not finish within {timeout} s")
         self._finish(central)
         if central.status != "completed":
-            log = (central.folder / "log.txt").read_text()[-3000:]
-            raise RuntimeError(f"the central run failed; its log ends with:\n{log}")
+            log_file = central.folder / "log.txt"
+            log = log_file.read_text()[-3000:] if log_file.exists() else "(no log: the process died at start)"
+            raise RuntimeError(f"the central run failed (exit code {central.process.exitcode}); "
+                               f"its log ends with:\n{log}")
         return central.result
 
     def _serve(self, job: int, message: tuple) -> tuple[str, Any]:
