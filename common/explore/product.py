@@ -94,6 +94,16 @@ def layout_for_l(pub: PublicKey, r_cts: list[list[int]], l_rows: int, pairs_l: n
     return out
 
 
+def membership(pub: PublicKey, l_rows: int, cohort_rows: np.ndarray) -> list[int]:
+    """Fresh Enc(1) for L's rows in the cohort and Enc(0) for the others: the layout of a constant column.
+
+    Equivalent to laying out the partner's encrypted constant, without the partner encrypting anything.
+    """
+    member = np.zeros(l_rows, dtype=bool)
+    member[cohort_rows] = True
+    return pub.encrypt_many([int(m) for m in member], workers=workers())
+
+
 @dataclass
 class Masks:
     values: list[list[int]]   # per result ciphertext, per slot

@@ -51,16 +51,13 @@ def step_local(ctx: StationContext, payload: dict) -> dict:
 
 
 def step_encrypt(ctx: StationContext, payload: dict) -> dict:
-    """Encrypt, under a fresh key of this station, a constant column and/or the requested cross columns."""
+    """A fresh key of this station for this job; encrypt the requested cross and chain columns under it."""
     cols = build_columns(_spec(ctx, payload), ctx.station, station_rows(ctx))
     priv = product.new_key(payload["key_bits"])
     priv.make_hs()  # the fixed-base generator, made by the owner (trustworthy), published with the public key
     ctx.state.put(STATE_KEY, priv.to_dict())
     pub = priv.public
     out: dict = {"public_key": pub.to_dict()}
-    if payload.get("const"):
-        (const,) = product.encrypt_rows(priv, [cols.values[cols.names.index(CONST)]], payload["slot_bits"])
-        out["const"] = product.pack_cts(pub, const)
     wanted = payload.get("cross_columns") or []
     if wanted:
         missing = [c for c in wanted if c not in cols.names]
@@ -224,9 +221,11 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
         jobs: dict[str, dict] = {}
         for job in plan.jobs:
             pub = pubs[job.right]
-            texts = [encrypted[job.right]["const"]] if job.kind == "totals" else encrypted[job.right]["groups"]
-            groups = [product.unpack_cts(pub, t) for t in texts]
-            layout = product.layout_for_l(pub, groups, n_rows[job.left], cohort[job.left], cohort[job.right])
+            if job.kind == "totals":  # the partner's only column is the constant 1: C encrypts membership itself
+                layout = [product.membership(pub, n_rows[job.left], cohort[job.left])]
+            else:
+                groups = [product.unpack_cts(pub, t) for t in encrypted[job.right]["groups"]]
+                layout = product.layout_for_l(pub, groups, n_rows[job.left], cohort[job.left], cohort[job.right])
             jobs.setdefault(job.left, {})[job.id] = {
                 "public_key": encrypted[job.right]["public_key"], "groups": [product.pack_cts(pub, g) for g in layout],
                 "columns": job.l_columns, "needs": job.needs, "slots_per_group": job.slots_per_group,
@@ -329,7 +328,7 @@ class _Chain:
 @dataclass
 class _Plan:
     jobs: list[_Job]
-    encrypt: dict[str, dict]       # station -> explore_encrypt payload (const, cross_columns, chains, slot_bits)
+    encrypt: dict[str, dict]       # station -> explore_encrypt payload (cross_columns, chains, slot_bits)
     slot_bits: dict[str, int]
     chains: list[_Chain]
 
@@ -353,7 +352,7 @@ def _plan(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple[str, st
         bound, width = product.slot_bits_for(n_rows[s], meta[s]["max_bits"], 1)
         bounds[("totals", s, partner[s])] = bound
         widths[partner[s]] = max(widths.get(partner[s], 0), width)
-        encrypt.setdefault(partner[s], {})["const"] = True
+        encrypt.setdefault(partner[s], {})  # the partner's key encrypts C's membership indicators
     cross_columns: dict[str, list[str]] = {}
     for (left, right), needs in cross_needs.items():
         if not needs:
