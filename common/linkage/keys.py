@@ -79,7 +79,9 @@ def key_strings(components: pd.DataFrame, recipes: list[tuple[str, ...]]) -> dic
             raise KeyError(f"match key {key_name(recipe)} uses unknown component(s) {missing}")
         cols = [components[c].tolist() for c in recipe]
         name = key_name(recipe)
-        out[name] = [None if any(v is None for v in vals) else name + "|" + "\x1f".join(vals) for vals in zip(*cols)]
+        # a component is present only as a string (None, NaN or pandas' NA all mean missing)
+        out[name] = [name + "|" + "\x1f".join(vals) if all(isinstance(v, str) for v in vals) else None
+                     for vals in zip(*cols)]
     return out
 
 

@@ -178,4 +178,4 @@ def normalise(spec: LinkageSpec, station: str, df: pd.DataFrame) -> pd.DataFrame
     columns: dict[str, list] = {}
     for f in spec.fields:
         columns.update(field_components(f, station, df[f.columns[station]]))
-    return pd.DataFrame(columns, index=df.index)
+    return pd.DataFrame(columns, index=df.index, dtype=object)  # keep None for missing components
