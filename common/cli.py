@@ -130,7 +130,8 @@ def _print_explore(result: dict) -> None:
             print(f"    overall: n={o.get('n')} mean={o.get('mean', float('nan')):.2f} sd={o.get('sd', float('nan')):.2f}")
             for g in a.get("by", []):
                 key = [k for k in g if k not in ("n", "mean", "variance", "sd", "refused")][0]
-                mean = f"{g['mean']:.2f}" if g.get("mean") is not None else "(withheld)"
+                mean = f"{g['mean']:.2f}" if g.get("mean") is not None else (
+                    "-" if g.get("n") == 0 else "(withheld)")
                 print(f"    {key}={g[key]}: n={g.get('n')} mean={mean}")
         elif a["type"] == "kaplan_meier":
             for g in a["groups"]:
