@@ -202,3 +202,14 @@ def test_spec_naming_an_unknown_station_is_refused(study):
 def test_bad_specs_are_explained(raw, message):
     with pytest.raises(InputError, match=message):
         parse_linkage_spec(raw)
+
+
+def test_name_prefixes_are_configurable_per_station():
+    raw = {"stations": {"a": {"id_column": "id"}, "b": {"id_column": "id"}}, "min_records": 1,
+           "fields": [{"name": "surname", "kind": "string", "columns": {"a": "n", "b": "n"},
+                       "options": {"prefixes": {"b": ["dos"]}}}]}
+    spec = parse_linkage_spec(raw)
+    a = normalise(spec, "a", pd.DataFrame({"id": ["1"], "n": ["Santos"]}))
+    b = normalise(spec, "b", pd.DataFrame({"id": ["2"], "n": ["dos Santos"]}))
+    assert a.iloc[0]["surname"] == b.iloc[0]["surname"] == "SANTOS"
+    assert normalise(spec, "a", pd.DataFrame({"id": ["3"], "n": ["dos Santos"]})).iloc[0]["surname"] == "DOSSANTOS"

@@ -39,7 +39,7 @@ def _ascii_upper(value: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).upper()
 
 
-def _name_parts(value: object) -> tuple[str, str] | None:
+def _name_parts(value: object, prefixes: frozenset[str] = NAME_PREFIXES) -> tuple[str, str] | None:
     """(core, full) of a surname: 'Berg, van der' and 'van der Berg' both give ('BERG', 'VANDERBERG')."""
     if not isinstance(value, str) or not value.strip():
         return None
@@ -51,14 +51,14 @@ def _name_parts(value: object) -> tuple[str, str] | None:
     tokens = [t for t in tokens if t]
     if not tokens:
         return None
-    core = [t for t in tokens if t.lower() not in NAME_PREFIXES] or tokens[-1:]
+    core = [t for t in tokens if t.lower() not in prefixes] or tokens[-1:]
     return "".join(core), "".join(tokens)
 
 
-def _string_components(series: pd.Series, name: str) -> dict[str, list]:
+def _string_components(series: pd.Series, name: str, prefixes: frozenset[str] = NAME_PREFIXES) -> dict[str, list]:
     out: dict[str, list] = {name: [], f"{name}.full": [], f"{name}.phon": [], f"{name}.first": []}
     for value in series:
-        parts = _name_parts(value)
+        parts = _name_parts(value, prefixes)
         if parts is None:
             for col in out.values():
                 col.append(None)
@@ -139,7 +139,9 @@ def _exact_components(series: pd.Series, name: str) -> dict[str, list]:
 
 def field_components(f: FieldSpec, station: str, series: pd.Series) -> dict[str, list]:
     if f.kind == "string":
-        return _string_components(series, f.name)
+        extra = f.options.get("prefixes", {})
+        station_extra = extra.get(station, []) if isinstance(extra, dict) else extra
+        return _string_components(series, f.name, NAME_PREFIXES | {str(p).lower() for p in station_extra})
     if f.kind == "initials":
         return _initials_components(series, f.name)
     if f.kind == "date":
