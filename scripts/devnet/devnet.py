@@ -654,6 +654,7 @@ def cmd_down(args: argparse.Namespace) -> int:
             engine.docker("image", "rm", "-f", *ours, check=False)
     if state.get("started_engine") or (not state.get("external_docker_host") and (ENGINE_DIR / "dockerd.pid").exists()):
         engine.stop_own()
+        _unmount_below(ENGINE_DIR / "exec")  # dockerd leaves its network namespace mounted there
     for path in (NET_DIR, BUILD_DIR):
         if path.exists():
             shutil.rmtree(path)
