@@ -61,3 +61,16 @@ def link_quality(links: list[dict], truth: pd.DataFrame, hub: str = "registry") 
         p, r = tp / max(len(got), 1), tp / len(true)
         out[station] = (p, r, 2 * p * r / (p + r) if tp else 0.0)
     return out
+
+
+def walk_strings(obj):
+    """Every string in a JSON document, keys included (to search relayed payloads for identifiers)."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield k
+            yield from walk_strings(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from walk_strings(v)
+    elif isinstance(obj, str):
+        yield obj

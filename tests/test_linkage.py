@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import link_quality, make_study, recording_coordinator, station_paths
+from helpers import link_quality, make_study, recording_coordinator, station_paths, walk_strings
 
 from lancelot.cli import run_local
 from lancelot.linkage import pseudonym
@@ -81,18 +81,6 @@ def _identifier_strings(paths) -> set[str]:
     return {v for v in values if len(v) >= 5}
 
 
-def _walk_strings(obj):
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield k
-            yield from _walk_strings(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _walk_strings(v)
-    elif isinstance(obj, str):
-        yield obj
-
-
 def test_nothing_identifying_crosses_the_wire(study):
     coordinator, transport = recording_coordinator(STEPS, study)
     spec = spec_of(study)
@@ -110,7 +98,7 @@ def test_nothing_identifying_crosses_the_wire(study):
     assert len(transport.sent) == len(transport.received) == 4  # two rounds, two stations
     blobs = 0
     for message in messages:
-        for text in _walk_strings(json.loads(message)):
+        for text in walk_strings(json.loads(message)):
             if len(text) > 200:  # a packed point vector: 32-byte blinded points, none equal to a plain hash
                 raw = base64.b64decode(text, validate=True)
                 assert len(raw) % 32 == 0

@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 import pytest
+from helpers import walk_strings
 
 pytestmark = pytest.mark.network
 
@@ -65,7 +66,7 @@ def test_no_station_returns_anything_identifying(devnet):
     results = subtask_results(devnet, run.task_id)
     assert len(results) == 2 * len(devnet.stations)  # two rounds, one subtask per station
     short, blobs = [], 0
-    for text in _strings([results, run.result]):
+    for text in walk_strings([results, run.result]):
         if len(text) > 200:  # packed blinded points: base64 of 32-byte points, never readable text
             assert len(base64.b64decode(text, validate=True)) % 32 == 0
             blobs += 1
@@ -75,18 +76,6 @@ def test_no_station_returns_anything_identifying(devnet):
     joined = "\n".join(short)
     leaked = [v for v in identifiers(devnet) if v in joined]
     assert not leaked, leaked[:5]
-
-
-def _strings(obj):
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield k
-            yield from _strings(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _strings(v)
-    elif isinstance(obj, str):
-        yield obj
 
 
 def test_exploration_on_the_real_network_matches_pandas(devnet):
