@@ -1,1 +1,23 @@
-"""lancelot_training: models on the linked cohort (not built yet)."""
+"""lancelot_training: models on the linked cohort, fitted to pooled accuracy (Vantage6 algorithm).
+
+Thin: argument checks here, the protocol in :mod:`lancelot.training`.
+"""
+
+from __future__ import annotations
+
+from lancelot.linkage.protocol import STEPS as LINK_STEPS
+from lancelot.runtime.coordinator import Coordinator
+from lancelot.runtime.errors import InputError
+from lancelot.training.protocol import STEPS as TRAIN_STEPS
+from lancelot.training.protocol import train
+from lancelot.v6.adapter import make_central, make_partial
+
+
+def run(coordinator: Coordinator, spec: dict, min_cell_count: int | None = None, evaluate: bool = False) -> dict:
+    if not isinstance(evaluate, bool):
+        raise InputError("'evaluate' must be true or false")
+    return train(coordinator, spec, min_cell_count=min_cell_count, evaluate=evaluate)
+
+
+central = make_central(run)
+partial = make_partial({**LINK_STEPS, **TRAIN_STEPS})

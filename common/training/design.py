@@ -1,0 +1,244 @@
+"""The training spec and each station's part of the design matrix.
+
+A station turns its own columns into fixed-point integers: numeric columns are centred on a
+rounded mean and scaled by a power of two near their standard deviation (so integer-valued columns
+such as age are encoded exactly, and every column has a comparable range, which keeps the
+Hessian inside the 64-bit ring); categorical columns become one dummy per non-reference level.
+The centre and the power of two are per-station aggregates over all of the station's rows (never
+cohort values) and let the coordinator report coefficients on the original scale.
+
+Example spec (docs/spec.md)::
+
+    {"linkage": {...}, "model": "logistic",
+     "outcome": {"station": "registry", "column": "death_within_2y"},
+     "features": [{"station": "registry", "column": "age_at_diagnosis"},
+                  {"station": "registry", "column": "stage", "type": "categorical", "reference": "I"},
+                  {"station": "gp_1", "column": "copd"}],
+     "penalty": 0.0, "max_iterations": 25, "tolerance": 1e-6}
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..runtime.errors import InputError
+
+MODELS = ("logistic",)
+PLANNED_MODELS = ("cox",)
+FRAC_BITS_X = 16          # fixed-point bits of an encoded feature
+MAX_ENCODED = 32.0        # |encoded value| bound: about 32-64 standard deviations from the centre
+MAX_LEVELS = 20
+INTERCEPT = "(intercept)"
+
+
+@dataclass(frozen=True)
+class Feature:
+    station: str
+    column: str
+    type: str | None = None        # "numeric", "categorical" or None (decided from the column's type)
+    reference: str | None = None   # categorical: the level left out (default: the first, sorted)
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    model: str
+    outcome_station: str
+    outcome_column: str
+    features: tuple[Feature, ...]
+    linkage: dict | None
+    penalty: float = 0.0
+    max_iterations: int = 25
+    tolerance: float = 1e-6
+
+    def stations_with_features(self) -> list[str]:
+        seen: list[str] = []
+        for f in self.features:
+            if f.station not in seen:
+                seen.append(f.station)
+        return seen
+
+
+def _var(raw: Any, where: str) -> tuple[str, str]:
+    if not isinstance(raw, dict) or not isinstance(raw.get("station"), str) or not isinstance(raw.get("column"), str):
+        raise InputError(f"{where}: expected {{\"station\": NAME, \"column\": COLUMN}}")
+    return raw["station"], raw["column"]
+
+
+def parse_train_spec(raw: Any, stations: list[str]) -> TrainSpec:
+    if not isinstance(raw, dict):
+        raise InputError("the training spec must be a JSON object")
+    model = raw.get("model", "logistic")
+    if model in PLANNED_MODELS:
+        raise InputError(f"model '{model}' is not available yet; available: {', '.join(MODELS)}")
+    if model not in MODELS:
+        raise InputError(f"unknown model '{model}'; available: {', '.join(MODELS)}")
+    o_station, o_column = _var(raw.get("outcome"), "'outcome'")
+    raw_features = raw.get("features")
+    if not isinstance(raw_features, list) or not raw_features:
+        raise InputError("'features' must be a non-empty list of {\"station\", \"column\"} objects")
+    features = []
+    for i, f in enumerate(raw_features):
+        station, column = _var(f, f"feature {i + 1}")
+        ftype = f.get("type")
+        if ftype not in (None, "numeric", "categorical"):
+            raise InputError(f"feature {i + 1} ('{column}'): type must be 'numeric' or 'categorical'")
+        ref = f.get("reference")
+        if ref is not None and ftype != "categorical":
+            raise InputError(f"feature {i + 1} ('{column}'): 'reference' needs \"type\": \"categorical\"")
+        features.append(Feature(station, column, ftype, None if ref is None else str(ref)))
+    for s, c in [(o_station, o_column)] + [(f.station, f.column) for f in features]:
+        if s not in stations:
+            raise InputError(f"column '{c}' is at station '{s}', which is not part of this run "
+                             f"(stations: {', '.join(stations)})")
+    keys = [(f.station, f.column) for f in features]
+    if len(set(keys)) != len(keys):
+        raise InputError("a feature is listed twice")
+    if (o_station, o_column) in keys:
+        raise InputError("the outcome is also listed as a feature")
+    penalty = raw.get("penalty", 0.0)
+    if not isinstance(penalty, (int, float)) or isinstance(penalty, bool) or penalty < 0:
+        raise InputError("'penalty' must be a number >= 0")
+    max_it = raw.get("max_iterations", 25)
+    if not isinstance(max_it, int) or isinstance(max_it, bool) or not 1 <= max_it <= 100:
+        raise InputError("'max_iterations' must be an integer from 1 to 100")
+    tol = raw.get("tolerance", 1e-6)
+    if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not 0 < tol < 1:
+        raise InputError("'tolerance' must be a number between 0 and 1")
+    linkage = raw.get("linkage")
+    if linkage is not None and not isinstance(linkage, dict):
+        raise InputError("'linkage' must be a linkage spec object")
+    return TrainSpec(model, o_station, o_column, tuple(features), linkage, float(penalty), max_it, float(tol))
+
+
+@dataclass
+class Block:
+    """One station's encoded columns: model features, then its open columns (completeness, outcome)."""
+
+    features: list[dict]      # name, column, level, centre, exponent
+    open: list[str]           # "complete:<station>" and, at the hub, "outcome"
+    values: np.ndarray        # int64, rows x (len(features) + len(open))
+
+    def meta(self) -> dict:
+        return {"features": self.features, "open": self.open, "sumsq_bits": self.sumsq_bits()}
+
+    def sumsq_bits(self) -> int:
+        """Bits of the largest sum of squares of an encoded feature over all rows: with Cauchy-Schwarz
+        it bounds every Hessian entry, so the coordinator can pick the weights' precision."""
+        k = len(self.features)
+        if k == 0:
+            return 0
+        x = self.values[:, :k].astype(float) / 2 ** FRAC_BITS_X
+        return int(math.ceil(math.log2(max(float((x * x).sum(axis=0).max()), 1.0))))
+
+
+def _numeric(df: pd.DataFrame, station: str, column: str) -> pd.Series:
+    s = df[column]
+    if s.dtype == bool:
+        return s.astype(float)
+    if not pd.api.types.is_numeric_dtype(s):
+        raise InputError("is not numeric: give it \"type\": \"categorical\" or fix the values",
+                         station=station, column=column)
+    return s.astype(float)
+
+
+def _scaling(values: pd.Series, station: str, name: str) -> tuple[float, int]:
+    """Centre (rounded mean) and power-of-two exponent (about the standard deviation), from all rows."""
+    present = values.dropna()
+    if len(present) < 2 or present.nunique() < 2:
+        raise InputError("is constant (or almost all missing) at this station: it cannot be a feature",
+                         station=station, column=name)
+    mean, sd = float(present.mean()), float(present.std(ddof=0))
+    centre = float(round(mean)) if abs(mean) >= 1 else 0.0
+    exponent = int(math.ceil(math.log2(sd))) if sd > 0 else 0
+    return centre, exponent
+
+
+def _encode(values: pd.Series, centre: float, exponent: int, station: str, name: str) -> np.ndarray:
+    scaled = (values.to_numpy(dtype=float) - centre) / 2.0 ** exponent
+    finite = np.isfinite(scaled)
+    if np.any(np.abs(scaled[finite]) > MAX_ENCODED):
+        raise InputError(f"has values more than {int(MAX_ENCODED)} standard deviations from its mean: "
+                         "check units or outliers, or transform the column", station=station, column=name)
+    out = np.zeros(len(scaled), dtype=np.int64)
+    out[finite] = np.rint(scaled[finite] * 2 ** FRAC_BITS_X).astype(np.int64)
+    return out
+
+
+def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, scaling: list[dict] | None = None) -> Block:
+    """Encode this station's features (and outcome, at the outcome's station) for the rows of ``df``.
+
+    ``scaling`` (from an earlier call on all rows) fixes centres and exponents, so the shuffled
+    rows of a later round are encoded exactly like the first description.
+    """
+    if len(df) == 0:
+        raise InputError("has no records", station=station)
+    mine = [f for f in spec.features if f.station == station]
+    missing_cols = [c for c in [f.column for f in mine] + ([spec.outcome_column] if spec.outcome_station == station else [])
+                    if c not in df.columns]
+    if missing_cols:
+        raise InputError(f"missing column(s) {', '.join(repr(c) for c in missing_cols)}", station=station)
+    features: list[dict] = []
+    columns: list[np.ndarray] = []
+    complete = np.ones(len(df), dtype=bool)
+    if spec.outcome_station == station:  # the intercept lives with the outcome
+        features.append({"name": INTERCEPT, "column": None, "level": None, "centre": 0.0, "exponent": 0})
+        columns.append(np.full(len(df), 1 << FRAC_BITS_X, dtype=np.int64))
+    fixed = {(d["column"], d["level"]): d for d in (scaling or [])}
+    for f in mine:
+        raw = df[f.column]
+        categorical = f.type == "categorical" or (f.type is None and not pd.api.types.is_numeric_dtype(raw)
+                                                    and raw.dtype != bool)
+        complete &= raw.notna().to_numpy()
+        if not categorical:
+            series = _numeric(df, station, f.column)
+            d = fixed.get((f.column, None))
+            centre, exponent = (d["centre"], d["exponent"]) if d else _scaling(series, station, f.column)
+            features.append({"name": f.column, "column": f.column, "level": None, "centre": centre, "exponent": exponent})
+            columns.append(_encode(series, centre, exponent, station, f.column))
+            continue
+        text = raw.map(lambda v: None if pd.isna(v) else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)))
+        if scaling is None:
+            levels = sorted(text.dropna().unique())
+            if len(levels) < 2:
+                raise InputError("has fewer than two categories at this station", station=station, column=f.column)
+            if len(levels) > MAX_LEVELS:
+                raise InputError(f"has more than {MAX_LEVELS} categories", station=station, column=f.column)
+            ref = f.reference if f.reference is not None else levels[0]
+            if ref not in levels:
+                raise InputError(f"reference level '{ref}' does not occur", station=station, column=f.column)
+            dummy_levels = [lv for lv in levels if lv != ref]
+        else:
+            dummy_levels = [d["level"] for d in scaling if d["column"] == f.column and d["level"] is not None]
+        for lv in dummy_levels:
+            dummy = (text == lv).astype(float).where(text.notna())
+            d = fixed.get((f.column, lv))
+            centre, exponent = (d["centre"], d["exponent"]) if d else _scaling(dummy, station, f"{f.column}={lv}")
+            features.append({"name": f"{f.column}={lv}", "column": f.column, "level": lv,
+                             "centre": centre, "exponent": exponent})
+            columns.append(_encode(dummy, centre, exponent, station, f.column))
+    open_names = [f"complete:{station}"]
+    open_cols = []
+    if spec.outcome_station == station:
+        y = df[spec.outcome_column]
+        if not pd.api.types.is_numeric_dtype(y) and y.dtype != bool:
+            raise InputError("the outcome must be binary 0/1", station=station, column=spec.outcome_column)
+        present = y.dropna().astype(float)
+        if not present.isin([0.0, 1.0]).all():
+            raise InputError("the outcome must be binary 0/1: it has other values", station=station,
+                             column=spec.outcome_column)
+        if present.nunique() < 2:
+            raise InputError("the outcome has only one value at this station", station=station,
+                             column=spec.outcome_column)
+        complete &= y.notna().to_numpy()
+        open_names.append("outcome")
+        open_cols.append(np.nan_to_num(y.to_numpy(dtype=float)).astype(np.int64))
+    open_cols.insert(0, complete.astype(np.int64))
+    values = np.column_stack(columns + open_cols) if columns else np.column_stack(open_cols)
+    for j in range(len(columns)):
+        values[~complete, j] = 0
+    return Block(features=features, open=open_names, values=values.astype(np.int64))

@@ -1,0 +1,102 @@
+"""Coordinator-side mathematics of logistic regression: Newton steps, checks, the coefficient table
+and model quality. Works on opened aggregates (gradient, Hessian) and on the permuted linear
+predictors the coordinator sees; never on features.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..runtime.errors import InputError
+
+Z_95 = 1.959963984540054
+SEPARATION_LIMIT = 25.0   # |coefficient| on the internal (about standardised) scale
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # stable for large |z|
+
+
+def log_likelihood(z: np.ndarray, y: np.ndarray) -> float:
+    return float(np.sum(y * z - np.logaddexp(0.0, z)))
+
+
+def check_identifiable(hessian: np.ndarray, names: list[str]) -> None:
+    """Refuse a design whose Hessian is singular: a feature constant in the cohort or collinear with others."""
+    d = np.sqrt(np.clip(np.diag(hessian), 0, None))
+    zero = [names[j] for j in range(len(names)) if d[j] <= 1e-12]
+    if zero:
+        raise InputError(f"feature(s) {', '.join(zero)} have no variation among the linked complete cases")
+    corr = hessian / np.outer(d, d)
+    vals, vecs = np.linalg.eigh(corr)
+    if vals[0] < 1e-9 * max(vals[-1], 1.0):
+        involved = [names[j] for j in np.argsort(-np.abs(vecs[:, 0])) if abs(vecs[j, 0]) > 0.1]
+        raise InputError(f"features are collinear in the linked cohort: {', '.join(involved)}; drop one of them")
+
+
+def newton_step(hessian: np.ndarray, gradient: np.ndarray, beta: np.ndarray, penalty: float) -> np.ndarray:
+    ridge = np.full(len(beta), penalty)
+    ridge[0] = 0.0  # the intercept is not penalised
+    return np.linalg.solve(hessian + np.diag(ridge), gradient - ridge * beta)
+
+
+def to_original_scale(beta: np.ndarray, cov: np.ndarray, features: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Undo each station's centring and power-of-two scaling: x_enc = (x - centre) / 2^exponent."""
+    p = len(beta)
+    t = np.eye(p)
+    for j, f in enumerate(features):
+        if j == 0:
+            continue
+        t[j, j] = 2.0 ** -f["exponent"]
+        t[0, j] = -f["centre"] * 2.0 ** -f["exponent"]
+    return t @ beta, t @ cov @ t.T
+
+
+def coefficient_table(beta: np.ndarray, cov: np.ndarray, features: list[dict]) -> list[dict]:
+    se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    rows = []
+    for j, f in enumerate(features):
+        b, s = float(beta[j]), float(se[j])
+        zval = b / s if s > 0 else float("nan")
+        lo, hi = b - Z_95 * s, b + Z_95 * s
+        rows.append({
+            "feature": f["name"], "station": f["station"], "estimate": b, "std_error": s,
+            "ci_low": lo, "ci_high": hi, "z": zval, "p_value": math.erfc(abs(zval) / math.sqrt(2)),
+            "odds_ratio": math.exp(b) if abs(b) < 700 else float("inf"),
+            "or_ci_low": math.exp(lo) if abs(lo) < 700 else float("inf"),
+            "or_ci_high": math.exp(hi) if abs(hi) < 700 else float("inf"),
+        })
+    return rows
+
+
+def auc(score: np.ndarray, y: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties counted half)."""
+    order = np.argsort(score, kind="mergesort")
+    s = score[order]
+    ranks = np.empty(len(s))
+    i = 0
+    while i < len(s):  # average ranks over ties
+        j = i
+        while j + 1 < len(s) and s[j + 1] == s[i]:
+            j += 1
+        ranks[i:j + 1] = (i + j) / 2 + 1
+        i = j + 1
+    r = np.empty(len(s))
+    r[order] = ranks
+    pos = y == 1
+    n1, n0 = int(pos.sum()), int((~pos).sum())
+    return float((r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def calibration(prob: np.ndarray, y: np.ndarray, k: int, groups: int = 10) -> list[dict]:
+    """Observed against predicted risk in groups of equal size (each at least k records)."""
+    g = max(1, min(groups, len(prob) // k))
+    order = np.argsort(prob, kind="mergesort")
+    out = []
+    for part in np.array_split(order, g):
+        out.append({"n": int(len(part)), "mean_predicted": float(prob[part].mean()),
+                    "observed_rate": float(y[part].mean()),
+                    "predicted_from": float(prob[part].min()), "predicted_to": float(prob[part].max())})
+    return out

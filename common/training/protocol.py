@@ -1,0 +1,360 @@
+"""Logistic regression on the linked cohort, fitted exactly by Newton-Raphson on secret shares.
+
+Parties: the hub H (outcome and its features), its partner P (the first other station), further
+stations O (features only) and the coordinator C, which holds the link. H and P end up with
+additive shares (mod 2^64) of the cohort's design matrix in cohort order without learning which of
+their own records are in it; C never sees a feature value. Per Newton iteration:
+
+* ``train_open``: H and P compute shares of the linear predictor z = X beta, permute them with a
+  fresh permutation only they know and send them re-masked; C opens z, the outcome and the
+  completeness flags *in that unknown order* and computes p = sigmoid(z) and w = p(1 - p).
+* ``train_aggregate``: C returns shares of w, of the residual r = y - p and of w times its own mask;
+  H and P compute shares of the gradient X'r and Hessian X'WX; C opens only those sums and takes the
+  Newton step.
+
+Rounds: two linkage rounds (which also carry the training set-up), one share-distribution round,
+then two rounds per iteration. Leakage table and the algebra: docs/leakage/training.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..disclosure import effective_min_cell_count, suppress
+from ..linkage.protocol import LinkageRun, station_rows
+from ..runtime.coordinator import Coordinator, StepCall
+from ..runtime.errors import InputError, PrivacyError
+from ..runtime.station import StationContext
+from . import logistic
+from . import shares as sh
+from .design import FRAC_BITS_X, MAX_ENCODED, build_block, parse_train_spec
+
+FRAC_BITS_BETA = 24
+MAX_FRAC_BITS_W = 24
+MAX_FRAC_BITS_R = 32
+STATE = "train"
+
+
+# ---------------------------------------------------------------------------------------------
+# station steps
+# ---------------------------------------------------------------------------------------------
+def _spec(payload: dict):
+    return parse_train_spec(payload["spec"], payload["stations"])
+
+
+def step_setup(ctx: StationContext, payload: dict) -> dict:
+    """Check and describe this station's columns; keep the coordinator's seed; make a channel key."""
+    block = build_block(_spec(payload), ctx.station, ctx.data)
+    private, public = sh.new_exchange_key()
+    ctx.state.put(STATE, {"seed": payload["seed"], "private": private, "scaling": block.features,
+                          "role": payload["role"]})
+    return {"meta": block.meta(), "public_key": public}
+
+
+def _peer_key(ctx: StationContext, peer: str, peer_public: str) -> bytes:
+    st = ctx.state.get(STATE)
+    return sh.shared_key(st["private"], peer_public, (ctx.station, peer))
+
+
+def step_rows(ctx: StationContext, payload: dict) -> dict:
+    """All of this station's rows (linkage order), masked by the coordinator's seed, sealed for the peer."""
+    st = ctx.state.get(STATE)
+    st["peers"] = payload["peers"]
+    ctx.state.put(STATE, st)
+    block = build_block(_spec(payload), ctx.station, station_rows(ctx), scaling=st["scaling"])
+    seed = bytes.fromhex(st["seed"])
+    masked = sh.to_ring(block.values) + sh.prg(seed, "rows", block.values.shape)
+    receiver = payload["receiver"]
+    key = _peer_key(ctx, receiver, payload["peers"][receiver])
+    return {"sealed": sh.seal(key, {"rows": masked}, f"rows:{ctx.station}")}
+
+
+def step_share(ctx: StationContext, payload: dict) -> dict:
+    """Turn the peers' masked rows into this station's view f = X - b of their cohort columns."""
+    st = ctx.state.get(STATE)
+    parts = {}
+    for station, part in payload["parts"].items():
+        key = _peer_key(ctx, station, st["peers"][station])
+        rows = sh.unseal(key, part["sealed"], f"rows:{station}")["rows"].astype(np.uint64)
+        idx = np.asarray(part["idx"], dtype=np.int64)
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(rows)):
+            raise InputError("the relayed cohort positions do not fit the relayed rows", station=ctx.station)
+        parts[station] = rows[idx] - sh.unpack(part["corr"])
+        ctx.state.put_array(f"train_f_{station}", parts[station])
+    partner = payload["partner"]
+    key = _peer_key(ctx, partner, st["peers"][partner])
+    return {"sealed": sh.seal(key, parts, f"f:{ctx.station}")}
+
+
+def _stream_seeds(ctx: StationContext) -> tuple[bytes, bytes, dict]:
+    st = ctx.state.get(STATE)
+    pair = _peer_key(ctx, st["partner"], st["peers"][st["partner"]])
+    return bytes.fromhex(st["seed"]), pair, st
+
+
+def step_open(ctx: StationContext, payload: dict) -> dict:
+    """Permuted, re-masked shares of z = X beta, of the open columns and of the coordinator's mask b."""
+    layout = payload["layout"]
+    if "relay" in payload:  # first iteration: complete f with the partner's view, keep it for the job
+        st = ctx.state.get(STATE)
+        st["partner"] = payload["partner"]
+        ctx.state.put(STATE, st)
+        key = _peer_key(ctx, payload["partner"], st["peers"][payload["partner"]])
+        got = sh.unseal(key, payload["relay"], f"f:{payload['partner']}")
+        pieces = []
+        for station, width in layout["widths"]:
+            piece = got.get(station)
+            if piece is None:
+                piece = ctx.state.get_array(f"train_f_{station}")
+            if piece.shape[1] != width:
+                raise InputError("the relayed shares do not match the layout", station=ctx.station)
+            pieces.append(piece.astype(np.uint64))
+        ctx.state.put_array("train_f", np.hstack(pieces))
+    own_seed, pair, st = _stream_seeds(ctx)
+    f = ctx.state.get_array("train_f").astype(np.uint64)
+    n, q = f.shape
+    feat, opened = layout["features"], layout["open"]
+    hub = st["role"] == "hub"
+    share = sh.prg(own_seed, "b", (n, q))
+    if hub:
+        share = share + f
+    t = payload["t"]
+    beta = sh.to_ring(np.asarray([int(b) for b in payload["beta"]], dtype=np.int64))
+    z = share[:, feat] @ beta
+    b_part = share[:, feat] - (f[:, feat] if hub else np.uint64(0))  # this station's share of b
+    if hub:
+        b_part = b_part + sh.prg(pair, f"d{t}", (n, len(feat)))
+    out = np.column_stack([z, share[:, opened], b_part])
+    mask = sh.prg(pair, f"e{t}", out.shape)
+    out = out + mask if hub else out - mask
+    perm = sh.permutation(pair, f"pi{t}", n)
+    return {"shares": sh.pack(out[perm])}
+
+
+def step_aggregate(ctx: StationContext, payload: dict) -> dict:
+    """Shares of the gradient F'r and of the Hessian F'WF + F'U + U'F in the iteration's permuted order."""
+    own_seed, pair, st = _stream_seeds(ctx)
+    layout, t = payload["layout"], payload["t"]
+    feat = layout["features"]
+    f = ctx.state.get_array("train_f").astype(np.uint64)
+    n, p = f.shape[0], len(feat)
+    perm = sh.permutation(pair, f"pi{t}", n)
+    big_f = (f[:, feat] - sh.prg(pair, f"d{t}", (n, p)))[perm]
+    if st["role"] == "hub":
+        w, u, r = (sh.prg(own_seed, f"w{t}", n), sh.prg(own_seed, f"u{t}", (n, p)), sh.prg(own_seed, f"r{t}", n))
+    else:
+        w, u, r = sh.unpack(payload["w"]), sh.unpack(payload["u"]), sh.unpack(payload["r"])
+        if len(w) != n or u.shape != (n, p) or len(r) != n:
+            raise InputError("the relayed weights do not match this station's shares", station=ctx.station)
+    hess = big_f.T @ (big_f * w[:, None]) + big_f.T @ u + u.T @ big_f
+    grad = big_f.T @ r
+    out = np.concatenate([hess.ravel(), grad])
+    mask = sh.prg(pair, f"m{t}", out.shape)
+    return {"sums": sh.pack(out + mask if st["role"] == "hub" else out - mask)}
+
+
+STEPS = {"train_setup": step_setup, "train_rows": step_rows, "train_share": step_share,
+         "train_open": step_open, "train_aggregate": step_aggregate}
+
+
+# ---------------------------------------------------------------------------------------------
+# coordinator
+# ---------------------------------------------------------------------------------------------
+def _frac_bits(n: int, sumsq_bits: int) -> tuple[int, int]:
+    """Fixed-point bits of the weights w and residuals r, so that every Hessian entry
+    (< max sum of squares / 4, by Cauchy-Schwarz) and gradient entry (< n * MAX_ENCODED) fits in int64."""
+    n = max(n, 1)
+    w_bits = min(MAX_FRAC_BITS_W, 62 - 2 * FRAC_BITS_X - (sumsq_bits - 2))
+    r_bits = min(MAX_FRAC_BITS_R, 62 - FRAC_BITS_X - math.ceil(math.log2(n * MAX_ENCODED)) - 1)
+    if w_bits < 8:
+        raise InputError(f"the cohort ({n} records) is too large for 64-bit shares at this precision")
+    return w_bits, r_bits
+
+
+def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None = None,
+          evaluate: bool = False) -> dict:
+    stations = coordinator.stations
+    spec = parse_train_spec(spec_raw, stations)
+    if len(stations) < 2:
+        raise InputError("training needs at least two stations (a hub with the outcome and one more)")
+    if spec.linkage is None:
+        raise InputError("training over several stations needs a 'linkage' spec")
+    run = LinkageRun(coordinator, spec.linkage, evaluate=evaluate)
+    if set(run.stations) != set(stations):
+        raise InputError(f"the linkage spec must name exactly the stations of this run: {sorted(stations)}")
+    hub, others = run.spec.hub, run.spec.others
+    if spec.outcome_station != hub:
+        raise InputError(f"the outcome must be at the linkage hub '{hub}' (it is at '{spec.outcome_station}')")
+    partner = others[0]
+    order = [hub] + others
+    roles = {hub: "hub", partner: "partner", **{s: "other" for s in others[1:]}}
+    seeds = {s: sh.new_seed() for s in order}
+    payload = {"spec": spec_raw, "stations": stations}
+
+    with coordinator.cost.phase("linkage + set-up"):
+        calls = {s: StepCall.combine(c, StepCall("train_setup", {**payload, "seed": seeds[s].hex(), "role": roles[s]}))
+                 for s, c in run.first_calls().items()}
+        res = coordinator.round(calls, label="linkage: encode keys; training: check columns, channel keys")
+        first = {s: r["results"][0] for s, r in res.items()}
+        metas = {s: r["results"][1]["meta"] for s, r in res.items()}
+        public = {s: r["results"][1]["public_key"] for s, r in res.items()}
+        receivers = {hub: partner, **{s: hub for s in others}}
+        peers = {hub: {s: public[s] for s in others}, **{s: {hub: public[hub]} for s in others}}
+        calls = {s: StepCall.combine(c, StepCall("train_rows", {**payload, "peers": peers[s], "receiver": receivers[s]}))
+                 for s, c in run.second_calls(first).items()}
+        res = coordinator.round(calls, label="linkage: blind keys; training: masked rows, sealed for the peer")
+        second = {s: r["results"][0] for s, r in res.items()}
+        sealed = {s: r["results"][1]["sealed"] for s, r in res.items()}
+        linkage = run.finish(first, second)
+
+    k = effective_min_cell_count(min_cell_count, linkage.station_floors())
+    cohort = linkage.cohort()
+    n = len(cohort[hub])
+    if n < k:
+        raise PrivacyError(f"the linked cohort has fewer than {k} records (the minimum cell count)")
+
+    # layout of the cohort matrix: per station (hub, partner, others) its features then open columns
+    widths, features, feat_cols, open_cols, open_names, start = [], [], [], [], [], 0
+    for s in order:
+        m = metas[s]
+        q = len(m["features"]) + len(m["open"])
+        widths.append([s, q])
+        for j, f in enumerate(m["features"]):
+            features.append({**f, "station": s})
+            feat_cols.append(start + j)
+        for j, name in enumerate(m["open"]):
+            open_cols.append(start + len(m["features"]) + j)
+            open_names.append(name)
+        start += q
+    q_total, p = start, len(features)
+    names = [f["name"] for f in features]
+    layout = {"widths": widths, "features": feat_cols, "open": open_cols}
+    fw, fr = _frac_bits(n, max(m["sumsq_bits"] for m in metas.values()))
+
+    # C's mask b = b_H + b_P, each share derived from the station's seed; corrections turn the
+    # peer's masked rows into f = X - b (the peer never sees X, nor which rows are in the cohort)
+    b = sh.prg(seeds[hub], "b", (n, q_total)) + sh.prg(seeds[partner], "b", (n, q_total))
+    col_start = {s: sum(w for _, w in widths[:i]) for i, (s, _) in enumerate(widths)}
+    parts: dict[str, dict] = {hub: {}, partner: {}}
+    for s, q in widths:
+        idx = cohort[s]
+        rows_mask = sh.prg(seeds[s], "rows", (linkage.n_rows[s], q))
+        corr = rows_mask[idx] + b[:, col_start[s]:col_start[s] + q]
+        parts[receivers[s]][s] = {"sealed": sealed[s], "idx": idx.tolist(), "corr": sh.pack(corr)}
+    with coordinator.cost.phase("training: shares"):
+        res = coordinator.round({hub: StepCall("train_share", {"parts": parts[hub], "partner": partner}),
+                                 partner: StepCall("train_share", {"parts": parts[partner], "partner": hub})},
+                                label="training: cohort shares from the relayed rows")
+    relay = {hub: res[partner]["sealed"], partner: res[hub]["sealed"]}
+
+    beta = np.zeros(p)
+    history = []
+    converged = False
+    hess = grad = z = y = complete = None
+    with coordinator.cost.phase("training: Newton iterations"):
+        for t in range(spec.max_iterations):
+            beta_int = [int(v) for v in np.rint(beta * 2 ** FRAC_BITS_BETA)]
+            calls = {}
+            for s, other in ((hub, partner), (partner, hub)):
+                pl = {"t": t, "beta": beta_int, "layout": layout}
+                if t == 0:
+                    pl.update(relay=relay[s], partner=other)
+                calls[s] = StepCall("train_open", pl)
+            res = coordinator.round(calls, label=f"training: iteration {t + 1}, open permuted linear predictors")
+            opened = sh.unpack(res[hub]["shares"]) + sh.unpack(res[partner]["shares"])
+            z = sh.decode(opened[:, 0], FRAC_BITS_X + FRAC_BITS_BETA)
+            ov = opened[:, 1:1 + len(open_cols)].view(np.int64)
+            b_perm = opened[:, 1 + len(open_cols):]
+            complete = np.all(ov[:, [i for i, nm in enumerate(open_names) if nm.startswith("complete:")]] == 1, axis=1)
+            y = ov[:, open_names.index("outcome")].astype(float)
+            if t == 0:
+                _check_counts(complete, y, p, k)
+            prob = logistic.sigmoid(z)
+            w = np.where(complete, prob * (1 - prob), 0.0)
+            r = np.where(complete, y - prob, 0.0)
+            w_ring, r_ring = sh.encode(w, fw), sh.encode(r, fr)
+            u = b_perm * w_ring[:, None]
+            own = np.concatenate([(b_perm.T @ u).ravel(), b_perm.T @ r_ring])
+            w_h, u_h, r_h = (sh.prg(seeds[hub], f"w{t}", n), sh.prg(seeds[hub], f"u{t}", (n, p)),
+                             sh.prg(seeds[hub], f"r{t}", n))
+            calls = {hub: StepCall("train_aggregate", {"t": t, "layout": layout}),
+                     partner: StepCall("train_aggregate", {"t": t, "layout": layout, "w": sh.pack(w_ring - w_h),
+                                                           "u": sh.pack(u - u_h), "r": sh.pack(r_ring - r_h)})}
+            res = coordinator.round(calls, label=f"training: iteration {t + 1}, gradient and Hessian shares")
+            total = sh.unpack(res[hub]["sums"]) + sh.unpack(res[partner]["sums"]) + own
+            hess = sh.decode(total[:p * p], 2 * FRAC_BITS_X + fw).reshape(p, p)
+            grad = sh.decode(total[p * p:], FRAC_BITS_X + fr)
+            hess = (hess + hess.T) / 2
+            if t == 0:
+                logistic.check_identifiable(hess, names)
+            try:
+                step = logistic.newton_step(hess, grad, beta, spec.penalty)
+            except np.linalg.LinAlgError:  # fitted probabilities at 0 or 1 empty the Hessian
+                raise _separation(names, beta) from None
+            loglik = logistic.log_likelihood(z[complete], y[complete])
+            beta = beta + step
+            history.append({"iteration": t + 1, "log_likelihood": loglik, "max_step": float(np.max(np.abs(step)))})
+            coordinator.log(f"training: iteration {t + 1}: log-likelihood {loglik:.6f}, largest step {np.max(np.abs(step)):.2e}")
+            if not np.all(np.isfinite(beta)) or np.max(np.abs(beta)) > logistic.SEPARATION_LIMIT:
+                raise _separation(names, beta - step)
+            if np.max(np.abs(step)) < spec.tolerance:
+                converged = True
+                break
+    if not converged:
+        raise InputError(f"no convergence in {spec.max_iterations} Newton iterations (separation or a "
+                         "nearly collinear design?); raise max_iterations or add a penalty")
+
+    ridge = np.full(p, spec.penalty)
+    ridge[0] = 0.0
+    cov_enc = np.linalg.inv(hess + np.diag(ridge))
+    beta_orig, cov = logistic.to_original_scale(beta, cov_enc, features)
+    prob = logistic.sigmoid(z[complete])
+    y_c = y[complete]
+    quality = {"auc": logistic.auc(z[complete], y_c), "calibration": _calibration(prob, y_c, k)}
+    result = {
+        "model": "logistic",
+        "outcome": {"station": spec.outcome_station, "column": spec.outcome_column},
+        "coefficients": logistic.coefficient_table(beta_orig, cov, features),
+        "n_used": int(complete.sum()), "events": int(y_c.sum()),
+        "cohort": {"linked": suppress(n, k), "complete_cases": int(complete.sum()),
+                   "note": "complete cases: records missing a feature or the outcome at any station are left out"},
+        "quality": quality,
+        "convergence": {"converged": converged, "iterations": len(history), "history": history,
+                        "tolerance": spec.tolerance, "penalty": spec.penalty,
+                        "note": "standard errors use the Hessian at the last iterate before the final step"},
+        "precision": {"feature_bits": FRAC_BITS_X, "weight_bits": fw, "residual_bits": fr, "coefficient_bits": FRAC_BITS_BETA},
+        "min_cell_count": k,
+        "linkage": linkage.summary(k),
+    }
+    if evaluate:
+        result["links"] = linkage.links_table()
+    return result
+
+
+def _separation(names: list[str], beta: np.ndarray) -> InputError:
+    worst = names[1 + int(np.argmax(np.abs(beta[1:])))] if len(beta) > 1 else names[0]
+    return InputError(f"the outcome is (quasi-)perfectly separated, probably by '{worst}': the coefficients "
+                      "diverge; drop or merge that feature, or use a penalty")
+
+
+def _check_counts(complete: np.ndarray, y: np.ndarray, p: int, k: int) -> None:
+    n = int(complete.sum())
+    events = int(y[complete].sum())
+    if n < k or min(events, n - events) < k:
+        raise PrivacyError(f"too few complete cases, events or non-events (minimum {k} each) in the linked cohort")
+    if n < 10 * p:
+        raise InputError(f"too few complete cases for {p} coefficients: at least 10 per coefficient are needed")
+
+
+def _calibration(prob: np.ndarray, y: np.ndarray, k: int) -> list[dict]:
+    out = logistic.calibration(prob, y, k)
+    for g in out:  # a group with a small number of events (or non-events) is a small cell
+        events = round(g["observed_rate"] * g["n"])
+        if 0 < events < k or 0 < g["n"] - events < k:
+            g["observed_rate"] = None
+    return out
+
+
+__all__ = ["STEPS", "train"]

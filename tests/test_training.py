@@ -1,0 +1,253 @@
+"""Training: logistic regression on the linked cohort equals a pooled statsmodels fit on the same records."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from cryptography.exceptions import InvalidTag
+from helpers import make_study, recording_coordinator, station_paths
+from sklearn.metrics import roc_auc_score
+
+from lancelot.cli import run_local
+from lancelot.linkage.protocol import STEPS as LINK_STEPS
+from lancelot.runtime.errors import InputError, LancelotError
+from lancelot.training import shares as sh
+from lancelot.training.protocol import STEPS as TRAIN_STEPS
+from lancelot.training.protocol import train
+
+REG, GP, G2 = "registry", "gp_1", "gp_2"
+OUTCOME = {"station": REG, "column": "death_within_2y"}
+
+
+def v(station, column, **extra):
+    return {"station": station, "column": column, **extra}
+
+
+FEATURES = [v(REG, "age_at_diagnosis"), v(REG, "stage", type="categorical"), v(REG, "who_ps"),
+            v(GP, "copd"), v(GP, "bmi"), v(GP, "smoking", type="categorical", reference="never")]
+
+
+def pooled_fit(linked: pd.DataFrame, features: list[dict], outcome: str = "death_within_2y"):
+    """The reference: statsmodels Logit on the linked complete cases, same dummies and references."""
+    cols = [source(f) for f in features]
+    data = linked[cols + [outcome]].dropna()
+    parts = {"(intercept)": pd.Series(1.0, index=data.index)}
+    for f in features:
+        col = data[source(f)]
+        if f.get("type") != "categorical":
+            parts[f["column"]] = col.astype(float)
+            continue
+        levels = sorted(col.astype(str).unique())
+        for lv in levels:
+            if lv != f.get("reference", levels[0]):
+                parts[f"{f['column']}={lv}"] = (col.astype(str) == lv).astype(float)
+    x = pd.DataFrame(parts)
+    return sm.Logit(data[outcome].astype(float), x.astype(float)).fit(disp=0, tol=1e-12, maxiter=100), x, data[outcome]
+
+
+def source(feature: dict) -> str:
+    """The joined frame's name of a feature: a later GP station's clashing columns carry a suffix."""
+    return feature["column"] if feature["station"] in (REG, GP) else f"{feature['column']}_{feature['station']}"
+
+
+def spec_for(study, features, **extra):
+    return {"linkage": json.loads(study["link_spec"].read_text()), "model": "logistic", "outcome": OUTCOME,
+            "features": features, **extra}
+
+
+def joined(study, links: list[dict], stations: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(links)
+    out = None
+    for s in stations[1:]:
+        part = frame[[REG, s]].dropna()
+        out = part if out is None else out.merge(part, on=REG)
+    out = out.merge(pd.read_csv(study[REG]), left_on=REG, right_on="record_id")
+    for s in stations[1:]:
+        gp = pd.read_csv(study[s])
+        if s != GP:
+            gp = gp.add_suffix(f"_{s}")
+        out = out.merge(gp, left_on=s, right_on="patient_nr" if s == GP else f"patient_nr_{s}")
+    return out
+
+
+def assert_matches(result, fit, x, y):
+    table = pd.DataFrame(result["coefficients"]).set_index("feature")
+    assert list(table.index) == list(x.columns)
+    np.testing.assert_allclose(table["estimate"], fit.params[x.columns], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(table["std_error"], fit.bse[x.columns], atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(table["p_value"], fit.pvalues[x.columns], atol=1e-4)
+    ci = fit.conf_int()
+    np.testing.assert_allclose(table["ci_low"], ci.loc[x.columns, 0], atol=1e-4)
+    np.testing.assert_allclose(table["odds_ratio"], np.exp(fit.params[x.columns]), rtol=1e-4)
+    assert result["n_used"] == len(y) and result["events"] == int(y.sum())
+    assert result["quality"]["auc"] == pytest.approx(roc_auc_score(y, fit.predict(x)), abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return make_study(tmp_path_factory.mktemp("train"), patients=900, gp_stations=1, seed=5)
+
+
+@pytest.fixture(scope="module")
+def result(study):
+    """Through the real vantage6 entry points (wrap_algorithm in fresh processes), in-process network."""
+    return run_local("train", station_paths(study), {"spec": spec_for(study, FEATURES), "evaluate": True},
+                     evaluate=True)
+
+
+def test_logistic_matches_statsmodels_on_the_linked_records(study, result):
+    fit, x, y = pooled_fit(joined(study, result["links"], [REG, GP]), FEATURES)
+    assert_matches(result, fit, x, y)
+    stations = {row["feature"]: row["station"] for row in result["coefficients"]}
+    assert stations["copd"] == GP and stations["stage=IV"] == REG and stations["(intercept)"] == REG
+
+
+def test_few_rounds_and_convergence_reported(result):
+    conv = result["convergence"]
+    assert conv["converged"] and 3 <= conv["iterations"] <= 12
+    lls = [h["log_likelihood"] for h in conv["history"]]
+    assert all(b >= a - 1e-6 for a, b in zip(lls, lls[1:]))  # Newton on a concave likelihood climbs
+    assert result["cost"]["rounds"] == 3 + 2 * conv["iterations"] < 40
+
+
+def test_calibration_groups_respect_the_minimum_cell_count(study, result):
+    fit, x, y = pooled_fit(joined(study, result["links"], [REG, GP]), FEATURES)
+    groups = result["quality"]["calibration"]
+    assert sum(g["n"] for g in groups) == len(y)
+    assert all(g["n"] >= result["min_cell_count"] for g in groups)
+    prob = np.sort(fit.predict(x).to_numpy())
+    assert groups[0]["mean_predicted"] == pytest.approx(prob[:groups[0]["n"]].mean(), abs=1e-5)
+
+
+def test_registry_with_two_gp_stations(tmp_path):
+    study = make_study(tmp_path, patients=700, gp_stations=2, seed=11)
+    features = [v(REG, "age_at_diagnosis"), v(REG, "surgery"), v(GP, "copd"), v(G2, "diabetes"), v(G2, "gp_visits")]
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(study),
+                                     {s: {"allow_evaluate": True} for s in (REG, GP, G2)})
+    result = train(coord, spec_for(study, features), evaluate=True)
+    fit, x, y = pooled_fit(joined(study, result["links"], [REG, GP, G2]), features)
+    assert_matches(result, fit, x, y)
+    assert {row["station"] for row in result["coefficients"]} == {REG, GP, G2}
+
+
+def test_no_station_sees_positions_of_its_own_rows(study):
+    """Membership stays hidden: cohort positions of a station's rows only ever go to another station."""
+    coord, transport = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(study))
+    train(coord, spec_for(study, FEATURES[:4]))
+    share_rounds = [(s, json.loads(p)) for s, p in transport.sent if '"parts"' in p]
+    assert {s for s, _ in share_rounds} == {REG, GP}
+    for station, payload in share_rounds:
+        assert station not in payload["parts"]
+    for station, text in transport.received:  # stations send shares, sealed blobs and sums only
+        assert "death_within_2y" not in text or station == REG
+
+
+def test_penalty_shrinks_coefficients(study):
+    spec = spec_for(study, FEATURES[:4], penalty=50.0)
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(study))
+    penalised = pd.DataFrame(train(coord, spec)["coefficients"]).set_index("feature")["estimate"]
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(study))
+    plain = pd.DataFrame(train(coord, spec_for(study, FEATURES[:4]))["coefficients"]).set_index("feature")["estimate"]
+    assert (penalised.abs()["stage=IV"] < plain.abs()["stage=IV"])
+
+
+def _with_column(study, tmp_path, station, name, values_from):
+    df = pd.read_csv(study[station])
+    df[name] = values_from(df)
+    path = tmp_path / f"{station}.csv"
+    df.to_csv(path, index=False)
+    return {**station_paths(study), station: path}
+
+
+@pytest.mark.parametrize("change, features, message", [
+    (None, [v(REG, "histology_x")], "missing column"),
+    (None, [v(REG, "stage", type="numeric")], "not numeric"),
+    ((REG, "constant", lambda d: 1.0), [v(REG, "constant")], "constant"),
+    ((REG, "age_months", lambda d: d["age_at_diagnosis"] * 12 + 3), [v(REG, "age_at_diagnosis"), v(REG, "age_months")],
+     "collinear"),
+    ((REG, "leak", lambda d: d["death_within_2y"]), [v(REG, "leak"), v(GP, "copd")], "separated"),
+    ((GP, "outlier", lambda d: np.where(np.arange(len(d)) == 0, 1e6, 1.0 + (np.arange(len(d)) % 3))),
+     [v(GP, "outlier")], "separated"),  # one extreme value separates quasi-completely
+    ((GP, "code", lambda d: [f"c{i % 40}" for i in range(len(d))]), [v(GP, "code", type="categorical")],
+     "more than 20 categories"),
+])
+def test_bad_features_are_refused_clearly(study, tmp_path, change, features, message):
+    paths = station_paths(study) if change is None else _with_column(study, tmp_path, *change)
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, paths)
+    with pytest.raises(LancelotError, match=message):
+        train(coord, spec_for(study, features))
+
+
+@pytest.mark.parametrize("outcome_values, message", [
+    (lambda d: d["survival_days"], "binary"),
+    (lambda d: np.zeros(len(d)), "only one value"),
+])
+def test_bad_outcome_is_refused(study, tmp_path, outcome_values, message):
+    paths = _with_column(study, tmp_path, REG, "y", outcome_values)
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, paths)
+    spec = {**spec_for(study, FEATURES[:2]), "outcome": {"station": REG, "column": "y"}}
+    with pytest.raises(LancelotError, match=message):
+        train(coord, spec)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"model": "cox"}, "not available yet"),
+    ({"model": "probit"}, "unknown model"),
+    ({"features": []}, "non-empty list"),
+    ({"outcome": {"station": GP, "column": "diabetes"}}, "outcome must be at the linkage hub"),
+    ({"penalty": -1}, "penalty"),
+    ({"features": [v(REG, "age_at_diagnosis"), v(REG, "age_at_diagnosis")]}, "twice"),
+    ({"features": [v("elsewhere", "x")]}, "not part of this run"),
+])
+def test_bad_spec_is_refused(study, change, message):
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(study))
+    with pytest.raises(LancelotError, match=message):
+        train(coord, {**spec_for(study, FEATURES), **change})
+
+
+def test_too_few_records_per_coefficient(tmp_path):
+    small = make_study(tmp_path, patients=60, gp_stations=1, seed=2)
+    features = [v(REG, "age_at_diagnosis"), v(REG, "stage", type="categorical"), v(REG, "histology"), v(GP, "bmi"),
+                v(GP, "smoking"), v(GP, "copd"), v(GP, "gp_visits")]
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(small))
+    with pytest.raises(LancelotError, match="too few"):
+        train(coord, spec_for(small, features))
+
+
+# ---------------------------------------------------------------------------------------------
+# the share arithmetic itself
+# ---------------------------------------------------------------------------------------------
+def test_shares_open_to_the_value_and_each_alone_is_uniform_looking():
+    seed = sh.new_seed()
+    x = np.array([-3.25, 0.0, 1.5, 1000.125])
+    mask = sh.prg(seed, "m", 4)
+    a, b = sh.encode(x, 16) + mask, (np.uint64(0) - mask)
+    np.testing.assert_array_equal(sh.decode(a + b, 16), x)
+    assert np.array_equal(sh.prg(seed, "m", 4), mask) and not np.array_equal(sh.prg(seed, "n", 4), mask)
+    perm = sh.permutation(seed, "p", 1000)
+    assert sorted(perm.tolist()) == list(range(1000)) and not np.array_equal(perm, np.arange(1000))
+    # a share is far from the value: the high bits of encoded small numbers are random
+    assert np.mean(a >> np.uint64(48) == 0) < 0.5
+
+
+def test_sealed_blobs_only_open_with_the_pair_key():
+    a_priv, a_pub = sh.new_exchange_key()
+    b_priv, b_pub = sh.new_exchange_key()
+    c_priv, _ = sh.new_exchange_key()
+    k_ab = sh.shared_key(a_priv, b_pub, ("a", "b"))
+    assert k_ab == sh.shared_key(b_priv, a_pub, ("b", "a"))
+    box = sh.seal(k_ab, {"rows": np.arange(6, dtype=np.uint64).reshape(2, 3)}, "rows:a")
+    np.testing.assert_array_equal(sh.unseal(k_ab, box, "rows:a")["rows"], np.arange(6).reshape(2, 3))
+    with pytest.raises(InvalidTag):
+        sh.unseal(sh.shared_key(c_priv, b_pub, ("c", "b")), box, "rows:a")
+    with pytest.raises(InvalidTag):
+        sh.unseal(k_ab, box, "rows:b")  # bound to its label: cannot be replayed as another message
+
+
+def test_input_error_names_station_and_column():
+    err = InputError("is constant", station=REG, column="x")
+    assert "registry" in str(err) and "'x'" in str(err)
