@@ -109,12 +109,13 @@ def cmd_algorithm(args: argparse.Namespace) -> int:
         return 2
     _write_output(result, args.output)
     if getattr(args, "report", None):
-        if args.command != "explore":
-            print(f"--report is not available for '{args.command}' yet", file=sys.stderr)
-        else:
-            from .report import write_explore_report
+        from .report import write_explore_report, write_train_report
 
-            print(f"report written to {write_explore_report(result, args.report)}", file=sys.stderr)
+        writers = {"explore": write_explore_report, "train": write_train_report}
+        if args.command not in writers:
+            print(f"--report is not available for '{args.command}'", file=sys.stderr)
+        else:
+            print(f"report written to {writers[args.command](result, args.report)}", file=sys.stderr)
     return 0
 
 
@@ -142,6 +143,17 @@ def _print_explore(result: dict) -> None:
     s = result["disclosure_control"]
     print(f"  disclosure control: minimum cell count {s['min_cell_count']}; cost: {result['cost']['rounds']} rounds, "
           f"{result['cost']['seconds_total']} s")
+
+
+def _print_train(result: dict) -> None:
+    conv = result["convergence"]
+    print(f"  logistic regression for {result['outcome']['column']}: {result['n_used']} complete cases, "
+          f"{result['events']} events; {conv['iterations']} Newton iterations, {result['cost']['rounds']} rounds")
+    print(f"    {'feature':<22} {'station':<9} {'estimate':>9} {'std err':>8} {'odds ratio (95% CI)':>24}")
+    for r in result["coefficients"]:
+        print(f"    {r['feature']:<22} {r['station']:<9} {r['estimate']:>9.4f} {r['std_error']:>8.4f} "
+              f"{r['odds_ratio']:>8.3f} ({r['or_ci_low']:.3f}-{r['or_ci_high']:.3f})")
+    print(f"    AUC {result['quality']['auc']:.3f}")
 
 
 def _print_link_summary(result: dict) -> None:
@@ -204,17 +216,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 2
         (out / f"{algorithm}_result.json").write_text(json.dumps(result, indent=2))
         print(f"{number}. {what}: result in {out / f'{algorithm}_result.json'}")
+        from .report import write_explore_report, write_train_report
+
         if algorithm == "explore":
             _print_explore(result)
-            from .report import write_explore_report
-
             print(f"  report: {write_explore_report(result, out / 'explore_report')}")
+        else:
+            _print_train(result)
+            print(f"  report: {write_train_report(result, out / 'train_report')}")
     print(f"done; results in {out}" + (f" (not built yet: {', '.join(steps_not_built)})" if steps_not_built else ""))
     return 0
 
 
 def _demo_specs(link_spec: dict) -> dict[str, dict]:
-    """The demo's exploration and training specs (used once those algorithms exist)."""
+    """The demo's exploration and training specs."""
     return {
         "explore": {"linkage": link_spec, "analyses": [
             {"type": "crosstab", "variables": [{"station": "registry", "column": "stage"},
@@ -228,7 +243,13 @@ def _demo_specs(link_spec: dict) -> dict[str, dict]:
              "edges": [30, 40, 50, 60, 70, 80, 90, 100]},
         ]},
         "train": {"linkage": link_spec, "model": "logistic",
-                  "outcome": {"station": "registry", "column": "death_within_2y"}},
+                  "outcome": {"station": "registry", "column": "death_within_2y"},
+                  "features": [{"station": "registry", "column": "age_at_diagnosis"},
+                               {"station": "registry", "column": "stage", "type": "categorical", "reference": "I"},
+                               {"station": "registry", "column": "surgery"},
+                               {"station": "gp_1", "column": "copd"},
+                               {"station": "gp_1", "column": "cardiovascular"},
+                               {"station": "gp_1", "column": "bmi"}]},
     }
 
 

@@ -79,6 +79,82 @@ def _plot_histogram(analysis: dict, path: Path) -> None:
     plt.close(fig)
 
 
+_STYLE = ("body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse;margin:.5em 0}"
+          "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plot_forest(rows: list[dict], path: Path) -> None:
+    plt = _pyplot()
+    rows = [r for r in rows if r["feature"] != "(intercept)"]
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(rows) + 1.4))
+    for i, r in enumerate(rows):
+        y = len(rows) - 1 - i
+        ax.plot([r["or_ci_low"], r["or_ci_high"]], [y, y], color="tab:blue")
+        ax.plot(r["odds_ratio"], y, "s", color="tab:blue")
+    ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f"{r['feature']} ({r['station']})" for r in reversed(rows)])
+    ax.set_xlabel("odds ratio per unit (95% CI, log scale)")
+    ax.set_title("Logistic regression on the linked cohort")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_calibration(groups: list[dict], path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    pts = [g for g in groups if g["observed_rate"] is not None]
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    ax.plot([g["mean_predicted"] for g in pts], [g["observed_rate"] for g in pts], "o-", label="groups of patients")
+    ax.set_xlabel("mean predicted risk")
+    ax.set_ylabel("observed rate")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title("Calibration (groups withheld below the minimum cell count)", fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_train_report(result: dict, folder: str | Path) -> Path:
+    """Coefficient table, forest plot of odds ratios, calibration plot, convergence and cost."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    _plot_forest(result["coefficients"], out / "forest.png")
+    _plot_calibration(result["quality"]["calibration"], out / "calibration.png")
+    o = result["outcome"]
+    rows = [{k: r[k] for k in ("feature", "station", "estimate", "std_error", "odds_ratio", "or_ci_low",
+                                "or_ci_high", "p_value")} for r in result["coefficients"]]
+    conv = result["convergence"]
+    parts = [f"<html><head><meta charset='utf-8'><title>lancelot training</title><style>{_STYLE}</style></head><body>",
+             "<h1>lancelot training: logistic regression</h1>",
+             "<p><b>For research use only; not validated for clinical decisions.</b></p>",
+             f"<p>Outcome: {html.escape(o['column'])} at {html.escape(o['station'])}. "
+             f"{result['n_used']} complete cases ({result['events']} events) of the linked cohort; "
+             f"{html.escape(result['cohort']['note'])}.</p>",
+             _table(rows), "<img src='forest.png'>",
+             f"<h2>Model quality</h2><p>AUC {result['quality']['auc']:.3f} (on the training cohort)</p>",
+             "<img src='calibration.png'>", _table(result["quality"]["calibration"]),
+             f"<h2>Convergence</h2><p>{conv['iterations']} Newton iterations, converged: {conv['converged']}</p>",
+             _table(conv["history"]),
+             f"<h2>cost</h2><pre>{html.escape(json.dumps(result.get('cost', {}), indent=1))}</pre></body></html>"]
+    page = out / "report.html"
+    page.write_text("\n".join(parts))
+    return page
+
+
 def write_explore_report(result: dict, folder: str | Path) -> Path:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)

@@ -96,7 +96,7 @@ def calibration(prob: np.ndarray, y: np.ndarray, k: int, groups: int = 10) -> li
     order = np.argsort(prob, kind="mergesort")
     out = []
     for part in np.array_split(order, g):
+        # no group minimum or maximum: those would be one patient's prediction
         out.append({"n": int(len(part)), "mean_predicted": float(prob[part].mean()),
-                    "observed_rate": float(y[part].mean()),
-                    "predicted_from": float(prob[part].min()), "predicted_to": float(prob[part].max())})
+                    "observed_rate": float(y[part].mean())})
     return out
