@@ -299,7 +299,11 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
             coordinator.log(f"training: iteration {t + 1}: log-likelihood {loglik:.6f}, largest step {np.max(np.abs(step)):.2e}")
             if not np.all(np.isfinite(beta)) or np.max(np.abs(beta)) > logistic.SEPARATION_LIMIT:
                 raise _separation(names, beta - step)
-            if np.max(np.abs(step)) < spec.tolerance:
+            # Newton converges quadratically: after a step s the error is about s^2. Stopping here,
+            # without opening z at the new coefficients, keeps the last two openings far apart: at
+            # nearly equal coefficients the coordinator could pair records across openings by rank
+            # (scripts/attack_training_openings.py measures this).
+            if np.max(np.abs(step)) ** 2 < spec.tolerance:
                 converged = True
                 break
     if not converged:
@@ -323,7 +327,8 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
         "quality": quality,
         "convergence": {"converged": converged, "iterations": len(history), "history": history,
                         "tolerance": spec.tolerance, "penalty": spec.penalty,
-                        "note": "standard errors use the Hessian at the last iterate before the final step"},
+                        "note": "stops when the next Newton step is predicted below the tolerance (the last "
+                                "step squared); standard errors use the Hessian at the last opened iterate"},
         "precision": {"feature_bits": FRAC_BITS_X, "weight_bits": fw, "residual_bits": fr, "coefficient_bits": FRAC_BITS_BETA},
         "min_cell_count": k,
         "linkage": linkage.summary(k),
