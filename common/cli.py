@@ -184,6 +184,33 @@ def _quality(links: list[dict], truth_csv: Path, hub: str) -> dict[str, dict]:
     return out
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .runtime.errors import LancelotError
+    from .training.predict import predict
+
+    model = json.loads(Path(args.model).read_text())
+    profile: dict[str, Any] = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects COLUMN=VALUE, got {item!r}")
+        try:
+            profile[name] = float(value)
+        except ValueError:
+            profile[name] = value
+    try:
+        out = predict(model, profile)
+    except LancelotError as exc:
+        print(f"lancelot predict: {exc}", file=sys.stderr)
+        return 2
+    print(f"predicted risk of {out['outcome']}: {out['predicted_risk']:.3f} "
+          f"(95% CI {out['ci_low']:.3f}-{out['ci_high']:.3f})")
+    print(f"[{out['label']}]")
+    if args.output:
+        Path(args.output).write_text(json.dumps(out, indent=2))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .runtime.errors import LancelotError
     from .synth import generate
@@ -224,6 +251,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         else:
             _print_train(result)
             print(f"  report: {write_train_report(result, out / 'train_report')}")
+            from .training.predict import predict
+
+            profile = {"age_at_diagnosis": 70, "stage": "III", "surgery": 0, "copd": 1, "cardiovascular": 0, "bmi": 24}
+            p = predict(result, profile)
+            print(f"  example profile {profile}: predicted risk {p['predicted_risk']:.2f} "
+                  f"(95% CI {p['ci_low']:.2f}-{p['ci_high']:.2f}) [research use only]")
     print(f"done; results in {out}" + (f" (not built yet: {', '.join(steps_not_built)})" if steps_not_built else ""))
     return 0
 
@@ -277,6 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="evaluation run: also return the links as record ids (local data or opted-in nodes only)")
         p.add_argument("--report", metavar="DIR", help="also write a readable report (HTML and PNG plots) to DIR")
         p.set_defaults(func=cmd_algorithm)
+
+    p = sub.add_parser("predict", help="apply a trained model to one patient profile (research use only)")
+    p.add_argument("--model", required=True, help="the JSON result of lancelot train")
+    p.add_argument("--set", action="append", default=[], metavar="COLUMN=VALUE",
+                   help="a profile value, e.g. --set age_at_diagnosis=70 --set stage=IV (repeat for each feature)")
+    p.add_argument("--output", help="also write the prediction as JSON here")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("demo", help="synthetic data, then link, explore and train on an in-process network")
     p.add_argument("--out", help="folder for data and results (default: a new temporary folder)")

@@ -252,3 +252,25 @@ def test_sealed_blobs_only_open_with_the_pair_key():
 def test_input_error_names_station_and_column():
     err = InputError("is constant", station=REG, column="x")
     assert "registry" in str(err) and "'x'" in str(err)
+
+
+def test_prediction_for_a_profile_matches_statsmodels(study, result):
+    from lancelot.training.predict import predict
+
+    fit, x, y = pooled_fit(joined(study, result["links"], [REG, GP]), FEATURES)
+    glm = sm.GLM(y.astype(float), x, family=sm.families.Binomial()).fit(tol=1e-12)
+    profile = {"age_at_diagnosis": 72, "stage": "IV", "who_ps": 1, "copd": 1, "bmi": 23.5, "smoking": "former"}
+    row = pd.DataFrame([{c: 0.0 for c in x.columns}])
+    row[["(intercept)", "age_at_diagnosis", "stage=IV", "who_ps", "copd", "bmi", "smoking=former"]] = [1, 72, 1, 1, 1, 23.5, 1]
+    ref = glm.get_prediction(row).summary_frame(alpha=0.05).iloc[0]
+    got = predict(result, profile)
+    assert got["predicted_risk"] == pytest.approx(ref["mean"], abs=1e-4)
+    assert got["ci_low"] == pytest.approx(ref["mean_ci_lower"], abs=1e-4)
+    assert got["ci_high"] == pytest.approx(ref["mean_ci_upper"], abs=1e-4)
+    assert "research use" in got["label"]
+    with pytest.raises(LancelotError, match="stage"):
+        predict(result, {**profile, "stage": "V"})
+    with pytest.raises(LancelotError, match="lacks bmi"):
+        predict(result, {k: v for k, v in profile.items() if k != "bmi"})
+    # the reference level of a categorical feature is accepted (all its dummies are zero)
+    assert predict(result, {**profile, "smoking": "never"})["predicted_risk"] < 1

@@ -214,11 +214,12 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, scaling: list[d
             dummy_levels = [lv for lv in levels if lv != ref]
         else:
             dummy_levels = [d["level"] for d in scaling if d["column"] == f.column and d["level"] is not None]
+            ref = next(d["reference"] for d in scaling if d["column"] == f.column and d["level"] is not None)
         for lv in dummy_levels:
             dummy = (text == lv).astype(float).where(text.notna())
             d = fixed.get((f.column, lv))
             centre, exponent = (d["centre"], d["exponent"]) if d else _scaling(dummy, station, f"{f.column}={lv}")
-            features.append({"name": f"{f.column}={lv}", "column": f.column, "level": lv,
+            features.append({"name": f"{f.column}={lv}", "column": f.column, "level": lv, "reference": ref,
                              "centre": centre, "exponent": exponent})
             columns.append(_encode(dummy, centre, exponent, station, f.column))
     open_names = [f"complete:{station}"]

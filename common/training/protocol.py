@@ -321,6 +321,8 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
         "model": "logistic",
         "outcome": {"station": spec.outcome_station, "column": spec.outcome_column},
         "coefficients": logistic.coefficient_table(beta_orig, cov, features),
+        "covariance": cov.tolist(),  # of the estimates, in the coefficients' order (for predictions)
+        "reference_levels": {f["column"]: f["reference"] for f in features if f.get("level") is not None},
         "n_used": int(complete.sum()), "events": int(y_c.sum()),
         "cohort": {"linked": suppress(n, k), "complete_cases": int(complete.sum()),
                    "note": "complete cases: records missing a feature or the outcome at any station are left out"},
