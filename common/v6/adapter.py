@@ -111,6 +111,7 @@ def make_central(protocol: ProtocolRun) -> Callable:
         result["cost"] = coordinator.cost.as_dict()
         return result
 
+    central.protocol = protocol  # its signature is the rest of the central arguments (lancelot.v6.store)
     return central
 
 

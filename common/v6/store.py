@@ -1,0 +1,112 @@
+"""Vantage6 algorithm-store metadata (``algorithm_store.json``) derived from the real functions.
+
+The arguments, their types and defaults come from the signatures of each algorithm's central
+function and protocol, so the metadata cannot drift from the code: ``tests/test_store_metadata.py``
+regenerates it and compares with the committed files (``python -m lancelot.v6.store`` rewrites them).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+ALGORITHMS = {
+    "linkage": ("lancelot_linkage", "lancelot linkage",
+                "Privacy-preserving record linkage of one registry (hub) with one or more stations on "
+                "quasi-identifiers, tolerant of errors; the link stays at the coordinator (2 rounds)."),
+    "exploration": ("lancelot_exploration", "lancelot exploration",
+                    "Counts, crosstabs, summaries, histograms, correlations, missingness and Kaplan-Meier on "
+                    "the privately linked cohort, variables at different stations, with disclosure control."),
+    "training": ("lancelot_training", "lancelot training",
+                 "Logistic regression on the privately linked cohort with features at several stations, "
+                 "fitted exactly (pooled-equal coefficients) by Newton-Raphson on secret shares."),
+}
+# The project has no public home yet: set these (and the image registry) before submitting to a store.
+CODE_URL = "https://example.invalid/lancelot"
+DOC_URL = CODE_URL + "/docs"
+IMAGE = "localhost/lancelot-{name}:dev"  # what scripts/devnet.sh builds
+VANTAGE6_VERSION = "4.15"
+
+ARGUMENTS = {
+    "stations": ("json", "Data stations as {name: organisation id}; names as used in the spec"),
+    "allow_coordinator_at_data_station": (
+        "boolean", "Allow the central function to run at an organisation that holds study data (refused "
+                   "by default; the result then says so)"),
+    "progress": ("boolean", "Print progress (rounds, stations) in the coordinator's log"),
+    "spec": ("json", "The study spec (docs/spec.md): linkage fields, analyses or model"),
+    "min_cell_count": ("integer", "Raise the disclosure-control minimum cell count (default 10; node floors apply)"),
+    "evaluate": ("boolean", "Evaluation run on synthetic data: also return the links as record ids (every "
+                            "node must opt in with LANCELOT_ALLOW_EVALUATE=1)"),
+    "key_bits": ("integer", "Paillier key size in bits (2048 or 3072)"),
+}
+PYTHON_TYPES = {bool: "boolean", int: "integer", float: "float", str: "string", dict: "json"}
+
+
+def _arguments(function: Any, skip: set[str]) -> list[dict]:
+    out = []
+    for p in inspect.signature(function).parameters.values():
+        if p.name in skip or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        if p.name not in ARGUMENTS:
+            raise KeyError(f"no store description for argument '{p.name}' of {function.__qualname__}")
+        kind, text = ARGUMENTS[p.name]
+        arg = {"name": p.name, "type": kind, "description": text}
+        if p.default is not inspect.Parameter.empty:
+            arg["has_default_value"] = True
+            if p.default is not None:  # None: the algorithm's own default applies (see the description)
+                arg["default_value"] = p.default
+            if PYTHON_TYPES.get(type(p.default), kind) != kind:
+                raise TypeError(f"argument '{p.name}': default {p.default!r} is not of store type {kind}")
+        out.append(arg)
+    return out
+
+
+def metadata(name: str) -> dict:
+    package, title, description = ALGORITHMS[name]
+    module = importlib.import_module(package)
+    central = inspect.unwrap(module.central)
+    arguments = _arguments(central, {"client"}) + _arguments(module.central.protocol, {"coordinator"})
+    return {
+        "name": title,
+        "description": description,
+        "image": IMAGE.format(name=name),
+        "partitioning": "vertical",
+        "vantage6_version": VANTAGE6_VERSION,
+        "code_url": CODE_URL,
+        "documentation_url": DOC_URL,
+        "functions": [
+            {"name": "central", "display_name": f"{title} (coordinator)", "type": "central", "standalone": True,
+             "description": "Run at a neutral coordinating organisation that holds no study data; relays every "
+                            "round to the stations and returns only aggregates.",
+             "databases": [], "arguments": arguments, "ui_visualizations": []},
+            {"name": "partial", "display_name": f"{title} (station step)", "type": "federated", "standalone": False,
+             "description": "One protocol step at a data station; started only by the central function.",
+             "databases": [{"name": "default", "description": "The station's table (CSV or other vantage6 "
+                                                                "database), one row per patient"}],
+             "arguments": [{"name": n, "type": t, "description": d} for n, t, d in (
+                 ("step", "string", "Which protocol step to run"),
+                 ("station", "string", "This station's name in the spec"),
+                 ("payload", "json", "The step's input, relayed by the central function"))],
+             "ui_visualizations": []},
+        ],
+    }
+
+
+def path_of(name: str) -> Path:
+    return ROOT / "algorithms" / name / "algorithm_store.json"
+
+
+def main() -> int:
+    for name in ALGORITHMS:
+        path_of(name).write_text(json.dumps(metadata(name), indent=2) + "\n")
+        print(f"wrote {path_of(name)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
