@@ -109,13 +109,10 @@ def cmd_algorithm(args: argparse.Namespace) -> int:
         return 2
     _write_output(result, args.output)
     if getattr(args, "report", None):
-        from .report import write_explore_report, write_train_report
+        from .report import write_explore_report, write_link_report, write_train_report
 
-        writers = {"explore": write_explore_report, "train": write_train_report}
-        if args.command not in writers:
-            print(f"--report is not available for '{args.command}'", file=sys.stderr)
-        else:
-            print(f"report written to {writers[args.command](result, args.report)}", file=sys.stderr)
+        writers = {"link": write_link_report, "explore": write_explore_report, "train": write_train_report}
+        print(f"report written to {writers[args.command](result, args.report)}", file=sys.stderr)
     return 0
 
 
@@ -228,6 +225,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  quality against the truth, registry~{station}: precision {q['precision']}, "
               f"recall {q['recall']}, F1 {q['f1']}")
     (out / "link_result.json").write_text(json.dumps(link_result, indent=2))
+    from .report import write_link_report
+
+    print(f"  report: {write_link_report(link_result, out / 'link_report')}")
 
     steps_not_built = []
     for number, algorithm, what in ((3, "explore", "exploration"), (4, "train", "training")):

@@ -128,6 +128,46 @@ def _plot_calibration(groups: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _plot_key_agreement(pair: str, info: dict, path: Path) -> None:
+    plt = _pyplot()
+    rates = info["key_agreement_rate_among_links"]
+    names = [k for k, v in rates.items() if v is not None]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(names) + 1.4))
+    ax.barh(range(len(names)), [rates[k] for k in names], color="tab:blue")
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of links on which the match key agrees")
+    ax.set_title(f"{pair}: {info['linked']} links", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_link_report(result: dict, folder: str | Path) -> Path:
+    """Linkage summary: records per station, links per pair, match-probability histogram, key agreement."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = result["summary"]
+    parts = [f"<html><head><meta charset='utf-8'><title>lancelot linkage</title><style>{_STYLE}</style></head><body>",
+             "<h1>lancelot linkage</h1>",
+             f"<p>Hub: {html.escape(summary['hub'])}; linked to every station: {_fmt(summary['linked_to_all_stations'])}. "
+             f"{html.escape(summary['suppressed_note'])}. The links themselves stay at the coordinator.</p>",
+             _table([{"station": s, "records": n} for s, n in summary["records_per_station"].items()])]
+    for i, (pair, info) in enumerate(summary["pairs"].items()):
+        _plot_key_agreement(pair, info, out / f"keys_{i}.png")
+        parts += [f"<h2>{html.escape(pair)}</h2>",
+                  f"<p>{_fmt(info['linked'])} links from {_fmt(info['candidate_pairs'])} candidate pairs; "
+                  f"expected precision {_fmt(info['em_expected_precision'])}, recall {_fmt(info['em_expected_recall'])} "
+                  "(from the EM model, not from a ground truth)</p>",
+                  _table(info["match_probability_histogram"]), f"<img src='keys_{i}.png'>"]
+    parts.append(f"<h2>cost</h2><pre>{html.escape(json.dumps(result.get('cost', {}), indent=1))}</pre></body></html>")
+    page = out / "report.html"
+    page.write_text("\n".join(parts))
+    return page
+
+
 def write_train_report(result: dict, folder: str | Path) -> Path:
     """Coefficient table, forest plot of odds ratios, calibration plot, convergence and cost."""
     out = Path(folder)

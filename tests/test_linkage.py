@@ -57,6 +57,16 @@ def test_links_a_registry_with_two_gp_stations(study3):
     assert abs(result["summary"]["linked_to_all_stations"] - both) <= 0.05 * both
 
 
+def test_link_report_shows_each_pair(study3, tmp_path):
+    from lancelot.report import write_link_report
+
+    result = run_local("link", station_paths(study3), {"spec": spec_of(study3)})
+    page = write_link_report(result, tmp_path).read_text()
+    for pair, info in result["summary"]["pairs"].items():
+        assert pair in page and str(info["linked"]) in page
+    assert (tmp_path / "keys_0.png").stat().st_size > 5000 and (tmp_path / "keys_1.png").exists()
+
+
 def test_evaluate_is_refused_without_the_node_opt_in(study):
     with pytest.raises(LancelotError, match="LANCELOT_ALLOW_EVALUATE"):
         run_local("link", station_paths(study), {"spec": spec_of(study), "evaluate": True}, evaluate=False)

@@ -274,3 +274,17 @@ def test_prediction_for_a_profile_matches_statsmodels(study, result):
         predict(result, {k: v for k, v in profile.items() if k != "bmi"})
     # the reference level of a categorical feature is accepted (all its dummies are zero)
     assert predict(result, {**profile, "smoking": "never"})["predicted_risk"] < 1
+
+
+def test_report_renders_the_released_numbers_and_plots(result, tmp_path):
+    from PIL import Image
+
+    from lancelot.report import write_train_report
+
+    page = write_train_report(result, tmp_path).read_text()
+    for row in result["coefficients"]:
+        assert row["feature"] in page
+    assert "research use only" in page
+    for png in ("forest.png", "calibration.png"):
+        with Image.open(tmp_path / png) as im:  # a real, non-blank image
+            assert im.size[0] > 300 and len(set(im.convert("L").getdata())) > 10
