@@ -1,0 +1,63 @@
+"""The one spec schema (common/spec.schema.json) agrees with the algorithms' own spec checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_exploration import ANALYSES
+from test_training import FEATURES, OUTCOME
+
+from lancelot.cli import main, spec_kind, validate_spec
+from lancelot.synth import generate
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "docs" / "examples").glob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def link_spec(tmp_path_factory):
+    paths = generate(n_patients=30, gp_stations=2, seed=1).write(tmp_path_factory.mktemp("schema"))
+    return json.loads(paths["link_spec"].read_text())
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_the_nsclc_examples_are_valid(path):
+    assert validate_spec(json.loads(path.read_text())) == []
+
+
+def test_the_specs_the_tests_run_are_valid_for_the_schema(link_spec):
+    assert validate_spec(link_spec) == []
+    assert validate_spec({"linkage": link_spec, "analyses": ANALYSES}) == []
+    train = {"linkage": link_spec, "model": "logistic", "outcome": OUTCOME, "features": FEATURES, "penalty": 1.5}
+    assert validate_spec(train) == []
+    assert [spec_kind(s) for s in (link_spec, {"analyses": []}, train)] == ["link", "explore", "train"]
+
+
+@pytest.mark.parametrize("change, kind, message", [
+    (lambda s: {**s, "threshold": 2}, "link", "threshold"),
+    (lambda s: {**s, "fields": [{**s["fields"][0], "kind": "soundex"}]}, "link", "soundex"),
+    (lambda s: {"linkage": s, "analyses": [{"type": "histogram", "variable": {"station": "registry", "column": "a"}}]},
+     "explore", "'edges' is a required property"),
+    (lambda s: {"linkage": s, "analyses": [{"type": "crosstab", "variables": [{"station": "registry", "column": "a"}]}]},
+     "explore", "too short"),
+    (lambda s: {"linkage": s, "outcome": OUTCOME, "features": [{"station": "registry", "colum": "age"}]},
+     "train", "'column' is a required property"),
+    (lambda s: {"linkage": s, "outcome": OUTCOME, "features": FEATURES, "model": "cox"}, "train", "'cox' is not one of"),
+    # meaning only the algorithms' checks can see: a station the linkage does not know
+    (lambda s: {"linkage": s, "outcome": OUTCOME, "features": [{"station": "gp_9", "column": "bmi"}]},
+     "train", "not part of this run"),
+])
+def test_bad_specs_are_explained(link_spec, change, kind, message):
+    problems = validate_spec(change(link_spec), kind)
+    assert problems and any(message in p for p in problems), problems
+
+
+def test_validate_command(tmp_path, capsys):
+    good = tmp_path / "good.json"
+    good.write_text(EXAMPLES[0].read_text())
+    assert main(["validate", "--spec", str(good)]) == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"analyses": [{"type": "nonsense"}]}))
+    assert main(["validate", "--spec", str(bad)]) == 2
+    assert "nonsense" in capsys.readouterr().err
