@@ -26,12 +26,32 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _plot_km(analysis: dict, path: Path) -> None:
+_STYLE = ("body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse;margin:.5em 0}"
+          "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}")
+
+
+def _write_page(folder: Path, title: str, parts: list[str], result: dict) -> Path:
+    """One self-contained HTML page: the parts, then the cost of the run."""
+    page = folder / "report.html"
+    page.write_text("\n".join(
+        [f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+         f"<h1>{html.escape(title)}</h1>", *parts,
+         f"<h2>cost</h2><pre>{html.escape(json.dumps(result.get('cost', {}), indent=1))}</pre></body></html>"]))
+    return page
+
+
+def _pyplot():
+    """matplotlib without a display (reports are written on servers)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _plot_km(analysis: dict, path: Path) -> None:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for g in analysis["groups"]:
         pts = [p for p in g["curve"] if p["survival"] is not None]
@@ -58,11 +78,7 @@ def _plot_km(analysis: dict, path: Path) -> None:
 
 
 def _plot_histogram(analysis: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     bins = analysis["bins"]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     labels = [b["bin"] for b in bins]
@@ -77,19 +93,6 @@ def _plot_histogram(analysis: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-_STYLE = ("body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse;margin:.5em 0}"
-          "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}")
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _plot_forest(rows: list[dict], path: Path) -> None:
@@ -150,9 +153,7 @@ def write_link_report(result: dict, folder: str | Path) -> Path:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     summary = result["summary"]
-    parts = [f"<html><head><meta charset='utf-8'><title>lancelot linkage</title><style>{_STYLE}</style></head><body>",
-             "<h1>lancelot linkage</h1>",
-             f"<p>Hub: {html.escape(summary['hub'])}; linked to every station: {_fmt(summary['linked_to_all_stations'])}. "
+    parts = [f"<p>Hub: {html.escape(summary['hub'])}; linked to every station: {_fmt(summary['linked_to_all_stations'])}. "
              f"{html.escape(summary['suppressed_note'])}. The links themselves stay at the coordinator.</p>",
              _table([{"station": s, "records": n} for s, n in summary["records_per_station"].items()])]
     for i, (pair, info) in enumerate(summary["pairs"].items()):
@@ -162,10 +163,7 @@ def write_link_report(result: dict, folder: str | Path) -> Path:
                   f"expected precision {_fmt(info['em_expected_precision'])}, recall {_fmt(info['em_expected_recall'])} "
                   "(from the EM model, not from a ground truth)</p>",
                   _table(info["match_probability_histogram"]), f"<img src='keys_{i}.png'>"]
-    parts.append(f"<h2>cost</h2><pre>{html.escape(json.dumps(result.get('cost', {}), indent=1))}</pre></body></html>")
-    page = out / "report.html"
-    page.write_text("\n".join(parts))
-    return page
+    return _write_page(out, "lancelot linkage", parts, result)
 
 
 def write_train_report(result: dict, folder: str | Path) -> Path:
@@ -178,9 +176,7 @@ def write_train_report(result: dict, folder: str | Path) -> Path:
     rows = [{k: r[k] for k in ("feature", "station", "estimate", "std_error", "odds_ratio", "or_ci_low",
                                 "or_ci_high", "p_value")} for r in result["coefficients"]]
     conv = result["convergence"]
-    parts = [f"<html><head><meta charset='utf-8'><title>lancelot training</title><style>{_STYLE}</style></head><body>",
-             "<h1>lancelot training: logistic regression</h1>",
-             "<p><b>For research use only; not validated for clinical decisions.</b></p>",
+    parts = ["<p><b>For research use only; not validated for clinical decisions.</b></p>",
              f"<p>Outcome: {html.escape(o['column'])} at {html.escape(o['station'])}. "
              f"{result['n_used']} complete cases ({result['events']} events) of the linked cohort; "
              f"{html.escape(result['cohort']['note'])}.</p>",
@@ -188,21 +184,14 @@ def write_train_report(result: dict, folder: str | Path) -> Path:
              f"<h2>Model quality</h2><p>AUC {result['quality']['auc']:.3f} (on the training cohort)</p>",
              "<img src='calibration.png'>", _table(result["quality"]["calibration"]),
              f"<h2>Convergence</h2><p>{conv['iterations']} Newton iterations, converged: {conv['converged']}</p>",
-             _table(conv["history"]),
-             f"<h2>cost</h2><pre>{html.escape(json.dumps(result.get('cost', {}), indent=1))}</pre></body></html>"]
-    page = out / "report.html"
-    page.write_text("\n".join(parts))
-    return page
+             _table(conv["history"])]
+    return _write_page(out, "lancelot training: logistic regression", parts, result)
 
 
 def write_explore_report(result: dict, folder: str | Path) -> Path:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    parts = ["<html><head><meta charset='utf-8'><title>lancelot exploration</title><style>"
-             "body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse;margin:.5em 0}"
-             "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}</style></head><body>",
-             "<h1>lancelot exploration</h1>",
-             f"<p>Linked cohort: {result['cohort']['records']} records ({html.escape(result['cohort']['definition'])}). "
+    parts = [f"<p>Linked cohort: {result['cohort']['records']} records ({html.escape(result['cohort']['definition'])}). "
              f"{html.escape(result['disclosure_control']['rule'])}. &mdash; marks a withheld value.</p>"]
     for a in result["analyses"]:
         parts.append(f"<h2>{html.escape(a['name'])}: {html.escape(', '.join(a['variables']))}</h2>")
@@ -232,7 +221,4 @@ def write_explore_report(result: dict, folder: str | Path) -> Path:
             parts.append(_table(a["table"]))
         else:
             parts.append(f"<pre>{html.escape(json.dumps(a, indent=1))}</pre>")
-    parts.append(f"<h2>cost</h2><pre>{html.escape(json.dumps(result.get('cost', {}), indent=1))}</pre></body></html>")
-    page = out / "report.html"
-    page.write_text("\n".join(parts))
-    return page
+    return _write_page(out, "lancelot exploration", parts, result)

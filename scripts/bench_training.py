@@ -46,20 +46,17 @@ OUTCOME = "death_within_2y"
 
 
 def pooled(data: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """The pooled design matrix with lancelot's dummy coding (reference = first level unless named)."""
+    """The pooled design matrix (pandas dummies named like lancelot's, reference level dropped)."""
     cols = [f["column"] for f in FEATURES]
     data = data[cols + [OUTCOME]].dropna()
-    parts = {"(intercept)": pd.Series(1.0, index=data.index)}
-    for f in FEATURES:
-        col = data[f["column"]]
-        if f.get("type") != "categorical":
-            parts[f["column"]] = col.astype(float)
-            continue
-        levels = sorted(col.astype(str).unique())
-        for lv in levels:
-            if lv != f.get("reference", levels[0]):
-                parts[f"{f['column']}={lv}"] = (col.astype(str) == lv).astype(float)
-    return pd.DataFrame(parts), data[OUTCOME].astype(float)
+    categorical = [f for f in FEATURES if f.get("type") == "categorical"]
+    x = pd.get_dummies(data[cols].astype({f["column"]: str for f in categorical}),
+                       columns=[f["column"] for f in categorical], prefix_sep="=", dtype=float)
+    for f in categorical:
+        ref = f.get("reference", sorted(data[f["column"]].astype(str).unique())[0])
+        x = x.drop(columns=f"{f['column']}={ref}")
+    x.insert(0, "(intercept)", 1.0)
+    return x.astype(float), data[OUTCOME].astype(float)
 
 
 def run(paths: dict, tolerance: float) -> tuple[dict, float]:

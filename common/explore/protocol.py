@@ -186,11 +186,7 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
     payload = {"spec": spec_raw, "stations": stations}
     if len(stations) == 1:
         return _explore_one_station(coordinator, spec, payload, min_cell_count, evaluate)
-    if spec.linkage is None:
-        raise InputError("exploration over several stations needs a 'linkage' spec")
-    run = LinkageRun(coordinator, spec.linkage, evaluate=evaluate)
-    if set(run.stations) != set(stations):
-        raise InputError(f"the linkage spec must name exactly the stations of this run: {sorted(stations)}")
+    run = LinkageRun.for_run(coordinator, spec.linkage, evaluate, "exploration")
     hub, others = run.spec.hub, run.spec.others
     pairs = _pairs(spec, hub, others)
     partner = {hub: others[0], **{s: hub for s in others}}  # whose constant column a station's totals use

@@ -193,6 +193,16 @@ class LinkageRun:
         self.evaluate = evaluate
         self.coordinator = coordinator
 
+    @classmethod
+    def for_run(cls, coordinator: Coordinator, spec_raw: dict | None, evaluate: bool, what: str) -> LinkageRun:
+        """The linkage stage of another algorithm: its spec must name exactly the run's stations."""
+        if spec_raw is None:
+            raise InputError(f"{what} over several stations needs a 'linkage' spec")
+        run = cls(coordinator, spec_raw, evaluate=evaluate)
+        if set(run.stations) != set(coordinator.stations):
+            raise InputError(f"the linkage spec must name exactly the stations of this run: {sorted(coordinator.stations)}")
+        return run
+
     @property
     def stations(self) -> list[str]:
         return list(self.spec.stations)

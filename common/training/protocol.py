@@ -179,11 +179,7 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
     spec = parse_train_spec(spec_raw, stations)
     if len(stations) < 2:
         raise InputError("training needs at least two stations (a hub with the outcome and one more)")
-    if spec.linkage is None:
-        raise InputError("training over several stations needs a 'linkage' spec")
-    run = LinkageRun(coordinator, spec.linkage, evaluate=evaluate)
-    if set(run.stations) != set(stations):
-        raise InputError(f"the linkage spec must name exactly the stations of this run: {sorted(stations)}")
+    run = LinkageRun.for_run(coordinator, spec.linkage, evaluate, "training")
     hub, others = run.spec.hub, run.spec.others
     if spec.outcome_station != hub:
         raise InputError(f"the outcome must be at the linkage hub '{hub}' (it is at '{spec.outcome_station}')")
