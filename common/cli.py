@@ -181,56 +181,9 @@ def _quality(links: list[dict], truth_csv: Path, hub: str) -> dict[str, dict]:
     return out
 
 
-SCHEMA = Path(__file__).resolve().parent / "spec.schema.json"
-
-
-def spec_kind(spec: dict) -> str:
-    if "analyses" in spec:
-        return "explore"
-    if "outcome" in spec or "features" in spec or "model" in spec:
-        return "train"
-    return "link"
-
-
-def validate_spec(spec: Any, kind: str | None = None) -> list[str]:
-    """Problems with a spec, before any station sees it: structure (JSON Schema), then meaning."""
-    from .explore.spec import parse_explore_spec
-    from .linkage.spec import parse_linkage_spec
-    from .runtime.errors import LancelotError
-    from .training.design import parse_train_spec
-
-    if not isinstance(spec, dict):
-        return ["the spec must be a JSON object"]
-    kind = kind or spec_kind(spec)
-    problems: list[str] = []
-    try:
-        import jsonschema
-    except ImportError:
-        jsonschema = None
-    if jsonschema is not None and SCHEMA.exists():
-        schema = json.loads(SCHEMA.read_text())
-        part = {"link": "linkage", "explore": "exploration", "train": "training"}[kind]
-        validator = jsonschema.Draft202012Validator({"$ref": f"#/$defs/{part}", "$defs": schema["$defs"]})
-        for err in sorted(validator.iter_errors(spec), key=lambda e: list(e.absolute_path)):
-            where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-            problems.append(f"{where}: {err.message}")
-    if problems:
-        return problems
-    link = spec if kind == "link" else spec.get("linkage")
-    stations = list((link or {}).get("stations", {}))
-    try:
-        if link is not None:
-            parse_linkage_spec(link, known_stations=stations)
-        if kind == "explore":
-            parse_explore_spec(spec, stations)
-        elif kind == "train":
-            parse_train_spec(spec, stations)
-    except LancelotError as exc:
-        problems.append(str(exc))
-    return problems
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
+    from .validate import spec_kind, validate_spec
+
     spec = _load_spec(args.spec)
     kind = args.kind or (spec_kind(spec) if isinstance(spec, dict) else "link")
     problems = validate_spec(spec, kind)

@@ -9,8 +9,9 @@ import pytest
 from test_exploration import ANALYSES
 from test_training import FEATURES, OUTCOME
 
-from lancelot.cli import main, spec_kind, validate_spec
+from lancelot.cli import main
 from lancelot.synth import generate
+from lancelot.validate import spec_kind, validate_spec
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "docs" / "examples").glob("*.json"))
 

@@ -1,0 +1,234 @@
+"""The researcher's Python API on a real vantage6 4.15 network: link, explore, train.
+
+A thin layer over ``vantage6.client.Client``: it builds each algorithm's task input from a spec,
+starts the central function at the neutral coordinating organisation, waits with progress (task
+status and how many station subtasks have finished), decodes the result and raises a clear error
+on a refusal. Results come back as the same JSON the local ``lancelot`` commands write, with
+pandas views and the same reports::
+
+    from lancelot.client import Study
+    study = Study.from_connection_file(".v6dev/network/connection.json")   # the dev network
+    link = study.link(spec)                      # the link stays inside the job
+    tables = study.explore(explore_spec).tables()
+    model = study.train(train_spec)
+    model.coefficients(); model.report("report/")
+
+See scripts/example_study.py for a full study on the dev network.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .runtime.errors import LancelotError
+
+ALGORITHMS = ("linkage", "exploration", "training")
+
+
+@dataclass
+class Result:
+    """A central result: ``raw`` is the JSON the algorithm returned."""
+
+    raw: dict
+    task_id: int
+    seconds: float
+
+    @property
+    def cost(self) -> dict:
+        return self.raw.get("cost", {})
+
+    @property
+    def rounds(self) -> int:
+        return int(self.cost.get("rounds", 0))
+
+
+class LinkResult(Result):
+    def summary(self) -> dict:
+        return self.raw["summary"]
+
+    def pairs(self):
+        """Links, candidates and EM precision/recall per station pair, as a DataFrame."""
+        import pandas as pd
+
+        rows = [{"pair": pair, **{k: v for k, v in info.items() if not isinstance(v, (dict, list, str))}}
+                for pair, info in self.summary()["pairs"].items()]
+        return pd.DataFrame(rows).set_index("pair")
+
+    def report(self, folder: str | Path) -> Path:
+        from .report import write_link_report
+
+        return write_link_report(self.raw, folder)
+
+
+class ExploreResult(Result):
+    def analyses(self) -> dict[str, dict]:
+        return {a["name"]: a for a in self.raw["analyses"]}
+
+    def tables(self) -> dict[str, Any]:
+        """name -> DataFrame for every analysis released as a table (counts, crosstabs, bins, by-groups)."""
+        import pandas as pd
+
+        out = {}
+        for name, a in self.analyses().items():
+            rows = a.get("table") or a.get("bins") or a.get("by")
+            if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+                out[name] = pd.DataFrame(rows)
+            elif a["type"] == "kaplan_meier":
+                out[name] = pd.DataFrame([{"group": g["group"], **p} for g in a["groups"] for p in g["curve"]])
+        return out
+
+    def report(self, folder: str | Path) -> Path:
+        from .report import write_explore_report
+
+        return write_explore_report(self.raw, folder)
+
+
+class TrainResult(Result):
+    def coefficients(self):
+        """The coefficient table (estimate, std_error, CI, odds ratio, p-value, station) by feature."""
+        import pandas as pd
+
+        return pd.DataFrame(self.raw["coefficients"]).set_index("feature")
+
+    def predict(self, profile: dict) -> dict:
+        """Predicted risk for one typed-in profile, with its 95% interval (research use only)."""
+        from .training.predict import predict
+
+        return predict(self.raw, profile)
+
+    def report(self, folder: str | Path) -> Path:
+        from .report import write_train_report
+
+        return write_train_report(self.raw, folder)
+
+
+RESULT_TYPES = {"linkage": LinkResult, "exploration": ExploreResult, "training": TrainResult}
+
+
+class Study:
+    """One collaboration's stations and neutral coordinator, reached through a logged-in vantage6 client."""
+
+    def __init__(self, client: Any, collaboration_id: int, stations: dict[str, int], coordinator_org: int,
+                 images: dict[str, str] | None = None, database: str = "default", progress: bool = True,
+                 timeout: float = 1800, poll: float = 1.0):
+        if coordinator_org in stations.values():
+            raise LancelotError("the coordinator organisation also holds study data: choose a neutral one")
+        self.client = client
+        self.collaboration_id = collaboration_id
+        self.stations = dict(stations)
+        self.coordinator_org = coordinator_org
+        self.images = {a: f"localhost/lancelot-{a}:dev" for a in ALGORITHMS} | dict(images or {})
+        self.database = database
+        self.progress = progress
+        self.timeout = timeout
+        self.poll = poll
+
+    @classmethod
+    def login(cls, url: str, port: int, api_path: str, username: str, password: str,
+              private_key: str | None = None, **kwargs: Any) -> Study:
+        """Log in with vantage6-client; ``private_key`` is the organisation key of an encrypted collaboration."""
+        from vantage6.client import Client
+
+        client = Client(url, port, api_path, log_level="warn")
+        client.authenticate(username, password)
+        client.setup_encryption(private_key)
+        return cls(client, **kwargs)
+
+    @classmethod
+    def from_connection_file(cls, path: str | Path, **kwargs: Any) -> Study:
+        """The dev network's connection file (written by ``scripts/devnet.sh up``)."""
+        c = json.loads(Path(path).read_text())
+        s, r = c["server"], c["researcher"]
+        return cls.login(s["url"], s["port"], s["api_path"], r["username"], r["password"], r.get("private_key"),
+                         collaboration_id=c["collaboration"]["id"], stations=c["stations"],
+                         coordinator_org=c["coordinator_org"], images=c.get("images"),
+                         database=c.get("database_label", "default"), **kwargs)
+
+    # -- the three algorithms -----------------------------------------------------------------
+    def link(self, spec: dict, evaluate: bool = False, min_cell_count: int | None = None) -> LinkResult:
+        return self.run("linkage", spec, evaluate=evaluate, min_cell_count=min_cell_count)
+
+    def explore(self, spec: dict, evaluate: bool = False, min_cell_count: int | None = None) -> ExploreResult:
+        return self.run("exploration", spec, evaluate=evaluate, min_cell_count=min_cell_count)
+
+    def train(self, spec: dict, evaluate: bool = False, min_cell_count: int | None = None) -> TrainResult:
+        return self.run("training", spec, evaluate=evaluate, min_cell_count=min_cell_count)
+
+    def task_input(self, spec: dict, evaluate: bool = False, min_cell_count: int | None = None) -> dict:
+        """The central function's input: only the stations the spec's linkage names take part."""
+        link = spec if "fields" in spec else spec.get("linkage") or {}
+        names = list(link.get("stations", self.stations))
+        unknown = [n for n in names if n not in self.stations]
+        if unknown:
+            raise LancelotError(f"the spec names stations this study does not have: {unknown}")
+        kwargs: dict[str, Any] = {"stations": {n: self.stations[n] for n in names}, "spec": spec}
+        if evaluate:
+            kwargs["evaluate"] = True
+        if min_cell_count is not None:
+            kwargs["min_cell_count"] = min_cell_count
+        return {"method": "central", "kwargs": kwargs}
+
+    def run(self, algorithm: str, spec: dict, **options: Any) -> Result:
+        from .validate import validate_spec
+
+        problems = validate_spec(spec, {"linkage": "link", "exploration": "explore", "training": "train"}[algorithm])
+        if problems:
+            raise LancelotError("the spec is not valid: " + "; ".join(problems))
+        t0 = time.monotonic()
+        task = self.client.task.create(
+            collaboration=self.collaboration_id, organizations=[self.coordinator_org],
+            name=f"lancelot {algorithm}", image=self.images[algorithm], description="lancelot.client",
+            input_=self.task_input(spec, **options), databases=[{"label": self.database}])
+        if not isinstance(task, dict) or "id" not in task:
+            raise LancelotError(f"the server refused the task: {task}")
+        status = self.wait(task["id"])
+        results = self.results(task["id"]) if status == "completed" else []
+        if not results or results[0] is None:
+            raise LancelotError(f"{algorithm} task {task['id']} ended '{status}' without a result; "
+                                f"last log lines:\n{self.log_tail(task['id'])}")
+        raw = results[0]
+        if isinstance(raw, dict) and "lancelot_error" in raw:
+            raise LancelotError(f"{algorithm} refused: {raw['lancelot_error']}")
+        return RESULT_TYPES[algorithm](raw=raw, task_id=task["id"], seconds=time.monotonic() - t0)
+
+    # -- vantage6 plumbing --------------------------------------------------------------------
+    def wait(self, task_id: int) -> str:
+        """Poll until the task finishes; print status and finished station subtasks as they change."""
+        from vantage6.common.task_status import has_task_finished
+
+        t0, last = time.monotonic(), None
+        while True:
+            status = self.client.task.get(task_id)["status"]
+            if self.progress:
+                children = self.client.task.list(parent=task_id, per_page=500).get("data", [])
+                done = sum(1 for c in children if has_task_finished(c["status"]))
+                line = f"task {task_id}: {status}; station subtasks finished {done}/{len(children)}"
+                if line != last:
+                    print(f"[lancelot] {time.monotonic() - t0:6.1f}s {line}", file=sys.stderr, flush=True)
+                    last = line
+            if has_task_finished(status):
+                return status
+            if time.monotonic() - t0 > self.timeout:
+                raise LancelotError(f"task {task_id} still '{status}' after {self.timeout:.0f} s")
+            time.sleep(self.poll)
+
+    def results(self, task_id: int) -> list[Any]:
+        out = self.client.result.from_task(task_id)
+        items = out["data"] if isinstance(out, dict) else out
+        return [decode(item.get("result") if isinstance(item, dict) else item) for item in items]
+
+    def log_tail(self, task_id: int, lines: int = 20) -> str:
+        runs = self.client.run.from_task(task_id)
+        runs = runs["data"] if isinstance(runs, dict) else list(runs)
+        text = "\n".join(r.get("log") or "" for r in runs)
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def decode(value: Any) -> Any:
+    """A run's result as stored by the server: JSON text (decrypted by the client) or already decoded."""
+    return json.loads(value) if isinstance(value, (str, bytes)) and value else value

@@ -1,0 +1,56 @@
+"""Check a spec before it is submitted: its structure against the one JSON Schema for all three
+algorithms (``spec.schema.json``), then its meaning with the algorithms' own parsers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SCHEMA = Path(__file__).resolve().parent / "spec.schema.json"
+
+
+def spec_kind(spec: dict) -> str:
+    if "analyses" in spec:
+        return "explore"
+    if "outcome" in spec or "features" in spec or "model" in spec:
+        return "train"
+    return "link"
+
+
+def validate_spec(spec: Any, kind: str | None = None) -> list[str]:
+    """Problems with a spec, before any station sees it: structure (JSON Schema), then meaning."""
+    from .explore.spec import parse_explore_spec
+    from .linkage.spec import parse_linkage_spec
+    from .runtime.errors import LancelotError
+    from .training.design import parse_train_spec
+
+    if not isinstance(spec, dict):
+        return ["the spec must be a JSON object"]
+    kind = kind or spec_kind(spec)
+    problems: list[str] = []
+    try:
+        import jsonschema
+    except ImportError:
+        jsonschema = None
+    if jsonschema is not None and SCHEMA.exists():
+        schema = json.loads(SCHEMA.read_text())
+        part = {"link": "linkage", "explore": "exploration", "train": "training"}[kind]
+        validator = jsonschema.Draft202012Validator({"$ref": f"#/$defs/{part}", "$defs": schema["$defs"]})
+        for err in sorted(validator.iter_errors(spec), key=lambda e: list(e.absolute_path)):
+            where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+            problems.append(f"{where}: {err.message}")
+    if problems:
+        return problems
+    link = spec if kind == "link" else spec.get("linkage")
+    stations = list((link or {}).get("stations", {}))
+    try:
+        if link is not None:
+            parse_linkage_spec(link, known_stations=stations)
+        if kind == "explore":
+            parse_explore_spec(spec, stations)
+        elif kind == "train":
+            parse_train_spec(spec, stations)
+    except LancelotError as exc:
+        problems.append(str(exc))
+    return problems

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""A full study through lancelot.client on the dev network: link, explore, train, reports.
+
+Notebook-style: each cell can be run on its own in an interactive session. Needs the network:
+
+    scripts/devnet.sh up                 # server + registry, gp_1, gp_2 and a neutral coordinator
+    .venv/bin/python scripts/example_study.py [--out study-report/]
+    scripts/devnet.sh down
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lancelot.client import Study
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--connection", default=str(ROOT / ".v6dev" / "network" / "connection.json"))
+    ap.add_argument("--out", default="study-report")
+    args = ap.parse_args()
+    out = Path(args.out)
+
+    # %% 1. Connect as the researcher; the study's stations and the neutral coordinator come from the
+    #       connection file that scripts/devnet.sh writes (on another network: Study.login(...)).
+    study = Study.from_connection_file(args.connection)
+    connection = json.loads(Path(args.connection).read_text())
+    link_spec = json.loads((Path(connection["data_dir"]) / "link_spec.json").read_text())
+    print("stations:", study.stations, "coordinator organisation:", study.coordinator_org)
+
+    # %% 2. Link the registry with both GP stations. The links stay inside the job at the coordinator.
+    link = study.link(link_spec)
+    print(link.pairs()[["linked", "candidate_pairs", "em_expected_precision"]])
+    print("report:", link.report(out / "link"))
+
+    # %% 3. Explore: stage (registry) by COPD (GP 1), BMI (GP 2) by surgery (registry), survival by COPD.
+    exploration = study.explore({"linkage": link_spec, "analyses": [
+        {"type": "crosstab", "variables": [{"station": "registry", "column": "stage"},
+                                           {"station": "gp_1", "column": "copd"}]},
+        {"type": "summary", "variable": {"station": "gp_2", "column": "bmi"},
+         "by": {"station": "registry", "column": "surgery"}},
+        {"type": "kaplan_meier", "time": {"station": "registry", "column": "survival_days"},
+         "event": {"station": "registry", "column": "vital_status"}, "by": {"station": "gp_1", "column": "copd"},
+         "times": [182, 365, 730]},
+    ]})
+    for name, table in exploration.tables().items():
+        print(name, table.head(12), sep="\n")
+    print("report:", exploration.report(out / "explore"))
+
+    # %% 4. Train: death within two years on registry and GP features (logistic regression).
+    model = study.train({"linkage": link_spec, "model": "logistic",
+                         "outcome": {"station": "registry", "column": "death_within_2y"},
+                         "features": [{"station": "registry", "column": "age_at_diagnosis"},
+                                      {"station": "registry", "column": "stage", "type": "categorical"},
+                                      {"station": "gp_1", "column": "copd"},
+                                      {"station": "gp_2", "column": "bmi"}]})
+    print(model.coefficients()[["station", "estimate", "std_error", "odds_ratio", "p_value"]])
+    print(f"{model.rounds} rounds, {model.seconds:.0f} s")
+    print("report:", model.report(out / "train"))
+
+    # %% 5. One typed-in profile (research use only).
+    print(model.predict({"age_at_diagnosis": 70, "stage": "III", "copd": 1, "bmi": 24}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""lancelot.client without a server: task input, waiting, decoding, refusals and the DataFrame views."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import make_study, station_paths
+from test_training import FEATURES, OUTCOME
+
+from lancelot.cli import run_local
+from lancelot.client import Study
+from lancelot.runtime.errors import LancelotError
+
+STATIONS = {"registry": 2, "gp_1": 3, "gp_2": 4}
+COORDINATOR = 5
+
+
+class FakeVantage6:
+    """Just enough of vantage6.client.Client: one task that finishes with a stored JSON result."""
+
+    def __init__(self, result):
+        self.created, self.result_text, self.polls = [], json.dumps(result), 0
+        outer = self
+
+        class Task:
+            def create(self, **kwargs):
+                outer.created.append(kwargs)
+                return {"id": 41}
+
+            def get(self, task_id):
+                outer.polls += 1
+                return {"status": "completed" if outer.polls > 1 else "active"}
+
+            def list(self, parent, per_page):
+                return {"data": [{"status": "completed"}, {"status": "active"}]}
+
+        class ResultApi:
+            def from_task(self, task_id):
+                return {"data": [{"result": outer.result_text}]}
+
+        class Run:
+            def from_task(self, task_id):
+                return {"data": [{"log": "line 1\nline 2"}]}
+
+        self.task, self.result, self.run = Task(), ResultApi(), Run()
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return make_study(tmp_path_factory.mktemp("client"), patients=500, gp_stations=1, seed=4)
+
+
+@pytest.fixture(scope="module")
+def train_result(study):
+    spec = {"linkage": json.loads(study["link_spec"].read_text()), "outcome": OUTCOME, "features": FEATURES}
+    return spec, run_local("train", station_paths(study), {"spec": spec})
+
+
+def make(result, **kw):
+    fake = FakeVantage6(result)
+    return fake, Study(fake, collaboration_id=1, stations=STATIONS, coordinator_org=COORDINATOR, poll=0.0,
+                       progress=True, **kw)
+
+
+def test_train_submits_to_the_coordinator_and_returns_the_coefficients(train_result, capsys):
+    spec, raw = train_result
+    fake, study = make(raw)
+    model = study.train(spec, min_cell_count=20)
+    task = fake.created[0]
+    assert task["organizations"] == [COORDINATOR] and task["image"] == "localhost/lancelot-training:dev"
+    assert task["input_"]["method"] == "central"
+    kwargs = task["input_"]["kwargs"]
+    assert kwargs["stations"] == {"registry": 2, "gp_1": 3}  # only the stations the spec links
+    assert kwargs["spec"] == spec and kwargs["min_cell_count"] == 20 and "evaluate" not in kwargs
+    table = model.coefficients()
+    for row in raw["coefficients"]:
+        assert table.loc[row["feature"], "estimate"] == row["estimate"]
+        assert table.loc[row["feature"], "station"] == row["station"]
+    assert model.rounds == raw["cost"]["rounds"] and model.task_id == 41
+    assert "station subtasks finished 1/2" in capsys.readouterr().err
+
+
+def test_exploration_tables_are_the_released_rows():
+    raw = {"analyses": [{"name": "1_crosstab", "type": "crosstab", "variables": ["registry.stage", "gp_1.copd"],
+                         "table": [{"stage": "I", "copd": "0", "count": 12}, {"stage": "I", "copd": "1", "count": None}]}],
+           "cost": {"rounds": 4}}
+    _, study = make(raw)
+    spec = {"linkage": {"stations": {"registry": {"id_column": "id"}, "gp_1": {"id_column": "id"}},
+                        "fields": [{"name": "sex", "kind": "category", "columns": {"registry": "s", "gp_1": "s"}}]},
+            "analyses": [{"type": "crosstab", "variables": [{"station": "registry", "column": "stage"},
+                                                            {"station": "gp_1", "column": "copd"}]}]}
+    table = study.explore(spec).tables()["1_crosstab"]
+    assert table["count"].tolist()[0] == 12 and table["count"].isna().tolist()[1]
+
+
+def test_a_refusal_becomes_an_error_and_a_bad_spec_is_not_submitted(train_result):
+    spec, _ = train_result
+    _, study = make({"lancelot_error": "station 'gp_1', column 'bmi': is constant"})
+    with pytest.raises(LancelotError, match="training refused: station 'gp_1'"):
+        study.train(spec)
+    fake, study = make({})
+    with pytest.raises(LancelotError, match="not valid"):
+        study.train({**spec, "features": []})
+    assert fake.created == []
+
+
+def test_the_coordinator_must_be_neutral():
+    with pytest.raises(LancelotError, match="neutral"):
+        Study(FakeVantage6({}), collaboration_id=1, stations=STATIONS, coordinator_org=3)
