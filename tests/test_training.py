@@ -106,6 +106,21 @@ def test_logistic_matches_statsmodels_on_the_linked_records(study, result):
     assert stations["copd"] == GP and stations["stage=IV"] == REG and stations["(intercept)"] == REG
 
 
+def test_feature_means_and_sds_over_the_complete_cases(study, result):
+    fit, x, y = pooled_fit(joined(study, result["links"], [REG, GP]), FEATURES)
+    summary = {row["feature"]: row for row in result["features"]}
+    for name in x.columns[1:]:
+        col = x[name]
+        if set(col.unique()) <= {0.0, 1.0} and min(col.sum(), len(col) - col.sum()) < result["min_cell_count"]:
+            assert summary[name]["mean"] is None  # a small count would show through the mean
+            continue
+        assert summary[name]["mean"] == pytest.approx(col.mean(), rel=1e-6, abs=1e-6)  # fixed point: 2^-16 of a scale
+        assert summary[name]["sd"] == pytest.approx(col.std(ddof=0), rel=1e-5, abs=1e-6)
+    row = next(r for r in result["coefficients"] if r["feature"] == "age_at_diagnosis")
+    assert row["odds_ratio_per_sd"] == pytest.approx(np.exp(fit.params["age_at_diagnosis"] * x["age_at_diagnosis"].std(ddof=0)),
+                                                     rel=1e-4)
+
+
 def test_few_rounds_and_convergence_reported(result):
     conv = result["convergence"]
     assert conv["converged"] and 3 <= conv["iterations"] <= 12

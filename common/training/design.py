@@ -198,7 +198,9 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, scaling: list[d
             series = _numeric(df, station, f.column)
             d = fixed.get((f.column, None))
             centre, exponent = (d["centre"], d["exponent"]) if d else _scaling(series, station, f.column)
-            features.append({"name": f.column, "column": f.column, "level": None, "centre": centre, "exponent": exponent})
+            binary = d["binary"] if d else bool(series.dropna().isin([0.0, 1.0]).all())
+            features.append({"name": f.column, "column": f.column, "level": None, "centre": centre, "exponent": exponent,
+                             "binary": binary})
             columns.append(_encode(series, centre, exponent, station, f.column))
             continue
         text = raw.map(lambda v: None if pd.isna(v) else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)))
@@ -220,7 +222,7 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, scaling: list[d
             d = fixed.get((f.column, lv))
             centre, exponent = (d["centre"], d["exponent"]) if d else _scaling(dummy, station, f"{f.column}={lv}")
             features.append({"name": f"{f.column}={lv}", "column": f.column, "level": lv, "reference": ref,
-                             "centre": centre, "exponent": exponent})
+                             "centre": centre, "exponent": exponent, "binary": True})
             columns.append(_encode(dummy, centre, exponent, station, f.column))
     open_names = [f"complete:{station}"]
     open_cols = []

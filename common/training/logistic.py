@@ -54,7 +54,29 @@ def to_original_scale(beta: np.ndarray, cov: np.ndarray, features: list[dict]) -
     return t @ beta, t @ cov @ t.T
 
 
-def coefficient_table(beta: np.ndarray, cov: np.ndarray, features: list[dict]) -> list[dict]:
+def feature_summary(hessian0: np.ndarray, features: list[dict], k: int) -> list[dict]:
+    """Mean and SD of each feature over the complete cases, read off the first Hessian.
+
+    At beta = 0 every complete case has weight 1/4, so the intercept row of that Hessian holds the
+    feature sums and its diagonal the sums of squares (internal scale). For a 0/1 feature with
+    fewer than k ones (or zeros) the mean would reveal a small count: withheld.
+    """
+    n = 4 * hessian0[0, 0]
+    out = []
+    for j, f in enumerate(features):
+        if j == 0:
+            continue
+        mean_enc = hessian0[0, j] / hessian0[0, 0]
+        var_enc = max(hessian0[j, j] / hessian0[0, 0] - mean_enc ** 2, 0.0)
+        mean, sd = f["centre"] + 2.0 ** f["exponent"] * mean_enc, 2.0 ** f["exponent"] * math.sqrt(var_enc)
+        small = f.get("binary") and (0.5 < n * mean < k - 0.5 or 0.5 < n * (1 - mean) < k - 0.5)
+        out.append({"feature": f["name"], "station": f["station"], "mean": None if small else mean,
+                    "sd": None if small else sd})
+    return out
+
+
+def coefficient_table(beta: np.ndarray, cov: np.ndarray, features: list[dict],
+                      summaries: list[dict] | None = None) -> list[dict]:
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
     rows = []
     for j, f in enumerate(features):
@@ -68,6 +90,9 @@ def coefficient_table(beta: np.ndarray, cov: np.ndarray, features: list[dict]) -
             "or_ci_low": math.exp(lo) if abs(lo) < 700 else float("inf"),
             "or_ci_high": math.exp(hi) if abs(hi) < 700 else float("inf"),
         })
+    for row, summary in zip(rows[1:], summaries or []):
+        if summary["sd"] is not None:  # the odds ratio for one standard deviation, to compare features
+            row["odds_ratio_per_sd"] = math.exp(min(row["estimate"] * summary["sd"], 700))
     return rows
 
 

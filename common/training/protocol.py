@@ -249,6 +249,7 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
     history = []
     converged = False
     hess = grad = z = y = complete = None
+    summaries: list[dict] = []
     with coordinator.cost.phase("training: Newton iterations"):
         for t in range(spec.max_iterations):
             beta_int = [int(v) for v in np.rint(beta * 2 ** FRAC_BITS_BETA)]
@@ -285,6 +286,7 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
             hess = (hess + hess.T) / 2
             if t == 0:
                 logistic.check_identifiable(hess, names)
+                summaries = logistic.feature_summary(hess, features, k)
             try:
                 step = logistic.newton_step(hess, grad, beta, spec.penalty)
             except np.linalg.LinAlgError:  # fitted probabilities at 0 or 1 empty the Hessian
@@ -316,7 +318,8 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
     result = {
         "model": "logistic",
         "outcome": {"station": spec.outcome_station, "column": spec.outcome_column},
-        "coefficients": logistic.coefficient_table(beta_orig, cov, features),
+        "coefficients": logistic.coefficient_table(beta_orig, cov, features, summaries),
+        "features": summaries,  # mean and SD over the complete cases (0/1 features with small counts withheld)
         "covariance": cov.tolist(),  # of the estimates, in the coefficients' order (for predictions)
         "reference_levels": {f["column"]: f["reference"] for f in features if f.get("level") is not None},
         "n_used": int(complete.sum()), "events": int(y_c.sum()),
