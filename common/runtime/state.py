@@ -72,5 +72,10 @@ class JobState:
             raise KeyError(f"job state '{name}' is missing: was an earlier step of this job skipped?")
         return np.load(path, allow_pickle=False)
 
+    def drop(self, name: str) -> None:
+        """Remove a document or array that later rounds no longer need (no error if absent)."""
+        for suffix in (".json", ".npy"):
+            self._path(name, suffix).unlink(missing_ok=True)
+
     def has(self, name: str) -> bool:
         return self._path(name, ".json").exists() or self._path(name, ".npy").exists()

@@ -28,8 +28,10 @@ import pandas as pd
 
 from ..runtime.errors import InputError
 
-MODELS = ("logistic",)
-PLANNED_MODELS = ("cox",)
+MODELS = ("logistic", "cox")
+TIES = ("efron", "breslow")
+DEFAULT_SURVIVAL_TIMES = (91, 182, 365, 730, 1095, 1826)   # days: 3 and 6 months, 1, 2, 3 and 5 years
+DEFAULT_CONCORDANCE_BINS = 48
 FRAC_BITS_X = 16          # fixed-point bits of an encoded feature
 MAX_ENCODED = 32.0        # |encoded value| bound: about 32-64 standard deviations from the centre
 MAX_LEVELS = 20
@@ -46,6 +48,9 @@ class Feature:
 
 @dataclass(frozen=True)
 class TrainSpec:
+    """``outcome_*`` is the binary outcome (logistic) or the event indicator (Cox, with ``time_column``
+    at the same station)."""
+
     model: str
     outcome_station: str
     outcome_column: str
@@ -54,6 +59,10 @@ class TrainSpec:
     penalty: float = 0.0
     max_iterations: int = 25
     tolerance: float = 1e-6
+    time_column: str | None = None
+    ties: str = "efron"
+    survival_times: tuple[float, ...] = DEFAULT_SURVIVAL_TIMES
+    concordance_bins: int = DEFAULT_CONCORDANCE_BINS
 
     def stations_with_features(self) -> list[str]:
         seen: list[str] = []
@@ -73,11 +82,24 @@ def parse_train_spec(raw: Any, stations: list[str]) -> TrainSpec:
     if not isinstance(raw, dict):
         raise InputError("the training spec must be a JSON object")
     model = raw.get("model", "logistic")
-    if model in PLANNED_MODELS:
-        raise InputError(f"model '{model}' is not available yet; available: {', '.join(MODELS)}")
     if model not in MODELS:
         raise InputError(f"unknown model '{model}'; available: {', '.join(MODELS)}")
-    o_station, o_column = _var(raw.get("outcome"), "'outcome'")
+    cox: dict = {}
+    if model == "cox":
+        if "outcome" in raw:
+            raise InputError("a Cox model takes 'time' and 'event' (at the same station), not 'outcome'")
+        t_station, t_column = _var(raw.get("time"), "'time'")
+        o_station, o_column = _var(raw.get("event"), "'event'")
+        if t_station != o_station:
+            raise InputError("'time' and 'event' must be columns of the same station")
+        if t_column == o_column:
+            raise InputError("'time' and 'event' must be different columns")
+        cox = _cox_options(raw, t_column)
+    else:
+        for key in ("time", "event", "ties", "survival_times", "concordance_bins"):
+            if key in raw:
+                raise InputError(f"'{key}' belongs to a Cox model (\"model\": \"cox\"), not to logistic regression")
+        o_station, o_column = _var(raw.get("outcome"), "'outcome'")
     raw_features = raw.get("features")
     if not isinstance(raw_features, list) or not raw_features:
         raise InputError("'features' must be a non-empty list of {\"station\", \"column\"} objects")
@@ -99,7 +121,9 @@ def parse_train_spec(raw: Any, stations: list[str]) -> TrainSpec:
     if len(set(keys)) != len(keys):
         raise InputError("a feature is listed twice")
     if (o_station, o_column) in keys:
-        raise InputError("the outcome is also listed as a feature")
+        raise InputError(f"the {'event' if model == 'cox' else 'outcome'} is also listed as a feature")
+    if model == "cox" and (o_station, cox["time_column"]) in keys:
+        raise InputError("the survival time is also listed as a feature")
     penalty = raw.get("penalty", 0.0)
     if not isinstance(penalty, (int, float)) or isinstance(penalty, bool) or penalty < 0:
         raise InputError("'penalty' must be a number >= 0")
@@ -112,7 +136,22 @@ def parse_train_spec(raw: Any, stations: list[str]) -> TrainSpec:
     linkage = raw.get("linkage")
     if linkage is not None and not isinstance(linkage, dict):
         raise InputError("'linkage' must be a linkage spec object")
-    return TrainSpec(model, o_station, o_column, tuple(features), linkage, float(penalty), max_it, float(tol))
+    return TrainSpec(model, o_station, o_column, tuple(features), linkage, float(penalty), max_it, float(tol), **cox)
+
+
+def _cox_options(raw: dict, time_column: str) -> dict:
+    ties = raw.get("ties", "efron")
+    if ties not in TIES:
+        raise InputError(f"'ties' must be one of {', '.join(TIES)}")
+    times = raw.get("survival_times", list(DEFAULT_SURVIVAL_TIMES))
+    if (not isinstance(times, list) or not times or len(times) > 100
+            or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in times)):
+        raise InputError("'survival_times' must be a list of 1 to 100 positive numbers (in the time column's unit)")
+    bins = raw.get("concordance_bins", DEFAULT_CONCORDANCE_BINS)
+    if not isinstance(bins, int) or isinstance(bins, bool) or not 4 <= bins <= 256:
+        raise InputError("'concordance_bins' must be an integer from 4 to 256")
+    return {"time_column": time_column, "ties": ties, "survival_times": tuple(sorted(float(t) for t in set(times))),
+            "concordance_bins": bins}
 
 
 @dataclass
@@ -120,8 +159,9 @@ class Block:
     """One station's encoded columns: model features, then its open columns (completeness, outcome)."""
 
     features: list[dict]      # name, column, level, centre, exponent
-    open: list[str]           # "complete:<station>" and, at the hub, "outcome"
+    open: list[str]           # "complete:<station>" and, at the hub, "outcome" (Cox: the event indicator)
     values: np.ndarray        # int64, rows x (len(features) + len(open))
+    times: np.ndarray | None = None   # Cox, at the event's station: survival times (NaN where missing)
 
     def meta(self) -> dict:
         return {"features": self.features, "open": self.open, "sumsq_bits": self.sumsq_bits()}
@@ -178,14 +218,15 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, scaling: list[d
     if len(df) == 0:
         raise InputError("has no records", station=station)
     mine = [f for f in spec.features if f.station == station]
-    missing_cols = [c for c in [f.column for f in mine] + ([spec.outcome_column] if spec.outcome_station == station else [])
+    own = [spec.outcome_column] + ([spec.time_column] if spec.time_column else [])
+    missing_cols = [c for c in [f.column for f in mine] + (own if spec.outcome_station == station else [])
                     if c not in df.columns]
     if missing_cols:
         raise InputError(f"missing column(s) {', '.join(repr(c) for c in missing_cols)}", station=station)
     features: list[dict] = []
     columns: list[np.ndarray] = []
     complete = np.ones(len(df), dtype=bool)
-    if spec.outcome_station == station:  # the intercept lives with the outcome
+    if spec.outcome_station == station and spec.model == "logistic":  # the intercept lives with the outcome
         features.append({"name": INTERCEPT, "column": None, "level": None, "centre": 0.0, "exponent": 0})
         columns.append(np.full(len(df), 1 << FRAC_BITS_X, dtype=np.int64))
     fixed = {(d["column"], d["level"]): d for d in (scaling or [])}
@@ -226,22 +267,43 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, scaling: list[d
             columns.append(_encode(dummy, centre, exponent, station, f.column))
     open_names = [f"complete:{station}"]
     open_cols = []
+    times = None
     if spec.outcome_station == station:
+        what = "the event indicator" if spec.model == "cox" else "the outcome"
         y = df[spec.outcome_column]
         if not pd.api.types.is_numeric_dtype(y) and y.dtype != bool:
-            raise InputError("the outcome must be binary 0/1", station=station, column=spec.outcome_column)
+            raise InputError(f"{what} must be binary 0/1", station=station, column=spec.outcome_column)
         present = y.dropna().astype(float)
         if not present.isin([0.0, 1.0]).all():
-            raise InputError("the outcome must be binary 0/1: it has other values", station=station,
+            raise InputError(f"{what} must be binary 0/1: it has other values", station=station,
                              column=spec.outcome_column)
-        if present.nunique() < 2:
+        if spec.model == "cox" and not (present == 1.0).any():
+            raise InputError("has no events (no 1s) at this station", station=station, column=spec.outcome_column)
+        if spec.model != "cox" and present.nunique() < 2:
             raise InputError("the outcome has only one value at this station", station=station,
                              column=spec.outcome_column)
         complete &= y.notna().to_numpy()
+        if spec.model == "cox":
+            times = _survival_times(df, station, spec.time_column)
+            complete &= np.isfinite(times)
         open_names.append("outcome")
         open_cols.append(np.nan_to_num(y.to_numpy(dtype=float)).astype(np.int64))
     open_cols.insert(0, complete.astype(np.int64))
     values = np.column_stack(columns + open_cols) if columns else np.column_stack(open_cols)
     for j in range(len(columns)):
         values[~complete, j] = 0
-    return Block(features=features, open=open_names, values=values.astype(np.int64))
+    return Block(features=features, open=open_names, values=values.astype(np.int64), times=times)
+
+
+def _survival_times(df: pd.DataFrame, station: str, column: str) -> np.ndarray:
+    t = df[column]
+    if not pd.api.types.is_numeric_dtype(t) or t.dtype == bool:
+        raise InputError("survival times must be numeric", station=station, column=column)
+    values = t.to_numpy(dtype=float)
+    finite = np.isfinite(values)
+    if not finite.any():
+        raise InputError("has no survival times", station=station, column=column)
+    if np.any(values[finite] <= 0):
+        raise InputError("survival times must be positive (a time of 0 or less was found)", station=station,
+                         column=column)
+    return np.where(finite, values, np.nan)

@@ -27,47 +27,29 @@ from ..linkage.protocol import LinkageRun, station_rows
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
-from . import logistic
+from . import cox, logistic
 from . import shares as sh
+from .channel import STATE, peer_key, spec_of, step_setup, stream_seeds
 from .design import FRAC_BITS_X, MAX_ENCODED, build_block, parse_train_spec
 
 FRAC_BITS_BETA = 24
 MAX_FRAC_BITS_W = 24
 MAX_FRAC_BITS_R = 32
-STATE = "train"
 
 
 # ---------------------------------------------------------------------------------------------
 # station steps
 # ---------------------------------------------------------------------------------------------
-def _spec(payload: dict):
-    return parse_train_spec(payload["spec"], payload["stations"])
-
-
-def step_setup(ctx: StationContext, payload: dict) -> dict:
-    """Check and describe this station's columns; keep the coordinator's seed; make a channel key."""
-    block = build_block(_spec(payload), ctx.station, ctx.data)
-    private, public = sh.new_exchange_key()
-    ctx.state.put(STATE, {"seed": payload["seed"], "private": private, "scaling": block.features,
-                          "role": payload["role"]})
-    return {"meta": block.meta(), "public_key": public}
-
-
-def _peer_key(ctx: StationContext, peer: str, peer_public: str) -> bytes:
-    st = ctx.state.get(STATE)
-    return sh.shared_key(st["private"], peer_public, (ctx.station, peer))
-
-
 def step_rows(ctx: StationContext, payload: dict) -> dict:
     """All of this station's rows (linkage order), masked by the coordinator's seed, sealed for the peer."""
     st = ctx.state.get(STATE)
     st["peers"] = payload["peers"]
     ctx.state.put(STATE, st)
-    block = build_block(_spec(payload), ctx.station, station_rows(ctx), scaling=st["scaling"])
+    block = build_block(spec_of(payload), ctx.station, station_rows(ctx), scaling=st["scaling"])
     seed = bytes.fromhex(st["seed"])
     masked = sh.to_ring(block.values) + sh.prg(seed, "rows", block.values.shape)
     receiver = payload["receiver"]
-    key = _peer_key(ctx, receiver, payload["peers"][receiver])
+    key = peer_key(ctx, receiver, payload["peers"][receiver])
     return {"sealed": sh.seal(key, {"rows": masked}, f"rows:{ctx.station}")}
 
 
@@ -76,7 +58,7 @@ def step_share(ctx: StationContext, payload: dict) -> dict:
     st = ctx.state.get(STATE)
     parts = {}
     for station, part in payload["parts"].items():
-        key = _peer_key(ctx, station, st["peers"][station])
+        key = peer_key(ctx, station, st["peers"][station])
         rows = sh.unseal(key, part["sealed"], f"rows:{station}")["rows"].astype(np.uint64)
         idx = np.asarray(part["idx"], dtype=np.int64)
         if len(idx) and (idx.min() < 0 or idx.max() >= len(rows)):
@@ -84,14 +66,8 @@ def step_share(ctx: StationContext, payload: dict) -> dict:
         parts[station] = rows[idx] - sh.unpack(part["corr"])
         ctx.state.put_array(f"train_f_{station}", parts[station])
     partner = payload["partner"]
-    key = _peer_key(ctx, partner, st["peers"][partner])
+    key = peer_key(ctx, partner, st["peers"][partner])
     return {"sealed": sh.seal(key, parts, f"f:{ctx.station}")}
-
-
-def _stream_seeds(ctx: StationContext) -> tuple[bytes, bytes, dict]:
-    st = ctx.state.get(STATE)
-    pair = _peer_key(ctx, st["partner"], st["peers"][st["partner"]])
-    return bytes.fromhex(st["seed"]), pair, st
 
 
 def step_open(ctx: StationContext, payload: dict) -> dict:
@@ -101,7 +77,7 @@ def step_open(ctx: StationContext, payload: dict) -> dict:
         st = ctx.state.get(STATE)
         st["partner"] = payload["partner"]
         ctx.state.put(STATE, st)
-        key = _peer_key(ctx, payload["partner"], st["peers"][payload["partner"]])
+        key = peer_key(ctx, payload["partner"], st["peers"][payload["partner"]])
         got = sh.unseal(key, payload["relay"], f"f:{payload['partner']}")
         pieces = []
         for station, width in layout["widths"]:
@@ -112,7 +88,7 @@ def step_open(ctx: StationContext, payload: dict) -> dict:
                 raise InputError("the relayed shares do not match the layout", station=ctx.station)
             pieces.append(piece.astype(np.uint64))
         ctx.state.put_array("train_f", np.hstack(pieces))
-    own_seed, pair, st = _stream_seeds(ctx)
+    own_seed, pair, st = stream_seeds(ctx)
     f = ctx.state.get_array("train_f").astype(np.uint64)
     n, q = f.shape
     feat, opened = layout["features"], layout["open"]
@@ -135,7 +111,7 @@ def step_open(ctx: StationContext, payload: dict) -> dict:
 
 def step_aggregate(ctx: StationContext, payload: dict) -> dict:
     """Shares of the gradient F'r and of the Hessian F'WF + F'U + U'F in the iteration's permuted order."""
-    own_seed, pair, st = _stream_seeds(ctx)
+    own_seed, pair, st = stream_seeds(ctx)
     layout, t = payload["layout"], payload["t"]
     feat = layout["features"]
     f = ctx.state.get_array("train_f").astype(np.uint64)
@@ -156,7 +132,7 @@ def step_aggregate(ctx: StationContext, payload: dict) -> dict:
 
 
 STEPS = {"train_setup": step_setup, "train_rows": step_rows, "train_share": step_share,
-         "train_open": step_open, "train_aggregate": step_aggregate}
+         "train_open": step_open, "train_aggregate": step_aggregate, **cox.STEPS}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,6 +155,8 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
     spec = parse_train_spec(spec_raw, stations)
     if len(stations) < 2:
         raise InputError("training needs at least two stations (a hub with the outcome and one more)")
+    if spec.model == "cox":
+        return cox.train_cox(coordinator, spec, spec_raw, min_cell_count=min_cell_count, evaluate=evaluate)
     run = LinkageRun.for_run(coordinator, spec.linkage, evaluate, "training")
     hub, others = run.spec.hub, run.spec.others
     if spec.outcome_station != hub:

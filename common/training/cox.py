@@ -1,0 +1,827 @@
+"""Cox proportional hazards on the linked cohort, fitted exactly by Newton-Raphson (Efron or Breslow ties).
+
+The hub H holds survival time and event; its partner P and further stations O hold features.
+Unlike logistic regression, Cox needs the time order: every risk-set sum runs over the records
+still alive at an event time. Design (algebra and leakage: docs/leakage/training.md):
+
+* **Domain = all of H's rows, padded.** H and P hold the design matrix in H's (shuffled) row
+  order as f = X - b (both know f, only the coordinator C knows b); rows of H that are not in the
+  cohort get zero features from dummy rows, so nobody but C knows who is linked. H knows its own
+  time order; it tells P (sealed) the order and the tie structure of its whole table, which
+  means nothing to P. C never learns the time order.
+* **Per iteration** H and P open the linear predictors to C in a fresh secret permutation (as in
+  logistic regression, padding rows randomised); C computes r = exp(z - max z) exactly and deals
+  shares of it. H and P form risk-set sums S_k and G_k = sum r x in time order on shares, and open
+  them to C only blinded: S_k times a random factor (log-uniform over 2^64) and G_k under a
+  uniform mask. C inverts the blinded sums, H and P unblind, and the per-record weights
+  w_i = r_i (Lambda_i - d_i B_i) and the risk-set means come back as shares. Gradient X'(d - w)
+  and Hessian X'WX - sum_l abar_l abar_l' are opened as sums only.
+* **Efron ties** need (S_k - a S^D_k) for a = l / D_k, with D_k the number of cohort deaths at the
+  k-th event time, which only C may know: one extra round in which C deals a * (masked S^D_k).
+
+Rounds: 2 linkage rounds (carrying the set-up), 1 share round, then per iteration 4 (Breslow) or
+5 (Efron), then 1 for the concordance index.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..disclosure import effective_min_cell_count, suppress
+from ..linkage.protocol import LinkageRun, station_rows
+from ..runtime.coordinator import Coordinator, StepCall
+from ..runtime.errors import InputError, PrivacyError
+from ..runtime.station import StationContext
+from . import hazards, logistic
+from . import shares as sh
+from .channel import STATE, peer_key, spec_of, step_setup, stream_seeds
+from .design import FRAC_BITS_X, TrainSpec, build_block
+from .ring import R192, R256, log_uniform_blinds
+
+RX, RG = R192, R256        # per-record shares; risk-set (group) shares
+FRAC_BITS_BETA = 24        # coefficients sent to the stations
+E_BITS = 40                # r = exp(z - max z) in (0, 1]
+A_BITS = 24                # Efron fractions l / D (and the matching shift of S and G)
+L_BITS = 40                # per-record cumulative sums Lambda and B (errors add up over event times)
+W_BITS = E_BITS + L_BITS   # per-record weights w and event indicators d
+ALPHA_BITS = 190           # the coordinator's reciprocals floor(2^190 / blinded sum)
+XBAR_BITS = 40             # risk-set means
+BASE_BITS = 40             # baseline hazard increments and their variance terms
+LOGRHO_BITS = 32           # log2 of the blinds, for the log-likelihood
+# truncation shifts: rho * alpha = 2^INV / phi_real with INV = ALPHA - A - E
+INV_BITS = ALPHA_BITS - A_BITS - E_BITS
+SHIFT_A = INV_BITS - L_BITS
+SHIFT_B = INV_BITS + A_BITS - L_BITS
+SHIFT_LAMBDA = INV_BITS - BASE_BITS
+SHIFT_XBAR = ALPHA_BITS + FRAC_BITS_X - XBAR_BITS
+COX = "cox"
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers shared by both sides
+# ---------------------------------------------------------------------------------------------
+def time_structure(times: np.ndarray, events: np.ndarray, complete: np.ndarray,
+                   survival_times: tuple[float, ...]) -> dict:
+    """H's own time order (deaths first within a tie) and tie groups, over all of its rows."""
+    valid = complete.astype(bool) & np.isfinite(times)
+    key = np.where(valid, times, np.inf)
+    died = (events == 1) & valid
+    order = np.lexsort((~died, key))
+    ts, ds = key[order], died[order]
+    death_times = np.unique(ts[ds])
+    starts = np.searchsorted(ts, death_times, side="left")
+    dts = ts[ds]
+    deaths = np.searchsorted(dts, death_times, side="right") - np.searchsorted(dts, death_times, side="left")
+    return {"order": order.astype(np.int64), "starts": starts.astype(np.int64), "deaths": deaths.astype(np.int64),
+            "upto": np.array([np.searchsorted(death_times, t, side="right") for t in survival_times], dtype=np.int64),
+            "risk_pos": np.array([np.searchsorted(ts, t, side="left") for t in survival_times], dtype=np.int64)}
+
+
+def _grid(deaths: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Grid points (group, l) for l < deaths at H, groups in the permuted order sigma: (group, offset) per point."""
+    sizes = deaths[sigma]
+    groups = np.repeat(sigma, sizes)
+    offsets = np.concatenate([np.arange(s) for s in sizes]) if len(sizes) else np.zeros(0, dtype=np.int64)
+    return groups, offsets
+
+
+def _sum_by(values: np.ndarray, index: np.ndarray, count: int, ring) -> np.ndarray:
+    """Ring sums of rows of ``values`` grouped by ``index`` (0..count-1)."""
+    shape = (count,) + values.shape[1:]
+    out = np.zeros(shape, dtype=object)
+    np.add.at(out, index, values)
+    return ring.element(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# station steps
+# ---------------------------------------------------------------------------------------------
+def step_rows(ctx: StationContext, payload: dict) -> dict:
+    """All of this station's rows, masked by the coordinator's seed and sealed for the peer.
+
+    The hub adds its time order and tie structure (for the partner); the others add dummy rows so
+    that the hub cannot tell its padding rows from linked ones.
+    """
+    st = ctx.state.get(STATE)
+    st["peers"] = payload["peers"]
+    spec = spec_of(payload)
+    rows = station_rows(ctx)
+    block = build_block(spec, ctx.station, rows, scaling=st["scaling"])
+    seed = bytes.fromhex(st["seed"])
+    values = block.values
+    extra: dict[str, np.ndarray] = {}
+    if st["role"] == "hub":
+        complete = values[:, len(block.features) + block.open.index(f"complete:{ctx.station}")]
+        event = values[:, len(block.features) + block.open.index("outcome")]
+        extra = time_structure(block.times, event, complete, spec.survival_times)
+        ctx.state.put_array("cox_order", extra["order"])
+        st["cox"] = {k: extra[k].tolist() for k in ("starts", "deaths", "upto", "risk_pos")}
+    else:
+        n_ext = len(values) + int(payload["n_hub"])
+        ext = np.zeros((n_ext, values.shape[1]), dtype=np.int64)
+        ext[sh.permutation(seed, "ext", n_ext)[:len(values)]] = values
+        values = ext
+    ctx.state.put(STATE, st)
+    masked = sh.to_ring(values) + sh.prg(seed, "rows", values.shape)
+    receiver = payload["receiver"]
+    key = peer_key(ctx, receiver, payload["peers"][receiver])
+    return {"sealed": sh.seal(key, {"rows": masked, **extra}, f"rows:{ctx.station}")}
+
+
+def step_share(ctx: StationContext, payload: dict) -> dict:
+    """This station's view f = X - b of the peers' columns in the hub's row order; the partner
+    also keeps the hub's time structure and its share of the cohort membership."""
+    st = ctx.state.get(STATE)
+    parts = {}
+    for station, part in payload["parts"].items():
+        key = peer_key(ctx, station, st["peers"][station])
+        got = sh.unseal(key, part["sealed"], f"rows:{station}")
+        rows = got["rows"].astype(np.uint64)
+        idx = np.asarray(part["idx"], dtype=np.int64) if "idx" in part else np.arange(len(rows))
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(rows)):
+            raise InputError("the relayed row positions do not fit the relayed rows", station=ctx.station)
+        parts[station] = rows[idx] - sh.unpack(part["corr"])
+        ctx.state.put_array(f"train_f_{station}", parts[station])
+        if "order" in got:
+            ctx.state.put_array("cox_order", got["order"].astype(np.int64))
+            st["cox"] = {k: got[k].astype(np.int64).tolist() for k in ("starts", "deaths", "upto", "risk_pos")}
+    seed = bytes.fromhex(st["seed"])
+    m_share = sh.unpack(payload["m"]) if "m" in payload else sh.prg(seed, "m", len(next(iter(parts.values()))))
+    ctx.state.put_array("cox_m", m_share)
+    ctx.state.put(STATE, st)
+    partner = payload["partner"]
+    key = peer_key(ctx, partner, st["peers"][partner])
+    return {"sealed": sh.seal(key, parts, f"f:{ctx.station}")}
+
+
+def _structure(ctx: StationContext) -> dict:
+    st = ctx.state.get(STATE)
+    out = {k: np.asarray(v, dtype=np.int64) for k, v in st["cox"].items()}
+    out["order"] = ctx.state.get_array("cox_order")
+    return out
+
+
+def step_open(ctx: StationContext, payload: dict) -> dict:
+    """Permuted, re-masked shares of z = X beta, the open columns, the membership and the mask b;
+    on rows outside the cohort everything but the membership is replaced by noise."""
+    layout, t = payload["layout"], payload["t"]
+    if "relay" in payload:  # first iteration: complete f with the partner's view
+        st = ctx.state.get(STATE)
+        st["partner"] = payload["partner"]
+        ctx.state.put(STATE, st)
+        key = peer_key(ctx, payload["partner"], st["peers"][payload["partner"]])
+        got = sh.unseal(key, payload["relay"], f"f:{payload['partner']}")
+        pieces = []
+        for station, width in layout["widths"]:
+            piece = got.get(station)
+            if piece is None:
+                piece = ctx.state.get_array(f"train_f_{station}")
+            if piece.shape[1] != width:
+                raise InputError("the relayed shares do not match the layout", station=ctx.station)
+            pieces.append(piece.astype(np.uint64))
+        ctx.state.put_array("train_f", np.hstack(pieces))
+    own, pair, st = stream_seeds(ctx)
+    hub = st["role"] == "hub"
+    f = ctx.state.get_array("train_f").astype(np.uint64)
+    n, q = f.shape
+    feat, opened = layout["features"], layout["open"]
+    share = sh.prg(own, "b", (n, q))
+    if hub:
+        share = share + f
+    beta = sh.to_ring(np.asarray([int(b) for b in payload["beta"]], dtype=np.int64))
+    z = share[:, feat] @ beta
+    b_part = share[:, feat] - (f[:, feat] if hub else np.uint64(0))
+    if hub:
+        b_part = b_part + sh.prg(pair, f"d{t}", (n, len(feat)))
+    m = ctx.state.get_array("cox_m").astype(np.uint64)
+    outside = (np.uint64(1) if hub else np.uint64(0)) - m      # shares of 1 - membership
+    noise = outside[:, None] * sh.prg(pair, f"u{t}", (n, 1 + len(opened)))
+    out = np.column_stack([z + noise[:, 0], share[:, opened] + noise[:, 1:], m, b_part])
+    mask = sh.prg(pair, f"e{t}", out.shape)
+    out = out + mask if hub else out - mask
+    return {"shares": sh.pack(out[sh.permutation(pair, f"pi{t}", n)])}
+
+
+class _Shares:
+    """This station's shares dealt by the coordinator: the hub derives its own from the seed it
+    shares with the coordinator, the partner receives the difference (and keeps those it needs in a
+    later round of the same iteration in its job folder, so that they are sent once)."""
+
+    def __init__(self, ctx: StationContext, own: bytes, hub: bool, payload: dict, t: int, keep: tuple[str, ...] = ()):
+        self.own, self.hub, self.payload, self.t = own, hub, payload, t
+        self.saved: dict = {}
+        if not hub:
+            name = f"cox_dealt{t}"
+            self.saved = ctx.state.get(name) if ctx.state.has(name) else {}
+            new = {k: payload[k] for k in keep if k in payload}
+            if new:
+                self.saved.update(new)
+                ctx.state.put(name, self.saved)
+
+    def get(self, ring, name: str, shape) -> np.ndarray:
+        if self.hub:
+            return ring.prg(self.own, f"{name}{self.t}", shape)
+        text = self.payload.get(name, self.saved.get(name))
+        if text is None:
+            raise InputError(f"the coordinator did not relay the share '{name}'")
+        got = ring.unpack(text)
+        if got.shape != tuple(np.atleast_1d(shape)):
+            raise InputError(f"the relayed share '{name}' has the wrong shape")
+        return got
+
+
+def _deal(ring, seed_hub: bytes, name: str, t: int, value: np.ndarray) -> str:
+    """The partner's share of a value the coordinator knows (the hub's is PRG(seed, name t))."""
+    return ring.pack(ring.sub(value, ring.prg(seed_hub, f"{name}{t}", np.shape(value))))
+
+
+def _out(ring, pair: bytes, label: str, value: np.ndarray, hub: bool) -> str:
+    """A share masked with the H-P pair mask, so that the coordinator sees only the sum."""
+    mask = ring.prg(pair, label, np.shape(value))
+    return ring.pack(ring.add(value, mask) if hub else ring.sub(value, mask))
+
+
+def _frame(ctx: StationContext, t: int, p: int, feat: list[int]):
+    """F = pi_t(f - d_t) lifted to the per-record ring, the permutation and its time positions."""
+    own, pair, st = stream_seeds(ctx)
+    f = ctx.state.get_array("train_f").astype(np.uint64)
+    n = f.shape[0]
+    perm = sh.permutation(pair, f"pi{t}", n)
+    big_f = RX.from_u64((f[:, feat] - sh.prg(pair, f"d{t}", (n, p)))[perm])
+    struct = _structure(ctx)
+    pinv = np.empty(n, dtype=np.int64)
+    pinv[perm] = np.arange(n)
+    to_time = pinv[struct["order"]]          # time position j -> position in the permuted frame
+    time_pos = np.empty(n, dtype=np.int64)
+    time_pos[to_time] = np.arange(n)         # frame position i -> its time position
+    return own, pair, st, big_f, struct, to_time, time_pos
+
+
+def _suffix(values: np.ndarray) -> np.ndarray:
+    """Ring suffix sums along axis 0, with a final zero row (index n = the empty suffix)."""
+    rev = np.cumsum(values[::-1], axis=0)[::-1]
+    return np.concatenate([rev, np.zeros((1,) + values.shape[1:], dtype=object)])
+
+
+def step_groups(ctx: StationContext, payload: dict) -> dict:
+    """Risk-set sums at every event time of the hub, from the dealt risk scores, opened blinded."""
+    t, p, feat, efron = payload["t"], payload["p"], payload["features"], payload["ties"] == "efron"
+    own, pair, st, big_f, struct, to_time, _ = _frame(ctx, t, p, feat)
+    hub = st["role"] == "hub"
+    n = big_f.shape[0]
+    dealt = _Shares(ctx, own, hub, payload, t, keep=("e", "Ue", "Bs", "dl", "k", "de", "Ud"))
+    e = dealt.get(RX, "e", n)
+    u_e = dealt.get(RX, "Ue", (n, p))
+    ex = RX.add(RX.mul(e[:, None], big_f), u_e)                # shares of r * x, permuted frame
+    starts, deaths = struct["starts"], struct["deaths"]
+    k = len(starts)
+    s_suf, g_suf = _suffix(e[to_time]), _suffix(ex[to_time])
+    s_g, g_g = RG.lift(RX.element(s_suf[starts]), RX), RG.lift(RX.element(g_suf[starts]), RX)
+    death_group = np.repeat(np.arange(k), deaths)
+    death_pos = np.concatenate([np.arange(s, s + d) for s, d in zip(starts, deaths)]) if k else np.zeros(0, int)
+    d_g = _sum_by(dealt.get(RX, "dl", n)[to_time][death_pos], death_group, k, RX)
+    keep = {"S": RG.pack(s_g), "G": RG.pack(g_g)}
+    sigma = sh.permutation(pair, f"sg{t}", k)
+    out = {"deaths": _out(RX, pair, f"oD{t}", d_g[sigma], hub)}
+    if hub:
+        out["sizes"] = deaths[sigma].tolist()
+    if efron:
+        de = dealt.get(RX, "de", n)
+        dex = RX.add(RX.mul(de[:, None], big_f), dealt.get(RX, "Ud", (n, p)))
+        sd_g = RG.lift(_sum_by(de[to_time][death_pos], death_group, k, RX), RX)
+        gd_g = RG.lift(_sum_by(dex[to_time][death_pos], death_group, k, RX), RX)
+        keep.update(SD=RG.pack(sd_g), GD=RG.pack(gd_g))
+        m1, md = RG.prg(pair, f"m1{t}", k), RG.prg(pair, f"MD{t}", (k, p))
+        out["sd"] = _out(RG, pair, f"oS{t}", RG.add(sd_g, m1)[sigma] if hub else sd_g[sigma], hub)
+        out["gd"] = _out(RG, pair, f"oG{t}", RG.add(gd_g, md)[sigma] if hub else gd_g[sigma], hub)
+    else:
+        out.update(_blinded(pair, t, s_g, g_g, sigma, deaths, hub))
+    ctx.state.put(f"cox_it{t}", keep)
+    return out
+
+
+def _blinded(pair: bytes, t: int, phi_base: np.ndarray, vec_base: np.ndarray, sigma: np.ndarray,
+             deaths: np.ndarray, hub: bool, a_sd: np.ndarray | None = None, a_gd: np.ndarray | None = None) -> dict:
+    """Per grid point (group, l): rho * phi and rho * vec + M, with phi = 2^A S - a S^D, vec = 2^A G - a G^D."""
+    groups, _ = _grid(deaths, sigma)
+    count = len(groups)
+    rho = log_uniform_blinds(pair, f"rho{t}", count)
+    phi = RG.mul(phi_base[groups], 1 << A_BITS)
+    vec = RG.mul(vec_base[groups], 1 << A_BITS)
+    if a_sd is not None:
+        phi, vec = RG.sub(phi, a_sd), RG.sub(vec, a_gd)
+    blinded_phi = RG.mul(phi, rho)
+    y = RG.mul(vec, rho[:, None])
+    if hub:
+        y = RG.add(y, RG.prg(pair, f"M{t}", (count, vec.shape[1])))
+    return {"phi": _out(RG, pair, f"oP{t}", blinded_phi, hub), "y": _out(RG, pair, f"oY{t}", y, hub)}
+
+
+def step_fractions(ctx: StationContext, payload: dict) -> dict:
+    """Efron: the blinded sums S - a S^D for every fraction a = l / D the coordinator dealt."""
+    t, p = payload["t"], payload["p"]
+    own, pair, st = stream_seeds(ctx)
+    hub = st["role"] == "hub"
+    struct = _structure(ctx)
+    keep = ctx.state.get(f"cox_it{t}")
+    s_g, g_g, deaths = RG.unpack(keep["S"]), RG.unpack(keep["G"]), struct["deaths"]
+    k = len(deaths)
+    sigma = sh.permutation(pair, f"sg{t}", k)
+    groups, _ = _grid(deaths, sigma)
+    count = len(groups)
+    dealt = _Shares(ctx, own, hub, payload, t)
+    a = dealt.get(RG, "a", count)
+    m1, md = RG.prg(pair, f"m1{t}", k), RG.prg(pair, f"MD{t}", (k, p))
+    a_sd = RG.sub(dealt.get(RG, "aS", count), RG.mul(a, m1[groups]))
+    a_gd = RG.sub(dealt.get(RG, "aG", (count, p)), RG.mul(a[:, None], md[groups]))
+    return _blinded(pair, t, s_g, g_g, sigma, deaths, hub, a_sd, a_gd)
+
+
+def step_coefficients(ctx: StationContext, payload: dict) -> dict:
+    """Unblind the coordinator's reciprocals: per-record cumulative sums (opened masked) and the
+    risk-set means (opened masked), with the pieces the coordinator needs to remove the masks."""
+    t, p, efron = payload["t"], payload["p"], payload["ties"] == "efron"
+    own, pair, st = stream_seeds(ctx)
+    hub = st["role"] == "hub"
+    struct = _structure(ctx)
+    deaths, starts = struct["deaths"], struct["starts"]
+    k, n = len(deaths), len(struct["order"])
+    sigma = sh.permutation(pair, f"sg{t}", k)
+    groups, offsets = _grid(deaths, sigma)
+    count = len(groups)
+    rho = log_uniform_blinds(pair, f"rho{t}", count)
+    dealt = _Shares(ctx, own, hub, payload, t, keep=("dal0",))
+    alpha = dealt.get(RG, "al", count)
+    # A_k = sum_l 1/phi_l and B_k = sum_l a_l/phi_l, per group in time order, truncated to L_BITS
+    a_k = RG.truncate(_sum_by(RG.mul(alpha, rho), groups, k, RG), SHIFT_A, hub)
+    per_record = {"V1": np.cumsum(RX.element(RG.reduce_to(a_k, RX)))}   # Lambda_k at every group
+    perm = sh.permutation(pair, f"pi{t}", n)
+    pinv = np.empty(n, dtype=np.int64)
+    pinv[perm] = np.arange(n)
+    to_time = pinv[struct["order"]]
+    group_of_pos = np.searchsorted(starts, np.arange(n), side="right") - 1
+    lam_pos = np.where(group_of_pos >= 0, per_record["V1"][np.maximum(group_of_pos, 0)], 0)
+    frame = np.empty(n, dtype=object)
+    frame[to_time] = lam_pos
+    out = {"v1": _out(RX, pair, f"oV1{t}", RX.add(frame, RX.prg(pair, f"M1{t}", n)) if hub else RX.element(frame), hub)}
+    if efron:
+        b_k = RG.truncate(_sum_by(RG.mul(dealt.get(RG, "ala", count), rho), groups, k, RG), SHIFT_B, hub)
+        b_pos = np.zeros(n, dtype=object)
+        for g in range(k):
+            b_pos[starts[g]:starts[g] + deaths[g]] = RG.reduce_to(b_k[g:g + 1], RX)[0]
+        frame = np.empty(n, dtype=object)
+        frame[to_time] = b_pos
+        out["v2"] = _out(RX, pair, f"oV2{t}", RX.add(frame, RX.prg(pair, f"M2{t}", n)) if hub else RX.element(frame), hub)
+    # risk-set means abar = alpha * (Y - M) * ... unblinded and truncated, opened under a fresh mask
+    mask_y = RG.prg(pair, f"M{t}", (count, p))
+    abar = RG.truncate(RG.sub(dealt.get(RG, "alY", (count, p)), RG.mul(alpha[:, None], mask_y)), SHIFT_XBAR, hub)
+    mask_a = RG.prg(pair, f"Mp{t}", (count, p))
+    out["abar"] = _out(RG, pair, f"oA{t}", RG.add(abar, mask_a) if hub else abar, hub)
+    cross = RG.dot(abar.T, mask_a)
+    cross = RG.add(cross, cross.T)
+    if hub:
+        cross = RG.add(cross, RG.dot(mask_a.T, mask_a))
+    out["cross"] = _out(RG, pair, f"oX{t}", cross, hub)
+    # log-likelihood: sum over the used grid points of log2(rho)
+    logrho = np.array([int(round(math.log2(r) * 2 ** LOGRHO_BITS)) for r in rho], dtype=object)
+    out["logrho"] = _out(RX, pair, f"oL{t}", RX.dot(dealt.get(RX, "used", count), logrho), hub)
+    # baseline hazard increments D_k / S_k (Breslow estimator) from the l = 0 grid point of each group
+    first = np.flatnonzero(offsets == 0)
+    lam = RG.truncate(RG.mul(dealt.get(RG, "dal0", k), rho[first]), SHIFT_LAMBDA, hub)  # sigma order
+    out["lam"] = _out(RG, pair, f"oB{t}", RG.add(lam, RG.prg(pair, f"Ml{t}", k)) if hub else lam, hub)
+    ctx.state.put(f"cox_base{t}", {"lam": RG.pack(lam), "abar0": RG.pack(abar[first])})
+    return out
+
+
+def step_weights(ctx: StationContext, payload: dict) -> dict:
+    """Shares of the Hessian's first part X'WX and of the gradient X'(d - w); baseline sums at the
+    requested times; at the first iteration the cohort's feature sums and sums of squares."""
+    t, p, feat, efron = payload["t"], payload["p"], payload["features"], payload["ties"] == "efron"
+    own, pair, st, big_f, struct, to_time, time_pos = _frame(ctx, t, p, feat)
+    hub = st["role"] == "hub"
+    n = big_f.shape[0]
+    dealt = _Shares(ctx, own, hub, payload, t)
+    e, u_e = dealt.get(RX, "e", n), dealt.get(RX, "Ue", (n, p))
+    bs, dl = dealt.get(RX, "Bs", (n, p)), dealt.get(RX, "dl", n)
+    m1 = RX.prg(pair, f"M1{t}", n)
+    w = RX.sub(dealt.get(RX, "a", n), RX.mul(e, m1))
+    u = RX.sub(dealt.get(RX, "v", (n, p)), RX.mul(u_e, m1[:, None]))
+    corr = RX.dot(u_e.T, m1)
+    if efron:
+        m2 = RX.prg(pair, f"M2{t}", n)
+        de, u_d = dealt.get(RX, "de", n), dealt.get(RX, "Ud", (n, p))
+        w = RX.add(w, RX.mul(de, m2))
+        u = RX.add(u, RX.mul(u_d, m2[:, None]))
+        corr = RX.sub(corr, RX.dot(u_d.T, m2))
+    mask_u = RX.prg(pair, f"Mu{t}", (n, p))
+    fu = RX.dot(big_f.T, u)
+    first = RX.add(RX.dot(big_f.T, RX.mul(big_f, w[:, None])), fu, fu.T)
+    first = RX.sub(first, RX.dot(bs.T, mask_u))
+    grad = RX.add(RX.sub(RX.dot(big_f.T, dl), RX.dot(big_f.T, w)), corr)
+    out = {"first": _out(RX, pair, f"oF{t}", first, hub), "grad": _out(RX, pair, f"oR{t}", grad, hub),
+           "u": _out(RX, pair, f"oU{t}", RX.add(u, mask_u) if hub else u, hub)}
+    if t == 0:  # at beta = 0 the risk scores are the membership: sums over the complete cases
+        sxx = RX.add(RX.dot(big_f.T, RX.mul(big_f, e[:, None])), RX.dot(big_f.T, u_e), RX.dot(u_e.T, big_f))
+        out["sxx"] = _out(RX, pair, f"oQ{t}", sxx, hub)
+        out["sx"] = _out(RX, pair, f"oT{t}", RX.dot(big_f.T, e), hub)
+    out.update(_baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n))
+    for name in (f"cox_it{t}", f"cox_dealt{t}", f"cox_base{t}"):   # this iteration's state is done with
+        ctx.state.drop(name)
+    return out
+
+
+def _baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n) -> dict:
+    """Breslow baseline pieces at the requested times: Lambda0, sum d/S^2, sum d xbar/S; at-risk counts."""
+    deaths = struct["deaths"]
+    k = len(deaths)
+    sigma = sh.permutation(pair, f"sg{t}", k)
+    groups, offsets = _grid(deaths, sigma)
+    rho0 = log_uniform_blinds(pair, f"rho{t}", len(groups))[offsets == 0]
+    base = ctx.state.get(f"cox_base{t}")
+    lam = RG.unpack(base["lam"])
+    a0 = dealt.get(RG, "a0", k)
+    v0 = RG.truncate(RG.mul(RG.sub(dealt.get(RG, "lamA", k), RG.mul(a0, RG.prg(pair, f"Ml{t}", k))), rho0),
+                     INV_BITS, hub)
+    d0 = dealt.get(RG, "dal0", k)
+    q = RG.sub(dealt.get(RG, "qA", (k, p)), RG.mul(d0[:, None], RG.prg(pair, f"Mp{t}", (len(groups), p))[offsets == 0]))
+    q = RG.truncate(RG.mul(q, rho0[:, None]), INV_BITS, hub)
+    # back from the permuted group order to time order, then prefix sums up to each requested time
+    in_time = np.empty(k, dtype=np.int64)
+    in_time[sigma] = np.arange(k)
+    stack = np.column_stack([lam[in_time], v0[in_time], q[in_time]])
+    prefix = np.concatenate([np.zeros((1, stack.shape[1]), dtype=object), np.cumsum(stack, axis=0)])
+    at_times = RG.element(prefix[struct["upto"]])
+    risk = _suffix(dealt.get(RX, "k", n)[to_time])[struct["risk_pos"]]
+    return {"base": _out(RG, pair, f"oZ{t}", at_times, hub), "at_risk": _out(RX, pair, f"oK{t}", RX.element(risk), hub)}
+
+
+def step_finish(ctx: StationContext, payload: dict) -> dict:
+    """Concordance: for each death, how many later cohort records fall below each risk-score bin."""
+    t, bins = payload["t"], payload["bins"]
+    own, pair, st = stream_seeds(ctx)
+    hub = st["role"] == "hub"
+    struct = _structure(ctx)
+    n = len(struct["order"])
+    perm = sh.permutation(pair, f"pi{t}", n)
+    pinv = np.empty(n, dtype=np.int64)
+    pinv[perm] = np.arange(n)
+    to_time = pinv[struct["order"]]
+    dealt = _Shares(ctx, own, hub, payload, t)
+    below = dealt.get(RX, "O", (n, bins))
+    kappa = dealt.get(RX, "kappa", (n, bins))
+    suffix = _suffix(below[to_time])
+    later = np.arange(1, n + 1)   # any position after itself; deaths: after the tie's deaths
+    for s, d in zip(struct["starts"], struct["deaths"]):
+        later[s:s + d] = s + d
+    counts = np.empty((n, bins), dtype=object)
+    counts[to_time] = suffix[later]
+    mask = RX.prg(pair, f"MO{t}", (n, bins))
+    opened = RX.add(counts, mask) if hub else RX.element(counts)
+    corr = RX.element(np.sum(RX.mul(kappa, mask)))
+    return {"counts": _out(RX, pair, f"oC{t}", opened, hub), "corr": _out(RX, pair, f"oN{t}", np.array([corr]), hub)}
+
+
+STEPS = {"cox_rows": step_rows, "cox_share": step_share, "cox_open": step_open, "cox_groups": step_groups,
+         "cox_fractions": step_fractions, "cox_coefficients": step_coefficients, "cox_weights": step_weights,
+         "cox_finish": step_finish, "train_setup": step_setup}
+
+
+# ---------------------------------------------------------------------------------------------
+# coordinator
+# ---------------------------------------------------------------------------------------------
+def _reciprocal(values: np.ndarray, bits: int) -> np.ndarray:
+    """floor(2^bits / v) for positive ring elements (0 where v is 0)."""
+    return np.array([(1 << bits) // int(v) if int(v) > 0 else 0 for v in values], dtype=object)
+
+
+def _opened(ring, results: dict, key: str) -> np.ndarray:
+    return ring.add(*[ring.unpack(r[key]) for r in results.values()])
+
+
+def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cell_count: int | None = None,
+              evaluate: bool = False) -> dict:
+    stations = coordinator.stations
+    run = LinkageRun.for_run(coordinator, spec.linkage, evaluate, "training")
+    hub, others = run.spec.hub, run.spec.others
+    if spec.outcome_station != hub:
+        raise InputError(f"the survival time and event must be at the linkage hub '{hub}' "
+                         f"(they are at '{spec.outcome_station}')")
+    partner = others[0]
+    order = [hub] + others
+    roles = {hub: "hub", partner: "partner", **{s: "other" for s in others[1:]}}
+    seeds = {s: sh.new_seed() for s in order}
+    payload = {"spec": spec_raw, "stations": stations}
+
+    with coordinator.cost.phase("linkage + set-up"):
+        calls = {s: StepCall.combine(c, StepCall("train_setup", {**payload, "seed": seeds[s].hex(), "role": roles[s]}))
+                 for s, c in run.first_calls().items()}
+        res = coordinator.round(calls, label="linkage: encode keys; training: check columns, channel keys")
+        first = {s: r["results"][0] for s, r in res.items()}
+        metas = {s: r["results"][1]["meta"] for s, r in res.items()}
+        public = {s: r["results"][1]["public_key"] for s, r in res.items()}
+        n = int(first[hub]["n"])
+        receivers = {hub: partner, **{s: hub for s in others}}
+        peers = {hub: {s: public[s] for s in others}, **{s: {hub: public[hub]} for s in others}}
+        calls = {s: StepCall.combine(c, StepCall("cox_rows", {**payload, "peers": peers[s], "receiver": receivers[s],
+                                                             "n_hub": n}))
+                 for s, c in run.second_calls(first).items()}
+        res = coordinator.round(calls, label="linkage: blind keys; training: masked rows, sealed for the peer")
+        second = {s: r["results"][0] for s, r in res.items()}
+        sealed = {s: r["results"][1]["sealed"] for s, r in res.items()}
+        linkage = run.finish(first, second)
+
+    k_min = effective_min_cell_count(min_cell_count, linkage.station_floors())
+    cohort = linkage.cohort()
+    if len(cohort[hub]) < k_min:
+        raise PrivacyError(f"the linked cohort has fewer than {k_min} records (the minimum cell count)")
+
+    widths, features, feat_cols, open_cols, open_names, start = [], [], [], [], [], 0
+    for s in order:
+        m = metas[s]
+        q = len(m["features"]) + len(m["open"])
+        widths.append([s, q])
+        for j, f in enumerate(m["features"]):
+            features.append({**f, "station": s})
+            feat_cols.append(start + j)
+        for j, name in enumerate(m["open"]):
+            open_cols.append(start + len(m["features"]) + j)
+            open_names.append(name)
+        start += q
+    q_total, p = start, len(features)
+    if p == 0:
+        raise InputError("a Cox model needs at least one feature")
+    names = [f["name"] for f in features]
+    layout = {"widths": widths, "features": feat_cols, "open": open_cols}
+
+    # the mask b over the hub's rows; corrections turn masked rows into f = X - b in the hub's order
+    b = sh.prg(seeds[hub], "b", (n, q_total)) + sh.prg(seeds[partner], "b", (n, q_total))
+    col_start = {s: sum(w for _, w in widths[:i]) for i, (s, _) in enumerate(widths)}
+    member = np.zeros(n, dtype=np.uint64)
+    member[cohort[hub]] = 1
+    outside = np.setdiff1d(np.arange(n), cohort[hub])
+    parts: dict[str, dict] = {hub: {}, partner: {}}
+    for s, q in widths:
+        cols = b[:, col_start[s]:col_start[s] + q]
+        if s == hub:
+            parts[partner][s] = {"sealed": sealed[s], "corr": sh.pack(sh.prg(seeds[s], "rows", (n, q)) + cols)}
+            continue
+        n_s = linkage.n_rows[s]
+        ext = sh.permutation(seeds[s], "ext", n_s + n)
+        idx = np.empty(n, dtype=np.int64)
+        idx[cohort[hub]] = ext[cohort[s]]                 # linked: the station's own row
+        idx[outside] = ext[n_s + np.arange(len(outside))]  # not linked: a distinct dummy row
+        corr = sh.prg(seeds[s], "rows", (n_s + n, q))[idx] + cols
+        parts[hub][s] = {"sealed": sealed[s], "idx": idx.tolist(), "corr": sh.pack(corr)}
+    m_partner = member - sh.prg(seeds[hub], "m", n)
+    with coordinator.cost.phase("training: shares"):
+        res = coordinator.round({hub: StepCall("cox_share", {"parts": parts[hub], "partner": partner}),
+                                 partner: StepCall("cox_share", {"parts": parts[partner], "partner": hub,
+                                                                 "m": sh.pack(m_partner)})},
+                                label="training: shares of the hub-ordered design from the relayed rows")
+    relay = {hub: res[partner]["sealed"], partner: res[hub]["sealed"]}
+
+    fit = _CoxFit(coordinator, spec, seeds[hub], hub, partner, layout, open_names, p, names, features, k_min)
+    fit.iterate(relay)
+    result = fit.result(linkage, spec)
+    if evaluate:
+        result["links"] = linkage.links_table()
+    return result
+
+
+class _CoxFit:
+    """The coordinator's side of the Newton iterations (state between rounds lives here)."""
+
+    def __init__(self, coordinator, spec, seed_hub, hub, partner, layout, open_names, p, names, features, k):
+        self.c, self.spec, self.seed, self.hub, self.partner = coordinator, spec, seed_hub, hub, partner
+        self.layout, self.open_names, self.p, self.names, self.features, self.k = layout, open_names, p, names, features, k
+        self.efron = spec.ties == "efron"
+        self.history: list[dict] = []
+        self.summaries: list[dict] = []
+
+    def _round(self, step: str, common: dict, partner_only: dict, label: str) -> dict:
+        calls = {self.hub: StepCall(step, dict(common)), self.partner: StepCall(step, {**common, **partner_only})}
+        return self.c.round(calls, label=label)
+
+    def iterate(self, relay: dict) -> None:
+        spec, p = self.spec, self.p
+        beta = np.zeros(p)
+        converged = False
+        with self.c.cost.phase("training: Newton iterations"):
+            for t in range(spec.max_iterations):
+                hess, grad, loglik = self._iteration(t, beta, relay if t == 0 else None)
+                try:
+                    step = hazards.newton_step(hess, grad, beta, spec.penalty)
+                except np.linalg.LinAlgError:
+                    raise _divergence(self.names, beta) from None
+                beta = beta + step
+                self.history.append({"iteration": t + 1, "log_partial_likelihood": loglik,
+                                     "max_step": float(np.max(np.abs(step)))})
+                self.c.log(f"training: iteration {t + 1}: log partial likelihood {loglik:.6f}, "
+                           f"largest step {np.max(np.abs(step)):.2e}")
+                if not np.all(np.isfinite(beta)) or np.max(np.abs(beta)) > hazards.SEPARATION_LIMIT:
+                    raise _divergence(self.names, beta - step)
+                # stop without opening z at the new coefficients (see logistic regression)
+                if np.max(np.abs(step)) ** 2 < spec.tolerance:
+                    converged = True
+                    break
+        if not converged:
+            raise InputError(f"no convergence in {spec.max_iterations} Newton iterations (a feature that orders "
+                             "the events perfectly, or a nearly collinear design?); raise max_iterations or add a penalty")
+        self.beta_final, self.converged = beta, converged
+        with self.c.cost.phase("training: concordance"):
+            self._concordance()
+
+    def _iteration(self, t: int, beta: np.ndarray, relay: dict | None):
+        spec, p, hub, partner, seed = self.spec, self.p, self.hub, self.partner, self.seed
+        n_open = len(self.open_names)
+        calls_common = {"t": t, "beta": [int(v) for v in np.rint(beta * 2 ** FRAC_BITS_BETA)], "layout": self.layout}
+        calls = {hub: StepCall("cox_open", {**calls_common, **({"relay": relay[hub], "partner": partner} if relay else {})}),
+                 partner: StepCall("cox_open", {**calls_common, **({"relay": relay[partner], "partner": hub} if relay else {})})}
+        res = self.c.round(calls, label=f"training: iteration {t + 1}, open permuted linear predictors")
+        opened = sh.unpack(res[hub]["shares"]) + sh.unpack(res[partner]["shares"])
+        z = sh.decode(opened[:, 0], FRAC_BITS_X + FRAC_BITS_BETA)
+        ov = opened[:, 1:1 + n_open].view(np.int64)
+        member = opened[:, 1 + n_open] == 1
+        b_prime = opened[:, 2 + n_open:]
+        complete = member & np.all(ov[:, [i for i, nm in enumerate(self.open_names) if nm.startswith("complete:")]] == 1,
+                                   axis=1)
+        died = complete & (ov[:, self.open_names.index("outcome")] == 1)
+        if t == 0:
+            self._check_counts(complete, died)
+        n = len(z)
+        zmax = float(np.max(z[complete]))
+        risk = np.where(complete, np.exp(np.where(complete, z - zmax, 0.0)), 0.0)
+        e_int = np.where(complete, np.maximum(np.rint(risk * 2.0 ** E_BITS), 1), 0).astype(np.int64)
+        e = RX.element(e_int.astype(object))
+        bs = RX.from_u64(b_prime)
+        dl = RX.element(died.astype(object) * (1 << W_BITS))
+        de = RX.element(np.where(died, e_int, 0).astype(object))
+        u_e = RX.mul(e[:, None], bs)
+        deal = {"e": _deal(RX, seed, "e", t, e), "Ue": _deal(RX, seed, "Ue", t, u_e), "Bs": _deal(RX, seed, "Bs", t, bs),
+                "dl": _deal(RX, seed, "dl", t, dl), "k": _deal(RX, seed, "k", t, RX.element(complete.astype(object)))}
+        u_d = None
+        if self.efron:
+            u_d = RX.mul(de[:, None], bs)
+            deal.update(de=_deal(RX, seed, "de", t, de), Ud=_deal(RX, seed, "Ud", t, u_d))
+        common = {"t": t, "p": p, "features": self.layout["features"], "ties": spec.ties}
+        res = self._round("cox_groups", common, deal, f"training: iteration {t + 1}, risk-set sums (blinded)")
+        deaths_g = np.rint(RX.decode(_opened(RX, res, "deaths"), W_BITS)).astype(np.int64)   # sigma order
+        sizes = np.asarray(res[hub]["sizes"], dtype=np.int64)
+        groups = np.repeat(np.arange(len(sizes)), sizes)
+        offsets = np.concatenate([np.arange(s) for s in sizes]) if len(sizes) else np.zeros(0, np.int64)
+        used = offsets < deaths_g[groups]
+        a_int = np.zeros(len(groups), dtype=object)
+        if self.efron:
+            sd_m, gd_m = _opened(RG, res, "sd"), _opened(RG, res, "gd")
+            a_int = np.array([int(round(o * 2 ** A_BITS / d)) if u else 0
+                              for o, d, u in zip(offsets, deaths_g[groups], used)], dtype=object)
+            fr = {"a": _deal(RG, seed, "a", t, RG.element(a_int)),
+                  "aS": _deal(RG, seed, "aS", t, RG.mul(a_int, sd_m[groups])),
+                  "aG": _deal(RG, seed, "aG", t, RG.mul(a_int[:, None], gd_m[groups]))}
+            res = self._round("cox_fractions", {"t": t, "p": p}, fr,
+                              f"training: iteration {t + 1}, Efron tie terms (blinded)")
+        phi, y = _opened(RG, res, "phi"), _opened(RG, res, "y")
+        alpha = np.where(used, _reciprocal(phi, ALPHA_BITS), 0).astype(object)
+        first = np.flatnonzero(offsets == 0)
+        alpha0 = _reciprocal(phi[first], ALPHA_BITS)
+        dal0 = RG.element(alpha0 * deaths_g.astype(object))
+        co = {"al": _deal(RG, seed, "al", t, RG.element(alpha)), "alY": _deal(RG, seed, "alY", t, RG.mul(alpha[:, None], y)),
+              "used": _deal(RX, seed, "used", t, RX.element(used.astype(object))), "dal0": _deal(RG, seed, "dal0", t, dal0)}
+        if self.efron:
+            co["ala"] = _deal(RG, seed, "ala", t, RG.mul(alpha, a_int))
+        res = self._round("cox_coefficients", common, co, f"training: iteration {t + 1}, unblind risk-set terms")
+        abar_m = _opened(RG, res, "abar")
+        second = RG.sub(RG.dot(abar_m.T, abar_m), _opened(RG, res, "cross"))
+        second = RG.decode(second, 2 * XBAR_BITS).astype(float)
+        log_phi = sum(math.log2(int(v)) for v in phi[used])     # log2 of rho * phi_int over used grid points
+        log_rho = float(RX.decode(_opened(RX, res, "logrho"), LOGRHO_BITS))
+        events = int(used.sum())
+        loglik = float(np.sum(z[died] - zmax)) - math.log(2) * (log_phi - log_rho - events * (A_BITS + E_BITS))
+        v1 = _opened(RX, res, "v1")
+        a_w = RX.mul(e, v1)
+        if self.efron:
+            a_w = RX.sub(a_w, RX.mul(de, _opened(RX, res, "v2")))
+        lam_m = _opened(RG, res, "lam")
+        we = {"a": _deal(RX, seed, "a", t, a_w), "v": _deal(RX, seed, "v", t, RX.mul(a_w[:, None], bs)),
+              "a0": _deal(RG, seed, "a0", t, RG.element(alpha0)), "lamA": _deal(RG, seed, "lamA", t, RG.mul(alpha0, lam_m)),
+              "qA": _deal(RG, seed, "qA", t, RG.mul(dal0[:, None], abar_m[first]))}
+        res = self._round("cox_weights", common, we, f"training: iteration {t + 1}, gradient and Hessian shares")
+        first_part = RX.add(RX.dot(bs.T, _opened(RX, res, "u")), _opened(RX, res, "first"))
+        hess = RX.decode(first_part, W_BITS + 2 * FRAC_BITS_X).astype(float) - second
+        hess = (hess + hess.T) / 2
+        grad = RX.add(RX.dot(bs.T, RX.sub(dl, a_w)), _opened(RX, res, "grad"))
+        grad = RX.decode(grad, W_BITS + FRAC_BITS_X).astype(float)
+        if t == 0:
+            logistic.check_identifiable(hess, self.names)
+            sxx = RX.add(RX.dot(bs.T, u_e), _opened(RX, res, "sxx"))
+            sx = RX.add(RX.dot(bs.T, e), _opened(RX, res, "sx"))
+            n_c = int(complete.sum())
+            sum_x = RX.decode(sx, E_BITS + FRAC_BITS_X).astype(float)
+            self.summaries = hazards.feature_summary(sum_x, RX.decode(sxx, E_BITS + 2 * FRAC_BITS_X).astype(float),
+                                                     n_c, self.features, self.k)
+            self.mean = np.array([f["centre"] + 2.0 ** f["exponent"] * sx_j / n_c
+                                  for f, sx_j in zip(self.features, sum_x)])
+        base = RG.decode(_opened(RG, res, "base"), 0)   # rows: times; cols: Lambda, V0, Q (raw scales)
+        self.last = {"t": t, "z": z, "complete": complete, "died": died, "zmax": zmax, "beta": beta.copy(),
+                     "hess": hess, "base": base, "at_risk": RX.signed(_opened(RX, res, "at_risk")).astype(np.int64),
+                     "n": n}
+        return hess, grad, loglik
+
+    def _check_counts(self, complete: np.ndarray, died: np.ndarray) -> None:
+        n_c, events = int(complete.sum()), int(died.sum())
+        if n_c < self.k or events < self.k:
+            raise PrivacyError(f"too few complete cases or events (minimum {self.k} each) in the linked cohort")
+        if events < 10 * self.p:
+            raise InputError(f"too few events ({events}) for {self.p} coefficients: at least 10 events per "
+                             "coefficient are needed")
+
+    def _concordance(self) -> None:
+        last, bins, seed = self.last, self.spec.concordance_bins, self.seed
+        t, z, complete, died, n = last["t"], last["z"], last["complete"], last["died"], last["n"]
+        edges = np.quantile(z[complete], np.linspace(0, 1, bins + 1)[1:-1])
+        b = np.searchsorted(edges, z, side="right")            # 0 .. bins-1
+        cols = np.arange(1, bins + 1)
+        below = (complete[:, None] & (b[:, None] < cols[None, :])).astype(object)
+        kappa = np.zeros((n, bins), dtype=object)
+        rows = np.flatnonzero(died)
+        for i in rows:
+            if b[i] >= 1:
+                kappa[i, b[i] - 1] += 1
+            kappa[i, b[i]] += 1 << 40          # column b+1 (index b): pairs with a bin at most b
+            kappa[i, bins - 1] += 1 << 80      # all later cohort records
+        deal = {"O": _deal(RX, seed, "O", t, RX.element(below)), "kappa": _deal(RX, seed, "kappa", t, RX.element(kappa))}
+        res = self._round("cox_finish", {"t": t, "bins": bins}, deal, "training: concordance (binned pair counts)")
+        counts = _opened(RX, res, "counts")
+        total = int(RX.element(np.sum(RX.mul(kappa, counts)) - int(_opened(RX, res, "corr")[0])))
+        mask40 = (1 << 40) - 1
+        correct, at_most, pairs = total & mask40, (total >> 40) & mask40, total >> 80
+        self.concordance = hazards.concordance(correct, at_most - correct, pairs, bins)
+
+    def result(self, linkage, spec: TrainSpec) -> dict:
+        last, k, features = self.last, self.k, self.features
+        cov_enc = np.linalg.inv(last["hess"] + np.diag(np.full(self.p, spec.penalty)))
+        beta_orig, cov = hazards.to_original_scale(self.beta_final, cov_enc, features)
+        n_used, events = int(last["complete"].sum()), int(last["died"].sum())
+        return {
+            "model": "cox", "ties": spec.ties,
+            "time": {"station": spec.outcome_station, "column": spec.time_column},
+            "event": {"station": spec.outcome_station, "column": spec.outcome_column},
+            "coefficients": hazards.coefficient_table(beta_orig, cov, features, self.summaries),
+            "features": self.summaries,
+            "covariance": cov.tolist(),
+            "reference_levels": {f["column"]: f["reference"] for f in features if f.get("level") is not None},
+            "n_used": n_used, "events": events,
+            "cohort": {"linked": suppress(int(len(linkage.cohort()[linkage.hub])), k), "complete_cases": n_used,
+                       "note": "complete cases: records missing a feature, the time or the event at any station are left out"},
+            "quality": {"concordance": self.concordance},
+            "baseline": self._baseline(beta_orig, cov),
+            "convergence": {"converged": self.converged, "iterations": len(self.history), "history": self.history,
+                            "tolerance": spec.tolerance, "penalty": spec.penalty,
+                            "note": "stops when the next Newton step is predicted below the tolerance (the last step "
+                                    "squared); standard errors, concordance and baseline use the last opened iterate"},
+            "precision": {"feature_bits": FRAC_BITS_X, "risk_score_bits": E_BITS, "weight_bits": W_BITS,
+                          "coefficient_bits": FRAC_BITS_BETA, "risk_set_blind_bits": 64},
+            "min_cell_count": k,
+            "linkage": linkage.summary(k),
+        }
+
+    def _baseline(self, beta_orig: np.ndarray, cov: np.ndarray) -> dict:
+        """Breslow baseline at the released times (at-risk count at least k), for the reference profile
+        (each feature at its encoding centre) and for the complete-case mean profile."""
+        last, k, features = self.last, self.k, self.features
+        scale = math.exp(-last["zmax"])   # risk scores were exp(z - max z)
+        # the fit's last opened iterate: baseline terms belong to its coefficients
+        beta_last = hazards.scale_matrix(features) @ last["beta"]
+        centre = np.array([f["centre"] for f in features])
+        unscale = np.array([2.0 ** f["exponent"] for f in features])
+        rows = []
+        for j, tm in enumerate(self.spec.survival_times):
+            at_risk = int(last["at_risk"][j])
+            if at_risk < k:
+                rows.append({"time": tm, "at_risk": suppress(at_risk, k), "survival_at_mean": None})
+                continue
+            raw = last["base"][j]
+            lam0 = float(raw[0]) / 2 ** BASE_BITS * scale
+            v0 = float(raw[1]) / 2 ** BASE_BITS * scale ** 2
+            q_enc = np.array([float(v) for v in raw[2:]]) / 2 ** XBAR_BITS * scale
+            q = q_enc * unscale                      # sum d xbar / S about the centre, original units
+            s, lo, hi = hazards.survival_at(lam0, v0, q, self.mean - centre, beta_last, cov)
+            rows.append({"time": tm, "at_risk": at_risk, "survival_at_mean": s, "ci_low": lo, "ci_high": hi,
+                         "cumulative_hazard_at_reference": lam0, "v0": v0, "q": q.tolist()})
+        return {"reference_profile": {f["name"]: f["centre"] for f in features},
+                "coefficients_of_last_iterate": beta_last.tolist(),
+                "times": rows,
+                "note": "Breslow cumulative baseline hazard at the reference profile (every feature at the value "
+                        "shown); survival at the complete-case mean profile with a 95% interval on the "
+                        "log(-log) scale; times with fewer than the minimum cell count at risk are withheld"}
+
+
+def _divergence(names: list[str], beta: np.ndarray) -> InputError:
+    worst = names[int(np.argmax(np.abs(beta)))] if len(beta) else "?"
+    return InputError(f"the partial likelihood has no finite maximum, probably because of '{worst}' (it orders the "
+                      "events (almost) perfectly): drop or merge that feature, or use a penalty")
+
+
+__all__ = ["STEPS", "train_cox", "time_structure"]
