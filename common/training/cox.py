@@ -38,15 +38,15 @@ from . import hazards, logistic
 from . import shares as sh
 from .channel import STATE, peer_key, spec_of, step_setup, stream_seeds
 from .design import FRAC_BITS_X, TrainSpec, build_block
-from .ring import R192, R256, log_uniform_blinds
+from .ring import R128, R256, log_uniform_blinds
 
-RX, RG = R192, R256        # per-record shares; risk-set (group) shares
+RX, RG = R128, R256        # per-record shares; risk-set (group) shares
 FRAC_BITS_BETA = 24        # coefficients sent to the stations
-E_BITS = 40                # r = exp(z - max z) in (0, 1]
+E_BITS = 32                # r = exp(z - max z) in (0, 1]
 A_BITS = 24                # Efron fractions l / D (and the matching shift of S and G)
-L_BITS = 40                # per-record cumulative sums Lambda and B (errors add up over event times)
+L_BITS = 32                # per-record cumulative sums Lambda and B (errors add up over event times)
 W_BITS = E_BITS + L_BITS   # per-record weights w and event indicators d
-ALPHA_BITS = 190           # the coordinator's reciprocals floor(2^190 / blinded sum)
+ALPHA_BITS = 182           # the coordinator's reciprocals floor(2^182 / blinded sum)
 XBAR_BITS = 40             # risk-set means
 BASE_BITS = 40             # baseline hazard increments and their variance terms
 LOGRHO_BITS = 32           # log2 of the blinds, for the log-likelihood
@@ -79,9 +79,14 @@ def time_structure(times: np.ndarray, events: np.ndarray, complete: np.ndarray,
             "risk_pos": np.array([np.searchsorted(ts, t, side="left") for t in survival_times], dtype=np.int64)}
 
 
-def _grid(deaths: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Grid points (group, l) for l < deaths at H, groups in the permuted order sigma: (group, offset) per point."""
-    sizes = deaths[sigma]
+def _points(struct: dict, efron: bool) -> np.ndarray:
+    """Grid points per event time: Efron needs one per death at H (l = 0 .. d-1), Breslow one."""
+    return struct["deaths"] if efron else np.ones(len(struct["deaths"]), dtype=np.int64)
+
+
+def _grid(points: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Grid points (group, l) with groups in the permuted order sigma: (group, offset) per point."""
+    sizes = points[sigma]
     groups = np.repeat(sigma, sizes)
     offsets = np.concatenate([np.arange(s) for s in sizes]) if len(sizes) else np.zeros(0, dtype=np.int64)
     return groups, offsets
@@ -284,9 +289,10 @@ def step_groups(ctx: StationContext, payload: dict) -> dict:
     d_g = _sum_by(dealt.get(RX, "dl", n)[to_time][death_pos], death_group, k, RX)
     keep = {"S": RG.pack(s_g), "G": RG.pack(g_g)}
     sigma = sh.permutation(pair, f"sg{t}", k)
+    points = _points(struct, efron)
     out = {"deaths": _out(RX, pair, f"oD{t}", d_g[sigma], hub)}
     if hub:
-        out["sizes"] = deaths[sigma].tolist()
+        out["sizes"] = points[sigma].tolist()
     if efron:
         de = dealt.get(RX, "de", n)
         dex = RX.add(RX.mul(de[:, None], big_f), dealt.get(RX, "Ud", (n, p)))
@@ -297,15 +303,15 @@ def step_groups(ctx: StationContext, payload: dict) -> dict:
         out["sd"] = _out(RG, pair, f"oS{t}", RG.add(sd_g, m1)[sigma] if hub else sd_g[sigma], hub)
         out["gd"] = _out(RG, pair, f"oG{t}", RG.add(gd_g, md)[sigma] if hub else gd_g[sigma], hub)
     else:
-        out.update(_blinded(pair, t, s_g, g_g, sigma, deaths, hub))
+        out.update(_blinded(pair, t, s_g, g_g, sigma, points, hub))
     ctx.state.put(f"cox_it{t}", keep)
     return out
 
 
 def _blinded(pair: bytes, t: int, phi_base: np.ndarray, vec_base: np.ndarray, sigma: np.ndarray,
-             deaths: np.ndarray, hub: bool, a_sd: np.ndarray | None = None, a_gd: np.ndarray | None = None) -> dict:
+             points: np.ndarray, hub: bool, a_sd: np.ndarray | None = None, a_gd: np.ndarray | None = None) -> dict:
     """Per grid point (group, l): rho * phi and rho * vec + M, with phi = 2^A S - a S^D, vec = 2^A G - a G^D."""
-    groups, _ = _grid(deaths, sigma)
+    groups, _ = _grid(points, sigma)
     count = len(groups)
     rho = log_uniform_blinds(pair, f"rho{t}", count)
     phi = RG.mul(phi_base[groups], 1 << A_BITS)
@@ -349,7 +355,7 @@ def step_coefficients(ctx: StationContext, payload: dict) -> dict:
     deaths, starts = struct["deaths"], struct["starts"]
     k, n = len(deaths), len(struct["order"])
     sigma = sh.permutation(pair, f"sg{t}", k)
-    groups, offsets = _grid(deaths, sigma)
+    groups, offsets = _grid(_points(struct, efron), sigma)
     count = len(groups)
     rho = log_uniform_blinds(pair, f"rho{t}", count)
     dealt = _Shares(ctx, own, hub, payload, t, keep=("dal0",))
@@ -374,15 +380,24 @@ def step_coefficients(ctx: StationContext, payload: dict) -> dict:
         frame = np.empty(n, dtype=object)
         frame[to_time] = b_pos
         out["v2"] = _out(RX, pair, f"oV2{t}", RX.add(frame, RX.prg(pair, f"M2{t}", n)) if hub else RX.element(frame), hub)
-    # risk-set means abar = alpha * (Y - M) * ... unblinded and truncated, opened under a fresh mask
+    # risk-set means abar = alpha (Y - M), unblinded and truncated, opened under a fresh mask. The
+    # Hessian needs sum over used points of abar abar' (Efron) or of D abar abar' (Breslow, as the
+    # product of a "left" vector D abar and a "right" vector abar): the coordinator multiplies the
+    # masked openings, the stations return what removes the masks.
     mask_y = RG.prg(pair, f"M{t}", (count, p))
-    abar = RG.truncate(RG.sub(dealt.get(RG, "alY", (count, p)), RG.mul(alpha[:, None], mask_y)), SHIFT_XBAR, hub)
+    alpha_r = alpha if efron else dealt.get(RG, "alR", count)
+    abar = RG.truncate(RG.sub(dealt.get(RG, "alY", (count, p)), RG.mul(alpha_r[:, None], mask_y)), SHIFT_XBAR, hub)
     mask_a = RG.prg(pair, f"Mp{t}", (count, p))
     out["abar"] = _out(RG, pair, f"oA{t}", RG.add(abar, mask_a) if hub else abar, hub)
-    cross = RG.dot(abar.T, mask_a)
-    cross = RG.add(cross, cross.T)
+    if efron:
+        left, mask_l = abar, mask_a
+    else:
+        left = RG.truncate(RG.sub(dealt.get(RG, "alLY", (count, p)), RG.mul(alpha[:, None], mask_y)), SHIFT_XBAR, hub)
+        mask_l = RG.prg(pair, f"MpL{t}", (count, p))
+        out["left"] = _out(RG, pair, f"oAL{t}", RG.add(left, mask_l) if hub else left, hub)
+    cross = RG.add(RG.dot(left.T, mask_a), RG.dot(mask_l.T, abar))
     if hub:
-        cross = RG.add(cross, RG.dot(mask_a.T, mask_a))
+        cross = RG.add(cross, RG.dot(mask_l.T, mask_a))
     out["cross"] = _out(RG, pair, f"oX{t}", cross, hub)
     # log-likelihood: sum over the used grid points of log2(rho)
     logrho = np.array([int(round(math.log2(r) * 2 ** LOGRHO_BITS)) for r in rho], dtype=object)
@@ -426,18 +441,18 @@ def step_weights(ctx: StationContext, payload: dict) -> dict:
         sxx = RX.add(RX.dot(big_f.T, RX.mul(big_f, e[:, None])), RX.dot(big_f.T, u_e), RX.dot(u_e.T, big_f))
         out["sxx"] = _out(RX, pair, f"oQ{t}", sxx, hub)
         out["sx"] = _out(RX, pair, f"oT{t}", RX.dot(big_f.T, e), hub)
-    out.update(_baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n))
+    out.update(_baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n, efron))
     for name in (f"cox_it{t}", f"cox_dealt{t}", f"cox_base{t}"):   # this iteration's state is done with
         ctx.state.drop(name)
     return out
 
 
-def _baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n) -> dict:
+def _baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n, efron) -> dict:
     """Breslow baseline pieces at the requested times: Lambda0, sum d/S^2, sum d xbar/S; at-risk counts."""
     deaths = struct["deaths"]
     k = len(deaths)
     sigma = sh.permutation(pair, f"sg{t}", k)
-    groups, offsets = _grid(deaths, sigma)
+    groups, offsets = _grid(_points(struct, efron), sigma)
     rho0 = log_uniform_blinds(pair, f"rho{t}", len(groups))[offsets == 0]
     base = ctx.state.get(f"cox_base{t}")
     lam = RG.unpack(base["lam"])
@@ -683,21 +698,31 @@ class _CoxFit:
             res = self._round("cox_fractions", {"t": t, "p": p}, fr,
                               f"training: iteration {t + 1}, Efron tie terms (blinded)")
         phi, y = _opened(RG, res, "phi"), _opened(RG, res, "y")
-        alpha = np.where(used, _reciprocal(phi, ALPHA_BITS), 0).astype(object)
+        inverse = _reciprocal(phi, ALPHA_BITS)
         first = np.flatnonzero(offsets == 0)
-        alpha0 = _reciprocal(phi[first], ALPHA_BITS)
+        alpha0 = inverse[first]
         dal0 = RG.element(alpha0 * deaths_g.astype(object))
-        co = {"al": _deal(RG, seed, "al", t, RG.element(alpha)), "alY": _deal(RG, seed, "alY", t, RG.mul(alpha[:, None], y)),
-              "used": _deal(RX, seed, "used", t, RX.element(used.astype(object))), "dal0": _deal(RG, seed, "dal0", t, dal0)}
+        # weight of each grid point: Efron 1 for each of the D tie terms, Breslow D on its one point
+        weight = used.astype(object) if self.efron else deaths_g[groups].astype(object)
+        alpha = RG.element(inverse * weight)
+        co = {"al": _deal(RG, seed, "al", t, alpha), "used": _deal(RX, seed, "used", t, RX.element(weight)),
+              "dal0": _deal(RG, seed, "dal0", t, dal0)}
         if self.efron:
+            co["alY"] = _deal(RG, seed, "alY", t, RG.mul(alpha[:, None], y))
             co["ala"] = _deal(RG, seed, "ala", t, RG.mul(alpha, a_int))
+        else:
+            alpha_r = RG.element(np.where(used, inverse, 0))
+            co.update(alR=_deal(RG, seed, "alR", t, alpha_r), alY=_deal(RG, seed, "alY", t, RG.mul(alpha_r[:, None], y)),
+                      alLY=_deal(RG, seed, "alLY", t, RG.mul(alpha[:, None], y)))
         res = self._round("cox_coefficients", common, co, f"training: iteration {t + 1}, unblind risk-set terms")
         abar_m = _opened(RG, res, "abar")
-        second = RG.sub(RG.dot(abar_m.T, abar_m), _opened(RG, res, "cross"))
+        left_m = abar_m if self.efron else _opened(RG, res, "left")
+        second = RG.sub(RG.dot(left_m.T, abar_m), _opened(RG, res, "cross"))
         second = RG.decode(second, 2 * XBAR_BITS).astype(float)
-        log_phi = sum(math.log2(int(v)) for v in phi[used])     # log2 of rho * phi_int over used grid points
+        second = (second + second.T) / 2
+        log_phi = sum(int(w) * math.log2(int(v)) for v, w in zip(phi, weight) if w)   # log2(rho phi_int), weighted
         log_rho = float(RX.decode(_opened(RX, res, "logrho"), LOGRHO_BITS))
-        events = int(used.sum())
+        events = int(deaths_g.sum())
         loglik = float(np.sum(z[died] - zmax)) - math.log(2) * (log_phi - log_rho - events * (A_BITS + E_BITS))
         v1 = _opened(RX, res, "v1")
         a_w = RX.mul(e, v1)

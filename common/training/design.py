@@ -31,7 +31,7 @@ from ..runtime.errors import InputError
 MODELS = ("logistic", "cox")
 TIES = ("efron", "breslow")
 DEFAULT_SURVIVAL_TIMES = (91, 182, 365, 730, 1095, 1826)   # days: 3 and 6 months, 1, 2, 3 and 5 years
-DEFAULT_CONCORDANCE_BINS = 48
+DEFAULT_CONCORDANCE_BINS = 32
 FRAC_BITS_X = 16          # fixed-point bits of an encoded feature
 MAX_ENCODED = 32.0        # |encoded value| bound: about 32-64 standard deviations from the centre
 MAX_LEVELS = 20
