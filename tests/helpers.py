@@ -74,3 +74,44 @@ def walk_strings(obj):
             yield from walk_strings(v)
     elif isinstance(obj, str):
         yield obj
+
+
+REG, GP = "registry", "gp_1"
+
+
+def source(feature: dict) -> str:
+    """The joined frame's name of a feature: a later GP station's clashing columns carry a suffix."""
+    return feature["column"] if feature["station"] in (REG, GP) else f"{feature['column']}_{feature['station']}"
+
+
+def joined(study, links: list[dict], stations: list[str]) -> pd.DataFrame:
+    """The linked records of an evaluation run, joined in plain text (the pooled reference's data)."""
+    frame = pd.DataFrame(links)
+    out = None
+    for s in stations[1:]:
+        part = frame[[REG, s]].dropna()
+        out = part if out is None else out.merge(part, on=REG)
+    out = out.merge(pd.read_csv(study[REG]), left_on=REG, right_on="record_id")
+    for s in stations[1:]:
+        gp = pd.read_csv(study[s])
+        if s != GP:
+            gp = gp.add_suffix(f"_{s}")
+        out = out.merge(gp, left_on=s, right_on="patient_nr" if s == GP else f"patient_nr_{s}")
+    return out
+
+
+def pooled_design(linked: pd.DataFrame, features: list[dict], keep: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Complete cases and the design matrix named like lancelot's (dummies per non-reference level)."""
+    cols = [source(f) for f in features]
+    data = linked[cols + keep].dropna()
+    parts = {}
+    for f in features:
+        col = data[source(f)]
+        if f.get("type") != "categorical":
+            parts[f["column"]] = col.astype(float)
+            continue
+        levels = sorted(col.astype(str).unique())
+        for lv in levels:
+            if lv != f.get("reference", levels[0]):
+                parts[f"{f['column']}={lv}"] = (col.astype(str) == lv).astype(float)
+    return pd.DataFrame(parts, index=data.index), data

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 from cryptography.exceptions import InvalidTag
-from helpers import make_study, recording_coordinator, station_paths
+from helpers import joined, make_study, pooled_design, recording_coordinator, station_paths
 from sklearn.metrics import roc_auc_score
 
 from lancelot.cli import run_local
@@ -33,45 +33,14 @@ FEATURES = [v(REG, "age_at_diagnosis"), v(REG, "stage", type="categorical"), v(R
 
 def pooled_fit(linked: pd.DataFrame, features: list[dict], outcome: str = "death_within_2y"):
     """The reference: statsmodels Logit on the linked complete cases, same dummies and references."""
-    cols = [source(f) for f in features]
-    data = linked[cols + [outcome]].dropna()
-    parts = {"(intercept)": pd.Series(1.0, index=data.index)}
-    for f in features:
-        col = data[source(f)]
-        if f.get("type") != "categorical":
-            parts[f["column"]] = col.astype(float)
-            continue
-        levels = sorted(col.astype(str).unique())
-        for lv in levels:
-            if lv != f.get("reference", levels[0]):
-                parts[f"{f['column']}={lv}"] = (col.astype(str) == lv).astype(float)
-    x = pd.DataFrame(parts)
+    x, data = pooled_design(linked, features, [outcome])
+    x.insert(0, "(intercept)", 1.0)
     return sm.Logit(data[outcome].astype(float), x.astype(float)).fit(disp=0, tol=1e-12, maxiter=100), x, data[outcome]
-
-
-def source(feature: dict) -> str:
-    """The joined frame's name of a feature: a later GP station's clashing columns carry a suffix."""
-    return feature["column"] if feature["station"] in (REG, GP) else f"{feature['column']}_{feature['station']}"
 
 
 def spec_for(study, features, **extra):
     return {"linkage": json.loads(study["link_spec"].read_text()), "model": "logistic", "outcome": OUTCOME,
             "features": features, **extra}
-
-
-def joined(study, links: list[dict], stations: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame(links)
-    out = None
-    for s in stations[1:]:
-        part = frame[[REG, s]].dropna()
-        out = part if out is None else out.merge(part, on=REG)
-    out = out.merge(pd.read_csv(study[REG]), left_on=REG, right_on="record_id")
-    for s in stations[1:]:
-        gp = pd.read_csv(study[s])
-        if s != GP:
-            gp = gp.add_suffix(f"_{s}")
-        out = out.merge(gp, left_on=s, right_on="patient_nr" if s == GP else f"patient_nr_{s}")
-    return out
 
 
 def assert_matches(result, fit, x, y):
@@ -211,7 +180,7 @@ def test_bad_outcome_is_refused(study, tmp_path, outcome_values, message):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"model": "cox"}, "not available yet"),
+    ({"model": "cox"}, "takes 'time' and 'event'"),   # a logistic spec with the model switched
     ({"model": "probit"}, "unknown model"),
     ({"features": []}, "non-empty list"),
     ({"outcome": {"station": GP, "column": "diabetes"}}, "outcome must be at the linkage hub"),

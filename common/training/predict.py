@@ -1,7 +1,9 @@
 """Apply a trained model to one patient profile the researcher types in (research use only).
 
-The model is the training result JSON (coefficients and their covariance); nothing goes back to
-the stations. The interval is the 95% delta-method interval on the linear predictor, transformed.
+The model is the training result JSON (coefficients and their covariance; for Cox also the
+released baseline hazard terms); nothing goes back to the stations. Logistic: the 95%
+delta-method interval on the linear predictor, transformed. Cox: the predicted survival curve at
+the released times with a 95% interval on the log(-log) scale (Tsiatis variance).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 import numpy as np
 
 from ..runtime.errors import InputError
+from .hazards import survival_at
 from .logistic import Z_95
 
 RESEARCH_USE = ("research use only: a model fitted on registry and GP data for research, not validated "
@@ -53,6 +56,8 @@ def design_row(model: dict, profile: dict) -> np.ndarray:
 
 
 def predict(model: dict, profile: dict) -> dict:
+    if model.get("model") == "cox":
+        return predict_survival(model, profile)
     if model.get("model") != "logistic" or "covariance" not in model:
         raise InputError("not a logistic training result with a covariance matrix (re-run lancelot train)")
     x = design_row(model, profile)
@@ -64,3 +69,27 @@ def predict(model: dict, profile: dict) -> dict:
     return {"profile": profile, "outcome": model["outcome"]["column"], "predicted_risk": risk(lp),
             "ci_low": risk(lp - Z_95 * se), "ci_high": risk(lp + Z_95 * se),
             "linear_predictor": lp, "linear_predictor_se": se, "label": RESEARCH_USE}
+
+
+def predict_survival(model: dict, profile: dict) -> dict:
+    """Predicted survival S(t | profile) at the model's released times, with 95% intervals."""
+    base = model.get("baseline")
+    if not base or "covariance" not in model:
+        raise InputError("not a Cox training result with a baseline and covariance (re-run lancelot train)")
+    x = design_row(model, profile)
+    names = [r["feature"] for r in model["coefficients"]]
+    reference = np.array([base["reference_profile"][n] for n in names])
+    beta = np.array(base["coefficients_of_last_iterate"])   # the coefficients the baseline terms belong to
+    cov = np.array(model["covariance"])
+    rows = []
+    for row in base["times"]:
+        if row.get("survival_at_mean") is None:
+            rows.append({"time": row["time"], "survival": None, "ci_low": None, "ci_high": None,
+                         "note": "withheld: fewer than the minimum cell count at risk"})
+            continue
+        s, lo, hi = survival_at(row["cumulative_hazard_at_reference"], row["v0"], np.array(row["q"]),
+                                x - reference, beta, cov)
+        rows.append({"time": row["time"], "survival": s, "ci_low": lo, "ci_high": hi})
+    return {"profile": profile, "event": model["event"]["column"], "time_unit": model["time"]["column"],
+            "hazard_ratio_vs_reference": math.exp(float((x - reference) @ beta)),
+            "survival": rows, "label": RESEARCH_USE}

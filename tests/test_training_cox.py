@@ -1,0 +1,273 @@
+"""Training: Cox proportional hazards on the linked cohort equals a pooled fit on the same records
+(lifelines for Efron ties, statsmodels PHReg for Breslow), with concordance and baseline checks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from helpers import joined, make_study, pooled_design, recording_coordinator, station_paths
+from lifelines import CoxPHFitter
+
+from lancelot.cli import run_local
+from lancelot.linkage.protocol import STEPS as LINK_STEPS
+from lancelot.runtime.errors import LancelotError
+from lancelot.training.protocol import STEPS as TRAIN_STEPS
+from lancelot.training.protocol import train
+from lancelot.training.ring import R128, R256, log_uniform_blinds
+
+REG, GP, G2 = "registry", "gp_1", "gp_2"
+TIME, EVENT = "survival_days", "vital_status"
+STEPS = {**LINK_STEPS, **TRAIN_STEPS}
+
+
+def v(station, column, **extra):
+    return {"station": station, "column": column, **extra}
+
+
+FEATURES = [v(REG, "age_at_diagnosis"), v(REG, "stage", type="categorical", reference="I"), v(REG, "who_ps"),
+            v(GP, "copd"), v(GP, "bmi"), v(GP, "smoking", type="categorical", reference="never")]
+
+
+def spec_for(study, features, **extra):
+    return {"linkage": json.loads(study["link_spec"].read_text()), "model": "cox", "time": v(REG, TIME),
+            "event": v(REG, EVENT), "features": features, **extra}
+
+
+def pooled(study, result, features, stations=(REG, GP)):
+    """Design matrix, times and events of the linked complete cases, in plain text."""
+    x, data = pooled_design(joined(study, result["links"], list(stations)), features, [TIME, EVENT])
+    return x, data[TIME].astype(float), data[EVENT].astype(float)
+
+
+def lifelines_fit(x, time, event):
+    frame = x.assign(T=time, E=event)
+    return CoxPHFitter().fit(frame, "T", "E", fit_options={"precision": 1e-10})
+
+
+def assert_coefficients(result, params, bse, x, atol=1e-5):
+    table = pd.DataFrame(result["coefficients"]).set_index("feature")
+    assert list(table.index) == list(x.columns)
+    np.testing.assert_allclose(table["estimate"], params[x.columns], atol=atol, rtol=0)
+    np.testing.assert_allclose(table["std_error"], bse[x.columns], atol=atol, rtol=1e-5)
+    np.testing.assert_allclose(table["hazard_ratio"], np.exp(params[x.columns]), rtol=1e-4)
+    return table
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return make_study(tmp_path_factory.mktemp("cox"), patients=900, gp_stations=1, seed=5)
+
+
+@pytest.fixture(scope="module")
+def result(study):
+    """Efron, through the real vantage6 entry points (wrap_algorithm in fresh processes)."""
+    return run_local("train", station_paths(study), {"spec": spec_for(study, FEATURES), "evaluate": True},
+                     evaluate=True)
+
+
+@pytest.fixture(scope="module")
+def reference(study, result):
+    x, time, event = pooled(study, result, FEATURES)
+    return x, time, event, lifelines_fit(x, time, event)
+
+
+def test_efron_matches_lifelines_on_the_linked_records(result, reference):
+    x, time, event, cph = reference
+    table = assert_coefficients(result, cph.params_, cph.standard_errors_, x)
+    np.testing.assert_allclose(table["p_value"], cph.summary.loc[x.columns, "p"], atol=1e-5)
+    np.testing.assert_allclose(table["ci_low"], cph.confidence_intervals_.loc[x.columns].iloc[:, 0], atol=1e-4)
+    assert result["n_used"] == len(x) and result["events"] == int(event.sum())
+    # the log partial likelihood at the last opened iterate (features in 16-bit fixed point)
+    assert result["convergence"]["history"][-1]["log_partial_likelihood"] == pytest.approx(cph.log_likelihood_, abs=1e-4)
+    assert {r["feature"]: r["station"] for r in result["coefficients"]}["copd"] == GP
+
+
+def test_breslow_matches_statsmodels_phreg(study):
+    coord, _ = recording_coordinator(STEPS, station_paths(study), {s: {"allow_evaluate": True} for s in (REG, GP)})
+    result = train(coord, spec_for(study, FEATURES, ties="breslow"), evaluate=True)
+    x, time, event = pooled(study, result, FEATURES)
+    fit = sm.PHReg(time, x, status=event, ties="breslow").fit()
+    assert_coefficients(result, pd.Series(fit.params, x.columns), pd.Series(fit.bse, x.columns), x)
+    assert result["convergence"]["history"][-1]["log_partial_likelihood"] == pytest.approx(fit.llf, abs=1e-4)
+    assert result["ties"] == "breslow"
+    # Breslow needs one round less per iteration than Efron's tie terms
+    assert coord.cost.rounds == 3 + 4 * result["convergence"]["iterations"] + 1
+
+
+def test_few_rounds_and_convergence_reported(result):
+    conv = result["convergence"]
+    assert conv["converged"] and 3 <= conv["iterations"] <= 8
+    lls = [h["log_partial_likelihood"] for h in conv["history"]]
+    assert all(b >= a - 1e-6 for a, b in zip(lls, lls[1:]))
+    assert result["cost"]["rounds"] == 3 + 5 * conv["iterations"] + 1 < 40
+
+
+def test_concordance_brackets_lifelines(result, reference):
+    x, time, event, cph = reference
+    c = result["quality"]["concordance"]
+    assert c["lower"] <= cph.concordance_index_ <= c["upper"]
+    assert c["estimate"] == pytest.approx(cph.concordance_index_, abs=5e-3)
+    assert c["upper"] - c["lower"] < 0.05
+
+
+def test_baseline_matches_the_pooled_breslow_estimator(result, reference):
+    """At-risk counts, survival at the mean profile and the variance terms against plain numpy on the pooled
+    records (at the coefficients the baseline belongs to: the last opened iterate)."""
+    x, time, event, cph = reference
+    base = result["baseline"]
+    names = list(x.columns)
+    beta = np.array(base["coefficients_of_last_iterate"])
+    ref = np.array([base["reference_profile"][n] for n in names])
+    xc = x.to_numpy() - ref
+    risk = np.exp(xc @ beta)
+    event_times = np.unique(time[event == 1])
+    at_risk = np.array([risk[time >= s].sum() for s in event_times])
+    deaths = np.array([((time == s) & (event == 1)).sum() for s in event_times])
+    xbar = np.array([(risk[time >= s, None] * xc[time >= s]).sum(0) for s in event_times]) / at_risk[:, None]
+    released = [r for r in base["times"] if r["survival_at_mean"] is not None]
+    assert released and any(r["survival_at_mean"] is None for r in base["times"]) is (
+        min(int((time >= r["time"]).sum()) for r in base["times"]) < result["min_cell_count"])
+    baseline_survival = cph.baseline_survival_.iloc[:, 0]
+    for row in released:
+        upto = event_times <= row["time"]
+        assert row["at_risk"] == int((time >= row["time"]).sum())
+        assert row["cumulative_hazard_at_reference"] == pytest.approx((deaths / at_risk)[upto].sum(), rel=1e-6)
+        assert row["v0"] == pytest.approx((deaths / at_risk ** 2)[upto].sum(), rel=1e-5)
+        np.testing.assert_allclose(row["q"], ((deaths / at_risk)[:, None] * xbar)[upto].sum(0), rtol=1e-5, atol=1e-6)  # features in 16-bit fixed point
+        # lifelines' baseline is at the mean profile, at its own (converged) coefficients
+        expected = baseline_survival[baseline_survival.index <= row["time"]].iloc[-1]
+        assert row["survival_at_mean"] == pytest.approx(expected, abs=2e-3)
+        assert row["ci_low"] < row["survival_at_mean"] < row["ci_high"]
+
+
+def test_predicted_survival_for_a_profile(result, reference):
+    from lancelot.training.predict import predict
+
+    x, time, event, cph = reference
+    profile = {"age_at_diagnosis": 72, "stage": "IV", "who_ps": 1, "copd": 1, "bmi": 23.5, "smoking": "former"}
+    row = pd.DataFrame([{c: 0.0 for c in x.columns}])
+    row[["age_at_diagnosis", "stage=IV", "who_ps", "copd", "bmi", "smoking=former"]] = [72, 1, 1, 1, 23.5, 1]
+    got = predict(result, profile)
+    curve = cph.predict_survival_function(row).iloc[:, 0]
+    for point in got["survival"]:
+        if point["survival"] is None:
+            continue
+        expected = curve[curve.index <= point["time"]].iloc[-1]
+        assert point["survival"] == pytest.approx(expected, abs=3e-3)
+        assert point["ci_low"] < point["survival"] < point["ci_high"]
+    assert "research use" in got["label"]
+    with pytest.raises(LancelotError, match="lacks bmi"):
+        predict(result, {k: val for k, val in profile.items() if k != "bmi"})
+
+
+def test_registry_with_two_gp_stations(tmp_path):
+    study = make_study(tmp_path, patients=700, gp_stations=2, seed=11)
+    features = [v(REG, "age_at_diagnosis"), v(REG, "surgery"), v(GP, "copd"), v(G2, "diabetes"), v(G2, "gp_visits")]
+    coord, _ = recording_coordinator(STEPS, station_paths(study), {s: {"allow_evaluate": True} for s in (REG, GP, G2)})
+    result = train(coord, spec_for(study, features), evaluate=True)
+    x, time, event = pooled(study, result, features, (REG, GP, G2))
+    cph = lifelines_fit(x, time, event)
+    assert_coefficients(result, cph.params_, cph.standard_errors_, x)
+    assert {row["station"] for row in result["coefficients"]} == {REG, GP, G2}
+
+
+def test_no_station_learns_which_of_its_rows_are_linked(study):
+    """The hub's row order is the domain: the hub gets every other station's rows through a random
+    injection into a table padded with dummy rows; the partner never gets positions at all."""
+    coord, transport = recording_coordinator(STEPS, station_paths(study))
+    train(coord, spec_for(study, FEATURES[:4]))
+    n_hub, n_gp = len(pd.read_csv(study[REG])), len(pd.read_csv(study[GP]))
+    share = [(s, json.loads(p)) for s, p in transport.sent if '"parts"' in p]
+    assert {s for s, _ in share} == {REG, GP}
+    for station, payload in share:
+        assert station not in payload["parts"]
+        for part in payload["parts"].values():
+            if station == GP:
+                assert "idx" not in part          # the hub's rows in their own order: nothing to learn
+            else:
+                idx = np.asarray(part["idx"])
+                assert len(idx) == n_hub == len(np.unique(idx)) and idx.max() < n_gp + n_hub
+    for station, text in transport.received:  # no column names or values travel in the clear
+        assert TIME not in text and (EVENT not in text or station == REG)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"ties": "exact"}, "ties"),
+    ({"outcome": v(REG, "death_within_2y")}, "not 'outcome'"),
+    ({"time": v(GP, "gp_visits")}, "same station"),
+    ({"survival_times": [0, 365]}, "survival_times"),
+    ({"concordance_bins": 2}, "concordance_bins"),
+    ({"features": [v(REG, "age_at_diagnosis"), v(REG, TIME)]}, "survival time is also listed"),
+])
+def test_bad_spec_is_refused(study, change, message):
+    coord, _ = recording_coordinator(STEPS, station_paths(study))
+    with pytest.raises(LancelotError, match=message):
+        train(coord, {**spec_for(study, FEATURES), **change})
+
+
+def _with_columns(study, tmp_path, station, **columns):
+    df = pd.read_csv(study[station])
+    for name, make in columns.items():
+        df[name] = make(df)
+    path = tmp_path / f"{station}.csv"
+    df.to_csv(path, index=False)
+    return {**station_paths(study), station: path}
+
+
+@pytest.mark.parametrize("columns, spec_change, message", [
+    ({"t0": lambda d: d[TIME] - d[TIME].min()}, {"time": v(REG, "t0")}, "must be positive"),
+    ({"tt": lambda d: d[TIME].astype(str) + " days"}, {"time": v(REG, "tt")}, "must be numeric"),
+    ({"none": lambda d: 0}, {"event": v(REG, "none")}, "no events"),
+    ({"ev2": lambda d: d[EVENT] * 2}, {"event": v(REG, "ev2")}, "binary"),
+    ({"c": lambda d: 3.0}, {"features": [v(REG, "c"), v(GP, "copd")]}, "constant"),
+    ({"age2": lambda d: d["age_at_diagnosis"] * 2 + 1}, {"features": [v(REG, "age_at_diagnosis"), v(REG, "age2")]},
+     "collinear"),
+    # a feature that orders the deaths perfectly: the partial likelihood has no finite maximum
+    ({"order": lambda d: -d[TIME].rank()}, {"features": [v(REG, "order"), v(GP, "copd")]}, "no finite maximum"),
+])
+def test_bad_data_is_refused_clearly(study, tmp_path, columns, spec_change, message):
+    paths = _with_columns(study, tmp_path, REG, **columns)
+    coord, _ = recording_coordinator(STEPS, paths)
+    with pytest.raises(LancelotError, match=message):
+        train(coord, {**spec_for(study, FEATURES[:4]), **spec_change})
+
+
+def test_missing_time_column_names_it(study):
+    coord, _ = recording_coordinator(STEPS, station_paths(study))
+    with pytest.raises(LancelotError, match="missing column.*'days'"):
+        train(coord, {**spec_for(study, FEATURES[:2]), "time": v(REG, "days")})
+
+
+def test_too_few_events_per_coefficient(tmp_path):
+    small = make_study(tmp_path, patients=60, gp_stations=1, seed=2)
+    coord, _ = recording_coordinator(STEPS, station_paths(small))
+    with pytest.raises(LancelotError, match="too few"):
+        train(coord, spec_for(small, FEATURES))
+
+
+# ---------------------------------------------------------------------------------------------
+# the wide share rings
+# ---------------------------------------------------------------------------------------------
+def test_lift_and_truncate_shares_of_small_values():
+    seed = bytes(range(32))
+    values = np.array([5, -7, 2 ** 60, -(2 ** 70), 0], dtype=object)
+    first = R128.prg(seed, "s", 5)
+    second = R128.sub(values, first)
+    assert list(R128.signed(R128.add(first, second))) == list(values)
+    lifted = (R256.lift(first, R128), R256.lift(second, R128))
+    assert list(R256.signed(R256.add(*lifted))) == list(values)
+    cut = R256.add(R256.truncate(lifted[0], 4, True), R256.truncate(lifted[1], 4, False))
+    assert all(abs(int(c) - int(x) // 16) <= 1 for c, x in zip(R256.signed(cut), values))
+    assert np.array_equal(R256.unpack(R256.pack(lifted[0])), lifted[0])
+
+
+def test_blinds_spread_over_many_orders_of_magnitude():
+    blinds = log_uniform_blinds(bytes(32), "rho", 4000)
+    logs = np.array([int(b).bit_length() for b in blinds])
+    assert blinds.min() >= 1 and logs.max() <= 64
+    counts = np.bincount(logs, minlength=65)[1:]
+    assert counts.min() > 20 and counts.max() < 110    # about 4000 / 64 = 62 per power of two
