@@ -142,7 +142,25 @@ def _print_explore(result: dict) -> None:
           f"{result['cost']['seconds_total']} s")
 
 
+def _print_cox(result: dict) -> None:
+    conv, c = result["convergence"], result["quality"]["concordance"]
+    print(f"  Cox proportional hazards ({result['ties']} ties) for {result['time']['column']} / "
+          f"{result['event']['column']}: {result['n_used']} complete cases, {result['events']} events; "
+          f"{conv['iterations']} Newton iterations, {result['cost']['rounds']} rounds")
+    print(f"    {'feature':<22} {'station':<9} {'estimate':>9} {'std err':>8} {'hazard ratio (95% CI)':>24}")
+    for r in result["coefficients"]:
+        print(f"    {r['feature']:<22} {r['station']:<9} {r['estimate']:>9.4f} {r['std_error']:>8.4f} "
+              f"{r['hazard_ratio']:>8.3f} ({r['hr_ci_low']:.3f}-{r['hr_ci_high']:.3f})")
+    print(f"    concordance {c['estimate']:.3f} (exact value in [{c['lower']:.3f}, {c['upper']:.3f}])")
+    pts = ", ".join(f"{r['time']:g}:{r['survival_at_mean']:.2f}" for r in result["baseline"]["times"]
+                    if r["survival_at_mean"] is not None)
+    print(f"    survival at the mean profile: {pts}")
+
+
 def _print_train(result: dict) -> None:
+    if result.get("model") == "cox":
+        _print_cox(result)
+        return
     conv = result["convergence"]
     print(f"  logistic regression for {result['outcome']['column']}: {result['n_used']} complete cases, "
           f"{result['events']} events; {conv['iterations']} Newton iterations, {result['cost']['rounds']} rounds")
@@ -215,8 +233,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except LancelotError as exc:
         print(f"lancelot predict: {exc}", file=sys.stderr)
         return 2
-    print(f"predicted risk of {out['outcome']}: {out['predicted_risk']:.3f} "
-          f"(95% CI {out['ci_low']:.3f}-{out['ci_high']:.3f})")
+    if model.get("model") == "cox":
+        print(f"predicted survival ({out['time_unit']}); hazard ratio {out['hazard_ratio_vs_reference']:.3f} "
+              "against the reference profile:")
+        for r in out["survival"]:
+            ci = "withheld" if r["survival"] is None else f"{r['survival']:.3f} (95% CI {r['ci_low']:.3f}-{r['ci_high']:.3f})"
+            print(f"  t = {r['time']:g}: {ci}")
+    else:
+        print(f"predicted risk of {out['outcome']}: {out['predicted_risk']:.3f} "
+              f"(95% CI {out['ci_low']:.3f}-{out['ci_high']:.3f})")
     print(f"[{out['label']}]")
     if args.output:
         Path(args.output).write_text(json.dumps(out, indent=2))
@@ -272,6 +297,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
             p = predict(result, profile)
             print(f"  example profile {profile}: predicted risk {p['predicted_risk']:.2f} "
                   f"(95% CI {p['ci_low']:.2f}-{p['ci_high']:.2f}) [research use only]")
+            try:
+                cox = run_local("train", stations, {"spec": _demo_specs(spec)["cox"]}, evaluate=False)
+            except LancelotError as exc:
+                print(f"5. Cox model failed: {exc}")
+                return 2
+            (out / "cox_result.json").write_text(json.dumps(cox, indent=2))
+            print(f"5. survival: Cox model, result in {out / 'cox_result.json'}")
+            _print_cox(cox)
+            from .report import write_cox_report
+
+            stage = {"stage I": {**profile, "stage": "I"}, "stage IV": {**profile, "stage": "IV"}}
+            print(f"  report: {write_cox_report(cox, out / 'cox_report', stage)}")
+            s = predict(cox, {**profile, "stage": "IV"})["survival"]
+            pts = ", ".join(f"{r['time']:g}: {r['survival']:.2f}" for r in s if r["survival"] is not None)
+            print(f"  example profile (stage IV): predicted survival {pts} [research use only]")
     print(f"done; results in {out}" + (f" (not built yet: {', '.join(steps_not_built)})" if steps_not_built else ""))
     return 0
 
@@ -298,6 +338,15 @@ def _demo_specs(link_spec: dict) -> dict[str, dict]:
                                {"station": "gp_1", "column": "copd"},
                                {"station": "gp_1", "column": "cardiovascular"},
                                {"station": "gp_1", "column": "bmi"}]},
+        "cox": {"linkage": link_spec, "model": "cox",
+                "time": {"station": "registry", "column": "survival_days"},
+                "event": {"station": "registry", "column": "vital_status"},
+                "features": [{"station": "registry", "column": "age_at_diagnosis"},
+                             {"station": "registry", "column": "stage", "type": "categorical", "reference": "I"},
+                             {"station": "registry", "column": "surgery"},
+                             {"station": "gp_1", "column": "copd"},
+                             {"station": "gp_1", "column": "cardiovascular"},
+                             {"station": "gp_1", "column": "bmi"}]},
     }
 
 

@@ -95,20 +95,35 @@ def _plot_histogram(analysis: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def _plot_forest(rows: list[dict], path: Path) -> None:
+def _ratio_ticks(ax, values: list[float]) -> None:
+    """Readable ticks on a log-scaled ratio axis (0.25, 0.5, 1, 2, 4, ...), without minor labels."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    finite = [v for v in values if 0 < v < float("inf")]
+    lo, hi = min(finite + [1.0]), max(finite + [1.0])
+    candidates = [b * 10.0 ** e for e in range(-4, 5) for b in (1, 2, 5)]
+    ticks = [c for c in candidates if lo / 1.5 <= c <= hi * 1.5]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _plot_forest(rows: list[dict], path: Path, ratio: str = "odds_ratio", low: str = "or_ci_low",
+                 high: str = "or_ci_high", what: str = "odds ratio", title: str = "Logistic regression on the linked cohort") -> None:
     plt = _pyplot()
     rows = [r for r in rows if r["feature"] != "(intercept)"]
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(rows) + 1.4))
     for i, r in enumerate(rows):
         y = len(rows) - 1 - i
-        ax.plot([r["or_ci_low"], r["or_ci_high"]], [y, y], color="tab:blue")
-        ax.plot(r["odds_ratio"], y, "s", color="tab:blue")
+        ax.plot([r[low], r[high]], [y, y], color="tab:blue")
+        ax.plot(r[ratio], y, "s", color="tab:blue")
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_xscale("log")
+    _ratio_ticks(ax, [r[low] for r in rows] + [r[high] for r in rows])
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([f"{r['feature']} ({r['station']})" for r in reversed(rows)])
-    ax.set_xlabel("odds ratio per unit (95% CI, log scale)")
-    ax.set_title("Logistic regression on the linked cohort")
+    ax.set_xlabel(f"{what} per unit (95% CI, log scale)")
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -166,8 +181,65 @@ def write_link_report(result: dict, folder: str | Path) -> Path:
     return _write_page(out, "lancelot linkage", parts, result)
 
 
+def _plot_survival(base: dict, path: Path, curves: dict[str, list[dict]] | None = None) -> None:
+    """Predicted survival at the released times (joined points, 95% band): the mean profile and any others."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    series = {"mean profile": [{"time": r["time"], "survival": r["survival_at_mean"], "ci_low": r.get("ci_low"),
+                                "ci_high": r.get("ci_high")} for r in base["times"]]}
+    series.update(curves or {})
+    for label, rows in series.items():
+        pts = [r for r in rows if r["survival"] is not None]
+        if not pts:
+            continue
+        t = [0.0] + [r["time"] for r in pts]
+        line, = ax.plot(t, [1.0] + [r["survival"] for r in pts], marker="o", markersize=3, label=label)
+        ax.fill_between(t, [1.0] + [r["ci_low"] for r in pts], [1.0] + [r["ci_high"] for r in pts], alpha=0.2,
+                        color=line.get_color())
+    ax.set_xlabel("time (predicted survival at the released times, 95% band)")
+    ax.set_ylabel("survival")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Cox model: predicted survival (research use only)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_cox_report(result: dict, folder: str | Path, profiles: dict[str, dict] | None = None) -> Path:
+    """Hazard-ratio table and forest plot, predicted survival curves, concordance, convergence and cost."""
+    from .training.predict import predict
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    _plot_forest(result["coefficients"], out / "forest.png", "hazard_ratio", "hr_ci_low", "hr_ci_high",
+                 "hazard ratio", "Cox proportional hazards on the linked cohort")
+    curves = {name: predict(result, prof)["survival"] for name, prof in (profiles or {}).items()}
+    _plot_survival(result["baseline"], out / "survival.png", curves)
+    rows = [{k: r[k] for k in ("feature", "station", "estimate", "std_error", "hazard_ratio", "hr_ci_low",
+                                "hr_ci_high", "p_value")} for r in result["coefficients"]]
+    c, conv = result["quality"]["concordance"], result["convergence"]
+    times = [{k: r.get(k) for k in ("time", "at_risk", "survival_at_mean", "ci_low", "ci_high")}
+             for r in result["baseline"]["times"]]
+    parts = ["<p><b>For research use only; not validated for clinical decisions.</b></p>",
+             f"<p>Survival time {html.escape(result['time']['column'])}, event {html.escape(result['event']['column'])} "
+             f"at {html.escape(result['time']['station'])}; {html.escape(result['ties'])} ties. {result['n_used']} "
+             f"complete cases ({result['events']} events) of the linked cohort; {html.escape(result['cohort']['note'])}.</p>",
+             _table(rows), "<img src='forest.png'>",
+             "<h2>Predicted survival</h2><img src='survival.png'>", _table(times),
+             f"<p>{html.escape(result['baseline']['note'])}</p>",
+             f"<h2>Model quality</h2><p>Concordance (Harrell's C, training cohort) {_fmt(c['estimate'])}, "
+             f"exact value between {_fmt(c['lower'])} and {_fmt(c['upper'])} ({c['bins']} risk-score bins)</p>",
+             f"<h2>Convergence</h2><p>{conv['iterations']} Newton iterations, converged: {conv['converged']}</p>",
+             _table(conv["history"])]
+    return _write_page(out, "lancelot training: Cox proportional hazards", parts, result)
+
+
 def write_train_report(result: dict, folder: str | Path) -> Path:
-    """Coefficient table, forest plot of odds ratios, calibration plot, convergence and cost."""
+    """Coefficient table, forest plot of odds ratios, calibration plot, convergence and cost (Cox: see
+    :func:`write_cox_report`)."""
+    if result.get("model") == "cox":
+        return write_cox_report(result, folder)
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     _plot_forest(result["coefficients"], out / "forest.png")

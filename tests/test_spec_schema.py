@@ -33,6 +33,10 @@ def test_the_specs_the_tests_run_are_valid_for_the_schema(link_spec):
     train = {"linkage": link_spec, "model": "logistic", "outcome": OUTCOME, "features": FEATURES, "penalty": 1.5}
     assert validate_spec(train) == []
     assert [spec_kind(s) for s in (link_spec, {"analyses": []}, train)] == ["link", "explore", "train"]
+    cox = {"linkage": link_spec, "model": "cox", "time": {"station": "registry", "column": "survival_days"},
+           "event": {"station": "registry", "column": "vital_status"}, "features": FEATURES, "ties": "breslow",
+           "survival_times": [365, 730]}
+    assert validate_spec(cox) == []
 
 
 @pytest.mark.parametrize("change, kind, message", [
@@ -44,7 +48,11 @@ def test_the_specs_the_tests_run_are_valid_for_the_schema(link_spec):
      "explore", "too short"),
     (lambda s: {"linkage": s, "outcome": OUTCOME, "features": [{"station": "registry", "colum": "age"}]},
      "train", "'column' is a required property"),
-    (lambda s: {"linkage": s, "outcome": OUTCOME, "features": FEATURES, "model": "cox"}, "train", "'cox' is not one of"),
+    (lambda s: {"linkage": s, "outcome": OUTCOME, "features": FEATURES, "model": "cox"}, "train",
+     "'time' is a required property"),
+    (lambda s: {"linkage": s, "outcome": OUTCOME, "features": FEATURES, "model": "probit"}, "train", "'probit' is not one of"),
+    (lambda s: {"linkage": s, "model": "cox", "time": OUTCOME, "event": OUTCOME, "features": FEATURES, "ties": "exact"},
+     "train", "'exact' is not one of"),
     # meaning only the algorithms' checks can see: a station the linkage does not know
     (lambda s: {"linkage": s, "outcome": OUTCOME, "features": [{"station": "gp_9", "column": "bmi"}]},
      "train", "not part of this run"),

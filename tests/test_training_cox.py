@@ -271,3 +271,26 @@ def test_blinds_spread_over_many_orders_of_magnitude():
     assert blinds.min() >= 1 and logs.max() <= 64
     counts = np.bincount(logs, minlength=65)[1:]
     assert counts.min() > 20 and counts.max() < 110    # about 4000 / 64 = 62 per power of two
+
+
+def test_report_and_command_line_prediction(result, tmp_path, capsys):
+    from PIL import Image
+
+    from lancelot.cli import main
+    from lancelot.report import write_train_report
+
+    page = write_train_report(result, tmp_path).read_text()
+    for row in result["coefficients"]:
+        assert row["feature"] in page
+    assert "research use only" in page and "Concordance" in page
+    for png in ("forest.png", "survival.png"):
+        with Image.open(tmp_path / png) as im:  # a real, non-blank image
+            assert im.size[0] > 300 and len(np.unique(np.asarray(im.convert("L")))) > 10
+    model = tmp_path / "cox.json"
+    model.write_text(json.dumps(result))
+    args = ["predict", "--model", str(model)] + [f"--set={k}={val}" for k, val in
+                                                 {"age_at_diagnosis": 60, "stage": "I", "who_ps": 0, "copd": 0,
+                                                  "bmi": 26, "smoking": "never"}.items()]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "predicted survival" in out and "t = 365: 0." in out
