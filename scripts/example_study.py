@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""A full study through lancelot.client on the dev network: link, explore, train, reports.
+"""A full study through lancelot.client on the dev network: link, explore, train (logistic and Cox),
+predictions and reports.
 
-Notebook-style: each cell can be run on its own in an interactive session. Needs the network:
+Notebook-style: each cell can be run on its own in an interactive session. ``run_study`` is what
+tests/network/test_client_network.py runs on the real network. Needs the network:
 
     scripts/devnet.sh up                 # server + registry, gp_1, gp_2 and a neutral coordinator
     .venv/bin/python scripts/example_study.py [--out study-report/]
@@ -20,20 +22,19 @@ from lancelot.client import Study
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--connection", default=str(ROOT / ".v6dev" / "network" / "connection.json"))
-    ap.add_argument("--out", default="study-report")
-    args = ap.parse_args()
-    out = Path(args.out)
+FEATURES = [{"station": "registry", "column": "age_at_diagnosis"},
+            {"station": "registry", "column": "stage", "type": "categorical", "reference": "I"},
+            {"station": "gp_1", "column": "copd"},
+            {"station": "gp_2", "column": "bmi"}]
+PROFILE = {"age_at_diagnosis": 70, "stage": "III", "copd": 1, "bmi": 24}
 
-    # %% 1. Connect as the researcher; the study's stations and the neutral coordinator come from the
-    #       connection file that scripts/devnet.sh writes (on another network: Study.login(...)).
-    study = Study.from_connection_file(args.connection)
-    connection = json.loads(Path(args.connection).read_text())
-    link_spec = json.loads((Path(connection["data_dir"]) / "link_spec.json").read_text())
-    print("stations:", study.stations, "coordinator organisation:", study.coordinator_org)
 
+def run_study(study: Study, link_spec: dict, out: Path, evaluate: bool = False) -> dict:
+    """Link, explore, fit both models, predict for one profile and write every report; returns the results.
+
+    ``evaluate`` (synthetic data, nodes that opted in) also returns the links, so that a test can
+    compare with pooled fits.
+    """
     # %% 2. Link the registry with both GP stations. The links stay inside the job at the coordinator.
     link = study.link(link_spec)
     print(link.pairs()[["linked", "candidate_pairs", "em_expected_precision"]])
@@ -54,18 +55,43 @@ def main() -> int:
     print("report:", exploration.report(out / "explore"))
 
     # %% 4. Train: death within two years on registry and GP features (logistic regression).
-    model = study.train({"linkage": link_spec, "model": "logistic",
-                         "outcome": {"station": "registry", "column": "death_within_2y"},
-                         "features": [{"station": "registry", "column": "age_at_diagnosis"},
-                                      {"station": "registry", "column": "stage", "type": "categorical"},
-                                      {"station": "gp_1", "column": "copd"},
-                                      {"station": "gp_2", "column": "bmi"}]})
-    print(model.coefficients()[["station", "estimate", "std_error", "odds_ratio", "p_value"]])
-    print(f"{model.rounds} rounds, {model.seconds:.0f} s")
-    print("report:", model.report(out / "train"))
+    logistic = study.train({"linkage": link_spec, "model": "logistic",
+                            "outcome": {"station": "registry", "column": "death_within_2y"},
+                            "features": FEATURES}, evaluate=evaluate)
+    print(logistic.coefficients()[["station", "estimate", "std_error", "odds_ratio", "p_value"]])
+    print(f"{logistic.rounds} rounds, {logistic.seconds:.0f} s")
+    print("report:", logistic.report(out / "train"))
 
-    # %% 5. One typed-in profile (research use only).
-    print(model.predict({"age_at_diagnosis": 70, "stage": "III", "copd": 1, "bmi": 24}))
+    # %% 5. Survival: Cox proportional hazards on the same features (Efron ties).
+    cox = study.train({"linkage": link_spec, "model": "cox",
+                       "time": {"station": "registry", "column": "survival_days"},
+                       "event": {"station": "registry", "column": "vital_status"},
+                       "features": FEATURES, "survival_times": [91, 182, 365, 730]}, evaluate=evaluate)
+    print(cox.coefficients()[["station", "estimate", "std_error", "hazard_ratio", "p_value"]])
+    print(f"concordance {cox.raw['quality']['concordance']['estimate']:.3f}; {cox.rounds} rounds, {cox.seconds:.0f} s")
+    print("report:", cox.report(out / "cox"))
+
+    # %% 6. One typed-in profile (research use only): risk of death within two years, predicted survival.
+    risk, survival = logistic.predict(PROFILE), cox.predict(PROFILE)
+    print(risk)
+    print(survival)
+    return {"link": link, "exploration": exploration, "logistic": logistic, "cox": cox, "risk": risk,
+            "survival": survival}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--connection", default=str(ROOT / ".v6dev" / "network" / "connection.json"))
+    ap.add_argument("--out", default="study-report")
+    args = ap.parse_args()
+
+    # %% 1. Connect as the researcher; the study's stations and the neutral coordinator come from the
+    #       connection file that scripts/devnet.sh writes (on another network: Study.login(...)).
+    study = Study.from_connection_file(args.connection)
+    connection = json.loads(Path(args.connection).read_text())
+    link_spec = json.loads((Path(connection["data_dir"]) / "link_spec.json").read_text())
+    print("stations:", study.stations, "coordinator organisation:", study.coordinator_org)
+    run_study(study, link_spec, Path(args.out))
     return 0
 
 

@@ -1,10 +1,15 @@
-"""The researcher's API (lancelot.client) runs a whole small study on the real network."""
+"""The researcher's API (lancelot.client) runs the example study (scripts/example_study.py) on the real
+network: link, explore, logistic and Cox regression, predictions and reports. The models are compared
+with pooled fits on the linked records (statsmodels, lifelines)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import CONNECTION_FILE
 
@@ -12,28 +17,70 @@ from lancelot.client import Study
 from lancelot.runtime.errors import LancelotError
 
 pytestmark = pytest.mark.network
+REG, GP1, GP2 = "registry", "gp_1", "gp_2"
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_a_study_through_the_client(devnet, tmp_path):
+def example_study():
+    spec = importlib.util.spec_from_file_location("example_study", ROOT / "scripts" / "example_study.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def linked_records(devnet, links: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(links)
+    cohort = frame[[REG, GP1]].dropna().merge(frame[[REG, GP2]].dropna(), on=REG)
+    return (cohort.merge(devnet.read_csv(REG), left_on=REG, right_on="record_id")
+            .merge(devnet.read_csv(GP1).add_suffix("_1"), left_on=GP1, right_on="patient_nr_1")
+            .merge(devnet.read_csv(GP2).add_suffix("_2"), left_on=GP2, right_on="patient_nr_2"))
+
+
+def design(data: pd.DataFrame, keep: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    data = data[["age_at_diagnosis", "stage", "copd_1", "bmi_2"] + keep].dropna()
+    x = pd.DataFrame({"age_at_diagnosis": data["age_at_diagnosis"].astype(float)})
+    for level in sorted(data["stage"].astype(str).unique())[1:]:
+        x[f"stage={level}"] = (data["stage"].astype(str) == level).astype(float)
+    x["copd"], x["bmi"] = data["copd_1"].astype(float), data["bmi_2"].astype(float)
+    return x, data[keep].astype(float)
+
+
+def test_the_example_study_through_the_client(devnet, tmp_path):
+    import statsmodels.api as sm
+    from lifelines import CoxPHFitter
+
     study = Study.from_connection_file(CONNECTION_FILE, progress=False)
     spec = json.loads((devnet.data_dir / "link_spec.json").read_text())
-    link = study.link(spec)
-    assert link.rounds == 2 and (link.pairs()["linked"] > 0).all()
-
-    exploration = study.explore({"linkage": spec, "analyses": [
-        {"type": "crosstab", "variables": [{"station": "registry", "column": "stage"},
-                                           {"station": "gp_1", "column": "copd"}]}]})
-    table = next(iter(exploration.tables().values()))
+    got = example_study().run_study(study, spec, tmp_path, evaluate=True)
+    assert got["link"].rounds == 2 and (got["link"].pairs()["linked"] > 0).all()
+    table = next(t for t in got["exploration"].tables().values() if "count" in t)
     counts = table["count"].dropna()
     assert len(counts) > 0 and ((counts == 0) | (counts >= 10)).all() and np.allclose(counts, counts.round())
 
-    model = study.train({"linkage": spec, "outcome": {"station": "registry", "column": "death_within_2y"},
-                         "features": [{"station": "registry", "column": "age_at_diagnosis"},
-                                      {"station": "gp_1", "column": "copd"}]})
-    coef = model.coefficients()
-    assert list(coef.index) == ["(intercept)", "age_at_diagnosis", "copd"]
-    assert coef.loc["copd", "station"] == "gp_1" and (coef["std_error"] > 0).all()
-    assert model.report(tmp_path).exists()
+    logistic = got["logistic"]
+    x, y = design(linked_records(devnet, logistic.raw["links"]), ["death_within_2y"])
+    fit = sm.Logit(y["death_within_2y"], sm.add_constant(x).rename(columns={"const": "(intercept)"})).fit(disp=0)
+    coef = logistic.coefficients()
+    np.testing.assert_allclose(coef["estimate"], fit.params[coef.index], atol=1e-4)
+    assert coef.loc["copd", "station"] == GP1 and coef.loc["bmi", "station"] == GP2
+    assert logistic.rounds == 3 + 2 * logistic.raw["convergence"]["iterations"]
+
+    cox = got["cox"]
+    x, y = design(linked_records(devnet, cox.raw["links"]), ["survival_days", "vital_status"])
+    cph = CoxPHFitter().fit(x.assign(T=y["survival_days"], E=y["vital_status"]), "T", "E",
+                            fit_options={"precision": 1e-10})
+    coef = cox.coefficients()
+    np.testing.assert_allclose(coef["estimate"], cph.params_[coef.index], atol=1e-4)
+    np.testing.assert_allclose(coef["std_error"], cph.standard_errors_[coef.index], atol=1e-4)
+    c = cox.raw["quality"]["concordance"]
+    assert c["lower"] <= cph.concordance_index_ <= c["upper"]
+    assert cox.rounds == 3 + 5 * cox.raw["convergence"]["iterations"] + 1 < 40
+
+    assert 0 < got["risk"]["predicted_risk"] < 1
+    survival = [p["survival"] for p in got["survival"]["survival"] if p["survival"] is not None]
+    assert survival and all(a >= b for a, b in zip(survival, survival[1:]))   # survival falls over time
+    for folder in ("link", "explore", "train", "cox"):
+        assert (tmp_path / folder / "report.html").exists()
 
     with pytest.raises(LancelotError, match="refused"):  # a station's refusal reaches the researcher
         study.train({"linkage": spec, "outcome": {"station": "registry", "column": "death_within_2y"},

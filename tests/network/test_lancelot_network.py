@@ -104,28 +104,5 @@ def test_exploration_on_the_real_network_matches_pandas(devnet):
     assert overall["variance"] == pytest.approx(data["bmi_2"].var(), rel=1e-9)
 
 
-def test_training_on_the_real_network_matches_statsmodels(devnet):
-    import numpy as np
-    import statsmodels.api as sm
-
-    features = [{"station": REG, "column": "age_at_diagnosis"}, {"station": REG, "column": "surgery"},
-                {"station": GP1, "column": "copd"}, {"station": GP2, "column": "bmi"}]
-    spec = {"linkage": link_spec(devnet), "model": "logistic",
-            "outcome": {"station": REG, "column": "death_within_2y"}, "features": features}
-    run = devnet.submit_central(devnet.images["training"], {"stations": devnet.stations, "spec": spec,
-                                                            "evaluate": True})
-    assert run.status == "completed", run.log
-    out = run.result
-    assert "lancelot_error" not in out, out["lancelot_error"]
-    assert out["cost"]["rounds"] == 3 + 2 * out["convergence"]["iterations"]
-    links = pd.DataFrame(out["links"])
-    cohort = links[[REG, GP1]].dropna().merge(links[[REG, GP2]].dropna(), on=REG)
-    data = (cohort.merge(devnet.read_csv(REG), left_on=REG, right_on="record_id")
-            .merge(devnet.read_csv(GP1).add_suffix("_1"), left_on=GP1, right_on="patient_nr_1")
-            .merge(devnet.read_csv(GP2).add_suffix("_2"), left_on=GP2, right_on="patient_nr_2"))
-    cols = ["age_at_diagnosis", "surgery", "copd_1", "bmi_2"]
-    data = data[cols + ["death_within_2y"]].dropna()
-    fit = sm.Logit(data["death_within_2y"].astype(float), sm.add_constant(data[cols].astype(float))).fit(disp=0)
-    got = np.array([row["estimate"] for row in out["coefficients"]])
-    np.testing.assert_allclose(got, fit.params.to_numpy(), atol=1e-4)
-    assert out["n_used"] == len(data)
+# Training (logistic and Cox against statsmodels and lifelines) runs through the researcher's client:
+# tests/network/test_client_network.py.
