@@ -23,8 +23,9 @@ ALGORITHMS = {
                     "Counts, crosstabs, summaries, histograms, correlations, missingness and Kaplan-Meier on "
                     "the privately linked cohort, variables at different stations, with disclosure control."),
     "training": ("lancelot_training", "lancelot training",
-                 "Logistic regression on the privately linked cohort with features at several stations, "
-                 "fitted exactly (pooled-equal coefficients) by Newton-Raphson on secret shares."),
+                 "Logistic regression and Cox proportional hazards (Efron or Breslow ties) on the privately "
+                 "linked cohort with features at several stations, fitted exactly (pooled-equal coefficients) "
+                 "by Newton-Raphson on secret shares."),
 }
 # The project has no public home yet: set these (and the image registry) before submitting to a store.
 CODE_URL = "https://example.invalid/lancelot"
