@@ -316,6 +316,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_FEATURES = [{"station": "registry", "column": "age_at_diagnosis"},
+                 {"station": "registry", "column": "stage", "type": "categorical", "reference": "I"},
+                 {"station": "registry", "column": "surgery"},
+                 {"station": "gp_1", "column": "copd"},
+                 {"station": "gp_1", "column": "cardiovascular"},
+                 {"station": "gp_1", "column": "bmi"}]
+
+
 def _demo_specs(link_spec: dict) -> dict[str, dict]:
     """The demo's exploration and training specs."""
     return {
@@ -332,21 +340,11 @@ def _demo_specs(link_spec: dict) -> dict[str, dict]:
         ]},
         "train": {"linkage": link_spec, "model": "logistic",
                   "outcome": {"station": "registry", "column": "death_within_2y"},
-                  "features": [{"station": "registry", "column": "age_at_diagnosis"},
-                               {"station": "registry", "column": "stage", "type": "categorical", "reference": "I"},
-                               {"station": "registry", "column": "surgery"},
-                               {"station": "gp_1", "column": "copd"},
-                               {"station": "gp_1", "column": "cardiovascular"},
-                               {"station": "gp_1", "column": "bmi"}]},
+                  "features": DEMO_FEATURES},
         "cox": {"linkage": link_spec, "model": "cox",
                 "time": {"station": "registry", "column": "survival_days"},
                 "event": {"station": "registry", "column": "vital_status"},
-                "features": [{"station": "registry", "column": "age_at_diagnosis"},
-                             {"station": "registry", "column": "stage", "type": "categorical", "reference": "I"},
-                             {"station": "registry", "column": "surgery"},
-                             {"station": "gp_1", "column": "copd"},
-                             {"station": "gp_1", "column": "cardiovascular"},
-                             {"station": "gp_1", "column": "bmi"}]},
+                "features": DEMO_FEATURES},
     }
 
 

@@ -7,6 +7,9 @@ round (``train_setup``) is the same: check and describe the columns, make a chan
 
 from __future__ import annotations
 
+import numpy as np
+
+from ..runtime.errors import InputError
 from ..runtime.station import StationContext
 from . import shares as sh
 from .design import TrainSpec, build_block, parse_train_spec
@@ -38,3 +41,46 @@ def stream_seeds(ctx: StationContext) -> tuple[bytes, bytes, dict]:
     st = ctx.state.get(STATE)
     pair = peer_key(ctx, st["partner"], st["peers"][st["partner"]])
     return bytes.fromhex(st["seed"]), pair, st
+
+
+def complete_view(ctx: StationContext, payload: dict) -> None:
+    """First iteration: join the partner's relayed part of f with this station's, keep it for the job."""
+    if "relay" not in payload:
+        return
+    st = ctx.state.get(STATE)
+    st["partner"] = payload["partner"]
+    ctx.state.put(STATE, st)
+    key = peer_key(ctx, payload["partner"], st["peers"][payload["partner"]])
+    got = sh.unseal(key, payload["relay"], f"f:{payload['partner']}")
+    pieces = []
+    for station, width in payload["layout"]["widths"]:
+        piece = got.get(station)
+        if piece is None:
+            piece = ctx.state.get_array(f"train_f_{station}")
+        if piece.shape[1] != width:
+            raise InputError("the relayed shares do not match the layout", station=ctx.station)
+        pieces.append(piece.astype(np.uint64))
+    ctx.state.put_array("train_f", np.hstack(pieces))
+
+
+def open_shares(ctx: StationContext, payload: dict) -> dict:
+    """This station's shares of the design M = f + b, of z = X beta and of the mask b + d_t.
+
+    The hub's share of M is f + PRG(seed, b), the partner's PRG(seed, b): the coordinator knows b,
+    neither station does. d_t (from the pair key) makes the opened mask b' = pi_t(b + d_t) fresh.
+    """
+    complete_view(ctx, payload)
+    own, pair, st = stream_seeds(ctx)
+    hub = st["role"] == "hub"
+    f = ctx.state.get_array("train_f").astype(np.uint64)
+    n, q = f.shape
+    feat, t = payload["layout"]["features"], payload["t"]
+    share = sh.prg(own, "b", (n, q))
+    if hub:
+        share = share + f
+    beta = sh.to_ring(np.asarray([int(b) for b in payload["beta"]], dtype=np.int64))
+    b_part = share[:, feat] - (f[:, feat] if hub else np.uint64(0))  # this station's share of b
+    if hub:
+        b_part = b_part + sh.prg(pair, f"d{t}", (n, len(feat)))
+    return {"own": own, "pair": pair, "hub": hub, "n": n, "share": share, "z": share[:, feat] @ beta,
+            "b_part": b_part}

@@ -29,16 +29,17 @@ import math
 
 import numpy as np
 
-from ..disclosure import effective_min_cell_count, suppress
-from ..linkage.protocol import LinkageRun, station_rows
+from ..disclosure import suppress
+from ..linkage.protocol import station_rows
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
 from . import hazards, logistic
 from . import shares as sh
-from .channel import STATE, peer_key, spec_of, step_setup, stream_seeds
+from .channel import STATE, open_shares, peer_key, spec_of, step_setup, stream_seeds
 from .design import FRAC_BITS_X, TrainSpec, build_block
 from .ring import R128, R256, log_uniform_blinds
+from .start import start_training
 
 RX, RG = R128, R256        # per-record shares; risk-set (group) shares
 FRAC_BITS_BETA = 24        # coefficients sent to the stations
@@ -171,39 +172,12 @@ def _structure(ctx: StationContext) -> dict:
 def step_open(ctx: StationContext, payload: dict) -> dict:
     """Permuted, re-masked shares of z = X beta, the open columns, the membership and the mask b;
     on rows outside the cohort everything but the membership is replaced by noise."""
-    layout, t = payload["layout"], payload["t"]
-    if "relay" in payload:  # first iteration: complete f with the partner's view
-        st = ctx.state.get(STATE)
-        st["partner"] = payload["partner"]
-        ctx.state.put(STATE, st)
-        key = peer_key(ctx, payload["partner"], st["peers"][payload["partner"]])
-        got = sh.unseal(key, payload["relay"], f"f:{payload['partner']}")
-        pieces = []
-        for station, width in layout["widths"]:
-            piece = got.get(station)
-            if piece is None:
-                piece = ctx.state.get_array(f"train_f_{station}")
-            if piece.shape[1] != width:
-                raise InputError("the relayed shares do not match the layout", station=ctx.station)
-            pieces.append(piece.astype(np.uint64))
-        ctx.state.put_array("train_f", np.hstack(pieces))
-    own, pair, st = stream_seeds(ctx)
-    hub = st["role"] == "hub"
-    f = ctx.state.get_array("train_f").astype(np.uint64)
-    n, q = f.shape
-    feat, opened = layout["features"], layout["open"]
-    share = sh.prg(own, "b", (n, q))
-    if hub:
-        share = share + f
-    beta = sh.to_ring(np.asarray([int(b) for b in payload["beta"]], dtype=np.int64))
-    z = share[:, feat] @ beta
-    b_part = share[:, feat] - (f[:, feat] if hub else np.uint64(0))
-    if hub:
-        b_part = b_part + sh.prg(pair, f"d{t}", (n, len(feat)))
+    o, t, opened = open_shares(ctx, payload), payload["t"], payload["layout"]["open"]
+    hub, pair, n = o["hub"], o["pair"], o["n"]
     m = ctx.state.get_array("cox_m").astype(np.uint64)
     outside = (np.uint64(1) if hub else np.uint64(0)) - m      # shares of 1 - membership
     noise = outside[:, None] * sh.prg(pair, f"u{t}", (n, 1 + len(opened)))
-    out = np.column_stack([z + noise[:, 0], share[:, opened] + noise[:, 1:], m, b_part])
+    out = np.column_stack([o["z"] + noise[:, 0], o["share"][:, opened] + noise[:, 1:], m, o["b_part"]])
     mask = sh.prg(pair, f"e{t}", out.shape)
     out = out + mask if hub else out - mask
     return {"shares": sh.pack(out[sh.permutation(pair, f"pi{t}", n)])}
@@ -517,70 +491,23 @@ def _opened(ring, results: dict, key: str) -> np.ndarray:
 
 def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cell_count: int | None = None,
               evaluate: bool = False) -> dict:
-    stations = coordinator.stations
-    run = LinkageRun.for_run(coordinator, spec.linkage, evaluate, "training")
-    hub, others = run.spec.hub, run.spec.others
-    if spec.outcome_station != hub:
-        raise InputError(f"the survival time and event must be at the linkage hub '{hub}' "
-                         f"(they are at '{spec.outcome_station}')")
-    partner = others[0]
-    order = [hub] + others
-    roles = {hub: "hub", partner: "partner", **{s: "other" for s in others[1:]}}
-    seeds = {s: sh.new_seed() for s in order}
-    payload = {"spec": spec_raw, "stations": stations}
-
-    with coordinator.cost.phase("linkage + set-up"):
-        calls = {s: StepCall.combine(c, StepCall("train_setup", {**payload, "seed": seeds[s].hex(), "role": roles[s]}))
-                 for s, c in run.first_calls().items()}
-        res = coordinator.round(calls, label="linkage: encode keys; training: check columns, channel keys")
-        first = {s: r["results"][0] for s, r in res.items()}
-        metas = {s: r["results"][1]["meta"] for s, r in res.items()}
-        public = {s: r["results"][1]["public_key"] for s, r in res.items()}
-        n = int(first[hub]["n"])
-        receivers = {hub: partner, **{s: hub for s in others}}
-        peers = {hub: {s: public[s] for s in others}, **{s: {hub: public[hub]} for s in others}}
-        calls = {s: StepCall.combine(c, StepCall("cox_rows", {**payload, "peers": peers[s], "receiver": receivers[s],
-                                                             "n_hub": n}))
-                 for s, c in run.second_calls(first).items()}
-        res = coordinator.round(calls, label="linkage: blind keys; training: masked rows, sealed for the peer")
-        second = {s: r["results"][0] for s, r in res.items()}
-        sealed = {s: r["results"][1]["sealed"] for s, r in res.items()}
-        linkage = run.finish(first, second)
-
-    k_min = effective_min_cell_count(min_cell_count, linkage.station_floors())
-    cohort = linkage.cohort()
-    if len(cohort[hub]) < k_min:
-        raise PrivacyError(f"the linked cohort has fewer than {k_min} records (the minimum cell count)")
-
-    widths, features, feat_cols, open_cols, open_names, start = [], [], [], [], [], 0
-    for s in order:
-        m = metas[s]
-        q = len(m["features"]) + len(m["open"])
-        widths.append([s, q])
-        for j, f in enumerate(m["features"]):
-            features.append({**f, "station": s})
-            feat_cols.append(start + j)
-        for j, name in enumerate(m["open"]):
-            open_cols.append(start + len(m["features"]) + j)
-            open_names.append(name)
-        start += q
-    q_total, p = start, len(features)
-    if p == 0:
+    st = start_training(coordinator, spec, spec_raw, min_cell_count, evaluate, "cox_rows",
+                        "the survival time and event")
+    hub, partner, seeds, linkage, widths = st.hub, st.partner, st.seeds, st.linkage, st.widths
+    if st.p == 0:
         raise InputError("a Cox model needs at least one feature")
-    names = [f["name"] for f in features]
-    layout = {"widths": widths, "features": feat_cols, "open": open_cols}
+    cohort, n, q_total = linkage.cohort(), linkage.n_rows[hub], st.q_total
 
     # the mask b over the hub's rows; corrections turn masked rows into f = X - b in the hub's order
     b = sh.prg(seeds[hub], "b", (n, q_total)) + sh.prg(seeds[partner], "b", (n, q_total))
-    col_start = {s: sum(w for _, w in widths[:i]) for i, (s, _) in enumerate(widths)}
     member = np.zeros(n, dtype=np.uint64)
     member[cohort[hub]] = 1
     outside = np.setdiff1d(np.arange(n), cohort[hub])
     parts: dict[str, dict] = {hub: {}, partner: {}}
     for s, q in widths:
-        cols = b[:, col_start[s]:col_start[s] + q]
+        cols = b[:, st.col_start(s):st.col_start(s) + q]
         if s == hub:
-            parts[partner][s] = {"sealed": sealed[s], "corr": sh.pack(sh.prg(seeds[s], "rows", (n, q)) + cols)}
+            parts[partner][s] = {"sealed": st.sealed[s], "corr": sh.pack(sh.prg(seeds[s], "rows", (n, q)) + cols)}
             continue
         n_s = linkage.n_rows[s]
         ext = sh.permutation(seeds[s], "ext", n_s + n)
@@ -588,7 +515,7 @@ def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cel
         idx[cohort[hub]] = ext[cohort[s]]                 # linked: the station's own row
         idx[outside] = ext[n_s + np.arange(len(outside))]  # not linked: a distinct dummy row
         corr = sh.prg(seeds[s], "rows", (n_s + n, q))[idx] + cols
-        parts[hub][s] = {"sealed": sealed[s], "idx": idx.tolist(), "corr": sh.pack(corr)}
+        parts[hub][s] = {"sealed": st.sealed[s], "idx": idx.tolist(), "corr": sh.pack(corr)}
     m_partner = member - sh.prg(seeds[hub], "m", n)
     with coordinator.cost.phase("training: shares"):
         res = coordinator.round({hub: StepCall("cox_share", {"parts": parts[hub], "partner": partner}),
@@ -597,7 +524,8 @@ def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cel
                                 label="training: shares of the hub-ordered design from the relayed rows")
     relay = {hub: res[partner]["sealed"], partner: res[hub]["sealed"]}
 
-    fit = _CoxFit(coordinator, spec, seeds[hub], hub, partner, layout, open_names, p, names, features, k_min)
+    fit = _CoxFit(coordinator, spec, seeds[hub], hub, partner, st.layout, st.open_names, st.p, st.names, st.features,
+                  st.k)
     fit.iterate(relay)
     result = fit.result(linkage, spec)
     if evaluate:

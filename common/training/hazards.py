@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .logistic import Z_95
+from .logistic import Z_95, ratio_table, summary_row
 
 SEPARATION_LIMIT = 25.0   # |log hazard ratio| on the internal (about standardised) scale
 
@@ -37,36 +37,11 @@ def feature_summary(sum_x: np.ndarray, sum_xx: np.ndarray, n: int, features: lis
 
     For a 0/1 feature with fewer than k ones (or zeros) the mean would reveal a small count: withheld.
     """
-    out = []
-    for j, f in enumerate(features):
-        mean_enc = sum_x[j] / n
-        var_enc = max(sum_xx[j, j] / n - mean_enc ** 2, 0.0)
-        mean, sd = f["centre"] + 2.0 ** f["exponent"] * mean_enc, 2.0 ** f["exponent"] * math.sqrt(var_enc)
-        small = f.get("binary") and (0.5 < n * mean < k - 0.5 or 0.5 < n * (1 - mean) < k - 0.5)
-        out.append({"feature": f["name"], "station": f["station"], "mean": None if small else mean,
-                    "sd": None if small else sd})
-    return out
+    return [summary_row(f, sum_x[j] / n, sum_xx[j, j] / n, n, k) for j, f in enumerate(features)]
 
 
 def coefficient_table(beta: np.ndarray, cov: np.ndarray, features: list[dict], summaries: list[dict]) -> list[dict]:
-    se = np.sqrt(np.clip(np.diag(cov), 0, None))
-    rows = []
-    for j, f in enumerate(features):
-        b, s = float(beta[j]), float(se[j])
-        zval = b / s if s > 0 else float("nan")
-        lo, hi = b - Z_95 * s, b + Z_95 * s
-        row = {"feature": f["name"], "station": f["station"], "estimate": b, "std_error": s,
-               "ci_low": lo, "ci_high": hi, "z": zval, "p_value": math.erfc(abs(zval) / math.sqrt(2)),
-               "hazard_ratio": _exp(b), "hr_ci_low": _exp(lo), "hr_ci_high": _exp(hi)}
-        sd = summaries[j]["sd"] if summaries else None
-        if sd is not None:  # the hazard ratio for one standard deviation, to compare features
-            row["hazard_ratio_per_sd"] = _exp(b * sd)
-        rows.append(row)
-    return rows
-
-
-def _exp(v: float) -> float:
-    return math.exp(v) if abs(v) < 700 else float("inf")
+    return ratio_table(beta, cov, features, summaries, "hazard_ratio", "hr_ci_low", "hr_ci_high")
 
 
 def concordance(correct: int, tied: int, total: int, bins: int) -> dict:

@@ -62,38 +62,47 @@ def feature_summary(hessian0: np.ndarray, features: list[dict], k: int) -> list[
     fewer than k ones (or zeros) the mean would reveal a small count: withheld.
     """
     n = 4 * hessian0[0, 0]
-    out = []
-    for j, f in enumerate(features):
-        if j == 0:
-            continue
-        mean_enc = hessian0[0, j] / hessian0[0, 0]
-        var_enc = max(hessian0[j, j] / hessian0[0, 0] - mean_enc ** 2, 0.0)
-        mean, sd = f["centre"] + 2.0 ** f["exponent"] * mean_enc, 2.0 ** f["exponent"] * math.sqrt(var_enc)
-        small = f.get("binary") and (0.5 < n * mean < k - 0.5 or 0.5 < n * (1 - mean) < k - 0.5)
-        out.append({"feature": f["name"], "station": f["station"], "mean": None if small else mean,
-                    "sd": None if small else sd})
-    return out
+    return [summary_row(f, hessian0[0, j] / hessian0[0, 0], hessian0[j, j] / hessian0[0, 0], n, k)
+            for j, f in enumerate(features) if j > 0]
 
 
-def coefficient_table(beta: np.ndarray, cov: np.ndarray, features: list[dict],
-                      summaries: list[dict] | None = None) -> list[dict]:
+def summary_row(feature: dict, mean_enc: float, square_enc: float, n: float, k: int) -> dict:
+    """Mean and SD on the original scale from the encoded mean and mean square; withheld for a 0/1
+    feature with fewer than k ones or zeros (the mean would show that small count)."""
+    var_enc = max(square_enc - mean_enc ** 2, 0.0)
+    scale = 2.0 ** feature["exponent"]
+    mean, sd = feature["centre"] + scale * mean_enc, scale * math.sqrt(var_enc)
+    small = feature.get("binary") and (0.5 < n * mean < k - 0.5 or 0.5 < n * (1 - mean) < k - 0.5)
+    return {"feature": feature["name"], "station": feature["station"], "mean": None if small else mean,
+            "sd": None if small else sd}
+
+
+def ratio_table(beta: np.ndarray, cov: np.ndarray, features: list[dict], summaries: list[dict] | None,
+                ratio: str, low: str, high: str, first: int = 0) -> list[dict]:
+    """Wald rows (estimate, SE, 95% CI, z, p) with exp(estimate) as ``ratio`` and its CI; per SD where the
+    feature's SD is released. ``first`` skips the intercept's summary (it has none)."""
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
     rows = []
     for j, f in enumerate(features):
         b, s = float(beta[j]), float(se[j])
         zval = b / s if s > 0 else float("nan")
         lo, hi = b - Z_95 * s, b + Z_95 * s
-        rows.append({
-            "feature": f["name"], "station": f["station"], "estimate": b, "std_error": s,
-            "ci_low": lo, "ci_high": hi, "z": zval, "p_value": math.erfc(abs(zval) / math.sqrt(2)),
-            "odds_ratio": math.exp(b) if abs(b) < 700 else float("inf"),
-            "or_ci_low": math.exp(lo) if abs(lo) < 700 else float("inf"),
-            "or_ci_high": math.exp(hi) if abs(hi) < 700 else float("inf"),
-        })
-    for row, summary in zip(rows[1:], summaries or []):
-        if summary["sd"] is not None:  # the odds ratio for one standard deviation, to compare features
-            row["odds_ratio_per_sd"] = math.exp(min(row["estimate"] * summary["sd"], 700))
+        rows.append({"feature": f["name"], "station": f["station"], "estimate": b, "std_error": s,
+                     "ci_low": lo, "ci_high": hi, "z": zval, "p_value": math.erfc(abs(zval) / math.sqrt(2)),
+                     ratio: _exp(b), low: _exp(lo), high: _exp(hi)})
+    for row, summary in zip(rows[first:], summaries or []):
+        if summary["sd"] is not None:  # the ratio for one standard deviation, to compare features
+            row[f"{ratio}_per_sd"] = _exp(row["estimate"] * summary["sd"])
     return rows
+
+
+def _exp(v: float) -> float:
+    return math.exp(v) if abs(v) < 700 else float("inf")
+
+
+def coefficient_table(beta: np.ndarray, cov: np.ndarray, features: list[dict],
+                      summaries: list[dict] | None = None) -> list[dict]:
+    return ratio_table(beta, cov, features, summaries, "odds_ratio", "or_ci_low", "or_ci_high", first=1)
 
 
 def auc(score: np.ndarray, y: np.ndarray) -> float:

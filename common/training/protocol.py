@@ -22,15 +22,16 @@ import math
 
 import numpy as np
 
-from ..disclosure import effective_min_cell_count, suppress
-from ..linkage.protocol import LinkageRun, station_rows
+from ..disclosure import suppress
+from ..linkage.protocol import station_rows
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
 from . import cox, logistic
 from . import shares as sh
-from .channel import STATE, peer_key, spec_of, step_setup, stream_seeds
+from .channel import STATE, open_shares, peer_key, spec_of, step_setup, stream_seeds
 from .design import FRAC_BITS_X, MAX_ENCODED, build_block, parse_train_spec
+from .start import start_training
 
 FRAC_BITS_BETA = 24
 MAX_FRAC_BITS_W = 24
@@ -72,41 +73,11 @@ def step_share(ctx: StationContext, payload: dict) -> dict:
 
 def step_open(ctx: StationContext, payload: dict) -> dict:
     """Permuted, re-masked shares of z = X beta, of the open columns and of the coordinator's mask b."""
-    layout = payload["layout"]
-    if "relay" in payload:  # first iteration: complete f with the partner's view, keep it for the job
-        st = ctx.state.get(STATE)
-        st["partner"] = payload["partner"]
-        ctx.state.put(STATE, st)
-        key = peer_key(ctx, payload["partner"], st["peers"][payload["partner"]])
-        got = sh.unseal(key, payload["relay"], f"f:{payload['partner']}")
-        pieces = []
-        for station, width in layout["widths"]:
-            piece = got.get(station)
-            if piece is None:
-                piece = ctx.state.get_array(f"train_f_{station}")
-            if piece.shape[1] != width:
-                raise InputError("the relayed shares do not match the layout", station=ctx.station)
-            pieces.append(piece.astype(np.uint64))
-        ctx.state.put_array("train_f", np.hstack(pieces))
-    own_seed, pair, st = stream_seeds(ctx)
-    f = ctx.state.get_array("train_f").astype(np.uint64)
-    n, q = f.shape
-    feat, opened = layout["features"], layout["open"]
-    hub = st["role"] == "hub"
-    share = sh.prg(own_seed, "b", (n, q))
-    if hub:
-        share = share + f
-    t = payload["t"]
-    beta = sh.to_ring(np.asarray([int(b) for b in payload["beta"]], dtype=np.int64))
-    z = share[:, feat] @ beta
-    b_part = share[:, feat] - (f[:, feat] if hub else np.uint64(0))  # this station's share of b
-    if hub:
-        b_part = b_part + sh.prg(pair, f"d{t}", (n, len(feat)))
-    out = np.column_stack([z, share[:, opened], b_part])
-    mask = sh.prg(pair, f"e{t}", out.shape)
-    out = out + mask if hub else out - mask
-    perm = sh.permutation(pair, f"pi{t}", n)
-    return {"shares": sh.pack(out[perm])}
+    o, t = open_shares(ctx, payload), payload["t"]
+    out = np.column_stack([o["z"], o["share"][:, payload["layout"]["open"]], o["b_part"]])
+    mask = sh.prg(o["pair"], f"e{t}", out.shape)
+    out = out + mask if o["hub"] else out - mask
+    return {"shares": sh.pack(out[sh.permutation(o["pair"], f"pi{t}", o["n"])])}
 
 
 def step_aggregate(ctx: StationContext, payload: dict) -> dict:
@@ -157,66 +128,23 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
         raise InputError("training needs at least two stations (a hub with the outcome and one more)")
     if spec.model == "cox":
         return cox.train_cox(coordinator, spec, spec_raw, min_cell_count=min_cell_count, evaluate=evaluate)
-    run = LinkageRun.for_run(coordinator, spec.linkage, evaluate, "training")
-    hub, others = run.spec.hub, run.spec.others
-    if spec.outcome_station != hub:
-        raise InputError(f"the outcome must be at the linkage hub '{hub}' (it is at '{spec.outcome_station}')")
-    partner = others[0]
-    order = [hub] + others
-    roles = {hub: "hub", partner: "partner", **{s: "other" for s in others[1:]}}
-    seeds = {s: sh.new_seed() for s in order}
-    payload = {"spec": spec_raw, "stations": stations}
-
-    with coordinator.cost.phase("linkage + set-up"):
-        calls = {s: StepCall.combine(c, StepCall("train_setup", {**payload, "seed": seeds[s].hex(), "role": roles[s]}))
-                 for s, c in run.first_calls().items()}
-        res = coordinator.round(calls, label="linkage: encode keys; training: check columns, channel keys")
-        first = {s: r["results"][0] for s, r in res.items()}
-        metas = {s: r["results"][1]["meta"] for s, r in res.items()}
-        public = {s: r["results"][1]["public_key"] for s, r in res.items()}
-        receivers = {hub: partner, **{s: hub for s in others}}
-        peers = {hub: {s: public[s] for s in others}, **{s: {hub: public[hub]} for s in others}}
-        calls = {s: StepCall.combine(c, StepCall("train_rows", {**payload, "peers": peers[s], "receiver": receivers[s]}))
-                 for s, c in run.second_calls(first).items()}
-        res = coordinator.round(calls, label="linkage: blind keys; training: masked rows, sealed for the peer")
-        second = {s: r["results"][0] for s, r in res.items()}
-        sealed = {s: r["results"][1]["sealed"] for s, r in res.items()}
-        linkage = run.finish(first, second)
-
-    k = effective_min_cell_count(min_cell_count, linkage.station_floors())
+    st = start_training(coordinator, spec, spec_raw, min_cell_count, evaluate, "train_rows", "the outcome")
+    hub, partner, seeds, linkage, k = st.hub, st.partner, st.seeds, st.linkage, st.k
     cohort = linkage.cohort()
     n = len(cohort[hub])
-    if n < k:
-        raise PrivacyError(f"the linked cohort has fewer than {k} records (the minimum cell count)")
-
-    # layout of the cohort matrix: per station (hub, partner, others) its features then open columns
-    widths, features, feat_cols, open_cols, open_names, start = [], [], [], [], [], 0
-    for s in order:
-        m = metas[s]
-        q = len(m["features"]) + len(m["open"])
-        widths.append([s, q])
-        for j, f in enumerate(m["features"]):
-            features.append({**f, "station": s})
-            feat_cols.append(start + j)
-        for j, name in enumerate(m["open"]):
-            open_cols.append(start + len(m["features"]) + j)
-            open_names.append(name)
-        start += q
-    q_total, p = start, len(features)
-    names = [f["name"] for f in features]
-    layout = {"widths": widths, "features": feat_cols, "open": open_cols}
-    fw, fr = _frac_bits(n, max(m["sumsq_bits"] for m in metas.values()))
+    widths, features, open_names, layout = st.widths, st.features, st.open_names, st.layout
+    q_total, p, names = st.q_total, st.p, st.names
+    fw, fr = _frac_bits(n, max(m["sumsq_bits"] for m in st.metas.values()))
 
     # C's mask b = b_H + b_P, each share derived from the station's seed; corrections turn the
     # peer's masked rows into f = X - b (the peer never sees X, nor which rows are in the cohort)
     b = sh.prg(seeds[hub], "b", (n, q_total)) + sh.prg(seeds[partner], "b", (n, q_total))
-    col_start = {s: sum(w for _, w in widths[:i]) for i, (s, _) in enumerate(widths)}
     parts: dict[str, dict] = {hub: {}, partner: {}}
     for s, q in widths:
         idx = cohort[s]
         rows_mask = sh.prg(seeds[s], "rows", (linkage.n_rows[s], q))
-        corr = rows_mask[idx] + b[:, col_start[s]:col_start[s] + q]
-        parts[receivers[s]][s] = {"sealed": sealed[s], "idx": idx.tolist(), "corr": sh.pack(corr)}
+        corr = rows_mask[idx] + b[:, st.col_start(s):st.col_start(s) + q]
+        parts[st.receivers[s]][s] = {"sealed": st.sealed[s], "idx": idx.tolist(), "corr": sh.pack(corr)}
     with coordinator.cost.phase("training: shares"):
         res = coordinator.round({hub: StepCall("train_share", {"parts": parts[hub], "partner": partner}),
                                  partner: StepCall("train_share", {"parts": parts[partner], "partner": hub})},
@@ -240,8 +168,8 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
             res = coordinator.round(calls, label=f"training: iteration {t + 1}, open permuted linear predictors")
             opened = sh.unpack(res[hub]["shares"]) + sh.unpack(res[partner]["shares"])
             z = sh.decode(opened[:, 0], FRAC_BITS_X + FRAC_BITS_BETA)
-            ov = opened[:, 1:1 + len(open_cols)].view(np.int64)
-            b_perm = opened[:, 1 + len(open_cols):]
+            ov = opened[:, 1:1 + len(open_names)].view(np.int64)
+            b_perm = opened[:, 1 + len(open_names):]
             complete = np.all(ov[:, [i for i, nm in enumerate(open_names) if nm.startswith("complete:")]] == 1, axis=1)
             y = ov[:, open_names.index("outcome")].astype(float)
             if t == 0:

@@ -1,0 +1,104 @@
+"""The coordinator's first training rounds, shared by logistic and Cox regression.
+
+Round 1 adds ``train_setup`` to linkage's first round (each station checks and describes its
+columns and makes a channel key); round 2 adds the model's rows step (each station's rows,
+masked and sealed for its peer) to linkage's second. Then the link is matched and the column
+layout of the shared design matrix fixed: per station (hub, partner, others) its features, then
+its open columns (completeness flags, the outcome or event).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..disclosure import effective_min_cell_count
+from ..linkage.protocol import Linkage, LinkageRun
+from ..runtime.coordinator import Coordinator, StepCall
+from ..runtime.errors import InputError, PrivacyError
+from . import shares as sh
+from .design import TrainSpec
+
+
+@dataclass
+class Start:
+    hub: str
+    partner: str
+    order: list[str]                  # hub, partner, other feature stations
+    seeds: dict[str, bytes]           # per station, shared with the coordinator only
+    receivers: dict[str, str]         # whose sealed rows go to whom
+    sealed: dict[str, str]
+    linkage: Linkage
+    k: int                            # the effective minimum cell count
+    metas: dict[str, dict]
+    widths: list[list] = field(default_factory=list)
+    features: list[dict] = field(default_factory=list)
+    open_names: list[str] = field(default_factory=list)
+    layout: dict = field(default_factory=dict)
+
+    @property
+    def p(self) -> int:
+        return len(self.features)
+
+    @property
+    def q_total(self) -> int:
+        return sum(w for _, w in self.widths)
+
+    @property
+    def names(self) -> list[str]:
+        return [f["name"] for f in self.features]
+
+    def col_start(self, station: str) -> int:
+        out = 0
+        for s, w in self.widths:
+            if s == station:
+                return out
+            out += w
+        raise KeyError(station)
+
+
+def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cell_count: int | None,
+                   evaluate: bool, rows_step: str, what: str) -> Start:
+    """Linkage with the set-up and rows steps merged into its two rounds; refuse a cohort below k."""
+    run = LinkageRun.for_run(coordinator, spec.linkage, evaluate, "training")
+    hub, others = run.spec.hub, run.spec.others
+    if spec.outcome_station != hub:
+        raise InputError(f"{what} must be at the linkage hub '{hub}' (not at '{spec.outcome_station}')")
+    partner = others[0]
+    order = [hub] + others
+    roles = {hub: "hub", partner: "partner", **{s: "other" for s in others[1:]}}
+    seeds = {s: sh.new_seed() for s in order}
+    payload = {"spec": spec_raw, "stations": coordinator.stations}
+    with coordinator.cost.phase("linkage + set-up"):
+        calls = {s: StepCall.combine(c, StepCall("train_setup", {**payload, "seed": seeds[s].hex(), "role": roles[s]}))
+                 for s, c in run.first_calls().items()}
+        res = coordinator.round(calls, label="linkage: encode keys; training: check columns, channel keys")
+        first = {s: r["results"][0] for s, r in res.items()}
+        metas = {s: r["results"][1]["meta"] for s, r in res.items()}
+        public = {s: r["results"][1]["public_key"] for s, r in res.items()}
+        receivers = {hub: partner, **{s: hub for s in others}}
+        peers = {hub: {s: public[s] for s in others}, **{s: {hub: public[hub]} for s in others}}
+        rows = {**payload, "n_hub": int(first[hub]["n"])}
+        calls = {s: StepCall.combine(c, StepCall(rows_step, {**rows, "peers": peers[s], "receiver": receivers[s]}))
+                 for s, c in run.second_calls(first).items()}
+        res = coordinator.round(calls, label="linkage: blind keys; training: masked rows, sealed for the peer")
+        second = {s: r["results"][0] for s, r in res.items()}
+        sealed = {s: r["results"][1]["sealed"] for s, r in res.items()}
+        linkage = run.finish(first, second)
+    k = effective_min_cell_count(min_cell_count, linkage.station_floors())
+    if len(linkage.cohort()[hub]) < k:
+        raise PrivacyError(f"the linked cohort has fewer than {k} records (the minimum cell count)")
+    out = Start(hub, partner, order, seeds, receivers, sealed, linkage, k, metas)
+    feat_cols, open_cols, start = [], [], 0
+    for s in order:
+        m = metas[s]
+        q = len(m["features"]) + len(m["open"])
+        out.widths.append([s, q])
+        for j, f in enumerate(m["features"]):
+            out.features.append({**f, "station": s})
+            feat_cols.append(start + j)
+        for j, name in enumerate(m["open"]):
+            open_cols.append(start + len(m["features"]) + j)
+            out.open_names.append(name)
+        start += q
+    out.layout = {"widths": out.widths, "features": feat_cols, "open": open_cols}
+    return out
