@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Training benchmark: private logistic and Cox regression on the linked cohort vs pooled fits.
 
-On synthetic data (registry + one GP station, 15 columns giving 21 coefficients: stage, WHO
+On synthetic data (registry + one GP station, 15 columns giving 20 features: stage, WHO
 status, histology and treatments at the registry, comorbidities, BMI, smoking, medication and
 visits at the GP), lancelot's fit on its real path (in-process network, every run through
 wrap_algorithm, linkage included) against the pooled plaintext fit on the same linked complete
@@ -144,7 +144,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    print("\nregistry + GP, 15 columns (21 coefficients, logistic adds an intercept); references: statsmodels Logit (logistic), "
+    print("\nregistry + GP, 15 columns (20 features; logistic adds an intercept); references: statsmodels Logit (logistic), "
           "lifelines CoxPHFitter (Cox, Efron), statsmodels PHReg (Cox, Breslow), on the same linked complete cases")
     print(f"{'model':>8} {'ties':>7} {'tol':>6} {'n':>6} {'iter':>4} {'rounds':>6} {'MB':>6} {'lancelot s':>10} "
           f"{'(training s)':>12} {'pooled s':>9} {'ratio':>7} {'max|coef diff|':>14} {'max|SE diff|':>12} "
