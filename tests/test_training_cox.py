@@ -32,6 +32,11 @@ FEATURES = [v(REG, "age_at_diagnosis"), v(REG, "stage", type="categorical", refe
             v(GP, "copd"), v(GP, "bmi"), v(GP, "smoking", type="categorical", reference="never")]
 
 
+def concordance_rounds(cost: dict) -> int:
+    """0 when the concordance came with the last iteration's weights, else its own round."""
+    return cost["rounds_per_phase"].get("training: concordance", 0)
+
+
 def spec_for(study, features, **extra):
     return {"linkage": json.loads(study["link_spec"].read_text()), "model": "cox", "time": v(REG, TIME),
             "event": v(REG, EVENT), "features": features, **extra}
@@ -95,7 +100,7 @@ def test_breslow_matches_statsmodels_phreg(study):
     assert result["convergence"]["history"][-1]["log_partial_likelihood"] == pytest.approx(fit.llf, abs=1e-4)
     assert result["ties"] == "breslow"
     # Breslow needs one round less per iteration than Efron's tie terms
-    assert coord.cost.rounds == 3 + 4 * result["convergence"]["iterations"] + 1
+    assert coord.cost.rounds == 3 + 4 * result["convergence"]["iterations"] + concordance_rounds(coord.cost.as_dict())
 
 
 def test_few_rounds_and_convergence_reported(result):
@@ -103,7 +108,9 @@ def test_few_rounds_and_convergence_reported(result):
     assert conv["converged"] and 3 <= conv["iterations"] <= 8
     lls = [h["log_partial_likelihood"] for h in conv["history"]]
     assert all(b >= a - 1e-6 for a, b in zip(lls, lls[1:]))
-    assert result["cost"]["rounds"] == 3 + 5 * conv["iterations"] + 1 < 40
+    assert result["cost"]["rounds"] == 3 + 5 * conv["iterations"] + concordance_rounds(result["cost"]) < 40
+    # the concordance came with the last iteration, as Newton's step sizes predicted
+    assert concordance_rounds(result["cost"]) == 0
 
 
 def test_concordance_brackets_lifelines(result, reference):
@@ -294,3 +301,13 @@ def test_report_and_command_line_prediction(result, tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "predicted survival" in out and "t = 365: 0." in out
+
+
+def test_concordance_gets_its_own_round_when_the_last_iteration_was_not_foreseen(study):
+    """A fit that stops after its first step (strong penalty, loose tolerance): the last opened iterate is beta = 0, whose
+    risk scores are all equal, so every comparable pair is a tie (C = 0.5)."""
+    coord, _ = recording_coordinator(STEPS, station_paths(study))
+    result = train(coord, spec_for(study, FEATURES[:3], penalty=1e4, tolerance=0.5))
+    assert result["convergence"]["iterations"] == 1 and concordance_rounds(coord.cost.as_dict()) == 1
+    c = result["quality"]["concordance"]
+    assert c["estimate"] == 0.5 and c["lower"] == 0 and c["upper"] == 1 and c["comparable_pairs"] > 0

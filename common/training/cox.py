@@ -20,7 +20,8 @@ still alive at an event time. Design (algebra and leakage: docs/leakage/training
   k-th event time, which only C may know: one extra round in which C deals a * (masked S^D_k).
 
 Rounds: 2 linkage rounds (carrying the set-up), 1 share round, then per iteration 4 (Breslow) or
-5 (Efron), then 1 for the concordance index.
+5 (Efron); the concordance index comes with the last iteration when Newton's step sizes predict
+it (otherwise one more round).
 """
 
 from __future__ import annotations
@@ -416,6 +417,8 @@ def step_weights(ctx: StationContext, payload: dict) -> dict:
         out["sxx"] = _out(RX, pair, f"oQ{t}", sxx, hub)
         out["sx"] = _out(RX, pair, f"oT{t}", RX.dot(big_f.T, e), hub)
     out.update(_baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n, efron))
+    if payload.get("concordance_bins"):   # the coordinator expects this to be the last iteration
+        out.update(_concordance_counts(ctx, pair, t, payload["concordance_bins"], hub, dealt))
     for name in (f"cox_it{t}", f"cox_dealt{t}", f"cox_base{t}"):   # this iteration's state is done with
         ctx.state.drop(name)
     return out
@@ -446,18 +449,14 @@ def _baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n, efron) -> dict:
     return {"base": _out(RG, pair, f"oZ{t}", at_times, hub), "at_risk": _out(RX, pair, f"oK{t}", RX.element(risk), hub)}
 
 
-def step_finish(ctx: StationContext, payload: dict) -> dict:
-    """Concordance: for each death, how many later cohort records fall below each risk-score bin."""
-    t, bins = payload["t"], payload["bins"]
-    own, pair, st = stream_seeds(ctx)
-    hub = st["role"] == "hub"
+def _concordance_counts(ctx: StationContext, pair: bytes, t: int, bins: int, hub: bool, dealt: _Shares) -> dict:
+    """For each death, how many later cohort records fall below each risk-score bin (opened masked)."""
     struct = _structure(ctx)
     n = len(struct["order"])
     perm = sh.permutation(pair, f"pi{t}", n)
     pinv = np.empty(n, dtype=np.int64)
     pinv[perm] = np.arange(n)
     to_time = pinv[struct["order"]]
-    dealt = _Shares(ctx, own, hub, payload, t)
     below = dealt.get(RX, "O", (n, bins))
     kappa = dealt.get(RX, "kappa", (n, bins))
     suffix = _suffix(below[to_time])
@@ -470,6 +469,13 @@ def step_finish(ctx: StationContext, payload: dict) -> dict:
     opened = RX.add(counts, mask) if hub else RX.element(counts)
     corr = RX.element(np.sum(RX.mul(kappa, mask)))
     return {"counts": _out(RX, pair, f"oC{t}", opened, hub), "corr": _out(RX, pair, f"oN{t}", np.array([corr]), hub)}
+
+
+def step_finish(ctx: StationContext, payload: dict) -> dict:
+    """Concordance at the last opened iterate, when it did not come with that iteration's weights."""
+    own, pair, st = stream_seeds(ctx)
+    hub = st["role"] == "hub"
+    return _concordance_counts(ctx, pair, payload["t"], payload["bins"], hub, _Shares(ctx, own, hub, payload, payload["t"]))
 
 
 STEPS = {"cox_rows": step_rows, "cox_share": step_share, "cox_open": step_open, "cox_groups": step_groups,
@@ -542,6 +548,7 @@ class _CoxFit:
         self.efron = spec.ties == "efron"
         self.history: list[dict] = []
         self.summaries: list[dict] = []
+        self.concordance: dict | None = None
 
     def _round(self, step: str, common: dict, partner_only: dict, label: str) -> dict:
         calls = {self.hub: StepCall(step, dict(common)), self.partner: StepCall(step, {**common, **partner_only})}
@@ -573,8 +580,12 @@ class _CoxFit:
             raise InputError(f"no convergence in {spec.max_iterations} Newton iterations (a feature that orders "
                              "the events perfectly, or a nearly collinear design?); raise max_iterations or add a penalty")
         self.beta_final, self.converged = beta, converged
-        with self.c.cost.phase("training: concordance"):
-            self._concordance()
+        if self.concordance is None:   # it did not come with the last iteration: one more round
+            with self.c.cost.phase("training: concordance"):
+                kappa, deal = self._concordance_material()
+                res = self._round("cox_finish", {"t": self.last["t"], "bins": self.spec.concordance_bins}, deal,
+                                  "training: concordance (binned pair counts)")
+                self._concordance_from(res, kappa)
 
     def _iteration(self, t: int, beta: np.ndarray, relay: dict | None):
         spec, p, hub, partner, seed = self.spec, self.p, self.hub, self.partner, self.seed
@@ -660,7 +671,17 @@ class _CoxFit:
         we = {"a": _deal(RX, seed, "a", t, a_w), "v": _deal(RX, seed, "v", t, RX.mul(a_w[:, None], bs)),
               "a0": _deal(RG, seed, "a0", t, RG.element(alpha0)), "lamA": _deal(RG, seed, "lamA", t, RG.mul(alpha0, lam_m)),
               "qA": _deal(RG, seed, "qA", t, RG.mul(dal0[:, None], abar_m[first]))}
-        res = self._round("cox_weights", common, we, f"training: iteration {t + 1}, gradient and Hessian shares")
+        kappa = None
+        self.last = {"t": t, "z": z, "complete": complete, "died": died, "n": n}
+        if self._last_iteration_expected():
+            kappa, material = self._concordance_material()
+            we.update(material)
+            common = {**common, "concordance_bins": spec.concordance_bins}
+        res = self._round("cox_weights", common, we, f"training: iteration {t + 1}, gradient and Hessian shares"
+                          + (" (and the concordance)" if kappa is not None else ""))
+        self.concordance = None
+        if kappa is not None:
+            self._concordance_from(res, kappa)
         first_part = RX.add(RX.dot(bs.T, _opened(RX, res, "u")), _opened(RX, res, "first"))
         hess = RX.decode(first_part, W_BITS + 2 * FRAC_BITS_X).astype(float) - second
         hess = (hess + hess.T) / 2
@@ -677,9 +698,8 @@ class _CoxFit:
             self.mean = np.array([f["centre"] + 2.0 ** f["exponent"] * sx_j / n_c
                                   for f, sx_j in zip(self.features, sum_x)])
         base = RG.decode(_opened(RG, res, "base"), 0)   # rows: times; cols: Lambda, V0, Q (raw scales)
-        self.last = {"t": t, "z": z, "complete": complete, "died": died, "zmax": zmax, "beta": beta.copy(),
-                     "hess": hess, "base": base, "at_risk": RX.signed(_opened(RX, res, "at_risk")).astype(np.int64),
-                     "n": n}
+        self.last.update(zmax=zmax, beta=beta.copy(), hess=hess, base=base,
+                         at_risk=RX.signed(_opened(RX, res, "at_risk")).astype(np.int64))
         return hess, grad, loglik
 
     def _check_counts(self, complete: np.ndarray, died: np.ndarray) -> None:
@@ -690,7 +710,14 @@ class _CoxFit:
             raise InputError(f"too few events ({events}) for {self.p} coefficients: at least 10 events per "
                              "coefficient are needed")
 
-    def _concordance(self) -> None:
+    def _last_iteration_expected(self) -> bool:
+        """Newton converges quadratically: after a step s the next is about s^2, so the fit stops after
+        this iteration when s^4 is below the tolerance (then the concordance comes with its weights)."""
+        return bool(self.history) and self.history[-1]["max_step"] ** 4 < self.spec.tolerance
+
+    def _concordance_material(self) -> tuple[np.ndarray, dict]:
+        """Each cohort record's quantile bin of the last opened linear predictors (cumulative indicators)
+        and the weights that pick, per death, the concordant, same-bin and comparable counts."""
         last, bins, seed = self.last, self.spec.concordance_bins, self.seed
         t, z, complete, died, n = last["t"], last["z"], last["complete"], last["died"], last["n"]
         edges = np.quantile(z[complete], np.linspace(0, 1, bins + 1)[1:-1])
@@ -698,19 +725,20 @@ class _CoxFit:
         cols = np.arange(1, bins + 1)
         below = (complete[:, None] & (b[:, None] < cols[None, :])).astype(object)
         kappa = np.zeros((n, bins), dtype=object)
-        rows = np.flatnonzero(died)
-        for i in rows:
+        for i in np.flatnonzero(died):
             if b[i] >= 1:
                 kappa[i, b[i] - 1] += 1
             kappa[i, b[i]] += 1 << 40          # column b+1 (index b): pairs with a bin at most b
             kappa[i, bins - 1] += 1 << 80      # all later cohort records
-        deal = {"O": _deal(RX, seed, "O", t, RX.element(below)), "kappa": _deal(RX, seed, "kappa", t, RX.element(kappa))}
-        res = self._round("cox_finish", {"t": t, "bins": bins}, deal, "training: concordance (binned pair counts)")
+        return kappa, {"O": _deal(RX, seed, "O", t, RX.element(below)),
+                       "kappa": _deal(RX, seed, "kappa", t, RX.element(kappa))}
+
+    def _concordance_from(self, res: dict, kappa: np.ndarray) -> None:
         counts = _opened(RX, res, "counts")
         total = int(RX.element(np.sum(RX.mul(kappa, counts)) - int(_opened(RX, res, "corr")[0])))
         mask40 = (1 << 40) - 1
         correct, at_most, pairs = total & mask40, (total >> 40) & mask40, total >> 80
-        self.concordance = hazards.concordance(correct, at_most - correct, pairs, bins)
+        self.concordance = hazards.concordance(correct, at_most - correct, pairs, self.spec.concordance_bins)
 
     def result(self, linkage, spec: TrainSpec) -> dict:
         last, k, features = self.last, self.k, self.features
