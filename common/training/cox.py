@@ -223,20 +223,22 @@ def _out(ring, pair: bytes, label: str, value: np.ndarray, hub: bool) -> str:
     return ring.pack(ring.add(value, mask) if hub else ring.sub(value, mask))
 
 
+def _to_time(pair: bytes, t: int, struct: dict) -> np.ndarray:
+    """For each time position j, the position in iteration t's permuted frame of the same row."""
+    n = len(struct["order"])
+    pinv = np.empty(n, dtype=np.int64)
+    pinv[sh.permutation(pair, f"pi{t}", n)] = np.arange(n)
+    return pinv[struct["order"]]
+
+
 def _frame(ctx: StationContext, t: int, p: int, feat: list[int]):
-    """F = pi_t(f - d_t) lifted to the per-record ring, the permutation and its time positions."""
+    """F = pi_t(f - d_t) lifted to the per-record ring, the time structure and the frame's time order."""
     own, pair, st = stream_seeds(ctx)
     f = ctx.state.get_array("train_f").astype(np.uint64)
     n = f.shape[0]
-    perm = sh.permutation(pair, f"pi{t}", n)
-    big_f = RX.from_u64((f[:, feat] - sh.prg(pair, f"d{t}", (n, p)))[perm])
+    big_f = RX.from_u64((f[:, feat] - sh.prg(pair, f"d{t}", (n, p)))[sh.permutation(pair, f"pi{t}", n)])
     struct = _structure(ctx)
-    pinv = np.empty(n, dtype=np.int64)
-    pinv[perm] = np.arange(n)
-    to_time = pinv[struct["order"]]          # time position j -> position in the permuted frame
-    time_pos = np.empty(n, dtype=np.int64)
-    time_pos[to_time] = np.arange(n)         # frame position i -> its time position
-    return own, pair, st, big_f, struct, to_time, time_pos
+    return own, pair, st, big_f, struct, _to_time(pair, t, struct)
 
 
 def _suffix(values: np.ndarray) -> np.ndarray:
@@ -248,7 +250,7 @@ def _suffix(values: np.ndarray) -> np.ndarray:
 def step_groups(ctx: StationContext, payload: dict) -> dict:
     """Risk-set sums at every event time of the hub, from the dealt risk scores, opened blinded."""
     t, p, feat, efron = payload["t"], payload["p"], payload["features"], payload["ties"] == "efron"
-    own, pair, st, big_f, struct, to_time, _ = _frame(ctx, t, p, feat)
+    own, pair, st, big_f, struct, to_time = _frame(ctx, t, p, feat)
     hub = st["role"] == "hub"
     n = big_f.shape[0]
     dealt = _Shares(ctx, own, hub, payload, t, keep=("e", "Ue", "Bs", "dl", "k", "de", "Ud"))
@@ -337,13 +339,10 @@ def step_coefficients(ctx: StationContext, payload: dict) -> dict:
     alpha = dealt.get(RG, "al", count)
     # A_k = sum_l 1/phi_l and B_k = sum_l a_l/phi_l, per group in time order, truncated to L_BITS
     a_k = RG.truncate(_sum_by(RG.mul(alpha, rho), groups, k, RG), SHIFT_A, hub)
-    per_record = {"V1": np.cumsum(RX.element(RG.reduce_to(a_k, RX)))}   # Lambda_k at every group
-    perm = sh.permutation(pair, f"pi{t}", n)
-    pinv = np.empty(n, dtype=np.int64)
-    pinv[perm] = np.arange(n)
-    to_time = pinv[struct["order"]]
+    cumulative = np.cumsum(RX.element(RG.reduce_to(a_k, RX)))   # Lambda at each event time
+    to_time = _to_time(pair, t, struct)
     group_of_pos = np.searchsorted(starts, np.arange(n), side="right") - 1
-    lam_pos = np.where(group_of_pos >= 0, per_record["V1"][np.maximum(group_of_pos, 0)], 0)
+    lam_pos = np.where(group_of_pos >= 0, cumulative[np.maximum(group_of_pos, 0)], 0)
     frame = np.empty(n, dtype=object)
     frame[to_time] = lam_pos
     out = {"v1": _out(RX, pair, f"oV1{t}", RX.add(frame, RX.prg(pair, f"M1{t}", n)) if hub else RX.element(frame), hub)}
@@ -389,7 +388,7 @@ def step_weights(ctx: StationContext, payload: dict) -> dict:
     """Shares of the Hessian's first part X'WX and of the gradient X'(d - w); baseline sums at the
     requested times; at the first iteration the cohort's feature sums and sums of squares."""
     t, p, feat, efron = payload["t"], payload["p"], payload["features"], payload["ties"] == "efron"
-    own, pair, st, big_f, struct, to_time, time_pos = _frame(ctx, t, p, feat)
+    own, pair, st, big_f, struct, to_time = _frame(ctx, t, p, feat)
     hub = st["role"] == "hub"
     n = big_f.shape[0]
     dealt = _Shares(ctx, own, hub, payload, t)
@@ -453,10 +452,7 @@ def _concordance_counts(ctx: StationContext, pair: bytes, t: int, bins: int, hub
     """For each death, how many later cohort records fall below each risk-score bin (opened masked)."""
     struct = _structure(ctx)
     n = len(struct["order"])
-    perm = sh.permutation(pair, f"pi{t}", n)
-    pinv = np.empty(n, dtype=np.int64)
-    pinv[perm] = np.arange(n)
-    to_time = pinv[struct["order"]]
+    to_time = _to_time(pair, t, struct)
     below = dealt.get(RX, "O", (n, bins))
     kappa = dealt.get(RX, "kappa", (n, bins))
     suffix = _suffix(below[to_time])
