@@ -43,6 +43,46 @@ def stream_seeds(ctx: StationContext) -> tuple[bytes, bytes, dict]:
     return bytes.fromhex(st["seed"]), pair, st
 
 
+def seal_rows(ctx: StationContext, payload: dict, values: np.ndarray, extra: dict | None = None) -> dict:
+    """This station's rows masked by PRG(seed shared with the coordinator), sealed for its receiver."""
+    seed = bytes.fromhex(ctx.state.get(STATE)["seed"])
+    masked = sh.to_ring(values) + sh.prg(seed, "rows", values.shape)
+    receiver = payload["receiver"]
+    key = peer_key(ctx, receiver, payload["peers"][receiver])
+    return {"sealed": sh.seal(key, {"rows": masked, **(extra or {})}, f"rows:{ctx.station}")}
+
+
+def receive_parts(ctx: StationContext, payload: dict, all_rows_without_idx: bool = False
+                  ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """The peers' relayed rows turned into f = X - b (rows picked by the relayed positions, the
+    coordinator's correction subtracted); each part is kept for the job. Also returns what each
+    sealed blob held. ``all_rows_without_idx``: a part without positions uses every row in order."""
+    st = ctx.state.get(STATE)
+    parts, unsealed = {}, {}
+    for station, part in payload["parts"].items():
+        key = peer_key(ctx, station, st["peers"][station])
+        got = sh.unseal(key, part["sealed"], f"rows:{station}")
+        rows = got["rows"].astype(np.uint64)
+        if all_rows_without_idx and "idx" not in part:
+            idx = np.arange(len(rows))
+        else:
+            idx = np.asarray(part["idx"], dtype=np.int64)
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(rows)):
+            raise InputError("the relayed row positions do not fit the relayed rows", station=ctx.station)
+        parts[station] = rows[idx] - sh.unpack(part["corr"])
+        ctx.state.put_array(f"train_f_{station}", parts[station])
+        unsealed[station] = got
+    return parts, unsealed
+
+
+def forward_parts(ctx: StationContext, payload: dict, parts: dict[str, np.ndarray]) -> dict:
+    """The f parts this station computed, sealed for its partner (which then holds all of f too)."""
+    st = ctx.state.get(STATE)
+    partner = payload["partner"]
+    key = peer_key(ctx, partner, st["peers"][partner])
+    return {"sealed": sh.seal(key, parts, f"f:{ctx.station}")}
+
+
 def complete_view(ctx: StationContext, payload: dict) -> None:
     """First iteration: join the partner's relayed part of f with this station's, keep it for the job."""
     if "relay" not in payload:

@@ -37,7 +37,16 @@ from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
 from . import hazards, logistic
 from . import shares as sh
-from .channel import STATE, open_shares, peer_key, spec_of, step_setup, stream_seeds
+from .channel import (
+    STATE,
+    forward_parts,
+    open_shares,
+    receive_parts,
+    seal_rows,
+    spec_of,
+    step_setup,
+    stream_seeds,
+)
 from .design import FRAC_BITS_X, TrainSpec, build_block
 from .ring import R128, R256, log_uniform_blinds
 from .start import start_training
@@ -114,9 +123,7 @@ def step_rows(ctx: StationContext, payload: dict) -> dict:
     st = ctx.state.get(STATE)
     st["peers"] = payload["peers"]
     spec = spec_of(payload)
-    rows = station_rows(ctx)
-    block = build_block(spec, ctx.station, rows, scaling=st["scaling"])
-    seed = bytes.fromhex(st["seed"])
+    block = build_block(spec, ctx.station, station_rows(ctx), scaling=st["scaling"])
     values = block.values
     extra: dict[str, np.ndarray] = {}
     if st["role"] == "hub":
@@ -128,29 +135,18 @@ def step_rows(ctx: StationContext, payload: dict) -> dict:
     else:
         n_ext = len(values) + int(payload["n_hub"])
         ext = np.zeros((n_ext, values.shape[1]), dtype=np.int64)
-        ext[sh.permutation(seed, "ext", n_ext)[:len(values)]] = values
+        ext[sh.permutation(bytes.fromhex(st["seed"]), "ext", n_ext)[:len(values)]] = values
         values = ext
     ctx.state.put(STATE, st)
-    masked = sh.to_ring(values) + sh.prg(seed, "rows", values.shape)
-    receiver = payload["receiver"]
-    key = peer_key(ctx, receiver, payload["peers"][receiver])
-    return {"sealed": sh.seal(key, {"rows": masked, **extra}, f"rows:{ctx.station}")}
+    return seal_rows(ctx, payload, values, extra)
 
 
 def step_share(ctx: StationContext, payload: dict) -> dict:
     """This station's view f = X - b of the peers' columns in the hub's row order; the partner
     also keeps the hub's time structure and its share of the cohort membership."""
+    parts, unsealed = receive_parts(ctx, payload, all_rows_without_idx=True)   # the hub's rows: all, in order
     st = ctx.state.get(STATE)
-    parts = {}
-    for station, part in payload["parts"].items():
-        key = peer_key(ctx, station, st["peers"][station])
-        got = sh.unseal(key, part["sealed"], f"rows:{station}")
-        rows = got["rows"].astype(np.uint64)
-        idx = np.asarray(part["idx"], dtype=np.int64) if "idx" in part else np.arange(len(rows))
-        if len(idx) and (idx.min() < 0 or idx.max() >= len(rows)):
-            raise InputError("the relayed row positions do not fit the relayed rows", station=ctx.station)
-        parts[station] = rows[idx] - sh.unpack(part["corr"])
-        ctx.state.put_array(f"train_f_{station}", parts[station])
+    for got in unsealed.values():
         if "order" in got:
             ctx.state.put_array("cox_order", got["order"].astype(np.int64))
             st["cox"] = {k: got[k].astype(np.int64).tolist() for k in ("starts", "deaths", "upto", "risk_pos")}
@@ -158,9 +154,7 @@ def step_share(ctx: StationContext, payload: dict) -> dict:
     m_share = sh.unpack(payload["m"]) if "m" in payload else sh.prg(seed, "m", len(next(iter(parts.values()))))
     ctx.state.put_array("cox_m", m_share)
     ctx.state.put(STATE, st)
-    partner = payload["partner"]
-    key = peer_key(ctx, partner, st["peers"][partner])
-    return {"sealed": sh.seal(key, parts, f"f:{ctx.station}")}
+    return forward_parts(ctx, payload, parts)
 
 
 def _structure(ctx: StationContext) -> dict:

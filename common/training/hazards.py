@@ -11,15 +11,15 @@ import math
 
 import numpy as np
 
+from . import logistic
 from .logistic import Z_95, ratio_table, summary_row
 
-SEPARATION_LIMIT = 25.0   # |log hazard ratio| on the internal (about standardised) scale
+SEPARATION_LIMIT = logistic.SEPARATION_LIMIT   # |coefficient| on the internal (about standardised) scale
 
 
 def newton_step(hessian: np.ndarray, gradient: np.ndarray, beta: np.ndarray, penalty: float) -> np.ndarray:
     """Step of the (optionally L2-penalised) partial likelihood; Cox has no intercept, all are penalised."""
-    ridge = np.full(len(beta), penalty)
-    return np.linalg.solve(hessian + np.diag(ridge), gradient - ridge * beta)
+    return logistic.newton_step(hessian, gradient, beta, penalty, intercept=False)
 
 
 def scale_matrix(features: list[dict]) -> np.ndarray:

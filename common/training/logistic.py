@@ -36,9 +36,12 @@ def check_identifiable(hessian: np.ndarray, names: list[str]) -> None:
         raise InputError(f"features are collinear in the linked cohort: {', '.join(involved)}; drop one of them")
 
 
-def newton_step(hessian: np.ndarray, gradient: np.ndarray, beta: np.ndarray, penalty: float) -> np.ndarray:
+def newton_step(hessian: np.ndarray, gradient: np.ndarray, beta: np.ndarray, penalty: float,
+                intercept: bool = True) -> np.ndarray:
+    """The (optionally L2-penalised) Newton step; an intercept (the first coefficient) is not penalised."""
     ridge = np.full(len(beta), penalty)
-    ridge[0] = 0.0  # the intercept is not penalised
+    if intercept:
+        ridge[0] = 0.0
     return np.linalg.solve(hessian + np.diag(ridge), gradient - ridge * beta)
 
 

@@ -29,7 +29,16 @@ from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
 from . import cox, logistic
 from . import shares as sh
-from .channel import STATE, open_shares, peer_key, spec_of, step_setup, stream_seeds
+from .channel import (
+    STATE,
+    forward_parts,
+    open_shares,
+    receive_parts,
+    seal_rows,
+    spec_of,
+    step_setup,
+    stream_seeds,
+)
 from .design import FRAC_BITS_X, MAX_ENCODED, build_block, parse_train_spec
 from .start import start_training
 
@@ -47,28 +56,13 @@ def step_rows(ctx: StationContext, payload: dict) -> dict:
     st["peers"] = payload["peers"]
     ctx.state.put(STATE, st)
     block = build_block(spec_of(payload), ctx.station, station_rows(ctx), scaling=st["scaling"])
-    seed = bytes.fromhex(st["seed"])
-    masked = sh.to_ring(block.values) + sh.prg(seed, "rows", block.values.shape)
-    receiver = payload["receiver"]
-    key = peer_key(ctx, receiver, payload["peers"][receiver])
-    return {"sealed": sh.seal(key, {"rows": masked}, f"rows:{ctx.station}")}
+    return seal_rows(ctx, payload, block.values)
 
 
 def step_share(ctx: StationContext, payload: dict) -> dict:
     """Turn the peers' masked rows into this station's view f = X - b of their cohort columns."""
-    st = ctx.state.get(STATE)
-    parts = {}
-    for station, part in payload["parts"].items():
-        key = peer_key(ctx, station, st["peers"][station])
-        rows = sh.unseal(key, part["sealed"], f"rows:{station}")["rows"].astype(np.uint64)
-        idx = np.asarray(part["idx"], dtype=np.int64)
-        if len(idx) and (idx.min() < 0 or idx.max() >= len(rows)):
-            raise InputError("the relayed cohort positions do not fit the relayed rows", station=ctx.station)
-        parts[station] = rows[idx] - sh.unpack(part["corr"])
-        ctx.state.put_array(f"train_f_{station}", parts[station])
-    partner = payload["partner"]
-    key = peer_key(ctx, partner, st["peers"][partner])
-    return {"sealed": sh.seal(key, parts, f"f:{ctx.station}")}
+    parts, _ = receive_parts(ctx, payload)
+    return forward_parts(ctx, payload, parts)
 
 
 def step_open(ctx: StationContext, payload: dict) -> dict:
