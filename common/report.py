@@ -50,31 +50,35 @@ def _pyplot():
     return plt
 
 
-def _plot_km(analysis: dict, path: Path) -> None:
+def _plot_curves(series: dict[str, list[tuple]], path: Path, what: str, title: str, small: bool = False) -> None:
+    """Survival curves known only at released times, as (time, survival, low, high) points: drawn
+    joined (not as a step function) from (0, 1), with a 95% band."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for g in analysis["groups"]:
-        pts = [p for p in g["curve"] if p["survival"] is not None]
+    for label, pts in series.items():
+        pts = [p for p in pts if p[1] is not None]
         if not pts:
             continue
-        t = [0.0] + [p["time"] for p in pts]
-        s = [1.0] + [p["survival"] for p in pts]
-        lo = [1.0] + [p["ci_lower"] for p in pts]
-        hi = [1.0] + [p["ci_upper"] for p in pts]
-        # only the released grid points are known: draw them joined, not as a step function
-        line, = ax.plot(t, s, marker="o", markersize=3, label=f"{g['group']} (n={g['n']})")
+        t, s, lo, hi = ([start] + [p[i] for p in pts] for i, start in enumerate((0.0, 1.0, 1.0, 1.0)))
+        line, = ax.plot(t, s, marker="o", markersize=3, label=label)
         ax.fill_between(t, lo, hi, alpha=0.2, color=line.get_color())
-    ax.set_xlabel("time (survival estimate at the released times, 95% band)")
+    ax.set_xlabel(f"time ({what} at the released times, 95% band)")
     ax.set_ylabel("survival")
     ax.set_ylim(0, 1.02)
-    title = "Kaplan-Meier"
-    if "logrank" in analysis:
-        title += f" (log-rank p = {analysis['logrank']['p_value']:.3g})"
-    ax.set_title(title)
-    ax.legend()
+    ax.set_title(title, fontsize=10 if small else None)
+    ax.legend(fontsize=8 if small else None)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _plot_km(analysis: dict, path: Path) -> None:
+    title = "Kaplan-Meier"
+    if "logrank" in analysis:
+        title += f" (log-rank p = {analysis['logrank']['p_value']:.3g})"
+    series = {f"{g['group']} (n={g['n']})": [(p["time"], p["survival"], p["ci_lower"], p["ci_upper"]) for p in g["curve"]]
+              for g in analysis["groups"]}
+    _plot_curves(series, path, "survival estimate", title)
 
 
 def _plot_histogram(analysis: dict, path: Path) -> None:
@@ -182,28 +186,12 @@ def write_link_report(result: dict, folder: str | Path) -> Path:
 
 
 def _plot_survival(base: dict, path: Path, curves: dict[str, list[dict]] | None = None) -> None:
-    """Predicted survival at the released times (joined points, 95% band): the mean profile and any others."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    series = {"mean profile": [{"time": r["time"], "survival": r["survival_at_mean"], "ci_low": r.get("ci_low"),
-                                "ci_high": r.get("ci_high")} for r in base["times"]]}
-    series.update(curves or {})
-    for label, rows in series.items():
-        pts = [r for r in rows if r["survival"] is not None]
-        if not pts:
-            continue
-        t = [0.0] + [r["time"] for r in pts]
-        line, = ax.plot(t, [1.0] + [r["survival"] for r in pts], marker="o", markersize=3, label=label)
-        ax.fill_between(t, [1.0] + [r["ci_low"] for r in pts], [1.0] + [r["ci_high"] for r in pts], alpha=0.2,
-                        color=line.get_color())
-    ax.set_xlabel("time (predicted survival at the released times, 95% band)")
-    ax.set_ylabel("survival")
-    ax.set_ylim(0, 1.02)
-    ax.set_title("Cox model: predicted survival (research use only)", fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    """Predicted survival at the released times: the mean profile and any other profiles."""
+    series = {"mean profile": [(r["time"], r["survival_at_mean"], r.get("ci_low"), r.get("ci_high"))
+                               for r in base["times"]]}
+    for label, rows in (curves or {}).items():
+        series[label] = [(r["time"], r["survival"], r["ci_low"], r["ci_high"]) for r in rows]
+    _plot_curves(series, path, "predicted survival", "Cox model: predicted survival (research use only)", small=True)
 
 
 def write_cox_report(result: dict, folder: str | Path, profiles: dict[str, dict] | None = None) -> Path:
