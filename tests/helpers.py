@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lancelot.policy import NodePolicy
 from lancelot.runtime.coordinator import Coordinator
 from lancelot.runtime.state import JobState
 from lancelot.runtime.station import StationContext, run_step
@@ -24,31 +25,34 @@ def station_paths(paths: dict[str, Path]) -> dict[str, Path]:
 
 
 class RecordingTransport:
-    """Runs steps in this process (fresh state folder per station) and keeps every message as JSON text."""
+    """Runs steps in this process (fresh state folder per station) and keeps every message as JSON text.
 
-    def __init__(self, steps: dict, data: dict[str, pd.DataFrame], settings: dict | None = None):
+    A test double for the protocols: it skips the station guard, which tests/test_station_guard.py
+    exercises on the in-process network. ``policies`` maps station -> NodePolicy keyword arguments.
+    """
+
+    def __init__(self, steps: dict, data: dict[str, pd.DataFrame], policies: dict | None = None):
         self.steps = steps
         self.data = data
         self.folders = {s: tempfile.mkdtemp(prefix=f"state-{s}-") for s in data}
-        self.settings = settings or {}
+        self.policies = {s: NodePolicy(**(policies or {}).get(s, {})) for s in data}
         self.sent: list[tuple[str, str]] = []       # (station, payload JSON)
         self.received: list[tuple[str, str]] = []   # (station, result JSON)
 
-    def run_round(self, calls):
+    def run_round(self, calls, wait=True):
         out = {}
         for station, call in calls.items():
             self.sent.append((station, json.dumps(call.payload)))
-            ctx = StationContext(station, self.data[station], JobState(self.folders[station]),
-                                 dict(self.settings.get(station, {})))
+            ctx = StationContext(station, self.data[station], JobState(self.folders[station]), self.policies[station])
             result = run_step(self.steps, ctx, call.step, json.loads(json.dumps(call.payload)))
             self.received.append((station, json.dumps(result)))
             out[station] = json.loads(json.dumps(result))
         return out
 
 
-def recording_coordinator(steps: dict, paths: dict[str, Path], settings: dict | None = None):
+def recording_coordinator(steps: dict, paths: dict[str, Path], policies: dict | None = None):
     data = {name: pd.read_csv(path) for name, path in station_paths(paths).items()}
-    transport = RecordingTransport(steps, data, settings)
+    transport = RecordingTransport(steps, data, policies)
     return Coordinator(transport, list(data), progress=False), transport
 
 

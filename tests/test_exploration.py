@@ -216,10 +216,12 @@ def test_one_station_alone_matches_pandas_on_all_records(study):
 
 
 @pytest.mark.parametrize("analysis, message", [
-    ({"type": "count", "variable": v(GP, "no_such_column")}, "unknown variable"),
+    ({"type": "count", "variable": v(GP, "no_such_column")}, "unknown column"),
     ({"type": "summary", "variable": v(REG, "histology")}, "wrong type"),
     ({"type": "count", "variable": v(GP, "bmi")}, "fractional"),
-    ({"type": "count", "variable": v(REG, "record_id")}, "too many categories"),
+    ({"type": "count", "variable": v(REG, "record_id")}, "identifier"),
+    ({"type": "count", "variable": v(REG, "surname")}, "identifier"),
+    ({"type": "count", "variable": v(REG, "diagnosis_date")}, "too many categories"),
     ({"type": "count", "variable": v("gp_9", "copd")}, "unknown station"),
 ])
 def test_bad_input_is_refused_clearly(study, analysis, message):

@@ -17,7 +17,7 @@ def run(coordinator: Coordinator, spec: dict, evaluate: bool = False, min_cell_c
     if not isinstance(evaluate, bool):
         raise InputError("'evaluate' must be true or false")
     linkage = link(coordinator, spec, evaluate=evaluate)
-    out = {"summary": linkage.summary(min_cell_count)}
+    out = {"summary": linkage.summary(min_cell_count), "protections": linkage.protections(min_cell_count).as_dict()}
     if evaluate:
         out["links"] = linkage.links_table()
         out["evaluation_note"] = ("evaluation run: every station's node operator opted in with "

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..policy import NodePolicy, check_columns
 from ..runtime.errors import InputError
 from .spec import Analysis, ExploreSpec, Var
 
@@ -109,17 +110,24 @@ def add_numeric(cols: StationColumns, prefix: str, x: np.ndarray, weight: np.nda
     cols.add(f"{prefix}|q", _ints(np.where(keep, xs * xs, np.nan), FRAC_BITS), scaled=True)
 
 
-def build_columns(spec: ExploreSpec, station: str, df: pd.DataFrame) -> StationColumns:
-    """All columns this station contributes to the spec's analyses (deterministic order)."""
+def build_columns(spec: ExploreSpec, station: str, df: pd.DataFrame, policy: NodePolicy) -> StationColumns:
+    """All columns this station contributes to the spec's analyses (deterministic order).
+
+    Every variable must be a column the node policy allows (never an identifier or linkage field),
+    and a categorical one may have at most the policy's number of categories.
+    """
     if df is None or len(df) == 0:
         raise InputError("the station's table is empty", station=station)
+    check_columns(policy, station, df, [v.column for a in spec.analyses for v in a.all_vars() if v.station == station],
+                  spec.linkage)
+    max_categories = policy.max_categories_for(spec.max_categories)
     cols = StationColumns()
     cols.add(CONST, _indicator(np.ones(len(df), bool)))
     cat_cache: dict[str, tuple[list[str], np.ndarray]] = {}
 
     def cat(v: Var) -> tuple[list[str], np.ndarray]:
         if v.column not in cat_cache:
-            labels, rows = categories_of(station, _column(station, df, v.column), spec.max_categories)
+            labels, rows = categories_of(station, _column(station, df, v.column), max_categories)
             cat_cache[v.column] = (labels, rows)
             cols.categories[v.column] = labels + [MISSING]
             for label in labels + [MISSING]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..crypto import PrivateKey, PublicKey
-from ..disclosure import effective_min_cell_count
 from ..linkage.protocol import LinkageRun, station_rows
+from ..policy import Protections
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
@@ -32,27 +32,28 @@ DEFAULT_KEY_BITS = 2048
 # ---------------------------------------------------------------------------------------------
 # station steps
 # ---------------------------------------------------------------------------------------------
-def _spec(ctx: StationContext, payload: dict) -> ExploreSpec:
-    return parse_explore_spec(payload["spec"], payload["stations"])
+def _columns(ctx: StationContext, payload: dict, shuffled: bool = True):
+    """This station's columns for the spec, in the job's shuffled row order (or the table's own)."""
+    spec = parse_explore_spec(payload["spec"], payload["stations"])
+    return build_columns(spec, ctx.station, station_rows(ctx) if shuffled else ctx.data, ctx.policy)
 
 
 def step_describe(ctx: StationContext, payload: dict) -> dict:
-    cols = build_columns(_spec(ctx, payload), ctx.station, ctx.data)
-    return {"meta": cols.meta(), "n": len(ctx.data),
-            "settings": {"min_cell_count": ctx.min_cell_count_floor, "allow_evaluate": ctx.allows_evaluate}}
+    cols = _columns(ctx, payload, shuffled=False)
+    return {"meta": cols.meta(), "n": len(ctx.data), "policy": ctx.policy.public()}
 
 
 def step_local(ctx: StationContext, payload: dict) -> dict:
     """One station alone: the cohort is every record; sums are computed here."""
-    cols = build_columns(_spec(ctx, payload), ctx.station, ctx.data)
+    cols = _columns(ctx, payload, shuffled=False)
     totals = {name: int(sum(int(v) for v in values)) for name, values in zip(cols.names, cols.values)}
-    return {"meta": cols.meta(), "totals": totals, "n": len(ctx.data),
-            "settings": {"min_cell_count": ctx.min_cell_count_floor, "allow_evaluate": ctx.allows_evaluate}}
+    return {"meta": cols.meta(), "totals": totals, "n": len(ctx.data), "policy": ctx.policy.public()}
 
 
 def step_encrypt(ctx: StationContext, payload: dict) -> dict:
     """A fresh key of this station for this job; encrypt the requested cross and chain columns under it."""
-    cols = build_columns(_spec(ctx, payload), ctx.station, station_rows(ctx))
+    cols = _columns(ctx, payload)
+    ctx.policy.check_key_bits(int(payload["key_bits"]), ctx.station)
     priv = product.new_key(payload["key_bits"])
     priv.make_hs()  # the fixed-base generator, made by the owner (trustworthy), published with the public key
     ctx.state.put(STATE_KEY, priv.to_dict())
@@ -75,12 +76,19 @@ def step_encrypt(ctx: StationContext, payload: dict) -> dict:
     return out
 
 
+def _relayed_key(ctx: StationContext, text: dict) -> PublicKey:
+    """Another station's public key, relayed by the coordinator: only as strong as this node requires."""
+    pub = PublicKey.from_dict(text)
+    ctx.policy.check_key_bits(pub.n.bit_length(), ctx.station)
+    return pub
+
+
 def step_aggregate(ctx: StationContext, payload: dict) -> dict:
-    cols = build_columns(_spec(ctx, payload), ctx.station, station_rows(ctx))
+    cols = _columns(ctx, payload)
     index = {name: i for i, name in enumerate(cols.names)}
     out = {}
     for job_id, job in payload["jobs"].items():
-        pub = PublicKey.from_dict(job["public_key"])
+        pub = _relayed_key(ctx, job["public_key"])
         cts = [product.unpack_cts(pub, text) for text in job["groups"]]
         if any(len(g) != len(ctx.data) for g in cts):
             raise InputError("the relayed layout does not match this station's rows", station=ctx.station)
@@ -102,10 +110,10 @@ def step_shift(ctx: StationContext, payload: dict) -> dict:
     shifts it to block a_i, so the plaintext becomes the joint one-hot of (a_i, b). Every output is
     re-randomised, so nobody can tell which shift was applied.
     """
-    cols = build_columns(_spec(ctx, payload), ctx.station, station_rows(ctx))
+    cols = _columns(ctx, payload)
     out = {}
     for chain_id, job in payload["chains"].items():
-        pub = PublicKey.from_dict(job["public_key"])
+        pub = _relayed_key(ctx, job["public_key"])
         cts = product.unpack_cts(pub, job["cts"])
         onehot = [cols.values[cols.names.index(c)] for c in job["columns"]]
         category = [next((a for a, col in enumerate(onehot) if col[i]), 0) for i in range(len(cts))]
@@ -116,10 +124,10 @@ def step_shift(ctx: StationContext, payload: dict) -> dict:
 
 def step_chain_aggregate(ctx: StationContext, payload: dict) -> dict:
     """Three-station crosstab, third station: per own category, the encrypted sum of the joint one-hots."""
-    cols = build_columns(_spec(ctx, payload), ctx.station, station_rows(ctx))
+    cols = _columns(ctx, payload)
     out = {}
     for chain_id, job in payload["chains"].items():
-        pub = PublicKey.from_dict(job["public_key"])
+        pub = _relayed_key(ctx, job["public_key"])
         cts = product.unpack_cts(pub, job["cts"])
         columns = [cols.values[cols.names.index(c)] for c in job["columns"]]
         packed, _layout = product.aggregate(pub, [cts], columns, [[0]] * len(columns), [job["capacity"]],
@@ -160,12 +168,16 @@ def _pairs(spec: ExploreSpec, hub: str, others: list[str]) -> list[tuple[str, st
     return pairs
 
 
-def _round_lists(coordinator: Coordinator, calls: dict[str, list[StepCall]], label: str) -> dict[str, list[dict]]:
-    """One round in which a station may run several steps; returns each station's results in order."""
+def _round_lists(coordinator: Coordinator, calls: dict[str, list[StepCall]], label: str,
+                 later: set[str]) -> dict[str, list[dict]]:
+    """One round in which a station may run several steps; returns each station's results in order.
+
+    Stations not in ``later`` (the stations of the rounds still to come) end the job in this round.
+    """
     combined = {s: StepCall.combine(*lst) for s, lst in calls.items() if lst}
     if not combined:
         return {}
-    res = coordinator.round(combined, label=label)
+    res = coordinator.round(combined, label=label, final=set(combined) - later)
     return {s: (res[s]["results"] if len(calls[s]) > 1 else [res[s]]) for s in combined}
 
 
@@ -181,8 +193,8 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
             evaluate: bool = False, key_bits: int = DEFAULT_KEY_BITS) -> dict:
     stations = coordinator.stations
     spec = parse_explore_spec(spec_raw, stations)
-    if key_bits not in (2048, 3072):
-        raise InputError("key_bits must be 2048 or 3072")
+    if isinstance(key_bits, bool) or key_bits not in (2048, 3072):
+        raise InputError("key_bits must be 2048 or 3072 (a node policy may require more)")
     payload = {"spec": spec_raw, "stations": stations}
     if len(stations) == 1:
         return _explore_one_station(coordinator, spec, payload, min_cell_count, evaluate)
@@ -198,7 +210,9 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
         link_first = {s: first[s]["results"][1] for s in stations}
         meta = {s: describe[s]["meta"] for s in stations}
         n_rows = {s: describe[s]["n"] for s in stations}
-        k = effective_min_cell_count(min_cell_count, [describe[s]["settings"]["min_cell_count"] for s in stations])
+        protections = Protections.combine({s: describe[s]["policy"] for s in stations}, min_cell_count)
+        k = protections.min_cell_count
+        key_bits = max(key_bits, protections.min_key_bits)  # the strictest node's minimum key size
         plan = _plan(spec, meta, n_rows, pairs, partner, k, key_bits)
         calls = run.second_calls(link_first)
         for r, enc in plan.encrypt.items():
@@ -238,7 +252,9 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
                 "columns": ch.a_columns, "block_slots": len(ch.b_columns), "slot_bits": ch.slot_bits}
         for station, j in shift_jobs.items():
             third.setdefault(station, []).append(StepCall("explore_shift", {**payload, "chains": j}))
-        out3 = _round_lists(coordinator, third, "exploration: aggregate over the cohort")
+        decrypting = {job.right for job in plan.jobs} | {ch.c.station for ch in plan.chains}
+        chain_keys = {ch.b.station for ch in plan.chains}
+        out3 = _round_lists(coordinator, third, "exploration: aggregate over the cohort", decrypting | chain_keys)
         aggregated = {s: next(r for r in res if "jobs" in r) for s, res in out3.items() if s in jobs}
         shifted = {s: next(r for r in res if "chains" in r) for s, res in out3.items() if s in shift_jobs}
 
@@ -263,7 +279,7 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
                 "columns": ch.c_columns, "slot_bits": ch.slot_bits, "capacity": ch.capacity}
         for station, j in chain_jobs.items():
             fourth.setdefault(station, []).append(StepCall("explore_chain_aggregate", {**payload, "chains": j}))
-        out4 = _round_lists(coordinator, fourth, "exploration: decrypt masked sums")
+        out4 = _round_lists(coordinator, fourth, "exploration: decrypt masked sums", chain_keys)
         decrypted = {s: next(r for r in res if "jobs" in r) for s, res in out4.items() if s in to_decrypt}
         sums = _assemble(plan, masks, decrypted, pubs, meta)
         if plan.chains:  # the second station decrypts the masked three-way counts
@@ -276,7 +292,7 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
                 chain_masks[ch.id] = (scheme, mask)
                 fifth.setdefault(ch.b.station, {})[ch.id] = product.pack_cts(pub, masked)
             out5 = coordinator.round({s: StepCall("explore_decrypt", {"jobs": j}) for s, j in fifth.items()},
-                                     label="exploration: decrypt masked three-way counts")
+                                     label="exploration: decrypt masked three-way counts", final=set(fifth))
             for ch in plan.chains:
                 scheme, mask = chain_masks[ch.id]
                 plain = product.unpack_plain(pubs[ch.b.station], out5[ch.b.station]["jobs"][ch.id])
@@ -286,6 +302,7 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
                                                     for b in range(nb)] for a in range(na)], dtype=float)
     result = _release(spec, sums, k, linked=len(cohort[hub]))
     result["linkage"] = linkage.summary(min_cell_count)
+    result["protections"] = protections.as_dict()
     if evaluate:
         result["links"] = linkage.links_table()
     return result
@@ -425,14 +442,17 @@ def _explore_one_station(coordinator: Coordinator, spec: ExploreSpec, payload: d
     if evaluate:
         raise PrivacyError("--evaluate returns links; with one station there is nothing to link")
     with coordinator.cost.phase("exploration"):
-        res = coordinator.broadcast("explore_local", payload, label="exploration: local sums")
+        res = coordinator.broadcast("explore_local", payload, label="exploration: local sums",
+                                    final=coordinator.stations)
     s = coordinator.stations[0]
     meta = res[s]["meta"]
     scaled = set(meta["scaled"])
     sums = CohortSums(totals={s: {c: _descale(v, product_frac(c, scaled)) for c, v in res[s]["totals"].items()}},
                       meta={s: meta})
-    k = effective_min_cell_count(min_cell_count, [res[s]["settings"]["min_cell_count"]])
-    return _release(spec, sums, k, linked=None)
+    protections = Protections.combine({s: res[s]["policy"]}, min_cell_count)
+    result = _release(spec, sums, protections.min_cell_count, linked=None)
+    result["protections"] = protections.as_dict()
+    return result
 
 
 def _release(spec: ExploreSpec, sums: CohortSums, k: int, linked: int | None) -> dict:

@@ -20,7 +20,6 @@ from typing import Any
 from ..runtime.errors import InputError
 
 ANALYSIS_TYPES = ("count", "crosstab", "summary", "histogram", "correlation", "missingness", "kaplan_meier")
-DEFAULT_MAX_CATEGORIES = 20
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ class Analysis:
 class ExploreSpec:
     analyses: tuple[Analysis, ...]
     linkage: dict | None
-    max_categories: int = DEFAULT_MAX_CATEGORIES
+    max_categories: int | None = None   # the researcher may lower the node policy's ceiling, never raise it
 
     def stations(self) -> list[str]:
         seen: list[str] = []
@@ -135,7 +134,11 @@ def parse_explore_spec(raw: Any, known_stations: list[str]) -> ExploreSpec:
             if v.station not in known_stations:
                 raise InputError(f"{where}: unknown station '{v.station}'; stations in this run: {known_stations}")
         analyses.append(analysis)
-    max_categories = int(raw.get("max_categories", DEFAULT_MAX_CATEGORIES))
+    max_categories = raw.get("max_categories")
+    if max_categories is not None and (not isinstance(max_categories, int) or isinstance(max_categories, bool)
+                                       or max_categories < 2):
+        raise InputError("exploration spec: 'max_categories' must be an integer of at least 2 "
+                         "(it can only lower each node's ceiling)")
     linkage = raw.get("linkage")
     spec = ExploreSpec(analyses=tuple(analyses), linkage=linkage, max_categories=max_categories)
     if len(known_stations) > 1 and linkage is None:

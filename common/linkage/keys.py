@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..runtime.errors import PrivacyError
 from .spec import LinkageSpec
 
 # Recipes over roles: S surname-like string, I initials, D first date, X first category, P postcode.
@@ -33,7 +34,7 @@ _ROLE_RECIPES: list[tuple[str, ...]] = [
     ("I", "D.md", "X", "P"),                  # surname and year typos
     ("S.first", "D", "X", "P.pc4"),           # surname typo after the first letter
 ]
-MIN_COMPONENTS = 3
+MIN_KEY_FIELDS = 3  # the default; a node policy may require more (lancelot.policy)
 
 
 def _roles(spec: LinkageSpec) -> dict[str, str]:
@@ -59,11 +60,25 @@ def key_recipes(spec: LinkageSpec) -> list[tuple[str, ...]]:
             if role in roles:
                 comps.append(roles[role] + (f".{suffix}" if suffix else ""))
         comps = tuple(comps) + exact
-        if len(comps) >= MIN_COMPONENTS and comps not in recipes:
+        if len(key_fields(comps)) >= MIN_KEY_FIELDS and comps not in recipes:
             recipes.append(comps)
     if exact and exact not in recipes:
         recipes.insert(0, exact)
     return recipes
+
+
+def key_fields(recipe: tuple[str, ...]) -> set[str]:
+    """The distinct fields a key combines (``surname`` and ``surname.phon`` are one field)."""
+    return {comp.partition(".")[0] for comp in recipe}
+
+
+def check_key_fields(recipes: list[tuple[str, ...]], minimum: int, station: str | None = None) -> None:
+    """Refuse a match key over fewer than ``minimum`` distinct fields (it would open a frequency attack)."""
+    for recipe in recipes:
+        if len(key_fields(recipe)) < minimum:
+            raise PrivacyError(f"match key {key_name(recipe)} combines {len(key_fields(recipe))} distinct fields; "
+                               f"the node policy requires at least {minimum} per key (min_key_fields)",
+                               station=station)
 
 
 def key_name(recipe: tuple[str, ...]) -> str:

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..disclosure import effective_min_cell_count, suppress
+from ..disclosure import suppress
+from ..policy import ENV_NAMES, Protections
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
-from ..runtime.station import ENV_ALLOW_EVALUATE, StationContext
+from ..runtime.station import StationContext
 from . import pseudonym
-from .keys import certified_levels, key_name, key_recipes, key_strings
+from .keys import certified_levels, check_key_fields, key_name, key_recipes, key_strings
 from .matching import MatchResult, match
 from .normalise import normalise
 from .spec import LinkageSpec, parse_linkage_spec
@@ -39,7 +40,10 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
     evaluate = bool(payload.get("evaluate"))
     if evaluate and not ctx.allows_evaluate:
         raise PrivacyError(f"station '{ctx.station}' refuses --evaluate: its node operator has not set "
-                           f"{ENV_ALLOW_EVALUATE}=1 in the node's algorithm_env")
+                           f"{ENV_NAMES['allow_evaluate']}=1 in the node's algorithm_env")
+    recipes = key_recipes(spec)
+    check_key_fields(recipes, ctx.policy.min_key_fields, ctx.station)
+    max_frequency = min(spec.max_key_frequency, ctx.policy.max_key_frequency)  # the researcher may only lower it
     components = normalise(spec, ctx.station, ctx.data)  # raises InputError before any crypto work
     n = len(components)
     perm = pseudonym.secure_permutation(n)
@@ -47,7 +51,6 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
     ctx.state.put_array(STATE_PERM, perm)
     ctx.state.put(STATE_SECRET, {"scalar": secret.hex()})
     shuffled = components.iloc[perm].reset_index(drop=True)
-    recipes = key_recipes(spec)
     strings = key_strings(shuffled, recipes)
     frequent = 0
     hashed: list[bytes] = []
@@ -58,7 +61,7 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
             if v is not None:
                 counts[v] = counts.get(v, 0) + 1
         for v in values:
-            if v is None or counts[v] > spec.max_key_frequency:
+            if v is None or counts[v] > max_frequency:
                 frequent += v is not None
                 hashed.append(pseudonym.dummy_point())
             else:
@@ -66,7 +69,7 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
     blinded = pseudonym.exponentiate(secret, hashed)  # one batch: parallel workers for large inputs
     points = {name: pseudonym.pack_points(blinded[i * n:(i + 1) * n]) for i, name in enumerate(strings)}
     result = {"n": n, "keys": list(strings), "points": points, "dropped_frequent_values": frequent,
-              "settings": {"min_cell_count": ctx.min_cell_count_floor, "allow_evaluate": ctx.allows_evaluate}}
+              "policy": ctx.policy.public()}
     if evaluate:
         ids = ctx.data[spec.stations[ctx.station]].astype(str).to_numpy()[perm]
         result["record_ids"] = ids.tolist()
@@ -103,7 +106,7 @@ class Linkage:
     n_rows: dict[str, int]
     matches: dict[str, MatchResult]          # other station -> match with the hub
     keys: list[str]
-    settings: dict[str, dict]
+    policies: dict[str, dict]                # each station's stated node policy
     record_ids: dict[str, list[str]] = field(default_factory=dict)  # only with --evaluate
 
     @property
@@ -132,11 +135,11 @@ class Linkage:
             out[s] = mapping[s][keep]
         return out
 
-    def station_floors(self) -> list[int]:
-        return [int(s.get("min_cell_count") or 0) for s in self.settings.values()]
+    def protections(self, min_cell_count: int | None = None) -> Protections:
+        return Protections.combine(self.policies, min_cell_count)
 
     def summary(self, min_cell_count: int | None = None) -> dict:
-        k = effective_min_cell_count(min_cell_count, self.station_floors())
+        k = self.protections(min_cell_count).min_cell_count
         pairs = {}
         for s, m in self.matches.items():
             hist_edges = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0]
@@ -233,12 +236,13 @@ class LinkageRun:
         for s in spec.others:
             hub_points = [pseudonym.unpack_points_array(second[s]["batches"][spec.hub][name]) for name in keys]
             other_points = [pseudonym.unpack_points_array(second[spec.hub]["batches"][s][name]) for name in keys]
+            policies = [first[x]["policy"] for x in (spec.hub, s)]
             matches[s] = match(hub_points, other_points, certifies, threshold=spec.threshold,
-                               max_frequency=spec.max_key_frequency)
-            self.coordinator.log(f"linkage: {len(matches[s].hub_rows)} links between {spec.hub} and {s}")
+                               max_frequency=min([spec.max_key_frequency, *[p["max_key_frequency"] for p in policies]]))
+            self.coordinator.log(f"linkage: {spec.hub} and {s} matched")  # no counts in logs
         record_ids = {s: first[s]["record_ids"] for s in self.stations} if self.evaluate else {}
         return Linkage(spec=spec, n_rows={s: first[s]["n"] for s in self.stations}, matches=matches, keys=keys,
-                       settings={s: first[s]["settings"] for s in self.stations}, record_ids=record_ids)
+                       policies={s: first[s]["policy"] for s in self.stations}, record_ids=record_ids)
 
 
 def link(coordinator: Coordinator, spec_raw: dict, evaluate: bool = False) -> Linkage:
@@ -246,7 +250,8 @@ def link(coordinator: Coordinator, spec_raw: dict, evaluate: bool = False) -> Li
     run = LinkageRun(coordinator, spec_raw, evaluate)
     with coordinator.cost.phase("linkage"):
         first = coordinator.round(run.first_calls(), label="linkage: encode match keys")
-        second = coordinator.round(run.second_calls(first), label="linkage: blind the other side's keys")
+        second = coordinator.round(run.second_calls(first), label="linkage: blind the other side's keys",
+                                   final=run.stations)
         return run.finish(first, second)
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .cost import CostMeter
-from .errors import SubtaskError
+from .errors import LancelotError, SubtaskError
+from .station import END_JOB
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,11 @@ class StepCall:
 
 
 class Transport(Protocol):
-    def run_round(self, calls: Mapping[str, StepCall]) -> dict[str, Any]:
+    def run_round(self, calls: Mapping[str, StepCall], wait: bool = True) -> dict[str, Any]:
         """Run the calls (station name -> call) in parallel; return station name -> JSON result.
 
-        Must raise :class:`SubtaskError` when a station fails or returns nothing.
+        Must raise :class:`SubtaskError` when a station fails, returns nothing or is not done within
+        the transport's deadline. ``wait=False``: only start the calls and return nothing.
         """
         ...
 
@@ -46,27 +48,40 @@ def json_size(obj: Any) -> int:
 
 
 class Coordinator:
-    """Runs rounds, checks results, counts rounds/bytes and reports progress."""
+    """Runs rounds, checks results, counts rounds/bytes and reports progress.
+
+    Every station keeps per-job state (keys, permutations, masks) until the job ends there: a
+    protocol marks a station's last round with ``final`` (the station wipes its state after that
+    step), and :meth:`close` ends the job at every station not yet ended, without waiting for it,
+    after the protocol has finished or failed.
+    """
 
     def __init__(self, transport: Transport, stations: list[str], progress: bool = True):
         self.transport = transport
         self.stations = list(stations)
         self.cost = CostMeter()
         self.progress = progress
+        self.ended: set[str] = set()
 
     def log(self, message: str) -> None:
         if self.progress:
             print(f"[lancelot] {message}", file=sys.stderr, flush=True)
 
-    def round(self, calls: Mapping[str, StepCall], label: str | None = None) -> dict[str, Any]:
-        """One round: every call runs at its station in parallel; returns their results."""
+    def round(self, calls: Mapping[str, StepCall], label: str | None = None,
+              final: Iterable[str] = ()) -> dict[str, Any]:
+        """One round: every call runs at its station in parallel; returns their results.
+
+        Stations in ``final`` take no further part in the job: they wipe their state after this step.
+        """
         unknown = set(calls) - set(self.stations)
         if unknown:
             raise ValueError(f"round addressed to unknown stations: {sorted(unknown)}")
+        ending = set(final) & set(calls)
         steps = sorted({c.step for c in calls.values()})
         self.log(f"round {self.cost.rounds + 1}: {label or ', '.join(steps)} at {', '.join(calls)}")
-        sent = sum(json_size(c.payload) for c in calls.values())
-        results = self.transport.run_round(calls)
+        sent_calls = {s: (StepCall.combine(c, StepCall(END_JOB, {})) if s in ending else c) for s, c in calls.items()}
+        sent = sum(json_size(c.payload) for c in sent_calls.values())
+        results = self.transport.run_round(sent_calls)
         for station, call in calls.items():
             res = results.get(station)
             if res is None:
@@ -75,10 +90,29 @@ class Coordinator:
                 raise SubtaskError(station, call.step, res["lancelot_error"])
         received = sum(json_size(r) for r in results.values())
         self.cost.record_round(len(calls), sent, received)
-        return results
+        self.ended |= ending
+        return {s: (r["results"][0] if s in ending else r) for s, r in results.items()}
+
+    def close(self) -> None:
+        """End the job at every station that has not ended it yet.
+
+        The clean-up subtasks are sent without waiting for them (no round of latency): a station runs
+        them even after the coordinator has finished, and a station that is offline runs them when it
+        comes back (the station guard lets a genuine subtask of an ended job only clean up).
+        """
+        rest = [s for s in self.stations if s not in self.ended]
+        self.ended |= set(rest)
+        if not rest:
+            return
+        self.log(f"end of job: station state is wiped at {', '.join(rest)}")
+        try:
+            self.transport.run_round({s: StepCall(END_JOB, {}) for s in rest}, wait=False)
+            self.cost.record_cleanup(len(rest))
+        except LancelotError as exc:  # the job's result stands; log why the clean-up could not be sent
+            self.log(f"end of job: clean-up not sent ({exc})")
 
     def broadcast(self, step: str, payload: dict, stations: list[str] | None = None,
-                  label: str | None = None) -> dict[str, Any]:
+                  label: str | None = None, final: Iterable[str] = ()) -> dict[str, Any]:
         """Run one step with the same payload at several stations (all by default) in one round."""
         targets = self.stations if stations is None else stations
-        return self.round({s: StepCall(step, dict(payload)) for s in targets}, label=label)
+        return self.round({s: StepCall(step, dict(payload)) for s in targets}, label=label, final=final)

@@ -19,6 +19,7 @@ class CostMeter:
     bytes_from_stations: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     rounds_per_phase: dict[str, int] = field(default_factory=dict)
+    cleanup_subtasks: int = 0   # end-of-job subtasks, sent without waiting (no round of latency)
     _phase: str = "setup"
     _t0: float = field(default_factory=time.perf_counter)
 
@@ -28,6 +29,9 @@ class CostMeter:
         self.bytes_to_stations += sent
         self.bytes_from_stations += received
         self.rounds_per_phase[self._phase] = self.rounds_per_phase.get(self._phase, 0) + 1
+
+    def record_cleanup(self, n_subtasks: int) -> None:
+        self.cleanup_subtasks += n_subtasks
 
     @contextmanager
     def phase(self, name: str):
@@ -44,6 +48,7 @@ class CostMeter:
         return {
             "rounds": self.rounds,
             "subtasks": self.subtasks,
+            "cleanup_subtasks": self.cleanup_subtasks,
             "bytes_to_stations": self.bytes_to_stations,
             "bytes_from_stations": self.bytes_from_stations,
             "rounds_per_phase": dict(self.rounds_per_phase),

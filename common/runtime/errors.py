@@ -8,11 +8,7 @@ from __future__ import annotations
 
 
 class LancelotError(Exception):
-    """Base class of every error lancelot raises on purpose."""
-
-
-class InputError(LancelotError):
-    """Bad input: a missing column, an unparseable value, too few records, a bad parameter."""
+    """Base class of every error lancelot raises on purpose; names the station and column it concerns."""
 
     def __init__(self, message: str, station: str | None = None, column: str | None = None):
         self.station = station
@@ -25,13 +21,17 @@ class InputError(LancelotError):
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 
+class InputError(LancelotError):
+    """Bad input: a missing column, an unparseable value, too few records, a bad parameter."""
+
+
 class SubtaskError(LancelotError):
     """A partial step failed at a station (or returned nothing), surfaced at the coordinator."""
 
     def __init__(self, station: str, step: str, message: str):
-        self.station = station
         self.step = step
         super().__init__(f"step '{step}' failed at station '{station}': {message}")
+        self.station = station
 
 
 class PrivacyError(LancelotError):

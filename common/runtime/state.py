@@ -2,16 +2,20 @@
 
 A station's private key, its row permutation and its masks must survive between the rounds of
 one job, but every round runs in a fresh container: module globals do not survive, and must not
-be used. Vantage6 4.x mounts one ``TEMPORARY_FOLDER`` per job and node (5.x: ``SESSION_FOLDER``),
-which only that node's runs of that job can read. State is written there with owner-only file
-permissions and is never part of a result.
+be used. Vantage6 4.x mounts one ``TEMPORARY_FOLDER`` per job and node (5.x: ``SESSION_FOLDER``,
+one per session, shared by its jobs), which only that node's runs can read. State is written in a
+sub-folder named after the job (the job id comes from the server's record of the task, checked by
+the station guard), with owner-only file permissions; it is never part of a result, and
+:meth:`JobState.wipe` removes it when the job ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +25,30 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 class JobState:
-    """Named JSON documents and numpy arrays in one folder."""
+    """Named JSON documents and numpy arrays in one job's own folder."""
 
-    def __init__(self, folder: str | os.PathLike):
-        self.folder = Path(folder) / "lancelot-state"
+    def __init__(self, folder: str | os.PathLike, job: int | str = 0):
+        if not _NAME.match(str(job)):
+            raise ValueError(f"bad job id {job!r}")
+        self.root = Path(folder) / "lancelot-state"
+        self.folder = self.root / f"job-{job}"
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     @classmethod
-    def from_environment(cls) -> JobState:
+    def from_environment(cls, job: int | str) -> JobState:
         for var in ("TEMPORARY_FOLDER", "SESSION_FOLDER"):
             folder = os.environ.get(var)
             if folder:
-                return cls(folder)
+                return cls(folder, job)
         raise RuntimeError(
             "no per-job folder: neither TEMPORARY_FOLDER (vantage6 4.x) nor SESSION_FOLDER (5.x) is set"
         )
+
+    def wipe(self) -> None:
+        """Remove everything this job kept at this station (keys, permutations, masks)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.root.rmdir()  # only when no other job's state is left
 
     def _path(self, name: str, suffix: str) -> Path:
         if not _NAME.match(name):

@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..policy import NodePolicy
 from .errors import LancelotError
 from .state import JobState
-
-# Settings a node operator can put in the node's ``algorithm_env``.
-ENV_MIN_CELL_COUNT = "LANCELOT_MIN_CELL_COUNT"
-ENV_ALLOW_EVALUATE = "LANCELOT_ALLOW_EVALUATE"
 
 
 @dataclass
@@ -27,39 +24,15 @@ class StationContext:
     station: str
     data: pd.DataFrame
     state: JobState
-    settings: dict = field(default_factory=dict)
-
-    @property
-    def min_cell_count_floor(self) -> int:
-        """The node operator's floor for the disclosure-control minimum cell count (0 = none)."""
-        return int(self.settings.get("min_cell_count", 0) or 0)
+    policy: NodePolicy = field(default_factory=NodePolicy)
 
     @property
     def allows_evaluate(self) -> bool:
-        return bool(self.settings.get("allow_evaluate", False))
-
-
-def settings_from_environment() -> dict:
-    """Read the node operator's settings; values may be base32-encoded by a real node."""
-    def get(name: str) -> str | None:
-        try:
-            from vantage6.algorithm.tools.util import get_env_var  # decodes the node's encoding
-            return get_env_var(name, None)
-        except ImportError:
-            return os.environ.get(name)
-
-    floor = get(ENV_MIN_CELL_COUNT)
-    allow = (get(ENV_ALLOW_EVALUATE) or "").strip().lower() in {"1", "true", "yes"}
-    settings: dict = {"allow_evaluate": allow}
-    if floor:
-        try:
-            settings["min_cell_count"] = int(floor)
-        except ValueError as exc:
-            raise LancelotError(f"{ENV_MIN_CELL_COUNT} must be an integer") from exc
-    return settings
+        return self.policy.allow_evaluate
 
 
 MULTI_STEP = "multi"
+END_JOB = "end_job"  # wipe this job's state at the station: appended to a station's last round
 StepFunction = Callable[[StationContext, dict], dict]
 
 
@@ -77,6 +50,10 @@ def run_step(steps: dict[str, StepFunction], ctx: StationContext, step: str, pay
                 return result
             results.append(result)
         return {"results": results}
+    if step == END_JOB:
+        ctx.state.wipe()
+        print(f"[lancelot] station {ctx.station}: job state wiped", flush=True)
+        return {"wiped": True}
     if step not in steps:
         return {"lancelot_error": f"unknown step '{step}'"}
     t0 = time.perf_counter()

@@ -23,7 +23,7 @@ def spec_of(payload: dict) -> TrainSpec:
 
 def step_setup(ctx: StationContext, payload: dict) -> dict:
     """Check and describe this station's columns; keep the coordinator's seed; make a channel key."""
-    block = build_block(spec_of(payload), ctx.station, ctx.data)
+    block = build_block(spec_of(payload), ctx.station, ctx.data, ctx.policy)
     private, public = sh.new_exchange_key()
     ctx.state.put(STATE, {"seed": payload["seed"], "private": private, "scaling": block.features,
                           "role": payload["role"]})

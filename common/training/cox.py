@@ -123,7 +123,7 @@ def step_rows(ctx: StationContext, payload: dict) -> dict:
     st = ctx.state.get(STATE)
     st["peers"] = payload["peers"]
     spec = spec_of(payload)
-    block = build_block(spec, ctx.station, station_rows(ctx), scaling=st["scaling"])
+    block = build_block(spec, ctx.station, station_rows(ctx), ctx.policy, scaling=st["scaling"])
     values = block.values
     extra: dict[str, np.ndarray] = {}
     if st["role"] == "hub":
@@ -755,6 +755,7 @@ class _CoxFit:
             "precision": {"feature_bits": FRAC_BITS_X, "risk_score_bits": E_BITS, "weight_bits": W_BITS,
                           "coefficient_bits": FRAC_BITS_BETA, "risk_set_blind_bits": 64},
             "min_cell_count": k,
+            "protections": linkage.protections(self.k).as_dict(),
             "linkage": linkage.summary(k),
         }
 

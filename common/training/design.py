@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..policy import NodePolicy, check_columns
 from ..runtime.errors import InputError
 
 MODELS = ("logistic", "cox")
@@ -34,7 +35,6 @@ DEFAULT_SURVIVAL_TIMES = (91, 182, 365, 730, 1095, 1826)   # days: 3 and 6 month
 DEFAULT_CONCORDANCE_BINS = 32
 FRAC_BITS_X = 16          # fixed-point bits of an encoded feature
 MAX_ENCODED = 32.0        # |encoded value| bound: about 32-64 standard deviations from the centre
-MAX_LEVELS = 20
 INTERCEPT = "(intercept)"
 
 
@@ -131,8 +131,10 @@ def parse_train_spec(raw: Any, stations: list[str]) -> TrainSpec:
     if not isinstance(max_it, int) or isinstance(max_it, bool) or not 1 <= max_it <= 100:
         raise InputError("'max_iterations' must be an integer from 1 to 100")
     tol = raw.get("tolerance", 1e-6)
-    if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not 0 < tol < 1:
-        raise InputError("'tolerance' must be a number between 0 and 1")
+    if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not 1e-12 <= tol < 1:
+        # a tinier tolerance adds openings of the linear predictors at nearly equal coefficients,
+        # across which the coordinator could pair records (docs/leakage/training.md)
+        raise InputError("'tolerance' must be a number from 1e-12 to 1")
     linkage = raw.get("linkage")
     if linkage is not None and not isinstance(linkage, dict):
         raise InputError("'linkage' must be a linkage spec object")
@@ -209,20 +211,23 @@ def _encode(values: pd.Series, centre: float, exponent: int, station: str, name:
     return out
 
 
-def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, scaling: list[dict] | None = None) -> Block:
+def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePolicy,
+                scaling: list[dict] | None = None) -> Block:
     """Encode this station's features (and outcome, at the outcome's station) for the rows of ``df``.
 
     ``scaling`` (from an earlier call on all rows) fixes centres and exponents, so the shuffled
-    rows of a later round are encoded exactly like the first description.
+    rows of a later round are encoded exactly like the first description. Every column must be
+    one the node policy allows; a categorical feature has at most its ceiling of categories.
     """
     if len(df) == 0:
         raise InputError("has no records", station=station)
     mine = [f for f in spec.features if f.station == station]
     own = [spec.outcome_column] + ([spec.time_column] if spec.time_column else [])
-    missing_cols = [c for c in [f.column for f in mine] + (own if spec.outcome_station == station else [])
-                    if c not in df.columns]
+    used = [f.column for f in mine] + (own if spec.outcome_station == station else [])
+    missing_cols = [c for c in used if c not in df.columns]
     if missing_cols:
         raise InputError(f"missing column(s) {', '.join(repr(c) for c in missing_cols)}", station=station)
+    check_columns(policy, station, df, used, spec.linkage)
     features: list[dict] = []
     columns: list[np.ndarray] = []
     complete = np.ones(len(df), dtype=bool)
@@ -249,8 +254,9 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, scaling: list[d
             levels = sorted(text.dropna().unique())
             if len(levels) < 2:
                 raise InputError("has fewer than two categories at this station", station=station, column=f.column)
-            if len(levels) > MAX_LEVELS:
-                raise InputError(f"has more than {MAX_LEVELS} categories", station=station, column=f.column)
+            if len(levels) > policy.max_categories:
+                raise InputError(f"has more than {policy.max_categories} categories (node policy max_categories)",
+                                 station=station, column=f.column)
             ref = f.reference if f.reference is not None else levels[0]
             if ref not in levels:
                 raise InputError(f"reference level '{ref}' does not occur", station=station, column=f.column)

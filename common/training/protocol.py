@@ -55,7 +55,7 @@ def step_rows(ctx: StationContext, payload: dict) -> dict:
     st = ctx.state.get(STATE)
     st["peers"] = payload["peers"]
     ctx.state.put(STATE, st)
-    block = build_block(spec_of(payload), ctx.station, station_rows(ctx), scaling=st["scaling"])
+    block = build_block(spec_of(payload), ctx.station, station_rows(ctx), ctx.policy, scaling=st["scaling"])
     return seal_rows(ctx, payload, block.values)
 
 
@@ -232,6 +232,7 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
                                 "step squared); standard errors use the Hessian at the last opened iterate"},
         "precision": {"feature_bits": FRAC_BITS_X, "weight_bits": fw, "residual_bits": fr, "coefficient_bits": FRAC_BITS_BETA},
         "min_cell_count": k,
+        "protections": st.protections,
         "linkage": linkage.summary(k),
     }
     if evaluate:

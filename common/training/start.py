@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..disclosure import effective_min_cell_count
 from ..linkage.protocol import Linkage, LinkageRun
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
@@ -30,6 +29,7 @@ class Start:
     linkage: Linkage
     k: int                            # the effective minimum cell count
     metas: dict[str, dict]
+    protections: dict = field(default_factory=dict)  # what was in force (lancelot.policy.Protections)
     widths: list[list] = field(default_factory=list)
     features: list[dict] = field(default_factory=list)
     open_names: list[str] = field(default_factory=list)
@@ -84,10 +84,11 @@ def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
         second = {s: r["results"][0] for s, r in res.items()}
         sealed = {s: r["results"][1]["sealed"] for s, r in res.items()}
         linkage = run.finish(first, second)
-    k = effective_min_cell_count(min_cell_count, linkage.station_floors())
+    protections = linkage.protections(min_cell_count)
+    k = protections.min_cell_count
     if len(linkage.cohort()[hub]) < k:
         raise PrivacyError(f"the linked cohort has fewer than {k} records (the minimum cell count)")
-    out = Start(hub, partner, order, seeds, receivers, sealed, linkage, k, metas)
+    out = Start(hub, partner, order, seeds, receivers, sealed, linkage, k, metas, protections=protections.as_dict())
     feat_cols, open_cols, start = [], [], 0
     for s in order:
         m = metas[s]

@@ -1,39 +1,105 @@
 """The Vantage6 4.x adapter: turns lancelot protocols into a central and a partial function.
 
 Everything vantage6-specific lives here (and in :mod:`lancelot.v6.local`): how a round of steps
-becomes subtasks, how a station's data and per-job folder reach a step, and the neutral
-coordinator check. A vantage6 5.x adapter would replace this module only.
+becomes subtasks and is waited for (with a deadline), how a station's data, node policy and
+per-job folder reach a step, and where the facts for the station guard (:mod:`lancelot.runtime.guard`)
+come from: the server's own record of the task, its parent and the collaboration, read with the
+container's token. A vantage6 5.x adapter would replace this module only.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from vantage6.algorithm.tools.decorators import algorithm_client, data
 
+from ..policy import NodePolicy, read_policy
 from ..runtime.coordinator import Coordinator, StepCall
-from ..runtime.errors import InputError, LancelotError, SubtaskError
+from ..runtime.errors import InputError, LancelotError, PrivacyError, SubtaskError
+from ..runtime.guard import ENDED, TaskFacts, check_central_task, check_station_task
 from ..runtime.state import JobState
-from ..runtime.station import StationContext, StepFunction, run_step, settings_from_environment
+from ..runtime.station import END_JOB, StationContext, StepFunction, run_step
 
 PARTIAL_METHOD = "partial"
 CENTRAL_METHOD = "central"
+DEFAULT_SUBTASK_TIMEOUT = 900.0   # seconds a station may take for one step before the job ends with an error
+POLL_MAX = 0.5                    # seconds between status checks of a pending subtask, at most
+ENV_POLL = "LANCELOT_POLL_SECONDS"  # the coordinator node may poll more often (the in-process network does)
+
+
+def node_env(name: str) -> str | None:
+    """A variable of the node's ``algorithm_env`` (a 4.x node base32-encodes the values)."""
+    from vantage6.algorithm.tools.util import get_env_var
+
+    return get_env_var(name, None)
+
+
+def node_policy() -> NodePolicy:
+    return read_policy(node_env)
+
+
+def token_identity() -> dict:
+    """Who this container is, from the token its node gave it (task, organisation, image)."""
+    import jwt
+
+    with open(os.environ["TOKEN_FILE"]) as fh:
+        token = fh.read().strip()
+    return jwt.decode(token, options={"verify_signature": False})["sub"]
+
+
+def _id(ref: Any) -> int | None:
+    """A HATEOAS reference ({"id": ...}) or a plain id."""
+    if isinstance(ref, dict):
+        return ref.get("id")
+    return ref
+
+
+def task_facts(client: Any) -> TaskFacts:
+    """The server's record of this run's task, its parent and the collaboration (never the task input)."""
+    me = token_identity()
+    task = client.task.get(me["task_id"])
+    parent_id = _id(task.get("parent"))
+    facts: dict[str, Any] = {
+        "task_id": me["task_id"], "job_id": task.get("job_id") or me["task_id"],
+        "organization_id": me["organization_id"], "image": task.get("image"), "parent_id": parent_id,
+        "init_org": _id(task.get("init_org")),
+        "collaboration_encrypted": bool(client.collaboration.get().get("encrypted")),
+    }
+    if parent_id is not None:
+        parent = client.task.get(parent_id)
+        runs = client.run.from_task(parent_id)
+        runs = runs.get("data", []) if isinstance(runs, dict) else runs
+        facts.update(parent_image=parent.get("image"), parent_parent_id=_id(parent.get("parent")),
+                     parent_status=parent.get("status"), parent_init_org=_id(parent.get("init_org")),
+                     parent_run_orgs=tuple(sorted(_id(r.get("organization")) for r in runs)))
+    return TaskFacts(**facts)
 
 
 class V6Transport:
-    """One round = one subtask per station (inputs differ per station), all created before waiting."""
+    """One round = one subtask per station (inputs differ per station), all created before waiting.
 
-    def __init__(self, client: Any, stations: Mapping[str, int]):
+    Every subtask carries the study (station name -> organisation) for the station guard. A round
+    ends with an error naming the station and step when a subtask fails or is not done in time.
+    """
+
+    def __init__(self, client: Any, stations: Mapping[str, int], timeout: float = DEFAULT_SUBTASK_TIMEOUT,
+                 host_opted_in: bool = False):
         self.client = client
         self.stations = dict(stations)
+        self.timeout = timeout
+        self.host_opted_in = host_opted_in
+        self.poll_max = float(node_env(ENV_POLL) or POLL_MAX)
 
-    def run_round(self, calls: Mapping[str, StepCall]) -> dict[str, Any]:
+    def run_round(self, calls: Mapping[str, StepCall], wait: bool = True) -> dict[str, Any]:
         tasks = {}
+        study = {"stations": self.stations, "host_opted_in": self.host_opted_in}
         for station, call in calls.items():
             task = self.client.task.create(
                 input_={"method": PARTIAL_METHOD,
-                        "kwargs": {"step": call.step, "station": station, "payload": call.payload}},
+                        "kwargs": {"step": call.step, "station": station, "payload": call.payload, "study": study}},
                 organizations=[self.stations[station]],
                 name=f"lancelot {call.step} @ {station}",
                 description=f"lancelot step {call.step} at station {station}",
@@ -41,19 +107,31 @@ class V6Transport:
             if not isinstance(task, dict) or "id" not in task:
                 raise SubtaskError(station, call.step, f"the server did not create the subtask: {task}")
             tasks[station] = task["id"]
+        if not wait:
+            return {}
+        deadline = time.monotonic() + self.timeout
+        pending, delay = dict(tasks), min(0.02, self.poll_max)
+        while pending:
+            for station, task_id in list(pending.items()):
+                status = self.client.task.get(task_id).get("status")
+                if status == "completed":
+                    del pending[station]
+                elif status in ENDED:
+                    raise SubtaskError(station, calls[station].step,
+                                       f"the subtask ended '{status}'; see the node's log")
+            if pending and time.monotonic() > deadline:
+                station = next(iter(pending))
+                raise SubtaskError(station, calls[station].step,
+                                   f"no result within {self.timeout:.0f} s: the station is offline or too slow "
+                                   "(the researcher can set subtask_timeout)")
+            if pending:
+                time.sleep(delay)
+                delay = min(delay * 1.5, self.poll_max)
         results = {}
         for station, task_id in tasks.items():
-            out = self.client.wait_for_results(task_id=task_id)
-            # vantage6 can return an empty list when the run crashed: look up why.
+            out = self.client.result.from_task(task_id)
             if not out or out[0] is None:
-                status = "unknown"
-                try:
-                    runs = self.client.run.from_task(task_id)
-                    status = ", ".join(str(r.get("status")) for r in runs) or "no run"
-                except Exception as exc:  # noqa: BLE001 - best effort diagnostics only
-                    status = f"could not read run status ({type(exc).__name__})"
-                raise SubtaskError(station, calls[station].step,
-                                   f"the station returned no result (run status: {status}); see the node log")
+                raise SubtaskError(station, calls[station].step, "the station returned no result; see the node's log")
             results[station] = out[0]
         return results
 
@@ -65,6 +143,8 @@ def check_stations(stations: Any) -> dict[str, int]:
     for name, org in stations.items():
         if not isinstance(name, str) or not name:
             raise InputError(f"station name {name!r} must be a non-empty string")
+        if isinstance(org, bool):
+            raise InputError(f"organisation id of station '{name}' must be an integer")
         try:
             out[name] = int(org)
         except (TypeError, ValueError) as exc:
@@ -74,40 +154,45 @@ def check_stations(stations: Any) -> dict[str, int]:
     return out
 
 
-def coordinator_check(own_org: int | None, stations: Mapping[str, int], allow_at_data_station: bool) -> dict:
-    """The coordinator must run at a node that holds no data for the study, unless explicitly allowed."""
-    at = [name for name, org in stations.items() if own_org is not None and org == own_org]
-    if at and not allow_at_data_station:
-        raise InputError(
-            f"the central task runs at the organisation of station '{at[0]}'. The coordinator must run at a "
-            "neutral node (an organisation with no data in this study): start the central task there, or pass "
-            "allow_coordinator_at_data_station=true to accept that this station also sees the coordinator's view"
-        )
-    info = {"organization_id": own_org, "neutral": not at}
-    if at:
-        info["warning"] = (f"the coordinator ran at data station '{at[0]}' (explicitly allowed): "
-                           "that station also saw everything the coordinator sees")
-    return info
+def check_timeout(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 10 <= value <= 86400:
+        raise InputError("subtask_timeout must be a number of seconds between 10 and 86400")
+    return float(value)
 
 
 ProtocolRun = Callable[..., dict]
+REMOVED_ARGUMENTS = {
+    "allow_coordinator_at_data_station": "whether the coordinator may run at a data station is the node "
+                                         "operator's decision (node policy 'allow_coordinator_here'), not the task's",
+}
 
 
 def make_central(protocol: ProtocolRun) -> Callable:
     """Wrap ``protocol(coordinator, **kwargs) -> dict`` as the vantage6 central function."""
 
     @algorithm_client
-    def central(client: Any, stations: dict, allow_coordinator_at_data_station: bool = False,
-                progress: bool = True, **kwargs: Any) -> dict:
+    def central(client: Any, stations: dict, progress: bool = True,
+                subtask_timeout: float = DEFAULT_SUBTASK_TIMEOUT, **kwargs: Any) -> dict:
+        coordinator = None
         try:
+            for name, why in REMOVED_ARGUMENTS.items():
+                if name in kwargs:
+                    raise InputError(f"'{name}' is not a task argument: {why}")
             station_orgs = check_stations(stations)
-            coordinator_info = coordinator_check(getattr(client, "organization_id", None), station_orgs,
-                                                 bool(allow_coordinator_at_data_station))
-            coordinator = Coordinator(V6Transport(client, station_orgs), list(station_orgs), progress=progress)
+            timeout = check_timeout(subtask_timeout)
+            at_station = check_central_task(task_facts(client), station_orgs, node_policy())
+            transport = V6Transport(client, station_orgs, timeout=timeout, host_opted_in=at_station)
+            coordinator = Coordinator(transport, list(station_orgs), progress=bool(progress))
             result = protocol(coordinator, **kwargs)
         except LancelotError as exc:
             return {"lancelot_error": str(exc)}
-        result["coordinator"] = coordinator_info
+        finally:
+            if coordinator is not None:  # every station still holding state for this job wipes it
+                coordinator.close()
+        result["coordinator"] = {"organization_id": client.organization_id, "neutral": not at_station}
+        if at_station:
+            result["coordinator"]["warning"] = ("the coordinator ran at a data station whose node operator opted in "
+                                                "(allow_coordinator_here): that station also saw the coordinator's view")
         result["cost"] = coordinator.cost.as_dict()
         return result
 
@@ -116,15 +201,25 @@ def make_central(protocol: ProtocolRun) -> Callable:
 
 
 def make_partial(steps: dict[str, StepFunction]) -> Callable:
-    """The vantage6 partial function: one entry point that dispatches to the named step."""
+    """The vantage6 partial function: the station guard, then the named step (or chain of steps)."""
 
     @data(1)
-    def partial(df: Any, step: str, station: str, payload: dict) -> dict:
+    @algorithm_client
+    def partial(client: Any, df: Any, step: str, station: str, payload: dict, study: dict | None = None) -> dict:
         try:
-            ctx = StationContext(station=station, data=df, state=JobState.from_environment(),
-                                 settings=settings_from_environment())
+            policy = node_policy()
+            facts = task_facts(client)
+            stations = check_stations((study or {}).get("stations"))
+            check_station_task(facts, station, stations, policy, bool((study or {}).get("host_opted_in")),
+                               allow_ended=True)
+            state = JobState.from_environment(facts.job_id)
+            if facts.job_ended and step != END_JOB:  # a late subtask of a job that has ended: clean up only
+                state.wipe()
+                raise PrivacyError("refused by the station guard: the job this subtask belongs to has already "
+                                   "ended (its state at this station is wiped)")
         except (LancelotError, RuntimeError) as exc:
+            print(f"[lancelot] station {station}: step {step} refused: {exc}", flush=True)
             return {"lancelot_error": str(exc)}
-        return run_step(steps, ctx, step, payload)
+        return run_step(steps, StationContext(station=station, data=df, state=state, policy=policy), step, payload)
 
     return partial

@@ -35,9 +35,8 @@ VANTAGE6_VERSION = "4.15"
 
 ARGUMENTS = {
     "stations": ("json", "Data stations as {name: organisation id}; names as used in the spec"),
-    "allow_coordinator_at_data_station": (
-        "boolean", "Allow the central function to run at an organisation that holds study data (refused "
-                   "by default; the result then says so)"),
+    "subtask_timeout": ("float", "Seconds a station may take for one step before the job ends with an error "
+                                 "naming the station and step (default 900)"),
     "progress": ("boolean", "Print progress (rounds, stations) in the coordinator's log"),
     "spec": ("json", "The study spec (docs/spec.md): linkage fields, analyses or model"),
     "min_cell_count": ("integer", "Raise the disclosure-control minimum cell count (default 10; node floors apply)"),
@@ -86,13 +85,15 @@ def metadata(name: str) -> dict:
                             "round to the stations and returns only aggregates.",
              "databases": [], "arguments": arguments, "ui_visualizations": []},
             {"name": "partial", "display_name": f"{title} (station step)", "type": "federated", "standalone": False,
-             "description": "One protocol step at a data station; started only by the central function.",
+             "description": "One protocol step at a data station. Runs only as a subtask of a lancelot central "
+                            "task at a neutral organisation (the station guard refuses direct tasks).",
              "databases": [{"name": "default", "description": "The station's table (CSV or other vantage6 "
                                                                 "database), one row per patient"}],
              "arguments": [{"name": n, "type": t, "description": d} for n, t, d in (
                  ("step", "string", "Which protocol step to run"),
                  ("station", "string", "This station's name in the spec"),
-                 ("payload", "json", "The step's input, relayed by the central function"))],
+                 ("payload", "json", "The step's input, relayed by the central function"),
+                 ("study", "json", "The job's stations as {name: organisation id}, for the station guard"))],
              "ui_visualizations": []},
         ],
     }

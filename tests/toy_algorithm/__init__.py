@@ -20,7 +20,7 @@ def remember(ctx, payload):
 
 def recall(ctx, payload):
     return {"from_state": ctx.state.get("secret")["value"], "from_globals": _MEMORY.get("secret"),
-            "pid": os.getpid(), "floor": ctx.min_cell_count_floor}
+            "pid": os.getpid(), "floor": ctx.policy.min_cell_count}
 
 
 def fail(ctx, payload):

@@ -1,0 +1,229 @@
+"""The station guard and the node policy: a researcher who does not behave gets refusals, never data.
+
+Each attack is what a researcher can do with a researcher's rights in a collaboration (create tasks
+with the algorithm's image at any organisation, with any input; read their own tasks' results),
+run on the in-process network, which records parents, organisations and encryption as vantage6
+4.15 does. tests/network/test_attacks_network.py runs the same attacks on the real dev network.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from helpers import make_study, station_paths
+
+from lancelot.cli import run_local
+from lancelot.linkage import pseudonym
+from lancelot.runtime.errors import LancelotError
+from lancelot.training import shares as sh
+from lancelot.v6.local import LocalNetwork
+
+REG, GP = "registry", "gp_1"
+PACKAGES = {"link": "lancelot_linkage", "explore": "lancelot_exploration", "train": "lancelot_training"}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return make_study(tmp_path_factory.mktemp("guard"), patients=300, seed=7)
+
+
+def link_spec(study) -> dict:
+    return json.loads(study["link_spec"].read_text())
+
+
+def train_spec(study) -> dict:
+    return {"model": "logistic", "outcome": {"station": REG, "column": "death_within_2y"},
+            "features": [{"station": REG, "column": "age_at_diagnosis"}, {"station": GP, "column": "copd"}],
+            "linkage": link_spec(study)}
+
+
+def direct(net: LocalNetwork, station: str, step: str, payload: dict) -> list:
+    """A researcher's own task with the partial method at one station: what it returns to the researcher."""
+    task = net.create_task({"method": "partial", "kwargs": {
+        "step": step, "station": station, "payload": payload,
+        "study": {"stations": net.orgs, "host_opted_in": True}}}, [net.orgs[station]])
+    return net.wait(task, timeout=120)
+
+
+def assert_refused(results: list, why: str) -> None:
+    assert len(results) == 1 and set(results[0]) == {"lancelot_error"}, results  # nothing but the refusal
+    assert "refused by the station guard" in results[0]["lancelot_error"] and why in results[0]["lancelot_error"]
+
+
+def attacks(study) -> dict[str, tuple[str, dict]]:
+    """Crafted step chains a researcher could send straight to the registry."""
+    researcher_private, researcher_public = sh.new_exchange_key()  # the researcher's own X25519 key
+    encode = {"step": "link_encode", "payload": {"spec": link_spec(study), "evaluate": False}}
+    guess = pseudonym.pack_points([pseudonym.hash_to_point("surname+initials.first+birth_date|Jansen\x1fJ\x1f1950-01-01")])
+    spec = train_spec(study)
+    return {
+        "whole table to the researcher's key": ("multi", {"calls": [
+            encode,
+            {"step": "train_setup", "payload": {"spec": spec, "stations": [REG, GP], "seed": "00" * 32, "role": "hub"}},
+            {"step": "train_rows", "payload": {"spec": spec, "stations": [REG, GP], "n_hub": 300,
+                                                "peers": {GP: researcher_public}, "receiver": GP}}]}),
+        "dictionary oracle": ("multi", {"calls": [
+            encode, {"step": "link_exponentiate", "payload": {"batches": {GP: {"surname+initials.first+birth_date": guess}}}}]}),
+        "unsuppressed local totals": ("explore_local", {"spec": {"analyses": [
+            {"type": "count", "variable": {"station": REG, "column": "stage"}}]}, "stations": [REG]}),
+        "decrypt anything": ("explore_decrypt", {"jobs": {}}),
+    }
+
+
+@pytest.mark.parametrize("algorithm", sorted(PACKAGES))
+def test_direct_station_tasks_are_refused_and_return_no_data(study, tmp_path, algorithm):
+    with LocalNetwork(PACKAGES[algorithm], station_paths(study), workdir=tmp_path / "net") as net:
+        for step, payload in attacks(study).values():
+            assert_refused(direct(net, REG, step, payload), "created directly by a user")
+        assert net.state_files(REG) == []  # no step ran: no key, permutation or mask was made
+
+
+def test_a_central_task_at_the_researchers_own_organisation_is_refused(study, tmp_path):
+    """vantage6 encrypts station results for the coordinator's organisation: the researcher must not be in it."""
+    with LocalNetwork("lancelot_linkage", station_paths(study), workdir=tmp_path / "net",
+                      researcher_at="coordinator") as net:
+        out = net.run({"stations": net.orgs, "spec": link_spec(study)})
+        assert "researcher's organisation is the coordinator's organisation" in out["lancelot_error"]
+        assert set(out) == {"lancelot_error"}
+        assert all(t.parent_id is None for t in net.tasks.values())  # no station was asked anything
+
+
+def test_a_station_refuses_a_coordinator_in_the_researchers_organisation(study, tmp_path):
+    """Even if the central function did not check (it does), each station checks the parent task itself."""
+    from lancelot.policy import NodePolicy
+    from lancelot.runtime.guard import TaskFacts, check_station_task
+
+    facts = TaskFacts(task_id=5, job_id=4, organization_id=2, image="img", parent_id=4, init_org=1,
+                      collaboration_encrypted=True, parent_image="img", parent_status="active",
+                      parent_run_orgs=(1,), parent_init_org=1)
+    with pytest.raises(LancelotError, match="researcher belongs to the coordinator's organisation"):
+        check_station_task(facts, REG, {REG: 2, GP: 3}, NodePolicy(), host_opted_in=False)
+    for change, why in [({"parent_image": "other"}, "another image"), ({"parent_parent_id": 2}, "itself a subtask"),
+                        ({"parent_run_orgs": (1, 3)}, "exactly one organisation"),
+                        ({"parent_status": "completed"}, "already ended"),
+                        ({"collaboration_encrypted": False}, "not encrypted"),
+                        ({"organization_id": 3}, "another organisation")]:
+        bad = TaskFacts(**{**facts.__dict__, "parent_init_org": 100, **change})
+        with pytest.raises(LancelotError, match=why):
+            check_station_task(bad, REG, {REG: 2, GP: 3}, NodePolicy(), host_opted_in=False)
+
+
+def test_an_unencrypted_collaboration_is_refused(study, tmp_path):
+    with LocalNetwork("lancelot_linkage", station_paths(study), workdir=tmp_path / "net", encrypted=False) as net:
+        out = net.run({"stations": net.orgs, "spec": link_spec(study)})
+    assert "collaboration is not encrypted" in out["lancelot_error"]
+
+
+def test_the_operator_can_pin_the_coordinator_organisation(study, tmp_path):
+    env = {s: {"LANCELOT_COORDINATOR_ORGANIZATIONS": "77"} for s in (REG, GP)}
+    with LocalNetwork("lancelot_linkage", station_paths(study), workdir=tmp_path / "net", station_env=env) as net:
+        out = net.run({"stations": net.orgs, "spec": link_spec(study)})
+    assert "not on this node's list of coordinator organisations" in out["lancelot_error"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"max_categories": 100000, "analyses": [{"type": "count", "variable": {"station": REG, "column": "diagnosis_date"}}]},
+     "more than max_categories=20"),
+    ({"analyses": [{"type": "crosstab", "variables": [{"station": REG, "column": "surname"},
+                                                      {"station": GP, "column": "copd"}]}]}, "identifier"),
+    ({"analyses": [{"type": "count", "variable": {"station": GP, "column": "patient_nr"}}]}, "identifier"),
+])
+def test_crafted_exploration_specs_cannot_lift_the_node_policy(study, change, message):
+    spec = {"linkage": link_spec(study), **change}
+    with pytest.raises(LancelotError, match=message):
+        run_local("explore", station_paths(study), {"spec": spec})
+
+
+def test_operator_identifiers_and_allow_list_bind_whatever_the_linkage_spec_says(study):
+    spec = {"linkage": link_spec(study), "analyses": [{"type": "count", "variable": {"station": REG, "column": "stage"}}]}
+    env = {REG: {"LANCELOT_IDENTIFIER_COLUMNS": "stage"}}
+    with pytest.raises(LancelotError, match="identifier"):
+        run_local("explore", station_paths(study), {"spec": spec}, station_env=env)
+    env = {REG: {"LANCELOT_POLICY": json.dumps({"analysis_columns": ["age_at_diagnosis"]})}}
+    with pytest.raises(LancelotError, match="analysis_columns"):
+        run_local("explore", station_paths(study), {"spec": spec}, station_env=env)
+
+
+def test_two_field_match_keys_and_frequent_keys_are_refused_or_capped(study):
+    spec = link_spec(study)
+    with pytest.raises(LancelotError, match="combines 2 distinct fields"):
+        run_local("link", station_paths(study), {"spec": {**spec, "keys": [["surname", "birth_date"]]}})
+    loose = run_local("link", station_paths(study), {"spec": {**spec, "max_key_frequency": 1000}})
+    assert loose["protections"]["max_key_frequency"] == 5  # the node's ceiling, not the spec's
+
+
+def test_small_keys_are_refused_by_the_central_function_and_by_the_stations(study):
+    spec = {"linkage": link_spec(study), "analyses": [
+        {"type": "crosstab", "variables": [{"station": REG, "column": "stage"}, {"station": GP, "column": "copd"}]}]}
+    with pytest.raises(LancelotError, match="key_bits must be 2048 or 3072"):
+        run_local("explore", station_paths(study), {"spec": spec, "key_bits": 1024})
+    from lancelot.policy import NodePolicy
+
+    with pytest.raises(LancelotError, match="at least 3072 bits"):
+        NodePolicy(min_key_bits=3072).check_key_bits(2048, REG)
+
+
+def test_a_bad_node_policy_stops_the_station_with_the_setting_named(study):
+    spec = link_spec(study)
+    for env, message in [({"LANCELOT_MIN_CELL_COUNT": "5"}, "'min_cell_count' must be at least 10"),
+                         ({"LANCELOT_MAX_CATEGORIES": "many"}, "'max_categories' has a value of the wrong type"),
+                         ({"LANCELOT_POLICY": '{"min_cell_count": 20}', "LANCELOT_MIN_CELL_COUNT": "30"}, "set twice"),
+                         ({"LANCELOT_POLICY": '{"minimum": 20}'}, "unknown setting 'minimum'")]:
+        with pytest.raises(LancelotError, match=message):
+            run_local("link", station_paths(study), {"spec": spec}, station_env={GP: env})
+
+
+def test_results_state_the_protections_in_force(study):
+    env = {GP: {"LANCELOT_MIN_CELL_COUNT": "15", "LANCELOT_MAX_CATEGORIES": "8"}}
+    out = run_local("link", station_paths(study), {"spec": link_spec(study), "min_cell_count": 12}, station_env=env)
+    p = out["protections"]
+    assert p["min_cell_count"] == 15 and p["max_categories"] == 8 and p["min_key_bits"] == 2048
+    assert out["summary"]["min_cell_count"] == 15
+
+
+def test_an_offline_station_ends_the_job_naming_it_and_leaves_no_state(study, tmp_path):
+    spec = {"linkage": link_spec(study), "analyses": [
+        {"type": "crosstab", "variables": [{"station": REG, "column": "stage"}, {"station": GP, "column": "copd"}]}]}
+    with LocalNetwork("lancelot_exploration", station_paths(study), workdir=tmp_path / "net", offline=(GP,)) as net:
+        out = net.run({"stations": net.orgs, "spec": spec, "subtask_timeout": 10})
+        assert "station 'gp_1'" in out["lancelot_error"] and "step 'multi'" in out["lancelot_error"]
+        assert "no result within 10 s" in out["lancelot_error"]
+        assert net.state_files(REG) == []  # the registry ran round 1, then wiped its state
+        net.set_online(GP)  # the node comes back and runs what was queued for it: refused, nothing kept
+        net.settle()
+        late = [r.result for t in net.tasks.values() for r in t.runs if r.org_id == net.orgs[GP]]
+        assert any("already ended" in (r or {}).get("lancelot_error", "") for r in late)
+        assert net.state_files(GP) == []
+
+
+LOG_LINES = [re.compile(p) for p in (
+    r"^\[lancelot\] round \d+: [A-Za-z:;,() -]+( \d+, [A-Za-z ,]+)? at [a-z0-9_, ]+$",   # iteration numbers only
+    r"^\[lancelot\] station [a-z0-9_]+: (step [a-z_]+ (started|done in [0-9.]+s)|job state wiped)$",
+    r"^\[lancelot\] linkage: [a-z0-9_]+ and [a-z0-9_]+ matched$",
+    r"^\[lancelot\] training: iteration \d+: log-likelihood -?[0-9.]+, largest step [0-9.e+-]+$",
+    r"^\[lancelot\] end of job: station state is wiped at [a-z0-9_, ]+$",
+    r"^info > (Reading (token|data from database|input file \S+)|Writing output to \S+|Dispatching \.\.\.|"
+    r"Module '\w+' imported!|wrapper for \w+|Applying preprocessing for database 'default'|"
+    r"Using '\S+' with label 'default' as database)$",
+)]
+
+
+def run_logs(net: LocalNetwork) -> list[str]:
+    return [line for t in net.tasks.values() for r in t.runs
+            for line in (r.folder / "log.txt").read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("algorithm", ["explore", "train"])
+def test_honest_jobs_leave_no_state_and_log_no_numbers_of_the_data(study, tmp_path, algorithm):
+    spec = train_spec(study) if algorithm == "train" else {"linkage": link_spec(study), "analyses": [
+        {"type": "crosstab", "variables": [{"station": REG, "column": "stage"}, {"station": GP, "column": "copd"}]},
+        {"type": "summary", "variable": {"station": GP, "column": "bmi"}, "by": {"station": REG, "column": "surgery"}}]}
+    with LocalNetwork(PACKAGES[algorithm], station_paths(study), workdir=tmp_path / "net") as net:
+        out = net.run({"stations": net.orgs, "spec": spec})
+        assert "lancelot_error" not in out, out
+        assert net.state_files(REG) == [] and net.state_files(GP) == []
+        # run logs are readable by the researcher who created the task: only names, rounds and durations
+        unexpected = [line for line in run_logs(net) if not any(p.match(line) for p in LOG_LINES)]
+        assert unexpected == []
