@@ -127,6 +127,29 @@ class Study:
         self.progress = progress
         self.timeout = timeout
         self.poll = poll
+        self._checked = False
+
+    def check_setup(self) -> None:
+        """Refuse, before submitting anything, a set-up in which the privacy model does not hold.
+
+        vantage6 encrypts every station result for the coordinator's organisation, so the researcher
+        must not belong to it; an unencrypted collaboration lets the server read every result. The
+        central function and every station check the same again.
+        """
+        if self._checked:
+            return
+        whoami = getattr(self.client, "whoami", None)
+        own_org = getattr(whoami, "organization_id", None)
+        if own_org is not None and own_org == self.coordinator_org:
+            raise LancelotError(
+                f"you belong to organisation {own_org}, the coordinator's organisation: its members can decrypt "
+                "every station result. Ask the network administrator for a researcher organisation of your own "
+                "and run the coordinator at a neutral organisation")
+        collaboration = self.client.collaboration.get(self.collaboration_id)
+        if not (collaboration or {}).get("encrypted"):
+            raise LancelotError(f"collaboration {self.collaboration_id} is not encrypted, so the server could read "
+                                "every station result: the collaboration administrator must enable encryption")
+        self._checked = True
 
     @classmethod
     def login(cls, url: str, port: int, api_path: str, username: str, password: str,
@@ -179,6 +202,7 @@ class Study:
         problems = validate_spec(spec, {"linkage": "link", "exploration": "explore", "training": "train"}[algorithm])
         if problems:
             raise LancelotError("the spec is not valid: " + "; ".join(problems))
+        self.check_setup()
         t0 = time.monotonic()
         task = self.client.task.create(
             collaboration=self.collaboration_id, organizations=[self.coordinator_org],

@@ -19,9 +19,14 @@ COORDINATOR = 5
 class FakeVantage6:
     """Just enough of vantage6.client.Client: one task that finishes with a stored JSON result."""
 
-    def __init__(self, result):
+    def __init__(self, result, own_org=9, encrypted=True):
         self.created, self.result_text, self.polls = [], json.dumps(result), 0
+        self.whoami = type("WhoAmI", (), {"organization_id": own_org})()
         outer = self
+
+        class Collaboration:
+            def get(self, id_):
+                return {"id": id_, "encrypted": encrypted}
 
         class Task:
             def create(self, **kwargs):
@@ -44,6 +49,7 @@ class FakeVantage6:
                 return {"data": [{"log": "line 1\nline 2"}]}
 
         self.task, self.result, self.run = Task(), ResultApi(), Run()
+        self.collaboration = Collaboration()
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +63,8 @@ def train_result(study):
     return spec, run_local("train", station_paths(study), {"spec": spec})
 
 
-def make(result, **kw):
-    fake = FakeVantage6(result)
+def make(result, own_org=9, encrypted=True, **kw):
+    fake = FakeVantage6(result, own_org, encrypted)
     return fake, Study(fake, collaboration_id=1, stations=STATIONS, coordinator_org=COORDINATOR, poll=0.0,
                        progress=True, **kw)
 
@@ -108,3 +114,13 @@ def test_a_refusal_becomes_an_error_and_a_bad_spec_is_not_submitted(train_result
 def test_the_coordinator_must_be_neutral():
     with pytest.raises(LancelotError, match="neutral"):
         Study(FakeVantage6({}), collaboration_id=1, stations=STATIONS, coordinator_org=3)
+
+
+@pytest.mark.parametrize("own_org, encrypted, message", [(COORDINATOR, True, "coordinator's organisation"),
+                                                         (9, False, "not encrypted")])
+def test_unsafe_set_ups_are_refused_before_submitting(train_result, own_org, encrypted, message):
+    spec, raw = train_result
+    fake, study = make(raw, own_org=own_org, encrypted=encrypted)
+    with pytest.raises(LancelotError, match=message):
+        study.train(spec)
+    assert fake.created == []
