@@ -5,6 +5,8 @@
     scripts/devnet.sh status   what is running, node status, where the connection file is
     scripts/devnet.sh down     stop and remove what `up` created (--purge: the image cache too)
     scripts/devnet.sh logs     docker compose logs of the server and nodes
+    scripts/devnet.sh node stop|start NAME    take a node offline and back (tests of an offline station)
+    scripts/devnet.sh job-state               the files lancelot keeps in the nodes' per-job volumes (JSON)
 
 Everything lives in a scratch folder (default ./.v6dev, gitignored): the Docker engine's data when
 `up` starts its own dockerd, the server database, node configurations, the organisations' private
@@ -59,9 +61,11 @@ ALGORITHMS = ["linkage", "exploration", "training"]
 
 STATIONS = ["registry", "gp_1", "gp_2"]  # data stations; compose services have the same names
 COORDINATOR = "coordinator"  # neutral organisation, no study data; central tasks run here
-ORGANISATIONS = STATIONS + [COORDINATOR]
+ORGANISATIONS = STATIONS + [COORDINATOR]  # organisations with a node
+RESEARCH = "research"  # the researcher's own organisation: no node, not the coordinator's (station guard)
 COLLABORATION = "lancelot-dev"
 RESEARCHER = "researcher"
+INSIDER = "insider"  # a user of the coordinator's organisation: only for the attack tests, which it must fail
 DEFAULT_STATION_ENV = {"LANCELOT_ALLOW_EVALUATE": "1"}  # the evaluation opt-in, dev network only
 DEFAULT_ALLOWED = r"^localhost/lancelot-[a-z0-9_-]+(:[A-Za-z0-9_.-]+)?$"
 
@@ -435,7 +439,7 @@ def make_keys() -> dict[str, str]:
     KEYS_DIR.mkdir(parents=True, exist_ok=True)
     os.chmod(KEYS_DIR, 0o700)
     public = {}
-    for name in ORGANISATIONS:
+    for name in ORGANISATIONS + [RESEARCH]:
         key_file = KEYS_DIR / f"{name}.pem"
         key_file.unlink(missing_ok=True)
         RSACryptor.create_new_rsa_key(key_file)
@@ -455,7 +459,7 @@ def create_entities(port: int, encrypted: bool, station_env: dict, allowed: list
     write_private(ADMIN_FILE, json.dumps({"username": "root", "password": root_password}, indent=2))
 
     orgs = {}
-    for name in ORGANISATIONS:
+    for name in ORGANISATIONS + [RESEARCH]:
         org = admin.organization.create(name=name, address1="-", address2="-", zipcode="-", country="NL",
                                         domain=f"{name.replace('_', '-')}.lancelot.test",
                                         public_key=public_keys.get(name))
@@ -478,12 +482,14 @@ def create_entities(port: int, encrypted: bool, station_env: dict, allowed: list
                       node_yaml(node["api_key"], encrypted, station_env.get(name, {}), allowed))
 
     roles = [r["id"] for r in admin.role.list(name="Researcher")["data"]]
-    password = random_password()
-    user = admin.user.create(username=RESEARCHER, password=password, organization=orgs[COORDINATOR], roles=roles,
-                             email="researcher@coordinator.lancelot.test", firstname="Dev", lastname="Researcher")
-    if not isinstance(user, dict) or "id" not in user:
-        raise DevnetError(f"could not create the researcher: {user}")
-    return {"orgs": orgs, "collaboration": collab["id"], "nodes": nodes, "password": password}
+    passwords = {}
+    for username, org in ((RESEARCHER, RESEARCH), (INSIDER, COORDINATOR)):
+        passwords[username] = random_password()
+        user = admin.user.create(username=username, password=passwords[username], organization=orgs[org], roles=roles,
+                                 email=f"{username}@{org}.lancelot.test", firstname="Dev", lastname=username.title())
+        if not isinstance(user, dict) or "id" not in user:
+            raise DevnetError(f"could not create the user {username}: {user}")
+    return {"orgs": orgs, "collaboration": collab["id"], "nodes": nodes, "passwords": passwords}
 
 
 def node_status(port: int, collaboration: int) -> dict[str, str]:
@@ -593,8 +599,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         "what": "lancelot development network (scripts/devnet.sh); read by tests/network",
         "vantage6_version": V6_VERSION,
         "server": {"url": "http://127.0.0.1", "port": args.port, "api_path": "/api"},
-        "researcher": {"username": RESEARCHER, "password": entities["password"], "organization": COORDINATOR,
-                       "private_key": str(KEYS_DIR / f"{COORDINATOR}.pem") if not args.no_encryption else None},
+        "researcher": {"username": RESEARCHER, "password": entities["passwords"][RESEARCHER], "organization": RESEARCH,
+                       "private_key": str(KEYS_DIR / f"{RESEARCH}.pem") if not args.no_encryption else None},
+        # a user of the coordinator's organisation, for the attack tests only (the station guard refuses it)
+        "insider": {"username": INSIDER, "password": entities["passwords"][INSIDER], "organization": COORDINATOR,
+                    "private_key": str(KEYS_DIR / f"{COORDINATOR}.pem") if not args.no_encryption else None},
         "organizations": entities["orgs"],
         "stations": {s: entities["orgs"][s] for s in STATIONS},
         "coordinator_org": entities["orgs"][COORDINATOR],
@@ -705,6 +714,39 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_node(args: argparse.Namespace) -> int:
+    """Stop or start one node (the tests take a station offline in the middle of a job)."""
+    state = load_json(STATE_FILE)
+    if not state:
+        print("devnet: not up")
+        return 1
+    if args.name not in ORGANISATIONS:
+        raise DevnetError(f"unknown node {args.name!r} (one of {', '.join(ORGANISATIONS)})")
+    compose(state, args.action, args.name)
+    say(f"node {args.name}: {args.action}")
+    return 0
+
+
+def cmd_job_state(args: argparse.Namespace) -> int:
+    """Print, as JSON, every file lancelot keeps in the nodes' per-job volumes: {node: {volume: [files]}}."""
+    state = load_json(STATE_FILE)
+    if not state:
+        print("devnet: not up")
+        return 1
+    engine = Engine(state.get("external_docker_host"))
+    out: dict[str, dict[str, list[str]]] = {}
+    for org in ORGANISATIONS:
+        prefix = f"vantage6-lancelot-{org}-user-"
+        vols = engine.docker("volume", "ls", "-q", "--filter", f"name={prefix}", check=False).stdout.split()
+        for vol in (v for v in vols if v.startswith(prefix) and v.endswith("-tmpvol")):
+            listing = engine.docker("run", "--rm", "--network", "none", "-v", f"{vol}:/mnt/tmp:ro", "--entrypoint",
+                                    "find", BASE_IMAGE, "/mnt/tmp", "-path", "*lancelot-state*", "-type", "f",
+                                    check=False).stdout.split()
+            out.setdefault(org, {})[vol] = sorted(listing)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/devnet.sh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -734,9 +776,15 @@ def main(argv: list[str] | None = None) -> int:
     logs = sub.add_parser("logs", help="compose logs")
     logs.add_argument("services", nargs="*")
     logs.add_argument("--tail", type=int, default=100)
+    node = sub.add_parser("node", help="stop or start one node (a station going offline)")
+    node.add_argument("action", choices=["stop", "start"])
+    node.add_argument("name")
+    sub.add_parser("job-state", help="list the files lancelot keeps in the nodes' per-job volumes (JSON)")
     args = parser.parse_args(argv)
+    commands = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "node": cmd_node,
+                "job-state": cmd_job_state}
     try:
-        return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs}[args.command](args)
+        return commands[args.command](args)
     except DevnetError as exc:
         say(f"error: {exc}")
         if args.command == "up":

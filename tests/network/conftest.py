@@ -63,7 +63,10 @@ class CentralRun:
 
 
 class Devnet:
-    def __init__(self, connection: dict):
+    """The network as one user sees it: ``researcher`` (an organisation of its own), or ``insider`` (a
+    user of the coordinator's organisation, which the attack tests use and lancelot must refuse)."""
+
+    def __init__(self, connection: dict, user: str = "researcher"):
         from vantage6.client import Client
 
         self.connection = connection
@@ -77,10 +80,11 @@ class Devnet:
         self.station_env: dict[str, dict[str, str]] = connection.get("station_env", {})
         server = connection["server"]
         self.client = Client(server["url"], server["port"], server["api_path"], log_level="warn")
-        researcher = connection["researcher"]
+        researcher = connection[user]
+        self.user = user
         self.client.authenticate(researcher["username"], researcher["password"])
         # end-to-end encryption: input is encrypted for each organisation's public key, results
-        # for the researcher's organisation (the coordinator), decrypted with its private key here
+        # of a task for the organisation that created it (the user's), decrypted with its private key here
         self.client.setup_encryption(researcher.get("private_key"))
 
     def read_csv(self, station: str):
@@ -161,6 +165,12 @@ def devnet() -> Devnet:
             pytest.fail(reason)
         pytest.skip(reason)
     return Devnet(connection)
+
+
+@pytest.fixture(scope="session")
+def insider(devnet) -> Devnet:
+    """A user of the coordinator's organisation (the attack tests: every station result would be readable)."""
+    return Devnet(devnet.connection, user="insider")
 
 
 @pytest.fixture(scope="session")

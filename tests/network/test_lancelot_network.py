@@ -23,7 +23,8 @@ def truth(devnet) -> pd.DataFrame:
 
 
 def subtask_results(devnet, task_id: int) -> list:
-    """Every result a station's container returned during the job (the researcher can read them)."""
+    """Every result a station's container returned during the job (encrypted for the coordinator's
+    organisation: ``devnet`` must be a user of that organisation, as the ``insider`` fixture is)."""
     tasks = devnet.client.task.list(parent=task_id, per_page=200)["data"]
     out = []
     for task in tasks:
@@ -59,11 +60,12 @@ def test_linkage_on_the_real_network(devnet):
         assert 2 * precision * recall / (precision + recall) >= 0.97, (station, precision, recall)
 
 
-def test_no_station_returns_anything_identifying(devnet):
+def test_no_station_returns_anything_identifying(devnet, insider):
+    """What the coordinator's organisation reads (every station result): nothing identifying."""
     run = devnet.submit_central(devnet.images["linkage"], {"stations": devnet.stations, "spec": link_spec(devnet)})
     assert run.status == "completed", run.log
     assert "links" not in run.result
-    results = subtask_results(devnet, run.task_id)
+    results = subtask_results(insider, run.task_id)
     assert len(results) == 2 * len(devnet.stations)  # two rounds, one subtask per station
     short, blobs = [], 0
     for text in walk_strings([results, run.result]):
