@@ -1,12 +1,89 @@
-"""Disclosure control: the checks every released number must pass.
+"""Disclosure control: the rules every number released to the researcher passes.
 
-The minimum cell count in force for a job is the strictest of the researcher's request (default
-10) and every station's node policy (:class:`lancelot.policy.Protections`).
+The thresholds in force for a job are the strictest of the researcher's request and every
+station's node policy (:class:`lancelot.policy.Protections`): the minimum cell count k and the
+rounding base. The rules here are shared by all three algorithms; exploration's joint cell
+suppression over every table of a job lives in :mod:`lancelot.explore.ledger`. The reference
+points (ACRO, OpenSAFELY, statistical agencies) are in docs/leakage/disclosure.md.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+# Survival curves and baselines are released on a fixed grid unless the researcher asks for other
+# times: 3, 6, 12, 24, 36 and 60 months in days. Never a data-derived time such as the last one.
+SURVIVAL_GRID_DAYS = (91.0, 182.0, 365.0, 730.0, 1095.0, 1826.0)
+# Means, standard deviations and other magnitudes of record values are released to this many
+# significant digits: enough for any table in a paper, too few to difference two runs whose
+# cohorts differ by one record (docs/leakage/disclosure.md measures it).
+SIGNIFICANT_DIGITS = 4
+# ACRO's rule for regressions: at least this many residual degrees of freedom.
+MIN_RESIDUAL_DOF = 10
 
 
 def suppress(count: int | float, k: int) -> int | float | None:
     """A count below k (but above zero) is withheld; zero is released (it says nothing about anyone)."""
     return count if count == 0 or count >= k else None
+
+
+def round_count(value: float, base: int) -> int:
+    """A released count, rounded to the nearest multiple of ``base`` (1: exact)."""
+    value = float(value)
+    return int(round(value)) if base <= 1 else int(base * math.floor(value / base + 0.5))
+
+
+def release_count(value: float, k: int, base: int) -> int | None:
+    """Withheld (None) when 0 < value < k, else rounded to ``base``."""
+    return None if 0 < round(value) < k else round_count(value, base)
+
+
+def round_magnitude(value: float | None, digits: int = SIGNIFICANT_DIGITS) -> float | None:
+    """A mean, SD or other magnitude to ``digits`` significant digits (None and non-finite pass through)."""
+    if value is None or not math.isfinite(value) or value == 0:
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def quantile_allowed(q: float, n: float, k: int) -> bool:
+    """A quantile is released only if at least k records lie on either side of it: k/n <= q <= 1 - k/n."""
+    return n > 0 and k / n <= q <= 1 - k / n
+
+
+def spaced_times(requested: Sequence[float], events_up_to: Callable[[float], float],
+                 at_risk: Callable[[float], float], k: int) -> tuple[list[float], list[dict]]:
+    """The requested survival times that may be released, and why the others are withheld.
+
+    A time is kept when at least k events happened since the previous kept time (or since the
+    start) and at least k records are still at risk: two released points then always differ by at
+    least k events, so differencing adjacent times cannot isolate fewer than k patients.
+    ``events_up_to(t)``: events at times <= t; ``at_risk(t)``: records with time >= t.
+    """
+    kept: list[float] = []
+    withheld: list[dict] = []
+    previous = 0.0
+    for t in sorted(float(x) for x in set(requested)):
+        since = events_up_to(t) - previous
+        if at_risk(t) < k:
+            withheld.append({"time": t, "reason": f"fewer than {k} at risk"})
+        elif since < k:
+            withheld.append({"time": t, "reason": f"fewer than {k} events since the previous released time"})
+        else:
+            kept.append(t)
+            previous = events_up_to(t)
+    return kept, withheld
+
+
+def step_counts(times: np.ndarray, counts: np.ndarray) -> Callable[[float], float]:
+    """``f(t)`` = the sum of ``counts`` at ``times`` <= t (for :func:`spaced_times`)."""
+    order = np.argsort(times)
+    t_sorted, cum = np.asarray(times, float)[order], np.cumsum(np.asarray(counts, float)[order])
+
+    def f(t: float) -> float:
+        i = int(np.searchsorted(t_sorted, t, side="right"))
+        return float(cum[i - 1]) if i else 0.0
+
+    return f

@@ -40,7 +40,7 @@ class NodePolicy:
     """One node's limits. Defaults are what a node gets when its operator sets nothing."""
 
     min_cell_count: int = DEFAULT_MIN_CELL_COUNT        # smallest count released (never below 10)
-    rounding_base: int = 1                              # released counts rounded to a multiple of this
+    rounding_base: int = 5                              # released counts rounded to a multiple of this
     max_categories: int = 20                            # ceiling on the levels of a categorical variable
     analysis_columns: tuple[str, ...] | None = None     # allow-list of analysable columns (None: all but ids)
     identifier_columns: tuple[str, ...] = ()            # never analysable, whatever the spec says
