@@ -434,6 +434,7 @@ def user_client(port: int):
 
 def make_keys() -> dict[str, str]:
     """One RSA key pair per organisation (vantage6's own format); private keys stay under KEYS_DIR."""
+    from vantage6.common import bytes_to_base64s
     from vantage6.common.encryption import RSACryptor
 
     KEYS_DIR.mkdir(parents=True, exist_ok=True)
@@ -442,9 +443,11 @@ def make_keys() -> dict[str, str]:
     for name in ORGANISATIONS + [RESEARCH]:
         key_file = KEYS_DIR / f"{name}.pem"
         key_file.unlink(missing_ok=True)
-        RSACryptor.create_new_rsa_key(key_file)
+        private = RSACryptor.create_new_rsa_key(key_file)
         os.chmod(key_file, 0o600)
-        public[name] = RSACryptor(key_file).public_key_str
+        # not RSACryptor(key_file).public_key_str: RSACryptor is a singleton, so every organisation would get
+        # the first key (nodes replace theirs at start; an organisation without a node keeps the wrong one)
+        public[name] = bytes_to_base64s(RSACryptor.create_public_key_bytes(private))
     return public
 
 
