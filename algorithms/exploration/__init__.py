@@ -14,10 +14,11 @@ from lancelot.v6.adapter import make_central, make_partial
 
 
 def run(coordinator: Coordinator, spec: dict, min_cell_count: int | None = None, evaluate: bool = False,
-        key_bits: int = 2048) -> dict:
+        key_bits: int = 2048, rounding_base: int | None = None) -> dict:
     if not isinstance(evaluate, bool):
         raise InputError("'evaluate' must be true or false")
-    return explore(coordinator, spec, min_cell_count=min_cell_count, evaluate=evaluate, key_bits=key_bits)
+    return explore(coordinator, spec, min_cell_count=min_cell_count, evaluate=evaluate, key_bits=key_bits,
+                   rounding_base=rounding_base)
 
 
 central = make_central(run)

@@ -121,6 +121,7 @@ def build_columns(spec: ExploreSpec, station: str, df: pd.DataFrame, policy: Nod
     check_columns(policy, station, df, [v.column for a in spec.analyses for v in a.all_vars() if v.station == station],
                   spec.linkage)
     max_categories = policy.max_categories_for(spec.max_categories)
+    edges = histogram_edges(spec)
     cols = StationColumns()
     cols.add(CONST, _indicator(np.ones(len(df), bool)))
     cat_cache: dict[str, tuple[list[str], np.ndarray]] = {}
@@ -144,12 +145,25 @@ def build_columns(spec: ExploreSpec, station: str, df: pd.DataFrame, policy: Nod
         here = [v for v in a.all_vars() if v.station == station]
         if not here:
             continue
-        _analysis_columns(cols, a, here, station, df, cat, num)
+        _analysis_columns(cols, a, here, station, df, cat, num, edges)
     return cols
 
 
+def histogram_edges(spec: ExploreSpec) -> dict[Var, np.ndarray]:
+    """Per variable, the union of the edges of every histogram of it in the job.
+
+    Every histogram is released as unions of the atoms between these edges, so that bins with
+    shifted edges are counted over one partition and suppressed together (lancelot.explore.ledger).
+    """
+    out: dict[Var, set[float]] = {}
+    for a in spec.analyses:
+        if a.type == "histogram":
+            out.setdefault(a.variables[0], set()).update(a.edges)
+    return {v: np.array(sorted(e)) for v, e in out.items()}
+
+
 def _analysis_columns(cols: StationColumns, a: Analysis, here: list[Var], station: str, df: pd.DataFrame,
-                      cat, num) -> None:
+                      cat, num, edges: dict[Var, np.ndarray]) -> None:
     tag = f"a{a.index}"
     if a.type in ("count", "crosstab"):
         for v in here:
@@ -179,7 +193,7 @@ def _analysis_columns(cols: StationColumns, a: Analysis, here: list[Var], statio
     elif a.type == "histogram":
         (v,) = a.variables
         x = numeric_of(station, _column(station, df, v.column))
-        _histogram_columns(cols, f"{tag}|bin", x, np.asarray(a.edges))
+        _histogram_columns(cols, f"h|{v.column}", x, edges[v])
     elif a.type == "correlation":
         xs = {v.column: num(v) for v in here}
         names = list(xs)

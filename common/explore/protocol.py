@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..crypto import PrivateKey, PublicKey
+from ..disclosure import round_count
 from ..linkage.protocol import LinkageRun, station_rows
 from ..policy import Protections
 from ..runtime.coordinator import Coordinator, StepCall
@@ -23,7 +24,7 @@ from ..runtime.station import StationContext
 from . import product
 from .columns import CONST, FRAC_BITS, build_columns
 from .spec import ExploreSpec, Var, parse_explore_spec
-from .stats import ANALYSES, CohortSums, needed_sums
+from .stats import CohortSums, needed_sums, release
 
 STATE_KEY = "explore_paillier_key"
 DEFAULT_KEY_BITS = 2048
@@ -190,14 +191,14 @@ def product_frac(col: str, scaled: set[str]) -> int:
 
 
 def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None = None,
-            evaluate: bool = False, key_bits: int = DEFAULT_KEY_BITS) -> dict:
+            evaluate: bool = False, key_bits: int = DEFAULT_KEY_BITS, rounding_base: int | None = None) -> dict:
     stations = coordinator.stations
     spec = parse_explore_spec(spec_raw, stations)
     if isinstance(key_bits, bool) or key_bits not in (2048, 3072):
         raise InputError("key_bits must be 2048 or 3072 (a node policy may require more)")
     payload = {"spec": spec_raw, "stations": stations}
     if len(stations) == 1:
-        return _explore_one_station(coordinator, spec, payload, min_cell_count, evaluate)
+        return _explore_one_station(coordinator, spec, payload, min_cell_count, evaluate, rounding_base)
     run = LinkageRun.for_run(coordinator, spec.linkage, evaluate, "exploration")
     hub, others = run.spec.hub, run.spec.others
     pairs = _pairs(spec, hub, others)
@@ -210,7 +211,7 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
         link_first = {s: first[s]["results"][1] for s in stations}
         meta = {s: describe[s]["meta"] for s in stations}
         n_rows = {s: describe[s]["n"] for s in stations}
-        protections = Protections.combine({s: describe[s]["policy"] for s in stations}, min_cell_count)
+        protections = Protections.combine({s: describe[s]["policy"] for s in stations}, min_cell_count, rounding_base)
         k = protections.min_cell_count
         key_bits = max(key_bits, protections.min_key_bits)  # the strictest node's minimum key size
         plan = _plan(spec, meta, n_rows, pairs, partner, k, key_bits)
@@ -300,7 +301,7 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
                 na, nb = len(ch.a_columns), len(ch.b_columns)
                 sums.triples[ch.index] = np.array([[[slots[c][a * nb + b] for c in range(len(ch.c_columns))]
                                                     for b in range(nb)] for a in range(na)], dtype=float)
-    result = _release(spec, sums, k, linked=len(cohort[hub]))
+    result = _release(spec, sums, protections, linked=len(cohort[hub]))
     result["linkage"] = linkage.summary(min_cell_count)
     result["protections"] = protections.as_dict()
     if evaluate:
@@ -349,7 +350,7 @@ class _Plan:
 def _plan(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple[str, str]], partner: dict[str, str],
           k: int, key_bits: int) -> _Plan:
     """Which sums to compute where: one totals job per station, one cross job per station pair."""
-    recorder = needed_sums(spec.analyses, meta, k)
+    recorder = needed_sums(spec, meta, k)
     cross_needs: dict[tuple[str, str], set[tuple[str, str]]] = {p: set() for p in pairs}
     for s1, c1, s2, c2 in recorder.cross_requests:
         if (s1, s2) in cross_needs:
@@ -438,7 +439,7 @@ def _assemble(plan: _Plan, masks: dict, decrypted: dict, pubs: dict, meta: dict)
 
 
 def _explore_one_station(coordinator: Coordinator, spec: ExploreSpec, payload: dict, min_cell_count: int | None,
-                         evaluate: bool) -> dict:
+                         evaluate: bool, rounding_base: int | None) -> dict:
     if evaluate:
         raise PrivacyError("--evaluate returns links; with one station there is nothing to link")
     with coordinator.cost.phase("exploration"):
@@ -449,22 +450,25 @@ def _explore_one_station(coordinator: Coordinator, spec: ExploreSpec, payload: d
     scaled = set(meta["scaled"])
     sums = CohortSums(totals={s: {c: _descale(v, product_frac(c, scaled)) for c, v in res[s]["totals"].items()}},
                       meta={s: meta})
-    protections = Protections.combine({s: res[s]["policy"]}, min_cell_count)
-    result = _release(spec, sums, protections.min_cell_count, linked=None)
+    protections = Protections.combine({s: res[s]["policy"]}, min_cell_count, rounding_base)
+    result = _release(spec, sums, protections, linked=None)
     result["protections"] = protections.as_dict()
     return result
 
 
-def _release(spec: ExploreSpec, sums: CohortSums, k: int, linked: int | None) -> dict:
-    results = []
-    for a in spec.analyses:
-        entry = {"name": a.name, "type": a.type, "variables": [v.key() for v in a.all_vars()]}
-        entry.update(ANALYSES[a.type](a, sums, k))
-        results.append(entry)
-    return {"analyses": results, "cohort": {"records": int(round(sums.n)) if sums.n >= k else None,
-                                            "definition": "all records of the one station" if linked is None else
-                                            "hub records linked to every station of the linkage spec"},
-            "disclosure_control": {"min_cell_count": k,
-                                   "rule": f"counts 0 < c < {k} are withheld (primary); a second cell is withheld "
-                                           "where a withheld one could be recomputed from margins (secondary); "
-                                           f"statistics over fewer than {k} records are refused"}}
+def _release(spec: ExploreSpec, sums: CohortSums, protections: Protections, linked: int | None) -> dict:
+    k, base = protections.min_cell_count, protections.rounding_base
+    analyses, report = release(spec, sums, k, base)
+    n = round_count(sums.n, base) if sums.n >= k else None
+    return {"analyses": analyses,
+            "cohort": {"records": n, "definition": "all records of the one station" if linked is None else
+                       "hub records linked to every station of the linkage spec"},
+            "disclosure_control": {
+                "min_cell_count": k, "rounding_base": base, **report,
+                "rule": (f"one joint suppression for every count of the job: counts 0 < c < {k}, and zeros that concern "
+                         "two or more variables, are withheld (primary); further counts are withheld until no "
+                         "combination of released counts pins a withheld one to an interval narrower than "
+                         f"{k} (secondary, checked by linear programming); categories with fewer than {k} linked "
+                         f"patients are merged into <other>; released counts are rounded to a multiple of {base}; "
+                         "means, SDs and correlations to 4 significant digits"),
+                "details": "docs/leakage/disclosure.md"}}

@@ -2,20 +2,42 @@
 
 Every number comes from ``CohortSums``: sums over the linked cohort of one station's column, or
 of the product of two stations' columns. Nothing here sees a record.
+
+Disclosure control is decided for the whole job at once (:func:`release`): every analysis first
+registers its counts in one :class:`~lancelot.explore.ledger.Ledger` (over the job's dimensions:
+each categorical variable's levels, each numeric variable's histogram atoms or present/missing,
+each survival status), the ledger suppresses jointly, and only then is each analysis written out.
+Categories with fewer than k linked patients are merged into ``<other>`` (their labels never
+appear), histogram bins into neighbours until each holds k, quantiles are released only with k
+records on either side, survival curves only at times k events apart, and means and SDs to four
+significant digits. Rules and reference points: docs/leakage/disclosure.md.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..disclosure import (
+    SURVIVAL_GRID_DAYS,
+    quantile_allowed,
+    round_count,
+    round_magnitude,
+    spaced_times,
+    step_counts,
+)
 from ..runtime.errors import InputError
-from .columns import CONST, MISSING
+from .columns import CONST, MISSING, histogram_edges
 from .km import curve_at, km_curve, logrank
-from .spec import Analysis, Var
-from .suppression import suppress_table, suppress_vector
+from .ledger import Ledger
+from .spec import Analysis, ExploreSpec, Var
+
+OTHER = "<other>"          # the merged level of every category with fewer than k linked patients
+PRESENT = "<present>"      # a numeric variable's only level besides missing, when it has no histogram
+STATUS = ("event", "censored", "unusable")
 
 
 @dataclass
@@ -83,89 +105,120 @@ class NeedsRecorder(CohortSums):
         return 100.0
 
 
-def needed_sums(spec_analyses, meta: dict[str, dict], k: int) -> NeedsRecorder:
+def needed_sums(spec: ExploreSpec, meta: dict[str, dict], k: int) -> NeedsRecorder:
     recorder = NeedsRecorder(meta)
-    for a in spec_analyses:
-        try:
-            ANALYSES[a.type](a, recorder, k)
-        except InputError:
-            raise
-        except Exception:  # noqa: BLE001 - placeholder values may upset a later computation; requests are recorded
-            pass
+    release(spec, recorder, k, base=1, dry_run=True)
     return recorder
 
 
-def _count(value: float) -> int:
-    return int(round(value))
+# -------------------------------------------------------------------------------------------------
+# the job's dimensions
+# -------------------------------------------------------------------------------------------------
+CATEGORICAL_ROLES = {"count": "variables", "crosstab": "variables"}
 
 
-def _signed(sums, station_a, col_a, station_b=None, col_b=None) -> float:
-    """sum(x) from the +/- parts (optionally times another station's column)."""
-    if station_b is None:
-        return sums.total(station_a, f"{col_a}|+") - sums.total(station_a, f"{col_a}|-")
-    return sums.cross(station_a, f"{col_a}|+", station_b, col_b) - sums.cross(station_a, f"{col_a}|-", station_b, col_b)
+def _categorical_vars(spec: ExploreSpec) -> set[Var]:
+    out: set[Var] = set()
+    for a in spec.analyses:
+        if a.type in CATEGORICAL_ROLES:
+            out.update(a.variables)
+        if a.by is not None:
+            out.add(a.by)
+    return out
 
 
-def _moments(n: float, s1: float, s2: float) -> dict:
-    mean = s1 / n if n else float("nan")
-    var = (s2 - s1 * s1 / n) / (n - 1) if n > 1 else float("nan")
-    var = max(var, 0.0) if not np.isnan(var) else var
-    return {"n": _count(n), "mean": mean, "variance": var, "sd": float(np.sqrt(var)) if not np.isnan(var) else var}
+@dataclass
+class Level:
+    label: str
+    raw: list[str]          # the station's own labels counted in this level
 
 
-def _table_records(names: list[str], rows: list[str], cols: list[str], counts: np.ndarray, k: int) -> dict:
-    hidden, reasons = suppress_table(counts, k)
-    records = []
-    for i, r in enumerate(rows):
-        for j, c in enumerate(cols):
-            records.append({names[0]: r, names[1]: c, "count": None if hidden[i, j] else _count(counts[i, j])})
-    row_totals = [{names[0]: r, "count": None if hidden[i, -1] else _count(counts[i].sum())} for i, r in enumerate(rows)]
-    col_totals = [{names[1]: c, "count": None if hidden[-1, j] else _count(counts[:, j].sum())} for j, c in enumerate(cols)]
-    for reason in reasons:
-        i, j = reason["cell"]
-        reason["cell"] = {names[0]: rows[i] if i < len(rows) else "(total)",
-                          names[1]: cols[j] if j < len(cols) else "(total)"}
-    return {"table": records, "row_totals": row_totals, "column_totals": col_totals,
-            "total": None if hidden[-1, -1] else _count(counts.sum()), "suppressed": reasons}
+class Job:
+    """One release: the sums, the thresholds, the job's dimensions and its ledger."""
+
+    def __init__(self, spec: ExploreSpec, sums: CohortSums, k: int, base: int, dry_run: bool):
+        self.spec, self.sums, self.k, self.base, self.dry_run = spec, sums, k, base, dry_run
+        self.ledger = Ledger(k, base, strict=not dry_run)
+        self.levels: dict[Var, list[Level]] = {}
+        self.atoms: dict[Var, list[tuple[int, int]]] = {}   # numeric var -> merged atoms as [first, last] atom index
+        self.atom_edges: dict[Var, np.ndarray] = histogram_edges(spec)
+        self.n = sums.n
+        categorical = _categorical_vars(spec)
+        for v in sorted(categorical, key=lambda x: x.key()):
+            if v in self.atom_edges:
+                raise InputError(f"'{v.column}' is used both as a category and in a histogram in one job: "
+                                 "use one or the other", station=v.station, column=v.column)
+            self._categorical_dim(v)
+        for v, edges in sorted(self.atom_edges.items(), key=lambda kv: kv[0].key()):
+            self._histogram_dim(v, edges)
+        self.cohort = self.ledger.add(self.n, {}, "cohort")
+
+    # categorical variables: levels with at least k linked patients; the rest merged into <other>
+    def _categorical_dim(self, v: Var) -> None:
+        raw = [lab for lab in self.sums.categories(v) if lab != MISSING]
+        counts = {lab: self.sums.total(v.station, f"c|{v.column}|{lab}") for lab in raw}
+        levels = [Level(lab, [lab]) for lab in raw if counts[lab] >= self.k]
+        small = [lab for lab in raw if 0 < counts[lab] < self.k]
+        if small:
+            levels.append(Level(OTHER, small))
+        if self.sums.total(v.station, f"c|{v.column}|{MISSING}") > 0 or self.dry_run:
+            levels.append(Level(MISSING, [MISSING]))  # a level nobody in the cohort has is no level at all
+        self.levels[v] = levels
+        self.ledger.dim(v.key(), [lv.label for lv in levels])
+
+    # numeric variables with histograms: atoms between the union of edges, merged until each holds k
+    def _histogram_dim(self, v: Var, edges: np.ndarray) -> None:
+        counts = [self.sums.total(v.station, f"h|{v.column}|{i}") for i in range(len(edges) + 1)]
+        groups, start, acc = [], 0, 0.0
+        for i, c in enumerate(counts):
+            acc += c
+            if acc >= self.k:
+                groups.append((start, i))
+                start, acc = i + 1, 0.0
+        if start < len(counts):
+            if groups:
+                groups[-1] = (groups[-1][0], len(counts) - 1)  # a small remainder joins the last group
+            else:
+                groups.append((0, len(counts) - 1))
+        self.atoms[v] = groups
+        self.ledger.dim(v.key(), [self._atom_label(v, g) for g in groups] + [MISSING])
+
+    def _atom_label(self, v: Var, group: tuple[int, int]) -> str:
+        edges = self.atom_edges[v]
+        lo = "-inf" if group[0] == 0 else f"{edges[group[0] - 1]:g}"
+        hi = "inf" if group[1] == len(edges) else f"{edges[group[1]]:g}"
+        return f"[{lo}, {hi})"
+
+    def numeric_dim(self, v: Var) -> str:
+        """A numeric variable's dimension: its histogram atoms, else present/missing."""
+        if v in self.levels:
+            return v.key()
+        if v not in self.atoms:
+            self.ledger.dim(v.key(), [PRESENT, MISSING])
+        return v.key()
+
+    def present(self, v: Var) -> list[str]:
+        return [lab for lab in self.ledger.dims[self.numeric_dim(v)] if lab != MISSING]
+
+    def status_dim(self, a: Analysis) -> str:
+        return self.ledger.dim(f"{a.time.key()}~{a.event.column}:status", STATUS)
+
+    # counting over merged levels
+    def joint(self, a: Analysis, vs: list[Var], levels: dict[Var, Level]) -> float:
+        """The cohort count of a combination of (merged) levels of categorical variables."""
+        total = 0.0
+        for combo in _product([levels[v].raw for v in vs]):
+            total += _joint_count(a, vs, dict(zip(vs, combo)), self.sums)
+        return total
 
 
-def count(a: Analysis, sums: CohortSums, k: int) -> dict:
-    (v,) = a.variables
-    labels = sums.categories(v)
-    counts = np.array([sums.total(v.station, f"c|{v.column}|{label}") for label in labels])
-    hidden, reasons = suppress_vector(counts, k)
-    table = [{v.column: label, "count": None if hidden[i] else _count(c)} for i, (label, c) in enumerate(zip(labels, counts))]
-    for r in reasons:
-        r["cell"] = labels[r["cell"]] if r["cell"] < len(labels) else "(total)"
-    return {"table": table, "total": None if hidden[-1] else _count(counts.sum()), "suppressed": reasons}
-
-
-def crosstab(a: Analysis, sums: CohortSums, k: int) -> dict:
-    vs = list(a.variables)
-    if len(vs) == 2:
-        return _crosstab2(a, vs, sums, k)
-    # three variables: one two-way table (first x second) per category of the third, each with its own
-    # suppression
-    layer_var = vs[2]
-    layers = []
-    for layer in sums.categories(layer_var):
-        rows, cols, counts = _crosstab_cells(a, vs, sums, fixed={layer_var: layer})
-        entry = _table_records([vs[0].column, vs[1].column], rows, cols, counts, k)
-        entry[layer_var.column] = layer
-        layers.append(entry)
-    return {"layers": layers, "layer_variable": layer_var.column}
-
-
-def _crosstab_cells(a: Analysis, vs: list[Var], sums: CohortSums, fixed: dict[Var, str] | None = None):
-    fixed = fixed or {}
-    free = [v for v in vs if v not in fixed]
-    rows, cols = sums.categories(free[0]), sums.categories(free[1])
-    counts = np.zeros((len(rows), len(cols)))
-    for i, r in enumerate(rows):
-        for j, c in enumerate(cols):
-            labels = {free[0]: r, free[1]: c, **fixed}
-            counts[i, j] = _joint_count(a, vs, labels, sums)
-    return rows, cols, counts
+def _product(lists: list[list[str]]):
+    if not lists:
+        yield ()
+        return
+    for head in lists[0]:
+        for rest in _product(lists[1:]):
+            yield (head, *rest)
 
 
 def _joint_count(a: Analysis, vs: list[Var], labels: dict[Var, str], sums: CohortSums) -> float:
@@ -191,78 +244,176 @@ def _joint_count(a: Analysis, vs: list[Var], labels: dict[Var, str], sums: Cohor
         return 0.0  # a joint combination that no record at the station has
 
 
-def _crosstab2(a: Analysis, vs: list[Var], sums: CohortSums, k: int) -> dict:
-    rows, cols, counts = _crosstab_cells(a, vs, sums)
-    return _table_records([vs[0].column, vs[1].column], rows, cols, counts, k)
+def _signed(sums, station_a, col_a, station_b=None, col_b=None) -> float:
+    """sum(x) from the +/- parts (optionally times another station's column)."""
+    if station_b is None:
+        return sums.total(station_a, f"{col_a}|+") - sums.total(station_a, f"{col_a}|-")
+    return sums.cross(station_a, f"{col_a}|+", station_b, col_b) - sums.cross(station_a, f"{col_a}|-", station_b, col_b)
 
 
-def summary(a: Analysis, sums: CohortSums, k: int) -> dict:
+def _moments(n: float, s1: float, s2: float) -> dict:
+    mean = s1 / n if n else float("nan")
+    var = (s2 - s1 * s1 / n) / (n - 1) if n > 1 else float("nan")
+    var = max(var, 0.0) if not np.isnan(var) else var
+    sd = float(np.sqrt(var)) if not np.isnan(var) else var
+    return {"mean": round_magnitude(mean), "variance": round_magnitude(var), "sd": round_magnitude(sd)}
+
+
+Render = Callable[[], dict]
+
+
+# -------------------------------------------------------------------------------------------------
+# the analyses: each registers its counts, then renders after the joint suppression
+# -------------------------------------------------------------------------------------------------
+def count(a: Analysis, job: Job) -> Render:
+    (v,) = a.variables
+    cells = [(lv, job.ledger.add(job.joint(a, [v], {v: lv}), {v.key(): lv.label}, a.name)) for lv in job.levels[v]]
+    cells = [(lv, c) for lv, c in cells if job.ledger.cells[c].value > 0 or lv.label != MISSING]
+    job.ledger.add(job.n, {}, a.name)
+
+    def render() -> dict:
+        table = [{v.column: lv.label, "count": job.ledger.released(c)} for lv, c in cells]
+        return {"table": table, "total": job.ledger.released(job.cohort),
+                "suppressed": _reasons(job, [({v.column: lv.label}, c) for lv, c in cells])}
+
+    return render
+
+
+def crosstab(a: Analysis, job: Job) -> Render:
+    vs = list(a.variables)
+    if len(vs) == 2:
+        return _table2(a, job, vs, fixed={})
+    layer_var = vs[2]
+    layers = [(lv, _table2(a, job, vs[:2], fixed={layer_var: lv})) for lv in job.levels[layer_var]]
+
+    def render() -> dict:
+        out = []
+        for lv, r in layers:
+            entry = r()
+            entry[layer_var.column] = lv.label
+            out.append(entry)
+        return {"layers": out, "layer_variable": layer_var.column}
+
+    return render
+
+
+def _table2(a: Analysis, job: Job, vs: list[Var], fixed: dict[Var, Level]) -> Render:
+    """A two-way table of the first two variables (within one level of a third), with its margins."""
+    rv, cv = vs
+    rows, cols = job.levels[rv], job.levels[cv]
+    all_vs = vs + list(fixed)
+    base_where = {v.key(): lv.label for v, lv in fixed.items()}
+    counts = np.array([[job.joint(a, all_vs, {rv: r, cv: c, **fixed}) for c in cols] for r in rows])
+    add = job.ledger.add
+    cell = [[add(counts[i, j], {**base_where, rv.key(): r.label, cv.key(): c.label}, a.name)
+             for j, c in enumerate(cols)] for i, r in enumerate(rows)]
+    row_tot = [add(counts[i].sum(), {**base_where, rv.key(): r.label}, a.name) for i, r in enumerate(rows)]
+    col_tot = [add(counts[:, j].sum(), {**base_where, cv.key(): c.label}, a.name) for j, c in enumerate(cols)]
+    total = add(counts.sum(), base_where, a.name)
+    # rows and columns of a level nobody in the cohort has (missing, mostly) are left out
+    keep_r = [i for i, r in enumerate(rows) if counts[i].sum() > 0 or r.label != MISSING]
+    keep_c = [j for j, c in enumerate(cols) if counts[:, j].sum() > 0 or c.label != MISSING]
+
+    def render() -> dict:
+        rel = job.ledger.released
+        records = [{rv.column: rows[i].label, cv.column: cols[j].label, "count": rel(cell[i][j])}
+                   for i in keep_r for j in keep_c]
+        named = [({rv.column: rows[i].label, cv.column: cols[j].label}, cell[i][j]) for i in keep_r for j in keep_c]
+        named += [({rv.column: rows[i].label, cv.column: "(total)"}, row_tot[i]) for i in keep_r]
+        named += [({rv.column: "(total)", cv.column: cols[j].label}, col_tot[j]) for j in keep_c]
+        named += [({rv.column: "(total)", cv.column: "(total)"}, total)]
+        return {"table": records,
+                "row_totals": [{rv.column: rows[i].label, "count": rel(row_tot[i])} for i in keep_r],
+                "column_totals": [{cv.column: cols[j].label, "count": rel(col_tot[j])} for j in keep_c],
+                "total": rel(total), "suppressed": _reasons(job, named)}
+
+    return render
+
+
+def summary(a: Analysis, job: Job) -> Render:
     (x,) = a.variables
-    n_cohort = sums.n
-    out: dict = {}
+    sums, k, dim = job.sums, job.k, job.numeric_dim(x)
     n = sums.total(x.station, f"n|{x.column}|n")
-    s1 = _signed(sums, x.station, f"n|{x.column}")
-    s2 = sums.total(x.station, f"n|{x.column}|q")
-    if n < k:
-        out["overall"] = {"n": None, "refused": f"fewer than {k} non-missing values"}
-    else:
-        out["overall"] = {**_moments(n, s1, s2), "missing": _count(n_cohort - n)}
-    if a.quantiles and n >= k:
+    s1, s2 = _signed(sums, x.station, f"n|{x.column}"), sums.total(x.station, f"n|{x.column}|q")
+    present = job.ledger.add(n, {dim: job.present(x)}, a.name)
+    missing = job.ledger.add(job.n - n, {dim: MISSING}, a.name)
+    groups = []
+    if a.by is not None:
+        for lv in job.levels[a.by]:
+            gn = g1 = g2 = 0.0
+            for label in lv.raw:
+                if a.by.station == x.station:
+                    base = f"a{a.index}|by|{label}"
+                    gn += sums.total(x.station, f"{base}|n")
+                    g1 += _signed(sums, x.station, base)
+                    g2 += sums.total(x.station, f"{base}|q")
+                else:
+                    col = f"c|{a.by.column}|{label}"
+                    gn += sums.cross(x.station, f"n|{x.column}|n", a.by.station, col)
+                    g1 += _signed(sums, x.station, f"n|{x.column}", a.by.station, col)
+                    g2 += sums.cross(x.station, f"n|{x.column}|q", a.by.station, col)
+            if gn == 0 and lv.label == MISSING:
+                continue
+            groups.append((lv, gn, g1, g2, job.ledger.add(gn, {dim: job.present(x), a.by.key(): lv.label}, a.name)))
+    quantiles = None
+    if a.quantiles:
         edges = np.linspace(a.edges[0], a.edges[1], 201)
         grid = np.array([sums.total(x.station, f"a{a.index}|grid|{i}") for i in range(len(edges) + 1)])
-        out["overall"].update(_quantiles(edges, grid, a.quantiles, k))
-    if a.by is not None:
-        groups = []
-        for label in sums.categories(a.by):
-            if a.by.station == x.station:
-                base = f"a{a.index}|by|{label}"
-                gn, g1, g2 = (sums.total(x.station, f"{base}|n"), _signed(sums, x.station, base),
-                              sums.total(x.station, f"{base}|q"))
-            else:
-                col = f"c|{a.by.column}|{label}"
-                gn = sums.cross(x.station, f"n|{x.column}|n", a.by.station, col)
-                g1 = _signed(sums, x.station, f"n|{x.column}", a.by.station, col)
-                g2 = sums.cross(x.station, f"n|{x.column}|q", a.by.station, col)
-            entry = {a.by.column: label}
-            if gn == 0:
-                entry.update({"n": 0})  # an empty group discloses nothing
-            elif gn < k:
-                entry.update({"n": None, "refused": f"fewer than {k} non-missing values in this group"})
-            else:
-                entry.update(_moments(gn, g1, g2))
-            groups.append(entry)
-        out["by"] = groups
-        hidden = [g for g in groups if g.get("n") is None]
-        if len(hidden) == 1 and out["overall"].get("n") is not None:
-            # the one refused group's n could be recomputed from the overall n: hide the smallest other group too
-            others = [g for g in groups if g.get("n") is not None]
-            if others:
-                smallest = min(others, key=lambda g: g["n"])
-                for key in ("n", "mean", "variance", "sd"):
-                    smallest[key] = None
-                smallest["refused"] = "secondary: would reveal the refused group through the overall count"
-    return out
+        quantiles = _quantiles(edges, grid, a.quantiles, k)
+
+    def render() -> dict:
+        rel = job.ledger.released
+        out: dict = {}
+        if rel(present) is None or n < k:
+            out["overall"] = {"n": None, "refused": f"fewer than {k} non-missing values"}
+        else:
+            out["overall"] = {"n": rel(present), **_moments(n, s1, s2), "missing": rel(missing)}
+            if quantiles is not None:
+                out["overall"].update(quantiles)
+        if a.by is not None:
+            rows = []
+            for lv, gn, g1, g2, c in groups:
+                entry = {a.by.column: lv.label}
+                if rel(c) is None:
+                    entry.update({"n": None, "refused": job.ledger.reason(c)})
+                elif gn < k:
+                    entry.update({"n": rel(c)})  # zero: an empty group discloses nothing
+                else:
+                    entry.update({"n": rel(c), **_moments(gn, g1, g2)})
+                rows.append(entry)
+            out["by"] = rows
+        return out
+
+    return render
 
 
 def _quantiles(edges: np.ndarray, grid: np.ndarray, qs: tuple[float, ...], k: int) -> dict:
-    """Quantiles read from a 200-bin private histogram (exact to one bin width), and coarse bounds."""
+    """Quantiles read from a 200-bin private histogram (exact to one bin width), only where at least
+    k values lie on either side (k/n <= q <= 1 - k/n), and coarse bounds instead of the extremes."""
     inside = grid[1:-1]
     below, above = grid[0], grid[-1]
     total = grid.sum()
     cum = below + np.cumsum(inside)
     result = {"quantile_method": f"linear interpolation in a 200-bin histogram over [{edges[0]}, {edges[-1]}] "
                                  f"(accurate to one bin width, {edges[1] - edges[0]:g})"}
-    qv = {}
+    qv, withheld = {}, {}
     for q in qs:
         target = q * total
         i = int(np.searchsorted(cum, target))
+        if not quantile_allowed(q, total, k):
+            qv[str(q)] = None
+            withheld[str(q)] = f"fewer than {k} values on one side (allowed: {k}/n <= q <= 1 - {k}/n)"
+            continue
         if target <= below or i >= len(inside):
             qv[str(q)] = None
+            withheld[str(q)] = "outside the range of the private histogram"
             continue
         prev = cum[i - 1] if i > 0 else below
         frac = (target - prev) / inside[i] if inside[i] else 0.0
-        qv[str(q)] = float(edges[i] + frac * (edges[i + 1] - edges[i]))
+        qv[str(q)] = round_magnitude(float(edges[i] + frac * (edges[i + 1] - edges[i])))
     result["quantiles"] = qv
+    if withheld:
+        result["quantiles_withheld"] = withheld
     # disclosure-safe bounds: the bins that hold the k-th smallest and the k-th largest value
     lo_i = int(np.searchsorted(cum, k)) if below < k else None
     hi_cum = above + np.cumsum(inside[::-1])
@@ -274,29 +425,52 @@ def _quantiles(edges: np.ndarray, grid: np.ndarray, qs: tuple[float, ...], k: in
     return result
 
 
-def histogram(a: Analysis, sums: CohortSums, k: int) -> dict:
+def histogram(a: Analysis, job: Job) -> Render:
+    """Bins of the requested edges, over the job's merged atoms: an edge inside a merged atom is dropped."""
     (x,) = a.variables
-    edges = list(a.edges)
-    counts = np.array([sums.total(x.station, f"a{a.index}|bin|{i}") for i in range(len(edges) + 1)]
-                      + [sums.total(x.station, f"a{a.index}|bin|na")])
-    hidden, reasons = suppress_vector(counts, k, with_total=True)
-    labels = [f"< {edges[0]:g}"] + [f"[{lo:g}, {hi:g}{']' if i == len(edges) - 2 else ')'}"
-                                     for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))] + \
-             [f"> {edges[-1]:g}", "missing"]
-    bins = [{"bin": lab, "count": None if hidden[i] else _count(c)} for i, (lab, c) in enumerate(zip(labels, counts))]
-    for r in reasons:
-        r["cell"] = labels[r["cell"]] if r["cell"] < len(labels) else "(total)"
-    return {"edges": edges, "bins": bins, "suppressed": reasons}
+    union, groups, dim = job.atom_edges[x], job.atoms[x], job.numeric_dim(x)
+    boundaries = {g[1] for g in groups}  # atom index after which a merged atom ends
+    atom_of_edge = {float(e): i for i, e in enumerate(union)}  # edge e ends atom i (the atom below it)
+    requested = sorted(float(e) for e in a.edges)
+    kept = [e for e in requested if atom_of_edge[e] in boundaries]
+    dropped = [e for e in requested if e not in kept]
+    cut = [-1] + [atom_of_edge[e] for e in kept] + [len(union)]
+    labels = [job.ledger.dims[dim][i] for i in range(len(groups))]
+    bins = []
+    for lo_atom, hi_atom in zip(cut[:-1], cut[1:]):
+        members = [labels[i] for i, g in enumerate(groups) if lo_atom < g[0] and g[1] <= hi_atom]
+        if not members:
+            continue
+        last = len(union) - 1  # values equal to the job's largest edge count in the bin below it
+        lo = "(-inf" if lo_atom == -1 else f"{'(' if lo_atom == last else '['}{union[lo_atom]:g}"
+        hi = "inf)" if hi_atom == len(union) else f"{union[hi_atom]:g}{']' if hi_atom == last else ')'}"
+        value = sum(job.sums.total(x.station, f"h|{x.column}|{i}") for i in range(lo_atom + 1, hi_atom + 1))
+        bins.append((f"{lo}, {hi}", job.ledger.add(value, {dim: members}, a.name)))
+    missing = job.ledger.add(job.sums.total(x.station, f"h|{x.column}|na"), {dim: MISSING}, a.name)
+    job.ledger.add(job.n, {}, a.name)
+
+    def render() -> dict:
+        rel = job.ledger.released
+        out = {"edges": kept, "bins": [{"bin": lab, "count": rel(c)} for lab, c in bins]
+               + [{"bin": "missing", "count": rel(missing)}],
+               "suppressed": _reasons(job, [({"bin": lab}, c) for lab, c in bins] + [({"bin": "missing"}, missing)])}
+        if dropped:
+            out["edges_dropped"] = {"edges": dropped, "reason": f"a bin on either side held fewer than {job.k} values "
+                                                                 "(bins are merged until each holds at least k)"}
+        return out
+
+    return render
 
 
-def correlation(a: Analysis, sums: CohortSums, k: int) -> dict:
+def correlation(a: Analysis, job: Job) -> Render:
     vs = list(a.variables)
-    m = len(vs)
+    m, sums, k = len(vs), job.sums, job.k
     r = np.full((m, m), np.nan)
-    ns = np.zeros((m, m), dtype=int)
+    cells: dict[tuple[int, int], object] = {}
     for i in range(m):
         r[i, i] = 1.0
-        ns[i, i] = _count(sums.total(vs[i].station, f"n|{vs[i].column}|n"))
+        cells[(i, i)] = job.ledger.add(sums.total(vs[i].station, f"n|{vs[i].column}|n"),
+                                       {job.numeric_dim(vs[i]): job.present(vs[i])}, a.name)
         for j in range(i + 1, m):
             x, y = vs[i], vs[j]
             if x.station == y.station:
@@ -315,70 +489,111 @@ def correlation(a: Analysis, sums: CohortSums, k: int) -> dict:
                 syy = sums.cross(xs, f"{xc}|n", ys, f"{yc}|q")
                 sxy = sum(sign * sums.cross(xs, f"{xc}|{p}", ys, f"{yc}|{q}")
                           for p, q, sign in (("+", "+", 1), ("+", "-", -1), ("-", "+", -1), ("-", "-", 1)))
-            ns[i, j] = ns[j, i] = _count(n)
+            cells[(i, j)] = cells[(j, i)] = job.ledger.add(
+                n, {job.numeric_dim(x): job.present(x), job.numeric_dim(y): job.present(y)}, a.name)
             if n >= k and n > 2:
                 cov = n * sxy - sx * sy
                 denom = np.sqrt(max(n * sxx - sx * sx, 0.0) * max(n * syy - sy * sy, 0.0))
                 r[i, j] = r[j, i] = cov / denom if denom > 0 else np.nan
-    names = [v.key() for v in vs]
-    return {"variables": names, "pearson_r": [[None if np.isnan(v) else float(v) for v in row] for row in r],
-            "n": [[int(v) if v >= k else None for v in row] for row in ns],
-            "note": f"pairwise complete cases; pairs with fewer than {k} records are withheld"}
+
+    def render() -> dict:
+        rel = job.ledger.released
+        ns = [[rel(cells[(i, j)]) for j in range(m)] for i in range(m)]
+        rs = [[None if ns[i][j] is None or np.isnan(r[i, j]) else round_magnitude(float(r[i, j])) for j in range(m)]
+              for i in range(m)]
+        return {"variables": [v.key() for v in vs], "pearson_r": rs, "n": ns,
+                "note": f"pairwise complete cases; pairs with fewer than {k} records are withheld"}
+
+    return render
 
 
-def missingness(a: Analysis, sums: CohortSums, k: int) -> dict:
-    n = sums.n
+def missingness(a: Analysis, job: Job) -> Render:
     rows = []
     for v in a.variables:
-        missing = sums.total(v.station, f"m|{v.column}")
-        rows.append({"station": v.station, "variable": v.column,
-                     "missing": _count(missing) if missing == 0 or missing >= k else None,
-                     "share_missing": round(missing / n, 4) if missing == 0 or missing >= k else None})
-    return {"table": rows, "cohort": _count(n) if n >= k else None}
+        rows.append((v, job.ledger.add(job.sums.total(v.station, f"m|{v.column}"), {job.numeric_dim(v): MISSING},
+                                       a.name)))
+    job.ledger.add(job.n, {}, a.name)
+
+    def render() -> dict:
+        rel = job.ledger.released
+        n = rel(job.cohort)
+        table = [{"station": v.station, "variable": v.column, "missing": rel(c),
+                  "share_missing": round(rel(c) / n, 3) if rel(c) is not None and n else None} for v, c in rows]
+        return {"table": table, "cohort": n}
+
+    return render
 
 
-def kaplan_meier(a: Analysis, sums: CohortSums, k: int) -> dict:
-    hub = a.time.station
+def kaplan_meier(a: Analysis, job: Job) -> Render:
+    hub, sums, k = a.time.station, job.sums, job.k
     times = np.asarray(sums.meta[hub]["km_times"][f"a{a.index}"], dtype=float)
     tag = f"a{a.index}|km"
-    if a.by is None:
-        groups = [("all", lambda i, e: sums.total(hub, f"{tag}|{i}|{e}"))]
-    elif a.by.station == hub:
-        groups = [(label, (lambda lab: lambda i, e: _km_total(sums, hub, f"{tag}|{i}|{e}|{lab}"))(label))
-                  for label in sums.categories(a.by) if label != MISSING]
-    else:
-        groups = [(label, (lambda lab: lambda i, e: sums.cross(hub, f"{tag}|{i}|{e}", a.by.station,
-                                                               f"c|{a.by.column}|{lab}"))(label))
-                  for label in sums.categories(a.by) if label != MISSING]
-    curves, released, refused = {}, [], []
-    ev_rows, risk_rows = [], []
-    for label, get in groups:
+    status = job.status_dim(a)
+
+    def getter(lv: Level | None):
+        if lv is None:
+            return lambda i, e: sums.total(hub, f"{tag}|{i}|{e}")
+        if a.by.station == hub:
+            return lambda i, e: sum(_km_total(sums, hub, f"{tag}|{i}|{e}|{lab}") for lab in lv.raw)
+        return lambda i, e: sum(sums.cross(hub, f"{tag}|{i}|{e}", a.by.station, f"c|{a.by.column}|{lab}")
+                                for lab in lv.raw)
+
+    groups = [("all", None)] if a.by is None else [(lv.label, lv) for lv in job.levels[a.by] if lv.label != MISSING]
+    entries = []
+    for label, lv in groups:
+        get = getter(lv)
         events = np.array([get(i, 1) for i in range(len(times))])
         censored = np.array([get(i, 0) for i in range(len(times))])
-        n = events.sum() + censored.sum()
-        if n < k:
-            refused.append({"group": label, "reason": f"fewer than {k} records"})
-            continue
-        curve = km_curve(times, events, censored)
-        curves[label] = curve
-        ev_rows.append(events)
-        risk_rows.append(curve["at_risk"])
-    when = np.asarray(a.times, dtype=float) if a.times else _default_times(times)
-    for label, curve in curves.items():
-        at = curve_at(curve, when)
-        points = []
-        for t, s, lo, hi, nr in zip(when, at["survival"], at["lower"], at["upper"], at["at_risk"]):
-            ok = nr >= k
-            points.append({"time": float(t), "survival": float(s) if ok else None,
-                           "ci_lower": float(lo) if ok else None, "ci_upper": float(hi) if ok else None,
-                           "at_risk": _count(nr) if ok else None})
-        released.append({"group": label, "n": _count(curve["at_risk"][0]), "events": _count(curve["events"].sum()),
-                         "curve": points})
-    out = {"groups": released, "refused": refused,
-           "note": f"the curve is released at the listed times; points with fewer than {k} at risk are withheld"}
-    if len(ev_rows) > 1:
-        out["logrank"] = logrank(np.array(ev_rows), np.array(risk_rows))
-    return out
+        where = {} if lv is None else {a.by.key(): lv.label}
+        c_ev = job.ledger.add(events.sum(), {**where, status: "event"}, a.name)
+        c_ce = job.ledger.add(censored.sum(), {**where, status: "censored"}, a.name)
+        c_n = job.ledger.add(events.sum() + censored.sum(), {**where, status: ["event", "censored"]}, a.name)
+        entries.append((label, events, censored, c_n, c_ev, c_ce))
+    when = np.asarray(a.times if a.times else SURVIVAL_GRID_DAYS, dtype=float)
+    risk_base = max(5, job.base)
+
+    def render() -> dict:
+        rel = job.ledger.released
+        released, refused, ev_rows, risk_rows = [], [], [], []
+        for label, events, censored, c_n, c_ev, c_ce in entries:
+            n = events.sum() + censored.sum()
+            if rel(c_n) is None or n < k:
+                refused.append({"group": label, "reason": f"fewer than {k} records" if n < k else job.ledger.reason(c_n)})
+                continue
+            curve = km_curve(times, events, censored)
+            ev_rows.append(events)
+            risk_rows.append(curve["at_risk"])
+            keep, withheld = spaced_times(when, step_counts(times, events), _at_risk_fn(curve), k)
+            at = curve_at(curve, np.asarray(keep, dtype=float)) if keep else None
+            points = []
+            for idx, t in enumerate(keep):
+                points.append({"time": t, "survival": round_magnitude(float(at["survival"][idx])),
+                               "ci_lower": round_magnitude(float(at["lower"][idx])),
+                               "ci_upper": round_magnitude(float(at["upper"][idx])),
+                               "at_risk": round_count(at["at_risk"][idx], risk_base)})
+            released.append({"group": label, "n": rel(c_n), "events": rel(c_ev), "censored": rel(c_ce),
+                             "curve": points, "times_withheld": withheld})
+        out = {"groups": released, "refused": refused,
+               "note": (f"released at the requested times (default: 3, 6, 12, 24, 36 and 60 months) where at least "
+                        f"{k} events separate adjacent times and at least {k} are at risk; at-risk counts rounded to "
+                        f"{risk_base}")}
+        if len(ev_rows) > 1:
+            test = logrank(np.array(ev_rows), np.array(risk_rows))
+            out["logrank"] = {**test, "statistic": round_magnitude(test["statistic"]),
+                              "p_value": round_magnitude(test["p_value"])}
+        return out
+
+    return render
+
+
+def _at_risk_fn(curve: dict) -> Callable[[float], float]:
+    times, at_risk = curve["times"], curve["at_risk"]
+
+    def f(t: float) -> float:
+        i = int(np.searchsorted(times, t, side="left"))
+        return float(at_risk[i]) if i < len(at_risk) else 0.0
+
+    return f
 
 
 def _km_total(sums: CohortSums, station: str, col: str) -> float:
@@ -388,11 +603,34 @@ def _km_total(sums: CohortSums, station: str, col: str) -> float:
         return 0.0
 
 
-def _default_times(times: np.ndarray) -> np.ndarray:
-    if len(times) == 0:
-        return np.array([])
-    return np.unique(np.round(np.linspace(0, times.max(), 11)[1:], 6))
+def _reasons(job: Job, named: list[tuple[dict, object]]) -> list[dict]:
+    """Why each withheld count of an analysis is withheld."""
+    return [{"cell": where, "reason": job.ledger.reason(c)} for where, c in named if job.ledger.is_withheld(c)]
 
 
 ANALYSES = {"count": count, "crosstab": crosstab, "summary": summary, "histogram": histogram,
             "correlation": correlation, "missingness": missingness, "kaplan_meier": kaplan_meier}
+
+
+def release(spec: ExploreSpec, sums: CohortSums, k: int, base: int, dry_run: bool = False) -> tuple[list[dict], dict]:
+    """Every analysis of the job, its counts suppressed jointly, then written out (in spec order),
+    and the suppression's summary."""
+    job = Job(spec, sums, k, base, dry_run)
+    renders = []
+    for a in spec.analyses:
+        try:
+            renders.append(ANALYSES[a.type](a, job))
+        except InputError:
+            raise
+        except Exception:  # noqa: BLE001 - in a dry run placeholder values may upset a computation
+            if not dry_run:
+                raise
+    if dry_run:
+        return [], {}
+    job.ledger.suppress()
+    out = []
+    for a, render in zip(spec.analyses, renders):
+        entry = {"name": a.name, "type": a.type, "variables": [v.key() for v in a.all_vars()]}
+        entry.update(render())
+        out.append(entry)
+    return out, job.ledger.report()
