@@ -31,8 +31,7 @@ class JobState:
         if not _NAME.match(str(job)):
             raise ValueError(f"bad job id {job!r}")
         self.root = Path(folder) / "lancelot-state"
-        self.folder = self.root / f"job-{job}"
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.folder = self.root / f"job-{job}"  # made on the first write: reading leaves nothing behind
 
     @classmethod
     def from_environment(cls, job: int | str) -> JobState:
@@ -56,6 +55,7 @@ class JobState:
         return self.folder / f"{name}{suffix}"
 
     def _write(self, path: Path, data: bytes) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = path.with_suffix(path.suffix + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fh:
@@ -73,6 +73,7 @@ class JobState:
 
     def put_array(self, name: str, array: np.ndarray) -> None:
         path = self._path(name, ".npy")
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = path.with_suffix(".tmp.npy")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fh:

@@ -26,7 +26,7 @@ from ..runtime.station import END_JOB, StationContext, StepFunction, run_step
 PARTIAL_METHOD = "partial"
 CENTRAL_METHOD = "central"
 DEFAULT_SUBTASK_TIMEOUT = 900.0   # seconds a station may take for one step before the job ends with an error
-POLL_MAX = 0.5                    # seconds between status checks of a pending subtask, at most
+POLL_MAX = 1.0                    # seconds between status checks of a pending subtask, at most (vantage6's own)
 ENV_POLL = "LANCELOT_POLL_SECONDS"  # the coordinator node may poll more often (the in-process network does)
 
 
@@ -57,24 +57,40 @@ def _id(ref: Any) -> int | None:
     return ref
 
 
-def task_facts(client: Any) -> TaskFacts:
-    """The server's record of this run's task, its parent and the collaboration (never the task input)."""
+GUARD_CACHE = "station_guard"
+
+
+def task_facts(client: Any, station_side: bool = False) -> TaskFacts:
+    """The server's record of this run's task, its parent and the collaboration (never the task input).
+
+    What cannot change during a job (the parent's image, parent, organisations and creator, and the
+    collaboration's encryption) is read once per job at a station and kept in the job's own state
+    folder; the parent's status (has the job ended?) is read every time. Each call through the
+    node's proxy costs a fraction of a second on a real network, and a job has many rounds.
+    """
     me = token_identity()
-    task = client.task.get(me["task_id"])
+    task = client.task.get(me["task_id"])  # (the caller keeps the static facts once the guard has passed)
     parent_id = _id(task.get("parent"))
     facts: dict[str, Any] = {
         "task_id": me["task_id"], "job_id": task.get("job_id") or me["task_id"],
         "organization_id": me["organization_id"], "image": task.get("image"), "parent_id": parent_id,
         "init_org": _id(task.get("init_org")),
-        "collaboration_encrypted": bool(client.collaboration.get().get("encrypted")),
     }
-    if parent_id is not None:
-        parent = client.task.get(parent_id)
+    if parent_id is None:
+        facts["collaboration_encrypted"] = bool(client.collaboration.get().get("encrypted"))
+        return TaskFacts(**facts)
+    parent = client.task.get(parent_id)
+    state = JobState.from_environment(facts["job_id"]) if station_side else None
+    cached = state.get(GUARD_CACHE) if state is not None and state.has(GUARD_CACHE) else None
+    if cached is None or cached.get("parent_id") != parent_id:
         runs = client.run.from_task(parent_id)
         runs = runs.get("data", []) if isinstance(runs, dict) else runs
-        facts.update(parent_image=parent.get("image"), parent_parent_id=_id(parent.get("parent")),
-                     parent_status=parent.get("status"), parent_init_org=_id(parent.get("init_org")),
-                     parent_run_orgs=tuple(sorted(_id(r.get("organization")) for r in runs)))
+        cached = {"parent_id": parent_id, "parent_image": parent.get("image"),
+                  "parent_parent_id": _id(parent.get("parent")), "parent_init_org": _id(parent.get("init_org")),
+                  "parent_run_orgs": sorted(_id(r.get("organization")) for r in runs),
+                  "collaboration_encrypted": bool(client.collaboration.get().get("encrypted"))}
+    facts.update({k: v for k, v in cached.items() if k != "parent_id"}, parent_status=parent.get("status"))
+    facts["parent_run_orgs"] = tuple(facts["parent_run_orgs"])
     return TaskFacts(**facts)
 
 
@@ -110,7 +126,7 @@ class V6Transport:
         if not wait:
             return {}
         deadline = time.monotonic() + self.timeout
-        pending, delay = dict(tasks), min(0.02, self.poll_max)
+        pending, delay = dict(tasks), min(0.25, self.poll_max)
         while pending:
             for station, task_id in list(pending.items()):
                 status = self.client.task.get(task_id).get("status")
@@ -208,11 +224,15 @@ def make_partial(steps: dict[str, StepFunction]) -> Callable:
     def partial(client: Any, df: Any, step: str, station: str, payload: dict, study: dict | None = None) -> dict:
         try:
             policy = node_policy()
-            facts = task_facts(client)
+            facts = task_facts(client, station_side=True)
             stations = check_stations((study or {}).get("stations"))
             check_station_task(facts, station, stations, policy, bool((study or {}).get("host_opted_in")),
                                allow_ended=True)
             state = JobState.from_environment(facts.job_id)
+            if not state.has(GUARD_CACHE):
+                state.put(GUARD_CACHE, {"parent_id": facts.parent_id, **{
+                    f: getattr(facts, f) for f in ("parent_image", "parent_parent_id", "parent_init_org",
+                                                   "parent_run_orgs", "collaboration_encrypted")}})
             if facts.job_ended and step != END_JOB:  # a late subtask of a job that has ended: clean up only
                 state.wipe()
                 raise PrivacyError("refused by the station guard: the job this subtask belongs to has already "
