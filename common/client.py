@@ -159,7 +159,7 @@ class Study:
 
         client = Client(url, port, api_path, log_level="warn")
         client.authenticate(username, password)
-        client.setup_encryption(private_key)
+        setup_encryption(client, private_key)
         return cls(client, **kwargs)
 
     @classmethod
@@ -251,6 +251,29 @@ class Study:
         runs = runs["data"] if isinstance(runs, dict) else list(runs)
         text = "\n".join(r.get("log") or "" for r in runs)
         return "\n".join(text.splitlines()[-lines:])
+
+
+def setup_encryption(client: Any, private_key: str | Path | None) -> None:
+    """vantage6's ``setup_encryption``, made safe for a second login in the same process.
+
+    vantage6 4.15 keeps one RSA cryptor per process (a singleton), so a second organisation's key
+    would silently be the first one's; and on a mismatch it uploads the local public key as the
+    organisation's, which would make every result for that organisation unreadable to its nodes. So:
+    a fresh cryptor for this key, and a refusal instead of an upload when the key does not match.
+    """
+    if private_key is None:
+        client.setup_encryption(None)
+        return
+    from vantage6.common import Singleton
+    from vantage6.common.encryption import RSACryptor
+
+    Singleton._instances.pop(RSACryptor, None)
+    cryptor = RSACryptor(Path(private_key))
+    registered = client.organization.get(client.whoami.organization_id).get("public_key")
+    if registered and not cryptor.verify_public_key(registered):
+        raise LancelotError(f"the private key {private_key} is not the key of your organisation "
+                            f"({client.whoami.organization_id}) on the server; nothing was changed")
+    client.setup_encryption(Path(private_key))
 
 
 def decode(value: Any) -> Any:

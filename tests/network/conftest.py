@@ -80,12 +80,15 @@ class Devnet:
         self.station_env: dict[str, dict[str, str]] = connection.get("station_env", {})
         server = connection["server"]
         self.client = Client(server["url"], server["port"], server["api_path"], log_level="warn")
+        from lancelot.client import setup_encryption
+
         researcher = connection[user]
         self.user = user
         self.client.authenticate(researcher["username"], researcher["password"])
         # end-to-end encryption: input is encrypted for each organisation's public key, results
-        # of a task for the organisation that created it (the user's), decrypted with its private key here
-        self.client.setup_encryption(researcher.get("private_key"))
+        # of a task for the organisation that created it (the user's), decrypted with its private key
+        # here (a fresh cryptor per user: vantage6 keeps one per process)
+        setup_encryption(self.client, researcher.get("private_key"))
 
     def read_csv(self, station: str):
         import pandas as pd

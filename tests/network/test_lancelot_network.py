@@ -96,14 +96,22 @@ def test_exploration_on_the_real_network_matches_pandas(devnet):
     data = (cohort.merge(devnet.read_csv(REG), left_on=REG, right_on="record_id")
             .merge(devnet.read_csv(GP1).add_suffix("_1"), left_on=GP1, right_on="patient_nr_1")
             .merge(devnet.read_csv(GP2).add_suffix("_2"), left_on=GP2, right_on="patient_nr_2"))
-    assert out["cohort"]["records"] == len(data)
+    base = out["disclosure_control"]["rounding_base"]  # the nodes' policy (default 5)
+
+    def rounded(c: int) -> int:
+        return base * int(c / base + 0.5)
+
+    assert out["cohort"]["records"] == rounded(len(data))
+    released = 0
     for row in out["analyses"][0]["table"]:
-        if row["count"] is not None and "<missing>" not in (row["stage"], row["copd"]):
+        if row["count"] is not None and "<" not in row["stage"] + row["copd"]:  # not <missing> or <other>
             mask = (data["stage"] == row["stage"]) & (data["copd_1"].astype(int).astype(str) == row["copd"])
-            assert row["count"] == int(mask.sum())
-    overall = out["analyses"][1]["overall"]
-    assert overall["mean"] == pytest.approx(data["bmi_2"].mean(), rel=1e-9)
-    assert overall["variance"] == pytest.approx(data["bmi_2"].var(), rel=1e-9)
+            assert row["count"] == rounded(int(mask.sum()))
+            released += 1
+    assert released > 0
+    overall = out["analyses"][1]["overall"]  # magnitudes: 4 significant digits
+    assert overall["mean"] == pytest.approx(data["bmi_2"].mean(), rel=5e-4)
+    assert overall["variance"] == pytest.approx(data["bmi_2"].var(), rel=5e-4)
 
 
 # Training (logistic and Cox against statsmodels and lifelines) runs through the researcher's client:
