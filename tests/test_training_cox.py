@@ -272,6 +272,23 @@ def test_lift_and_truncate_shares_of_small_values():
     assert np.array_equal(R256.unpack(R256.pack(lifted[0])), lifted[0])
 
 
+def test_per_iteration_mask_labels_never_coincide():
+    """Masks are derived from (seed, label + iteration): a label that is another label plus digits would
+    give the same mask at two iterations (M at iteration 10 and M1 at iteration 0, say)."""
+    import re
+    from pathlib import Path
+
+    import lancelot.training.cox as cox
+    import lancelot.training.protocol as protocol
+
+    labels = set()
+    for module in (cox, protocol):
+        labels |= set(re.findall(r'f"([A-Za-z0-9]+)\{t\}"', Path(module.__file__).read_text()))
+    assert len(labels) > 30
+    clashes = [(a, b) for a in labels for b in labels if a != b and b.startswith(a) and b[len(a):].isdigit()]
+    assert clashes == []
+
+
 def test_blinds_spread_over_many_orders_of_magnitude():
     blinds = log_uniform_blinds(bytes(32), "rho", 4000)
     logs = np.array([int(b).bit_length() for b in blinds])

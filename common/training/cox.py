@@ -270,7 +270,7 @@ def step_groups(ctx: StationContext, payload: dict) -> dict:
         sd_g = RG.lift(_sum_by(de[to_time][death_pos], death_group, k, RX), RX)
         gd_g = RG.lift(_sum_by(dex[to_time][death_pos], death_group, k, RX), RX)
         keep.update(SD=RG.pack(sd_g), GD=RG.pack(gd_g))
-        m1, md = RG.prg(pair, f"m1{t}", k), RG.prg(pair, f"MD{t}", (k, p))
+        m1, md = RG.prg(pair, f"mS{t}", k), RG.prg(pair, f"MD{t}", (k, p))
         out["sd"] = _out(RG, pair, f"oS{t}", RG.add(sd_g, m1)[sigma] if hub else sd_g[sigma], hub)
         out["gd"] = _out(RG, pair, f"oG{t}", RG.add(gd_g, md)[sigma] if hub else gd_g[sigma], hub)
     else:
@@ -310,7 +310,7 @@ def step_fractions(ctx: StationContext, payload: dict) -> dict:
     count = len(groups)
     dealt = _Shares(ctx, own, hub, payload, t)
     a = dealt.get(RG, "a", count)
-    m1, md = RG.prg(pair, f"m1{t}", k), RG.prg(pair, f"MD{t}", (k, p))
+    m1, md = RG.prg(pair, f"mS{t}", k), RG.prg(pair, f"MD{t}", (k, p))
     a_sd = RG.sub(dealt.get(RG, "aS", count), RG.mul(a, m1[groups]))
     a_gd = RG.sub(dealt.get(RG, "aG", (count, p)), RG.mul(a[:, None], md[groups]))
     return _blinded(pair, t, s_g, g_g, sigma, deaths, hub, a_sd, a_gd)
@@ -339,7 +339,7 @@ def step_coefficients(ctx: StationContext, payload: dict) -> dict:
     lam_pos = np.where(group_of_pos >= 0, cumulative[np.maximum(group_of_pos, 0)], 0)
     frame = np.empty(n, dtype=object)
     frame[to_time] = lam_pos
-    out = {"v1": _out(RX, pair, f"oV1{t}", RX.add(frame, RX.prg(pair, f"M1{t}", n)) if hub else RX.element(frame), hub)}
+    out = {"v1": _out(RX, pair, f"oV1{t}", RX.add(frame, RX.prg(pair, f"MV{t}", n)) if hub else RX.element(frame), hub)}
     if efron:
         b_k = RG.truncate(_sum_by(RG.mul(dealt.get(RG, "ala", count), rho), groups, k, RG), SHIFT_B, hub)
         b_pos = np.zeros(n, dtype=object)
@@ -347,7 +347,7 @@ def step_coefficients(ctx: StationContext, payload: dict) -> dict:
             b_pos[starts[g]:starts[g] + deaths[g]] = RG.reduce_to(b_k[g:g + 1], RX)[0]
         frame = np.empty(n, dtype=object)
         frame[to_time] = b_pos
-        out["v2"] = _out(RX, pair, f"oV2{t}", RX.add(frame, RX.prg(pair, f"M2{t}", n)) if hub else RX.element(frame), hub)
+        out["v2"] = _out(RX, pair, f"oV2{t}", RX.add(frame, RX.prg(pair, f"MB{t}", n)) if hub else RX.element(frame), hub)
     # risk-set means abar = alpha (Y - M), unblinded and truncated, opened under a fresh mask. The
     # Hessian needs sum over used points of abar abar' (Efron) or of D abar abar' (Breslow, as the
     # product of a "left" vector D abar and a "right" vector abar): the coordinator multiplies the
@@ -388,12 +388,12 @@ def step_weights(ctx: StationContext, payload: dict) -> dict:
     dealt = _Shares(ctx, own, hub, payload, t)
     e, u_e = dealt.get(RX, "e", n), dealt.get(RX, "Ue", (n, p))
     bs, dl = dealt.get(RX, "Bs", (n, p)), dealt.get(RX, "dl", n)
-    m1 = RX.prg(pair, f"M1{t}", n)
+    m1 = RX.prg(pair, f"MV{t}", n)
     w = RX.sub(dealt.get(RX, "a", n), RX.mul(e, m1))
     u = RX.sub(dealt.get(RX, "v", (n, p)), RX.mul(u_e, m1[:, None]))
     corr = RX.dot(u_e.T, m1)
     if efron:
-        m2 = RX.prg(pair, f"M2{t}", n)
+        m2 = RX.prg(pair, f"MB{t}", n)
         de, u_d = dealt.get(RX, "de", n), dealt.get(RX, "Ud", (n, p))
         w = RX.add(w, RX.mul(de, m2))
         u = RX.add(u, RX.mul(u_d, m2[:, None]))
