@@ -5,12 +5,11 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import math
 
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import link_quality, make_study, recording_coordinator, station_paths, walk_strings
+from helpers import link_quality, make_study, recording_coordinator, rounded, station_paths, walk_strings
 
 from lancelot.cli import run_local
 from lancelot.linkage import pseudonym
@@ -46,11 +45,6 @@ def test_links_synthetic_data_against_the_truth_through_the_network(study):
     assert summary["linked"] == rounded(len(result["links"]), 5)
     # the EM estimates are estimates, but they must be in the right region
     assert abs(summary["em_expected_precision"] - p) < 0.03 and abs(summary["em_expected_recall"] - r) < 0.05
-
-
-def rounded(count: int, base: int) -> int:
-    """The reference rounding, written out here: to the nearest multiple of ``base``, halves up."""
-    return int(base * math.floor(count / base + 0.5))
 
 
 def test_released_counts_are_the_true_counts_rounded_and_small_ones_withheld(study):
