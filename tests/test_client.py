@@ -89,6 +89,18 @@ def test_train_submits_to_the_coordinator_and_returns_the_coefficients(train_res
     assert "station subtasks finished 1/2" in capsys.readouterr().err
 
 
+def test_a_rounding_base_reaches_linkage_and_training(train_result):
+    spec, raw = train_result
+    fake, study = make(raw)
+    study.train(spec, rounding_base=10)
+    assert fake.created[0]["input_"]["kwargs"]["rounding_base"] == 10
+    from lancelot.cli import build_parser
+
+    assert build_parser().parse_args(["link", "--spec", "s.json", "--rounding-base", "10"]).rounding_base == 10
+    with pytest.raises(SystemExit):   # only 1, 5 or 10
+        build_parser().parse_args(["train", "--spec", "s.json", "--rounding-base", "3"])
+
+
 def test_exploration_tables_are_the_released_rows():
     raw = {"analyses": [{"name": "1_crosstab", "type": "crosstab", "variables": ["registry.stage", "gp_1.copd"],
                          "table": [{"stage": "I", "copd": "0", "count": 12}, {"stage": "I", "copd": "1", "count": None}]}],
