@@ -100,6 +100,8 @@ def cmd_algorithm(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {"spec": _load_spec(args.spec)}
     if args.min_cell_count is not None:
         kwargs["min_cell_count"] = args.min_cell_count
+    if getattr(args, "rounding_base", None) is not None:
+        kwargs["rounding_base"] = args.rounding_base
     if args.evaluate:
         kwargs["evaluate"] = True
     try:
@@ -237,8 +239,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"predicted survival ({out['time_unit']}); hazard ratio {out['hazard_ratio_vs_reference']:.3f} "
               "against the reference profile:")
         for r in out["survival"]:
-            ci = "withheld" if r["survival"] is None else f"{r['survival']:.3f} (95% CI {r['ci_low']:.3f}-{r['ci_high']:.3f})"
-            print(f"  t = {r['time']:g}: {ci}")
+            print(f"  t = {r['time']:g}: {r['survival']:.3f} (95% CI {r['ci_low']:.3f}-{r['ci_high']:.3f})")
+        for w in out.get("withheld", []):
+            print(f"  t = {w['time']:g}: withheld ({w['reason']})")
     else:
         print(f"predicted risk of {out['outcome']}: {out['predicted_risk']:.3f} "
               f"(95% CI {out['ci_low']:.3f}-{out['ci_high']:.3f})")
@@ -368,6 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--spec", required=True, help="the JSON spec (see docs/spec.md)")
         p.add_argument("--output", help="write the JSON result here (default: stdout)")
         p.add_argument("--min-cell-count", type=int, help="raise the disclosure-control minimum (default 10)")
+        if name != "explore":
+            p.add_argument("--rounding-base", type=int, choices=[1, 5, 10],
+                           help="raise the rounding base of released counts (the nodes' policies set the floor, "
+                                "default 5)")
         p.add_argument("--evaluate", action="store_true",
                        help="evaluation run: also return the links as record ids (local data or opted-in nodes only)")
         p.add_argument("--report", metavar="DIR", help="also write a readable report (HTML and PNG plots) to DIR")

@@ -173,16 +173,19 @@ class Study:
                          database=c.get("database_label", "default"), **kwargs)
 
     # -- the three algorithms -----------------------------------------------------------------
-    def link(self, spec: dict, evaluate: bool = False, min_cell_count: int | None = None) -> LinkResult:
-        return self.run("linkage", spec, evaluate=evaluate, min_cell_count=min_cell_count)
+    def link(self, spec: dict, evaluate: bool = False, min_cell_count: int | None = None,
+             rounding_base: int | None = None) -> LinkResult:
+        return self.run("linkage", spec, evaluate=evaluate, min_cell_count=min_cell_count, rounding_base=rounding_base)
 
     def explore(self, spec: dict, evaluate: bool = False, min_cell_count: int | None = None) -> ExploreResult:
         return self.run("exploration", spec, evaluate=evaluate, min_cell_count=min_cell_count)
 
-    def train(self, spec: dict, evaluate: bool = False, min_cell_count: int | None = None) -> TrainResult:
-        return self.run("training", spec, evaluate=evaluate, min_cell_count=min_cell_count)
+    def train(self, spec: dict, evaluate: bool = False, min_cell_count: int | None = None,
+              rounding_base: int | None = None) -> TrainResult:
+        return self.run("training", spec, evaluate=evaluate, min_cell_count=min_cell_count, rounding_base=rounding_base)
 
-    def task_input(self, spec: dict, evaluate: bool = False, min_cell_count: int | None = None) -> dict:
+    def task_input(self, spec: dict, evaluate: bool = False, min_cell_count: int | None = None,
+                   rounding_base: int | None = None) -> dict:
         """The central function's input: only the stations the spec's linkage names take part."""
         link = spec if "fields" in spec else spec.get("linkage") or {}
         names = list(link.get("stations", self.stations))
@@ -194,6 +197,8 @@ class Study:
             kwargs["evaluate"] = True
         if min_cell_count is not None:
             kwargs["min_cell_count"] = min_cell_count
+        if rounding_base is not None:   # linkage and training (raises the nodes' base, never lowers it)
+            kwargs["rounding_base"] = rounding_base
         return {"method": "central", "kwargs": kwargs}
 
     def run(self, algorithm: str, spec: dict, **options: Any) -> Result:

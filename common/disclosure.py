@@ -87,3 +87,13 @@ def step_counts(times: np.ndarray, counts: np.ndarray) -> Callable[[float], floa
         return float(cum[i - 1]) if i else 0.0
 
     return f
+
+
+def release_share(part: float, whole: float, k: int, base: int, digits: int = SIGNIFICANT_DIGITS) -> float | None:
+    """``part / whole`` computed from the released (rounded) counts, as OpenSAFELY does for percentages,
+    so that the share cannot undo the rounding; withheld when either side (``part`` or ``whole - part``)
+    is a small count (0 < count < k) or the rounded whole is 0."""
+    if release_count(part, k, base) is None or release_count(whole - part, k, base) is None:
+        return None
+    top, bottom = round_count(part, base), round_count(whole, base)
+    return round_magnitude(min(top / bottom, 1.0), digits) if bottom > 0 else None

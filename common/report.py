@@ -216,6 +216,8 @@ def write_cox_report(result: dict, folder: str | Path, profiles: dict[str, dict]
              _table(rows), "<img src='forest.png'>",
              "<h2>Predicted survival</h2><img src='survival.png'>", _table(times),
              f"<p>{html.escape(result['baseline']['note'])}</p>",
+             *([f"<p>Requested times withheld:</p>{_table(result['baseline']['withheld'])}"]
+               if result["baseline"].get("withheld") else []),
              f"<h2>Model quality</h2><p>Concordance (Harrell's C, training cohort) {_fmt(c['estimate'])}, "
              f"exact value between {_fmt(c['lower'])} and {_fmt(c['upper'])} ({c['bins']} risk-score bins)</p>",
              f"<h2>Convergence</h2><p>{conv['iterations']} Newton iterations, converged: {conv['converged']}</p>",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from pathlib import Path
 
@@ -119,3 +120,37 @@ def pooled_design(linked: pd.DataFrame, features: list[dict], keep: list[str]) -
             if lv != f.get("reference", levels[0]):
                 parts[f"{f['column']}={lv}"] = (col.astype(str) == lv).astype(float)
     return pd.DataFrame(parts, index=data.index), data
+
+
+NODE_ROUNDING_BASE = 5   # the node policy's default rounding base (lancelot.policy.NodePolicy)
+
+
+def rounded(count: int, base: int = NODE_ROUNDING_BASE) -> int:
+    """The reference rounding of a released count, written out here: the nearest multiple of ``base``, halves up."""
+    return int(base * math.floor(count / base + 0.5))
+
+
+def significant(value: float, digits: int = 4) -> float:
+    """The reference rounding of a released magnitude: ``digits`` significant digits."""
+    return float(f"{value:.{digits}g}")
+
+
+def is_significant(value: float, digits: int = 4) -> bool:
+    """A released magnitude carries at most ``digits`` significant digits."""
+    return value == float(f"{value:.{digits}g}")
+
+
+def spaced_reference(time: pd.Series, event: pd.Series, requested: list[float], k: int) -> tuple[list, list]:
+    """The survival-time rule on the pooled records, written out here: a requested time is released when at
+    least k records are at risk and at least k events happened since the previous released time."""
+    kept, withheld, previous = [], [], 0
+    for t in sorted(requested):
+        events = int(((time <= t) & (event == 1)).sum())
+        if int((time >= t).sum()) < k:
+            withheld.append({"time": t, "reason": f"fewer than {k} at risk"})
+        elif events - previous < k:
+            withheld.append({"time": t, "reason": f"fewer than {k} events since the previous released time"})
+        else:
+            kept.append(t)
+            previous = events
+    return kept, withheld

@@ -59,7 +59,8 @@ def study(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def train_result(study):
-    spec = {"linkage": json.loads(study["link_spec"].read_text()), "outcome": OUTCOME, "features": FEATURES}
+    # without smoking: in this small study its reference level has fewer than k non-events (refused)
+    spec = {"linkage": json.loads(study["link_spec"].read_text()), "outcome": OUTCOME, "features": FEATURES[:5]}
     return spec, run_local("train", station_paths(study), {"spec": spec})
 
 
@@ -79,12 +80,25 @@ def test_train_submits_to_the_coordinator_and_returns_the_coefficients(train_res
     kwargs = task["input_"]["kwargs"]
     assert kwargs["stations"] == {"registry": 2, "gp_1": 3}  # only the stations the spec links
     assert kwargs["spec"] == spec and kwargs["min_cell_count"] == 20 and "evaluate" not in kwargs
+    assert "rounding_base" not in kwargs   # the nodes' policies decide unless the researcher raises it
     table = model.coefficients()
     for row in raw["coefficients"]:
         assert table.loc[row["feature"], "estimate"] == row["estimate"]
         assert table.loc[row["feature"], "station"] == row["station"]
     assert model.rounds == raw["cost"]["rounds"] and model.task_id == 41
     assert "station subtasks finished 1/2" in capsys.readouterr().err
+
+
+def test_a_rounding_base_reaches_linkage_and_training(train_result):
+    spec, raw = train_result
+    fake, study = make(raw)
+    study.train(spec, rounding_base=10)
+    assert fake.created[0]["input_"]["kwargs"]["rounding_base"] == 10
+    from lancelot.cli import build_parser
+
+    assert build_parser().parse_args(["link", "--spec", "s.json", "--rounding-base", "10"]).rounding_base == 10
+    with pytest.raises(SystemExit):   # only 1, 5 or 10
+        build_parser().parse_args(["train", "--spec", "s.json", "--rounding-base", "3"])
 
 
 def test_exploration_tables_are_the_released_rows():

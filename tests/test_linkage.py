@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import link_quality, make_study, recording_coordinator, station_paths, walk_strings
+from helpers import link_quality, make_study, recording_coordinator, rounded, station_paths, walk_strings
 
 from lancelot.cli import run_local
 from lancelot.linkage import pseudonym
@@ -40,9 +41,65 @@ def test_links_synthetic_data_against_the_truth_through_the_network(study):
     assert f1 >= 0.97, (p, r, f1)
     assert result["cost"]["rounds"] == 2
     summary = result["summary"]["pairs"]["registry~gp_1"]
-    assert summary["linked"] == len(result["links"])
+    assert result["protections"]["rounding_base"] == result["summary"]["rounding_base"] == 5   # the nodes' default
+    assert summary["linked"] == rounded(len(result["links"]), 5)
     # the EM estimates are estimates, but they must be in the right region
     assert abs(summary["em_expected_precision"] - p) < 0.03 and abs(summary["em_expected_recall"] - r) < 0.05
+
+
+def test_released_counts_are_the_true_counts_rounded_and_small_ones_withheld(study):
+    coordinator, _ = recording_coordinator(STEPS, station_paths(study),
+                                           {s: {"allow_evaluate": True} for s in ("registry", "gp_1")})
+    linkage = link(coordinator, spec_of(study), evaluate=True)
+    links = linkage.links_table()
+    sizes = {s: len(pd.read_csv(path)) for s, path in station_paths(study).items()}
+    for base in (5, 10):
+        summary = linkage.summary(rounding_base=base)
+        pair = summary["pairs"]["registry~gp_1"]
+        assert summary["rounding_base"] == base and f"multiple of {base}" in summary["suppressed_note"]
+        assert summary["records_per_station"] == {s: rounded(n, base) for s, n in sizes.items()}
+        assert pair["linked"] == summary["linked_to_all_stations"] == rounded(len(links), base)
+        assert pair["candidate_pairs"] % base == 0 and pair["candidate_pairs"] >= pair["linked"]
+        # shares come from rounded counts: rate times the released number of links is a multiple of the base
+        for rate in pair["key_agreement_rate_among_links"].values():
+            assert 0 <= rate <= 1 and abs(rate * pair["linked"] / base - round(rate * pair["linked"] / base)) < 0.01
+    # the researcher may raise the nodes' base (default 5), never lower it; nodes may set 1 (exact counts)
+    assert linkage.summary(rounding_base=1)["rounding_base"] == 5
+    exact = dataclasses.replace(linkage, policies={s: {**p, "rounding_base": 1} for s, p in linkage.policies.items()})
+    assert exact.summary()["pairs"]["registry~gp_1"]["linked"] == len(links)
+    assert exact.protections(rounding_base=10).rounding_base == 10
+
+
+def test_small_counts_in_the_linkage_summary_are_withheld(study):
+    """Synthetic links are almost all certain, so small cells are made: a few links of low probability and
+    match keys that agree on only a few links (or on all but a few)."""
+    coordinator, _ = recording_coordinator(STEPS, station_paths(study))
+    linkage = link(coordinator, spec_of(study))
+    m = linkage.matches["gp_1"]
+    probability, patterns = m.probability.copy(), m.patterns.copy()
+    probability[:3], probability[3:20] = 0.55, 0.75          # 3 links in one bin, 17 in another
+    patterns[4:] &= ~1                                       # the first key agrees on at most 4 links
+    patterns[:3] &= ~2                                       # the second disagrees on 3 links...
+    patterns[3:] |= 2                                        # ... and agrees on all others
+    made = dataclasses.replace(linkage, matches={"gp_1": dataclasses.replace(m, probability=probability,
+                                                                               patterns=patterns)})
+    pair = made.summary()["pairs"]["registry~gp_1"]
+    bins = np.histogram(probability, bins=[0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0])[0]
+    assert list(bins[:3]) == [3, 0, 17]
+    assert [row["count"] for row in pair["match_probability_histogram"]] == [
+        None if 0 < c < 10 else rounded(c, 5) for c in bins]
+    rates = list(pair["key_agreement_rate_among_links"].values())
+    assert rates[0] is None and rates[1] is None and all(r is not None for r in rates[2:])
+
+
+@pytest.mark.parametrize("bad", [3, True, "5", 0])
+def test_a_bad_rounding_base_is_refused_before_any_round(study, bad):
+    from lancelot_linkage import run
+
+    coordinator, transport = recording_coordinator(STEPS, station_paths(study))
+    with pytest.raises(InputError, match="rounding_base"):
+        run(coordinator, spec_of(study), rounding_base=bad)
+    assert transport.sent == []
 
 
 def test_links_a_registry_with_two_gp_stations(study3):

@@ -202,7 +202,8 @@ LOG_LINES = [re.compile(p) for p in (
     r"^\[lancelot\] round \d+: [A-Za-z:;,() -]+( \d+, [A-Za-z ,]+)? at [a-z0-9_, ]+$",   # iteration numbers only
     r"^\[lancelot\] station [a-z0-9_]+: (step [a-z_]+ (started|done in [0-9.]+s)|job state wiped)$",
     r"^\[lancelot\] linkage: [a-z0-9_]+ and [a-z0-9_]+ matched$",
-    r"^\[lancelot\] training: iteration \d+: log-likelihood -?[0-9.]+, largest step [0-9.e+-]+$",
+    # the first iteration's log-likelihood (at beta = 0: -n log 2, the number of complete cases) is not logged
+    r"^\[lancelot\] training: iteration (1: |([2-9]|\d\d+): log-likelihood -?[0-9.]+, )largest step [0-9.e+-]+$",
     r"^\[lancelot\] end of job: station state is wiped at [a-z0-9_, ]+$",
     r"^info > (Reading (token|data from database|input file \S+)|Writing output to \S+|Dispatching \.\.\.|"
     r"Module '\w+' imported!|wrapper for \w+|Applying preprocessing for database 'default'|"

@@ -13,10 +13,12 @@ from lancelot.training.protocol import train
 from lancelot.v6.adapter import make_central, make_partial
 
 
-def run(coordinator: Coordinator, spec: dict, min_cell_count: int | None = None, evaluate: bool = False) -> dict:
+def run(coordinator: Coordinator, spec: dict, min_cell_count: int | None = None, evaluate: bool = False,
+        rounding_base: int | None = None) -> dict:
+    """Fit the spec's model; ``min_cell_count`` and ``rounding_base`` (1, 5 or 10) only raise the nodes' settings."""
     if not isinstance(evaluate, bool):
         raise InputError("'evaluate' must be true or false")
-    return train(coordinator, spec, min_cell_count=min_cell_count, evaluate=evaluate)
+    return train(coordinator, spec, min_cell_count=min_cell_count, evaluate=evaluate, rounding_base=rounding_base)
 
 
 central = make_central(run)

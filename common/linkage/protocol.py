@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..disclosure import suppress
-from ..policy import ENV_NAMES, Protections
+from ..disclosure import release_count, release_share
+from ..policy import ENV_NAMES, ROUNDING_BASES, Protections
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
@@ -135,27 +135,35 @@ class Linkage:
             out[s] = mapping[s][keep]
         return out
 
-    def protections(self, min_cell_count: int | None = None) -> Protections:
-        return Protections.combine(self.policies, min_cell_count)
+    def protections(self, min_cell_count: int | None = None, rounding_base: int | None = None) -> Protections:
+        return Protections.combine(self.policies, min_cell_count, rounding_base)
 
-    def summary(self, min_cell_count: int | None = None) -> dict:
-        k = self.protections(min_cell_count).min_cell_count
+    def summary(self, min_cell_count: int | None = None, rounding_base: int | None = None) -> dict:
+        """What the researcher may see of the link: every count withheld below k (zero excepted) and
+        rounded to the rounding base; shares computed from the rounded counts."""
+        protections = self.protections(min_cell_count, rounding_base)
+        k, base = protections.min_cell_count, protections.rounding_base
+
+        def count(value: float) -> int | None:
+            return release_count(value, k, base)
+
         pairs = {}
         for s, m in self.matches.items():
             hist_edges = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0]
             hist, _ = np.histogram(m.probability, bins=hist_edges)
+            linked = len(m.hub_rows)
             agreement = {}
             for bit, name in enumerate(self.keys):
                 agree = int(((m.patterns >> bit) & 1).sum()) if len(m.patterns) else 0
-                agreement[name] = round(agree / len(m.patterns), 4) if len(m.patterns) >= k else None
+                agreement[name] = release_share(agree, len(m.patterns), k, base) if len(m.patterns) >= k else None
             pairs[f"{self.hub}~{s}"] = {
-                "linked": suppress(len(m.hub_rows), k),
-                "candidate_pairs": suppress(m.n_candidates, k),
+                "linked": count(linked),
+                "candidate_pairs": count(m.n_candidates),
                 "match_probability_histogram": [
-                    {"from": lo, "to": hi, "count": suppress(int(c), k)}
+                    {"from": lo, "to": hi, "count": count(int(c))}
                     for lo, hi, c in zip(hist_edges[:-1], hist_edges[1:], hist)],
-                "em_expected_precision": round(m.expected_precision, 4) if len(m.hub_rows) >= k else None,
-                "em_expected_recall": round(m.expected_recall, 4) if len(m.hub_rows) >= k else None,
+                "em_expected_precision": round(m.expected_precision, 4) if linked >= k else None,
+                "em_expected_recall": round(m.expected_recall, 4) if linked >= k else None,
                 "em_m_probabilities": {f.name: np.round(m.m[i], 4).tolist() for i, f in enumerate(self.spec.fields)},
                 "em_u_probabilities": {f.name: [float(f"{x:.3g}") for x in m.u[i]]
                                        for i, f in enumerate(self.spec.fields)},
@@ -164,14 +172,17 @@ class Linkage:
             }
         cohort = len(self.cohort()[self.hub])
         return {
-            "records_per_station": {s: suppress(n, k) for s, n in self.n_rows.items()},
+            "records_per_station": {s: count(n) for s, n in self.n_rows.items()},
             "hub": self.hub,
             "pairs": pairs,
-            "linked_to_all_stations": suppress(cohort, k),
+            "linked_to_all_stations": count(cohort),
             "threshold": self.spec.threshold,
             "match_keys": self.keys,
             "min_cell_count": k,
-            "suppressed_note": f"counts below {k} (other than 0) are withheld as null",
+            "rounding_base": base,
+            "suppressed_note": f"counts below {k} (other than 0) are withheld as null; the others are rounded to "
+                               f"the nearest multiple of {base}, and key agreement rates are computed from "
+                               "rounded counts",
         }
 
     def links_table(self) -> list[dict]:
@@ -245,6 +256,14 @@ class LinkageRun:
                        policies={s: first[s]["policy"] for s in self.stations}, record_ids=record_ids)
 
 
+def check_researcher_protections(min_cell_count: int | None, rounding_base: int | None) -> None:
+    """Refuse a bad ``min_cell_count`` or ``rounding_base`` before any round (the node policies, known only
+    after the first round, are combined with them later and can only make them stricter)."""
+    if isinstance(rounding_base, bool) or (rounding_base is not None and not isinstance(rounding_base, int)):
+        raise InputError(f"rounding_base must be one of {list(ROUNDING_BASES)}")
+    Protections.combine({}, min_cell_count, rounding_base)
+
+
 def link(coordinator: Coordinator, spec_raw: dict, evaluate: bool = False) -> Linkage:
     """Run the two linkage rounds over every station in the spec; the link stays here."""
     run = LinkageRun(coordinator, spec_raw, evaluate)
@@ -255,4 +274,4 @@ def link(coordinator: Coordinator, spec_raw: dict, evaluate: bool = False) -> Li
         return run.finish(first, second)
 
 
-__all__ = ["Linkage", "LinkageRun", "link", "STEPS", "station_rows", "key_name", "key_recipes"]
+__all__ = ["Linkage", "LinkageRun", "link", "check_researcher_protections", "STEPS", "station_rows", "key_name", "key_recipes"]

@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from ..disclosure import suppress
+from ..disclosure import release_count, spaced_times
 from ..linkage.protocol import station_rows
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
@@ -48,6 +48,8 @@ from .channel import (
     stream_seeds,
 )
 from .design import FRAC_BITS_X, TrainSpec, build_block
+from .logistic import check_levels
+from .release import COX_CELLS, check_residual_dof, disclosure_note
 from .ring import R128, R256, log_uniform_blinds
 from .start import start_training
 
@@ -101,6 +103,14 @@ def _grid(points: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray
     groups = np.repeat(sigma, sizes)
     offsets = np.concatenate([np.arange(s) for s in sizes]) if len(sizes) else np.zeros(0, dtype=np.int64)
     return groups, offsets
+
+
+def _deaths_index(struct: dict) -> tuple[np.ndarray, np.ndarray]:
+    """For the hub's deaths in time order: the event time (group) of each and its time position."""
+    starts, deaths = struct["starts"], struct["deaths"]
+    group = np.repeat(np.arange(len(starts)), deaths)
+    pos = np.concatenate([np.arange(s, s + d) for s, d in zip(starts, deaths)]) if len(starts) else np.zeros(0, int)
+    return group, pos
 
 
 def _sum_by(values: np.ndarray, index: np.ndarray, count: int, ring) -> np.ndarray:
@@ -251,12 +261,11 @@ def step_groups(ctx: StationContext, payload: dict) -> dict:
     e = dealt.get(RX, "e", n)
     u_e = dealt.get(RX, "Ue", (n, p))
     ex = RX.add(RX.mul(e[:, None], big_f), u_e)                # shares of r * x, permuted frame
-    starts, deaths = struct["starts"], struct["deaths"]
+    starts = struct["starts"]
     k = len(starts)
     s_suf, g_suf = _suffix(e[to_time]), _suffix(ex[to_time])
     s_g, g_g = RG.lift(RX.element(s_suf[starts]), RX), RG.lift(RX.element(g_suf[starts]), RX)
-    death_group = np.repeat(np.arange(k), deaths)
-    death_pos = np.concatenate([np.arange(s, s + d) for s, d in zip(starts, deaths)]) if k else np.zeros(0, int)
+    death_group, death_pos = _deaths_index(struct)
     d_g = _sum_by(dealt.get(RX, "dl", n)[to_time][death_pos], death_group, k, RX)
     keep = {"S": RG.pack(s_g), "G": RG.pack(g_g)}
     sigma = sh.permutation(pair, f"sg{t}", k)
@@ -270,7 +279,7 @@ def step_groups(ctx: StationContext, payload: dict) -> dict:
         sd_g = RG.lift(_sum_by(de[to_time][death_pos], death_group, k, RX), RX)
         gd_g = RG.lift(_sum_by(dex[to_time][death_pos], death_group, k, RX), RX)
         keep.update(SD=RG.pack(sd_g), GD=RG.pack(gd_g))
-        m1, md = RG.prg(pair, f"m1{t}", k), RG.prg(pair, f"MD{t}", (k, p))
+        m1, md = RG.prg(pair, f"mS{t}", k), RG.prg(pair, f"MD{t}", (k, p))
         out["sd"] = _out(RG, pair, f"oS{t}", RG.add(sd_g, m1)[sigma] if hub else sd_g[sigma], hub)
         out["gd"] = _out(RG, pair, f"oG{t}", RG.add(gd_g, md)[sigma] if hub else gd_g[sigma], hub)
     else:
@@ -310,7 +319,7 @@ def step_fractions(ctx: StationContext, payload: dict) -> dict:
     count = len(groups)
     dealt = _Shares(ctx, own, hub, payload, t)
     a = dealt.get(RG, "a", count)
-    m1, md = RG.prg(pair, f"m1{t}", k), RG.prg(pair, f"MD{t}", (k, p))
+    m1, md = RG.prg(pair, f"mS{t}", k), RG.prg(pair, f"MD{t}", (k, p))
     a_sd = RG.sub(dealt.get(RG, "aS", count), RG.mul(a, m1[groups]))
     a_gd = RG.sub(dealt.get(RG, "aG", (count, p)), RG.mul(a[:, None], md[groups]))
     return _blinded(pair, t, s_g, g_g, sigma, deaths, hub, a_sd, a_gd)
@@ -339,7 +348,7 @@ def step_coefficients(ctx: StationContext, payload: dict) -> dict:
     lam_pos = np.where(group_of_pos >= 0, cumulative[np.maximum(group_of_pos, 0)], 0)
     frame = np.empty(n, dtype=object)
     frame[to_time] = lam_pos
-    out = {"v1": _out(RX, pair, f"oV1{t}", RX.add(frame, RX.prg(pair, f"M1{t}", n)) if hub else RX.element(frame), hub)}
+    out = {"v1": _out(RX, pair, f"oV1{t}", RX.add(frame, RX.prg(pair, f"MV{t}", n)) if hub else RX.element(frame), hub)}
     if efron:
         b_k = RG.truncate(_sum_by(RG.mul(dealt.get(RG, "ala", count), rho), groups, k, RG), SHIFT_B, hub)
         b_pos = np.zeros(n, dtype=object)
@@ -347,7 +356,7 @@ def step_coefficients(ctx: StationContext, payload: dict) -> dict:
             b_pos[starts[g]:starts[g] + deaths[g]] = RG.reduce_to(b_k[g:g + 1], RX)[0]
         frame = np.empty(n, dtype=object)
         frame[to_time] = b_pos
-        out["v2"] = _out(RX, pair, f"oV2{t}", RX.add(frame, RX.prg(pair, f"M2{t}", n)) if hub else RX.element(frame), hub)
+        out["v2"] = _out(RX, pair, f"oV2{t}", RX.add(frame, RX.prg(pair, f"MB{t}", n)) if hub else RX.element(frame), hub)
     # risk-set means abar = alpha (Y - M), unblinded and truncated, opened under a fresh mask. The
     # Hessian needs sum over used points of abar abar' (Efron) or of D abar abar' (Breslow, as the
     # product of a "left" vector D abar and a "right" vector abar): the coordinator multiplies the
@@ -388,12 +397,12 @@ def step_weights(ctx: StationContext, payload: dict) -> dict:
     dealt = _Shares(ctx, own, hub, payload, t)
     e, u_e = dealt.get(RX, "e", n), dealt.get(RX, "Ue", (n, p))
     bs, dl = dealt.get(RX, "Bs", (n, p)), dealt.get(RX, "dl", n)
-    m1 = RX.prg(pair, f"M1{t}", n)
+    m1 = RX.prg(pair, f"MV{t}", n)
     w = RX.sub(dealt.get(RX, "a", n), RX.mul(e, m1))
     u = RX.sub(dealt.get(RX, "v", (n, p)), RX.mul(u_e, m1[:, None]))
     corr = RX.dot(u_e.T, m1)
     if efron:
-        m2 = RX.prg(pair, f"M2{t}", n)
+        m2 = RX.prg(pair, f"MB{t}", n)
         de, u_d = dealt.get(RX, "de", n), dealt.get(RX, "Ud", (n, p))
         w = RX.add(w, RX.mul(de, m2))
         u = RX.add(u, RX.mul(u_d, m2[:, None]))
@@ -409,6 +418,7 @@ def step_weights(ctx: StationContext, payload: dict) -> dict:
         sxx = RX.add(RX.dot(big_f.T, RX.mul(big_f, e[:, None])), RX.dot(big_f.T, u_e), RX.dot(u_e.T, big_f))
         out["sxx"] = _out(RX, pair, f"oQ{t}", sxx, hub)
         out["sx"] = _out(RX, pair, f"oT{t}", RX.dot(big_f.T, e), hub)
+        out["sxd"] = _out(RX, pair, f"oE{t}", RX.dot(big_f.T, dl), hub)   # sums over their events (level checks)
     out.update(_baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n, efron))
     if payload.get("concordance_bins"):   # the coordinator expects this to be the last iteration
         out.update(_concordance_counts(ctx, pair, t, payload["concordance_bins"], hub, dealt))
@@ -418,7 +428,8 @@ def step_weights(ctx: StationContext, payload: dict) -> dict:
 
 
 def _baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n, efron) -> dict:
-    """Breslow baseline pieces at the requested times: Lambda0, sum d/S^2, sum d xbar/S; at-risk counts."""
+    """Breslow baseline pieces at the requested times: Lambda0, sum d/S^2, sum d xbar/S; at-risk counts;
+    at the first iteration also the cohort's deaths up to each requested time (which times may be released)."""
     deaths = struct["deaths"]
     k = len(deaths)
     sigma = sh.permutation(pair, f"sg{t}", k)
@@ -439,7 +450,13 @@ def _baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n, efron) -> dict:
     prefix = np.concatenate([np.zeros((1, stack.shape[1]), dtype=object), np.cumsum(stack, axis=0)])
     at_times = RG.element(prefix[struct["upto"]])
     risk = _suffix(dealt.get(RX, "k", n)[to_time])[struct["risk_pos"]]
-    return {"base": _out(RG, pair, f"oZ{t}", at_times, hub), "at_risk": _out(RX, pair, f"oK{t}", RX.element(risk), hub)}
+    out = {"base": _out(RG, pair, f"oZ{t}", at_times, hub), "at_risk": _out(RX, pair, f"oK{t}", RX.element(risk), hub)}
+    if t == 0:
+        group, pos = _deaths_index(struct)
+        per_time = _sum_by(dealt.get(RX, "dl", n)[to_time][pos], group, k, RX)      # cohort deaths, time order
+        upto = np.concatenate([np.zeros(1, dtype=object), np.cumsum(per_time)])[struct["upto"]]
+        out["events_at"] = _out(RX, pair, f"oJ{t}", RX.element(upto), hub)
+    return out
 
 
 def _concordance_counts(ctx: StationContext, pair: bytes, t: int, bins: int, hub: bool, dealt: _Shares) -> dict:
@@ -486,9 +503,9 @@ def _opened(ring, results: dict, key: str) -> np.ndarray:
 
 
 def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cell_count: int | None = None,
-              evaluate: bool = False) -> dict:
+              evaluate: bool = False, rounding_base: int | None = None) -> dict:
     st = start_training(coordinator, spec, spec_raw, min_cell_count, evaluate, "cox_rows",
-                        "the survival time and event")
+                        "the survival time and event", rounding_base)
     hub, partner, seeds, linkage, widths = st.hub, st.partner, st.seeds, st.linkage, st.widths
     if st.p == 0:
         raise InputError("a Cox model needs at least one feature")
@@ -521,9 +538,9 @@ def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cel
     relay = {hub: res[partner]["sealed"], partner: res[hub]["sealed"]}
 
     fit = _CoxFit(coordinator, spec, seeds[hub], hub, partner, st.layout, st.open_names, st.p, st.names, st.features,
-                  st.k)
+                  st.k, st.base)
     fit.iterate(relay)
-    result = fit.result(linkage, spec)
+    result = fit.result(linkage, spec, st.protections)
     if evaluate:
         result["links"] = linkage.links_table()
     return result
@@ -532,9 +549,10 @@ def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cel
 class _CoxFit:
     """The coordinator's side of the Newton iterations (state between rounds lives here)."""
 
-    def __init__(self, coordinator, spec, seed_hub, hub, partner, layout, open_names, p, names, features, k):
+    def __init__(self, coordinator, spec, seed_hub, hub, partner, layout, open_names, p, names, features, k, base):
         self.c, self.spec, self.seed, self.hub, self.partner = coordinator, spec, seed_hub, hub, partner
         self.layout, self.open_names, self.p, self.names, self.features, self.k = layout, open_names, p, names, features, k
+        self.base = base
         self.efron = spec.ties == "efron"
         self.history: list[dict] = []
         self.summaries: list[dict] = []
@@ -556,10 +574,11 @@ class _CoxFit:
                 except np.linalg.LinAlgError:
                     raise _divergence(self.names, beta) from None
                 beta = beta + step
-                self.history.append({"iteration": t + 1, "log_partial_likelihood": loglik,
+                # at beta = 0 the partial likelihood is a function of the risk-set sizes alone: withheld
+                self.history.append({"iteration": t + 1, "log_partial_likelihood": loglik if t else None,
                                      "max_step": float(np.max(np.abs(step)))})
-                self.c.log(f"training: iteration {t + 1}: log partial likelihood {loglik:.6f}, "
-                           f"largest step {np.max(np.abs(step)):.2e}")
+                self.c.log(f"training: iteration {t + 1}: " + (f"log partial likelihood {loglik:.6f}, " if t else "")
+                           + f"largest step {np.max(np.abs(step)):.2e}")
                 if not np.all(np.isfinite(beta)) or np.max(np.abs(beta)) > hazards.SEPARATION_LIMIT:
                     raise _divergence(self.names, beta - step)
                 # stop without opening z at the new coefficients (see logistic regression)
@@ -683,8 +702,11 @@ class _CoxFit:
             sx = RX.add(RX.dot(bs.T, e), _opened(RX, res, "sx"))
             n_c = int(complete.sum())
             sum_x = RX.decode(sx, E_BITS + FRAC_BITS_X).astype(float)
+            sum_xd = RX.decode(RX.add(RX.dot(bs.T, dl), _opened(RX, res, "sxd")), W_BITS + FRAC_BITS_X).astype(float)
+            check_levels(hazards.binary_levels(sum_x, sum_xd, n_c, int(died.sum()), self.features), self.k, COX_CELLS)
             self.summaries = hazards.feature_summary(sum_x, RX.decode(sxx, E_BITS + 2 * FRAC_BITS_X).astype(float),
-                                                     n_c, self.features, self.k)
+                                                     n_c, self.features)
+            self.events_at = np.rint(RX.decode(_opened(RX, res, "events_at"), W_BITS)).astype(np.int64)
             self.mean = np.array([f["centre"] + 2.0 ** f["exponent"] * sx_j / n_c
                                   for f, sx_j in zip(self.features, sum_x)])
         base = RG.decode(_opened(RG, res, "base"), 0)   # rows: times; cols: Lambda, V0, Q (raw scales)
@@ -693,12 +715,16 @@ class _CoxFit:
         return hess, grad, loglik
 
     def _check_counts(self, complete: np.ndarray, died: np.ndarray) -> None:
+        """Before any coefficient exists: k complete cases and events, ACRO's residual degrees of freedom
+        counted on events (the partial likelihood is a sum over events: censored records only fill risk
+        sets), and (a statistical rule) 10 events per coefficient. No message shows a count."""
         n_c, events = int(complete.sum()), int(died.sum())
         if n_c < self.k or events < self.k:
             raise PrivacyError(f"too few complete cases or events (minimum {self.k} each) in the linked cohort")
+        check_residual_dof(events, self.p, "events")
         if events < 10 * self.p:
-            raise InputError(f"too few events ({events}) for {self.p} coefficients: at least 10 events per "
-                             "coefficient are needed")
+            raise InputError(f"too few events for {self.p} coefficients: at least 10 events per coefficient are "
+                             "needed")
 
     def _last_iteration_expected(self) -> bool:
         """Newton converges quadratically: after a step s the next is about s^2, so the fit stops after
@@ -730,49 +756,59 @@ class _CoxFit:
         correct, at_most, pairs = total & mask40, (total >> 40) & mask40, total >> 80
         self.concordance = hazards.concordance(correct, at_most - correct, pairs, self.spec.concordance_bins)
 
-    def result(self, linkage, spec: TrainSpec) -> dict:
-        last, k, features = self.last, self.k, self.features
+    def result(self, linkage, spec: TrainSpec, protections: dict) -> dict:
+        last, k, base, features = self.last, self.k, self.base, self.features
         cov_enc = np.linalg.inv(last["hess"] + np.diag(np.full(self.p, spec.penalty)))
         beta_orig, cov = hazards.to_original_scale(self.beta_final, cov_enc, features)
         n_used, events = int(last["complete"].sum()), int(last["died"].sum())
+        linked = int(len(linkage.cohort()[linkage.hub]))
         return {
             "model": "cox", "ties": spec.ties,
             "time": {"station": spec.outcome_station, "column": spec.time_column},
             "event": {"station": spec.outcome_station, "column": spec.outcome_column},
             "coefficients": hazards.coefficient_table(beta_orig, cov, features, self.summaries),
-            "features": self.summaries,
+            "features": self.summaries,   # mean and SD over the complete cases, to 4 significant digits
             "covariance": cov.tolist(),
             "reference_levels": {f["column"]: f["reference"] for f in features if f.get("level") is not None},
-            "n_used": n_used, "events": events,
-            "cohort": {"linked": suppress(int(len(linkage.cohort()[linkage.hub])), k), "complete_cases": n_used,
+            "n_used": release_count(n_used, k, base), "events": release_count(events, k, base),
+            "cohort": {"linked": release_count(linked, k, base), "complete_cases": release_count(n_used, k, base),
                        "note": "complete cases: records missing a feature, the time or the event at any station are left out"},
-            "quality": {"concordance": self.concordance},
+            "quality": {"concordance": hazards.released_concordance(self.concordance, k, base)},
             "baseline": self._baseline(beta_orig, cov),
             "convergence": {"converged": self.converged, "iterations": len(self.history), "history": self.history,
                             "tolerance": spec.tolerance, "penalty": spec.penalty,
                             "note": "stops when the next Newton step is predicted below the tolerance (the last step "
-                                    "squared); standard errors, concordance and baseline use the last opened iterate"},
+                                    "squared); standard errors, concordance and baseline use the last opened "
+                                    "iterate; the log partial likelihood at the start (all coefficients 0) is "
+                                    "withheld, as it is a function of the risk-set sizes alone"},
             "precision": {"feature_bits": FRAC_BITS_X, "risk_score_bits": E_BITS, "weight_bits": W_BITS,
                           "coefficient_bits": FRAC_BITS_BETA, "risk_set_blind_bits": 64},
             "min_cell_count": k,
-            "protections": linkage.protections(self.k).as_dict(),
-            "linkage": linkage.summary(k),
+            "protections": protections,
+            "disclosure_control": disclosure_note("cox", k, base),
+            "linkage": linkage.summary(k, base),
         }
 
     def _baseline(self, beta_orig: np.ndarray, cov: np.ndarray) -> dict:
-        """Breslow baseline at the released times (at-risk count at least k), for the reference profile
-        (each feature at its encoding centre) and for the complete-case mean profile."""
-        last, k, features = self.last, self.k, self.features
+        """Breslow baseline at the released times, for the reference profile (each feature at its encoding
+        centre) and for the complete-case mean profile.
+
+        A requested time is released only with at least k complete cases at risk and at least k of their
+        events since the previous released time (:func:`lancelot.disclosure.spaced_times`): the baseline
+        steps at every death, so two close times would isolate the few deaths between them.
+        """
+        last, k, features, times = self.last, self.k, self.features, self.spec.survival_times
+        at_risk = {tm: int(n) for tm, n in zip(times, last["at_risk"])}
+        events = {tm: int(d) for tm, d in zip(times, self.events_at)}
+        kept, withheld = spaced_times(times, events.__getitem__, at_risk.__getitem__, k)
         scale = math.exp(-last["zmax"])   # risk scores were exp(z - max z)
         # the fit's last opened iterate: baseline terms belong to its coefficients
         beta_last = hazards.scale_matrix(features) @ last["beta"]
         centre = np.array([f["centre"] for f in features])
         unscale = np.array([2.0 ** f["exponent"] for f in features])
         rows = []
-        for j, tm in enumerate(self.spec.survival_times):
-            at_risk = int(last["at_risk"][j])
-            if at_risk < k:
-                rows.append({"time": tm, "at_risk": suppress(at_risk, k), "survival_at_mean": None})
+        for j, tm in enumerate(times):
+            if tm not in kept:
                 continue
             raw = last["base"][j]
             lam0 = float(raw[0]) / 2 ** BASE_BITS * scale
@@ -780,14 +816,17 @@ class _CoxFit:
             q_enc = np.array([float(v) for v in raw[2:]]) / 2 ** XBAR_BITS * scale
             q = q_enc * unscale                      # sum d xbar / S about the centre, original units
             s, lo, hi = hazards.survival_at(lam0, v0, q, self.mean - centre, beta_last, cov)
-            rows.append({"time": tm, "at_risk": at_risk, "survival_at_mean": s, "ci_low": lo, "ci_high": hi,
-                         "cumulative_hazard_at_reference": lam0, "v0": v0, "q": q.tolist()})
+            rows.append({"time": tm, "at_risk": release_count(at_risk[tm], k, self.base), "survival_at_mean": s,
+                         "ci_low": lo, "ci_high": hi, "cumulative_hazard_at_reference": lam0, "v0": v0,
+                         "q": q.tolist()})
         return {"reference_profile": {f["name"]: f["centre"] for f in features},
                 "coefficients_of_last_iterate": beta_last.tolist(),
                 "times": rows,
+                "withheld": withheld,
                 "note": "Breslow cumulative baseline hazard at the reference profile (every feature at the value "
                         "shown); survival at the complete-case mean profile with a 95% interval on the "
-                        "log(-log) scale; times with fewer than the minimum cell count at risk are withheld"}
+                        f"log(-log) scale; only at requested times with at least {k} at risk and at least {k} "
+                        "events since the previous released time (the others are listed under 'withheld')"}
 
 
 def _divergence(names: list[str], beta: np.ndarray) -> InputError:

@@ -26,12 +26,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..disclosure import SURVIVAL_GRID_DAYS
 from ..policy import NodePolicy, check_columns
 from ..runtime.errors import InputError
 
 MODELS = ("logistic", "cox")
 TIES = ("efron", "breslow")
-DEFAULT_SURVIVAL_TIMES = (91, 182, 365, 730, 1095, 1826)   # days: 3 and 6 months, 1, 2, 3 and 5 years
+# days: 3 and 6 months, 1, 2, 3 and 5 years; a fixed grid, never a time derived from the data
+DEFAULT_SURVIVAL_TIMES = SURVIVAL_GRID_DAYS
 DEFAULT_CONCORDANCE_BINS = 32
 FRAC_BITS_X = 16          # fixed-point bits of an encoded feature
 MAX_ENCODED = 32.0        # |encoded value| bound: about 32-64 standard deviations from the centre

@@ -11,8 +11,9 @@ import math
 
 import numpy as np
 
+from ..disclosure import SIGNIFICANT_DIGITS, release_count, round_magnitude
 from . import logistic
-from .logistic import Z_95, ratio_table, summary_row
+from .logistic import Z_95, level_cells, ratio_table, summary_row
 
 SEPARATION_LIMIT = logistic.SEPARATION_LIMIT   # |coefficient| on the internal (about standardised) scale
 
@@ -32,12 +33,15 @@ def to_original_scale(beta: np.ndarray, cov: np.ndarray, features: list[dict]) -
     return t @ beta, t @ cov @ t.T
 
 
-def feature_summary(sum_x: np.ndarray, sum_xx: np.ndarray, n: int, features: list[dict], k: int) -> list[dict]:
-    """Mean and SD of each feature over the complete cases (from X'1 and X'X at beta = 0).
+def feature_summary(sum_x: np.ndarray, sum_xx: np.ndarray, n: int, features: list[dict]) -> list[dict]:
+    """Mean and SD of each feature over the complete cases (from X'1 and X'X at beta = 0), rounded."""
+    return [summary_row(f, sum_x[j] / n, sum_xx[j, j] / n) for j, f in enumerate(features)]
 
-    For a 0/1 feature with fewer than k ones (or zeros) the mean would reveal a small count: withheld.
-    """
-    return [summary_row(f, sum_x[j] / n, sum_xx[j, j] / n, n, k) for j, f in enumerate(features)]
+
+def binary_levels(sum_x: np.ndarray, sum_xd: np.ndarray, n: int, events: int, features: list[dict]) -> list[dict]:
+    """Patients and events in and outside the level of every 0/1 feature, over the complete cases, from the
+    encoded feature sums over all complete cases (X'1) and over their events (X'd)."""
+    return [level_cells(f, n, events, sum_x[j], sum_xd[j]) for j, f in enumerate(features) if f.get("binary")]
 
 
 def coefficient_table(beta: np.ndarray, cov: np.ndarray, features: list[dict], summaries: list[dict]) -> list[dict]:
@@ -57,6 +61,23 @@ def concordance(correct: int, tied: int, total: int, bins: int) -> dict:
             "comparable_pairs": int(total), "bins": bins,
             "note": "Harrell's C on the training cohort; linear predictors compared by quantile bin "
                     "(pairs in the same bin count half); the exact value lies between lower and upper"}
+
+
+def released_concordance(c: dict | None, k: int, base: int) -> dict | None:
+    """The concordance as released: estimate to 4 significant digits, bounds rounded outwards (they stay
+    bounds), the number of comparable pairs as a count. Exact values are ratios of pair counts."""
+    if c is None or c.get("estimate") is None:
+        return c
+    return {**c, "estimate": round_magnitude(c["estimate"]), "lower": _outward(c["lower"], up=False),
+            "upper": _outward(c["upper"], up=True), "comparable_pairs": release_count(c["comparable_pairs"], k, base)}
+
+
+def _outward(value: float, up: bool) -> float:
+    """``value`` in [0, 1] to SIGNIFICANT_DIGITS significant digits, rounded up or down."""
+    if value <= 0 or value >= 1:
+        return float(value)
+    factor = 10.0 ** (SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(value)))
+    return min(1.0, max(0.0, (math.ceil if up else math.floor)(value * factor) / factor))
 
 
 def survival_at(lam0: float, v0: float, q: np.ndarray, x: np.ndarray, beta: np.ndarray,

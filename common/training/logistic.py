@@ -9,7 +9,8 @@ import math
 
 import numpy as np
 
-from ..runtime.errors import InputError
+from ..disclosure import round_magnitude
+from ..runtime.errors import InputError, PrivacyError
 
 Z_95 = 1.959963984540054
 SEPARATION_LIMIT = 25.0   # |coefficient| on the internal (about standardised) scale
@@ -57,27 +58,100 @@ def to_original_scale(beta: np.ndarray, cov: np.ndarray, features: list[dict]) -
     return t @ beta, t @ cov @ t.T
 
 
-def feature_summary(hessian0: np.ndarray, features: list[dict], k: int) -> list[dict]:
+def feature_summary(hessian0: np.ndarray, features: list[dict]) -> list[dict]:
     """Mean and SD of each feature over the complete cases, read off the first Hessian.
 
     At beta = 0 every complete case has weight 1/4, so the intercept row of that Hessian holds the
-    feature sums and its diagonal the sums of squares (internal scale). For a 0/1 feature with
-    fewer than k ones (or zeros) the mean would reveal a small count: withheld.
+    feature sums and its diagonal the sums of squares (internal scale).
     """
-    n = 4 * hessian0[0, 0]
-    return [summary_row(f, hessian0[0, j] / hessian0[0, 0], hessian0[j, j] / hessian0[0, 0], n, k)
+    return [summary_row(f, hessian0[0, j] / hessian0[0, 0], hessian0[j, j] / hessian0[0, 0])
             for j, f in enumerate(features) if j > 0]
 
 
-def summary_row(feature: dict, mean_enc: float, square_enc: float, n: float, k: int) -> dict:
-    """Mean and SD on the original scale from the encoded mean and mean square; withheld for a 0/1
-    feature with fewer than k ones or zeros (the mean would show that small count)."""
+def summary_row(feature: dict, mean_enc: float, square_enc: float) -> dict:
+    """Mean and SD on the original scale from the encoded mean and mean square, to 4 significant digits
+    (exact values of two runs on cohorts one patient apart would show that patient's value)."""
     var_enc = max(square_enc - mean_enc ** 2, 0.0)
     scale = 2.0 ** feature["exponent"]
     mean, sd = feature["centre"] + scale * mean_enc, scale * math.sqrt(var_enc)
-    small = feature.get("binary") and (0.5 < n * mean < k - 0.5 or 0.5 < n * (1 - mean) < k - 0.5)
-    return {"feature": feature["name"], "station": feature["station"], "mean": None if small else mean,
-            "sd": None if small else sd}
+    return {"feature": feature["name"], "station": feature["station"], "mean": round_magnitude(mean),
+            "sd": round_magnitude(sd)}
+
+
+def binary_levels(hessian0: np.ndarray, gradient0: np.ndarray, features: list[dict]) -> list[dict]:
+    """Patients and events in and outside the level of every 0/1 feature (a dummy, or a 0/1 column), over
+    the complete cases, read off the first Hessian and gradient.
+
+    At beta = 0 every complete case has weight 1/4 and residual y - 1/2: 4 H[0, 0] is the number of
+    complete cases, g[0] + n/2 the events, 4 H[0, j] the encoded feature sum and g[j] + 2 H[0, j] the
+    encoded feature sum over the events.
+    """
+    n = 4 * hessian0[0, 0]
+    events = gradient0[0] + n / 2
+    return [level_cells(f, n, events, 4 * hessian0[0, j], gradient0[j] + 2 * hessian0[0, j])
+            for j, f in enumerate(features) if j > 0 and f.get("binary")]
+
+
+def level_cells(feature: dict, n: float, events: float, sum_enc: float, sum_events_enc: float) -> dict:
+    """The 2 x 2 table of a 0/1 feature against the outcome, from its encoded sums over all complete cases
+    and over the events (x = centre + 2^exponent x_enc)."""
+    scale = 2.0 ** feature["exponent"]
+    ones = round(feature["centre"] * n + scale * sum_enc)
+    ones_events = round(feature["centre"] * events + scale * sum_events_enc)
+    n, events = round(n), round(events)
+    return {"feature": feature, "in": ones, "out": n - ones, "events_in": ones_events,
+            "events_out": events - ones_events, "non_events_in": ones - ones_events,
+            "non_events_out": (n - ones) - (events - ones_events)}
+
+
+def with_reference_levels(levels: list[dict]) -> list[dict]:
+    """Add the reference level of every categorical feature: its cells are the totals minus those of the
+    other levels (every complete case has exactly one level). A small reference level would show through
+    the standard errors of all the other levels' coefficients."""
+    out = list(levels)
+    seen: dict[tuple, list[dict]] = {}
+    for lv in levels:
+        f = lv["feature"]
+        if f.get("level") is not None:
+            seen.setdefault((f["station"], f["column"]), []).append(lv)
+    for (station, column), group in seen.items():
+        first = group[0]
+        ref = {"feature": {"name": f"{column}={first['feature']['reference']}", "station": station, "column": column,
+                           "level": first["feature"]["reference"], "is_reference": True}}
+        for side in ("", "events_", "non_events_"):
+            total = first[f"{side}in"] + first[f"{side}out"]
+            ref[f"{side}in"] = total - sum(lv[f"{side}in"] for lv in group)
+            ref[f"{side}out"] = total - ref[f"{side}in"]
+        out.append(ref)
+    return out
+
+
+def check_levels(levels: list[dict], k: int, cells: tuple[str, ...]) -> None:
+    """Refuse a 0/1 feature whose level (or the rest of the cohort) holds fewer than k patients, events
+    or non-events (``cells``), and a categorical feature whose reference level does: its coefficient and
+    standard error would reveal that small count. Zero counts are refused too (ACRO treats zeros as
+    disclosive)."""
+    words = {"in": "patients with {}", "out": "patients without {}", "events_in": "events among patients with {}",
+             "events_out": "events among patients without {}", "non_events_in": "non-events among patients with {}",
+             "non_events_out": "non-events among patients without {}"}
+    problems = []
+    for lv in with_reference_levels(levels):
+        f = lv["feature"]
+        label = f["name"] if f.get("level") is not None else f"{f['name']}=1"
+        checked = [c for c in cells if c.endswith("in")] if f.get("is_reference") else cells
+        small = [words[c].format(label) for c in checked if lv[c] < k]
+        if small:
+            what = " (the reference level)" if f.get("is_reference") else ""
+            problems.append((f, f"fewer than {k} {' or '.join(small)}{what}"))
+    if not problems:
+        return
+    advice = ("among the linked complete cases; its coefficient and standard error would reveal that count. Drop "
+              "the feature or merge the level with another (a penalty does not hide the count)")
+    if len(problems) == 1:
+        f, why = problems[0]
+        raise PrivacyError(f"feature '{f['name']}': {why} {advice}", station=f["station"], column=f["column"])
+    listed = "; ".join(f"'{f['name']}' (station '{f['station']}'): {why}" for f, why in problems)
+    raise PrivacyError(f"features refused: {listed}; {advice.replace('its coefficient', 'each coefficient')}")
 
 
 def ratio_table(beta: np.ndarray, cov: np.ndarray, features: list[dict], summaries: list[dict] | None,

@@ -72,7 +72,8 @@ def predict(model: dict, profile: dict) -> dict:
 
 
 def predict_survival(model: dict, profile: dict) -> dict:
-    """Predicted survival S(t | profile) at the model's released times, with 95% intervals."""
+    """Predicted survival S(t | profile) at the model's released times only, with 95% intervals; the
+    requested times the training withheld are listed with their reason."""
     base = model.get("baseline")
     if not base or "covariance" not in model:
         raise InputError("not a Cox training result with a baseline and covariance (re-run lancelot train)")
@@ -83,13 +84,12 @@ def predict_survival(model: dict, profile: dict) -> dict:
     cov = np.array(model["covariance"])
     rows = []
     for row in base["times"]:
-        if row.get("survival_at_mean") is None:
-            rows.append({"time": row["time"], "survival": None, "ci_low": None, "ci_high": None,
-                         "note": "withheld: fewer than the minimum cell count at risk"})
+        # only the released times: a result without the baseline terms at a time has nothing to give there
+        if row.get("survival_at_mean") is None or row.get("cumulative_hazard_at_reference") is None:
             continue
         s, lo, hi = survival_at(row["cumulative_hazard_at_reference"], row["v0"], np.array(row["q"]),
                                 x - reference, beta, cov)
         rows.append({"time": row["time"], "survival": s, "ci_low": lo, "ci_high": hi})
     return {"profile": profile, "event": model["event"]["column"], "time_unit": model["time"]["column"],
             "hazard_ratio_vs_reference": math.exp(float((x - reference) @ beta)),
-            "survival": rows, "label": RESEARCH_USE}
+            "survival": rows, "withheld": base.get("withheld", []), "label": RESEARCH_USE}

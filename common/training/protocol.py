@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from ..disclosure import suppress
+from ..disclosure import release_count, release_share, round_magnitude
 from ..linkage.protocol import station_rows
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
@@ -40,6 +40,7 @@ from .channel import (
     stream_seeds,
 )
 from .design import FRAC_BITS_X, MAX_ENCODED, build_block, parse_train_spec
+from .release import LOGISTIC_CELLS, check_residual_dof, disclosure_note
 from .start import start_training
 
 FRAC_BITS_BETA = 24
@@ -115,15 +116,21 @@ def _frac_bits(n: int, sumsq_bits: int) -> tuple[int, int]:
 
 
 def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None = None,
-          evaluate: bool = False) -> dict:
+          evaluate: bool = False, rounding_base: int | None = None) -> dict:
+    """Fit the spec's model on the linked cohort; release only what passes disclosure control.
+
+    ``min_cell_count`` and ``rounding_base`` can only make the node policies stricter.
+    """
     stations = coordinator.stations
     spec = parse_train_spec(spec_raw, stations)
     if len(stations) < 2:
         raise InputError("training needs at least two stations (a hub with the outcome and one more)")
     if spec.model == "cox":
-        return cox.train_cox(coordinator, spec, spec_raw, min_cell_count=min_cell_count, evaluate=evaluate)
-    st = start_training(coordinator, spec, spec_raw, min_cell_count, evaluate, "train_rows", "the outcome")
-    hub, partner, seeds, linkage, k = st.hub, st.partner, st.seeds, st.linkage, st.k
+        return cox.train_cox(coordinator, spec, spec_raw, min_cell_count=min_cell_count, evaluate=evaluate,
+                             rounding_base=rounding_base)
+    st = start_training(coordinator, spec, spec_raw, min_cell_count, evaluate, "train_rows", "the outcome",
+                        rounding_base)
+    hub, partner, seeds, linkage, k, base = st.hub, st.partner, st.seeds, st.linkage, st.k, st.base
     cohort = linkage.cohort()
     n = len(cohort[hub])
     widths, features, open_names, layout = st.widths, st.features, st.open_names, st.layout
@@ -186,15 +193,18 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
             hess = (hess + hess.T) / 2
             if t == 0:
                 logistic.check_identifiable(hess, names)
-                summaries = logistic.feature_summary(hess, features, k)
+                logistic.check_levels(logistic.binary_levels(hess, grad, features), k, LOGISTIC_CELLS)
+                summaries = logistic.feature_summary(hess, features)
             try:
                 step = logistic.newton_step(hess, grad, beta, spec.penalty)
             except np.linalg.LinAlgError:  # fitted probabilities at 0 or 1 empty the Hessian
                 raise _separation(names, beta) from None
-            loglik = logistic.log_likelihood(z[complete], y[complete])
+            # at beta = 0 the log-likelihood is -n log 2: the exact number of complete cases, so withheld
+            loglik = logistic.log_likelihood(z[complete], y[complete]) if t > 0 else None
             beta = beta + step
             history.append({"iteration": t + 1, "log_likelihood": loglik, "max_step": float(np.max(np.abs(step)))})
-            coordinator.log(f"training: iteration {t + 1}: log-likelihood {loglik:.6f}, largest step {np.max(np.abs(step)):.2e}")
+            coordinator.log(f"training: iteration {t + 1}: " + (f"log-likelihood {loglik:.6f}, " if t else "")
+                            + f"largest step {np.max(np.abs(step)):.2e}")
             if not np.all(np.isfinite(beta)) or np.max(np.abs(beta)) > logistic.SEPARATION_LIMIT:
                 raise _separation(names, beta - step)
             # Newton converges quadratically: after a step s the error is about s^2. Stopping here,
@@ -214,26 +224,30 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
     beta_orig, cov = logistic.to_original_scale(beta, cov_enc, features)
     prob = logistic.sigmoid(z[complete])
     y_c = y[complete]
-    quality = {"auc": logistic.auc(z[complete], y_c), "calibration": _calibration(prob, y_c, k)}
+    quality = {"auc": round_magnitude(logistic.auc(z[complete], y_c)), "calibration": _calibration(prob, y_c, k, base)}
+    n_used, events = int(complete.sum()), int(y_c.sum())
     result = {
         "model": "logistic",
         "outcome": {"station": spec.outcome_station, "column": spec.outcome_column},
         "coefficients": logistic.coefficient_table(beta_orig, cov, features, summaries),
-        "features": summaries,  # mean and SD over the complete cases (0/1 features with small counts withheld)
+        "features": summaries,  # mean and SD over the complete cases, to 4 significant digits
         "covariance": cov.tolist(),  # of the estimates, in the coefficients' order (for predictions)
         "reference_levels": {f["column"]: f["reference"] for f in features if f.get("level") is not None},
-        "n_used": int(complete.sum()), "events": int(y_c.sum()),
-        "cohort": {"linked": suppress(n, k), "complete_cases": int(complete.sum()),
+        "n_used": release_count(n_used, k, base), "events": release_count(events, k, base),
+        "cohort": {"linked": release_count(n, k, base), "complete_cases": release_count(n_used, k, base),
                    "note": "complete cases: records missing a feature or the outcome at any station are left out"},
         "quality": quality,
         "convergence": {"converged": converged, "iterations": len(history), "history": history,
                         "tolerance": spec.tolerance, "penalty": spec.penalty,
                         "note": "stops when the next Newton step is predicted below the tolerance (the last "
-                                "step squared); standard errors use the Hessian at the last opened iterate"},
+                                "step squared); standard errors use the Hessian at the last opened iterate; the "
+                                "log-likelihood at the start (all coefficients 0) is withheld, as it is a function of "
+                                "the number of complete cases alone"},
         "precision": {"feature_bits": FRAC_BITS_X, "weight_bits": fw, "residual_bits": fr, "coefficient_bits": FRAC_BITS_BETA},
         "min_cell_count": k,
         "protections": st.protections,
-        "linkage": linkage.summary(k),
+        "disclosure_control": disclosure_note("logistic", k, base),
+        "linkage": linkage.summary(k, base),
     }
     if evaluate:
         result["links"] = linkage.links_table()
@@ -247,20 +261,28 @@ def _separation(names: list[str], beta: np.ndarray) -> InputError:
 
 
 def _check_counts(complete: np.ndarray, y: np.ndarray, p: int, k: int) -> None:
+    """Before any coefficient exists: at least k complete cases, events and non-events, ACRO's residual
+    degrees of freedom, and (a statistical rule) 10 complete cases per coefficient. No message shows a count."""
     n = int(complete.sum())
     events = int(y[complete].sum())
     if n < k or min(events, n - events) < k:
         raise PrivacyError(f"too few complete cases, events or non-events (minimum {k} each) in the linked cohort")
+    check_residual_dof(n, p, "complete cases")
     if n < 10 * p:
         raise InputError(f"too few complete cases for {p} coefficients: at least 10 per coefficient are needed")
 
 
-def _calibration(prob: np.ndarray, y: np.ndarray, k: int) -> list[dict]:
-    out = logistic.calibration(prob, y, k)
-    for g in out:  # a group with a small number of events (or non-events) is a small cell
-        events = round(g["observed_rate"] * g["n"])
-        if 0 < events < k or 0 < g["n"] - events < k:
-            g["observed_rate"] = None
+def _calibration(prob: np.ndarray, y: np.ndarray, k: int, base: int) -> list[dict]:
+    """Calibration groups with rounded sizes; a group's observed rate comes from its rounded counts and is
+    withheld when the group has fewer than k events or non-events, none included (everyone in the group
+    would share the outcome)."""
+    out = []
+    for g in logistic.calibration(prob, y, k):
+        n = g["n"]
+        events = round(g["observed_rate"] * n)
+        small = min(events, n - events) < k
+        out.append({"n": release_count(n, k, base), "mean_predicted": round_magnitude(g["mean_predicted"]),
+                    "observed_rate": None if small else release_share(events, n, k, base)})
     return out
 
 

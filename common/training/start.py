@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..linkage.protocol import Linkage, LinkageRun
+from ..linkage.protocol import Linkage, LinkageRun, check_researcher_protections
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from . import shares as sh
@@ -30,6 +30,7 @@ class Start:
     k: int                            # the effective minimum cell count
     metas: dict[str, dict]
     protections: dict = field(default_factory=dict)  # what was in force (lancelot.policy.Protections)
+    base: int = 1                     # released counts are rounded to a multiple of this
     widths: list[list] = field(default_factory=list)
     features: list[dict] = field(default_factory=list)
     open_names: list[str] = field(default_factory=list)
@@ -57,8 +58,9 @@ class Start:
 
 
 def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cell_count: int | None,
-                   evaluate: bool, rows_step: str, what: str) -> Start:
+                   evaluate: bool, rows_step: str, what: str, rounding_base: int | None = None) -> Start:
     """Linkage with the set-up and rows steps merged into its two rounds; refuse a cohort below k."""
+    check_researcher_protections(min_cell_count, rounding_base)
     run = LinkageRun.for_run(coordinator, spec.linkage, evaluate, "training")
     hub, others = run.spec.hub, run.spec.others
     if spec.outcome_station != hub:
@@ -84,11 +86,12 @@ def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
         second = {s: r["results"][0] for s, r in res.items()}
         sealed = {s: r["results"][1]["sealed"] for s, r in res.items()}
         linkage = run.finish(first, second)
-    protections = linkage.protections(min_cell_count)
+    protections = linkage.protections(min_cell_count, rounding_base)
     k = protections.min_cell_count
     if len(linkage.cohort()[hub]) < k:
         raise PrivacyError(f"the linked cohort has fewer than {k} records (the minimum cell count)")
-    out = Start(hub, partner, order, seeds, receivers, sealed, linkage, k, metas, protections=protections.as_dict())
+    out = Start(hub, partner, order, seeds, receivers, sealed, linkage, k, metas, protections=protections.as_dict(),
+                base=protections.rounding_base)
     feat_cols, open_cols, start = [], [], 0
     for s in order:
         m = metas[s]

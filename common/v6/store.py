@@ -40,6 +40,8 @@ ARGUMENTS = {
     "progress": ("boolean", "Print progress (rounds, stations) in the coordinator's log"),
     "spec": ("json", "The study spec (docs/spec.md): linkage fields, analyses or model"),
     "min_cell_count": ("integer", "Raise the disclosure-control minimum cell count (default 10; node floors apply)"),
+    "rounding_base": ("integer", "Raise the rounding base of released counts: 1, 5 or 10 (the nodes' policies set "
+                                 "the floor, default 5; counts are rounded to the nearest multiple)"),
     "evaluate": ("boolean", "Evaluation run on synthetic data: also return the links as record ids (every "
                             "node must opt in with LANCELOT_ALLOW_EVALUATE=1)"),
     "key_bits": ("integer", "Paillier key size in bits (2048 or 3072)"),
