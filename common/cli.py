@@ -371,10 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--spec", required=True, help="the JSON spec (see docs/spec.md)")
         p.add_argument("--output", help="write the JSON result here (default: stdout)")
         p.add_argument("--min-cell-count", type=int, help="raise the disclosure-control minimum (default 10)")
-        if name != "explore":
-            p.add_argument("--rounding-base", type=int, choices=[1, 5, 10],
-                           help="raise the rounding base of released counts (the nodes' policies set the floor, "
-                                "default 5)")
+        p.add_argument("--rounding-base", type=int, choices=[1, 5, 10],
+                       help="raise the rounding base of released counts (the nodes' policies set the floor, "
+                            "default 5)")
         p.add_argument("--evaluate", action="store_true",
                        help="evaluation run: also return the links as record ids (local data or opted-in nodes only)")
         p.add_argument("--report", metavar="DIR", help="also write a readable report (HTML and PNG plots) to DIR")

@@ -177,8 +177,10 @@ class Study:
              rounding_base: int | None = None) -> LinkResult:
         return self.run("linkage", spec, evaluate=evaluate, min_cell_count=min_cell_count, rounding_base=rounding_base)
 
-    def explore(self, spec: dict, evaluate: bool = False, min_cell_count: int | None = None) -> ExploreResult:
-        return self.run("exploration", spec, evaluate=evaluate, min_cell_count=min_cell_count)
+    def explore(self, spec: dict, evaluate: bool = False, min_cell_count: int | None = None,
+                rounding_base: int | None = None) -> ExploreResult:
+        return self.run("exploration", spec, evaluate=evaluate, min_cell_count=min_cell_count,
+                        rounding_base=rounding_base)
 
     def train(self, spec: dict, evaluate: bool = False, min_cell_count: int | None = None,
               rounding_base: int | None = None) -> TrainResult:
@@ -197,7 +199,7 @@ class Study:
             kwargs["evaluate"] = True
         if min_cell_count is not None:
             kwargs["min_cell_count"] = min_cell_count
-        if rounding_base is not None:   # linkage and training (raises the nodes' base, never lowers it)
+        if rounding_base is not None:   # raises the nodes' base, never lowers it
             kwargs["rounding_base"] = rounding_base
         return {"method": "central", "kwargs": kwargs}
 

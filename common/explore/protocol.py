@@ -302,7 +302,7 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
                 sums.triples[ch.index] = np.array([[[slots[c][a * nb + b] for c in range(len(ch.c_columns))]
                                                     for b in range(nb)] for a in range(na)], dtype=float)
     result = _release(spec, sums, protections, linked=len(cohort[hub]))
-    result["linkage"] = linkage.summary(min_cell_count)
+    result["linkage"] = linkage.summary(k, protections.rounding_base)
     result["protections"] = protections.as_dict()
     if evaluate:
         result["links"] = linkage.links_table()

@@ -45,13 +45,19 @@ class CostMeter:
             self._phase = previous
 
     def as_dict(self) -> dict:
+        """What the researcher sees. Byte counts to two significant digits: exact message sizes grow
+        with the numbers of records and of linked patients, and would undo the rounding of counts."""
         return {
             "rounds": self.rounds,
             "subtasks": self.subtasks,
             "cleanup_subtasks": self.cleanup_subtasks,
-            "bytes_to_stations": self.bytes_to_stations,
-            "bytes_from_stations": self.bytes_from_stations,
+            "bytes_to_stations": _two_digits(self.bytes_to_stations),
+            "bytes_from_stations": _two_digits(self.bytes_from_stations),
             "rounds_per_phase": dict(self.rounds_per_phase),
             "seconds_per_phase": {k: round(v, 3) for k, v in self.seconds.items()},
             "seconds_total": round(time.perf_counter() - self._t0, 3),
         }
+
+
+def _two_digits(n: int) -> int:
+    return int(float(f"{n:.2g}")) if n else 0

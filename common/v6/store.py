@@ -45,7 +45,6 @@ ARGUMENTS = {
     "evaluate": ("boolean", "Evaluation run on synthetic data: also return the links as record ids (every "
                             "node must opt in with LANCELOT_ALLOW_EVALUATE=1)"),
     "key_bits": ("integer", "Paillier key size in bits (2048 or 3072)"),
-    "rounding_base": ("integer", "Round released counts to a multiple of 5 or 10 (can only raise the nodes' base)"),
 }
 PYTHON_TYPES = {bool: "boolean", int: "integer", float: "float", str: "string", dict: "json"}
 
