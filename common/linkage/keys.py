@@ -92,25 +92,13 @@ def key_strings(components: pd.DataFrame, recipes: list[tuple[str, ...]]) -> dic
         missing = [c for c in recipe if c not in components.columns]
         if missing:
             raise KeyError(f"match key {key_name(recipe)} uses unknown component(s) {missing}")
-        cols = [components[c].tolist() for c in recipe]
         name = key_name(recipe)
         # a component is present only as a string (None, NaN or pandas' NA all mean missing)
-        out[name] = [name + "|" + "\x1f".join(vals) if all(isinstance(v, str) for v in vals) else None
-                     for vals in zip(*cols)]
-    return out
-
-
-EXACT_SUFFIXES = ("", "full")
-
-
-def certified_levels(recipes: list[tuple[str, ...]], field_names: list[str]) -> np.ndarray:
-    """certifies[k, f]: agreement on key k shows field f equal (2), equal in a fuzzy form (1), or nothing (0)."""
-    out = np.zeros((len(recipes), len(field_names)), dtype=np.int64)
-    index = {name: i for i, name in enumerate(field_names)}
-    for k, recipe in enumerate(recipes):
-        for comp in recipe:
-            name, _, suffix = comp.partition(".")
-            if name in index:
-                level = 2 if suffix in EXACT_SUFFIXES else 1
-                out[k, index[name]] = max(out[k, index[name]], level)
+        present = np.ones(len(components), bool)
+        text = pd.Series(name + "|", index=components.index, dtype=object)
+        for i, c in enumerate(recipe):
+            col = components[c]
+            present &= col.map(lambda v: isinstance(v, str)).to_numpy(bool)
+            text = text + ("" if i == 0 else "\x1f") + col.where(present, "")
+        out[name] = np.where(present, text.to_numpy(dtype=object), None).tolist()
     return out

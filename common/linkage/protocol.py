@@ -13,9 +13,11 @@ learns which of its records were linked. Leakage table: docs/leakage/linkage.md.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from ..disclosure import release_count, release_share
 from ..policy import ENV_NAMES, ROUNDING_BASES, Protections
@@ -23,8 +25,9 @@ from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
 from . import pseudonym
-from .keys import certified_levels, check_key_fields, key_name, key_recipes, key_strings
+from .keys import check_key_fields, key_name, key_recipes, key_strings
 from .matching import MatchResult, match
+from .model import combine_state_shares, station_state_counts, used_components
 from .normalise import normalise
 from .spec import LinkageSpec, parse_linkage_spec
 
@@ -52,24 +55,24 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
     ctx.state.put(STATE_SECRET, {"scalar": secret.hex()})
     shuffled = components.iloc[perm].reset_index(drop=True)
     strings = key_strings(shuffled, recipes)
-    frequent = 0
-    hashed: list[bytes] = []
+    frequent_per_key = []
+    keys_in_order: list[str | None] = []
     for values in strings.values():
         # a key value shared by many records here says little and feeds frequency attacks: drop it
-        counts: dict[str, int] = {}
-        for v in values:
-            if v is not None:
-                counts[v] = counts.get(v, 0) + 1
-        for v in values:
-            if v is None or counts[v] > max_frequency:
-                frequent += v is not None
-                hashed.append(pseudonym.dummy_point())
-            else:
-                hashed.append(pseudonym.hash_to_point(v))
-    blinded = pseudonym.exponentiate(secret, hashed)  # one batch: parallel workers for large inputs
-    points = {name: pseudonym.pack_points(blinded[i * n:(i + 1) * n]) for i, name in enumerate(strings)}
-    result = {"n": n, "keys": list(strings), "points": points, "dropped_frequent_values": frequent,
-              "policy": ctx.policy.public()}
+        column = pd.Series(values, dtype=object)
+        counts = column.map(column.value_counts()).to_numpy()
+        frequent = column.notna().to_numpy() & (np.nan_to_num(counts.astype(float)) > max_frequency)
+        frequent_per_key.append(int(frequent.sum()))
+        keys_in_order.extend(np.where(frequent, None, column.to_numpy()).tolist())
+    blinded = pseudonym.blind_keys(secret, keys_in_order)  # hashing and curve work on every core
+    size = n * pseudonym.POINT_BYTES
+    points = {name: base64.b64encode(blinded[i * size:(i + 1) * size]).decode("ascii")
+              for i, name in enumerate(strings)}
+    # aggregates for the match model: per field, the share of pairs of this station's records in each
+    # state (which components agree), and per key the number of values dropped as too frequent
+    state_shares = station_state_counts(components, used_components(recipes, spec))
+    result = {"n": n, "keys": list(strings), "points": points, "dropped_frequent_values": sum(frequent_per_key),
+              "dropped_per_key": frequent_per_key, "state_shares": state_shares, "policy": ctx.policy.public()}
     if evaluate:
         ids = ctx.data[spec.stations[ctx.station]].astype(str).to_numpy()[perm]
         result["record_ids"] = ids.tolist()
@@ -78,14 +81,17 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
 
 def step_link_exponentiate(ctx: StationContext, payload: dict) -> dict:
     secret = bytes.fromhex(ctx.state.get(STATE_SECRET)["scalar"])
-    items = [(label, name, pseudonym.unpack_points(text))
+    items = [(label, name, base64.b64decode(text))
              for label, keys in payload["batches"].items() for name, text in keys.items()]
-    blinded = pseudonym.exponentiate(secret, [p for _, _, pts in items for p in pts])  # one parallel batch
+    for label, name, raw in items:
+        if len(raw) % pseudonym.POINT_BYTES:
+            raise InputError(f"the points of key {name} from {label} are not a whole number of points")
+    blinded = pseudonym.exponentiate_packed(secret, b"".join(raw for _, _, raw in items))  # one parallel batch
     out: dict[str, dict[str, str]] = {}
     start = 0
-    for label, name, pts in items:
-        out.setdefault(label, {})[name] = pseudonym.pack_points(blinded[start:start + len(pts)])
-        start += len(pts)
+    for label, name, raw in items:
+        out.setdefault(label, {})[name] = base64.b64encode(blinded[start:start + len(raw)]).decode("ascii")
+        start += len(raw)
     return {"batches": out}
 
 
@@ -164,10 +170,11 @@ class Linkage:
                     for lo, hi, c in zip(hist_edges[:-1], hist_edges[1:], hist)],
                 "em_expected_precision": round(m.expected_precision, 4) if linked >= k else None,
                 "em_expected_recall": round(m.expected_recall, 4) if linked >= k else None,
-                "em_m_probabilities": {f.name: np.round(m.m[i], 4).tolist() for i, f in enumerate(self.spec.fields)},
-                "em_u_probabilities": {f.name: [float(f"{x:.3g}") for x in m.u[i]]
-                                       for i, f in enumerate(self.spec.fields)},
-                "em_levels": "per field: [no agreeing key holds it, fuzzy agreement, exact agreement]",
+                "em_m_probabilities": {name: {label: round(float(x), 4) for label, x in zip(labels, mf)}
+                                       for name, labels, mf in zip(m.state_fields, m.states, m.m)},
+                "em_u_probabilities": {name: {label: float(f"{x:.3g}") for label, x in zip(labels, uf)}
+                                       for name, labels, uf in zip(m.state_fields, m.states, m.u)},
+                "em_levels": "per field, the states: which components agree ('none': they disagree or one is missing)",
                 "key_agreement_rate_among_links": agreement,
             }
         cohort = len(self.cohort()[self.hub])
@@ -242,13 +249,18 @@ class LinkageRun:
         recipes = key_recipes(spec)
         if [key_name(r) for r in recipes] != keys:
             raise InputError("the stations' match keys differ from the coordinator's reading of the spec")
-        certifies = certified_levels(recipes, [f.name for f in spec.fields])
+        used = used_components(recipes, spec)
         matches = {}
         for s in spec.others:
             hub_points = [pseudonym.unpack_points_array(second[s]["batches"][spec.hub][name]) for name in keys]
             other_points = [pseudonym.unpack_points_array(second[spec.hub]["batches"][s][name]) for name in keys]
             policies = [first[x]["policy"] for x in (spec.hub, s)]
-            matches[s] = match(hub_points, other_points, certifies, threshold=spec.threshold,
+            n_h, n_o = first[spec.hub]["n"], first[s]["n"]
+            fields = combine_state_shares(spec, used, [first[spec.hub]["state_shares"], first[s]["state_shares"]],
+                                          pair_floor=1.0 / (float(n_h) * float(n_o)))
+            kept = [(1 - np.asarray(first[x]["dropped_per_key"], float) / first[x]["n"]) for x in (spec.hub, s)]
+            matches[s] = match(hub_points, other_points, recipes, fields, drop_rates=1 - kept[0] * kept[1],
+                               threshold=spec.threshold,
                                max_frequency=min([spec.max_key_frequency, *[p["max_key_frequency"] for p in policies]]))
             self.coordinator.log(f"linkage: {spec.hub} and {s} matched")  # no counts in logs
         record_ids = {s: first[s]["record_ids"] for s in self.stations} if self.evaluate else {}

@@ -61,6 +61,39 @@ def exponentiate(secret: bytes, points: list[bytes], workers: int | None = None)
     return [p for part in parts for p in part]
 
 
+def _blind_chunk(secret: bytes, keys: list[str | None]) -> bytes:
+    """Hash each key to a point (a random dummy for None) and multiply by the secret; packed bytes."""
+    return b"".join(_exponentiate_chunk(secret, [dummy_point() if k is None else hash_to_point(k) for k in keys]))
+
+
+def blind_keys(secret: bytes, keys: list[str | None], workers: int | None = None) -> bytes:
+    """H(key)^secret for every key (random dummies for None), packed, hashing and curve work spread
+    over all cores: the bulk of a station's linkage work."""
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1 or len(keys) < _PARALLEL_THRESHOLD:
+        return _blind_chunk(secret, keys)
+    size = -(-len(keys) // (4 * workers))   # several chunks per worker: even load on a busy machine
+    chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return b"".join(pool.map(_blind_chunk, [secret] * len(chunks), chunks))
+
+
+def _exponentiate_packed(secret: bytes, raw: bytes) -> bytes:
+    return b"".join(_exponentiate_chunk(secret, [raw[i:i + POINT_BYTES] for i in range(0, len(raw), POINT_BYTES)]))
+
+
+def exponentiate_packed(secret: bytes, raw: bytes, workers: int | None = None) -> bytes:
+    """Multiply every packed 32-byte point by the secret, in parallel worker processes for large inputs."""
+    workers = workers or os.cpu_count() or 1
+    n = len(raw) // POINT_BYTES
+    if workers <= 1 or n < _PARALLEL_THRESHOLD:
+        return _exponentiate_packed(secret, raw)
+    size = -(-n // (4 * workers)) * POINT_BYTES
+    chunks = [raw[i:i + size] for i in range(0, len(raw), size)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return b"".join(pool.map(_exponentiate_packed, [secret] * len(chunks), chunks))
+
+
 def pack_points(points: list[bytes]) -> str:
     return base64.b64encode(b"".join(points)).decode("ascii")
 
