@@ -86,7 +86,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from .synth import generate
 
     data = generate(n_patients=args.patients, gp_stations=args.gp_stations, seed=args.seed,
-                    error_level=args.error_level)
+                    error_level=args.error_level, surnames=args.surnames, gp_size=args.gp_size,
+                    gp_coverage=args.gp_coverage)
     paths = data.write(args.out)
     for name, path in paths.items():
         print(f"{name:>18}: {path}")
@@ -360,7 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patients", type=int, default=2000)
     p.add_argument("--gp-stations", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--error-level", choices=["low", "default", "high"], default="default")
+    p.add_argument("--error-level", choices=["low", "default", "high", "heavy"], default="default",
+                   help="heavy: several errors per record across fields, more missing values")
+    p.add_argument("--surnames", choices=["dutch", "concentrated"], default="dutch",
+                   help="concentrated: 30 surnames cover 80%% of people")
+    p.add_argument("--gp-size", type=int, default=None,
+                   help="records per GP station (default: the covered patients plus 30%%); large = many unmatched")
+    p.add_argument("--gp-coverage", type=float, default=0.85, help="share of registry patients at each GP station")
     p.set_defaults(func=cmd_synth)
 
     for name, what in (("link", "link patients across stations"), ("explore", "statistics on the linked cohort"),

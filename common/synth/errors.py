@@ -12,7 +12,9 @@ import numpy as np
 
 from lancelot.synth.names import postcode_letter_alphabet, postcode_letters, random_letter
 
-# Per-record probabilities at error_level "default"; "low" halves and "high" doubles them.
+# Per-record probabilities at error_level "default"; "low" halves and "high" doubles them; "heavy"
+# multiplies them by 3.5, so that about 28% of records carry two or more errors in different fields
+# (and 7% three or more), with more missing values.
 DEFAULT_RATES: dict[str, float] = {
     "surname_typo": 0.08,
     "prefix_changed": 0.10,  # among records whose surname has a prefix
@@ -24,7 +26,7 @@ DEFAULT_RATES: dict[str, float] = {
     "sex_missing": 0.01,
     "postcode_missing": 0.02,
 }
-LEVELS: dict[str, float] = {"low": 0.5, "default": 1.0, "high": 2.0}
+LEVELS: dict[str, float] = {"low": 0.5, "default": 1.0, "high": 2.0, "heavy": 3.5}
 
 _LOWER = "abcdefghijklmnopqrstuvwxyz"
 

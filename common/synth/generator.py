@@ -136,10 +136,11 @@ def _registry(rng: np.random.Generator, pop: pd.DataFrame) -> pd.DataFrame:
     return reg.iloc[rng.permutation(n)].reset_index(drop=True)
 
 
-def _lookalikes(rng: np.random.Generator, pop: pd.DataFrame, n: int) -> pd.DataFrame:
+def _lookalikes(rng: np.random.Generator, pop: pd.DataFrame, n: int,
+               surname_weights: np.ndarray | None = None) -> pd.DataFrame:
     """GP-only people who share identifiers with a registry patient: twins, spouses, siblings, neighbours."""
     src = pop.iloc[rng.integers(0, len(pop), n)].reset_index(drop=True)
-    fresh = population.non_patients(rng, n)
+    fresh = population.non_patients(rng, n, surname_weights)
     kind = rng.choice(4, size=n, p=[0.15, 0.35, 0.20, 0.30])
     rows = fresh.copy()
     for i in range(n):
@@ -218,24 +219,28 @@ def _corrupt(rng: np.random.Generator, people: pd.DataFrame, rates: dict[str, fl
     return values, pd.DataFrame(flags)
 
 
-def _gp_station(rng: np.random.Generator, pop: pd.DataFrame, number: int,
-                rates: dict[str, float]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _gp_station(rng: np.random.Generator, pop: pd.DataFrame, number: int, rates: dict[str, float],
+                coverage: float = GP_COVERAGE, size: int | None = None,
+                surname_weights: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """One GP station's table, its true links and the error log of those links."""
     name = f"gp_{number}"
-    covered = pop[rng.random(len(pop)) < GP_COVERAGE]
+    covered = pop[rng.random(len(pop)) < coverage]
     n_match = len(covered)
-    n_total = int(round(n_match / (1.0 - GP_EXTRA_SHARE)))
+    n_total = int(round(n_match / (1.0 - GP_EXTRA_SHARE))) if size is None else int(size)
     n_look = int(round(GP_LOOKALIKE_SHARE * n_total))
     n_other = n_total - n_match - n_look
+    if n_other < 0:
+        raise ValueError(f"a GP station of {n_total} records cannot hold {n_match} registry patients and "
+                         f"{n_look} look-alikes: raise gp_size or lower gp_coverage")
     people = pd.concat([
         covered.assign(lookalike_of=None),
-        _lookalikes(rng, pop, n_look),
-        population.non_patients(rng, n_other).assign(registry_id=None, lookalike_of=None),
+        _lookalikes(rng, pop, n_look, surname_weights),
+        population.non_patients(rng, n_other, surname_weights).assign(registry_id=None, lookalike_of=None),
     ], ignore_index=True)
     people = people.iloc[rng.permutation(len(people))].reset_index(drop=True)
     n = len(people)
 
-    ids = _unique_ids(rng, n, f"GP{number}-", 6)
+    ids = _unique_ids(rng, n, f"GP{number}-", 6 if n < 200_000 else 8)
     values, flags = _corrupt(rng, people, rates)
 
     # Station-specific formatting habits (not errors: a normaliser undoes them).
@@ -283,19 +288,29 @@ def _gp_station(rng: np.random.Generator, pop: pd.DataFrame, number: int,
     return table, truth, log
 
 
-def generate(n_patients: int = 2000, gp_stations: int = 1, seed: int = 0, error_level: str = "default") -> SynthData:
-    """Generate one reproducible federation: registry, ``gp_stations`` GP stations and the truth."""
+def generate(n_patients: int = 2000, gp_stations: int = 1, seed: int = 0, error_level: str = "default",
+             surnames: str = "dutch", gp_size: int | None = None, gp_coverage: float = GP_COVERAGE) -> SynthData:
+    """Generate one reproducible federation: registry, ``gp_stations`` GP stations and the truth.
+
+    ``surnames="concentrated"``: a few dozen surnames cover most people (registry and GP alike).
+    ``gp_size``: records per GP station (default: the covered patients plus 30% others); a large
+    size makes a large unmatched population. ``gp_coverage``: the share of registry patients that
+    each GP station holds. ``error_level="heavy"``: several errors per record across fields.
+    """
     if n_patients < 1 or gp_stations < 1:
         raise ValueError("n_patients and gp_stations must be >= 1")
+    if not 0.0 < gp_coverage <= 1.0:
+        raise ValueError("gp_coverage must lie in (0, 1]")
     rates = err.rates_for(error_level)
     rng = np.random.default_rng(seed)
-    pop = population.patients(rng, n_patients)
+    weights = None if surnames == "dutch" else names.surname_weights(rng, surnames)
+    pop = population.patients(rng, n_patients, weights)
     pop.insert(0, "registry_id", _unique_ids(rng, n_patients, "NKR", 7))
     registry = _registry(rng, pop)
     gp: dict[str, pd.DataFrame] = {}
     truths, logs = [], []
     for s in range(1, gp_stations + 1):
-        table, truth, log = _gp_station(rng, pop, s, rates)
+        table, truth, log = _gp_station(rng, pop, s, rates, gp_coverage, gp_size, weights)
         gp[f"gp_{s}"] = table
         truths.append(truth)
         logs.append(log)

@@ -15,6 +15,7 @@ from faker.providers.person.nl_NL import Provider as _NlPerson
 PREFIXES: tuple[str, ...] = ("van", "de", "van der", "van den", "van de", "ter", "ten", "den", "van 't")
 _PREFIX_WEIGHTS = np.array([0.30, 0.28, 0.14, 0.09, 0.08, 0.03, 0.03, 0.02, 0.03])
 PREFIX_SHARE = 0.25
+VECTOR_THRESHOLD = 100_000  # above this many people, sample with whole-array draws
 
 # Letters never used as the two letters of a Dutch postcode pair.
 _BAD_PAIRS = {"SA", "SD", "SS"}
@@ -48,11 +49,40 @@ _INIT_M = _initial_weights(list(_NlPerson.first_names_male))
 _INIT_F = _initial_weights(list(_NlPerson.first_names_female))
 
 
-def sample_surnames(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Draw (prefix, stem) pairs; stem frequencies are Zipf-like so common names repeat, as in reality."""
+SURNAME_MODES = ("dutch", "concentrated")
+CONCENTRATED_TOP = 30          # in "concentrated" mode, this many surnames ...
+CONCENTRATED_SHARE = 0.80      # ... cover this share of people
+
+
+def surname_weights(rng: np.random.Generator, mode: str = "dutch") -> np.ndarray:
+    """Stem probabilities in a random rank order: Zipf-like ("dutch"), or a few dozen stems covering
+    most people ("concentrated", as in populations where a handful of family names dominate)."""
+    if mode not in SURNAME_MODES:
+        raise ValueError(f"surnames must be one of {list(SURNAME_MODES)}, got {mode!r}")
     k = len(SURNAME_BASES)
     rank = rng.permutation(k)
     w = 1.0 / (rank + 8.0) ** 0.9
+    if mode == "concentrated":
+        top = rank < CONCENTRATED_TOP
+        head = 1.0 / (rank[top] + 3.0) ** 0.7
+        w = np.where(top, 0.0, w)
+        w = w / w.sum() * (1 - CONCENTRATED_SHARE)
+        w[top] = head / head.sum() * CONCENTRATED_SHARE
+    return w / w.sum()
+
+
+def sample_surnames(rng: np.random.Generator, n: int, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Draw (prefix, stem) pairs; stem frequencies are Zipf-like so common names repeat, as in reality.
+
+    ``weights`` (from :func:`surname_weights`) fixes the stem distribution, so that registry and GP
+    people share it; without it a fresh Zipf-like ranking is drawn.
+    """
+    k = len(SURNAME_BASES)
+    if weights is None:
+        rank = rng.permutation(k)
+        w = 1.0 / (rank + 8.0) ** 0.9
+    else:
+        w = weights
     stems = np.array(SURNAME_BASES, dtype=object)[rng.choice(k, size=n, p=w / w.sum())]
     has_prefix = rng.random(n) < PREFIX_SHARE
     prefixes = np.where(has_prefix, rng.choice(np.array(PREFIXES, dtype=object), size=n, p=_PREFIX_WEIGHTS), "")
@@ -68,6 +98,13 @@ def sample_initials(rng: np.random.Generator, male: np.ndarray) -> np.ndarray:
     n = len(male)
     count = rng.choice([1, 2, 3], size=n, p=[0.40, 0.42, 0.18])
     out = np.empty(n, dtype=object)
+    if n > VECTOR_THRESHOLD:  # large populations: one draw per sex and position (a different stream)
+        for sex, (letters, p) in ((True, _INIT_M), (False, _INIT_F)):
+            idx = np.flatnonzero(male == sex)
+            draws = rng.choice(letters, size=(len(idx), 3), p=p)
+            for row, c in zip(idx, range(len(idx))):
+                out[row] = "".join(draws[c, :count[row]])
+        return out
     for i in range(n):
         letters, p = _INIT_M if male[i] else _INIT_F
         out[i] = "".join(rng.choice(letters, size=count[i], p=p))
@@ -83,6 +120,15 @@ def sample_postcodes(rng: np.random.Generator, n: int, areas: np.ndarray | None 
     """Canonical postcodes '1234AB'; ``areas`` fixes the 4-digit part when given."""
     if areas is None:
         areas = rng.integers(1000, 10000, size=n)
+    if n > VECTOR_THRESHOLD:
+        letters = rng.choice(_POSTCODE_LETTERS, size=(n, 2))
+        pairs = np.char.add(letters[:, 0], letters[:, 1])
+        bad = np.isin(pairs, list(_BAD_PAIRS))
+        while bad.any():
+            redo = rng.choice(_POSTCODE_LETTERS, size=(int(bad.sum()), 2))
+            pairs[bad] = np.char.add(redo[:, 0], redo[:, 1])
+            bad = np.isin(pairs, list(_BAD_PAIRS))
+        return np.array([f"{int(a):04d}{p}" for a, p in zip(areas, pairs)], dtype=object)
     out = np.empty(n, dtype=object)
     for i in range(n):
         out[i] = f"{int(areas[i]):04d}{postcode_letters(rng)}"

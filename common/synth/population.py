@@ -90,9 +90,10 @@ def sample_smoking(rng: np.random.Generator, male: np.ndarray) -> np.ndarray:
     return np.array(SMOKING, dtype=object)[idx]
 
 
-def identities(rng: np.random.Generator, n: int, male: np.ndarray, birth: np.ndarray) -> pd.DataFrame:
+def identities(rng: np.random.Generator, n: int, male: np.ndarray, birth: np.ndarray,
+               surname_weights: np.ndarray | None = None) -> pd.DataFrame:
     """Quasi-identifiers for n people."""
-    prefix, stem = names.sample_surnames(rng, n)
+    prefix, stem = names.sample_surnames(rng, n, surname_weights)
     return pd.DataFrame({
         "prefix": prefix,
         "stem": stem,
@@ -103,7 +104,7 @@ def identities(rng: np.random.Generator, n: int, male: np.ndarray, birth: np.nda
     })
 
 
-def patients(rng: np.random.Generator, n: int) -> pd.DataFrame:
+def patients(rng: np.random.Generator, n: int, surname_weights: np.ndarray | None = None) -> pd.DataFrame:
     """n true NSCLC patients with identities, both feature sides and outcomes."""
     male = rng.random(n) < 0.57
     age_exact = rng.normal(70.0, 9.0, n).clip(35.0, 97.0)
@@ -159,7 +160,7 @@ def patients(rng: np.random.Generator, n: int) -> pd.DataFrame:
     died = t_event <= censor
     survival_days = np.maximum(1, np.ceil(np.minimum(t_event, censor))).astype(int)
 
-    ident = identities(rng, n, male, birth)
+    ident = identities(rng, n, male, birth, surname_weights)
     return pd.concat([ident, pd.DataFrame({
         "diagnosis_date": diag,
         "age_at_diagnosis": age,
@@ -178,13 +179,13 @@ def patients(rng: np.random.Generator, n: int) -> pd.DataFrame:
     })], axis=1)
 
 
-def non_patients(rng: np.random.Generator, n: int) -> pd.DataFrame:
+def non_patients(rng: np.random.Generator, n: int, surname_weights: np.ndarray | None = None) -> pd.DataFrame:
     """GP-only people (no lung cancer), older than average as the people in a GP extract would be."""
     male = rng.random(n) < 0.5
     age = rng.normal(64.0, 13.0, n).clip(30.0, 100.0)
     ref = _ordinal(dt.date(2017, 7, 1))
     birth = _dates(ref - np.round(age * 365.25).astype(int))
     smoking = np.array(SMOKING, dtype=object)[rng.choice(3, size=n, p=[0.30, 0.45, 0.25])]
-    ident = identities(rng, n, male, birth)
+    ident = identities(rng, n, male, birth, surname_weights)
     gp = gp_features(rng, age, male, smoking, np.zeros(n, dtype=bool))
     return pd.concat([ident, pd.DataFrame({"smoking": smoking, **gp})], axis=1)
