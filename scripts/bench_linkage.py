@@ -1,30 +1,98 @@
 #!/usr/bin/env python3
 """Linkage benchmark: lancelot's private linkage side by side with a non-private Splink run.
 
-On synthetic data with ground truth, at two error levels: precision, recall and F1 of both, the
-wall time of both, and lancelot's rounds. lancelot runs its real path (the in-process Vantage6
-network, every step in a fresh process); Splink (DuckDB) links the same records in the clear,
-after the same normalisation, with a standard Fellegi-Sunter set-up and the same one-to-one rule.
+Scenarios (synthetic data with ground truth, ``lancelot synth`` options):
+
+    10k        10,000 registry x ~12,000 GP records, default errors
+    conc50k    50,000 x 80,000, 30,000 true pairs, 30 surnames cover 80% of people
+    heavy10k   10,000 x ~12,000, several errors per record across fields (error level "heavy")
+    large      100,000 x 1,000,000 (85,000 true pairs, 915,000 unmatched GP records)
+
+For each: precision, recall and F1 of both, wall time and peak memory (resident set of the whole
+process tree, sampled every 0.2 s) of both, lancelot's rounds; and a calibration table of
+lancelot's links (predicted vs observed precision per band of match probability). lancelot runs
+its real path (the in-process Vantage6 network, every step in a fresh process, stations in
+parallel); Splink (DuckDB) links the same records in the clear, after the same normalisation,
+with a standard Fellegi-Sunter set-up and the same one-to-one rule.
 
     .venv/bin/pip install -e ".[bench]"     # Splink, for this script only
-    .venv/bin/python scripts/bench_linkage.py [--quick] [--sizes 10000 100000] [--json]
+    .venv/bin/python scripts/bench_linkage.py [--quick] [--scenarios 10k conc50k heavy10k large] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lancelot.cli import run_local
 from lancelot.linkage.normalise import normalise
 from lancelot.linkage.spec import parse_linkage_spec
 from lancelot.synth import generate
+
+SCENARIOS = {
+    "10k": {"n_patients": 10_000},
+    "conc50k": {"n_patients": 50_000, "surnames": "concentrated", "gp_size": 80_000, "gp_coverage": 0.6},
+    "heavy10k": {"n_patients": 10_000, "error_level": "heavy"},
+    "large": {"n_patients": 100_000, "gp_size": 1_000_000},
+}
+BANDS = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0]
+
+
+class PeakMemory:
+    """Peak resident memory of this process and all its descendants (Linux /proc), sampled."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+
+    @staticmethod
+    def _tree_rss() -> int:
+        parents: dict[int, int] = {}
+        rss: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/statm") as f:
+                    rss[int(entry)] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            except (OSError, IndexError, ValueError):
+                continue
+        tree, frontier = {os.getpid()}, [os.getpid()]
+        while frontier:
+            parent = frontier.pop()
+            for pid, ppid in parents.items():
+                if ppid == parent and pid not in tree:
+                    tree.add(pid)
+                    frontier.append(pid)
+        return sum(rss.get(pid, 0) for pid in tree)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._tree_rss())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def gb(self) -> float:
+        return round(self.peak / 1e9, 2)
 
 
 def quality(pairs: set[tuple[str, str]], truth: set[tuple[str, str]]) -> dict[str, float]:
@@ -34,114 +102,149 @@ def quality(pairs: set[tuple[str, str]], truth: set[tuple[str, str]]) -> dict[st
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if tp else 0.0}
 
 
-def run_lancelot(paths: dict[str, Path]) -> tuple[set, float, int]:
+def run_lancelot(paths: dict[str, Path]) -> tuple[list[dict], float, int, float, dict]:
     spec = json.loads(Path(paths["link_spec"]).read_text())
     stations = {"registry": paths["registry"], "gp_1": paths["gp_1"]}
-    t0 = time.perf_counter()
-    result = run_local("link", stations, {"spec": spec, "evaluate": True, "progress": False}, evaluate=True)
-    seconds = time.perf_counter() - t0
-    pairs = {(str(x["registry"]), str(x["gp_1"])) for x in result["links"]}
-    return pairs, seconds, result["cost"]["rounds"]
+    with PeakMemory() as mem:
+        t0 = time.perf_counter()
+        result = run_local("link", stations, {"spec": spec, "evaluate": True, "progress": False}, evaluate=True)
+        seconds = time.perf_counter() - t0
+    return result["links"], seconds, result["cost"]["rounds"], mem.gb, result["summary"]["pairs"]["registry~gp_1"]
+
+
+def calibration(links: list[dict], truth: set[tuple[str, str]]) -> list[dict]:
+    df = pd.DataFrame({"p": [x["probability"] for x in links],
+                       "ok": [(str(x["registry"]), str(x["gp_1"])) in truth for x in links]})
+    df["band"] = pd.cut(df["p"], BANDS, include_lowest=True)
+    out = []
+    for band, g in df.groupby("band", observed=True):
+        out.append({"band": f"{band.left:.3f}-{band.right:.3f}", "links": len(g),
+                    "predicted_precision": round(float(g["p"].mean()), 4),
+                    "observed_precision": round(float(g["ok"].mean()), 4)})
+    return out
 
 
 def _clean(spec, station: str, df: pd.DataFrame) -> pd.DataFrame:
     comps = normalise(spec, station, df)
-    out = pd.DataFrame({
+    return pd.DataFrame({
         "unique_id": df[spec.stations[station]].astype(str).to_numpy(),
         "surname": comps["surname"].to_numpy(), "initials": comps["initials"].to_numpy(),
         "birth_date": [None if v is None else f"{v[:4]}-{v[4:6]}-{v[6:]}" for v in comps["birth_date"]],
         "sex": comps["sex"].to_numpy(), "postcode": comps["postcode"].to_numpy(),
     })
-    return out
 
 
-def run_splink(paths: dict[str, Path]) -> tuple[set, float]:
+def run_splink(paths: dict[str, Path]) -> tuple[set, float, float]:
     import splink.comparison_library as cl
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
     spec = parse_linkage_spec(json.loads(Path(paths["link_spec"]).read_text()))
-    left = _clean(spec, "registry", pd.read_csv(paths["registry"]))
-    right = _clean(spec, "gp_1", pd.read_csv(paths["gp_1"]))
-    t0 = time.perf_counter()
-    db = DuckDBAPI()
-    settings = SettingsCreator(
-        link_type="link_only",
-        comparisons=[
-            cl.JaroWinklerAtThresholds("surname", [0.95, 0.88]),
-            cl.ExactMatch("initials"),
-            cl.DateOfBirthComparison("birth_date", input_is_string=True),
-            cl.ExactMatch("sex"),
-            cl.LevenshteinAtThresholds("postcode", [1, 2]),
-        ],
-        blocking_rules_to_generate_predictions=[block_on("birth_date"), block_on("surname"),
-                                                block_on("postcode"), block_on("initials", "sex")],
-    )
-    linker = Linker([db.register(left, table_name="registry"), db.register(right, table_name="gp")], settings,
-                    log_level=40)
-    linker.training.estimate_u_using_random_sampling(max_pairs=2e6)
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("birth_date"))
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("surname"))
-    pred = linker.inference.predict(threshold_match_probability=0.5).as_pandas_dataframe()
-    # the same one-to-one rule as lancelot: greedy by match probability
-    pred = pred.sort_values("match_probability", ascending=False)
-    swap = pred["source_dataset_l"] != "registry"  # Splink orders the two tables its own way
-    reg_ids = pred["unique_id_l"].where(~swap, pred["unique_id_r"])
-    gp_ids = pred["unique_id_r"].where(~swap, pred["unique_id_l"])
-    used_l, used_r, pairs = set(), set(), set()
-    for a, b in zip(reg_ids, gp_ids):
-        if a in used_l or b in used_r:
-            continue
-        used_l.add(a)
-        used_r.add(b)
-        pairs.add((str(a), str(b)))
-    return pairs, time.perf_counter() - t0
+    left = _clean(spec, "registry", pd.read_csv(paths["registry"], dtype=str))
+    right = _clean(spec, "gp_1", pd.read_csv(paths["gp_1"], dtype=str))
+    with PeakMemory() as mem:
+        t0 = time.perf_counter()
+        db = DuckDBAPI()
+        settings = SettingsCreator(
+            link_type="link_only",
+            comparisons=[
+                cl.JaroWinklerAtThresholds("surname", [0.95, 0.88]),
+                cl.ExactMatch("initials"),
+                cl.DateOfBirthComparison("birth_date", input_is_string=True),
+                cl.ExactMatch("sex"),
+                cl.LevenshteinAtThresholds("postcode", [1, 2]),
+            ],
+            # blocking on surname alone would make ~10^8 comparisons where a few surnames dominate:
+            # surname goes with initials, postcode alone, and a last rule for errors in both date and postcode
+            blocking_rules_to_generate_predictions=[block_on("birth_date"), block_on("surname", "initials"),
+                                                    block_on("postcode"),
+                                                    block_on("initials", "sex", "substr(birth_date, 1, 4)")],
+        )
+        linker = Linker([db.register(left, table_name="registry"), db.register(right, table_name="gp")], settings,
+                        log_level=40)
+        linker.training.estimate_u_using_random_sampling(max_pairs=2e6)
+        linker.training.estimate_parameters_using_expectation_maximisation(block_on("birth_date"))
+        linker.training.estimate_parameters_using_expectation_maximisation(block_on("surname", "initials"))
+        pred = linker.inference.predict(threshold_match_probability=0.5).as_pandas_dataframe()
+        # the same one-to-one rule as lancelot: greedy by match probability
+        pred = pred.sort_values("match_probability", ascending=False)
+        swap = pred["source_dataset_l"] != "registry"  # Splink orders the two tables its own way
+        reg_ids = pred["unique_id_l"].where(~swap, pred["unique_id_r"])
+        gp_ids = pred["unique_id_r"].where(~swap, pred["unique_id_l"])
+        used_l, used_r, pairs = set(), set(), set()
+        for a, b in zip(reg_ids, gp_ids):
+            if a in used_l or b in used_r:
+                continue
+            used_l.add(a)
+            used_r.add(b)
+            pairs.add((str(a), str(b)))
+        seconds = time.perf_counter() - t0
+    return pairs, seconds, mem.gb
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="2,000 patients only")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10000], help="registry sizes (GP stations are ~20%% larger)")
-    ap.add_argument("--levels", nargs="+", default=["default", "high"])
+    ap.add_argument("--quick", action="store_true", help="2,000 patients, default and heavy errors")
+    ap.add_argument("--scenarios", nargs="+", default=["10k", "conc50k", "heavy10k"], choices=list(SCENARIOS))
     ap.add_argument("--no-splink", action="store_true", help="skip the Splink comparison")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--json", metavar="FILE", help="write every number (and the calibration tables) here")
     args = ap.parse_args()
-    sizes = [2000] if args.quick else args.sizes
+    scenarios = ({"quick": {"n_patients": 2000}, "quick-heavy": {"n_patients": 2000, "error_level": "heavy"}}
+                 if args.quick else {name: SCENARIOS[name] for name in args.scenarios})
     rows = []
-    for n in sizes:
-        for level in args.levels:
-            folder = Path(tempfile.mkdtemp(prefix="bench-link-"))
-            paths = generate(n_patients=n, gp_stations=1, seed=11, error_level=level).write(folder)
-            truth_df = pd.read_csv(paths["truth_links"], dtype=str)
-            truth = set(zip(truth_df["registry_id"], truth_df["station_id"]))
-            n_gp = len(pd.read_csv(paths["gp_1"]))
-            pairs, seconds, rounds = run_lancelot(paths)
-            row = {"registry": n, "gp": n_gp, "error_level": level, "lancelot": {**quality(pairs, truth),
-                   "seconds": round(seconds, 1), "rounds": rounds}}
-            if not args.no_splink:
-                try:
-                    sp_pairs, sp_seconds = run_splink(paths)
-                    row["splink"] = {**quality(sp_pairs, truth), "seconds": round(sp_seconds, 1)}
-                    row["f1_points_vs_splink"] = round(100 * (row["lancelot"]["f1"] - row["splink"]["f1"]), 2)
-                    row["time_ratio_lancelot_over_splink"] = round(seconds / sp_seconds, 1)
-                except ImportError:
-                    row["splink"] = "not installed (pip install -e '.[bench]')"
-            rows.append(row)
-            print(_line(row), file=sys.stderr, flush=True)
+    for name, options in scenarios.items():
+        folder = Path(tempfile.mkdtemp(prefix=f"bench-link-{name}-"))
+        t0 = time.perf_counter()
+        paths = generate(gp_stations=1, seed=args.seed, **options).write(folder)
+        print(f"[{name}] synthetic data in {time.perf_counter() - t0:.0f}s: {folder}", file=sys.stderr, flush=True)
+        truth_df = pd.read_csv(paths["truth_links"], dtype=str)
+        truth = set(zip(truth_df["registry_id"], truth_df["station_id"]))
+        n_gp = sum(1 for _ in open(paths["gp_1"])) - 1
+        links, seconds, rounds, gb, summary = run_lancelot(paths)
+        pairs = {(str(x["registry"]), str(x["gp_1"])) for x in links}
+        row = {"scenario": name, "registry": options["n_patients"], "gp": n_gp, "true_pairs": len(truth),
+               "options": options,
+               "lancelot": {**quality(pairs, truth), "seconds": round(seconds, 1), "peak_memory_gb": gb,
+                            "rounds": rounds, "em_expected_precision": summary["em_expected_precision"],
+                            "em_expected_recall": summary["em_expected_recall"]},
+               "calibration": calibration(links, truth)}
+        print(_line(row), file=sys.stderr, flush=True)
+        if not args.no_splink:
+            try:
+                sp_pairs, sp_seconds, sp_gb = run_splink(paths)
+                row["splink"] = {**quality(sp_pairs, truth), "seconds": round(sp_seconds, 1), "peak_memory_gb": sp_gb}
+                row["f1_points_vs_splink"] = round(100 * (row["lancelot"]["f1"] - row["splink"]["f1"]), 2)
+                row["time_ratio_lancelot_over_splink"] = round(seconds / sp_seconds, 2)
+            except ImportError:
+                row["splink"] = "not installed (pip install -e '.[bench]')"
+        rows.append(row)
+        print(_line(row), file=sys.stderr, flush=True)
+        print(_calibration_table(row), file=sys.stderr, flush=True)
     if args.json:
-        print(json.dumps({"runs": rows}, indent=1))
+        Path(args.json).write_text(json.dumps({"runs": rows, "cpus": os.cpu_count()}, indent=1) + "\n")
     return 0
 
 
 def _line(row: dict) -> str:
     lc = row["lancelot"]
-    text = (f"{row['registry']:>7} x {row['gp']:<7} {row['error_level']:<8} lancelot P {lc['precision']:.4f} "
-            f"R {lc['recall']:.4f} F1 {lc['f1']:.4f} {lc['seconds']:>6.1f}s {lc['rounds']} rounds")
+    text = (f"{row['scenario']:>9} {row['registry']:>7} x {row['gp']:<8} lancelot P {lc['precision']:.4f} "
+            f"R {lc['recall']:.4f} F1 {lc['f1']:.4f} {lc['seconds']:>6.1f}s {lc['peak_memory_gb']:.2f}GB "
+            f"{lc['rounds']} rounds (EM: P {lc['em_expected_precision']}, R {lc['em_expected_recall']})")
     if isinstance(row.get("splink"), dict):
         sp = row["splink"]
-        text += (f" | splink P {sp['precision']:.4f} R {sp['recall']:.4f} F1 {sp['f1']:.4f} {sp['seconds']:>6.1f}s"
-                 f" | F1 {row['f1_points_vs_splink']:+.2f} points, time x{row['time_ratio_lancelot_over_splink']}")
+        text += (f" | splink P {sp['precision']:.4f} R {sp['recall']:.4f} F1 {sp['f1']:.4f} {sp['seconds']:>6.1f}s "
+                 f"{sp['peak_memory_gb']:.2f}GB | F1 {row['f1_points_vs_splink']:+.2f} points, "
+                 f"time x{row['time_ratio_lancelot_over_splink']}")
     return text
 
 
+def _calibration_table(row: dict) -> str:
+    lines = [f"  calibration ({row['scenario']}): band, links, predicted precision, observed precision"]
+    for c in row["calibration"]:
+        lines.append(f"    {c['band']:>12} {c['links']:>8} {c['predicted_precision']:.4f} {c['observed_precision']:.4f}")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
+    np.seterr(all="ignore")
     sys.exit(main())

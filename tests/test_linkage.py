@@ -166,11 +166,11 @@ def test_nothing_identifying_crosses_the_wire(study):
     blobs = 0
     for message in messages:
         for text in walk_strings(json.loads(message)):
-            if len(text) > 200:  # a packed point vector: 32-byte blinded points, none equal to a plain hash
-                raw = base64.b64decode(text, validate=True)
-                assert len(raw) % 32 == 0
-                chunks = {raw[i:i + 32] for i in range(0, len(raw), 32)}
-                assert not chunks & plain_points
+            if len(text) > 200:  # a packed vector: 32-byte blinded points (round 1) or their first 16 bytes
+                raw = base64.b64decode(text, validate=True)  # (round 2), none equal to (part of) a plain hash
+                assert len(raw) % 16 == 0
+                chunks = {raw[i:i + 32] for i in range(0, len(raw), 32)} | {raw[i:i + 16] for i in range(0, len(raw), 16)}
+                assert not chunks & (plain_points | {p[:16] for p in plain_points})
                 blobs += 1
             else:
                 assert text not in identifiers, text
@@ -268,3 +268,62 @@ def test_name_prefixes_are_configurable_per_station():
     b = normalise(spec, "b", pd.DataFrame({"id": ["2"], "n": ["dos Santos"]}))
     assert a.iloc[0]["surname"] == b.iloc[0]["surname"] == "SANTOS"
     assert normalise(spec, "a", pd.DataFrame({"id": ["3"], "n": ["dos Santos"]})).iloc[0]["surname"] == "DOSSANTOS"
+
+
+# --- calibration, concentrated surnames, bad input --------------------------------------------------
+@pytest.fixture(scope="module")
+def concentrated(tmp_path_factory):
+    """A registry where 30 surnames cover 80% of people, and a GP station with many unmatched patients:
+    unrelated people who share surname, birth date, sex and first initial are common here."""
+    from lancelot.synth import generate
+
+    data = generate(n_patients=4000, gp_stations=1, seed=7, surnames="concentrated", gp_size=7000, gp_coverage=0.6)
+    return data.write(tmp_path_factory.mktemp("concentrated"))
+
+
+def test_concentrated_surnames_link_with_calibrated_probabilities(concentrated):
+    coordinator, _ = recording_coordinator(STEPS, concentrated, {s: {"allow_evaluate": True} for s in ("registry", "gp_1")})
+    linkage = link(coordinator, spec_of(concentrated), evaluate=True)
+    truth = pd.read_csv(concentrated["truth_links"], dtype=str)
+    (p, r, f1), = link_quality(linkage.links_table(), truth).values()
+    assert p >= 0.985 and r >= 0.97, (p, r, f1)
+    m = linkage.matches["gp_1"]
+    # scores mean what they say: the mean match probability of the links is their precision
+    assert abs(m.expected_precision - p) < 0.01, (m.expected_precision, p)
+    assert abs(m.match_share * m.n_hub * m.n_other - len(truth)) < 0.05 * len(truth)
+    # a pair that shares surname, first initial, birth date and sex but not the postcode or the full
+    # initials is no longer certain: the model reads the disagreements from the keys that fail
+    summary = linkage.summary()["pairs"]["registry~gp_1"]
+    assert summary["em_m_probabilities"]["postcode"]["none"] < 0.2
+    assert summary["em_u_probabilities"]["postcode"]["none"] > 0.9
+
+
+def test_a_spec_that_cannot_make_a_three_field_key_is_refused_before_any_round(study):
+    coordinator, transport = recording_coordinator(STEPS, station_paths(study))
+    spec = spec_of(study)
+    spec["fields"] = [f for f in spec["fields"] if f["name"] in ("surname", "sex")]
+    with pytest.raises(InputError, match="cannot make any match key of at least 3 distinct fields"):
+        link(coordinator, spec)
+    assert transport.sent == []
+    spec = spec_of(study)
+    spec["keys"] = [["surname", "birth_date.week", "sex"]]
+    with pytest.raises(InputError, match="no component '.week'"):
+        link(coordinator, spec)
+    assert transport.sent == []
+
+
+def test_mostly_empty_linkage_columns_are_refused_or_warned_about(study, tmp_path):
+    stations = station_paths(study)
+    gp = pd.read_csv(stations["gp_1"], dtype=str)
+    empty = gp.assign(postcode=None)
+    stations["gp_1"] = tmp_path / "gp_empty.csv"
+    empty.to_csv(stations["gp_1"], index=False)
+    with pytest.raises(LancelotError, match="100% of the values of linkage field 'postcode' are missing") as err:
+        run_local("link", stations, {"spec": spec_of(study)})
+    assert "gp_1" in str(err.value) and "postcode" in str(err.value)
+    half = gp.copy()
+    half.loc[: int(len(half) * 0.6), "postcode"] = None
+    half.to_csv(stations["gp_1"], index=False)
+    coordinator, _ = recording_coordinator(STEPS, {**study, "gp_1": stations["gp_1"]})
+    warnings = link(coordinator, spec_of(study)).summary()["warnings"]
+    assert len(warnings) == 1 and "gp_1" in warnings[0] and "'postcode'" in warnings[0] and "60%" in warnings[0]

@@ -75,7 +75,7 @@ def _bits(patterns: np.ndarray, n_keys: int) -> np.ndarray:
 
 def match(hub: list[np.ndarray], other: list[np.ndarray], recipes: list[tuple[str, ...]],
           fields: list[FieldStates], drop_rates: np.ndarray, threshold: float = 0.5,
-          max_frequency: int = 5) -> MatchResult:
+          max_frequency: int = 5, pattern_rates: dict[int, float] | None = None) -> MatchResult:
     """Match two stations' pseudonymised keys with the model of :mod:`.model`."""
     n_hub, n_other = len(hub[0]), len(other[0])
     cand = candidate_pairs(hub, other, max_frequency)
@@ -85,11 +85,17 @@ def match(hub: list[np.ndarray], other: list[np.ndarray], recipes: list[tuple[st
     all_patterns = np.concatenate([[0], uniq])
     all_counts = np.concatenate([[max(n_pairs - len(cand), 0.0)], counts.astype(float)])
     observed = _bits(all_patterns, len(recipes)).astype(bool)
-    fitted = model.fit(fields, recipes, observed, all_counts, n_pairs, drop_rates, max_matches=min(n_hub, n_other))
-    prob, weight = fitted.prob[1:][inverse], fitted.weight[1:][inverse]
+    empirical = None
+    if pattern_rates is not None:
+        empirical = np.array([pattern_rates.get(int(p), 0.0) for p in all_patterns])
+        empirical[0] = 0.0
+    fitted = model.fit(fields, recipes, observed, all_counts, n_pairs, drop_rates, max_matches=min(n_hub, n_other),
+                       empirical_u=empirical)
+    weight = fitted.weight[1:][inverse]
+    ci, cj = cand["i"].to_numpy(), cand["j"].to_numpy()
+    prob = one_to_one_posterior(ci, cj, weight, fitted.share, fitted.weight[0], n_hub, n_other)
     # one-to-one: greedy by probability (then weight), each record used at most once
     order = np.lexsort((-weight, -prob))
-    ci, cj = cand["i"].to_numpy(), cand["j"].to_numpy()
     keep = _greedy(order, ci, cj, prob, threshold, n_hub, n_other)
     accepted_prob = prob[keep] if len(keep) else np.array([])
     precision = float(accepted_prob.mean()) if len(keep) else float("nan")
@@ -101,6 +107,33 @@ def match(hub: list[np.ndarray], other: list[np.ndarray], recipes: list[tuple[st
                        states=[f.labels() for f in fitted.fields], state_fields=[f.name for f in fitted.fields],
                        match_share=fitted.share, n_candidates=len(cand), n_hub=n_hub, n_other=n_other,
                        expected_precision=precision, expected_recall=recall)
+
+
+def one_to_one_posterior(ci: np.ndarray, cj: np.ndarray, weight: np.ndarray, share: float, weight_none: float,
+                         n_hub: int, n_other: int) -> np.ndarray:
+    """Match probability of each candidate pair given every pair of its two records, not its pattern alone.
+
+    A record has at most one match: a hub record has one with probability rho_h = matches / n_hub,
+    somewhere among the other station's records. Given all pairs of hub record i, the odds that j is
+    its match are share * BF_ij / D_i, with D_i = (1 - rho_h) + rho_h * BF_0 (its match hides among
+    the pairs no key joins) + share * (sum of BF over i's other candidates); likewise E_j for the other
+    record. Combining both (one pass of belief propagation on the matching): odds = share * BF / (D_i E_j).
+    A pair whose records have no other candidate gains (the hub record's likely match has nowhere else
+    to be); a pair with a strong competitor loses. The pairwise posterior (D = E = 1) ignores both and
+    understates links where most records have a match.
+    """
+    if len(ci) == 0:
+        return np.array([], float)
+    matches = share * float(n_hub) * float(n_other)
+    rho_h, rho_o = min(matches / n_hub, 0.999), min(matches / n_other, 0.999)
+    bf0 = 2.0 ** float(weight_none)
+    term = share * np.exp2(np.minimum(weight, 1000.0))        # share * BF of each candidate pair
+    row = np.bincount(ci, weights=term, minlength=n_hub)[ci] - term
+    col = np.bincount(cj, weights=term, minlength=n_other)[cj] - term
+    d = (1 - rho_h) + rho_h * bf0 + row
+    e = (1 - rho_o) + rho_o * bf0 + col
+    log_odds = np.log(np.maximum(term, 1e-300)) - np.log(d) - np.log(e)
+    return 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700)))
 
 
 def _greedy(order: np.ndarray, ci: np.ndarray, cj: np.ndarray, prob: np.ndarray, threshold: float,

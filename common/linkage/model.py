@@ -95,17 +95,20 @@ def _pairs_agreeing(codes: list[np.ndarray]) -> int:
 
 
 def station_state_counts(components: pd.DataFrame, used: dict[str, list[str]]) -> dict[str, dict]:
-    """Per field, the share of pairs of this station's records in each state (a bitmask over ``used``).
+    """Per field, the share of records where it is missing, and the share of pairs of this station's
+    records where it is present in each state (a bitmask over ``used``).
 
     Exact: pairs agreeing on at least a set S of components are counted from value counts, and
     inclusion-exclusion gives the pairs agreeing on exactly S. Shares are rounded to 3 significant
     digits; zeros are left out.
     """
-    n = len(components)
-    total = n * (n - 1) // 2
     out: dict[str, dict] = {}
     for name, comps in used.items():
-        codes = [_codes(components[c]) for c in comps]
+        present = components[comps].notna().any(axis=1).to_numpy()
+        n_all = len(components)
+        n = int(present.sum())
+        total = n * (n - 1) // 2
+        codes = [_codes(components[c][present]) for c in comps]
         k = len(comps)
         at_least = {0: total}
         for mask in range(1, 1 << k):
@@ -118,9 +121,53 @@ def station_state_counts(components: pd.DataFrame, used: dict[str, list[str]]) -
                     value += (-1) ** (bin(sup ^ mask).count("1")) * at_least[sup]
             if value > 0:
                 exactly[mask] = value
-        out[name] = {"components": comps,
+        out[name] = {"components": comps, "missing": float(f"{1 - n / max(n_all, 1):.3g}"),
                      "shares": {str(mask): float(f"{v / max(total, 1):.3g}") for mask, v in exactly.items()}}
     return out
+
+
+def station_pattern_counts(keys: list[list[str | None]], max_frequency: int) -> dict:
+    """Pairs of this station's own records by the set of keys they share (frequent values left out,
+    as in the pseudonyms), counts rounded to 2 significant digits.
+
+    Two records of one station are two people, so this is an empirical distribution of agreement
+    patterns among non-matches that keeps what a product of fields loses: families and twins who
+    share surname, birth date and household, and how concentrated the names of this population are.
+    """
+    n = len(keys[0]) if keys else 0
+    frames = []
+    for k, values in enumerate(keys):
+        col = pd.Series(values, dtype=object)
+        counts = col.map(col.value_counts())
+        ok = col.notna().to_numpy() & (np.nan_to_num(counts.to_numpy(float)) <= max_frequency)
+        if not ok.any():
+            continue
+        codes = pd.factorize(col[ok])[0]
+        df = pd.DataFrame({"v": codes, "i": np.flatnonzero(ok)})
+        df = df[df.groupby("v")["v"].transform("size") > 1]
+        if df.empty:
+            continue
+        pairs = df.merge(df, on="v")
+        pairs = pairs[pairs["i_x"] < pairs["i_y"]]
+        frames.append(pd.DataFrame({"i": pairs["i_x"].to_numpy(), "j": pairs["i_y"].to_numpy(),
+                                    "bit": np.int64(1) << k}))
+    out: dict[str, float] = {}
+    if frames:
+        allpairs = pd.concat(frames, ignore_index=True)
+        patterns = allpairs.groupby(["i", "j"], sort=False)["bit"].sum()
+        for pattern, count in patterns.value_counts().items():
+            out[str(int(pattern))] = float(f"{count:.2g}")
+    return {"pairs": n * (n - 1) // 2, "patterns": out}
+
+
+def pattern_rates(counts: list[dict]) -> dict[int, float]:
+    """Per pattern, the mean over stations of its share of within-station pairs."""
+    rates: dict[int, float] = {}
+    for c in counts:
+        total = max(c["pairs"], 1)
+        for p, v in c["patterns"].items():
+            rates[int(p)] = rates.get(int(p), 0.0) + v / total / len(counts)
+    return rates
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,12 +179,13 @@ class FieldStates:
     components: list[str]
     masks: np.ndarray         # (S,) bitmask over components: which agree in each state
     u: np.ndarray             # (S,)
+    missing: float = 0.0      # share of pairs where one record lacks the field: state 0, fixed in m and u
 
     def labels(self) -> list[str]:
         out = []
-        for mask in self.masks:
-            agree = [c.partition(".")[2] or "exact" for i, c in enumerate(self.components) if mask >> i & 1]
-            out.append("+".join(agree) if agree else "none")
+        for i, mask in enumerate(self.masks):
+            agree = [c.partition(".")[2] or "exact" for j, c in enumerate(self.components) if mask >> j & 1]
+            out.append("missing" if i == 0 else "+".join(agree) if agree else "none")
         return out
 
 
@@ -161,7 +209,11 @@ def combine_state_shares(spec: LinkageSpec, used: dict[str, list[str]], stats: l
         masks_arr = np.array(sorted(masks), dtype=np.int64)
         u = np.array([np.exp(np.mean([np.log(max(s.get(int(m), 0.0), pair_floor)) for s in shares]))
                       for m in masks_arr])
-        out.append(FieldStates(name=name, components=comps, masks=masks_arr, u=u / u.sum()))
+        kept = np.prod([1 - float(st[name].get("missing", 0.0)) for st in stats])
+        missing = float(np.clip(1 - kept, 0.0, 0.999))
+        # state 0 is "missing at one station" (no key with the field agrees, as for "none")
+        out.append(FieldStates(name=name, components=comps, masks=np.concatenate([[0], masks_arr]),
+                               u=np.concatenate([[missing], (1 - missing) * u / u.sum()]), missing=missing))
     return out
 
 
@@ -170,7 +222,7 @@ def _prune(fields: list[FieldStates]) -> list[FieldStates]:
     while np.prod([len(f.masks) for f in fields], dtype=float) > MAX_STATE_VECTORS:
         f = max(fields, key=lambda f: len(f.masks))
         full = (1 << len(f.components)) - 1
-        order = [i for i in np.argsort(f.u) if f.masks[i] not in (0, full)]
+        order = [i for i in np.argsort(f.u) if i > 0 and f.masks[i] not in (0, full)]
         if not order:
             break
         keep = np.ones(len(f.masks), bool)
@@ -190,6 +242,15 @@ class ModelFit:
     iterations: int
 
 
+def _with_missing(counts: np.ndarray, missing: float) -> np.ndarray:
+    """m over states from counts: the missing state (0) fixed at ``missing``, the rest shares of the remainder."""
+    out = np.asarray(counts, float).copy()
+    out[0] = 0.0
+    out = out / max(out.sum(), 1e-300) * (1 - missing)
+    out[0] = missing
+    return np.maximum(out, 1e-300)
+
+
 def key_agreement(fields: list[FieldStates], recipes: list[tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
     """All state vectors (V x F state indices) and the keys each makes agree (V x K)."""
     grids = np.array(list(itertools.product(*[range(len(f.masks)) for f in fields])), dtype=np.int64)
@@ -206,10 +267,12 @@ def key_agreement(fields: list[FieldStates], recipes: list[tuple[str, ...]]) -> 
 
 def fit(fields: list[FieldStates], recipes: list[tuple[str, ...]], observed: np.ndarray, counts: np.ndarray,
         n_pairs: float, drop_rates: np.ndarray, max_matches: float, iterations: int = 400,
-        tol: float = 1e-9) -> ModelFit:
+        tol: float = 1e-9, empirical_u: np.ndarray | None = None) -> ModelFit:
     """EM for m and the match share, u fixed; ``observed`` is U x K (which keys agree), ``counts`` U.
 
     ``max_matches`` (the smaller station's record count) bounds the number of matches.
+    ``empirical_u`` (per observed pattern, from :func:`station_pattern_counts`) raises the product
+    model's non-match probability of a pattern where the stations' own pairs show it more often.
     """
     fields = _prune(fields)
     grids, agree = key_agreement(fields, recipes)
@@ -219,17 +282,20 @@ def fit(fields: list[FieldStates], recipes: list[tuple[str, ...]], observed: np.
     log_e = (o @ (a * np.log1p(-drop)[None, :] + (1 - a) * np.log(EPS_AGREE)).T
              + (1 - o) @ (a * np.log(drop)[None, :] + (1 - a) * np.log1p(-EPS_AGREE)).T)
     e = np.exp(log_e - log_e.max(axis=1, keepdims=True))      # U x V; a per-row constant cancels
-    log_u = sum(np.log(f.u)[grids[:, i]] for i, f in enumerate(fields))
+    log_u = sum(np.log(np.maximum(f.u, 1e-300))[grids[:, i]] for i, f in enumerate(fields))
     pu = e @ np.exp(log_u)
+    if empirical_u is not None:
+        pu = np.maximum(pu, empirical_u)
     # a weak Dirichlet prior on m (mean: 90% full agreement, 2% none, the rest spread), worth 1% of
     # the largest possible number of matches: it decides only what the data cannot (a field that
     # every key holds has matches that disagree on it unobservable, so their share is not identified)
     prior = []
     for f in fields:
         full = (1 << len(f.components)) - 1
-        mean = np.where(f.masks == full, 0.9, np.where(f.masks == 0, 0.02, 0.08 / max(len(f.masks) - 2, 1)))
+        mean = np.where(f.masks == full, 0.9, np.where(f.masks == 0, 0.02, 0.08 / max(len(f.masks) - 3, 1)))
+        mean[0] = 0.0                    # the missing state is fixed
         prior.append(PRIOR_STRENGTH * max_matches * mean / mean.sum())
-    m = [p_ / p_.sum() for p_ in prior]
+    m = [_with_missing(p_, f.missing) for p_, f in zip(prior, fields)]
     max_share = min(0.5, max_matches / n_pairs) if n_pairs else 0.5
     share = float(np.clip(0.5 * max_share, 1e-15, max_share))
     it = 0
@@ -243,7 +309,7 @@ def fit(fields: list[FieldStates], recipes: list[tuple[str, ...]], observed: np.
         new_m = []
         for i, f in enumerate(fields):
             c = np.bincount(grids[:, i], weights=expected, minlength=len(f.masks)) + prior[i]
-            new_m.append(c / c.sum())
+            new_m.append(_with_missing(c, f.missing))
         new_share = float(np.clip(w.sum() / n_pairs, 1e-15, max_share))
         change = max(abs(new_share - share) / share, max(np.abs(a_ - b_).max() for a_, b_ in zip(new_m, m)))
         m, share = new_m, new_share

@@ -22,6 +22,8 @@ NAME_PREFIXES = frozenset(
     "van de der den het ten ter te t in op aan bij onder over uit voor d da di du la le les lo von zu zum vd v".split()
 )
 MAX_UNPARSEABLE_FRACTION = 0.05
+EMPTY_ERROR = 0.95     # a linkage column with more missing values than this is refused (a wrong column?)
+EMPTY_WARNING = 0.50   # ... and with more than this, linked with a warning
 _POSTCODE = re.compile(r"^(\d{4})([A-Z]{2})$")
 
 COMPONENTS = {
@@ -184,9 +186,29 @@ def check_station_data(spec: LinkageSpec, station: str, df: pd.DataFrame) -> Non
         raise InputError(f"{dup} duplicate record id(s)", station=station, column=spec.stations[station])
 
 
+def empty_columns(spec: LinkageSpec, station: str, df: pd.DataFrame) -> list[str]:
+    """Refuse a linkage column that is (almost) empty; return a warning for each mostly empty one.
+
+    The share is rounded to whole percents: an aggregate that names the station and column.
+    """
+    warnings = []
+    for f in spec.fields:
+        column = f.columns[station]
+        values = df[column]
+        empty = float((values.isna() | (values.astype(str).str.strip() == "")).mean())
+        if empty > EMPTY_ERROR:
+            raise InputError(f"{empty:.0%} of the values of linkage field '{f.name}' are missing: is this the right "
+                             "column? (fix the spec's 'columns', or leave the field out)", station=station, column=column)
+        if empty > EMPTY_WARNING:
+            warnings.append(f"station '{station}', column '{column}' (field '{f.name}'): {empty:.0%} of the values are "
+                            "missing; match keys with this field rarely agree, so links rest on the other fields")
+    return warnings
+
+
 def normalise(spec: LinkageSpec, station: str, df: pd.DataFrame) -> pd.DataFrame:
     """One row per record, one column per component (None where missing)."""
     check_station_data(spec, station, df)
+    empty_columns(spec, station, df)
     columns: dict[str, list] = {}
     for f in spec.fields:
         columns.update(field_components(f, station, df[f.columns[station]]))

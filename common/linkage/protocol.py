@@ -25,10 +25,16 @@ from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
 from . import pseudonym
-from .keys import check_key_fields, key_name, key_recipes, key_strings
+from .keys import check_key_fields, check_recipes, key_name, key_recipes, key_strings
 from .matching import MatchResult, match
-from .model import combine_state_shares, station_state_counts, used_components
-from .normalise import normalise
+from .model import (
+    combine_state_shares,
+    pattern_rates,
+    station_pattern_counts,
+    station_state_counts,
+    used_components,
+)
+from .normalise import empty_columns, normalise
 from .spec import LinkageSpec, parse_linkage_spec
 
 STATE_PERM = "link_perm"
@@ -45,9 +51,11 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
         raise PrivacyError(f"station '{ctx.station}' refuses --evaluate: its node operator has not set "
                            f"{ENV_NAMES['allow_evaluate']}=1 in the node's algorithm_env")
     recipes = key_recipes(spec)
+    check_recipes(spec, recipes)
     check_key_fields(recipes, ctx.policy.min_key_fields, ctx.station)
     max_frequency = min(spec.max_key_frequency, ctx.policy.max_key_frequency)  # the researcher may only lower it
     components = normalise(spec, ctx.station, ctx.data)  # raises InputError before any crypto work
+    warnings = empty_columns(spec, ctx.station, ctx.data)
     n = len(components)
     perm = pseudonym.secure_permutation(n)
     secret = pseudonym.new_secret()
@@ -71,8 +79,10 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
     # aggregates for the match model: per field, the share of pairs of this station's records in each
     # state (which components agree), and per key the number of values dropped as too frequent
     state_shares = station_state_counts(components, used_components(recipes, spec))
+    pattern_counts = station_pattern_counts(list(strings.values()), max_frequency)
     result = {"n": n, "keys": list(strings), "points": points, "dropped_frequent_values": sum(frequent_per_key),
-              "dropped_per_key": frequent_per_key, "state_shares": state_shares, "policy": ctx.policy.public()}
+              "dropped_per_key": frequent_per_key, "state_shares": state_shares,
+              "pattern_counts": pattern_counts, "warnings": warnings, "policy": ctx.policy.public()}
     if evaluate:
         ids = ctx.data[spec.stations[ctx.station]].astype(str).to_numpy()[perm]
         result["record_ids"] = ids.tolist()
@@ -87,11 +97,15 @@ def step_link_exponentiate(ctx: StationContext, payload: dict) -> dict:
         if len(raw) % pseudonym.POINT_BYTES:
             raise InputError(f"the points of key {name} from {label} are not a whole number of points")
     blinded = pseudonym.exponentiate_packed(secret, b"".join(raw for _, _, raw in items))  # one parallel batch
+    # the coordinator only compares these for equality: the first 16 bytes of each point suffice
+    # (a chance collision among 10^13 pairs has probability below 10^-12) and halve what is relayed
+    truncated = pseudonym.truncate(blinded)
     out: dict[str, dict[str, str]] = {}
     start = 0
     for label, name, raw in items:
-        out.setdefault(label, {})[name] = base64.b64encode(blinded[start:start + len(raw)]).decode("ascii")
-        start += len(raw)
+        size = len(raw) // pseudonym.POINT_BYTES * pseudonym.PSEUDONYM_BYTES
+        out.setdefault(label, {})[name] = base64.b64encode(truncated[start:start + size]).decode("ascii")
+        start += size
     return {"batches": out}
 
 
@@ -114,6 +128,7 @@ class Linkage:
     keys: list[str]
     policies: dict[str, dict]                # each station's stated node policy
     record_ids: dict[str, list[str]] = field(default_factory=dict)  # only with --evaluate
+    warnings: list[str] = field(default_factory=list)    # the stations' warnings (mostly empty columns)
 
     @property
     def hub(self) -> str:
@@ -187,6 +202,7 @@ class Linkage:
             "match_keys": self.keys,
             "min_cell_count": k,
             "rounding_base": base,
+            "warnings": list(self.warnings),
             "suppressed_note": f"counts below {k} (other than 0) are withheld as null; the others are rounded to "
                                f"the nearest multiple of {base}, and key agreement rates are computed from "
                                "rounded counts",
@@ -211,6 +227,7 @@ class LinkageRun:
         self.spec = parse_linkage_spec(spec_raw, known_stations=coordinator.stations)
         if len(self.spec.stations) < 2:
             raise InputError("linkage needs at least two stations")
+        check_recipes(self.spec, key_recipes(self.spec))   # before any round
         self.evaluate = evaluate
         self.coordinator = coordinator
 
@@ -252,20 +269,22 @@ class LinkageRun:
         used = used_components(recipes, spec)
         matches = {}
         for s in spec.others:
-            hub_points = [pseudonym.unpack_points_array(second[s]["batches"][spec.hub][name]) for name in keys]
-            other_points = [pseudonym.unpack_points_array(second[spec.hub]["batches"][s][name]) for name in keys]
+            hub_points = [pseudonym.unpack_pseudonyms(second[s]["batches"][spec.hub][name]) for name in keys]
+            other_points = [pseudonym.unpack_pseudonyms(second[spec.hub]["batches"][s][name]) for name in keys]
             policies = [first[x]["policy"] for x in (spec.hub, s)]
             n_h, n_o = first[spec.hub]["n"], first[s]["n"]
             fields = combine_state_shares(spec, used, [first[spec.hub]["state_shares"], first[s]["state_shares"]],
                                           pair_floor=1.0 / (float(n_h) * float(n_o)))
             kept = [(1 - np.asarray(first[x]["dropped_per_key"], float) / first[x]["n"]) for x in (spec.hub, s)]
+            rates = pattern_rates([first[spec.hub]["pattern_counts"], first[s]["pattern_counts"]])
             matches[s] = match(hub_points, other_points, recipes, fields, drop_rates=1 - kept[0] * kept[1],
-                               threshold=spec.threshold,
+                               threshold=spec.threshold, pattern_rates=rates,
                                max_frequency=min([spec.max_key_frequency, *[p["max_key_frequency"] for p in policies]]))
             self.coordinator.log(f"linkage: {spec.hub} and {s} matched")  # no counts in logs
         record_ids = {s: first[s]["record_ids"] for s in self.stations} if self.evaluate else {}
         return Linkage(spec=spec, n_rows={s: first[s]["n"] for s in self.stations}, matches=matches, keys=keys,
-                       policies={s: first[s]["policy"] for s in self.stations}, record_ids=record_ids)
+                       policies={s: first[s]["policy"] for s in self.stations}, record_ids=record_ids,
+                       warnings=[w for s in self.stations for w in first[s].get("warnings", [])])
 
 
 def check_researcher_protections(min_cell_count: int | None, rounding_base: int | None) -> None:

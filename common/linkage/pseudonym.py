@@ -20,6 +20,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 POINT_BYTES = 32
+PSEUDONYM_BYTES = 16   # what the coordinator receives of each doubly blinded point
 _DOMAIN = b"lancelot/linkage/v1/"
 _PARALLEL_THRESHOLD = 20000
 
@@ -108,6 +109,20 @@ def unpack_points(text: str) -> list[bytes]:
 def unpack_points_array(text: str) -> np.ndarray:
     """The same as :func:`unpack_points`, as a numpy array of 32-byte strings (fast joins)."""
     return np.frombuffer(base64.b64decode(text), dtype=f"S{POINT_BYTES}")
+
+
+def truncate(raw: bytes) -> bytes:
+    """The first PSEUDONYM_BYTES of every packed point."""
+    arr = np.frombuffer(raw, dtype=np.uint8).reshape(-1, POINT_BYTES)
+    return arr[:, :PSEUDONYM_BYTES].tobytes()
+
+
+def unpack_pseudonyms(text: str) -> np.ndarray:
+    """A packed vector of truncated pseudonyms as a numpy array of PSEUDONYM_BYTES-byte strings."""
+    raw = base64.b64decode(text)
+    if len(raw) % PSEUDONYM_BYTES:
+        raise ValueError(f"a packed pseudonym vector must be a multiple of {PSEUDONYM_BYTES} bytes")
+    return np.frombuffer(raw, dtype=f"S{PSEUDONYM_BYTES}")
 
 
 def secure_permutation(n: int) -> np.ndarray:
