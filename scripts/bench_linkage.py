@@ -7,8 +7,11 @@ Scenarios (synthetic data with ground truth, ``lancelot synth`` options):
     conc50k    50,000 x 80,000, 30,000 true pairs, 30 surnames cover 80% of people
     heavy10k   10,000 x ~12,000, several errors per record across fields (error level "heavy")
     large      100,000 x 1,000,000 (85,000 true pairs, 915,000 unmatched GP records)
+    lean10k, large-lean   the same with six match keys instead of twelve (half the curve work)
 
-For each: precision, recall and F1 of both, wall time and peak memory (resident set of the whole
+For each: precision, recall and F1 of both, wall time, CPU time (this process and its
+descendants: on a shared machine wall time grows with the other users' load, CPU time much less)
+and peak memory (resident set of the whole
 process tree, sampled every 0.2 s) of both, lancelot's rounds; and a calibration table of
 lancelot's links (predicted vs observed precision per band of match probability). lancelot runs
 its real path (the in-process Vantage6 network, every step in a fresh process, stations in
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import threading
@@ -38,11 +42,18 @@ from lancelot.linkage.normalise import normalise
 from lancelot.linkage.spec import parse_linkage_spec
 from lancelot.synth import generate
 
+# Six of the twelve default keys (the ones whose removal costs most F1), for a million records: each
+# key costs two curve operations per record, the bulk of the time. Set in the spec's "keys".
+LEAN_KEYS = [["surname", "initials.first", "birth_date"], ["surname", "birth_date.sorted", "sex"],
+             ["surname", "initials.first", "birth_date.md", "sex"], ["initials", "birth_date.y", "sex", "postcode"],
+             ["surname.first", "birth_date", "sex", "postcode.pc4"], ["initials", "birth_date", "sex"]]
 SCENARIOS = {
     "10k": {"n_patients": 10_000},
     "conc50k": {"n_patients": 50_000, "surnames": "concentrated", "gp_size": 80_000, "gp_coverage": 0.6},
     "heavy10k": {"n_patients": 10_000, "error_level": "heavy"},
     "large": {"n_patients": 100_000, "gp_size": 1_000_000},
+    "lean10k": {"n_patients": 10_000, "keys": LEAN_KEYS},
+    "large-lean": {"n_patients": 100_000, "gp_size": 1_000_000, "keys": LEAN_KEYS},
 }
 BANDS = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0]
 
@@ -102,14 +113,23 @@ def quality(pairs: set[tuple[str, str]], truth: set[tuple[str, str]]) -> dict[st
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if tp else 0.0}
 
 
-def run_lancelot(paths: dict[str, Path]) -> tuple[list[dict], float, int, float, dict]:
+def cpu_seconds() -> float:
+    """CPU time of this process and its waited-for descendants: what a busy shared machine does not inflate."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_lancelot(paths: dict[str, Path], keys: list | None = None) -> tuple[list[dict], float, float, int, float, dict]:
     spec = json.loads(Path(paths["link_spec"]).read_text())
+    if keys:
+        spec["keys"] = keys
     stations = {"registry": paths["registry"], "gp_1": paths["gp_1"]}
     with PeakMemory() as mem:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         result = run_local("link", stations, {"spec": spec, "evaluate": True, "progress": False}, evaluate=True)
-        seconds = time.perf_counter() - t0
-    return result["links"], seconds, result["cost"]["rounds"], mem.gb, result["summary"]["pairs"]["registry~gp_1"]
+        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    return (result["links"], seconds, cpu, result["cost"]["rounds"], mem.gb,
+            result["summary"]["pairs"]["registry~gp_1"])
 
 
 def calibration(links: list[dict], truth: set[tuple[str, str]]) -> list[dict]:
@@ -142,7 +162,7 @@ def run_splink(paths: dict[str, Path]) -> tuple[set, float, float]:
     left = _clean(spec, "registry", pd.read_csv(paths["registry"], dtype=str))
     right = _clean(spec, "gp_1", pd.read_csv(paths["gp_1"], dtype=str))
     with PeakMemory() as mem:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         db = DuckDBAPI()
         settings = SettingsCreator(
             link_type="link_only",
@@ -177,8 +197,8 @@ def run_splink(paths: dict[str, Path]) -> tuple[set, float, float]:
             used_l.add(a)
             used_r.add(b)
             pairs.add((str(a), str(b)))
-        seconds = time.perf_counter() - t0
-    return pairs, seconds, mem.gb
+        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    return pairs, seconds, cpu, mem.gb
 
 
 def main() -> int:
@@ -195,24 +215,29 @@ def main() -> int:
     for name, options in scenarios.items():
         folder = Path(tempfile.mkdtemp(prefix=f"bench-link-{name}-"))
         t0 = time.perf_counter()
-        paths = generate(gp_stations=1, seed=args.seed, **options).write(folder)
+        keys = options.get("keys")
+        paths = generate(gp_stations=1, seed=args.seed, **{k: v for k, v in options.items() if k != "keys"}).write(folder)
         print(f"[{name}] synthetic data in {time.perf_counter() - t0:.0f}s: {folder}", file=sys.stderr, flush=True)
         truth_df = pd.read_csv(paths["truth_links"], dtype=str)
         truth = set(zip(truth_df["registry_id"], truth_df["station_id"]))
         n_gp = sum(1 for _ in open(paths["gp_1"])) - 1
-        links, seconds, rounds, gb, summary = run_lancelot(paths)
+        load = os.getloadavg()[0]
+        links, seconds, cpu, rounds, gb, summary = run_lancelot(paths, keys)
         pairs = {(str(x["registry"]), str(x["gp_1"])) for x in links}
         row = {"scenario": name, "registry": options["n_patients"], "gp": n_gp, "true_pairs": len(truth),
                "options": options,
-               "lancelot": {**quality(pairs, truth), "seconds": round(seconds, 1), "peak_memory_gb": gb,
+               "load_average_before": round(load, 1),
+               "lancelot": {**quality(pairs, truth), "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
+                            "peak_memory_gb": gb, "keys": len(keys) if keys else 12,
                             "rounds": rounds, "em_expected_precision": summary["em_expected_precision"],
                             "em_expected_recall": summary["em_expected_recall"]},
                "calibration": calibration(links, truth)}
         print(_line(row), file=sys.stderr, flush=True)
         if not args.no_splink:
             try:
-                sp_pairs, sp_seconds, sp_gb = run_splink(paths)
-                row["splink"] = {**quality(sp_pairs, truth), "seconds": round(sp_seconds, 1), "peak_memory_gb": sp_gb}
+                sp_pairs, sp_seconds, sp_cpu, sp_gb = run_splink(paths)
+                row["splink"] = {**quality(sp_pairs, truth), "seconds": round(sp_seconds, 1),
+                                 "cpu_seconds": round(sp_cpu, 1), "peak_memory_gb": sp_gb}
                 row["f1_points_vs_splink"] = round(100 * (row["lancelot"]["f1"] - row["splink"]["f1"]), 2)
                 row["time_ratio_lancelot_over_splink"] = round(seconds / sp_seconds, 2)
             except ImportError:
@@ -227,12 +252,14 @@ def main() -> int:
 
 def _line(row: dict) -> str:
     lc = row["lancelot"]
-    text = (f"{row['scenario']:>9} {row['registry']:>7} x {row['gp']:<8} lancelot P {lc['precision']:.4f} "
-            f"R {lc['recall']:.4f} F1 {lc['f1']:.4f} {lc['seconds']:>6.1f}s {lc['peak_memory_gb']:.2f}GB "
+    text = (f"{row['scenario']:>10} load {row['load_average_before']:>4}  {row['registry']:>7} x {row['gp']:<8} lancelot P {lc['precision']:.4f} "
+            f"R {lc['recall']:.4f} F1 {lc['f1']:.4f} {lc['seconds']:>6.1f}s (cpu {lc['cpu_seconds']:.0f}s) "
+            f"{lc['peak_memory_gb']:.2f}GB {lc['keys']} keys "
             f"{lc['rounds']} rounds (EM: P {lc['em_expected_precision']}, R {lc['em_expected_recall']})")
     if isinstance(row.get("splink"), dict):
         sp = row["splink"]
         text += (f" | splink P {sp['precision']:.4f} R {sp['recall']:.4f} F1 {sp['f1']:.4f} {sp['seconds']:>6.1f}s "
+                 f"(cpu {sp['cpu_seconds']:.0f}s) "
                  f"{sp['peak_memory_gb']:.2f}GB | F1 {row['f1_points_vs_splink']:+.2f} points, "
                  f"time x{row['time_ratio_lancelot_over_splink']}")
     return text

@@ -39,7 +39,7 @@ class MatchResult:
     expected_recall: float
 
 
-def _as_int_keys(points: np.ndarray) -> np.ndarray:
+def int_keys(points: np.ndarray) -> np.ndarray:
     """First 8 bytes of each pseudonym as an integer: a fast join key (full bytes are re-checked)."""
     raw = np.ascontiguousarray(points).view(np.uint8).reshape(len(points), -1)[:, :8]
     return raw.copy().view("<i8").ravel()
@@ -49,8 +49,8 @@ def candidate_pairs(hub: list[np.ndarray], other: list[np.ndarray], max_frequenc
     """Pairs agreeing on at least one key, with their agreement bitmask (bit k = key k agrees)."""
     frames = []
     for k, (a, b) in enumerate(zip(hub, other)):
-        da = pd.DataFrame({"v": _as_int_keys(a), "i": np.arange(len(a))})
-        db = pd.DataFrame({"v": _as_int_keys(b), "j": np.arange(len(b))})
+        da = pd.DataFrame({"v": int_keys(a), "i": np.arange(len(a))})
+        db = pd.DataFrame({"v": int_keys(b), "j": np.arange(len(b))})
         # values shared by too many records are too unspecific to block on (and would blow up n*m)
         da = da[da.groupby("v")["v"].transform("size") <= max_frequency]
         db = db[db.groupby("v")["v"].transform("size") <= max_frequency]

@@ -126,25 +126,22 @@ def station_state_counts(components: pd.DataFrame, used: dict[str, list[str]]) -
     return out
 
 
-def station_pattern_counts(keys: list[list[str | None]], max_frequency: int) -> dict:
-    """Pairs of this station's own records by the set of keys they share (frequent values left out,
-    as in the pseudonyms), counts rounded to 2 significant digits.
+def within_pattern_counts(columns: list[np.ndarray], max_frequency: int) -> dict:
+    """Pairs of one station's records by the set of keys they share (values held by more than
+    ``max_frequency`` records left out, as in blocking).
 
     Two records of one station are two people, so this is an empirical distribution of agreement
     patterns among non-matches that keeps what a product of fields loses: families and twins who
-    share surname, birth date and household, and how concentrated the names of this population are.
+    share surname, birth date and household, and how concentrated the names of a population are.
+    The coordinator computes it from the pseudonyms it holds (equal pseudonyms within a station's
+    key column are equal key values): nothing a station does not already reveal. ``columns``: per
+    key, one integer (or hashable) code per record.
     """
-    n = len(keys[0]) if keys else 0
+    n = len(columns[0]) if columns else 0
     frames = []
-    for k, values in enumerate(keys):
-        col = pd.Series(values, dtype=object)
-        counts = col.map(col.value_counts())
-        ok = col.notna().to_numpy() & (np.nan_to_num(counts.to_numpy(float)) <= max_frequency)
-        if not ok.any():
-            continue
-        codes = pd.factorize(col[ok])[0]
-        df = pd.DataFrame({"v": codes, "i": np.flatnonzero(ok)})
-        df = df[df.groupby("v")["v"].transform("size") > 1]
+    for k, codes in enumerate(columns):
+        df = pd.DataFrame({"v": codes, "i": np.arange(n)})
+        df = df[df.groupby("v")["v"].transform("size").between(2, max_frequency)]
         if df.empty:
             continue
         pairs = df.merge(df, on="v")
@@ -155,8 +152,7 @@ def station_pattern_counts(keys: list[list[str | None]], max_frequency: int) -> 
     if frames:
         allpairs = pd.concat(frames, ignore_index=True)
         patterns = allpairs.groupby(["i", "j"], sort=False)["bit"].sum()
-        for pattern, count in patterns.value_counts().items():
-            out[str(int(pattern))] = float(f"{count:.2g}")
+        out = {str(int(p)): float(c) for p, c in patterns.value_counts().items()}
     return {"pairs": n * (n - 1) // 2, "patterns": out}
 
 
@@ -271,7 +267,7 @@ def fit(fields: list[FieldStates], recipes: list[tuple[str, ...]], observed: np.
     """EM for m and the match share, u fixed; ``observed`` is U x K (which keys agree), ``counts`` U.
 
     ``max_matches`` (the smaller station's record count) bounds the number of matches.
-    ``empirical_u`` (per observed pattern, from :func:`station_pattern_counts`) raises the product
+    ``empirical_u`` (per observed pattern, from :func:`within_pattern_counts`) raises the product
     model's non-match probability of a pattern where the stations' own pairs show it more often.
     """
     fields = _prune(fields)

@@ -26,13 +26,13 @@ from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
 from . import pseudonym
 from .keys import check_key_fields, check_recipes, key_name, key_recipes, key_strings
-from .matching import MatchResult, match
+from .matching import MatchResult, int_keys, match
 from .model import (
     combine_state_shares,
     pattern_rates,
-    station_pattern_counts,
     station_state_counts,
     used_components,
+    within_pattern_counts,
 )
 from .normalise import empty_columns, normalise
 from .spec import LinkageSpec, parse_linkage_spec
@@ -79,10 +79,9 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
     # aggregates for the match model: per field, the share of pairs of this station's records in each
     # state (which components agree), and per key the number of values dropped as too frequent
     state_shares = station_state_counts(components, used_components(recipes, spec))
-    pattern_counts = station_pattern_counts(list(strings.values()), max_frequency)
     result = {"n": n, "keys": list(strings), "points": points, "dropped_frequent_values": sum(frequent_per_key),
               "dropped_per_key": frequent_per_key, "state_shares": state_shares,
-              "pattern_counts": pattern_counts, "warnings": warnings, "policy": ctx.policy.public()}
+              "warnings": warnings, "policy": ctx.policy.public()}
     if evaluate:
         ids = ctx.data[spec.stations[ctx.station]].astype(str).to_numpy()[perm]
         result["record_ids"] = ids.tolist()
@@ -276,10 +275,12 @@ class LinkageRun:
             fields = combine_state_shares(spec, used, [first[spec.hub]["state_shares"], first[s]["state_shares"]],
                                           pair_floor=1.0 / (float(n_h) * float(n_o)))
             kept = [(1 - np.asarray(first[x]["dropped_per_key"], float) / first[x]["n"]) for x in (spec.hub, s)]
-            rates = pattern_rates([first[spec.hub]["pattern_counts"], first[s]["pattern_counts"]])
+            max_frequency = min([spec.max_key_frequency, *[p["max_key_frequency"] for p in policies]])
+            rates = pattern_rates([within_pattern_counts([int_keys(p) for p in points], max_frequency)
+                                   for points in (hub_points, other_points)])
             matches[s] = match(hub_points, other_points, recipes, fields, drop_rates=1 - kept[0] * kept[1],
                                threshold=spec.threshold, pattern_rates=rates,
-                               max_frequency=min([spec.max_key_frequency, *[p["max_key_frequency"] for p in policies]]))
+                               max_frequency=max_frequency)
             self.coordinator.log(f"linkage: {spec.hub} and {s} matched")  # no counts in logs
         record_ids = {s: first[s]["record_ids"] for s in self.stations} if self.evaluate else {}
         return Linkage(spec=spec, n_rows={s: first[s]["n"] for s in self.stations}, matches=matches, keys=keys,
