@@ -208,7 +208,6 @@ def empty_columns(spec: LinkageSpec, station: str, df: pd.DataFrame) -> list[str
 def normalise(spec: LinkageSpec, station: str, df: pd.DataFrame) -> pd.DataFrame:
     """One row per record, one column per component (None where missing)."""
     check_station_data(spec, station, df)
-    empty_columns(spec, station, df)
     columns: dict[str, list] = {}
     for f in spec.fields:
         columns.update(field_components(f, station, df[f.columns[station]]))

@@ -34,7 +34,7 @@ from .model import (
     used_components,
     within_pattern_counts,
 )
-from .normalise import empty_columns, normalise
+from .normalise import check_station_data, empty_columns, normalise
 from .spec import LinkageSpec, parse_linkage_spec
 
 STATE_PERM = "link_perm"
@@ -54,8 +54,9 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
     check_recipes(spec, recipes)
     check_key_fields(recipes, ctx.policy.min_key_fields, ctx.station)
     max_frequency = min(spec.max_key_frequency, ctx.policy.max_key_frequency)  # the researcher may only lower it
-    components = normalise(spec, ctx.station, ctx.data)  # raises InputError before any crypto work
+    check_station_data(spec, ctx.station, ctx.data)         # these raise InputError before any crypto work
     warnings = empty_columns(spec, ctx.station, ctx.data)
+    components = normalise(spec, ctx.station, ctx.data)
     n = len(components)
     perm = pseudonym.secure_permutation(n)
     secret = pseudonym.new_secret()
