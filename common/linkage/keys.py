@@ -116,6 +116,7 @@ def key_name(recipe: tuple[str, ...]) -> str:
 def key_strings(components: pd.DataFrame, recipes: list[tuple[str, ...]]) -> dict[str, list[str | None]]:
     """Per recipe, one string per record (None where a component is missing)."""
     out: dict[str, list[str | None]] = {}
+    present_of: dict[str, np.ndarray] = {}
     for recipe in recipes:
         missing = [c for c in recipe if c not in components.columns]
         if missing:
@@ -125,8 +126,9 @@ def key_strings(components: pd.DataFrame, recipes: list[tuple[str, ...]]) -> dic
         present = np.ones(len(components), bool)
         text = pd.Series(name + "|", index=components.index, dtype=object)
         for i, c in enumerate(recipe):
-            col = components[c]
-            present &= col.map(lambda v: isinstance(v, str)).to_numpy(bool)
-            text = text + ("" if i == 0 else "\x1f") + col.where(present, "")
+            if c not in present_of:
+                present_of[c] = components[c].notna().to_numpy(bool)
+            present &= present_of[c]
+            text = text + ("" if i == 0 else "\x1f") + components[c].where(present, "")
         out[name] = np.where(present, text.to_numpy(dtype=object), None).tolist()
     return out

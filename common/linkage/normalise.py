@@ -102,8 +102,11 @@ def _date_components(series: pd.Series, name: str, fmt: str | None, station: str
                          f"'{fmt or '%Y-%m-%d'}' (set 'formats' for this station in the spec)",
                          station=station, column=column)
     ok = parsed.notna().to_numpy()
-    ymd = pd.Series(np.where(ok, parsed.dt.strftime("%Y%m%d").to_numpy(dtype=object), None), dtype=object)
-    return date_parts(ymd, name)
+    number = (parsed.dt.year.fillna(0).to_numpy(np.int64) * 10000 + parsed.dt.month.fillna(0).to_numpy(np.int64) * 100
+              + parsed.dt.day.fillna(0).to_numpy(np.int64))
+    codes, uniques = pd.factorize(np.where(ok, number, -1))
+    text = np.array([f"{u:08d}" if u >= 0 else None for u in uniques], dtype=object)
+    return date_parts(pd.Series(text[codes], dtype=object), name)
 
 
 def date_parts(ymd: pd.Series, name: str) -> dict[str, np.ndarray]:
