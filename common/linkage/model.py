@@ -156,13 +156,21 @@ def within_pattern_counts(columns: list[np.ndarray], max_frequency: int) -> dict
     return {"pairs": n * (n - 1) // 2, "patterns": out}
 
 
+PATTERN_RATE = "max"   # how the stations' within-station rates combine: "max" or "mean"
+
+
 def pattern_rates(counts: list[dict]) -> dict[int, float]:
-    """Per pattern, the mean over stations of its share of within-station pairs."""
+    """Per pattern, the largest (or mean) over stations of its share of within-station pairs.
+
+    The largest: a registry rarely holds two twins, a GP practice often does, and a registry
+    patient's twin is at a GP practice as often as a GP patient's is.
+    """
     rates: dict[int, float] = {}
     for c in counts:
         total = max(c["pairs"], 1)
         for p, v in c["patterns"].items():
-            rates[int(p)] = rates.get(int(p), 0.0) + v / total / len(counts)
+            r = v / total
+            rates[int(p)] = max(rates.get(int(p), 0.0), r) if PATTERN_RATE == "max" else rates.get(int(p), 0.0) + r / len(counts)
     return rates
 
 
