@@ -327,3 +327,41 @@ def test_mostly_empty_linkage_columns_are_refused_or_warned_about(study, tmp_pat
     coordinator, _ = recording_coordinator(STEPS, {**study, "gp_1": stations["gp_1"]})
     warnings = link(coordinator, spec_of(study)).summary()["warnings"]
     assert len(warnings) == 1 and "gp_1" in warnings[0] and "'postcode'" in warnings[0] and "60%" in warnings[0]
+
+
+def test_station_state_counts_are_the_exact_shares_of_pairs():
+    """Inclusion-exclusion over value counts gives the same shares as looking at every pair."""
+    from itertools import combinations
+
+    from lancelot.linkage.model import station_state_counts
+
+    rng = np.random.default_rng(5)
+    comps = pd.DataFrame({"d": rng.choice(["19500101", "19500102", "19510101", None], 60),
+                          "d.y": None, "d.ym": None})
+    comps["d.y"] = [None if v is None else v[:4] for v in comps["d"]]
+    comps["d.ym"] = [None if v is None else v[:6] for v in comps["d"]]
+    comps.loc[3, "d.ym"] = None                    # a component missing on its own
+    used = {"d": ["d", "d.y", "d.ym"]}
+    got = station_state_counts(comps, used)["d"]
+    present = comps[used["d"]].notna().any(axis=1)
+    rows = comps[present].reset_index(drop=True)
+    brute: dict[int, int] = {}
+    for i, j in combinations(range(len(rows)), 2):
+        mask = sum(1 << k for k, c in enumerate(used["d"])
+                   if rows.at[i, c] is not None and rows.at[i, c] == rows.at[j, c])
+        brute[mask] = brute.get(mask, 0) + 1
+    total = len(rows) * (len(rows) - 1) // 2
+    assert got["missing"] == pytest.approx(1 - present.mean(), abs=1e-3)
+    assert {int(k): v for k, v in got["shares"].items()} == pytest.approx(
+        {k: float(f"{v / total:.3g}") for k, v in brute.items()})
+
+
+def test_one_to_one_posterior_weighs_the_other_candidates_of_both_records():
+    from lancelot.linkage.matching import one_to_one_posterior
+
+    share, weight = 1e-6, np.array([22.0, 22.0, 30.0])   # pair 0 alone; pair 1 shares its hub record with pair 2
+    prob = one_to_one_posterior(np.array([0, 1, 1]), np.array([0, 1, 2]), weight, share, weight_none=-8.0,
+                                n_hub=1000, n_other=1200)
+    pairwise = share * 2.0 ** 22 / (1 + share * 2.0 ** 22)
+    assert prob[0] > pairwise           # a lone candidate of a record that probably has a match gains
+    assert prob[1] < 0.01 < 0.99 < prob[2]   # a strong competitor takes the record
