@@ -87,7 +87,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     data = generate(n_patients=args.patients, gp_stations=args.gp_stations, seed=args.seed,
                     error_level=args.error_level, surnames=args.surnames, gp_size=args.gp_size,
-                    gp_coverage=args.gp_coverage)
+                    gp_coverage=args.gp_coverage, schema=args.schema)
     paths = data.write(args.out)
     for name, path in paths.items():
         print(f"{name:>18}: {path}")
@@ -368,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gp-size", type=int, default=None,
                    help="records per GP station (default: the covered patients plus 30%%); large = many unmatched")
     p.add_argument("--gp-coverage", type=float, default=0.85, help="share of registry patients at each GP station")
+    p.add_argument("--schema", choices=["dutch", "intl"], default="dutch",
+                   help="intl: full given names, addresses, suburbs, 4-digit postcodes, free-form dates, an id "
+                        "number, 0-4 modified fields per GP record")
     p.set_defaults(func=cmd_synth)
 
     for name, what in (("link", "link patients across stations"), ("explore", "statistics on the linked cohort"),

@@ -39,16 +39,35 @@ _ROLE_RECIPES: list[tuple[str, ...]] = [
     ("I", "D", "X", "P.pc4"),                 # with (I, D, X): does the 4-digit area agree?
     ("S.first", "I", "D"),                    # surname typo and missing sex; with the others: first letter
 ]
+# Recipes for the roles other schemas bring: G given name, C city (a second name field), N id number,
+# A street address. Added when the spec has the field; initials (I) fall back to the given name.
+_EXTRA_RECIPES: list[tuple[str, ...]] = [
+    ("N", "S.first", "D.y"),                  # id number, with surname and date errors elsewhere
+    ("N.a", "S", "D"),                        # a typo in the id's second half
+    ("N.b", "G", "D"),                        # ... or its first half, and a surname change
+    ("N", "G.first", "P"),                    # id with birth date and surname errors
+    ("A.street", "S", "D.y"),                 # street name
+    ("A", "G.first", "D"),                    # house number and street, surname changed
+    ("A.street", "G", "P"),                   # birth date wrong, surname changed
+    ("C", "S", "D"),                          # city
+    ("S.phon", "G.phon", "D.y", "P"),         # typos in both names and in the date
+]
 MAX_GENERIC_KEYS = 12
 MIN_KEY_FIELDS = 3  # the default; a node policy may require more (lancelot.policy)
 
 
 def _roles(spec: LinkageSpec) -> dict[str, str]:
     roles: dict[str, str] = {}
+    kinds = {"string": "S", "initials": "I", "date": "D", "category": "X", "postcode": "P", "name": "G",
+             "address": "A", "id": "N"}
     for f in spec.fields:
-        role = {"string": "S", "initials": "I", "date": "D", "category": "X", "postcode": "P"}.get(f.kind)
+        role = kinds.get(f.kind)
+        if role == "G" and "G" in roles:
+            role = "C"                            # a second name field: a city or suburb
         if role and role not in roles:
             roles[role] = f.name
+    if "I" not in roles and "G" in roles:         # no initials: the given name's first letter serves
+        roles["I"] = roles["G"]
     return roles
 
 
@@ -59,13 +78,15 @@ def key_recipes(spec: LinkageSpec) -> list[tuple[str, ...]]:
     roles = _roles(spec)
     exact = tuple(f.name for f in spec.fields if f.kind == "exact")
     recipes: list[tuple[str, ...]] = []
-    for recipe in _ROLE_RECIPES:
+    extra = [r for r in _EXTRA_RECIPES if any(part.partition(".")[0] in ("G", "A", "C", "N") for part in r)
+             and all(part.partition(".")[0] in roles for part in r)]
+    for recipe in _ROLE_RECIPES + extra:
         comps = []
         for part in recipe:
             role, _, suffix = part.partition(".")
             if role in roles:
                 comps.append(roles[role] + (f".{suffix}" if suffix else ""))
-        comps = tuple(comps) + exact
+        comps = tuple(dict.fromkeys(tuple(comps) + exact))
         if len(key_fields(comps)) >= MIN_KEY_FIELDS and comps not in recipes:
             recipes.append(comps)
     if exact and exact not in recipes:

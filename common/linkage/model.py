@@ -42,6 +42,8 @@ STATE_TEMPLATES: dict[str, list[set[str]]] = {
     "name": [{"", "phon", "first", "f3"}, {"phon", "first", "f3"}, {"phon", "first"}, {"first", "f3"}, {"first"},
              {"phon"}, set()],
     "initials": [{"", "first"}, {"first"}, set()],
+    "address": [{"", "street", "number"}, {"street"}, {"number"}, set()],
+    "id": [{"", "a", "b"}, {"a"}, {"b"}, set()],
     "date": [{"", "y", "ym", "yd", "md", "sorted"}, {"y", "ym"}, {"y", "yd"}, {"md"}, {"y", "sorted"}, {"y"}, set()],
     "postcode": [{"", "pc4"}, {"pc4"}, set()],
     "category": [{""}, set()],
@@ -184,6 +186,7 @@ class FieldStates:
     masks: np.ndarray         # (S,) bitmask over components: which agree in each state
     u: np.ndarray             # (S,)
     missing: float = 0.0      # share of pairs where one record lacks the field: state 0, fixed in m and u
+    template: frozenset = frozenset()   # the masks of the kind's template states (kept when pruning)
 
     def labels(self) -> list[str]:
         out = []
@@ -201,8 +204,8 @@ def combine_state_shares(spec: LinkageSpec, used: dict[str, list[str]], stats: l
     for name, comps in used.items():
         index = {_suffix(c): i for i, c in enumerate(comps)}
         masks: set[int] = {0, (1 << len(comps)) - 1}
-        for template in STATE_TEMPLATES.get(kinds[name], []):
-            masks.add(sum(1 << index[s] for s in template if s in index))
+        templates = {sum(1 << index[s] for s in template if s in index) for template in STATE_TEMPLATES.get(kinds[name], [])}
+        masks |= templates
         shares = []
         for st in stats:
             got = st[name]
@@ -217,21 +220,29 @@ def combine_state_shares(spec: LinkageSpec, used: dict[str, list[str]], stats: l
         missing = float(np.clip(1 - kept, 0.0, 0.999))
         # state 0 is "missing at one station" (no key with the field agrees, as for "none")
         out.append(FieldStates(name=name, components=comps, masks=np.concatenate([[0], masks_arr]),
-                               u=np.concatenate([[missing], (1 - missing) * u / u.sum()]), missing=missing))
+                               u=np.concatenate([[missing], (1 - missing) * u / u.sum()]), missing=missing,
+                               template=frozenset(templates)))
     return out
 
 
 def _prune(fields: list[FieldStates]) -> list[FieldStates]:
-    """Drop the rarest non-template states until the product of state counts is small enough."""
-    while np.prod([len(f.masks) for f in fields], dtype=float) > MAX_STATE_VECTORS:
-        f = max(fields, key=lambda f: len(f.masks))
-        full = (1 << len(f.components)) - 1
-        order = [i for i in np.argsort(f.u) if i > 0 and f.masks[i] not in (0, full)]
-        if not order:
-            break
-        keep = np.ones(len(f.masks), bool)
-        keep[order[0]] = False
-        f.masks, f.u = f.masks[keep], f.u[keep] / f.u[keep].sum()
+    """Drop the rarest states until the product of state counts is small enough: first states that no
+    template names (odd combinations seen among a station's own pairs), then template states."""
+    for protect in (True, False):
+        while np.prod([len(f.masks) for f in fields], dtype=float) > MAX_STATE_VECTORS:
+            candidates = []
+            for f in fields:
+                full = (1 << len(f.components)) - 1
+                for i in range(1, len(f.masks)):
+                    if f.masks[i] in (0, full) or (protect and f.masks[i] in f.template):
+                        continue
+                    candidates.append((f.u[i], id(f), i, f))
+            if not candidates:
+                break
+            _, _, i, f = min(candidates, key=lambda c: (c[0], c[1]))
+            keep = np.ones(len(f.masks), bool)
+            keep[i] = False
+            f.masks, f.u = f.masks[keep], f.u[keep] / f.u[keep].sum()
     return fields
 
 

@@ -28,6 +28,9 @@ _POSTCODE = re.compile(r"^(\d{4})([A-Z]{2})$")
 
 COMPONENTS = {
     "string": ("", ".full", ".phon", ".first"),
+    "name": ("", ".phon", ".first", ".f3"),          # a full given name (or a city, a suburb)
+    "address": ("", ".street", ".number"),           # a street address: number and street name
+    "id": ("", ".a", ".b"),                          # an id number: digits, and its two halves
     "initials": ("", ".first"),
     "date": ("", ".y", ".ym", ".yd", ".md", ".sorted"),
     "postcode": ("", ".pc4"),
@@ -85,6 +88,58 @@ def _string_components(series: pd.Series, name: str, prefixes: frozenset[str] = 
     return by_unique(series, [name, f"{name}.full", f"{name}.phon", f"{name}.first"], parts)
 
 
+def _letters(value: object) -> str:
+    return re.sub(r"[^A-Z]", "", _ascii_upper(value)) if isinstance(value, str) else ""
+
+
+def _name_components(series: pd.Series, name: str) -> dict[str, list]:
+    """A full name (given name, city): letters only; a phonetic code, the first letter, the first three."""
+    def parts(value):
+        text = _letters(value)
+        return (text, jellyfish.nysiis(text) or text, text[0], text[:3]) if text else None
+
+    return by_unique(series, [name, f"{name}.phon", f"{name}.first", f"{name}.f3"], parts)
+
+
+# common street-type words and their abbreviations, dropped from the street name
+STREET_TYPES = frozenset(
+    "STREET ST ROAD RD AVENUE AVE AV PLACE PL CRESCENT CRES CR DRIVE DR COURT CT LANE LN WAY TERRACE TCE "
+    "PARADE PDE CLOSE CL BOULEVARD BLVD HIGHWAY HWY STRAAT WEG LAAN PLEIN SINGEL GRACHT KADE".split()
+)
+
+
+def _address_components(series: pd.Series, name: str) -> dict[str, list]:
+    """A street address: the house number and the street name without its type ('St', 'Road')."""
+    def parts(value):
+        if not isinstance(value, str):
+            return None
+        tokens = re.findall(r"[A-Z]+|\d+", _ascii_upper(value))
+        numbers = [t for t in tokens if t.isdigit()]
+        words = [t for t in tokens if not t.isdigit() and t not in STREET_TYPES and len(t) > 1]
+        if not words and not numbers:
+            return None
+        street = "".join(words) or None
+        number = numbers[0] if numbers else None
+        full = f"{number or ''}|{street or ''}"
+        return full, street, number
+
+    return by_unique(series, [name, f"{name}.street", f"{name}.number"], parts)
+
+
+def _id_components(series: pd.Series, name: str) -> dict[str, list]:
+    """An id number: its digits (letters kept, separators dropped), and each half (one typo leaves one)."""
+    def parts(value):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return None
+        text = re.sub(r"[^0-9A-Z]", "", _ascii_upper(str(value)))
+        if len(text) < 2:
+            return None
+        half = len(text) // 2
+        return text, text[:half], text[half:]
+
+    return by_unique(series, [name, f"{name}.a", f"{name}.b"], parts)
+
+
 def _initials_components(series: pd.Series, name: str) -> dict[str, list]:
     def parts(value):
         letters = re.sub(r"[^A-Z]", "", _ascii_upper(value)) if isinstance(value, str) else ""
@@ -95,7 +150,10 @@ def _initials_components(series: pd.Series, name: str) -> dict[str, list]:
 
 def _date_components(series: pd.Series, name: str, fmt: str | None, station: str, column: str) -> dict[str, list]:
     present = series.notna() & (series.astype(str).str.strip() != "")
-    parsed = pd.to_datetime(series.where(present), format=fmt or "%Y-%m-%d", errors="coerce")
+    if fmt == "any":  # free-form: ISO, day-first with any separator, or YYYYMMDD, per value
+        parsed = _any_dates(series.where(present))
+    else:
+        parsed = pd.to_datetime(series.where(present), format=fmt or "%Y-%m-%d", errors="coerce")
     bad = int((present & parsed.isna()).sum())
     if present.sum() and bad / present.sum() > MAX_UNPARSEABLE_FRACTION:
         raise InputError(f"{bad} of {int(present.sum())} dates do not parse with format "
@@ -109,6 +167,21 @@ def _date_components(series: pd.Series, name: str, fmt: str | None, station: str
     return date_parts(pd.Series(text[codes], dtype=object), name)
 
 
+def _any_dates(series: pd.Series) -> pd.Series:
+    text = series.astype("string").str.strip()
+    out = pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns]")
+    for pattern, fmt in ((r"^\d{4}-\d{1,2}-\d{1,2}$", "%Y-%m-%d"), (r"^\d{8}$", "%Y%m%d"),
+                         (r"^\d{1,2}[-/.]\d{1,2}[-/.]\d{4}$", None), (r"^\d{4}/\d{1,2}/\d{1,2}$", "%Y/%m/%d")):
+        hit = text.str.match(pattern).fillna(False).to_numpy(bool) & out.isna().to_numpy()
+        if hit.any():
+            values = text[hit]
+            if fmt is None:  # day first, any of - / . as separator
+                values = values.str.replace(r"[/.]", "-", regex=True)
+                fmt = "%d-%m-%Y"
+            out[hit] = pd.to_datetime(values, format=fmt, errors="coerce")
+    return out
+
+
 def date_parts(ymd: pd.Series, name: str) -> dict[str, np.ndarray]:
     """Components of dates written YYYYMMDD (None where missing)."""
     def parts(text):
@@ -119,15 +192,20 @@ def date_parts(ymd: pd.Series, name: str) -> dict[str, np.ndarray]:
     return by_unique(ymd, [f"{name}{suffix}" for suffix in COMPONENTS["date"]], parts)
 
 
-def _postcode_components(series: pd.Series, name: str) -> dict[str, list]:
+def _postcode_components(series: pd.Series, name: str, dutch: bool = True) -> dict[str, list]:
     def parts(value):
         text = re.sub(r"\s+", "", value.upper()) if isinstance(value, str) else ""
         match = _POSTCODE.match(text)
         if match:
             return text, match.group(1)
-        if re.fullmatch(r"\d{4}", text):
+        if dutch and re.fullmatch(r"\d{4}", text):
             return None, text
-        return None
+        text = re.sub(r"[^0-9A-Z]", "", text)
+        if len(text) < 3 or dutch:
+            return None
+        # another country's code: the area is all but the last character of a number (4-digit codes:
+        # the first 3), the part before the last three characters otherwise (UK outward code)
+        return text, (text[:-1] if text.isdigit() else text[:-3] or text[:2])
 
     return by_unique(series, [name, f"{name}.pc4"], parts)
 
@@ -162,7 +240,13 @@ def field_components(f: FieldSpec, station: str, series: pd.Series) -> dict[str,
     if f.kind == "date":
         return _date_components(series, f.name, f.formats.get(station), station, f.columns[station])
     if f.kind == "postcode":
-        return _postcode_components(series, f.name)
+        return _postcode_components(series, f.name, dutch=f.options.get("country", "NL") == "NL")
+    if f.kind == "name":
+        return _name_components(series, f.name)
+    if f.kind == "address":
+        return _address_components(series, f.name)
+    if f.kind == "id":
+        return _id_components(series, f.name)
     if f.kind == "category":
         return _category_components(series, f.name, f.mapping.get(station, {}))
     return _exact_components(series, f.name)

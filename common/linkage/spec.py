@@ -19,7 +19,7 @@ from typing import Any
 
 from ..runtime.errors import InputError
 
-FIELD_KINDS = ("string", "initials", "date", "postcode", "category", "exact")
+FIELD_KINDS = ("string", "name", "address", "id", "initials", "date", "postcode", "category", "exact")
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_MIN_RECORDS = 10
 

@@ -289,14 +289,20 @@ def _gp_station(rng: np.random.Generator, pop: pd.DataFrame, number: int, rates:
 
 
 def generate(n_patients: int = 2000, gp_stations: int = 1, seed: int = 0, error_level: str = "default",
-             surnames: str = "dutch", gp_size: int | None = None, gp_coverage: float = GP_COVERAGE) -> SynthData:
+             surnames: str = "dutch", gp_size: int | None = None, gp_coverage: float = GP_COVERAGE,
+             schema: str = "dutch") -> SynthData:
     """Generate one reproducible federation: registry, ``gp_stations`` GP stations and the truth.
 
     ``surnames="concentrated"``: a few dozen surnames cover most people (registry and GP alike).
     ``gp_size``: records per GP station (default: the covered patients plus 30% others); a large
     size makes a large unmatched population. ``gp_coverage``: the share of registry patients that
     each GP station holds. ``error_level="heavy"``: several errors per record across fields.
+    ``schema="intl"``: identifiers in another country's format (full given names, street addresses,
+    suburbs, 4-digit postcodes, free-form dates, an id number) with 0-4 modified fields per GP record
+    (:mod:`lancelot.synth.intl`).
     """
+    if schema not in ("dutch", "intl"):
+        raise ValueError(f"schema must be 'dutch' or 'intl', got {schema!r}")
     if n_patients < 1 or gp_stations < 1:
         raise ValueError("n_patients and gp_stations must be >= 1")
     if not 0.0 < gp_coverage <= 1.0:
@@ -319,5 +325,10 @@ def generate(n_patients: int = 2000, gp_stations: int = 1, seed: int = 0, error_
     true_features = pop[["registry_id", "smoking", "copd", "diabetes", "cardiovascular", "bmi",
                          "medication_count", "who_ps"]].copy()
     true_features["bmi"] = true_features["bmi"].round(2)
-    return SynthData(registry=registry, gp=gp, truth=truth, errors=log, population=true_features,
+    data = SynthData(registry=registry, gp=gp, truth=truth, errors=log, population=true_features,
                      seed=seed, error_level=error_level)
+    if schema == "intl":
+        from lancelot.synth.intl import to_intl
+
+        return to_intl(data, seed)
+    return data
