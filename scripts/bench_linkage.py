@@ -7,6 +7,8 @@ Scenarios (synthetic data with ground truth, ``lancelot synth`` options):
     conc50k    50,000 x 80,000, 30,000 true pairs, 30 surnames cover 80% of people
     heavy10k   10,000 x ~12,000, several errors per record across fields (error level "heavy")
     large      100,000 x 1,000,000 (85,000 true pairs, 915,000 unmatched GP records)
+    intl10k    10,000 x ~12,000 in another schema (full given names, street addresses, suburbs,
+               4-digit postcodes, free-form dates, an id number), 0-4 modified fields per GP record
     lean10k, large-lean   the same with six match keys instead of twelve (half the curve work)
 
 For each: precision, recall and F1 of both, wall time, CPU time (this process and its
@@ -52,6 +54,7 @@ SCENARIOS = {
     "conc50k": {"n_patients": 50_000, "surnames": "concentrated", "gp_size": 80_000, "gp_coverage": 0.6},
     "heavy10k": {"n_patients": 10_000, "error_level": "heavy"},
     "large": {"n_patients": 100_000, "gp_size": 1_000_000},
+    "intl10k": {"n_patients": 10_000, "schema": "intl"},
     "lean10k": {"n_patients": 10_000, "keys": LEAN_KEYS},
     "large-lean": {"n_patients": 100_000, "gp_size": 1_000_000, "keys": LEAN_KEYS},
 }
@@ -154,17 +157,49 @@ def _clean(spec, station: str, df: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def _clean_intl(spec, station: str, df: pd.DataFrame) -> pd.DataFrame:
+    comps = normalise(spec, station, df)
+    return pd.DataFrame({
+        "unique_id": df[spec.stations[station]].astype(str).to_numpy(),
+        **{c: comps[c].to_numpy() for c in ("given_name", "surname", "sex", "postcode", "suburb", "id_number")},
+        "street": comps["address.street"].to_numpy(), "number": comps["address.number"].to_numpy(),
+        "date_of_birth": [None if v is None else f"{v[:4]}-{v[4:6]}-{v[6:]}" for v in comps["date_of_birth"]],
+    })
+
+
+def _splink_intl_settings(cl, SettingsCreator, block_on):
+    return SettingsCreator(
+        link_type="link_only",
+        comparisons=[
+            cl.JaroWinklerAtThresholds("given_name", [0.95, 0.88]),
+            cl.JaroWinklerAtThresholds("surname", [0.95, 0.88]),
+            cl.DateOfBirthComparison("date_of_birth", input_is_string=True),
+            cl.ExactMatch("sex"),
+            cl.LevenshteinAtThresholds("postcode", [1]),
+            cl.JaroWinklerAtThresholds("street", [0.95, 0.88]),
+            cl.ExactMatch("number"),
+            cl.JaroWinklerAtThresholds("suburb", [0.95, 0.88]),
+            cl.LevenshteinAtThresholds("id_number", [1, 2]),
+        ],
+        blocking_rules_to_generate_predictions=[block_on("date_of_birth"), block_on("surname", "given_name"),
+                                                block_on("id_number"), block_on("postcode", "street"),
+                                                block_on("given_name", "substr(date_of_birth, 1, 4)")],
+    )
+
+
 def run_splink(paths: dict[str, Path]) -> tuple[set, float, float]:
     import splink.comparison_library as cl
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
     spec = parse_linkage_spec(json.loads(Path(paths["link_spec"]).read_text()))
-    left = _clean(spec, "registry", pd.read_csv(paths["registry"], dtype=str))
-    right = _clean(spec, "gp_1", pd.read_csv(paths["gp_1"], dtype=str))
+    intl = any(f.kind == "id" for f in spec.fields)
+    clean = _clean_intl if intl else _clean
+    left = clean(spec, "registry", pd.read_csv(paths["registry"], dtype=str))
+    right = clean(spec, "gp_1", pd.read_csv(paths["gp_1"], dtype=str))
     with PeakMemory() as mem:
         t0, c0 = time.perf_counter(), cpu_seconds()
         db = DuckDBAPI()
-        settings = SettingsCreator(
+        settings = _splink_intl_settings(cl, SettingsCreator, block_on) if intl else SettingsCreator(
             link_type="link_only",
             comparisons=[
                 cl.JaroWinklerAtThresholds("surname", [0.95, 0.88]),
@@ -182,8 +217,12 @@ def run_splink(paths: dict[str, Path]) -> tuple[set, float, float]:
         linker = Linker([db.register(left, table_name="registry"), db.register(right, table_name="gp")], settings,
                         log_level=40)
         linker.training.estimate_u_using_random_sampling(max_pairs=2e6)
-        linker.training.estimate_parameters_using_expectation_maximisation(block_on("birth_date"))
-        linker.training.estimate_parameters_using_expectation_maximisation(block_on("surname", "initials"))
+        if intl:
+            linker.training.estimate_parameters_using_expectation_maximisation(block_on("date_of_birth"))
+            linker.training.estimate_parameters_using_expectation_maximisation(block_on("surname", "given_name"))
+        else:
+            linker.training.estimate_parameters_using_expectation_maximisation(block_on("birth_date"))
+            linker.training.estimate_parameters_using_expectation_maximisation(block_on("surname", "initials"))
         pred = linker.inference.predict(threshold_match_probability=0.5).as_pandas_dataframe()
         # the same one-to-one rule as lancelot: greedy by match probability
         pred = pred.sort_values("match_probability", ascending=False)
