@@ -11,8 +11,8 @@ Scenarios (synthetic data with ground truth, ``lancelot synth`` options):
                4-digit postcodes, free-form dates, an id number), 0-4 modified fields per GP record
     lean10k, large-lean   the same with six match keys instead of twelve (half the curve work)
 
-For each: precision, recall and F1 of both, wall time, CPU time (this process and its
-descendants: on a shared machine wall time grows with the other users' load, CPU time much less)
+For each: precision, recall and F1 of both, wall time, CPU time (of the whole process tree, sampled:
+on a shared machine wall time grows with the other users' load, CPU time much less)
 and peak memory (resident set of the whole
 process tree, sampled every 0.2 s) of both, lancelot's rounds; and a calibration table of
 lancelot's links (predicted vs observed precision per band of match probability). lancelot runs
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
 import threading
@@ -62,21 +61,28 @@ BANDS = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0]
 
 
 class PeakMemory:
-    """Peak resident memory of this process and all its descendants (Linux /proc), sampled."""
+    """Peak resident memory and CPU time of this process and all its descendants (Linux /proc),
+    sampled every ``interval`` seconds (a process's last fraction of an interval is missed)."""
 
     def __init__(self, interval: float = 0.2):
         self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._cpu: dict[int, float] = {}
+        self._cpu0: dict[int, float] = {}
+        self._first = True          # the first sample sets the baseline of the processes already running
 
-    @staticmethod
-    def _tree_rss() -> int:
+    def _tree_rss(self) -> int:
         parents: dict[int, int] = {}
         rss: dict[int, int] = {}
+        cpu: dict[int, float] = {}
+        tick = os.sysconf("SC_CLK_TCK")
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
             try:
                 with open(f"/proc/{entry}/stat") as f:
-                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+                    fields = f.read().rsplit(")", 1)[1].split()
+                parents[int(entry)] = int(fields[1])
+                cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
                 with open(f"/proc/{entry}/statm") as f:
                     rss[int(entry)] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
             except (OSError, IndexError, ValueError):
@@ -88,7 +94,17 @@ class PeakMemory:
                 if ppid == parent and pid not in tree:
                     tree.add(pid)
                     frontier.append(pid)
+        for pid in tree:
+            if pid in cpu:
+                self._cpu0.setdefault(pid, cpu[pid] if self._first else 0.0)
+                self._cpu[pid] = max(self._cpu.get(pid, 0.0), cpu[pid])
+        self._first = False
         return sum(rss.get(pid, 0) for pid in tree)
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time the tree used while sampled (processes already running at the start count from then)."""
+        return sum(v - self._cpu0.get(pid, 0.0) for pid, v in self._cpu.items())
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -96,6 +112,7 @@ class PeakMemory:
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakMemory:
+        self.peak = max(self.peak, self._tree_rss())    # baseline CPU of the processes already running
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -116,21 +133,17 @@ def quality(pairs: set[tuple[str, str]], truth: set[tuple[str, str]]) -> dict[st
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if tp else 0.0}
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process and its waited-for descendants: what a busy shared machine does not inflate."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
 def run_lancelot(paths: dict[str, Path], keys: list | None = None) -> tuple[list[dict], float, float, int, float, dict]:
     spec = json.loads(Path(paths["link_spec"]).read_text())
     if keys:
         spec["keys"] = keys
     stations = {"registry": paths["registry"], "gp_1": paths["gp_1"]}
     with PeakMemory() as mem:
-        t0, c0 = time.perf_counter(), cpu_seconds()
-        result = run_local("link", stations, {"spec": spec, "evaluate": True, "progress": False}, evaluate=True)
-        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        t0 = time.perf_counter()
+        result = run_local("link", stations, {"spec": spec, "evaluate": True, "progress": False,
+                                              "subtask_timeout": 14400}, evaluate=True)
+        seconds = time.perf_counter() - t0
+    cpu = mem.cpu_seconds
     return (result["links"], seconds, cpu, result["cost"]["rounds"], mem.gb,
             result["summary"]["pairs"]["registry~gp_1"])
 
@@ -197,7 +210,7 @@ def run_splink(paths: dict[str, Path]) -> tuple[set, float, float]:
     left = clean(spec, "registry", pd.read_csv(paths["registry"], dtype=str))
     right = clean(spec, "gp_1", pd.read_csv(paths["gp_1"], dtype=str))
     with PeakMemory() as mem:
-        t0, c0 = time.perf_counter(), cpu_seconds()
+        t0 = time.perf_counter()
         db = DuckDBAPI()
         settings = _splink_intl_settings(cl, SettingsCreator, block_on) if intl else SettingsCreator(
             link_type="link_only",
@@ -236,7 +249,8 @@ def run_splink(paths: dict[str, Path]) -> tuple[set, float, float]:
             used_l.add(a)
             used_r.add(b)
             pairs.add((str(a), str(b)))
-        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        seconds = time.perf_counter() - t0
+    cpu = mem.cpu_seconds
     return pairs, seconds, cpu, mem.gb
 
 
@@ -246,6 +260,7 @@ def main() -> int:
     ap.add_argument("--scenarios", nargs="+", default=["10k", "conc50k", "heavy10k"], choices=list(SCENARIOS))
     ap.add_argument("--no-splink", action="store_true", help="skip the Splink comparison")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--data", metavar="DIR", help="use the synthetic data already in DIR (one scenario)")
     ap.add_argument("--json", metavar="FILE", help="write every number (and the calibration tables) here")
     args = ap.parse_args()
     scenarios = ({"quick": {"n_patients": 2000}, "quick-heavy": {"n_patients": 2000, "error_level": "heavy"}}
@@ -255,7 +270,11 @@ def main() -> int:
         folder = Path(tempfile.mkdtemp(prefix=f"bench-link-{name}-"))
         t0 = time.perf_counter()
         keys = options.get("keys")
-        paths = generate(gp_stations=1, seed=args.seed, **{k: v for k, v in options.items() if k != "keys"}).write(folder)
+        if args.data:
+            folder = Path(args.data)
+            paths = {p.stem: p for p in folder.iterdir()}
+        else:
+            paths = generate(gp_stations=1, seed=args.seed, **{k: v for k, v in options.items() if k != "keys"}).write(folder)
         print(f"[{name}] synthetic data in {time.perf_counter() - t0:.0f}s: {folder}", file=sys.stderr, flush=True)
         truth_df = pd.read_csv(paths["truth_links"], dtype=str)
         truth = set(zip(truth_df["registry_id"], truth_df["station_id"]))

@@ -386,6 +386,11 @@ def test_other_schemas_normalise_names_addresses_ids_free_form_dates_and_foreign
     assert b.iloc[1]["street.street"] == "SMITH" and b.iloc[1]["street.number"] == "14"
     assert b.iloc[1]["nr.a"] == a.iloc[0]["nr.a"] and b.iloc[2]["nr.b"] == a.iloc[0]["nr.b"]
     assert b.iloc[1]["pc.pc4"] == "260" and b.iloc[1]["given.f3"] == "ZOE"
+    # a node's CSV reader makes numbers of postcodes and id numbers (floats where a cell is empty)
+    read = normalise(spec, "b", pd.DataFrame({"id": ["x", "y"], "g": ["Zoe", "Zoe"], "s": ["12 Smith St", None],
+                                              "n": [123456789.0, np.nan], "d": ["07/03/1950", None],
+                                              "p": [2600.0, np.nan]}))
+    assert read.iloc[0]["pc"] == "2600" and read.iloc[0]["nr"] == "123456789" and read.iloc[1]["pc"] is None
 
 
 def test_the_intl_schema_gets_keys_from_its_fields_and_links(tmp_path):

@@ -60,6 +60,20 @@ def _name_parts(value: object, prefixes: frozenset[str] = NAME_PREFIXES) -> tupl
     return "".join(core), "".join(tokens)
 
 
+def as_text(value: object) -> object:
+    """A cell as the text it was written as: a CSV reader makes 2600 or 123456789 a number (and a
+    float, 2600.0, where the column has empty cells); identifiers are text."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if np.isnan(value):
+            return None
+        return str(int(value)) if float(value).is_integer() else str(value)
+    return value
+
+
 def by_unique(series: pd.Series, columns: list[str], func) -> dict[str, np.ndarray]:
     """Apply ``func`` (one value -> one tuple of components, or None) once per distinct value.
 
@@ -70,7 +84,7 @@ def by_unique(series: pd.Series, columns: list[str], func) -> dict[str, np.ndarr
     table = np.empty((len(uniques) + 1, len(columns)), dtype=object)   # last row: missing
     table[:] = None
     for i, value in enumerate(uniques):
-        parts = func(value)
+        parts = func(as_text(value))
         if parts is not None:
             table[i] = parts
     rows = np.where(codes < 0, len(uniques), codes)
@@ -149,6 +163,8 @@ def _initials_components(series: pd.Series, name: str) -> dict[str, list]:
 
 
 def _date_components(series: pd.Series, name: str, fmt: str | None, station: str, column: str) -> dict[str, list]:
+    if not (series.dtype == object or pd.api.types.is_string_dtype(series)):
+        series = pd.Series([as_text(v) for v in series], index=series.index, dtype=object)
     present = series.notna() & (series.astype(str).str.strip() != "")
     if fmt == "any":  # free-form: ISO, day-first with any separator, or YYYYMMDD, per value
         parsed = _any_dates(series.where(present))
