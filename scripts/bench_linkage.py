@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from lancelot.cli import run_local
+from lancelot.linkage.keys import key_recipes
 from lancelot.linkage.normalise import normalise
 from lancelot.linkage.spec import parse_linkage_spec
 from lancelot.synth import generate
@@ -286,7 +287,8 @@ def main() -> int:
                "options": options,
                "load_average_before": round(load, 1),
                "lancelot": {**quality(pairs, truth), "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
-                            "peak_memory_gb": gb, "keys": len(keys) if keys else 12,
+                            "peak_memory_gb": gb, "keys": len(keys) if keys else len(key_recipes(parse_linkage_spec(
+                                json.loads(Path(paths["link_spec"]).read_text())))),
                             "rounds": rounds, "em_expected_precision": summary["em_expected_precision"],
                             "em_expected_recall": summary["em_expected_recall"]},
                "calibration": calibration(links, truth)}
