@@ -121,10 +121,15 @@ def cmd_algorithm(args: argparse.Namespace) -> int:
 def _print_explore(result: dict) -> None:
     for a in result["analyses"]:
         print(f"  {a['name']} ({', '.join(a['variables'])})")
-        if a["type"] == "crosstab" and "table" in a:
+        if a["type"] in ("crosstab", "count") and "table" in a:
             for r in a["table"]:
                 keys = [k for k in r if k != "count"]
                 print(f"    {' x '.join(str(r[k]) for k in keys):<28} {r['count'] if r['count'] is not None else '(withheld)'}")
+        elif a["type"] == "histogram":
+            for b in a["bins"]:
+                print(f"    {b['bin']:<28} {b['count'] if b['count'] is not None else '(withheld)'}")
+            if "edges_dropped" in a:
+                print(f"    edges {a['edges_dropped']['edges']} dropped: {a['edges_dropped']['reason']}")
         elif a["type"] == "summary":
             o = a["overall"]
             print(f"    overall: n={o.get('n')} mean={o.get('mean', float('nan')):.2f} sd={o.get('sd', float('nan')):.2f}")
@@ -140,8 +145,9 @@ def _print_explore(result: dict) -> None:
             if "logrank" in a:
                 print(f"    log-rank p = {a['logrank']['p_value']:.3g}")
     s = result["disclosure_control"]
-    print(f"  disclosure control: minimum cell count {s['min_cell_count']}; cost: {result['cost']['rounds']} rounds, "
-          f"{result['cost']['seconds_total']} s")
+    withheld = sum(s.get(f"withheld_{kind}", 0) for kind in ("primary", "zero", "secondary"))
+    print(f"  disclosure control: minimum cell count {s['min_cell_count']}, counts rounded to {s.get('rounding_base', 1)}, "
+          f"{withheld} counts withheld; cost: {result['cost']['rounds']} rounds, {result['cost']['seconds_total']} s")
 
 
 def _print_cox(result: dict) -> None:
