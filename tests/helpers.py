@@ -154,3 +154,13 @@ def spaced_reference(time: pd.Series, event: pd.Series, requested: list[float], 
             kept.append(t)
             previous = events
     return kept, withheld
+
+
+def mean_step(value: float, sd: float, n: int, base: int) -> float:
+    """The grid a released mean or SD lies on (docs/leakage/disclosure.md): base x SD / n rounded up to 1, 2
+    or 5 times a power of ten, or one unit of the 4th significant digit of ``value`` if that is coarser."""
+    import math
+
+    grid = base * sd / n
+    step = min(m * 10.0 ** e for e in range(-15, 8) for m in (1, 2, 5) if m * 10.0 ** e >= grid * (1 - 1e-12))
+    return max(step, 10.0 ** (math.floor(math.log10(abs(value))) - 3)) if value else step

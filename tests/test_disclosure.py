@@ -438,8 +438,11 @@ def test_the_auditors_reductions_give_the_plain_full_product_program(seed):
 # (b) the auditor holds on real jobs
 # -------------------------------------------------------------------------------------------------
 def test_the_auditor_finds_no_recoverable_withheld_count(job, spec):
+    """lancelot's rule (docs/leakage/disclosure.md): every withheld count that could be a small count
+    (its feasible range reaches below k) keeps a range at least k wide. A count withheld only as cover
+    may be pinned when its whole range lies at or above k: that discloses no small count."""
     result, _ = job
-    intervals = assert_protected(released_only(result), spec)
+    intervals = assert_protected(released_only(result), spec, strict=False)
     _AUDITS[id(result)] = intervals
     assert intervals  # the data has counts below k: something is withheld
     assert result["disclosure_control"]["rounding_base"] in (1, 5)
@@ -507,7 +510,9 @@ def test_a_two_way_table_against_three_way_layers_recovers_nothing(job, spec):
             hi = rounding_interval(cell["count"], base)[1] - sum(rounding_interval(x, base)[0] for x in layers if x)
             assert hi - lo >= K or lo >= K, (cell, layers)
     names = {two["name"], three["name"]}
-    narrow = [w for w in audited(result, spec) if w.analysis in names and w.width < K and not w.empty_margin]
+    # a withheld cell that could be small (its range reaches below k) keeps a range at least k wide
+    narrow = [w for w in audited(result, spec) if w.analysis in names and w.width < K and not w.empty_margin
+              and w.lo < K]
     assert not narrow
 
 

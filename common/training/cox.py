@@ -705,7 +705,7 @@ class _CoxFit:
             sum_xd = RX.decode(RX.add(RX.dot(bs.T, dl), _opened(RX, res, "sxd")), W_BITS + FRAC_BITS_X).astype(float)
             check_levels(hazards.binary_levels(sum_x, sum_xd, n_c, int(died.sum()), self.features), self.k, COX_CELLS)
             self.summaries = hazards.feature_summary(sum_x, RX.decode(sxx, E_BITS + 2 * FRAC_BITS_X).astype(float),
-                                                     n_c, self.features)
+                                                     n_c, self.features, self.base)
             self.events_at = np.rint(RX.decode(_opened(RX, res, "events_at"), W_BITS)).astype(np.int64)
             self.mean = np.array([f["centre"] + 2.0 ** f["exponent"] * sx_j / n_c
                                   for f, sx_j in zip(self.features, sum_x)])

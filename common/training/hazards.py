@@ -33,9 +33,9 @@ def to_original_scale(beta: np.ndarray, cov: np.ndarray, features: list[dict]) -
     return t @ beta, t @ cov @ t.T
 
 
-def feature_summary(sum_x: np.ndarray, sum_xx: np.ndarray, n: int, features: list[dict]) -> list[dict]:
+def feature_summary(sum_x: np.ndarray, sum_xx: np.ndarray, n: int, features: list[dict], base: int) -> list[dict]:
     """Mean and SD of each feature over the complete cases (from X'1 and X'X at beta = 0), rounded."""
-    return [summary_row(f, sum_x[j] / n, sum_xx[j, j] / n) for j, f in enumerate(features)]
+    return [summary_row(f, sum_x[j] / n, sum_xx[j, j] / n, n, base) for j, f in enumerate(features)]
 
 
 def binary_levels(sum_x: np.ndarray, sum_xd: np.ndarray, n: int, events: int, features: list[dict]) -> list[dict]:

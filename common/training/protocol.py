@@ -194,7 +194,7 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
             if t == 0:
                 logistic.check_identifiable(hess, names)
                 logistic.check_levels(logistic.binary_levels(hess, grad, features), k, LOGISTIC_CELLS)
-                summaries = logistic.feature_summary(hess, features)
+                summaries = logistic.feature_summary(hess, features, base)
             try:
                 step = logistic.newton_step(hess, grad, beta, spec.penalty)
             except np.linalg.LinAlgError:  # fitted probabilities at 0 or 1 empty the Hessian
