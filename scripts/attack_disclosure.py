@@ -85,12 +85,15 @@ def progress(text: str) -> None:
     print(f"[attack] {text}", file=sys.stderr, flush=True)
 
 
-def sig_interval(value: float, digits: int = 4) -> tuple[float, float]:
-    """The values that print as ``value`` to ``digits`` significant digits."""
-    if value == 0:
-        return 0.0, 0.0
-    half = 0.5 * 10 ** (math.floor(math.log10(abs(value))) - digits + 1)
-    return value - half, value + half
+def grid_interval(value: float, sd: float, n: int, base: int, digits: int = 4) -> tuple[float, float]:
+    """The values a released mean can stand for: the documented grid (docs/leakage/disclosure.md) of step
+    base x SD / n rounded up to 1, 2 or 5 times a power of ten, or ``digits`` significant digits if coarser."""
+    grid = base * sd / n if n else 0.0
+    step = min((m * 10.0 ** e for e in range(-15, 8) for m in (1, 2, 5) if m * 10.0 ** e >= grid * (1 - 1e-12)),
+               default=0.0) if grid else 0.0
+    if value:
+        step = max(step, 10 ** (math.floor(math.log10(abs(value))) - digits + 1))
+    return value - step / 2, value + step / 2
 
 
 # -------------------------------------------------------------------------------------------------
@@ -238,14 +241,14 @@ def attack_across_runs(study: dict, workdir: Path, seed: int) -> list[Finding]:
         lo1, hi1 = rounding_interval(r1["n"], base)
         lo2, hi2 = rounding_interval(r2["n"], base)
         ns = [n for n in range(lo1, hi1 + 1) if lo2 <= n + 1 <= hi2]
-        m1, m2 = sig_interval(r1["mean"]), sig_interval(r2["mean"])
+        m1, m2 = grid_interval(r1["mean"], r1["sd"], r1["n"], base), grid_interval(r2["mean"], r2["sd"], r2["n"], base)
         values = [(n + 1) * b - n * a for n in ns for a in m1 for b in m2]
         lo, hi = min(values), max(values)
         possible = sorted(set(reg[column].dropna().astype(float)) | {true})
         candidates = [x for x in possible if lo - 1e-9 <= x <= hi + 1e-9]
         leak = candidates == [true]
         out.append(Finding(f"across runs: {column}", f"n {r1['n']} -> {r2['n']} (base {base}), "
-                                                     f"mean {r1['mean']} -> {r2['mean']} (4 digits)",
+                                                     f"mean {r1['mean']} -> {r2['mean']} (grid base x SD / n)",
                            "(n1 + 1) * mean2 - n1 * mean1 over every n1 the rounding allows",
                            f"[{lo:.3g}, {hi:.3g}] (true {true:g}; possible values in it: "
                            f"{len(candidates)})", leak))
