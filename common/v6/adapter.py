@@ -64,23 +64,40 @@ GUARD_CACHE = "station_guard"
 def task_facts(client: Any, station_side: bool = False) -> TaskFacts:
     """The server's record of this run's task, its parent and the collaboration (never the task input).
 
+    A 4.x container knows its task and organisation from the token its node gave it.
+    """
+    me = token_identity()
+    return server_facts(client, me["task_id"], me["organization_id"], station_side)
+
+
+def _record(answer: Any, what: str) -> dict:
+    """A task record from the server, or a refusal naming what could not be read (and the server's message)."""
+    if not isinstance(answer, dict) or answer.get("id") is None:
+        why = answer.get("msg") if isinstance(answer, dict) else None
+        raise PrivacyError(f"refused by the station guard: the server did not give the record of {what}"
+                           + (f" ({why})" if why else ""))
+    return answer
+
+
+def server_facts(client: Any, task_id: int, organization_id: int, station_side: bool = False) -> TaskFacts:
+    """The facts of :class:`TaskFacts` for task ``task_id`` running at ``organization_id``, read from the server.
+
     What cannot change during a job (the parent's image, parent, organisations and creator, and the
     collaboration's encryption) is read once per job at a station and kept in the job's own state
     folder; the parent's status (has the job ended?) is read every time. Each call through the
     node's proxy costs a fraction of a second on a real network, and a job has many rounds.
     """
-    me = token_identity()
-    task = client.task.get(me["task_id"])  # (the caller keeps the static facts once the guard has passed)
+    task = _record(client.task.get(task_id), "this task")  # (the caller keeps the static facts once the guard has passed)
     parent_id = _id(task.get("parent"))
     facts: dict[str, Any] = {
-        "task_id": me["task_id"], "job_id": task.get("job_id") or me["task_id"],
-        "organization_id": me["organization_id"], "image": task.get("image"), "parent_id": parent_id,
+        "task_id": task_id, "job_id": task.get("job_id") or task_id,
+        "organization_id": organization_id, "image": task.get("image"), "parent_id": parent_id,
         "init_org": _id(task.get("init_org")),
     }
     if parent_id is None:
         facts["collaboration_encrypted"] = bool(client.collaboration.get().get("encrypted"))
         return TaskFacts(**facts)
-    parent = client.task.get(parent_id)
+    parent = _record(client.task.get(parent_id), "the parent task")
     state = JobState.from_environment(facts["job_id"]) if station_side else None
     cached = state.get(GUARD_CACHE) if state is not None and state.has(GUARD_CACHE) else None
     if cached is None or cached.get("parent_id") != parent_id:
