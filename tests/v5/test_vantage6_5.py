@@ -10,26 +10,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from helpers import make_study, station_paths
+from helpers import station_paths
 
 from lancelot.cli import run_local
 from lancelot.v6.entry import MAJOR
 from lancelot.v6.v5.local import LocalNetwork5
 from lancelot.v6.v5.mock import StudyMockNetwork
 
-ROOT = Path(__file__).resolve().parents[2]
 REG, GP = "registry", "gp_1"
 PACKAGES = {"link": "lancelot_linkage", "explore": "lancelot_exploration", "train": "lancelot_training"}
-FEATURES = [{"station": REG, "column": "age_at_diagnosis"},
-            {"station": REG, "column": "stage", "type": "categorical"},
-            {"station": REG, "column": "who_ps"}, {"station": GP, "column": "copd"}, {"station": GP, "column": "bmi"}]
 EVALUATE_ENV = {"LANCELOT_ALLOW_EVALUATE": "1"}
 
 
@@ -38,44 +31,22 @@ def test_the_installed_major_is_5():
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    return make_study(tmp_path_factory.mktemp("v5"), patients=300, seed=7)
+def study(v5_study):
+    return v5_study
 
 
 @pytest.fixture(scope="module")
-def jobs(study) -> dict[str, tuple[dict, bool]]:
-    """algorithm -> (central arguments besides the stations, evaluation run)."""
-    link = json.loads(study["link_spec"].read_text())
-    return {
-        "link": ({"spec": link, "evaluate": True}, True),
-        "explore": ({"spec": {"linkage": link, "analyses": [
-            {"type": "crosstab", "variables": [{"station": REG, "column": "stage"}, {"station": GP, "column": "copd"}]},
-            {"type": "summary", "variable": {"station": GP, "column": "bmi"}, "by": {"station": REG, "column": "surgery"}},
-        ]}}, False),
-        "train": ({"spec": {"linkage": link, "model": "logistic", "outcome": {"station": REG, "column": "death_within_2y"},
-                            "features": FEATURES}}, False),
-    }
+def jobs(v5_jobs):
+    return v5_jobs
 
 
 @pytest.fixture(scope="module")
-def references(study, jobs, tmp_path_factory) -> dict[str, dict]:
-    """The 4.15 results on the same files, from the 4.15 venv (one process for all three algorithms)."""
-    python = Path(os.environ.get("LANCELOT_V4_PYTHON", ROOT / ".venv" / "bin" / "python"))
-    if not python.exists():
-        pytest.skip(f"no vantage6 4.15 venv at {python} (scripts/test.sh makes ./.venv; or set LANCELOT_V4_PYTHON)")
-    folder = tmp_path_factory.mktemp("v4")
-    (folder / "jobs.json").write_text(json.dumps({
-        "stations": {k: str(v) for k, v in station_paths(study).items()},
-        "jobs": {name: {"kwargs": kwargs, "evaluate": evaluate} for name, (kwargs, evaluate) in jobs.items()}}))
-    script = ("import json, sys\nfrom pathlib import Path\nfrom lancelot.cli import run_local\n"
-              "from lancelot.v6.entry import MAJOR\nassert MAJOR == 4, MAJOR\n"
-              "a = json.loads(Path(sys.argv[1]).read_text())\nst = {k: Path(v) for k, v in a['stations'].items()}\n"
-              "out = {n: run_local(n, st, j['kwargs'], evaluate=j['evaluate']) for n, j in a['jobs'].items()}\n"
-              "Path(sys.argv[2]).write_text(json.dumps(out))\n")
-    done = subprocess.run([str(python), "-c", script, str(folder / "jobs.json"), str(folder / "out.json")],
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads((folder / "out.json").read_text())
+def references(v4_reference_run) -> dict[str, dict]:
+    """The 4.15 results on the same files (started with the session by tests/v5/conftest.py)."""
+    if v4_reference_run is None:
+        pytest.skip("no vantage6 4.15 venv at ./.venv (scripts/test.sh makes it; or set LANCELOT_V4_PYTHON)")
+    assert v4_reference_run["process"].wait(timeout=900) == 0, v4_reference_run["stderr"].read_text()[-3000:]
+    return json.loads(v4_reference_run["out"].read_text())
 
 
 def assert_same(got, want, path="result"):
