@@ -31,7 +31,7 @@ import pandas as pd
 from vantage6.algorithm.decorator import algorithm_client, data_extraction, dataframe, federated
 from vantage6.algorithm.decorator import central as central_step
 
-from ...runtime.errors import InputError, PrivacyError
+from ...runtime.errors import InputError, LancelotError, PrivacyError
 from ...runtime.guard import TaskFacts, refuse
 from ...runtime.state import JobState
 from ...runtime.station import StationContext, StepFunction, run_step
@@ -108,7 +108,12 @@ def station_facts(study: Mapping | None) -> TaskFacts:
         raise refuse("lancelot station steps run only as subtasks of a lancelot central task, which relays the "
                      "credential to read HQ's record of the task; this task carries none")
     reach_proxy()
-    facts = server_facts(hq_client(token), task_id, organization_id, station_side=True)
+    try:
+        facts = server_facts(hq_client(token), task_id, organization_id, station_side=True)
+    except (LancelotError, RuntimeError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - an HQ answer that is not a record: refuse, name only the type
+        raise refuse(f"reading HQ's record of this task failed ({type(exc).__name__})") from exc
     if facts.parent_id is not None and credential_task(token) != facts.parent_id:
         raise refuse("the relayed credential is not the parent task's")
     return facts
