@@ -373,9 +373,14 @@ def server_major(url: str, port: int, api_path: str, timeout: float = 10.0) -> i
 
 
 def installed_client_major() -> int:
+    """The major of the installed vantage6-client (4 or 5)."""
     import importlib.metadata
 
-    return int(importlib.metadata.version("vantage6-client").split(".")[0])
+    try:
+        return int(importlib.metadata.version("vantage6-client").split(".")[0])
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise LancelotError("vantage6-client is not installed: pip install lancelot[vantage6] (4.15) or "
+                            "lancelot[vantage6-5] (5.x, Python 3.13)") from exc
 
 
 def login_5(hq_url: str, username: str | None, password: str | None, auth_url: str | None, auth_realm: str,

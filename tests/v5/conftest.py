@@ -27,9 +27,6 @@ def _vantage6_5() -> bool:
 
 collect_ignore_glob = [] if _vantage6_5() else ["test_*.py"]
 
-FEATURES = [{"station": REG, "column": "age_at_diagnosis"},
-            {"station": REG, "column": "stage", "type": "categorical"},
-            {"station": REG, "column": "who_ps"}, {"station": GP, "column": "copd"}, {"station": GP, "column": "bmi"}]
 REFERENCE_SCRIPT = """import json, sys
 from pathlib import Path
 from lancelot.cli import run_local
@@ -37,31 +34,36 @@ from lancelot.v6.entry import MAJOR
 assert MAJOR == 4, MAJOR
 a = json.loads(Path(sys.argv[1]).read_text())
 st = {k: Path(v) for k, v in a["stations"].items()}
-out = {n: run_local(n, st, j["kwargs"], evaluate=j["evaluate"]) for n, j in a["jobs"].items()}
+out = {n: run_local(j["algorithm"], st, j["kwargs"], evaluate=j["evaluate"]) for n, j in a["jobs"].items()}
 Path(sys.argv[2]).write_text(json.dumps(out))
 """
 
 
+def example_study():
+    """scripts/example_study.py: the study the real 4.15 network runs through lancelot.client."""
+    spec = importlib.util.spec_from_file_location("example_study", ROOT / "scripts" / "example_study.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def v5_study(tmp_path_factory):
+    """Synthetic data with the example study's stations: the registry and two GP stations."""
     from helpers import make_study
 
-    return make_study(tmp_path_factory.mktemp("v5"), patients=300, seed=7)
+    return make_study(tmp_path_factory.mktemp("v5"), patients=300, gp_stations=2, seed=7)
 
 
 @pytest.fixture(scope="session")
-def v5_jobs(v5_study) -> dict[str, tuple[dict, bool]]:
-    """algorithm -> (central arguments besides the stations, evaluation run)."""
+def v5_jobs(v5_study) -> dict[str, tuple[str, dict, bool]]:
+    """The example study's jobs: name -> (algorithm, central arguments besides the stations, evaluation run)."""
     link = json.loads(v5_study["link_spec"].read_text())
-    return {
-        "link": ({"spec": link, "evaluate": True}, True),
-        "explore": ({"spec": {"linkage": link, "analyses": [
-            {"type": "crosstab", "variables": [{"station": REG, "column": "stage"}, {"station": GP, "column": "copd"}]},
-            {"type": "summary", "variable": {"station": GP, "column": "bmi"}, "by": {"station": REG, "column": "surgery"}},
-        ]}}, False),
-        "train": ({"spec": {"linkage": link, "model": "logistic", "outcome": {"station": REG, "column": "death_within_2y"},
-                            "features": FEATURES}}, False),
-    }
+    specs = example_study().specs(link)
+    return {"link": ("link", {"spec": link, "evaluate": True}, True),
+            "explore": ("explore", {"spec": specs["explore"]}, False),
+            "logistic": ("train", {"spec": specs["logistic"]}, False),
+            "cox": ("train", {"spec": specs["cox"]}, False)}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -76,7 +78,8 @@ def v4_reference_run(v5_study, v5_jobs, tmp_path_factory):
     folder = tmp_path_factory.mktemp("v4")
     (folder / "jobs.json").write_text(json.dumps({
         "stations": {k: str(v) for k, v in station_paths(v5_study).items()},
-        "jobs": {name: {"kwargs": kwargs, "evaluate": evaluate} for name, (kwargs, evaluate) in v5_jobs.items()}}))
+        "jobs": {name: {"algorithm": algorithm, "kwargs": kwargs, "evaluate": evaluate}
+                 for name, (algorithm, kwargs, evaluate) in v5_jobs.items()}}))
     process = subprocess.Popen([str(python), "-c", REFERENCE_SCRIPT, str(folder / "jobs.json"), str(folder / "out.json")],
                                stdout=subprocess.DEVNULL, stderr=open(folder / "stderr.txt", "w"))
     yield {"process": process, "out": folder / "out.json", "stderr": folder / "stderr.txt", "python": python}

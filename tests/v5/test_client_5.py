@@ -9,7 +9,7 @@ import pytest
 from lancelot.client import Study, login_5, task_finished
 from lancelot.runtime.errors import LancelotError
 
-STATIONS = {"registry": 2, "gp_1": 3}
+STATIONS = {"registry": 2, "gp_1": 3, "gp_2": 4}   # the stations of tests/v5's study
 COORDINATOR = 5
 
 
@@ -77,7 +77,7 @@ def test_a_5x_study_extracts_at_the_stations_then_runs_the_central_task_on_that_
     endpoint, method, body = fake.calls[1][1:]
     assert endpoint == "session/7/dataframe" and method == "post" and body["label"] == "default"
     assert body["task"]["method"] == "extract" and body["task"]["image"] == "localhost/lancelot-linkage:dev-v5"
-    assert [o["id"] for o in body["task"]["organizations"]] == [2, 3]  # the stations only, arguments encrypted
+    assert [o["id"] for o in body["task"]["organizations"]] == [2, 3, 4]  # the stations only, arguments encrypted
     assert all(o["arguments"].startswith("enc:key") for o in body["task"]["organizations"])
     task = fake.calls[2][1]
     assert task["organizations"] == [COORDINATOR] and task["method"] == "central" and task["session"] == 7
@@ -90,11 +90,11 @@ def test_a_5x_study_extracts_at_the_stations_then_runs_the_central_task_on_that_
 def test_a_5x_study_can_reuse_a_session_and_dataframe_of_the_researcher():
     fake = FakeHQ({})
     study = Study(fake, collaboration_id=1, stations=STATIONS, coordinator_org=COORDINATOR, vantage6=5,
-                  dataframe={"registry": 3, "gp_1": 4})
+                  dataframe={"registry": 3, "gp_1": 4, "gp_2": 5})
     with pytest.raises(LancelotError, match="session_id"):
         study.session_and_dataframe("linkage")
     study.session_id = 2
-    assert study.session_and_dataframe("training") == (2, {"registry": 3, "gp_1": 4}) and fake.calls == []
+    assert study.session_and_dataframe("training") == (2, {"registry": 3, "gp_1": 4, "gp_2": 5}) and fake.calls == []
 
 
 def test_5x_login_needs_keycloak_and_takes_no_password():

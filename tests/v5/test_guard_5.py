@@ -13,7 +13,7 @@ import json
 import jwt
 import pandas as pd
 import pytest
-from helpers import station_paths
+from helpers import make_study, station_paths
 
 from lancelot.v6.v5.local import LocalNetwork5
 
@@ -21,8 +21,8 @@ REG, GP = "registry", "gp_1"
 
 
 @pytest.fixture(scope="module")
-def study(v5_study):
-    return v5_study
+def study(tmp_path_factory):
+    return make_study(tmp_path_factory.mktemp("guard5"), patients=300, seed=7)
 
 
 @pytest.fixture
