@@ -45,9 +45,14 @@ def _load_spec(path: str) -> dict:
 
 def run_local(algorithm: str, stations: dict[str, Path], kwargs: dict, evaluate: bool = False,
               station_env: dict[str, dict[str, str]] | None = None) -> dict:
-    """Run one algorithm on an in-process network; raise on a refusal, return the result otherwise."""
+    """Run one algorithm on an in-process network; raise on a refusal, return the result otherwise.
+
+    The network is the installed vantage6 major's (4.15: :mod:`lancelot.v6.local`, 5.x: :mod:`lancelot.v6.v5.local`).
+    """
     from .runtime.errors import LancelotError
-    from .v6.local import LocalNetwork
+    from .v6.entry import local_network
+
+    LocalNetwork = local_network()
 
     package = ALGORITHMS[algorithm]
     if not _algorithm_exists(package):

@@ -29,6 +29,30 @@ FEATURES = [{"station": "registry", "column": "age_at_diagnosis"},
 PROFILE = {"age_at_diagnosis": 70, "stage": "III", "copd": 1, "bmi": 24}
 
 
+def specs(link_spec: dict) -> dict[str, dict]:
+    """The study's exploration, logistic and Cox specs (tests/v5 runs the same ones on vantage6 5.x).
+
+    Explore: stage (registry) by COPD (GP 1), BMI (GP 2) by surgery (registry), survival by COPD.
+    Train: death within two years (logistic), and survival (Cox, Efron ties), on registry and GP features.
+    """
+    return {
+        "explore": {"linkage": link_spec, "analyses": [
+            {"type": "crosstab", "variables": [{"station": "registry", "column": "stage"},
+                                               {"station": "gp_1", "column": "copd"}]},
+            {"type": "summary", "variable": {"station": "gp_2", "column": "bmi"},
+             "by": {"station": "registry", "column": "surgery"}},
+            {"type": "kaplan_meier", "time": {"station": "registry", "column": "survival_days"},
+             "event": {"station": "registry", "column": "vital_status"}, "by": {"station": "gp_1", "column": "copd"},
+             "times": [182, 365, 730]},
+        ]},
+        "logistic": {"linkage": link_spec, "model": "logistic",
+                     "outcome": {"station": "registry", "column": "death_within_2y"}, "features": FEATURES},
+        "cox": {"linkage": link_spec, "model": "cox", "time": {"station": "registry", "column": "survival_days"},
+                "event": {"station": "registry", "column": "vital_status"}, "features": FEATURES,
+                "survival_times": [91, 182, 365, 730]},
+    }
+
+
 def run_study(study: Study, link_spec: dict, out: Path, evaluate: bool = False) -> dict:
     """Link, explore, fit both models, predict for one profile and write every report; returns the results.
 
@@ -41,32 +65,19 @@ def run_study(study: Study, link_spec: dict, out: Path, evaluate: bool = False) 
     print("report:", link.report(out / "link"))
 
     # %% 3. Explore: stage (registry) by COPD (GP 1), BMI (GP 2) by surgery (registry), survival by COPD.
-    exploration = study.explore({"linkage": link_spec, "analyses": [
-        {"type": "crosstab", "variables": [{"station": "registry", "column": "stage"},
-                                           {"station": "gp_1", "column": "copd"}]},
-        {"type": "summary", "variable": {"station": "gp_2", "column": "bmi"},
-         "by": {"station": "registry", "column": "surgery"}},
-        {"type": "kaplan_meier", "time": {"station": "registry", "column": "survival_days"},
-         "event": {"station": "registry", "column": "vital_status"}, "by": {"station": "gp_1", "column": "copd"},
-         "times": [182, 365, 730]},
-    ]})
+    exploration = study.explore(specs(link_spec)["explore"])
     for name, table in exploration.tables().items():
         print(name, table.head(12), sep="\n")
     print("report:", exploration.report(out / "explore"))
 
     # %% 4. Train: death within two years on registry and GP features (logistic regression).
-    logistic = study.train({"linkage": link_spec, "model": "logistic",
-                            "outcome": {"station": "registry", "column": "death_within_2y"},
-                            "features": FEATURES}, evaluate=evaluate)
+    logistic = study.train(specs(link_spec)["logistic"], evaluate=evaluate)
     print(logistic.coefficients()[["station", "estimate", "std_error", "odds_ratio", "p_value"]])
     print(f"{logistic.rounds} rounds, {logistic.seconds:.0f} s")
     print("report:", logistic.report(out / "train"))
 
     # %% 5. Survival: Cox proportional hazards on the same features (Efron ties).
-    cox = study.train({"linkage": link_spec, "model": "cox",
-                       "time": {"station": "registry", "column": "survival_days"},
-                       "event": {"station": "registry", "column": "vital_status"},
-                       "features": FEATURES, "survival_times": [91, 182, 365, 730]}, evaluate=evaluate)
+    cox = study.train(specs(link_spec)["cox"], evaluate=evaluate)
     print(cox.coefficients()[["station", "estimate", "std_error", "hazard_ratio", "p_value"]])
     print(f"concordance {cox.raw['quality']['concordance']['estimate']:.3f}; {cox.rounds} rounds, {cox.seconds:.0f} s")
     print("report:", cox.report(out / "cox"))
