@@ -20,6 +20,8 @@ from typing import Any
 import pandas as pd
 from vantage6.algorithm.mock import MockNetwork
 
+from .adapter import MOCK_MARK
+
 LABEL = "default"
 
 
@@ -56,7 +58,7 @@ class StudyMockNetwork:
             out = original(action, method)
             out.update({"SESSION_FOLDER": str(folder), "SESSION_FILE": str(folder / "session.parquet"),
                         "INPUT_FILE": str(folder.parent / "input"), "OUTPUT_FILE": str(folder.parent / "output"),
-                        **extra})
+                        MOCK_MARK: "1", **extra})
             return out
 
         return env
