@@ -35,7 +35,7 @@ from ..linkage.protocol import station_rows
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
-from . import hazards, logistic
+from . import hazards, logistic, products, terms
 from . import shares as sh
 from .channel import (
     STATE,
@@ -164,7 +164,7 @@ def step_share(ctx: StationContext, payload: dict) -> dict:
     m_share = sh.unpack(payload["m"]) if "m" in payload else sh.prg(seed, "m", len(next(iter(parts.values()))))
     ctx.state.put_array("cox_m", m_share)
     ctx.state.put(STATE, st)
-    return forward_parts(ctx, payload, parts)
+    return {**forward_parts(ctx, payload, parts), **products.share_round(ctx, payload, parts)}
 
 
 def _structure(ctx: StationContext) -> dict:
@@ -185,7 +185,7 @@ def step_open(ctx: StationContext, payload: dict) -> dict:
     out = np.column_stack([o["z"] + noise[:, 0], o["share"][:, opened] + noise[:, 1:], m, o["b_part"]])
     mask = sh.prg(pair, f"e{t}", out.shape)
     out = out + mask if hub else out - mask
-    return {"shares": sh.pack(out[sh.permutation(pair, f"pi{t}", n)])}
+    return {"shares": sh.pack(out[sh.permutation(pair, f"pi{t}", n)]), **products.open_round(ctx, payload)}
 
 
 class _Shares:
@@ -253,6 +253,7 @@ def _suffix(values: np.ndarray) -> np.ndarray:
 
 def step_groups(ctx: StationContext, payload: dict) -> dict:
     """Risk-set sums at every event time of the hub, from the dealt risk scores, opened blinded."""
+    products.finish_round(ctx, payload)
     t, p, feat, efron = payload["t"], payload["p"], payload["features"], payload["ties"] == "efron"
     own, pair, st, big_f, struct, to_time = _frame(ctx, t, p, feat)
     hub = st["role"] == "hub"
@@ -509,10 +510,10 @@ def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cel
     hub, partner, seeds, linkage, widths = st.hub, st.partner, st.seeds, st.linkage, st.widths
     if st.p == 0:
         raise InputError("a Cox model needs at least one feature")
-    cohort, n, q_total = linkage.cohort(), linkage.n_rows[hub], st.q_total
+    cohort, n, q_design = linkage.cohort(), linkage.n_rows[hub], st.q_design
 
     # the mask b over the hub's rows; corrections turn masked rows into f = X - b in the hub's order
-    b = sh.prg(seeds[hub], "b", (n, q_total)) + sh.prg(seeds[partner], "b", (n, q_total))
+    b = sh.prg(seeds[hub], "b", (n, q_design)) + sh.prg(seeds[partner], "b", (n, q_design))
     member = np.zeros(n, dtype=np.uint64)
     member[cohort[hub]] = 1
     outside = np.setdiff1d(np.arange(n), cohort[hub])
@@ -530,15 +531,24 @@ def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cel
         corr = sh.prg(seeds[s], "rows", (n_s + n, q))[idx] + cols
         parts[hub][s] = {"sealed": st.sealed[s], "idx": idx.tolist(), "corr": sh.pack(corr)}
     m_partner = member - sh.prg(seeds[hub], "m", n)
+    layout = st.layout
+    extra: dict[str, dict] = {hub: {}, partner: {}}
+    if layout["products"]:   # interaction columns: Beaver triples and truncation masks (products.py)
+        extra = {hub: {"products": {"layout": layout}},
+                 partner: {"products": {"layout": layout, **products.deal(seeds[hub], seeds[partner], layout, n, b)}}}
     with coordinator.cost.phase("training: shares"):
-        res = coordinator.round({hub: StepCall("cox_share", {"parts": parts[hub], "partner": partner}),
+        res = coordinator.round({hub: StepCall("cox_share", {"parts": parts[hub], "partner": partner, **extra[hub]}),
                                  partner: StepCall("cox_share", {"parts": parts[partner], "partner": hub,
-                                                                 "m": sh.pack(m_partner)})},
-                                label="training: shares of the hub-ordered design from the relayed rows")
+                                                                 "m": sh.pack(m_partner), **extra[partner]})},
+                                label="training: shares of the hub-ordered design from the relayed rows"
+                                + (" and interaction products (opening 1 of 2)" if layout["products"] else ""))
     relay = {hub: res[partner]["sealed"], partner: res[hub]["sealed"]}
+    if layout["products"]:
+        relay["products"] = {hub: res[partner]["products"], partner: res[hub]["products"]}
 
     fit = _CoxFit(coordinator, spec, seeds[hub], hub, partner, st.layout, st.open_names, st.p, st.names, st.features,
                   st.k, st.base)
+    fit.interactions = st.interactions
     fit.iterate(relay)
     result = fit.result(linkage, spec, st.protections)
     if evaluate:
@@ -558,8 +568,10 @@ class _CoxFit:
         self.summaries: list[dict] = []
         self.concordance: dict | None = None
 
-    def _round(self, step: str, common: dict, partner_only: dict, label: str) -> dict:
-        calls = {self.hub: StepCall(step, dict(common)), self.partner: StepCall(step, {**common, **partner_only})}
+    def _round(self, step: str, common: dict, partner_only: dict, label: str, each: dict | None = None) -> dict:
+        each = each or {}
+        calls = {self.hub: StepCall(step, {**common, **each.get(self.hub, {})}),
+                 self.partner: StepCall(step, {**common, **partner_only, **each.get(self.partner, {})})}
         return self.c.round(calls, label=label)
 
     def iterate(self, relay: dict) -> None:
@@ -600,9 +612,16 @@ class _CoxFit:
         spec, p, hub, partner, seed = self.spec, self.p, self.hub, self.partner, self.seed
         n_open = len(self.open_names)
         calls_common = {"t": t, "beta": [int(v) for v in np.rint(beta * 2 ** FRAC_BITS_BETA)], "layout": self.layout}
-        calls = {hub: StepCall("cox_open", {**calls_common, **({"relay": relay[hub], "partner": partner} if relay else {})}),
-                 partner: StepCall("cox_open", {**calls_common, **({"relay": relay[partner], "partner": hub} if relay else {})})}
+        extra: dict[str, dict] = {hub: {}, partner: {}}
+        if relay:
+            extra = {hub: {"relay": relay[hub], "partner": partner}, partner: {"relay": relay[partner], "partner": hub}}
+            for s_ in (hub, partner):
+                if "products" in relay:
+                    extra[s_]["products_relay"] = relay["products"][s_]
+        calls = {s_: StepCall("cox_open", {**calls_common, **extra[s_]}) for s_ in (hub, partner)}
         res = self.c.round(calls, label=f"training: iteration {t + 1}, open permuted linear predictors")
+        each = ({hub: {"products_relay": res[partner]["products"]}, partner: {"products_relay": res[hub]["products"]}}
+                if relay and "products" in relay else None)
         opened = sh.unpack(res[hub]["shares"]) + sh.unpack(res[partner]["shares"])
         z = sh.decode(opened[:, 0], FRAC_BITS_X + FRAC_BITS_BETA)
         ov = opened[:, 1:1 + n_open].view(np.int64)
@@ -629,7 +648,7 @@ class _CoxFit:
             u_d = RX.mul(de[:, None], bs)
             deal.update(de=_deal(RX, seed, "de", t, de), Ud=_deal(RX, seed, "Ud", t, u_d))
         common = {"t": t, "p": p, "features": self.layout["features"], "ties": spec.ties}
-        res = self._round("cox_groups", common, deal, f"training: iteration {t + 1}, risk-set sums (blinded)")
+        res = self._round("cox_groups", common, deal, f"training: iteration {t + 1}, risk-set sums (blinded)", each)
         deaths_g = np.rint(RX.decode(_opened(RX, res, "deaths"), W_BITS)).astype(np.int64)   # sigma order
         sizes = np.asarray(res[hub]["sizes"], dtype=np.int64)
         groups = np.repeat(np.arange(len(sizes)), sizes)
@@ -703,12 +722,16 @@ class _CoxFit:
             n_c = int(complete.sum())
             sum_x = RX.decode(sx, E_BITS + FRAC_BITS_X).astype(float)
             sum_xd = RX.decode(RX.add(RX.dot(bs.T, dl), _opened(RX, res, "sxd")), W_BITS + FRAC_BITS_X).astype(float)
-            check_levels(hazards.binary_levels(sum_x, sum_xd, n_c, int(died.sum()), self.features), self.k, COX_CELLS)
-            self.summaries = hazards.feature_summary(sum_x, RX.decode(sxx, E_BITS + 2 * FRAC_BITS_X).astype(float),
-                                                     n_c, self.features)
+            n_d = int(died.sum())
+            check_levels(hazards.binary_levels(sum_x, sum_xd, n_c, n_d, self.features), self.k, COX_CELLS)
+            totals = terms.original_sums(sum_x, n_c, self.features)
+            terms.check_cross_cells(self.interactions, self.features, {
+                "patients": (totals, n_c), "events": (terms.original_sums(sum_xd, n_d, self.features), n_d)}, self.k)
+            self.summaries = terms.with_product_means(
+                hazards.feature_summary(sum_x, RX.decode(sxx, E_BITS + 2 * FRAC_BITS_X).astype(float), n_c, self.features),
+                self.features, totals, n_c, first=0)
             self.events_at = np.rint(RX.decode(_opened(RX, res, "events_at"), W_BITS)).astype(np.int64)
-            self.mean = np.array([f["centre"] + 2.0 ** f["exponent"] * sx_j / n_c
-                                  for f, sx_j in zip(self.features, sum_x)])
+            self.mean = totals / n_c     # the complete cases' mean of every term (original scale)
         base = RG.decode(_opened(RG, res, "base"), 0)   # rows: times; cols: Lambda, V0, Q (raw scales)
         self.last.update(zmax=zmax, beta=beta.copy(), hess=hess, base=base,
                          at_risk=RX.signed(_opened(RX, res, "at_risk")).astype(np.int64))
@@ -759,7 +782,7 @@ class _CoxFit:
     def result(self, linkage, spec: TrainSpec, protections: dict) -> dict:
         last, k, base, features = self.last, self.k, self.base, self.features
         cov_enc = np.linalg.inv(last["hess"] + np.diag(np.full(self.p, spec.penalty)))
-        beta_orig, cov = hazards.to_original_scale(self.beta_final, cov_enc, features)
+        beta_orig, cov = terms.to_original(self.beta_final, cov_enc, features, intercept=False)
         n_used, events = int(last["complete"].sum()), int(last["died"].sum())
         linked = int(len(linkage.cohort()[linkage.hub]))
         return {
@@ -770,6 +793,7 @@ class _CoxFit:
             "features": self.summaries,   # mean and SD over the complete cases, to 4 significant digits
             "covariance": cov.tolist(),
             "reference_levels": {f["column"]: f["reference"] for f in features if f.get("level") is not None},
+            **terms.released_terms(self.interactions, features, beta_orig, cov, self.summaries, "hazard_ratio"),
             "n_used": release_count(n_used, k, base), "events": release_count(events, k, base),
             "cohort": {"linked": release_count(linked, k, base), "complete_cases": release_count(n_used, k, base),
                        "note": "complete cases: records missing a feature, the time or the event at any station are left out"},
@@ -803,9 +827,9 @@ class _CoxFit:
         kept, withheld = spaced_times(times, events.__getitem__, at_risk.__getitem__, k)
         scale = math.exp(-last["zmax"])   # risk scores were exp(z - max z)
         # the fit's last opened iterate: baseline terms belong to its coefficients
-        beta_last = hazards.scale_matrix(features) @ last["beta"]
-        centre = np.array([f["centre"] for f in features])
-        unscale = np.array([2.0 ** f["exponent"] for f in features])
+        m = terms.original_map(features, intercept=False)     # enc = M (g - reference), per record
+        beta_last = m.T @ last["beta"]
+        centre = terms.reference_profile(features)
         rows = []
         for j, tm in enumerate(times):
             if tm not in kept:
@@ -814,12 +838,12 @@ class _CoxFit:
             lam0 = float(raw[0]) / 2 ** BASE_BITS * scale
             v0 = float(raw[1]) / 2 ** BASE_BITS * scale ** 2
             q_enc = np.array([float(v) for v in raw[2:]]) / 2 ** XBAR_BITS * scale
-            q = q_enc * unscale                      # sum d xbar / S about the centre, original units
+            q = np.linalg.solve(m, q_enc)           # sum d xbar / S about the reference, original units
             s, lo, hi = hazards.survival_at(lam0, v0, q, self.mean - centre, beta_last, cov)
             rows.append({"time": tm, "at_risk": release_count(at_risk[tm], k, self.base), "survival_at_mean": s,
                          "ci_low": lo, "ci_high": hi, "cumulative_hazard_at_reference": lam0, "v0": v0,
                          "q": q.tolist()})
-        return {"reference_profile": {f["name"]: f["centre"] for f in features},
+        return {"reference_profile": dict(zip(self.names, centre.tolist())),
                 "coefficients_of_last_iterate": beta_last.tolist(),
                 "times": rows,
                 "withheld": withheld,
