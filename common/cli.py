@@ -218,7 +218,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .runtime.errors import LancelotError
-    from .training.predict import predict
+    from .training.predict import compare_treatment, predict
 
     model = json.loads(Path(args.model).read_text())
     profile: dict[str, Any] = {}
@@ -230,12 +230,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
             profile[name] = float(value)
         except ValueError:
             profile[name] = value
+    if args.report and not args.treatment:
+        raise SystemExit("--report needs --treatment (the report already shows the model; this adds a profile's view)")
     try:
-        out = predict(model, profile)
+        out = compare_treatment(model, profile, args.treatment) if args.treatment else predict(model, profile)
+        if args.report:
+            from .report import write_train_report
+
+            page = write_train_report(model, args.report, decision={"profile": profile, "treatment": args.treatment})
+            print(f"report written to {page}", file=sys.stderr)
     except LancelotError as exc:
         print(f"lancelot predict: {exc}", file=sys.stderr)
         return 2
-    if model.get("model") == "cox":
+    if args.treatment:
+        _print_treatment(model, out)
+    elif model.get("model") == "cox":
         print(f"predicted survival ({out['time_unit']}); hazard ratio {out['hazard_ratio_vs_reference']:.3f} "
               "against the reference profile:")
         for r in out["survival"]:
@@ -249,6 +258,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.output:
         Path(args.output).write_text(json.dumps(out, indent=2))
     return 0
+
+
+def _print_treatment(model: dict, out: dict) -> None:
+    treatment = out["treatment"]
+    cox = model.get("model") == "cox"
+    ratio = "hazard_ratio" if cox else "odds_ratio"
+    if out["arms"][0].get("stratum"):
+        print(f"stratum: {out['arms'][0]['stratum']}")
+    if cox:
+        labels = [f"{treatment}={arm['treatment'][treatment]}" for arm in out["arms"]]
+        print("predicted survival (95% CI), " + " | ".join(labels))
+        for i, row in enumerate(out["arms"][0]["survival"]):
+            cells = [f"{a['survival'][i]['survival']:.3f} ({a['survival'][i]['ci_low']:.3f}-{a['survival'][i]['ci_high']:.3f})"
+                     for a in out["arms"]]
+            print(f"  t = {row['time']:g}: " + " | ".join(cells))
+    else:
+        for arm in out["arms"]:
+            print(f"{treatment}={arm['treatment'][treatment]}: predicted risk of {arm['outcome']} "
+                  f"{arm['predicted_risk']:.3f} (95% CI {arm['ci_low']:.3f}-{arm['ci_high']:.3f})")
+    for r in out["ratios"]:
+        print(f"{ratio.replace('_', ' ')} for this profile, {treatment}={r['treatment'][treatment]} vs "
+              f"{r['versus'][treatment]}: {r[ratio]:.3f} (95% CI {r['ci_low']:.3f}-{r['ci_high']:.3f})")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -388,6 +419,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="the JSON result of lancelot train")
     p.add_argument("--set", action="append", default=[], metavar="COLUMN=VALUE",
                    help="a profile value, e.g. --set age_at_diagnosis=70 --set stage=IV (repeat for each feature)")
+    p.add_argument("--treatment", metavar="COLUMN",
+                   help="decision-support view: the prediction with each value of this 0/1 or categorical feature "
+                        "side by side, and its odds or hazard ratio for the profile (interactions included)")
+    p.add_argument("--report", metavar="DIR", help="also write the model's report with this profile's decision-support "
+                                                   "view (needs --treatment)")
     p.add_argument("--output", help="also write the prediction as JSON here")
     p.set_defaults(func=cmd_predict)
 

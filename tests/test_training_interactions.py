@@ -306,3 +306,62 @@ def test_constant_product_is_refused_naming_the_term(small, tmp_path):
     features = [v(REG, "surgery"), v(REG, "no_surgery"), v(GP, "copd"), inter(v(REG, "surgery"), v(REG, "no_surgery"))]
     with pytest.raises(LancelotError, match="surgery:no_surgery have no variation"):
         train(coord, spec(small, "cox", features))
+
+
+# ---------------------------------------------------------------------------------------------
+# the decision-support view, the report and the command line
+# ---------------------------------------------------------------------------------------------
+PROFILE = {"age_at_diagnosis": 72, "who_ps": 1, "age_group": "65-74", "copd": 1, "gp_visits": 6}
+
+
+def test_decision_support_view_matches_statsmodels(study2, paths2, logistic2):
+    from lancelot.training.predict import compare_treatment
+
+    result, _ = logistic2
+    x, data = pooled_with_products(study2, paths2, result, LOGISTIC, [OUTCOME], [REG, GP])
+    x.insert(0, "(intercept)", 1.0)
+    glm = sm.GLM(data[OUTCOME].astype(float), x, family=sm.families.Binomial()).fit(tol=1e-12)
+    view = compare_treatment(result, PROFILE, "chemotherapy")
+    rows = []
+    for chemo in (0, 1):
+        row = {c: 0.0 for c in x.columns}
+        row.update({"(intercept)": 1, "age_at_diagnosis": 72, "who_ps": 1, "age_group=65-74": 1, "copd": 1,
+                    "gp_visits": 6, "chemotherapy": chemo, "chemotherapy:copd": chemo, "copd:who_ps": 1,
+                    "age_at_diagnosis:gp_visits": 72 * 6, "age_group=65-74:copd": 1})
+        rows.append(row)
+    ref = glm.get_prediction(pd.DataFrame(rows)[x.columns]).summary_frame(alpha=0.05)
+    for arm, (_, expected) in zip(view["arms"], ref.iterrows()):
+        assert arm["predicted_risk"] == pytest.approx(expected["mean"], abs=1e-6)
+        assert arm["ci_low"] == pytest.approx(expected["mean_ci_lower"], abs=1e-6)
+        assert arm["ci_high"] == pytest.approx(expected["mean_ci_upper"], abs=1e-6)
+    # the treatment's odds ratio for this profile is its effect at copd = 1 (the interaction included)
+    at_copd = next(r for r in result["interactions"][0]["effects"] if r["at"] == "1")
+    assert view["ratios"][0]["odds_ratio"] == pytest.approx(at_copd["odds_ratio"], rel=1e-9)
+    assert view["ratios"][0]["odds_ratio"] == pytest.approx(np.exp(glm.params["chemotherapy"]
+                                                                   + glm.params["chemotherapy:copd"]), rel=1e-5)
+    assert "research use only" in view["label"]
+    with pytest.raises(LancelotError, match="not a feature"):
+        compare_treatment(result, PROFILE, "surgery")
+
+
+def test_report_and_command_line_show_effect_modification_and_both_arms(cox2, tmp_path, capsys):
+    from PIL import Image
+
+    from lancelot.cli import main
+    from lancelot.report import write_train_report
+
+    result, _ = cox2
+    profile = {"age_at_diagnosis": 70, "stage": "III", "age_group": "65-74", "copd": 1, "gp_visits": 5,
+               "smoking": "former"}
+    page = write_train_report(result, tmp_path, decision={"profile": profile, "treatment": "immunotherapy"}).read_text()
+    assert "Effect modification: immunotherapy:copd" in page and "Decision support" in page
+    assert "immunotherapy = 1" in page and "copd = 0" in page and "research use only" in page
+    for png in ("effects_0.png", "effects_2.png", "decision.png"):
+        with Image.open(tmp_path / png) as im:
+            assert im.size[0] > 300 and len(np.unique(np.asarray(im.convert("L")))) > 10
+    model = tmp_path / "cox.json"
+    model.write_text(json.dumps(result))
+    args = ["predict", "--model", str(model), "--treatment", "immunotherapy"] + [f"--set={k}={val}" for k, val in profile.items()]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "immunotherapy=0 | immunotherapy=1" in out and "hazard ratio for this profile, immunotherapy=1 vs 0" in out

@@ -283,3 +283,35 @@ def test_bad_spline_spec(spline, message):
     raw["features"] = [v(REG, "stage", type="categorical", spline={"knots": 3})]
     with pytest.raises(InputError, match="numeric column"):
         parse_train_spec(raw, [REG, GP])
+
+
+def test_predicted_survival_uses_the_profiles_stratum(study, stratified):
+    from lancelot.training.predict import predict
+
+    result, _ = stratified
+    x, data = pooled(study, result)
+    cph = CoxPHFitter().fit(x.assign(T=data[TIME].astype(float), E=data[EVENT].astype(float), S=data["stage"]), "T", "E",
+                            strata=["S"], fit_options={"precision": 1e-10})
+    profile = {"age_at_diagnosis": 70, "immunotherapy": 1, "copd": 1, "gp_visits": 5}
+    for stage in ("I", "IV"):
+        got = predict(result, {**profile, "stage": stage})
+        assert got["stratum"] == {"stage": stage}
+        row = pd.DataFrame([{**profile, "immunotherapy:copd": 1, "S": stage}])
+        curve = cph.predict_survival_function(row).iloc[:, 0]
+        for point in got["survival"]:
+            assert point["survival"] == pytest.approx(curve[curve.index <= point["time"]].iloc[-1], abs=3e-3)
+            assert point["ci_low"] < point["survival"] < point["ci_high"]
+    with pytest.raises(LancelotError, match="lacks stage"):
+        predict(result, profile)
+    with pytest.raises(LancelotError, match="'stage' must be one of"):
+        predict(result, {**profile, "stage": "V"})
+
+
+def test_spline_prediction_uses_the_released_knots(study, spline_cox):
+    from lancelot.training.predict import design_row
+
+    row = design_row(spline_cox, {"age_at_diagnosis": 80, "immunotherapy": 0, "copd": 1, "bmi": 31})
+    knots = {s["column"]: s["knots"] for s in spline_cox["splines"]}
+    expected = np.concatenate([[80], harrell(np.array([80.0]), knots["age_at_diagnosis"])[0], [0, 1, 31],
+                               harrell(np.array([31.0]), knots["bmi"])[0]])
+    np.testing.assert_allclose(row, expected, rtol=1e-12)
