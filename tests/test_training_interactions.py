@@ -365,3 +365,24 @@ def test_report_and_command_line_show_effect_modification_and_both_arms(cox2, tm
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "immunotherapy=0 | immunotherapy=1" in out and "hazard ratio for this profile, immunotherapy=1 vs 0" in out
+
+
+def test_client_views_and_the_schema(logistic2):
+    from lancelot.client import TrainResult
+    from lancelot.validate import validate_spec
+
+    result, _ = logistic2
+    model = TrainResult(result, task_id=1, seconds=0.0)
+    table = model.effect_modification()
+    assert list(table["interaction"].unique()) == [b["interaction"] for b in result["interactions"]]
+    assert {"effect_of", "at", "odds_ratio", "ci_low", "ci_high", "interaction_p_value"} <= set(table.columns)
+    assert len(model.predict(PROFILE, treatment="chemotherapy")["arms"]) == 2
+    spec = {"linkage": {"stations": {REG: {"id_column": "record_id"}, GP: {"id_column": "patient_nr"}},
+                        "fields": [{"name": "dob", "kind": "date", "columns": {REG: "birth_date", GP: "geboortedatum"}}]},
+            "model": "logistic", "outcome": v(REG, OUTCOME), "features": LOGISTIC}
+    assert validate_spec(spec) == []
+    bad = {**spec, "features": LOGISTIC + [inter(A, B, at="x")]}
+    assert any("at" in p for p in validate_spec(bad))
+    assert any("strata" in p for p in validate_spec({**spec, "strata": v(REG, "stage")}))
+    spline = {**spec, "features": [v(REG, "age_at_diagnosis", spline={"knots": 9})]}
+    assert any("knots" in p for p in validate_spec(spline))
