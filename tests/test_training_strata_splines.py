@@ -315,3 +315,46 @@ def test_spline_prediction_uses_the_released_knots(study, spline_cox):
     expected = np.concatenate([[80], harrell(np.array([80.0]), knots["age_at_diagnosis"])[0], [0, 1, 31],
                                harrell(np.array([31.0]), knots["bmi"])[0]])
     np.testing.assert_allclose(row, expected, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# the NSCLC example: immunotherapy x COPD across stations, an age spline, strata by stage
+# ---------------------------------------------------------------------------------------------
+def test_the_treatment_effects_example_through_the_real_entry_points(tmp_path):
+    """docs/examples/nsclc_treatment_effects.json through vantage6's wrap_algorithm (fresh processes, station guard),
+    against lifelines with the same strata, products and spline basis; the report shows the hazard ratio of
+    immunotherapy by COPD status and the two predicted survival curves of a profile."""
+    from pathlib import Path
+
+    from lancelot.cli import run_local
+    from lancelot.report import write_train_report
+
+    study = make_study(tmp_path, patients=1200, gp_stations=1, seed=8)
+    example = json.loads((Path(__file__).resolve().parents[1] / "docs/examples/nsclc_treatment_effects.json").read_text())
+    spec = {**example, "linkage": json.loads(study["link_spec"].read_text()), "tolerance": 1e-10}
+    result = run_local("train", station_paths(study), {"spec": spec, "evaluate": True}, evaluate=True)
+    mains = [f for f in example["features"] if "interaction" not in f]
+    x, data = pooled_design(joined(study, result["links"], [REG, GP]), [{**f, "spline": None} for f in mains],
+                            [TIME, EVENT, "stage"])
+    knots = result["splines"][0]["knots"]
+    basis = harrell(x["age_at_diagnosis"].to_numpy(), knots)
+    x["age_at_diagnosis'"], x["age_at_diagnosis''"] = basis[:, 0], basis[:, 1]
+    x["immunotherapy:copd"] = x["immunotherapy"] * x["copd"]
+    x["immunotherapy:bmi"] = x["immunotherapy"] * x["bmi"]
+    table = pd.DataFrame(result["coefficients"]).set_index("feature")
+    x = x[list(table.index)]
+    cph = CoxPHFitter().fit(x.assign(T=data[TIME].astype(float), E=data[EVENT].astype(float), S=data["stage"]), "T", "E",
+                            strata=["S"], fit_options={"precision": 1e-10})
+    assert_close_in_se(table, cph.params_, cph.standard_errors_)
+    copd = {r["at"]: r for r in result["interactions"][0]["effects"]}
+    c = cph.params_
+    assert copd["1"]["hazard_ratio"] == pytest.approx(np.exp(c["immunotherapy"] + c["immunotherapy:copd"]), rel=1e-4)
+    assert [r["at"] for r in result["interactions"][1]["effects"]] == ["20", "25", "30"]
+    assert result["strata"]["column"] == "stage" and result["cost"]["rounds"] == 3 + 5 * result["convergence"][
+        "iterations"] + result["cost"]["rounds_per_phase"].get("training: concordance", 0)
+    profile = {"age_at_diagnosis": 68, "who_ps": 1, "surgery": 0, "copd": 1, "cardiovascular": 0, "bmi": 24,
+               "stage": "IV"}
+    page = write_train_report(result, tmp_path / "report",
+                              decision={"profile": profile, "treatment": "immunotherapy"}).read_text()
+    assert "Effect modification: immunotherapy:copd" in page and "copd = 1" in page
+    assert "immunotherapy = 0" in page and "immunotherapy = 1" in page and (tmp_path / "report/decision.png").exists()
