@@ -154,9 +154,26 @@ def _print_cox(result: dict) -> None:
         print(f"    {r['feature']:<22} {r['station']:<9} {r['estimate']:>9.4f} {r['std_error']:>8.4f} "
               f"{r['hazard_ratio']:>8.3f} ({r['hr_ci_low']:.3f}-{r['hr_ci_high']:.3f})")
     print(f"    concordance {c['estimate']:.3f} (exact value in [{c['lower']:.3f}, {c['upper']:.3f}])")
-    pts = ", ".join(f"{r['time']:g}:{r['survival_at_mean']:.2f}" for r in result["baseline"]["times"]
-                    if r["survival_at_mean"] is not None)
-    print(f"    survival at the mean profile: {pts}")
+    base = result["baseline"]
+    for block in base.get("strata", [{"stratum": None, "times": base.get("times", [])}]):
+        pts = ", ".join(f"{r['time']:g}:{r['survival_at_mean']:.2f}" for r in block["times"]
+                        if r["survival_at_mean"] is not None)
+        where = "" if block["stratum"] is None else f" ({base['stratified_by']} {block['stratum']})"
+        print(f"    survival at the mean profile{where}: {pts}")
+    _print_terms(result, "hazard_ratio")
+
+
+def _print_terms(result: dict, ratio: str) -> None:
+    """Effect modification and spline tests, when the model has them."""
+    for block in result.get("interactions", []):
+        test = block["wald_test"]
+        print(f"    {block['interaction']}: interaction p = {test['p_value']:.3g} (Wald, {test['df']} df)")
+        for r in block["effects"]:
+            print(f"      {r['effect_of']} within {r['modifier']} = {r['at']}: {ratio.replace('_', ' ')} "
+                  f"{r[ratio]:.3f} ({r['ci_low']:.3f}-{r['ci_high']:.3f})")
+    for s in result.get("splines", []):
+        print(f"    spline {s['column']} (knots {', '.join(f'{k:g}' for k in s['knots'])}): overall p = "
+              f"{s['overall_test']['p_value']:.3g}, non-linearity p = {s['nonlinearity_test']['p_value']:.3g}")
 
 
 def _print_train(result: dict) -> None:
@@ -171,6 +188,7 @@ def _print_train(result: dict) -> None:
         print(f"    {r['feature']:<22} {r['station']:<9} {r['estimate']:>9.4f} {r['std_error']:>8.4f} "
               f"{r['odds_ratio']:>8.3f} ({r['or_ci_low']:.3f}-{r['or_ci_high']:.3f})")
     print(f"    AUC {result['quality']['auc']:.3f}")
+    _print_terms(result, "odds_ratio")
 
 
 def _print_link_summary(result: dict) -> None:
@@ -325,7 +343,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         else:
             _print_train(result)
             print(f"  report: {write_train_report(result, out / 'train_report')}")
-            from .training.predict import predict
+            from .training.predict import compare_treatment, predict
 
             profile = {"age_at_diagnosis": 70, "stage": "III", "surgery": 0, "copd": 1, "cardiovascular": 0, "bmi": 24}
             p = predict(result, profile)
@@ -346,6 +364,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
             s = predict(cox, {**profile, "stage": "IV"})["survival"]
             pts = ", ".join(f"{r['time']:g}: {r['survival']:.2f}" for r in s if r["survival"] is not None)
             print(f"  example profile (stage IV): predicted survival {pts} [research use only]")
+            try:
+                effects = run_local("train", stations, {"spec": _demo_specs(spec)["effects"]}, evaluate=False)
+            except LancelotError as exc:
+                print(f"6. treatment effects failed: {exc}")
+                return 2
+            (out / "effects_result.json").write_text(json.dumps(effects, indent=2))
+            print("6. which patients benefit from immunotherapy: Cox with immunotherapy x COPD (registry x GP), an "
+                  f"age spline, strata by stage; result in {out / 'effects_result.json'}")
+            _print_cox(effects)
+            patient = {"age_at_diagnosis": 68, "who_ps": 1, "surgery": 0, "copd": 1, "cardiovascular": 0, "bmi": 24,
+                       "stage": "IV"}
+            decision = {"profile": patient, "treatment": "immunotherapy"}
+            print(f"  report: {write_train_report(effects, out / 'effects_report', decision=decision)}")
+            _print_treatment(effects, compare_treatment(effects, patient, "immunotherapy"))
     print(f"done; results in {out}" + (f" (not built yet: {', '.join(steps_not_built)})" if steps_not_built else ""))
     return 0
 
@@ -358,9 +390,22 @@ DEMO_FEATURES = [{"station": "registry", "column": "age_at_diagnosis"},
                  {"station": "gp_1", "column": "bmi"}]
 
 
+EFFECTS_FEATURES = [  # docs/examples/nsclc_treatment_effects.json
+    {"station": "registry", "column": "age_at_diagnosis", "spline": {"knots": 4}},
+    {"station": "registry", "column": "who_ps"}, {"station": "registry", "column": "immunotherapy"},
+    {"station": "registry", "column": "surgery"}, {"station": "gp_1", "column": "copd"},
+    {"station": "gp_1", "column": "cardiovascular"}, {"station": "gp_1", "column": "bmi"},
+    {"interaction": [{"station": "registry", "column": "immunotherapy"}, {"station": "gp_1", "column": "copd"}]},
+    {"interaction": [{"station": "registry", "column": "immunotherapy"}, {"station": "gp_1", "column": "bmi"}],
+     "at": [20, 25, 30]}]
+
+
 def _demo_specs(link_spec: dict) -> dict[str, dict]:
     """The demo's exploration and training specs."""
     return {
+        "effects": {"linkage": link_spec, "model": "cox", "time": {"station": "registry", "column": "survival_days"},
+                    "event": {"station": "registry", "column": "vital_status"},
+                    "strata": {"station": "registry", "column": "stage"}, "features": EFFECTS_FEATURES},
         "explore": {"linkage": link_spec, "analyses": [
             {"type": "crosstab", "variables": [{"station": "registry", "column": "stage"},
                                                {"station": "gp_1", "column": "copd"}]},

@@ -358,3 +358,13 @@ def test_the_treatment_effects_example_through_the_real_entry_points(tmp_path):
                               decision={"profile": profile, "treatment": "immunotherapy"}).read_text()
     assert "Effect modification: immunotherapy:copd" in page and "copd = 1" in page
     assert "immunotherapy = 0" in page and "immunotherapy = 1" in page and (tmp_path / "report/decision.png").exists()
+
+
+def test_the_demo_fits_the_example_spec():
+    from pathlib import Path
+
+    from lancelot.cli import _demo_specs
+
+    example = json.loads((Path(__file__).resolve().parents[1] / "docs/examples/nsclc_treatment_effects.json").read_text())
+    demo = _demo_specs({})["effects"]
+    assert demo["features"] == example["features"] and demo["strata"] == example["strata"]
