@@ -386,3 +386,59 @@ def test_client_views_and_the_schema(logistic2):
     assert any("strata" in p for p in validate_spec({**spec, "strata": v(REG, "stage")}))
     spline = {**spec, "features": [v(REG, "age_at_diagnosis", spline={"knots": 9})]}
     assert any("knots" in p for p in validate_spec(spline))
+
+
+# ---------------------------------------------------------------------------------------------
+# the product primitive on its own: extreme and negative values, a scale-down, exactness
+# ---------------------------------------------------------------------------------------------
+def test_products_on_shares_are_exact_for_exact_products(tmp_path):
+    from lancelot.policy import NodePolicy
+    from lancelot.runtime.state import JobState
+    from lancelot.runtime.station import StationContext
+    from lancelot.training import products
+    from lancelot.training import shares as sh
+    from lancelot.training.channel import STATE
+
+    hub, partner = "h", "p"
+    seeds = {hub: sh.new_seed(), partner: sh.new_seed()}
+    keys = {s: sh.new_exchange_key() for s in (hub, partner)}
+    ctx = {}
+    for s, other in ((hub, partner), (partner, hub)):
+        ctx[s] = StationContext(s, pd.DataFrame(), JobState(tmp_path / s), NodePolicy())
+        ctx[s].state.put(STATE, {"seed": seeds[s].hex(), "private": keys[s][0], "peers": {other: keys[other][1]},
+                                 "role": "hub" if s == hub else "partner", "partner": other})
+    rng = np.random.default_rng(5)
+    n = 400
+    one = 1 << 16
+    # column 0 at the hub, column 2 at the partner (1 and 3 are open columns); values at 16 fractional bits
+    x0 = np.concatenate([[32 * one, -32 * one, 0, one, -one], rng.integers(-32 * one, 32 * one, n - 5)])
+    x2 = np.concatenate([[32 * one, 32 * one, -7 * one, -one // 4, 3 * one], rng.integers(-8, 9, n - 5) * (one // 8)])
+    q = 5
+    for shift in (0, 5):
+        layout = {"widths": [[hub, 2], [partner, 2]], "features": [0, 2, 4], "open": [1, 3], "products": [[0, 2, shift]],
+                  "q": q}
+        x = np.zeros((n, q), dtype=np.int64)
+        x[:, 0], x[:, 2] = x0, x2
+        b = sh.prg(seeds[hub], "b", (n, q)) + sh.prg(seeds[partner], "b", (n, q))
+        f = sh.to_ring(x) - b
+        for s in (hub, partner):
+            ctx[s].state.put_array("train_f", np.where(np.arange(q) == 4, np.uint64(0), f))
+        dealt = products.deal(seeds[hub], seeds[partner], layout, n, b)
+        first = {hub: products.share_round(ctx[hub], {"products": {"layout": layout}, "partner": partner},
+                                           {partner: f[:, 2:4]}),
+                 partner: products.share_round(ctx[partner], {"products": {"layout": layout, **dealt}, "partner": hub},
+                                               {hub: f[:, 0:2]})}
+        second = {s: products.open_round(ctx[s], {"products_relay": first[o]["products"]})
+                  for s, o in ((hub, partner), (partner, hub))}
+        for s, o in ((hub, partner), (partner, hub)):
+            products.finish_round(ctx[s], {"products_relay": second[o]["products"]})
+        views = [ctx[s].state.get_array("train_f")[:, 4] for s in (hub, partner)]
+        assert np.array_equal(views[0], views[1])                        # both hold the same f of the product
+        got = (views[0] + b[:, 4]).view(np.int64)
+        exact = x0.astype(object) * x2.astype(object)
+        divisor = 1 << (16 + shift)
+        floor = np.array([v // divisor for v in exact], dtype=np.int64)
+        divisible = np.array([v % divisor == 0 for v in exact])
+        assert np.array_equal(got[divisible], floor[divisible])          # exact products: exact
+        assert np.all((got - floor)[~divisible] >= 0) and np.all((got - floor)[~divisible] <= 1)   # else rounded
+        assert divisible[:5].all() and (~divisible).any()      # the extremes are exact; some products are rounded
