@@ -101,16 +101,28 @@ class TrainResult(Result):
 
         return pd.DataFrame(self.raw["coefficients"]).set_index("feature")
 
-    def predict(self, profile: dict) -> dict:
-        """Predicted risk for one typed-in profile, with its 95% interval (research use only)."""
-        from .training.predict import predict
+    def effect_modification(self):
+        """Per interaction, the first factor's odds or hazard ratio within each level (or at chosen values) of the
+        second, with 95% intervals (a DataFrame; the interactions' Wald tests are in ``raw["interactions"]``)."""
+        import pandas as pd
 
-        return predict(self.raw, profile)
+        rows = [{"interaction": block["interaction"], **row, "interaction_p_value": block["wald_test"]["p_value"]}
+                for block in self.raw.get("interactions", []) for row in block["effects"]]
+        return pd.DataFrame(rows)
 
-    def report(self, folder: str | Path) -> Path:
+    def predict(self, profile: dict, treatment: str | None = None) -> dict:
+        """Predicted risk (or survival) for one typed-in profile, with its 95% interval; with ``treatment``, the
+        decision-support view: the prediction with each value of that feature side by side (research use only)."""
+        from .training.predict import compare_treatment, predict
+
+        return compare_treatment(self.raw, profile, treatment) if treatment else predict(self.raw, profile)
+
+    def report(self, folder: str | Path, profile: dict | None = None, treatment: str | None = None) -> Path:
+        """The report; with ``profile`` and ``treatment`` also that profile's decision-support view."""
         from .report import write_train_report
 
-        return write_train_report(self.raw, folder)
+        decision = {"profile": profile, "treatment": treatment} if profile and treatment else None
+        return write_train_report(self.raw, folder, decision=decision)
 
 
 RESULT_TYPES = {"linkage": LinkResult, "exploration": ExploreResult, "training": TrainResult}

@@ -14,7 +14,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import make_study, mean_step, station_paths
+from helpers import check_moments, make_study, station_paths
 from lifelines import KaplanMeierFitter
 from lifelines.statistics import multivariate_logrank_test
 
@@ -23,19 +23,8 @@ from lancelot.runtime.errors import LancelotError
 
 REG, GP = "registry", "gp_1"
 K = 10
-EXACT = {s: {"LANCELOT_ROUNDING_BASE": "1"} for s in (REG, GP, "gp_2")}  # node policies: no rounding
 SIG = 5e-4  # relative error of 4 significant digits
-
-
-def check_moments(got: dict, values: pd.Series, base: int) -> None:
-    """Released mean and SD lie within half a step of the pooled ones, the step being the documented grid:
-    base x SD / n rounded up to 1, 2 or 5 times a power of ten (docs/leakage/disclosure.md), or 4
-    significant digits if that is coarser; the variance is the square of the released SD."""
-    x = values.dropna()
-    n, mean, sd = len(x), x.mean(), x.std(ddof=1)
-    assert abs(got["mean"] - mean) <= mean_step(mean, sd, n, base) / 2 + 1e-9
-    assert abs(got["sd"] - sd) <= mean_step(sd, sd, n, base) / 2 + 1e-9
-    assert got["variance"] == pytest.approx(got["sd"] ** 2, rel=SIG)
+EXACT = {s: {"LANCELOT_ROUNDING_BASE": "1"} for s in (REG, GP, "gp_2")}  # node policies: no rounding
 
 
 def v(station, column):

@@ -46,18 +46,6 @@ def newton_step(hessian: np.ndarray, gradient: np.ndarray, beta: np.ndarray, pen
     return np.linalg.solve(hessian + np.diag(ridge), gradient - ridge * beta)
 
 
-def to_original_scale(beta: np.ndarray, cov: np.ndarray, features: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """Undo each station's centring and power-of-two scaling: x_enc = (x - centre) / 2^exponent."""
-    p = len(beta)
-    t = np.eye(p)
-    for j, f in enumerate(features):
-        if j == 0:
-            continue
-        t[j, j] = 2.0 ** -f["exponent"]
-        t[0, j] = -f["centre"] * 2.0 ** -f["exponent"]
-    return t @ beta, t @ cov @ t.T
-
-
 def feature_summary(hessian0: np.ndarray, features: list[dict], base: int) -> list[dict]:
     """Mean and SD of each feature over the complete cases, read off the first Hessian.
 
