@@ -1,8 +1,8 @@
 """lancelot: privacy-preserving record linkage, exploration and training for vertically partitioned data.
 
 The common library. Crypto (``lancelot.crypto``), protocols and the protocol runtime
-(``lancelot.runtime``) never import vantage6; only ``lancelot.v6`` does, so a vantage6 5.x
-adapter stays thin.
+(``lancelot.runtime``) never import vantage6; only ``lancelot.v6`` does (``lancelot.v6.adapter``
+for vantage6 4.15, ``lancelot.v6.v5`` for 5.x), so each adapter stays thin.
 """
 
 __version__ = "0.1.0"

@@ -45,9 +45,14 @@ def _load_spec(path: str) -> dict:
 
 def run_local(algorithm: str, stations: dict[str, Path], kwargs: dict, evaluate: bool = False,
               station_env: dict[str, dict[str, str]] | None = None) -> dict:
-    """Run one algorithm on an in-process network; raise on a refusal, return the result otherwise."""
+    """Run one algorithm on an in-process network; raise on a refusal, return the result otherwise.
+
+    The network is the installed vantage6 major's (4.15: :mod:`lancelot.v6.local`, 5.x: :mod:`lancelot.v6.v5.local`).
+    """
     from .runtime.errors import LancelotError
-    from .v6.local import LocalNetwork
+    from .v6.entry import local_network
+
+    LocalNetwork = local_network()
 
     package = ALGORITHMS[algorithm]
     if not _algorithm_exists(package):
@@ -122,10 +127,15 @@ def cmd_algorithm(args: argparse.Namespace) -> int:
 def _print_explore(result: dict) -> None:
     for a in result["analyses"]:
         print(f"  {a['name']} ({', '.join(a['variables'])})")
-        if a["type"] == "crosstab" and "table" in a:
+        if a["type"] in ("crosstab", "count") and "table" in a:
             for r in a["table"]:
                 keys = [k for k in r if k != "count"]
                 print(f"    {' x '.join(str(r[k]) for k in keys):<28} {r['count'] if r['count'] is not None else '(withheld)'}")
+        elif a["type"] == "histogram":
+            for b in a["bins"]:
+                print(f"    {b['bin']:<28} {b['count'] if b['count'] is not None else '(withheld)'}")
+            if "edges_dropped" in a:
+                print(f"    edges {a['edges_dropped']['edges']} dropped: {a['edges_dropped']['reason']}")
         elif a["type"] == "summary":
             o = a["overall"]
             print(f"    overall: n={o.get('n')} mean={o.get('mean', float('nan')):.2f} sd={o.get('sd', float('nan')):.2f}")
@@ -141,8 +151,9 @@ def _print_explore(result: dict) -> None:
             if "logrank" in a:
                 print(f"    log-rank p = {a['logrank']['p_value']:.3g}")
     s = result["disclosure_control"]
-    print(f"  disclosure control: minimum cell count {s['min_cell_count']}; cost: {result['cost']['rounds']} rounds, "
-          f"{result['cost']['seconds_total']} s")
+    withheld = sum(s.get(f"withheld_{kind}", 0) for kind in ("primary", "zero", "secondary"))
+    print(f"  disclosure control: minimum cell count {s['min_cell_count']}, counts rounded to {s.get('rounding_base', 1)}, "
+          f"{withheld} counts withheld; cost: {result['cost']['rounds']} rounds, {result['cost']['seconds_total']} s")
 
 
 def _print_cox(result: dict) -> None:
@@ -155,9 +166,26 @@ def _print_cox(result: dict) -> None:
         print(f"    {r['feature']:<22} {r['station']:<9} {r['estimate']:>9.4f} {r['std_error']:>8.4f} "
               f"{r['hazard_ratio']:>8.3f} ({r['hr_ci_low']:.3f}-{r['hr_ci_high']:.3f})")
     print(f"    concordance {c['estimate']:.3f} (exact value in [{c['lower']:.3f}, {c['upper']:.3f}])")
-    pts = ", ".join(f"{r['time']:g}:{r['survival_at_mean']:.2f}" for r in result["baseline"]["times"]
-                    if r["survival_at_mean"] is not None)
-    print(f"    survival at the mean profile: {pts}")
+    base = result["baseline"]
+    for block in base.get("strata", [{"stratum": None, "times": base.get("times", [])}]):
+        pts = ", ".join(f"{r['time']:g}:{r['survival_at_mean']:.2f}" for r in block["times"]
+                        if r["survival_at_mean"] is not None)
+        where = "" if block["stratum"] is None else f" ({base['stratified_by']} {block['stratum']})"
+        print(f"    survival at the mean profile{where}: {pts}")
+    _print_terms(result, "hazard_ratio")
+
+
+def _print_terms(result: dict, ratio: str) -> None:
+    """Effect modification and spline tests, when the model has them."""
+    for block in result.get("interactions", []):
+        test = block["wald_test"]
+        print(f"    {block['interaction']}: interaction p = {test['p_value']:.3g} (Wald, {test['df']} df)")
+        for r in block["effects"]:
+            print(f"      {r['effect_of']} within {r['modifier']} = {r['at']}: {ratio.replace('_', ' ')} "
+                  f"{r[ratio]:.3f} ({r['ci_low']:.3f}-{r['ci_high']:.3f})")
+    for s in result.get("splines", []):
+        print(f"    spline {s['column']} (knots {', '.join(f'{k:g}' for k in s['knots'])}): overall p = "
+              f"{s['overall_test']['p_value']:.3g}, non-linearity p = {s['nonlinearity_test']['p_value']:.3g}")
 
 
 def _print_train(result: dict) -> None:
@@ -172,6 +200,7 @@ def _print_train(result: dict) -> None:
         print(f"    {r['feature']:<22} {r['station']:<9} {r['estimate']:>9.4f} {r['std_error']:>8.4f} "
               f"{r['odds_ratio']:>8.3f} ({r['or_ci_low']:.3f}-{r['or_ci_high']:.3f})")
     print(f"    AUC {result['quality']['auc']:.3f}")
+    _print_terms(result, "odds_ratio")
 
 
 def _print_link_summary(result: dict) -> None:
@@ -219,7 +248,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .runtime.errors import LancelotError
-    from .training.predict import predict
+    from .training.predict import compare_treatment, predict
 
     model = json.loads(Path(args.model).read_text())
     profile: dict[str, Any] = {}
@@ -231,12 +260,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
             profile[name] = float(value)
         except ValueError:
             profile[name] = value
+    if args.report and not args.treatment:
+        raise SystemExit("--report needs --treatment (the report already shows the model; this adds a profile's view)")
     try:
-        out = predict(model, profile)
+        out = compare_treatment(model, profile, args.treatment) if args.treatment else predict(model, profile)
+        if args.report:
+            from .report import write_train_report
+
+            page = write_train_report(model, args.report, decision={"profile": profile, "treatment": args.treatment})
+            print(f"report written to {page}", file=sys.stderr)
     except LancelotError as exc:
         print(f"lancelot predict: {exc}", file=sys.stderr)
         return 2
-    if model.get("model") == "cox":
+    if args.treatment:
+        _print_treatment(model, out)
+    elif model.get("model") == "cox":
         print(f"predicted survival ({out['time_unit']}); hazard ratio {out['hazard_ratio_vs_reference']:.3f} "
               "against the reference profile:")
         for r in out["survival"]:
@@ -250,6 +288,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.output:
         Path(args.output).write_text(json.dumps(out, indent=2))
     return 0
+
+
+def _print_treatment(model: dict, out: dict) -> None:
+    treatment = out["treatment"]
+    cox = model.get("model") == "cox"
+    ratio = "hazard_ratio" if cox else "odds_ratio"
+    if out["arms"][0].get("stratum"):
+        print(f"stratum: {out['arms'][0]['stratum']}")
+    if cox:
+        labels = [f"{treatment}={arm['treatment'][treatment]}" for arm in out["arms"]]
+        print("predicted survival (95% CI), " + " | ".join(labels))
+        for i, row in enumerate(out["arms"][0]["survival"]):
+            cells = [f"{a['survival'][i]['survival']:.3f} ({a['survival'][i]['ci_low']:.3f}-{a['survival'][i]['ci_high']:.3f})"
+                     for a in out["arms"]]
+            print(f"  t = {row['time']:g}: " + " | ".join(cells))
+    else:
+        for arm in out["arms"]:
+            print(f"{treatment}={arm['treatment'][treatment]}: predicted risk of {arm['outcome']} "
+                  f"{arm['predicted_risk']:.3f} (95% CI {arm['ci_low']:.3f}-{arm['ci_high']:.3f})")
+    for r in out["ratios"]:
+        print(f"{ratio.replace('_', ' ')} for this profile, {treatment}={r['treatment'][treatment]} vs "
+              f"{r['versus'][treatment]}: {r[ratio]:.3f} (95% CI {r['ci_low']:.3f}-{r['ci_high']:.3f})")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -295,7 +355,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         else:
             _print_train(result)
             print(f"  report: {write_train_report(result, out / 'train_report')}")
-            from .training.predict import predict
+            from .training.predict import compare_treatment, predict
 
             profile = {"age_at_diagnosis": 70, "stage": "III", "surgery": 0, "copd": 1, "cardiovascular": 0, "bmi": 24}
             p = predict(result, profile)
@@ -316,6 +376,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
             s = predict(cox, {**profile, "stage": "IV"})["survival"]
             pts = ", ".join(f"{r['time']:g}: {r['survival']:.2f}" for r in s if r["survival"] is not None)
             print(f"  example profile (stage IV): predicted survival {pts} [research use only]")
+            try:
+                effects = run_local("train", stations, {"spec": _demo_specs(spec)["effects"]}, evaluate=False)
+            except LancelotError as exc:
+                print(f"6. treatment effects failed: {exc}")
+                return 2
+            (out / "effects_result.json").write_text(json.dumps(effects, indent=2))
+            print("6. which patients benefit from immunotherapy: Cox with immunotherapy x COPD (registry x GP), an "
+                  f"age spline, strata by stage; result in {out / 'effects_result.json'}")
+            _print_cox(effects)
+            patient = {"age_at_diagnosis": 68, "who_ps": 1, "surgery": 0, "copd": 1, "cardiovascular": 0, "bmi": 24,
+                       "stage": "IV"}
+            decision = {"profile": patient, "treatment": "immunotherapy"}
+            print(f"  report: {write_train_report(effects, out / 'effects_report', decision=decision)}")
+            _print_treatment(effects, compare_treatment(effects, patient, "immunotherapy"))
     print(f"done; results in {out}" + (f" (not built yet: {', '.join(steps_not_built)})" if steps_not_built else ""))
     return 0
 
@@ -328,9 +402,22 @@ DEMO_FEATURES = [{"station": "registry", "column": "age_at_diagnosis"},
                  {"station": "gp_1", "column": "bmi"}]
 
 
+EFFECTS_FEATURES = [  # docs/examples/nsclc_treatment_effects.json
+    {"station": "registry", "column": "age_at_diagnosis", "spline": {"knots": 4}},
+    {"station": "registry", "column": "who_ps"}, {"station": "registry", "column": "immunotherapy"},
+    {"station": "registry", "column": "surgery"}, {"station": "gp_1", "column": "copd"},
+    {"station": "gp_1", "column": "cardiovascular"}, {"station": "gp_1", "column": "bmi"},
+    {"interaction": [{"station": "registry", "column": "immunotherapy"}, {"station": "gp_1", "column": "copd"}]},
+    {"interaction": [{"station": "registry", "column": "immunotherapy"}, {"station": "gp_1", "column": "bmi"}],
+     "at": [20, 25, 30]}]
+
+
 def _demo_specs(link_spec: dict) -> dict[str, dict]:
     """The demo's exploration and training specs."""
     return {
+        "effects": {"linkage": link_spec, "model": "cox", "time": {"station": "registry", "column": "survival_days"},
+                    "event": {"station": "registry", "column": "vital_status"},
+                    "strata": {"station": "registry", "column": "stage"}, "features": EFFECTS_FEATURES},
         "explore": {"linkage": link_spec, "analyses": [
             {"type": "crosstab", "variables": [{"station": "registry", "column": "stage"},
                                                {"station": "gp_1", "column": "copd"}]},
@@ -398,6 +485,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="the JSON result of lancelot train")
     p.add_argument("--set", action="append", default=[], metavar="COLUMN=VALUE",
                    help="a profile value, e.g. --set age_at_diagnosis=70 --set stage=IV (repeat for each feature)")
+    p.add_argument("--treatment", metavar="COLUMN",
+                   help="decision-support view: the prediction with each value of this 0/1 or categorical feature "
+                        "side by side, and its odds or hazard ratio for the profile (interactions included)")
+    p.add_argument("--report", metavar="DIR", help="also write the model's report with this profile's decision-support "
+                                                   "view (needs --treatment)")
     p.add_argument("--output", help="also write the prediction as JSON here")
     p.set_defaults(func=cmd_predict)
 

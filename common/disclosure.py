@@ -48,6 +48,27 @@ def round_magnitude(value: float | None, digits: int = SIGNIFICANT_DIGITS) -> fl
     return float(f"{value:.{digits}g}")
 
 
+def round_mean(value: float, sd: float, n: float, base: int, digits: int = SIGNIFICANT_DIGITS) -> float:
+    """A mean (or SD) of n values on a grid no finer than ``base * sd / n`` (and ``digits`` significant digits).
+
+    n times a mean is a sum: released with more precision it would undo the rounding of counts (the
+    mean of a 0/1 variable is a count divided by n) and let two jobs whose cohorts differ by one
+    record give that record's value. On this grid the implied sum is no more precise than ``base``
+    values of typical size (one SD).
+    """
+    if value is None or not math.isfinite(value) or n <= 0:
+        return value
+    step = base * (sd if sd and math.isfinite(sd) else 0.0) / n
+    if value != 0:
+        step = max(step, 10.0 ** (math.floor(math.log10(abs(value))) - digits + 1))
+    if step <= 0:
+        return value
+    nice = 10.0 ** math.floor(math.log10(step))
+    nice = next(m * nice for m in (1, 2, 5, 10) if m * nice >= step * (1 - 1e-12))
+    decimals = max(0, -math.floor(math.log10(nice)) + 1)
+    return round(round(value / nice) * nice, decimals)
+
+
 def quantile_allowed(q: float, n: float, k: int) -> bool:
     """A quantile is released only if at least k records lie on either side of it: k/n <= q <= 1 - k/n."""
     return n > 0 and k / n <= q <= 1 - k / n

@@ -115,7 +115,8 @@ def _ratio_ticks(ax, values: list[float]) -> None:
 def _plot_forest(rows: list[dict], path: Path, ratio: str = "odds_ratio", low: str = "or_ci_low",
                  high: str = "or_ci_high", what: str = "odds ratio", title: str = "Logistic regression on the linked cohort") -> None:
     plt = _pyplot()
-    rows = [r for r in rows if r["feature"] != "(intercept)"]
+    # spline terms have no per-unit reading (their curve is plotted separately)
+    rows = [r for r in rows if r["feature"] != "(intercept)" and not r["feature"].endswith("'")]
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(rows) + 1.4))
     for i, r in enumerate(rows):
         y = len(rows) - 1 - i
@@ -125,8 +126,8 @@ def _plot_forest(rows: list[dict], path: Path, ratio: str = "odds_ratio", low: s
     ax.set_xscale("log")
     _ratio_ticks(ax, [r[low] for r in rows] + [r[high] for r in rows])
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([f"{r['feature']} ({r['station']})" for r in reversed(rows)])
-    ax.set_xlabel(f"{what} per unit (95% CI, log scale)")
+    ax.set_yticklabels([f"{r['feature']} ({r['station']})" if r.get("station") else r["feature"] for r in reversed(rows)])
+    ax.set_xlabel(f"{what}{'' if 'within' in title else ' per unit'} (95% CI, log scale)")
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -186,15 +187,100 @@ def write_link_report(result: dict, folder: str | Path) -> Path:
 
 
 def _plot_survival(base: dict, path: Path, curves: dict[str, list[dict]] | None = None) -> None:
-    """Predicted survival at the released times: the mean profile and any other profiles."""
-    series = {"mean profile": [(r["time"], r["survival_at_mean"], r.get("ci_low"), r.get("ci_high"))
-                               for r in base["times"]]}
+    """Predicted survival at the released times: the mean profile (per stratum) and any other profiles."""
+    blocks = base["strata"] if "strata" in base else [{"stratum": None, "times": base["times"]}]
+    series = {("mean profile" if b["stratum"] is None else f"{base['stratified_by']} {b['stratum']}, mean profile"):
+              [(r["time"], r["survival_at_mean"], r.get("ci_low"), r.get("ci_high")) for r in b["times"]]
+              for b in blocks}
     for label, rows in (curves or {}).items():
         series[label] = [(r["time"], r["survival"], r["ci_low"], r["ci_high"]) for r in rows]
     _plot_curves(series, path, "predicted survival", "Cox model: predicted survival (research use only)", small=True)
 
 
-def write_cox_report(result: dict, folder: str | Path, profiles: dict[str, dict] | None = None) -> Path:
+def _plot_spline(spline: dict, path: Path, ratio: str) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xs = [p["x"] for p in spline["curve"]]
+    ax.plot(xs, [p[ratio] for p in spline["curve"]], color="tab:blue")
+    ax.fill_between(xs, [p["ci_low"] for p in spline["curve"]], [p["ci_high"] for p in spline["curve"]], alpha=0.2)
+    ax.axhline(1.0, color="grey", linestyle="--", linewidth=1)
+    for knot in spline["knots"]:
+        ax.axvline(knot, color="grey", linestyle=":", linewidth=0.8)
+    ax.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    for axis_formatter in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+        axis_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
+    ax.set_xlabel(f"{spline['column']} (knots dotted)")
+    ax.set_ylabel(f"{ratio.replace('_', ' ')} vs {spline['reference']:g} (95% band)")
+    ax.set_title(f"{spline['column']}: restricted cubic spline (non-linearity p = "
+                 f"{_fmt(spline['nonlinearity_test']['p_value'])})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _term_sections(result: dict, out: Path, ratio: str) -> list[str]:
+    """Effect modification (per-level ratios and the interaction's Wald test) and non-linear effects."""
+    parts: list[str] = []
+    for i, block in enumerate(result.get("interactions", [])):
+        rows = [{"effect of": r["effect_of"], "within": f"{r['modifier']} = {r['at']}", ratio: r[ratio],
+                 "95% CI": f"{r['ci_low']:.3g}-{r['ci_high']:.3g}", "p_value": r["p_value"]} for r in block["effects"]]
+        forest = [{"feature": f"{r['effect_of']} | {r['modifier']}={r['at']}", "station": "", ratio: r[ratio],
+                   "lo": r["ci_low"], "hi": r["ci_high"]} for r in block["effects"]]
+        _plot_forest(forest, out / f"effects_{i}.png", ratio, "lo", "hi", ratio.replace("_", " "),
+                     f"{block['interaction']}: effect within each level")
+        test = block["wald_test"]
+        parts += [f"<h2>Effect modification: {html.escape(block['interaction'])}</h2>",
+                  f"<p>Stations {html.escape(' x '.join(block['stations']))}; the modifier's values: "
+                  f"{html.escape(block['modifier_values'])}. Interaction test (Wald, {test['df']} df): chi-square "
+                  f"{_fmt(test['chi2'])}, p = {_fmt(test['p_value'])}.</p>", _table(rows), f"<img src='effects_{i}.png'>"]
+    for spline in result.get("splines", []):
+        name = f"spline_{spline['column']}.png".replace("/", "_")
+        _plot_spline(spline, out / name, ratio)
+        o, nl = spline["overall_test"], spline["nonlinearity_test"]
+        parts += [f"<h2>Non-linear effect: {html.escape(spline['column'])}</h2>",
+                  f"<p>Restricted cubic spline with knots {', '.join(f'{k:g}' for k in spline['knots'])}, computed at "
+                  f"{html.escape(spline['station'])}. Overall test: chi-square {_fmt(o['chi2'])} on {o['df']} df, "
+                  f"p = {_fmt(o['p_value'])}; non-linearity: chi-square {_fmt(nl['chi2'])} on {nl['df']} df, "
+                  f"p = {_fmt(nl['p_value'])}.</p>", f"<img src='{name}'>"]
+    return parts
+
+
+def _decision_section(result: dict, out: Path, decision: dict | None) -> list[str]:
+    """For a typed-in profile: predicted risk or survival with each value of the treatment, side by side."""
+    if not decision:
+        return []
+    from .training.predict import compare_treatment
+
+    view = compare_treatment(result, decision["profile"], decision["treatment"], decision.get("values"))
+    treatment = view["treatment"]
+    ratio = "hazard_ratio" if result.get("model") == "cox" else "odds_ratio"
+    ratios = [{"treatment": f"{treatment} = {r['treatment'][treatment]} vs {r['versus'][treatment]}", ratio: r[ratio],
+               "95% CI": f"{r['ci_low']:.3g}-{r['ci_high']:.3g}"} for r in view["ratios"]]
+    profile = ", ".join(f"{k} = {v}" for k, v in view["profile"].items())
+    parts = ["<h2>Decision support (research use only)</h2>",
+             f"<p><b>{html.escape(view['label'])}.</b> Profile: {html.escape(profile)}.</p>"]
+    if result.get("model") == "cox":
+        curves = {f"{treatment} = {arm['treatment'][treatment]}": arm["survival"] for arm in view["arms"]}
+        series = {label: [(r["time"], r["survival"], r["ci_low"], r["ci_high"]) for r in rows]
+                  for label, rows in curves.items()}
+        _plot_curves(series, out / "decision.png", "predicted survival", "Predicted survival with and without "
+                     f"{treatment} (research use only)", small=True)
+        times = sorted({r["time"] for rows in curves.values() for r in rows})
+        table = [{"time": t, **{label: next((f"{r['survival']:.3f} ({r['ci_low']:.3f}-{r['ci_high']:.3f})"
+                                             for r in rows if r["time"] == t), None) for label, rows in curves.items()}}
+                 for t in times]
+        parts += [_table(table), "<img src='decision.png'>"]
+    else:
+        table = [{"treatment": f"{treatment} = {arm['treatment'][treatment]}", "predicted risk": arm["predicted_risk"],
+                  "95% CI": f"{arm['ci_low']:.3f}-{arm['ci_high']:.3f}"} for arm in view["arms"]]
+        parts.append(_table(table))
+    return parts + [_table(ratios), f"<p>{html.escape(view['note'])}</p>"]
+
+
+def write_cox_report(result: dict, folder: str | Path, profiles: dict[str, dict] | None = None,
+                     decision: dict | None = None) -> Path:
     """Hazard-ratio table and forest plot, predicted survival curves, concordance, convergence and cost."""
     from .training.predict import predict
 
@@ -207,17 +293,27 @@ def write_cox_report(result: dict, folder: str | Path, profiles: dict[str, dict]
     rows = [{k: r[k] for k in ("feature", "station", "estimate", "std_error", "hazard_ratio", "hr_ci_low",
                                 "hr_ci_high", "p_value")} for r in result["coefficients"]]
     c, conv = result["quality"]["concordance"], result["convergence"]
-    times = [{k: r.get(k) for k in ("time", "at_risk", "survival_at_mean", "ci_low", "ci_high")}
-             for r in result["baseline"]["times"]]
+    base = result["baseline"]
+    blocks = base["strata"] if "strata" in base else [{"stratum": None, "times": base["times"],
+                                                        "withheld": base.get("withheld", [])}]
+    times = [{**({base["stratified_by"]: b["stratum"]} if b["stratum"] is not None else {}),
+              **{k: r.get(k) for k in ("time", "at_risk", "survival_at_mean", "ci_low", "ci_high")}}
+             for b in blocks for r in b["times"]]
+    withheld = [{**({base["stratified_by"]: b["stratum"]} if b["stratum"] is not None else {}), **w}
+                for b in blocks for w in b["withheld"]]
+    strata = result.get("strata")
     parts = ["<p><b>For research use only; not validated for clinical decisions.</b></p>",
              f"<p>Survival time {html.escape(result['time']['column'])}, event {html.escape(result['event']['column'])} "
              f"at {html.escape(result['time']['station'])}; {html.escape(result['ties'])} ties. {result['n_used']} "
              f"complete cases ({result['events']} events) of the linked cohort; {html.escape(result['cohort']['note'])}.</p>",
+             *([f"<p>Stratified by {html.escape(strata['column'])} (a baseline hazard per level): "
+                f"{html.escape(strata['note'])}.</p>", _table(strata["levels"])] if strata else []),
              _table(rows), "<img src='forest.png'>",
+             *_term_sections(result, out, "hazard_ratio"),
+             *_decision_section(result, out, decision),
              "<h2>Predicted survival</h2><img src='survival.png'>", _table(times),
-             f"<p>{html.escape(result['baseline']['note'])}</p>",
-             *([f"<p>Requested times withheld:</p>{_table(result['baseline']['withheld'])}"]
-               if result["baseline"].get("withheld") else []),
+             f"<p>{html.escape(base['note'])}</p>",
+             *([f"<p>Requested times withheld:</p>{_table(withheld)}"] if withheld else []),
              f"<h2>Model quality</h2><p>Concordance (Harrell's C, training cohort) {_fmt(c['estimate'])}, "
              f"exact value between {_fmt(c['lower'])} and {_fmt(c['upper'])} ({c['bins']} risk-score bins)</p>",
              f"<h2>Convergence</h2><p>{conv['iterations']} Newton iterations, converged: {conv['converged']}</p>",
@@ -225,11 +321,12 @@ def write_cox_report(result: dict, folder: str | Path, profiles: dict[str, dict]
     return _write_page(out, "lancelot training: Cox proportional hazards", parts, result)
 
 
-def write_train_report(result: dict, folder: str | Path) -> Path:
-    """Coefficient table, forest plot of odds ratios, calibration plot, convergence and cost (Cox: see
-    :func:`write_cox_report`)."""
+def write_train_report(result: dict, folder: str | Path, decision: dict | None = None) -> Path:
+    """Coefficient table, forest plot of odds ratios, effect modification and spline effects, calibration plot,
+    convergence and cost (Cox: see :func:`write_cox_report`). ``decision``: {"profile": {...}, "treatment":
+    column} adds the decision-support view for that profile."""
     if result.get("model") == "cox":
-        return write_cox_report(result, folder)
+        return write_cox_report(result, folder, decision=decision)
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     _plot_forest(result["coefficients"], out / "forest.png")
@@ -243,6 +340,8 @@ def write_train_report(result: dict, folder: str | Path) -> Path:
              f"{result['n_used']} complete cases ({result['events']} events) of the linked cohort; "
              f"{html.escape(result['cohort']['note'])}.</p>",
              _table(rows), "<img src='forest.png'>",
+             *_term_sections(result, out, "odds_ratio"),
+             *_decision_section(result, out, decision),
              f"<h2>Model quality</h2><p>AUC {result['quality']['auc']:.3f} (on the training cohort)</p>",
              "<img src='calibration.png'>", _table(result["quality"]["calibration"]),
              f"<h2>Convergence</h2><p>{conv['iterations']} Newton iterations, converged: {conv['converged']}</p>",

@@ -15,6 +15,15 @@ in each result's ``precision``). Peer libraries: scripts/bench_training_peer.py 
 
     .venv/bin/python scripts/bench_training.py [--quick] [--patients 13500] [--models logistic cox]
         [--ties efron breslow] [--tolerances 1e-2 1e-4 1e-6] [--json]
+
+Treatment-effect terms (``--terms``): the same 20 features plus two cross-station interactions
+(immunotherapy x COPD, WHO status x BMI) and a restricted cubic spline for age (4 knots), logistic
+and Cox (Efron), against the main-effects fit on the same data and the pooled fit with the same
+terms (statsmodels Logit / lifelines with the products and the spline basis from the released knots).
+
+Message sizes (``--largest``): the main-effects fits on a direct in-process transport that measures
+every subtask's input and result (no container processes; the protocol is the same), reporting the
+largest single subtask result and input, e.g. at 100,000 linked patients (``--patients 135000``).
 """
 
 from __future__ import annotations
@@ -50,6 +59,10 @@ FEATURES = [
     {"station": GP, "column": "medication_count"}, {"station": GP, "column": "gp_visits"},
 ]
 OUTCOME = "death_within_2y"
+# --terms: two interactions across the stations and one spline
+TERMS = [{"interaction": [{"station": REG, "column": "immunotherapy"}, {"station": GP, "column": "copd"}]},
+         {"interaction": [{"station": REG, "column": "who_ps"}, {"station": GP, "column": "bmi"}]}]
+SPLINE = {"knots": 4}
 
 
 TIME, EVENT = "survival_days", "vital_status"
@@ -71,27 +84,56 @@ def pooled(data: pd.DataFrame, keep: tuple[str, ...] = (OUTCOME,), intercept: bo
     return x.astype(float), data[list(keep)].astype(float)
 
 
-def run(paths: dict, model: str, tolerance: float, ties: str = "efron") -> tuple[dict, float]:
-    spec = {"linkage": json.loads(Path(paths["link_spec"]).read_text()), "model": model, "features": FEATURES,
-            "tolerance": tolerance}
+def with_terms() -> list[dict]:
+    return [{**f, "spline": SPLINE} if f["column"] == "age_at_diagnosis" else f for f in FEATURES] + TERMS
+
+
+def spec_for(paths: dict, model: str, tolerance: float, ties: str = "efron", terms: bool = False) -> dict:
+    spec = {"linkage": json.loads(Path(paths["link_spec"]).read_text()), "model": model,
+            "features": with_terms() if terms else FEATURES, "tolerance": tolerance}
     if model == "cox":
         spec.update(time={"station": REG, "column": TIME}, event={"station": REG, "column": EVENT}, ties=ties)
     else:
         spec["outcome"] = {"station": REG, "column": OUTCOME}
+    return spec
+
+
+def add_terms(x: pd.DataFrame, result: dict) -> pd.DataFrame:
+    """The pooled design with lancelot's terms: products of the factors' columns, spline terms from the
+    released knots (Harrell's basis)."""
+    from lancelot.training.terms import rcs_basis
+
+    for s in result.get("splines", []):
+        basis = rcs_basis(x[s["column"]].to_numpy(), s["knots"])
+        for j in range(basis.shape[1]):
+            x[s["column"] + "'" * (j + 1)] = basis[:, j]
+    for t in TERMS:
+        a, b = (v["column"] for v in t["interaction"])
+        x[f"{a}:{b}"] = x[a] * x[b]
+    return x
+
+
+def run(paths: dict, model: str, tolerance: float, ties: str = "efron", terms: bool = False) -> tuple[dict, float]:
+    spec = spec_for(paths, model, tolerance, ties, terms)
     t0 = time.perf_counter()
     result = run_local("train", {REG: paths[REG], GP: paths[GP]}, {"spec": spec, "evaluate": True}, evaluate=True)
     return result, time.perf_counter() - t0
 
 
-def reference(data: pd.DataFrame, model: str, ties: str):
-    """The pooled fit: (coefficients, standard errors, quality, seconds, columns, complete cases)."""
+def reference(data: pd.DataFrame, model: str, ties: str, result: dict | None = None):
+    """The pooled fit: (coefficients, standard errors, quality, seconds, columns, complete cases); with ``result``
+    the design gets that result's interaction and spline terms."""
     if model == "logistic":
         x, y = pooled(data)
+        if result is not None:
+            x = add_terms(x, result)
         t0 = time.perf_counter()
         fit = sm.Logit(y[OUTCOME], x).fit(disp=0, tol=1e-12, maxiter=100)
         seconds = time.perf_counter() - t0
         return fit.params, fit.bse, roc_auc_score(y[OUTCOME], fit.predict(x)), seconds, x.columns, len(y)
     x, y = pooled(data, (TIME, EVENT), intercept=False)
+    if result is not None:
+        x = add_terms(x, result)
     t0 = time.perf_counter()
     if ties == "efron":
         cph = CoxPHFitter().fit(x.assign(T=y[TIME], E=y[EVENT]), "T", "E", fit_options={"precision": 1e-10})
@@ -104,6 +146,118 @@ def reference(data: pd.DataFrame, model: str, ties: str):
     return pd.Series(fit.params, x.columns), pd.Series(fit.bse, x.columns), c, seconds, x.columns, len(y)
 
 
+def linked_data(paths: dict, result: dict) -> pd.DataFrame:
+    links = pd.DataFrame(result["links"])[[REG, GP]].dropna()
+    return (links.merge(pd.read_csv(paths[REG]), left_on=REG, right_on="record_id")
+            .merge(pd.read_csv(paths[GP]), left_on=GP, right_on="patient_nr"))
+
+
+def bench_terms(patients: int, models: list[str], as_json: bool) -> int:
+    """Treatment-effect terms against the main-effects fit and the pooled fit with the same terms."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = generate(n_patients=patients, gp_stations=1, seed=21).write(Path(tmp))
+        for model in models:
+            for terms in (False, True):
+                print(f"{model}, {'with' if terms else 'without'} terms ...", file=sys.stderr)
+                result, seconds = run(paths, model, 1e-6, "efron", terms)
+                params, bse, quality_ref, ref_seconds, columns, n = reference(linked_data(paths, result), model, "efron",
+                                                                            result if terms else None)
+                table = pd.DataFrame(result["coefficients"]).set_index("feature").loc[columns]
+                cost = result["cost"]
+                link_s = cost["seconds_per_phase"]["linkage + set-up"]
+                rel = (table["estimate"] - params[columns]).abs() / bse[columns]
+                rows.append({"model": model, "terms": terms, "n": n, "coefficients": len(columns),
+                             "iterations": result["convergence"]["iterations"], "rounds": cost["rounds"],
+                             "MB_relayed": round((cost["bytes_to_stations"] + cost["bytes_from_stations"]) / 1e6, 1),
+                             "lancelot_s": round(seconds, 1), "training_s": round(seconds - link_s, 1),
+                             "reference_s": round(ref_seconds, 3),
+                             "max_coef_diff": float(np.max(np.abs(table["estimate"] - params[columns]))),
+                             "max_coef_diff_in_se": float(rel.max()),
+                             "max_se_diff": float(np.max(np.abs(table["std_error"] - bse[columns]))),
+                             "interaction_p": [b["wald_test"]["p_value"] for b in result.get("interactions", [])],
+                             "nonlinearity_p": [s_["nonlinearity_test"]["p_value"] for s_ in result.get("splines", [])]})
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"\n{patients} registry patients; 20 features, then + immunotherapy x copd, who_ps x bmi (registry x GP) and an "
+          "age spline (4 knots); references: statsmodels Logit, lifelines CoxPHFitter (Efron) with the same terms")
+    print(f"{'model':>8} {'terms':>5} {'n':>6} {'coefs':>5} {'iter':>4} {'rounds':>6} {'MB':>6} {'lancelot s':>10} "
+          f"{'(training s)':>12} {'pooled s':>9} {'max|coef diff|':>14} {'(in SEs)':>9} {'max|SE diff|':>12}")
+    for r in rows:
+        print(f"{r['model']:>8} {str(r['terms']):>5} {r['n']:>6} {r['coefficients']:>5} {r['iterations']:>4} {r['rounds']:>6} "
+              f"{r['MB_relayed']:>6} {r['lancelot_s']:>10} {r['training_s']:>12} {r['reference_s']:>9} "
+              f"{r['max_coef_diff']:>14.2e} {r['max_coef_diff_in_se']:>9.1e} {r['max_se_diff']:>12.2e}")
+    print("rounds: an interaction or a spline adds none (the products ride on the share round and the first iteration). "
+          "Spline terms are cubic, hence not exact in 16-bit fixed point: their differences are given in standard errors.")
+    return 0
+
+
+class SizingTransport:
+    """Runs every step in this process (fresh state folder per station) and keeps the largest input and result."""
+
+    def __init__(self, steps: dict, data: dict[str, pd.DataFrame]):
+        from lancelot.policy import NodePolicy
+
+        self.steps, self.data = steps, data
+        self.folders = {s: tempfile.mkdtemp(prefix=f"bench-{s}-") for s in data}
+        self.policy = NodePolicy(allow_evaluate=True)
+        self.largest = {"input": (0, ""), "result": (0, "")}
+
+    def run_round(self, calls, wait=True):
+        from lancelot.runtime.state import JobState
+        from lancelot.runtime.station import StationContext, run_step
+
+        out = {}
+        for station, call in calls.items():
+            sent = json.dumps(call.payload)
+            ctx = StationContext(station, self.data[station], JobState(self.folders[station]), self.policy)
+            result = run_step(self.steps, ctx, call.step, json.loads(sent))
+            text = json.dumps(result)
+            for kind, size in (("input", len(sent)), ("result", len(text))):
+                if size > self.largest[kind][0]:
+                    self.largest[kind] = (size, f"{call.step} at {station}")
+            out[station] = json.loads(text)
+        return out
+
+
+def bench_largest(patients: int, models: list[str], as_json: bool) -> int:
+    """The main-effects fits with every subtask's input and result measured: the largest of each."""
+    from lancelot.linkage.protocol import STEPS as LINK_STEPS
+    from lancelot.runtime.coordinator import Coordinator
+    from lancelot.training.protocol import STEPS as TRAIN_STEPS
+    from lancelot.training.protocol import train
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = generate(n_patients=patients, gp_stations=1, seed=21).write(Path(tmp))
+        data = {REG: pd.read_csv(paths[REG]), GP: pd.read_csv(paths[GP])}
+        for model in models:
+            print(f"{model} at {patients} registry patients ...", file=sys.stderr)
+            transport = SizingTransport({**LINK_STEPS, **TRAIN_STEPS}, data)
+            coord = Coordinator(transport, [REG, GP], progress=False)
+            t0 = time.perf_counter()
+            result = train(coord, spec_for(paths, model, 1e-6, "efron"))
+            seconds = time.perf_counter() - t0
+            cost = coord.cost.as_dict()
+            rows.append({"model": model, "linked": result["cohort"]["linked"], "rounds": cost["rounds"],
+                         "iterations": result["convergence"]["iterations"], "seconds": round(seconds, 1),
+                         "MB_relayed": round((cost["bytes_to_stations"] + cost["bytes_from_stations"]) / 1e6, 1),
+                         "largest_result_MB": round(transport.largest["result"][0] / 1e6, 1),
+                         "largest_result": transport.largest["result"][1],
+                         "largest_input_MB": round(transport.largest["input"][0] / 1e6, 1),
+                         "largest_input": transport.largest["input"][1]})
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for r in rows:
+        print(f"{r['model']}: {r['linked']} linked, {r['iterations']} iterations, {r['rounds']} rounds, {r['seconds']} s "
+              f"(in-process, no containers), {r['MB_relayed']} MB relayed; largest subtask result "
+              f"{r['largest_result_MB']} MB ({r['largest_result']}), largest input {r['largest_input_MB']} MB "
+              f"({r['largest_input']})")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="2,700 patients (about 2,000 linked), one tolerance")
@@ -112,8 +266,14 @@ def main() -> int:
     ap.add_argument("--ties", nargs="+", choices=["efron", "breslow"], default=["efron", "breslow"])
     ap.add_argument("--tolerances", type=float, nargs="+", default=[1e-2, 1e-4, 1e-6])
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--terms", action="store_true", help="interactions and a spline against main effects and pooled")
+    ap.add_argument("--largest", action="store_true", help="the largest subtask input and result (main effects)")
     args = ap.parse_args()
     patients = 2700 if args.quick else args.patients
+    if args.terms:
+        return bench_terms(patients, args.models, args.json)
+    if args.largest:
+        return bench_largest(patients, args.models, args.json)
     tolerances = [1e-6] if args.quick else sorted(args.tolerances, reverse=True)
     runs = [(m, t, tol) for m in args.models for t in (args.ties if m == "cox" else ["-"]) for tol in tolerances]
     rows = []
@@ -122,10 +282,7 @@ def main() -> int:
         print(f"{patients} registry patients; linking and fitting {len(runs)} times ...", file=sys.stderr)
         for model, ties, tol in runs:
             result, seconds = run(paths, model, tol, ties if model == "cox" else "efron")
-            links = pd.DataFrame(result["links"])[[REG, GP]].dropna()
-            data = (links.merge(pd.read_csv(paths[REG]), left_on=REG, right_on="record_id")
-                    .merge(pd.read_csv(paths[GP]), left_on=GP, right_on="patient_nr"))
-            params, bse, quality_ref, ref_seconds, columns, n = reference(data, model, ties)
+            params, bse, quality_ref, ref_seconds, columns, n = reference(linked_data(paths, result), model, ties)
             table = pd.DataFrame(result["coefficients"]).set_index("feature").loc[columns]
             quality = result["quality"]["auc"] if model == "logistic" else result["quality"]["concordance"]["estimate"]
             link_s = result["cost"]["seconds_per_phase"]["linkage + set-up"]

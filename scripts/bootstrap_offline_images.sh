@@ -3,6 +3,7 @@
 #
 #   docker.io/library/debian:bookworm              debootstrap --variant=minbase + docker import
 #   docker.io/library/python:3.10-slim-bookworm    that rootfs + a local CPython 3.10 build
+#   (--python-version 3.13: python:3.13-slim-bookworm, the base of lancelot's vantage6 5.x images)
 #
 # For node operators on air-gapped hosts (and CI machines) that can reach a Debian mirror but not
 # Docker Hub. `FROM python:3.10-slim-bookworm` then works unchanged. Idempotent: an image that
@@ -16,14 +17,15 @@ Usage: scripts/bootstrap_offline_images.sh [options]
 Builds, without a container registry,
   docker.io/library/debian:bookworm            (also tagged debian:bookworm-slim)
       a debootstrap --variant=minbase rootfs imported with `docker import`
-  docker.io/library/python:3.10-slim-bookworm  (also tagged python:3.10-slim)
-      that image plus a CPython 3.10 build found on this host (pip via ensurepip)
+  docker.io/library/python:X.Y-slim-bookworm   (also tagged python:X.Y-slim; X.Y = --python-version)
+      that image plus a CPython X.Y build found on this host (pip via ensurepip)
 Images that already exist are skipped.
 
 Options
-  --python-prefix DIR  install prefix of a CPython 3.10 built on a Debian bookworm (glibc 2.36)
-                       host; default: $PYTHON310_PREFIX, else `pyenv prefix 3.10.13`, else the
-                       newest pyenv 3.10.x, else /usr/local if it holds python3.10
+  --python-version X.Y 3.10 (default; vantage6 4.15 images) or 3.13 (vantage6 5.x images)
+  --python-prefix DIR  install prefix of a CPython X.Y built on a Debian bookworm (glibc 2.36)
+                       host; default: $PYTHON310_PREFIX (3.10) or $PYTHON313_PREFIX (3.13), else the
+                       newest pyenv X.Y.z, else /usr/local if it holds pythonX.Y
   --mirror URL         Debian mirror (default: $DEBIAN_MIRROR or http://deb.debian.org/debian)
   --only debian|python build only one of the two images
   --no-local-ca        do not copy this host's extra CA certificates into the image
@@ -44,16 +46,17 @@ Needs: root (debootstrap, chroot), debootstrap, a running Docker-API engine.
 EOF
 }
 
-PREFIX=${PYTHON310_PREFIX:-}
+PREFIX=""
+PYV=3.10
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 ONLY=""; LOCAL_CA=1; FORCE=0; KEEP=0
 DOCKER=${DOCKER:-docker}
 SUITE=bookworm
 DEBIAN_IMAGE=docker.io/library/debian:bookworm
-PYTHON_IMAGE=docker.io/library/python:3.10-slim-bookworm
 
 while [ $# -gt 0 ]; do
   case "$1" in
+    --python-version) PYV=$2; shift 2 ;;
     --python-prefix) PREFIX=$2; shift 2 ;;
     --mirror) MIRROR=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
@@ -65,6 +68,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$ONLY" in ""|debian|python) ;; *) echo "--only takes debian or python" >&2; exit 2 ;; esac
+case "$PYV" in
+  3.10) PREFIX=${PREFIX:-${PYTHON310_PREFIX:-}} ;;
+  3.13) PREFIX=${PREFIX:-${PYTHON313_PREFIX:-}} ;;
+  *) echo "--python-version takes 3.10 or 3.13" >&2; exit 2 ;;
+esac
+PYTHON_IMAGE=docker.io/library/python:$PYV-slim-bookworm
 
 T0=$(date +%s)
 log() { echo "[bootstrap +$(( $(date +%s) - T0 ))s] $*" >&2; }
@@ -140,41 +149,40 @@ EOF
 find_python_prefix() {
   if [ -n "$PREFIX" ]; then echo "$PREFIX"; return; fi
   if command -v pyenv >/dev/null; then
-    pyenv prefix 3.10.13 2>/dev/null && return
     local root; root=$(pyenv root)
-    local newest; newest=$(ls -d "$root"/versions/3.10.* 2>/dev/null | sort -V | tail -1 || true)
+    local newest; newest=$(ls -d "$root"/versions/"$PYV".* 2>/dev/null | sort -V | tail -1 || true)
     [ -n "$newest" ] && { echo "$newest"; return; }
   fi
-  [ -x /usr/local/bin/python3.10 ] && { echo /usr/local; return; }
+  [ -x "/usr/local/bin/python$PYV" ] && { echo /usr/local; return; }
   return 1
 }
 
 build_python() {
   if have_image "$PYTHON_IMAGE"; then log "$PYTHON_IMAGE exists, skipped"; return; fi
   "$DOCKER" image inspect "$DEBIAN_IMAGE" >/dev/null 2>&1 || die "$DEBIAN_IMAGE is missing (run without --only)"
-  local prefix; prefix=$(find_python_prefix) || die "no CPython 3.10 found: pass --python-prefix"
-  [ -x "$prefix/bin/python3.10" ] || die "$prefix/bin/python3.10 does not exist"
-  local version; version=$("$prefix/bin/python3.10" -c 'import platform; print(platform.python_version())')
+  local prefix; prefix=$(find_python_prefix) || die "no CPython $PYV found: pass --python-prefix"
+  [ -x "$prefix/bin/python$PYV" ] || die "$prefix/bin/python$PYV does not exist"
+  local version; version=$("$prefix/bin/python$PYV" -c 'import platform; print(platform.python_version())')
   log "CPython $version from $prefix"
   local ctx=$WORK/python-ctx; mkdir -p "$ctx/usr/local/bin" "$ctx/usr/local/lib"
-  cp -a "$prefix/bin/python3.10" "$ctx/usr/local/bin/"
+  cp -a "$prefix/bin/python$PYV" "$ctx/usr/local/bin/"
   cp -a "$prefix"/lib/libpython3* "$ctx/usr/local/lib/" 2>/dev/null || true   # absent for static builds
-  [ -d "$prefix/include/python3.10" ] && mkdir -p "$ctx/usr/local/include" \
-      && cp -a "$prefix/include/python3.10" "$ctx/usr/local/include/"
+  [ -d "$prefix/include/python$PYV" ] && mkdir -p "$ctx/usr/local/include" \
+      && cp -a "$prefix/include/python$PYV" "$ctx/usr/local/include/"
   # the standard library, minus what the official slim image leaves out as well; site-packages is
   # rebuilt by ensurepip so nothing host-specific (.pth hooks, extra packages) leaks into the image
   (cd "$prefix/lib" && tar -c \
-      --exclude=python3.10/site-packages --exclude=python3.10/test --exclude='python3.10/*/test' \
-      --exclude='python3.10/*/tests' --exclude=idle_test --exclude=python3.10/idlelib \
-      --exclude=python3.10/tkinter --exclude=python3.10/turtledemo --exclude='_tkinter*' \
-      --exclude='libpython*.a' --exclude=__pycache__ --exclude='*.pyc' python3.10) \
+      --exclude=python$PYV/site-packages --exclude=python$PYV/test --exclude="python$PYV/*/test" \
+      --exclude="python$PYV/*/tests" --exclude=idle_test --exclude=python$PYV/idlelib \
+      --exclude=python$PYV/tkinter --exclude=python$PYV/turtledemo --exclude='_tkinter*' \
+      --exclude='libpython*.a' --exclude=__pycache__ --exclude='*.pyc' python$PYV) \
     | tar -C "$ctx/usr/local/lib" -x
-  mkdir -p "$ctx/usr/local/lib/python3.10/site-packages"
+  mkdir -p "$ctx/usr/local/lib/python$PYV/site-packages"
   cat >"$ctx/Dockerfile" <<EOF
 FROM $DEBIAN_IMAGE
 COPY usr/ /usr/
 RUN ldconfig \\
- && ln -s python3.10 /usr/local/bin/python3 && ln -s python3 /usr/local/bin/python \\
+ && ln -s python$PYV /usr/local/bin/python3 && ln -s python3 /usr/local/bin/python \\
  && python3 -m ensurepip --default-pip >/dev/null \\
  && ln -sf pip3 /usr/local/bin/pip \\
  && find /usr/local -depth -name __pycache__ -exec rm -rf {} + \\
@@ -188,12 +196,12 @@ EOF
   DOCKER_BUILDKIT=0 "$DOCKER" build -q --network host -t "$PYTHON_IMAGE" "$ctx" 2>&1 >/dev/null \
     | grep -v -e DEPRECATED -e 'legacy builder' -e 'BuildKit is currently disabled' -e 'environment-variable' -e '^$' >&2 || true
   "$DOCKER" image inspect "$PYTHON_IMAGE" >/dev/null 2>&1 || die "building $PYTHON_IMAGE failed"
-  "$DOCKER" tag "$PYTHON_IMAGE" docker.io/library/python:3.10-slim
+  "$DOCKER" tag "$PYTHON_IMAGE" "docker.io/library/python:$PYV-slim"
 }
 
 [ "$ONLY" = python ] || build_debian
 [ "$ONLY" = debian ] || build_python
 "$DOCKER" image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' \
-  | grep -E '^(docker\.io/library/)?(debian:bookworm|python:3\.10-slim-bookworm)  ' >&2 || true
+  | grep -E "^(docker\.io/library/)?(debian:bookworm|python:${PYV/./\\.}-slim-bookworm)  " >&2 || true
 [ "$CA_LABEL" = yes ] && log "note: these images trust this host's extra CA certificates; do not push them"
 log "done"

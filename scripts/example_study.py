@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A full study through lancelot.client on the dev network: link, explore, train (logistic and Cox),
-predictions and reports.
+predictions and reports, and the treatment-effects model (immunotherapy x COPD across stations, an
+age spline, Cox stratified by stage) with its decision-support view.
 
 Notebook-style: each cell can be run on its own in an interactive session. ``run_study`` is what
 tests/network/test_client_network.py runs on the real network. Needs the network:
@@ -27,6 +28,36 @@ FEATURES = [{"station": "registry", "column": "age_at_diagnosis"},
             {"station": "gp_1", "column": "copd"},
             {"station": "gp_2", "column": "bmi"}]
 PROFILE = {"age_at_diagnosis": 70, "stage": "III", "copd": 1, "bmi": 24}
+EXAMPLE = ROOT / "docs" / "examples" / "nsclc_treatment_effects.json"
+
+
+def treatment_effects_spec(link_spec: dict) -> dict:
+    """docs/examples/nsclc_treatment_effects.json with this network's linkage spec."""
+    return {**json.loads(EXAMPLE.read_text()), "linkage": link_spec}
+
+
+def specs(link_spec: dict) -> dict[str, dict]:
+    """The study's exploration, logistic and Cox specs (tests/v5 runs the same ones on vantage6 5.x).
+
+    Explore: stage (registry) by COPD (GP 1), BMI (GP 2) by surgery (registry), survival by COPD.
+    Train: death within two years (logistic), and survival (Cox, Efron ties), on registry and GP features.
+    """
+    return {
+        "explore": {"linkage": link_spec, "analyses": [
+            {"type": "crosstab", "variables": [{"station": "registry", "column": "stage"},
+                                               {"station": "gp_1", "column": "copd"}]},
+            {"type": "summary", "variable": {"station": "gp_2", "column": "bmi"},
+             "by": {"station": "registry", "column": "surgery"}},
+            {"type": "kaplan_meier", "time": {"station": "registry", "column": "survival_days"},
+             "event": {"station": "registry", "column": "vital_status"}, "by": {"station": "gp_1", "column": "copd"},
+             "times": [182, 365, 730]},
+        ]},
+        "logistic": {"linkage": link_spec, "model": "logistic",
+                     "outcome": {"station": "registry", "column": "death_within_2y"}, "features": FEATURES},
+        "cox": {"linkage": link_spec, "model": "cox", "time": {"station": "registry", "column": "survival_days"},
+                "event": {"station": "registry", "column": "vital_status"}, "features": FEATURES,
+                "survival_times": [91, 182, 365, 730]},
+    }
 
 
 def run_study(study: Study, link_spec: dict, out: Path, evaluate: bool = False) -> dict:
@@ -41,32 +72,19 @@ def run_study(study: Study, link_spec: dict, out: Path, evaluate: bool = False) 
     print("report:", link.report(out / "link"))
 
     # %% 3. Explore: stage (registry) by COPD (GP 1), BMI (GP 2) by surgery (registry), survival by COPD.
-    exploration = study.explore({"linkage": link_spec, "analyses": [
-        {"type": "crosstab", "variables": [{"station": "registry", "column": "stage"},
-                                           {"station": "gp_1", "column": "copd"}]},
-        {"type": "summary", "variable": {"station": "gp_2", "column": "bmi"},
-         "by": {"station": "registry", "column": "surgery"}},
-        {"type": "kaplan_meier", "time": {"station": "registry", "column": "survival_days"},
-         "event": {"station": "registry", "column": "vital_status"}, "by": {"station": "gp_1", "column": "copd"},
-         "times": [182, 365, 730]},
-    ]})
+    exploration = study.explore(specs(link_spec)["explore"])
     for name, table in exploration.tables().items():
         print(name, table.head(12), sep="\n")
     print("report:", exploration.report(out / "explore"))
 
     # %% 4. Train: death within two years on registry and GP features (logistic regression).
-    logistic = study.train({"linkage": link_spec, "model": "logistic",
-                            "outcome": {"station": "registry", "column": "death_within_2y"},
-                            "features": FEATURES}, evaluate=evaluate)
+    logistic = study.train(specs(link_spec)["logistic"], evaluate=evaluate)
     print(logistic.coefficients()[["station", "estimate", "std_error", "odds_ratio", "p_value"]])
     print(f"{logistic.rounds} rounds, {logistic.seconds:.0f} s")
     print("report:", logistic.report(out / "train"))
 
     # %% 5. Survival: Cox proportional hazards on the same features (Efron ties).
-    cox = study.train({"linkage": link_spec, "model": "cox",
-                       "time": {"station": "registry", "column": "survival_days"},
-                       "event": {"station": "registry", "column": "vital_status"},
-                       "features": FEATURES, "survival_times": [91, 182, 365, 730]}, evaluate=evaluate)
+    cox = study.train(specs(link_spec)["cox"], evaluate=evaluate)
     print(cox.coefficients()[["station", "estimate", "std_error", "hazard_ratio", "p_value"]])
     print(f"concordance {cox.raw['quality']['concordance']['estimate']:.3f}; {cox.rounds} rounds, {cox.seconds:.0f} s")
     print("report:", cox.report(out / "cox"))
@@ -75,8 +93,20 @@ def run_study(study: Study, link_spec: dict, out: Path, evaluate: bool = False) 
     risk, survival = logistic.predict(PROFILE), cox.predict(PROFILE)
     print(risk)
     print(survival)
+
+    # %% 7. Which patients benefit from immunotherapy? Its hazard ratio by COPD status (a registry column
+    #       times a GP column, multiplied on shares), age as a spline, a baseline hazard per stage.
+    effects = study.train(treatment_effects_spec(link_spec), evaluate=evaluate)
+    print(effects.effect_modification()[["interaction", "effect_of", "at", "hazard_ratio", "ci_low", "ci_high"]])
+    profile = {"age_at_diagnosis": 68, "who_ps": 1, "surgery": 0, "copd": 1, "cardiovascular": 0, "bmi": 24,
+               "stage": "IV"}
+    decision = effects.predict(profile, treatment="immunotherapy")
+    for arm in decision["arms"]:
+        print(arm["treatment"], [(r["time"], round(r["survival"], 3)) for r in arm["survival"]])
+    print(f"{effects.rounds} rounds, {effects.seconds:.0f} s")
+    print("report:", effects.report(out / "treatment_effects", profile=profile, treatment="immunotherapy"))
     return {"link": link, "exploration": exploration, "logistic": logistic, "cox": cox, "risk": risk,
-            "survival": survival}
+            "survival": survival, "effects": effects, "decision": decision}
 
 
 def main() -> int:

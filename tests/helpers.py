@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from lancelot.policy import NodePolicy
 from lancelot.runtime.coordinator import Coordinator
@@ -154,3 +155,24 @@ def spaced_reference(time: pd.Series, event: pd.Series, requested: list[float], 
             kept.append(t)
             previous = events
     return kept, withheld
+
+
+def mean_step(value: float, sd: float, n: int, base: int) -> float:
+    """The grid a released mean or SD lies on (docs/leakage/disclosure.md): base x SD / n rounded up to 1, 2
+    or 5 times a power of ten, or one unit of the 4th significant digit of ``value`` if that is coarser."""
+    import math
+
+    grid = base * sd / n
+    step = min(m * 10.0 ** e for e in range(-15, 8) for m in (1, 2, 5) if m * 10.0 ** e >= grid * (1 - 1e-12))
+    return max(step, 10.0 ** (math.floor(math.log10(abs(value))) - 3)) if value else step
+
+
+def check_moments(got: dict, values, base: int) -> None:
+    """Released mean and SD lie within half a step of the pooled ones, the step being the documented grid:
+    base x SD / n rounded up to 1, 2 or 5 times a power of ten (docs/leakage/disclosure.md), or 4
+    significant digits if that is coarser; the variance is the square of the released SD."""
+    x = values.dropna()
+    n, mean, sd = len(x), x.mean(), x.std(ddof=1)
+    assert abs(got["mean"] - mean) <= mean_step(mean, sd, n, base) / 2 + 1e-9
+    assert abs(got["sd"] - sd) <= mean_step(sd, sd, n, base) / 2 + 1e-9
+    assert got["variance"] == pytest.approx(got["sd"] ** 2, rel=5e-4)  # 4 significant digits

@@ -138,3 +138,34 @@ def test_unsafe_set_ups_are_refused_before_submitting(train_result, own_org, enc
     with pytest.raises(LancelotError, match=message):
         study.train(spec)
     assert fake.created == []
+
+
+def test_login_asks_the_server_for_its_major_and_refuses_a_client_of_the_other_one():
+    """A 5.x HQ answers /version with 5.x: the 4.15 client installed here must not try to log in to it."""
+    import http.server
+    import threading
+
+    class Version(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"version": "5.0.3" if self.path == "/api/version" else "?"}).encode()
+            self.send_response(200 if self.path == "/api/version" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Version)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        from lancelot.client import server_major
+
+        assert server_major("http://127.0.0.1", server.server_port, "/api") == 5
+        with pytest.raises(LancelotError, match=r"runs vantage6 5.x but vantage6-client 4.x is installed"):
+            Study.login("http://127.0.0.1", server.server_port, "/api", "researcher", "secret", None,
+                        collaboration_id=1, stations=STATIONS, coordinator_org=COORDINATOR)
+        with pytest.raises(LancelotError, match="could not ask"):
+            server_major("http://127.0.0.1", server.server_port, "/nothing")
+    finally:
+        server.shutdown()

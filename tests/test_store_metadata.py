@@ -43,3 +43,22 @@ def test_metadata_has_the_fields_the_store_requires(name):
     assert protocol_params <= {a["name"] for a in central["arguments"]}
     required = [a["name"] for a in central["arguments"] if not a.get("has_default_value")]
     assert required == ["stations", "spec"]
+
+
+@pytest.mark.parametrize("name", list(store.ALGORITHMS))
+def test_the_5x_metadata_is_in_step_with_the_code_too(name):
+    """algorithm_store.v5.json is made from the same protocol signatures, whichever vantage6 is installed."""
+    committed = json.loads(store.path_of(name, 5).read_text())
+    assert committed == json.loads(json.dumps(store.metadata(name, 5))), \
+        "algorithm_store.v5.json is stale: run .venv/bin/python -m lancelot.v6.store"
+    assert [f["step_type"] for f in committed["functions"]] == ["data_extraction", "central_compute", "federated_compute"]
+
+
+def test_the_installed_central_has_the_parameters_the_metadata_states():
+    from lancelot.v6.entry import MAJOR
+
+    module = importlib.import_module(store.ALGORITHMS["linkage"][0])
+    real = inspect.signature(inspect.unwrap(module.central)).parameters
+    stated = inspect.signature(store.CENTRALS[MAJOR]).parameters
+    assert [p for p in real if p not in ("client", "kwargs")] == list(stated)
+    assert all(real[p].default == stated[p].default for p in stated)

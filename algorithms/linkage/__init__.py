@@ -9,7 +9,7 @@ from __future__ import annotations
 from lancelot.linkage.protocol import STEPS, check_researcher_protections, link
 from lancelot.runtime.coordinator import Coordinator
 from lancelot.runtime.errors import InputError
-from lancelot.v6.adapter import make_central, make_partial
+from lancelot.v6.entry import extract, make_central, make_partial  # the installed vantage6 major's adapter
 
 
 def run(coordinator: Coordinator, spec: dict, evaluate: bool = False, min_cell_count: int | None = None,
@@ -33,3 +33,4 @@ def run(coordinator: Coordinator, spec: dict, evaluate: bool = False, min_cell_c
 
 central = make_central(run)
 partial = make_partial(STEPS)
+__all__ = ["central", "extract", "partial", "run"]  # extract: the 5.x data-extraction step of a session

@@ -10,7 +10,7 @@ from lancelot.runtime.coordinator import Coordinator
 from lancelot.runtime.errors import InputError
 from lancelot.training.protocol import STEPS as TRAIN_STEPS
 from lancelot.training.protocol import train
-from lancelot.v6.adapter import make_central, make_partial
+from lancelot.v6.entry import extract, make_central, make_partial  # the installed vantage6 major's adapter
 
 
 def run(coordinator: Coordinator, spec: dict, min_cell_count: int | None = None, evaluate: bool = False,
@@ -23,3 +23,4 @@ def run(coordinator: Coordinator, spec: dict, min_cell_count: int | None = None,
 
 central = make_central(run)
 partial = make_partial({**LINK_STEPS, **TRAIN_STEPS})
+__all__ = ["central", "extract", "partial", "run"]  # extract: the 5.x data-extraction step of a session

@@ -36,7 +36,6 @@ class _Cell:
     tables: set[str] = field(default_factory=set)
     withheld: bool = False
     reason: str = ""
-    safe: bool = False          # its protection interval was found wide enough (stays so: see ``suppress``)
 
 
 class Ledger:
@@ -106,64 +105,69 @@ class Ledger:
 
     # -- suppression ---------------------------------------------------------------------------
     def suppress(self) -> None:
-        """Primary suppression, then secondary until every withheld cell keeps an interval of width >= k.
+        """Primary suppression, then secondary until no withheld count can be pinned below k.
 
-        Withholding more cells only removes constraints, so an interval never narrows: a cell found
-        safe stays safe, and each withheld cell is checked (two linear programs) until it is.
+        A withheld count is at risk when the released counts leave it an interval that reaches below
+        k (it could be a small count) and is narrower than k: then more cells are withheld around it.
+        Every primary count reaches below k; a count withheld only as cover is usually pinned far
+        above k, which discloses nothing about a small cell, and then needs no cover of its own.
+        Withholding more only widens intervals, so the passes end; the last one finds nothing at risk.
         """
         k = self.k
-        for cond, cell in self.cells.items():
+        for cond in sorted(self.cells, key=len):  # margins before the cells inside them
+            cell = self.cells[cond]
             count = round(cell.value)
             if 0 < count < k:
                 cell.withheld, cell.reason = True, f"primary: fewer than {k}"
-            elif count == 0 and len(cond) >= 2 and all(self._margin(cond, d) > 0 for d, _ in cond):
-                # a zero inside non-empty margins says something about everyone in them (ACRO: disclosive);
-                # a zero inside an empty margin says nothing the margin does not
+            elif count == 0 and len(cond) >= 2 and not self._inside_released_zero(cond):
+                # a zero says something about everyone in its rows and columns (ACRO: disclosive), unless
+                # it lies inside a margin released as zero, which says it already
                 cell.withheld, cell.reason = True, "zero: would show that nobody in a row or column has that value"
-        lp = _JunctionLP(self.dims, self.cells)
+        lp = _JunctionLP(self.dims, self.cells, self.base)
 
         def released() -> set[Condition]:
             return {c for c, cell in self.cells.items() if not cell.withheld}
 
-        while True:
-            pending = [c for c, cell in self.cells.items() if cell.withheld and not cell.safe]
-            if not pending:
-                return
-            cond = pending[0]
-            lo, hi = lp.interval(cond, released())
-            self.intervals[cond] = (lo, hi)
-            if hi - lo >= k - 1e-6:
-                self.cells[cond].safe = True
-                continue
-            self._protect(cond, lp, released)
+        at_risk = True
+        while at_risk:
+            at_risk = False
+            for cond in [c for c, cell in self.cells.items() if cell.withheld]:
+                lo, hi, binding = lp.interval(cond, released())
+                self.intervals[cond] = (lo, hi)
+                while lo < k - 1e-9 and hi - lo < k - 1e-6:
+                    at_risk = True
+                    self._protect(cond, lp, released, binding)
+                    lo, hi, binding = lp.interval(cond, released())
+                    self.intervals[cond] = (lo, hi)
 
-    def _protect(self, cond: Condition, lp: _JunctionLP, released) -> None:
-        """Withhold the cheapest hypercube of cells around ``cond`` that widens its interval to k.
+    def _protect(self, cond: Condition, lp: _JunctionLP, released, binding: set[Condition]) -> None:
+        """Withhold more cells around ``cond``: the cheapest hypercube that protects it at once, else
+        the cheapest released count among those that pin its interval (the programs' binding rows).
 
         In a table whose margins stay released, a withheld cell can only move together with other
         withheld cells of its rows and columns: the corners of a rectangle (a hypercube in more
-        dimensions) over partner levels. The candidates are tried cheapest first (the smallest
-        total of counts newly withheld); if none is enough on its own, the widest one is kept and the
-        cell is checked again. A cell without such partners falls back to its closest neighbour.
+        dimensions) over partner levels, tried cheapest first (the smallest total of counts newly
+        withheld). A count shared with another table (the same patients counted by another
+        analysis) pins it too; the binding constraints of the two programs name such counts.
         """
-        best = None
         for corners in self._hypercubes(cond)[:24]:
             fresh = [c for c in corners if not self.cells[c].withheld]
             for c in fresh:
                 self.cells[c].withheld = True
-            lo, hi = lp.interval(cond, released())
+            lo, hi, _ = lp.interval(cond, released())
+            if hi - lo >= self.k - 1e-6 or lo >= self.k - 1e-9:
+                for c in fresh:
+                    self.cells[c].reason = "secondary: a withheld count could be recomputed from the others"
+                return
             for c in fresh:
                 self.cells[c].withheld = False
-            if best is None or hi - lo > best[0] + 1e-9:
-                best = (hi - lo, fresh)
-            if hi - lo >= self.k - 1e-6:
-                break
-        chosen = best[1] if best and best[1] else [p for p in [self._partner(cond)] if p is not None]
-        if not chosen:
+        candidates = [c for c in binding if c and not self.cells[c].withheld]
+        choice = min(candidates, key=lambda c: (self.cells[c].value == 0, self.cells[c].value, c)) if candidates \
+            else self._partner(cond)
+        if choice is None:
             raise RuntimeError(f"no secondary suppression protects {cond}")
-        for c in chosen:
-            self.cells[c].withheld = True
-            self.cells[c].reason = "secondary: a withheld count could be recomputed from the others"
+        self.cells[choice].withheld = True
+        self.cells[choice].reason = "secondary: a withheld count could be recomputed from the others"
 
     def _hypercubes(self, cond: Condition) -> list[list[Condition]]:
         """Sets of cells that, with ``cond``, form the corners of a hypercube over partner levels."""
@@ -203,11 +207,13 @@ class Ledger:
                 cubes.append((cost, corners))
         return [corners for _, corners in sorted(cubes, key=lambda cc: (cc[0], len(cc[1])))]
 
-    def _margin(self, cond: Condition, drop: str) -> float:
-        """The count of ``cond`` without its condition on ``drop`` (infinite if that margin is not released)."""
-        parent = tuple(c for c in cond if c[0] != drop)
-        cell = self.cells.get(parent)
-        return cell.value if cell is not None else float("inf")
+    def _inside_released_zero(self, cond: Condition) -> bool:
+        """Is one of the margins just above ``cond`` a released zero (so ``cond`` is zero in plain sight)?"""
+        for d, _ in cond:
+            parent = self.cells.get(tuple(c for c in cond if c[0] != d))
+            if parent is not None and round(parent.value) == 0 and not parent.withheld:
+                return True
+        return False
 
     def _partner(self, cond: Condition) -> Condition | None:
         """The released cell to withhold next: in a table with ``cond``, on its row or column first,
@@ -237,9 +243,10 @@ class _JunctionLP:
     adjacent in the junction tree agree on their separator's margin.
     """
 
-    def __init__(self, dims: Mapping[str, tuple[str, ...]], cells: Mapping[Condition, _Cell]):
+    def __init__(self, dims: Mapping[str, tuple[str, ...]], cells: Mapping[Condition, _Cell], base: int = 1):
         self.dims = dict(dims)
         self.cells = cells
+        self.base = base
         used = sorted({d for cond in cells for d, _ in cond})
         edges = {d: set() for d in used}
         for cond in cells:
@@ -295,7 +302,9 @@ class _JunctionLP:
                 rows.append((np.concatenate([ia, ib]), np.concatenate([np.ones(len(ia)), -np.ones(len(ib))])))
         return rows
 
-    def interval(self, target: Condition, released: set[Condition]) -> tuple[float, float]:
+    def interval(self, target: Condition, released: set[Condition]) -> tuple[float, float, set[Condition]]:
+        """The smallest and largest value of ``target`` given the released counts, and the released
+        counts whose constraints bind either optimum (non-zero dual values)."""
         import highspy
 
         with _quiet():
@@ -303,32 +312,46 @@ class _JunctionLP:
         h.setOptionValue("output_flag", False)
         inf = highspy.kHighsInf
         h.addVars(self.n_vars, np.zeros(self.n_vars), np.full(self.n_vars, inf))
-        rows = [(idx, val, 0.0) for idx, val in self.consistency]
-        for cond in released:
+        rows = [(idx, val, 0.0, 0.0) for idx, val in self.consistency]
+        order = sorted(released)
+        for cond in order:  # what the researcher knows of a released count: the range its rounding leaves
             idx = self._indices(self.home[cond], cond)
-            rows.append((idx, np.ones(len(idx)), self.cells[cond].value))
+            lo, hi = rounding_range(self.cells[cond].value, self.base)
+            rows.append((idx, np.ones(len(idx)), lo, hi))
         if rows:
             starts = np.cumsum([0] + [len(r[0]) for r in rows[:-1]])
             index = np.concatenate([r[0] for r in rows]).astype(np.int32)
             value = np.concatenate([r[1] for r in rows]).astype(float)
-            bound = np.array([r[2] for r in rows], float)
-            h.addRows(len(rows), bound, bound, len(index), starts.astype(np.int32), index, value)
+            lower = np.array([r[2] for r in rows], float)
+            upper = np.array([r[3] for r in rows], float)
+            h.addRows(len(rows), lower, upper, len(index), starts.astype(np.int32), index, value)
         idx = self._indices(self.home[target], target)
         cost = np.zeros(self.n_vars)
         cost[idx] = 1.0
         h.changeColsCost(self.n_vars, np.arange(self.n_vars, dtype=np.int32), cost)
-        out = []
+        out, binding = [], set()
+        first = len(self.consistency)
         for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
             h.changeObjectiveSense(sense)
             h.run()
             status = h.getModelStatus()
             if status == highspy.HighsModelStatus.kUnbounded:
                 out.append(float("inf"))
-            elif status != highspy.HighsModelStatus.kOptimal:
+                continue
+            if status != highspy.HighsModelStatus.kOptimal:
                 raise RuntimeError(f"the released counts are inconsistent ({status})")
-            else:
-                out.append(h.getInfo().objective_function_value)
-        return out[0], out[1]
+            out.append(h.getInfo().objective_function_value)
+            duals = np.asarray(h.getSolution().row_dual)[first:]
+            binding.update(order[i] for i in np.flatnonzero(np.abs(duals) > 1e-9))
+        return out[0], out[1], binding
+
+
+def rounding_range(value: float, base: int) -> tuple[float, float]:
+    """The counts that round to the same released value as ``value`` (half up, lancelot.disclosure)."""
+    from ..disclosure import round_count
+
+    r = round_count(value, base)
+    return float(r - base // 2), float(r + (base - 1) // 2) if base > 1 else float(r)
 
 
 def _chordal_cliques(edges: dict[str, set[str]]) -> list[tuple[str, ...]]:

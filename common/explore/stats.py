@@ -26,6 +26,7 @@ from ..disclosure import (
     quantile_allowed,
     round_count,
     round_magnitude,
+    round_mean,
     spaced_times,
     step_counts,
 )
@@ -251,12 +252,15 @@ def _signed(sums, station_a, col_a, station_b=None, col_b=None) -> float:
     return sums.cross(station_a, f"{col_a}|+", station_b, col_b) - sums.cross(station_a, f"{col_a}|-", station_b, col_b)
 
 
-def _moments(n: float, s1: float, s2: float) -> dict:
+def _moments(n: float, s1: float, s2: float, base: int) -> dict:
+    """Mean and SD on a grid of step base * SD / n at least (lancelot.disclosure.round_mean); the variance
+    is the square of the released SD."""
     mean = s1 / n if n else float("nan")
     var = (s2 - s1 * s1 / n) / (n - 1) if n > 1 else float("nan")
     var = max(var, 0.0) if not np.isnan(var) else var
     sd = float(np.sqrt(var)) if not np.isnan(var) else var
-    return {"mean": round_magnitude(mean), "variance": round_magnitude(var), "sd": round_magnitude(sd)}
+    sd_out = round_mean(sd, sd, n, base)
+    return {"mean": round_mean(mean, sd, n, base), "variance": round_magnitude(sd_out * sd_out), "sd": sd_out}
 
 
 Render = Callable[[], dict]
@@ -365,9 +369,10 @@ def summary(a: Analysis, job: Job) -> Render:
         rel = job.ledger.released
         out: dict = {}
         if rel(present) is None or n < k:
-            out["overall"] = {"n": None, "refused": f"fewer than {k} non-missing values"}
+            out["overall"] = {"n": None, "refused": f"fewer than {k} non-missing values" if n < k
+                              else job.ledger.reason(present)}
         else:
-            out["overall"] = {"n": rel(present), **_moments(n, s1, s2), "missing": rel(missing)}
+            out["overall"] = {"n": rel(present), **_moments(n, s1, s2, job.base), "missing": rel(missing)}
             if quantiles is not None:
                 out["overall"].update(quantiles)
         if a.by is not None:
@@ -379,7 +384,7 @@ def summary(a: Analysis, job: Job) -> Render:
                 elif gn < k:
                     entry.update({"n": rel(c)})  # zero: an empty group discloses nothing
                 else:
-                    entry.update({"n": rel(c), **_moments(gn, g1, g2)})
+                    entry.update({"n": rel(c), **_moments(gn, g1, g2, job.base)})
                 rows.append(entry)
             out["by"] = rows
         return out

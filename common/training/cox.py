@@ -35,7 +35,7 @@ from ..linkage.protocol import station_rows
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
-from . import hazards, logistic
+from . import hazards, logistic, products, terms
 from . import shares as sh
 from .channel import (
     STATE,
@@ -76,20 +76,61 @@ COX = "cox"
 # helpers shared by both sides
 # ---------------------------------------------------------------------------------------------
 def time_structure(times: np.ndarray, events: np.ndarray, complete: np.ndarray,
-                   survival_times: tuple[float, ...]) -> dict:
-    """H's own time order (deaths first within a tie) and tie groups, over all of its rows."""
+                   survival_times: tuple[float, ...], strata: np.ndarray | None = None, n_strata: int = 1) -> dict:
+    """H's own time order and tie groups, over all of its rows: ordered by stratum, then time (deaths first
+    within a tie); rows without a time, event or stratum last. An event group is a (stratum, time) with
+    deaths; its risk set runs from its first row to the end of its stratum's block.
+
+    ``starts``, ``stops``, ``deaths``: per event group (in order) its first position, the end of its stratum's
+    block and its number of deaths; ``blocks``: per stratum [first, end) positions; ``gfirst``: per stratum
+    its first group; ``upto`` (strata x requested times): groups (global index) up to each time, exclusive;
+    ``risk_pos``: the first position at or after each time in the stratum's block.
+    """
     valid = complete.astype(bool) & np.isfinite(times)
+    code = np.zeros(len(times), dtype=np.int64) if strata is None else np.asarray(strata, dtype=np.int64)
+    valid &= code >= 0
+    code = np.where(valid, code, n_strata)
     key = np.where(valid, times, np.inf)
     died = (events == 1) & valid
-    order = np.lexsort((~died, key))
-    ts, ds = key[order], died[order]
-    death_times = np.unique(ts[ds])
-    starts = np.searchsorted(ts, death_times, side="left")
-    dts = ts[ds]
-    deaths = np.searchsorted(dts, death_times, side="right") - np.searchsorted(dts, death_times, side="left")
-    return {"order": order.astype(np.int64), "starts": starts.astype(np.int64), "deaths": deaths.astype(np.int64),
-            "upto": np.array([np.searchsorted(death_times, t, side="right") for t in survival_times], dtype=np.int64),
-            "risk_pos": np.array([np.searchsorted(ts, t, side="left") for t in survival_times], dtype=np.int64)}
+    order = np.lexsort((~died, key, code))
+    cs, ts, ds = code[order], key[order], died[order]
+    starts, stops, deaths, blocks, gfirst, upto, risk_pos = [], [], [], [], [], [], []
+    for s in range(n_strata):
+        lo, hi = int(np.searchsorted(cs, s, side="left")), int(np.searchsorted(cs, s, side="right"))
+        t_s, d_s = ts[lo:hi], ds[lo:hi]
+        death_times = np.unique(t_s[d_s])
+        dts = t_s[d_s]
+        gfirst.append(len(starts))
+        starts += (lo + np.searchsorted(t_s, death_times, side="left")).tolist()
+        deaths += (np.searchsorted(dts, death_times, side="right") - np.searchsorted(dts, death_times, side="left")).tolist()
+        stops += [hi] * len(death_times)
+        blocks.append([lo, hi])
+        upto.append([gfirst[-1] + int(np.searchsorted(death_times, t, side="right")) for t in survival_times])
+        risk_pos.append([lo + int(np.searchsorted(t_s, t, side="left")) for t in survival_times])
+    as_int = lambda v: np.asarray(v, dtype=np.int64)   # noqa: E731
+    return {"order": order.astype(np.int64), "starts": as_int(starts), "deaths": as_int(deaths), "stops": as_int(stops),
+            "blocks": as_int(blocks).reshape(n_strata, 2), "gfirst": as_int(gfirst),
+            "upto": as_int(upto).reshape(n_strata, len(survival_times)),
+            "risk_pos": as_int(risk_pos).reshape(n_strata, len(survival_times))}
+
+
+STRUCTURE = ("starts", "deaths", "stops", "blocks", "gfirst", "upto", "risk_pos")
+
+
+def _stratum_of_position(struct: dict, n: int) -> np.ndarray:
+    """Per time position, its stratum (-1 for the rows after every block: no time, event or stratum)."""
+    out = np.full(n, -1, dtype=np.int64)
+    for s, (lo, hi) in enumerate(struct["blocks"]):
+        out[lo:hi] = s
+    return out
+
+
+def _block_end(struct: dict, n: int) -> np.ndarray:
+    """Per time position, the end of its stratum's block (risk sets and later records stop there); n after them."""
+    out = np.full(n + 1, n, dtype=np.int64)
+    for lo, hi in struct["blocks"]:
+        out[lo:hi] = hi
+    return out
 
 
 def _points(struct: dict, efron: bool) -> np.ndarray:
@@ -139,9 +180,10 @@ def step_rows(ctx: StationContext, payload: dict) -> dict:
     if st["role"] == "hub":
         complete = values[:, len(block.features) + block.open.index(f"complete:{ctx.station}")]
         event = values[:, len(block.features) + block.open.index("outcome")]
-        extra = time_structure(block.times, event, complete, spec.survival_times)
+        levels = block.strata_levels or []
+        extra = time_structure(block.times, event, complete, spec.survival_times, block.strata, max(len(levels), 1))
         ctx.state.put_array("cox_order", extra["order"])
-        st["cox"] = {k: extra[k].tolist() for k in ("starts", "deaths", "upto", "risk_pos")}
+        st["cox"] = {k: extra[k].tolist() for k in STRUCTURE}
     else:
         n_ext = len(values) + int(payload["n_hub"])
         ext = np.zeros((n_ext, values.shape[1]), dtype=np.int64)
@@ -159,12 +201,12 @@ def step_share(ctx: StationContext, payload: dict) -> dict:
     for got in unsealed.values():
         if "order" in got:
             ctx.state.put_array("cox_order", got["order"].astype(np.int64))
-            st["cox"] = {k: got[k].astype(np.int64).tolist() for k in ("starts", "deaths", "upto", "risk_pos")}
+            st["cox"] = {k: got[k].astype(np.int64).tolist() for k in STRUCTURE}
     seed = bytes.fromhex(st["seed"])
     m_share = sh.unpack(payload["m"]) if "m" in payload else sh.prg(seed, "m", len(next(iter(parts.values()))))
     ctx.state.put_array("cox_m", m_share)
     ctx.state.put(STATE, st)
-    return forward_parts(ctx, payload, parts)
+    return {**forward_parts(ctx, payload, parts), **products.share_round(ctx, payload, parts)}
 
 
 def _structure(ctx: StationContext) -> dict:
@@ -185,7 +227,7 @@ def step_open(ctx: StationContext, payload: dict) -> dict:
     out = np.column_stack([o["z"] + noise[:, 0], o["share"][:, opened] + noise[:, 1:], m, o["b_part"]])
     mask = sh.prg(pair, f"e{t}", out.shape)
     out = out + mask if hub else out - mask
-    return {"shares": sh.pack(out[sh.permutation(pair, f"pi{t}", n)])}
+    return {"shares": sh.pack(out[sh.permutation(pair, f"pi{t}", n)]), **products.open_round(ctx, payload)}
 
 
 class _Shares:
@@ -253,6 +295,7 @@ def _suffix(values: np.ndarray) -> np.ndarray:
 
 def step_groups(ctx: StationContext, payload: dict) -> dict:
     """Risk-set sums at every event time of the hub, from the dealt risk scores, opened blinded."""
+    products.finish_round(ctx, payload)
     t, p, feat, efron = payload["t"], payload["p"], payload["features"], payload["ties"] == "efron"
     own, pair, st, big_f, struct, to_time = _frame(ctx, t, p, feat)
     hub = st["role"] == "hub"
@@ -261,10 +304,12 @@ def step_groups(ctx: StationContext, payload: dict) -> dict:
     e = dealt.get(RX, "e", n)
     u_e = dealt.get(RX, "Ue", (n, p))
     ex = RX.add(RX.mul(e[:, None], big_f), u_e)                # shares of r * x, permuted frame
-    starts = struct["starts"]
+    starts, stops = struct["starts"], struct["stops"]
     k = len(starts)
     s_suf, g_suf = _suffix(e[to_time]), _suffix(ex[to_time])
-    s_g, g_g = RG.lift(RX.element(s_suf[starts]), RX), RG.lift(RX.element(g_suf[starts]), RX)
+    # the risk set of an event group: its stratum's rows from the group's time on
+    s_g = RG.lift(RX.sub(s_suf[starts], s_suf[stops]), RX)
+    g_g = RG.lift(RX.sub(g_suf[starts], g_suf[stops]), RX)
     death_group, death_pos = _deaths_index(struct)
     d_g = _sum_by(dealt.get(RX, "dl", n)[to_time][death_pos], death_group, k, RX)
     keep = {"S": RG.pack(s_g), "G": RG.pack(g_g)}
@@ -344,10 +389,13 @@ def step_coefficients(ctx: StationContext, payload: dict) -> dict:
     a_k = RG.truncate(_sum_by(RG.mul(alpha, rho), groups, k, RG), SHIFT_A, hub)
     cumulative = np.cumsum(RX.element(RG.reduce_to(a_k, RX)))   # Lambda at each event time
     to_time = _to_time(pair, t, struct)
+    # Lambda_i sums the event groups of i's own stratum up to i's time: the running sum minus the strata before
     group_of_pos = np.searchsorted(starts, np.arange(n), side="right") - 1
-    lam_pos = np.where(group_of_pos >= 0, cumulative[np.maximum(group_of_pos, 0)], 0)
+    before = np.array([cumulative[g - 1] if g > 0 else 0 for g in struct["gfirst"]] + [0], dtype=object)
+    stratum = _stratum_of_position(struct, n)
+    lam_pos = np.where((group_of_pos >= 0) & (stratum >= 0), cumulative[np.maximum(group_of_pos, 0)] - before[stratum], 0)
     frame = np.empty(n, dtype=object)
-    frame[to_time] = lam_pos
+    frame[to_time] = RX.element(lam_pos)
     out = {"v1": _out(RX, pair, f"oV1{t}", RX.add(frame, RX.prg(pair, f"MV{t}", n)) if hub else RX.element(frame), hub)}
     if efron:
         b_k = RG.truncate(_sum_by(RG.mul(dealt.get(RG, "ala", count), rho), groups, k, RG), SHIFT_B, hub)
@@ -448,14 +496,21 @@ def _baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n, efron) -> dict:
     in_time[sigma] = np.arange(k)
     stack = np.column_stack([lam[in_time], v0[in_time], q[in_time]])
     prefix = np.concatenate([np.zeros((1, stack.shape[1]), dtype=object), np.cumsum(stack, axis=0)])
-    at_times = RG.element(prefix[struct["upto"]])
-    risk = _suffix(dealt.get(RX, "k", n)[to_time])[struct["risk_pos"]]
+    upto, gfirst, blocks = struct["upto"], struct["gfirst"], struct["blocks"]
+    # per stratum and requested time (rows: strata x times): sums over the stratum's event groups up to the time
+    at_times = RG.element((prefix[upto] - prefix[gfirst][:, None, :]).reshape(-1, stack.shape[1]))
+    k_suf = _suffix(dealt.get(RX, "k", n)[to_time])
+    risk = (k_suf[struct["risk_pos"]] - k_suf[blocks[:, 1]][:, None]).reshape(-1)
     out = {"base": _out(RG, pair, f"oZ{t}", at_times, hub), "at_risk": _out(RX, pair, f"oK{t}", RX.element(risk), hub)}
     if t == 0:
         group, pos = _deaths_index(struct)
         per_time = _sum_by(dealt.get(RX, "dl", n)[to_time][pos], group, k, RX)      # cohort deaths, time order
-        upto = np.concatenate([np.zeros(1, dtype=object), np.cumsum(per_time)])[struct["upto"]]
-        out["events_at"] = _out(RX, pair, f"oJ{t}", RX.element(upto), hub)
+        cum = np.concatenate([np.zeros(1, dtype=object), np.cumsum(per_time)])
+        out["events_at"] = _out(RX, pair, f"oJ{t}", RX.element((cum[upto] - cum[gfirst][:, None]).reshape(-1)), hub)
+        # per stratum: complete cases and deaths (a stratified fit needs k of each in every stratum)
+        gend = np.append(gfirst[1:], k)
+        sizes = np.concatenate([k_suf[blocks[:, 0]] - k_suf[blocks[:, 1]], cum[gend] - cum[gfirst]])
+        out["strata_n"] = _out(RX, pair, f"oH{t}", RX.element(sizes), hub)
     return out
 
 
@@ -471,7 +526,7 @@ def _concordance_counts(ctx: StationContext, pair: bytes, t: int, bins: int, hub
     for s, d in zip(struct["starts"], struct["deaths"]):
         later[s:s + d] = s + d
     counts = np.empty((n, bins), dtype=object)
-    counts[to_time] = suffix[later]
+    counts[to_time] = suffix[later] - suffix[_block_end(struct, n)[:n]]   # comparable pairs: within a stratum
     mask = RX.prg(pair, f"MO{t}", (n, bins))
     opened = RX.add(counts, mask) if hub else RX.element(counts)
     corr = RX.element(np.sum(RX.mul(kappa, mask)))
@@ -509,10 +564,10 @@ def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cel
     hub, partner, seeds, linkage, widths = st.hub, st.partner, st.seeds, st.linkage, st.widths
     if st.p == 0:
         raise InputError("a Cox model needs at least one feature")
-    cohort, n, q_total = linkage.cohort(), linkage.n_rows[hub], st.q_total
+    cohort, n, q_design = linkage.cohort(), linkage.n_rows[hub], st.q_design
 
     # the mask b over the hub's rows; corrections turn masked rows into f = X - b in the hub's order
-    b = sh.prg(seeds[hub], "b", (n, q_total)) + sh.prg(seeds[partner], "b", (n, q_total))
+    b = sh.prg(seeds[hub], "b", (n, q_design)) + sh.prg(seeds[partner], "b", (n, q_design))
     member = np.zeros(n, dtype=np.uint64)
     member[cohort[hub]] = 1
     outside = np.setdiff1d(np.arange(n), cohort[hub])
@@ -530,15 +585,26 @@ def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cel
         corr = sh.prg(seeds[s], "rows", (n_s + n, q))[idx] + cols
         parts[hub][s] = {"sealed": st.sealed[s], "idx": idx.tolist(), "corr": sh.pack(corr)}
     m_partner = member - sh.prg(seeds[hub], "m", n)
+    layout = st.layout
+    extra: dict[str, dict] = {hub: {}, partner: {}}
+    if layout["products"]:   # interaction columns: Beaver triples and truncation masks (products.py)
+        extra = {hub: {"products": {"layout": layout}},
+                 partner: {"products": {"layout": layout, **products.deal(seeds[hub], seeds[partner], layout, n, b)}}}
     with coordinator.cost.phase("training: shares"):
-        res = coordinator.round({hub: StepCall("cox_share", {"parts": parts[hub], "partner": partner}),
+        res = coordinator.round({hub: StepCall("cox_share", {"parts": parts[hub], "partner": partner, **extra[hub]}),
                                  partner: StepCall("cox_share", {"parts": parts[partner], "partner": hub,
-                                                                 "m": sh.pack(m_partner)})},
-                                label="training: shares of the hub-ordered design from the relayed rows")
+                                                                 "m": sh.pack(m_partner), **extra[partner]})},
+                                label="training: shares of the hub-ordered design from the relayed rows"
+                                + (" and interaction products (opening 1 of 2)" if layout["products"] else ""))
     relay = {hub: res[partner]["sealed"], partner: res[hub]["sealed"]}
+    if layout["products"]:
+        relay["products"] = {hub: res[partner]["products"], partner: res[hub]["products"]}
 
     fit = _CoxFit(coordinator, spec, seeds[hub], hub, partner, st.layout, st.open_names, st.p, st.names, st.features,
                   st.k, st.base)
+    fit.interactions = st.interactions
+    if spec.strata is not None:
+        fit.strata = {"station": spec.strata[0], "column": spec.strata[1], "levels": st.metas[hub]["strata_levels"]}
     fit.iterate(relay)
     result = fit.result(linkage, spec, st.protections)
     if evaluate:
@@ -557,9 +623,13 @@ class _CoxFit:
         self.history: list[dict] = []
         self.summaries: list[dict] = []
         self.concordance: dict | None = None
+        self.interactions: list[dict] = []
+        self.strata: dict | None = None
 
-    def _round(self, step: str, common: dict, partner_only: dict, label: str) -> dict:
-        calls = {self.hub: StepCall(step, dict(common)), self.partner: StepCall(step, {**common, **partner_only})}
+    def _round(self, step: str, common: dict, partner_only: dict, label: str, each: dict | None = None) -> dict:
+        each = each or {}
+        calls = {self.hub: StepCall(step, {**common, **each.get(self.hub, {})}),
+                 self.partner: StepCall(step, {**common, **partner_only, **each.get(self.partner, {})})}
         return self.c.round(calls, label=label)
 
     def iterate(self, relay: dict) -> None:
@@ -600,9 +670,16 @@ class _CoxFit:
         spec, p, hub, partner, seed = self.spec, self.p, self.hub, self.partner, self.seed
         n_open = len(self.open_names)
         calls_common = {"t": t, "beta": [int(v) for v in np.rint(beta * 2 ** FRAC_BITS_BETA)], "layout": self.layout}
-        calls = {hub: StepCall("cox_open", {**calls_common, **({"relay": relay[hub], "partner": partner} if relay else {})}),
-                 partner: StepCall("cox_open", {**calls_common, **({"relay": relay[partner], "partner": hub} if relay else {})})}
+        extra: dict[str, dict] = {hub: {}, partner: {}}
+        if relay:
+            extra = {hub: {"relay": relay[hub], "partner": partner}, partner: {"relay": relay[partner], "partner": hub}}
+            for s_ in (hub, partner):
+                if "products" in relay:
+                    extra[s_]["products_relay"] = relay["products"][s_]
+        calls = {s_: StepCall("cox_open", {**calls_common, **extra[s_]}) for s_ in (hub, partner)}
         res = self.c.round(calls, label=f"training: iteration {t + 1}, open permuted linear predictors")
+        each = ({hub: {"products_relay": res[partner]["products"]}, partner: {"products_relay": res[hub]["products"]}}
+                if relay and "products" in relay else None)
         opened = sh.unpack(res[hub]["shares"]) + sh.unpack(res[partner]["shares"])
         z = sh.decode(opened[:, 0], FRAC_BITS_X + FRAC_BITS_BETA)
         ov = opened[:, 1:1 + n_open].view(np.int64)
@@ -629,7 +706,7 @@ class _CoxFit:
             u_d = RX.mul(de[:, None], bs)
             deal.update(de=_deal(RX, seed, "de", t, de), Ud=_deal(RX, seed, "Ud", t, u_d))
         common = {"t": t, "p": p, "features": self.layout["features"], "ties": spec.ties}
-        res = self._round("cox_groups", common, deal, f"training: iteration {t + 1}, risk-set sums (blinded)")
+        res = self._round("cox_groups", common, deal, f"training: iteration {t + 1}, risk-set sums (blinded)", each)
         deaths_g = np.rint(RX.decode(_opened(RX, res, "deaths"), W_BITS)).astype(np.int64)   # sigma order
         sizes = np.asarray(res[hub]["sizes"], dtype=np.int64)
         groups = np.repeat(np.arange(len(sizes)), sizes)
@@ -703,16 +780,37 @@ class _CoxFit:
             n_c = int(complete.sum())
             sum_x = RX.decode(sx, E_BITS + FRAC_BITS_X).astype(float)
             sum_xd = RX.decode(RX.add(RX.dot(bs.T, dl), _opened(RX, res, "sxd")), W_BITS + FRAC_BITS_X).astype(float)
-            check_levels(hazards.binary_levels(sum_x, sum_xd, n_c, int(died.sum()), self.features), self.k, COX_CELLS)
-            self.summaries = hazards.feature_summary(sum_x, RX.decode(sxx, E_BITS + 2 * FRAC_BITS_X).astype(float),
-                                                     n_c, self.features)
+            n_d = int(died.sum())
+            check_levels(hazards.binary_levels(sum_x, sum_xd, n_c, n_d, self.features), self.k, COX_CELLS)
+            totals = terms.original_sums(sum_x, n_c, self.features)
+            terms.check_cross_cells(self.interactions, self.features, {
+                "patients": (totals, n_c), "events": (terms.original_sums(sum_xd, n_d, self.features), n_d)}, self.k)
+            self.summaries = terms.with_product_means(
+                hazards.feature_summary(sum_x, RX.decode(sxx, E_BITS + 2 * FRAC_BITS_X).astype(float), n_c, self.features,
+                                        self.base),
+                self.features, totals, n_c, first=0, base=self.base)
             self.events_at = np.rint(RX.decode(_opened(RX, res, "events_at"), W_BITS)).astype(np.int64)
-            self.mean = np.array([f["centre"] + 2.0 ** f["exponent"] * sx_j / n_c
-                                  for f, sx_j in zip(self.features, sum_x)])
+            self.mean = totals / n_c     # the complete cases' mean of every term (original scale)
+            if self.strata is not None:
+                self._check_strata(_opened(RX, res, "strata_n"))
         base = RG.decode(_opened(RG, res, "base"), 0)   # rows: times; cols: Lambda, V0, Q (raw scales)
         self.last.update(zmax=zmax, beta=beta.copy(), hess=hess, base=base,
                          at_risk=RX.signed(_opened(RX, res, "at_risk")).astype(np.int64))
         return hess, grad, loglik
+
+    def _check_strata(self, opened: np.ndarray) -> None:
+        """Every stratum needs k complete cases and k deaths: its baseline hazard is estimated from them alone.
+        Checked at the first iteration, before any coefficient exists; the message names the strata, not counts."""
+        levels = self.strata["levels"]
+        sizes = RX.signed(opened[:len(levels)]).astype(np.int64)
+        deaths = np.rint(RX.decode(opened[len(levels):], W_BITS)).astype(np.int64)
+        small = [lv for lv, n, d in zip(levels, sizes, deaths) if n < self.k or d < self.k]
+        if small:
+            raise PrivacyError(f"strata {', '.join(repr(s) for s in small)} of '{self.strata['column']}' have fewer than "
+                               f"{self.k} complete cases or deaths among the linked cohort: a baseline hazard of its own "
+                               "would reveal them; merge strata", station=self.strata["station"],
+                               column=self.strata["column"])
+        self.strata["n"], self.strata["events"] = sizes.tolist(), deaths.tolist()
 
     def _check_counts(self, complete: np.ndarray, died: np.ndarray) -> None:
         """Before any coefficient exists: k complete cases and events, ACRO's residual degrees of freedom
@@ -759,7 +857,7 @@ class _CoxFit:
     def result(self, linkage, spec: TrainSpec, protections: dict) -> dict:
         last, k, base, features = self.last, self.k, self.base, self.features
         cov_enc = np.linalg.inv(last["hess"] + np.diag(np.full(self.p, spec.penalty)))
-        beta_orig, cov = hazards.to_original_scale(self.beta_final, cov_enc, features)
+        beta_orig, cov = terms.to_original(self.beta_final, cov_enc, features, intercept=False)
         n_used, events = int(last["complete"].sum()), int(last["died"].sum())
         linked = int(len(linkage.cohort()[linkage.hub]))
         return {
@@ -770,11 +868,17 @@ class _CoxFit:
             "features": self.summaries,   # mean and SD over the complete cases, to 4 significant digits
             "covariance": cov.tolist(),
             "reference_levels": {f["column"]: f["reference"] for f in features if f.get("level") is not None},
+            **terms.released_terms(self.interactions, features, beta_orig, cov, self.summaries, "hazard_ratio"),
             "n_used": release_count(n_used, k, base), "events": release_count(events, k, base),
             "cohort": {"linked": release_count(linked, k, base), "complete_cases": release_count(n_used, k, base),
                        "note": "complete cases: records missing a feature, the time or the event at any station are left out"},
             "quality": {"concordance": hazards.released_concordance(self.concordance, k, base)},
             "baseline": self._baseline(beta_orig, cov),
+            **({"strata": {"station": self.strata["station"], "column": self.strata["column"],
+                           "levels": [{"level": lv, "n": release_count(n, k, base), "events": release_count(d, k, base)}
+                                      for lv, n, d in zip(self.strata["levels"], self.strata["n"], self.strata["events"])],
+                           "note": "a separate baseline hazard per level; no coefficient for the strata column; the "
+                                   "concordance compares patients within a stratum"}} if self.strata else {}),
             "convergence": {"converged": self.converged, "iterations": len(self.history), "history": self.history,
                             "tolerance": spec.tolerance, "penalty": spec.penalty,
                             "note": "stops when the next Newton step is predicted below the tolerance (the last step "
@@ -798,35 +902,47 @@ class _CoxFit:
         steps at every death, so two close times would isolate the few deaths between them.
         """
         last, k, features, times = self.last, self.k, self.features, self.spec.survival_times
-        at_risk = {tm: int(n) for tm, n in zip(times, last["at_risk"])}
-        events = {tm: int(d) for tm, d in zip(times, self.events_at)}
-        kept, withheld = spaced_times(times, events.__getitem__, at_risk.__getitem__, k)
+        n_t = len(times)
         scale = math.exp(-last["zmax"])   # risk scores were exp(z - max z)
         # the fit's last opened iterate: baseline terms belong to its coefficients
-        beta_last = hazards.scale_matrix(features) @ last["beta"]
-        centre = np.array([f["centre"] for f in features])
-        unscale = np.array([2.0 ** f["exponent"] for f in features])
-        rows = []
-        for j, tm in enumerate(times):
-            if tm not in kept:
-                continue
-            raw = last["base"][j]
-            lam0 = float(raw[0]) / 2 ** BASE_BITS * scale
-            v0 = float(raw[1]) / 2 ** BASE_BITS * scale ** 2
-            q_enc = np.array([float(v) for v in raw[2:]]) / 2 ** XBAR_BITS * scale
-            q = q_enc * unscale                      # sum d xbar / S about the centre, original units
-            s, lo, hi = hazards.survival_at(lam0, v0, q, self.mean - centre, beta_last, cov)
-            rows.append({"time": tm, "at_risk": release_count(at_risk[tm], k, self.base), "survival_at_mean": s,
-                         "ci_low": lo, "ci_high": hi, "cumulative_hazard_at_reference": lam0, "v0": v0,
-                         "q": q.tolist()})
-        return {"reference_profile": {f["name"]: f["centre"] for f in features},
-                "coefficients_of_last_iterate": beta_last.tolist(),
-                "times": rows,
-                "withheld": withheld,
-                "note": "Breslow cumulative baseline hazard at the reference profile (every feature at the value "
-                        "shown); survival at the complete-case mean profile with a 95% interval on the "
-                        f"log(-log) scale; only at requested times with at least {k} at risk and at least {k} "
-                        "events since the previous released time (the others are listed under 'withheld')"}
+        m = terms.original_map(features, intercept=False)     # enc = M (g - reference), per record
+        beta_last = m.T @ last["beta"]
+        centre = terms.reference_profile(features)
+        per_stratum = []
+        for s_idx in range(len(last["at_risk"]) // n_t):
+            at_risk = {tm: int(n) for tm, n in zip(times, last["at_risk"][s_idx * n_t:(s_idx + 1) * n_t])}
+            events = {tm: int(d) for tm, d in zip(times, self.events_at[s_idx * n_t:(s_idx + 1) * n_t])}
+            kept, withheld = spaced_times(times, events.__getitem__, at_risk.__getitem__, k)
+            rows = []
+            for j, tm in enumerate(times):
+                if tm not in kept:
+                    continue
+                raw = last["base"][s_idx * n_t + j]
+                lam0 = float(raw[0]) / 2 ** BASE_BITS * scale
+                v0 = float(raw[1]) / 2 ** BASE_BITS * scale ** 2
+                q_enc = np.array([float(v) for v in raw[2:]]) / 2 ** XBAR_BITS * scale
+                q = np.linalg.solve(m, q_enc)           # sum d xbar / S about the reference, original units
+                s, lo, hi = hazards.survival_at(lam0, v0, q, self.mean - centre, beta_last, cov)
+                rows.append({"time": tm, "at_risk": release_count(at_risk[tm], k, self.base), "survival_at_mean": s,
+                             "ci_low": lo, "ci_high": hi, "cumulative_hazard_at_reference": lam0, "v0": v0,
+                             "q": q.tolist()})
+            per_stratum.append((rows, withheld))
+        rule = (f"only at requested times with at least {k} at risk and at least {k} events since the previous released "
+                "time (the others are listed under 'withheld')")
+        out = {"reference_profile": dict(zip(self.names, centre.tolist())),
+               "coefficients_of_last_iterate": beta_last.tolist()}
+        if self.strata is None:
+            rows, withheld = per_stratum[0]
+            return {**out, "times": rows, "withheld": withheld,
+                    "note": "Breslow cumulative baseline hazard at the reference profile (every feature at the value "
+                            "shown); survival at the complete-case mean profile with a 95% interval on the "
+                            f"log(-log) scale; {rule}"}
+        return {**out, "stratified_by": self.strata["column"],
+                "strata": [{"stratum": level, "times": rows, "withheld": withheld}
+                           for level, (rows, withheld) in zip(self.strata["levels"], per_stratum)],
+                "note": f"one Breslow baseline hazard per level of {self.strata['column']}, at the reference profile "
+                        "(every feature at the value shown); survival at the complete-case mean profile with a 95% "
+                        f"interval on the log(-log) scale; per stratum {rule}"}
 
 
 def _divergence(names: list[str], beta: np.ndarray) -> InputError:

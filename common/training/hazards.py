@@ -23,19 +23,9 @@ def newton_step(hessian: np.ndarray, gradient: np.ndarray, beta: np.ndarray, pen
     return logistic.newton_step(hessian, gradient, beta, penalty, intercept=False)
 
 
-def scale_matrix(features: list[dict]) -> np.ndarray:
-    """Encoded to original scale: x_enc = (x - centre) / 2^exponent, so beta = beta_enc / 2^exponent."""
-    return np.diag([2.0 ** -f["exponent"] for f in features])
-
-
-def to_original_scale(beta: np.ndarray, cov: np.ndarray, features: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    t = scale_matrix(features)
-    return t @ beta, t @ cov @ t.T
-
-
-def feature_summary(sum_x: np.ndarray, sum_xx: np.ndarray, n: int, features: list[dict]) -> list[dict]:
+def feature_summary(sum_x: np.ndarray, sum_xx: np.ndarray, n: int, features: list[dict], base: int) -> list[dict]:
     """Mean and SD of each feature over the complete cases (from X'1 and X'X at beta = 0), rounded."""
-    return [summary_row(f, sum_x[j] / n, sum_xx[j, j] / n) for j, f in enumerate(features)]
+    return [summary_row(f, sum_x[j] / n, sum_xx[j, j] / n, n, base) for j, f in enumerate(features)]
 
 
 def binary_levels(sum_x: np.ndarray, sum_xd: np.ndarray, n: int, events: int, features: list[dict]) -> list[dict]:

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ..disclosure import round_magnitude
+from ..disclosure import round_mean
 from ..runtime.errors import InputError, PrivacyError
 
 Z_95 = 1.959963984540054
@@ -46,36 +46,26 @@ def newton_step(hessian: np.ndarray, gradient: np.ndarray, beta: np.ndarray, pen
     return np.linalg.solve(hessian + np.diag(ridge), gradient - ridge * beta)
 
 
-def to_original_scale(beta: np.ndarray, cov: np.ndarray, features: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """Undo each station's centring and power-of-two scaling: x_enc = (x - centre) / 2^exponent."""
-    p = len(beta)
-    t = np.eye(p)
-    for j, f in enumerate(features):
-        if j == 0:
-            continue
-        t[j, j] = 2.0 ** -f["exponent"]
-        t[0, j] = -f["centre"] * 2.0 ** -f["exponent"]
-    return t @ beta, t @ cov @ t.T
-
-
-def feature_summary(hessian0: np.ndarray, features: list[dict]) -> list[dict]:
+def feature_summary(hessian0: np.ndarray, features: list[dict], base: int) -> list[dict]:
     """Mean and SD of each feature over the complete cases, read off the first Hessian.
 
     At beta = 0 every complete case has weight 1/4, so the intercept row of that Hessian holds the
     feature sums and its diagonal the sums of squares (internal scale).
     """
-    return [summary_row(f, hessian0[0, j] / hessian0[0, 0], hessian0[j, j] / hessian0[0, 0])
+    n = 4 * hessian0[0, 0]
+    return [summary_row(f, hessian0[0, j] / hessian0[0, 0], hessian0[j, j] / hessian0[0, 0], n, base)
             for j, f in enumerate(features) if j > 0]
 
 
-def summary_row(feature: dict, mean_enc: float, square_enc: float) -> dict:
-    """Mean and SD on the original scale from the encoded mean and mean square, to 4 significant digits
-    (exact values of two runs on cohorts one patient apart would show that patient's value)."""
+def summary_row(feature: dict, mean_enc: float, square_enc: float, n: float, base: int) -> dict:
+    """Mean and SD on the original scale from the encoded mean and mean square, on a grid of step
+    base * SD / n at least (lancelot.disclosure.round_mean): the mean of a 0/1 feature times n is a count,
+    and exact means of two runs on cohorts one patient apart would show that patient's value."""
     var_enc = max(square_enc - mean_enc ** 2, 0.0)
     scale = 2.0 ** feature["exponent"]
     mean, sd = feature["centre"] + scale * mean_enc, scale * math.sqrt(var_enc)
-    return {"feature": feature["name"], "station": feature["station"], "mean": round_magnitude(mean),
-            "sd": round_magnitude(sd)}
+    return {"feature": feature["name"], "station": feature["station"], "mean": round_mean(mean, sd, n, base),
+            "sd": round_mean(sd, sd, n, base)}
 
 
 def binary_levels(hessian0: np.ndarray, gradient0: np.ndarray, features: list[dict]) -> list[dict]:

@@ -27,7 +27,7 @@ from ..linkage.protocol import station_rows
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
-from . import cox, logistic
+from . import cox, logistic, products, terms
 from . import shares as sh
 from .channel import (
     STATE,
@@ -63,7 +63,7 @@ def step_rows(ctx: StationContext, payload: dict) -> dict:
 def step_share(ctx: StationContext, payload: dict) -> dict:
     """Turn the peers' masked rows into this station's view f = X - b of their cohort columns."""
     parts, _ = receive_parts(ctx, payload)
-    return forward_parts(ctx, payload, parts)
+    return {**forward_parts(ctx, payload, parts), **products.share_round(ctx, payload, parts)}
 
 
 def step_open(ctx: StationContext, payload: dict) -> dict:
@@ -72,11 +72,12 @@ def step_open(ctx: StationContext, payload: dict) -> dict:
     out = np.column_stack([o["z"], o["share"][:, payload["layout"]["open"]], o["b_part"]])
     mask = sh.prg(o["pair"], f"e{t}", out.shape)
     out = out + mask if o["hub"] else out - mask
-    return {"shares": sh.pack(out[sh.permutation(o["pair"], f"pi{t}", o["n"])])}
+    return {"shares": sh.pack(out[sh.permutation(o["pair"], f"pi{t}", o["n"])]), **products.open_round(ctx, payload)}
 
 
 def step_aggregate(ctx: StationContext, payload: dict) -> dict:
     """Shares of the gradient F'r and of the Hessian F'WF + F'U + U'F in the iteration's permuted order."""
+    products.finish_round(ctx, payload)
     own_seed, pair, st = stream_seeds(ctx)
     layout, t = payload["layout"], payload["t"]
     feat = layout["features"]
@@ -134,23 +135,35 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
     cohort = linkage.cohort()
     n = len(cohort[hub])
     widths, features, open_names, layout = st.widths, st.features, st.open_names, st.layout
-    q_total, p, names = st.q_total, st.p, st.names
-    fw, fr = _frac_bits(n, max(m["sumsq_bits"] for m in st.metas.values()))
+    p, names = st.p, st.names
+    sumsq = {s_: m["sumsq_bits"] for s_, m in st.metas.items()}
+    bounds = [terms.product_sumsq_bits(features[i], features[j], sumsq[features[i]["station"]],
+                                       sumsq[features[j]["station"]], f["shift"])
+              for f in features if "product" in f for i, j in [f["product"]]]
+    fw, fr = _frac_bits(n, max([*sumsq.values(), *bounds]))
 
     # C's mask b = b_H + b_P, each share derived from the station's seed; corrections turn the
     # peer's masked rows into f = X - b (the peer never sees X, nor which rows are in the cohort)
-    b = sh.prg(seeds[hub], "b", (n, q_total)) + sh.prg(seeds[partner], "b", (n, q_total))
+    q_design = st.q_design
+    b = sh.prg(seeds[hub], "b", (n, q_design)) + sh.prg(seeds[partner], "b", (n, q_design))
     parts: dict[str, dict] = {hub: {}, partner: {}}
     for s, q in widths:
         idx = cohort[s]
         rows_mask = sh.prg(seeds[s], "rows", (linkage.n_rows[s], q))
         corr = rows_mask[idx] + b[:, st.col_start(s):st.col_start(s) + q]
         parts[st.receivers[s]][s] = {"sealed": st.sealed[s], "idx": idx.tolist(), "corr": sh.pack(corr)}
+    extra: dict[str, dict] = {hub: {}, partner: {}}
+    if layout["products"]:   # interaction columns: Beaver triples and truncation masks (products.py)
+        extra = {hub: {"products": {"layout": layout}},
+                 partner: {"products": {"layout": layout, **products.deal(seeds[hub], seeds[partner], layout, n, b)}}}
     with coordinator.cost.phase("training: shares"):
-        res = coordinator.round({hub: StepCall("train_share", {"parts": parts[hub], "partner": partner}),
-                                 partner: StepCall("train_share", {"parts": parts[partner], "partner": hub})},
-                                label="training: cohort shares from the relayed rows")
+        res = coordinator.round({hub: StepCall("train_share", {"parts": parts[hub], "partner": partner, **extra[hub]}),
+                                 partner: StepCall("train_share", {"parts": parts[partner], "partner": hub,
+                                                                   **extra[partner]})},
+                                label="training: cohort shares from the relayed rows"
+                                + (" and interaction products (opening 1 of 2)" if layout["products"] else ""))
     relay = {hub: res[partner]["sealed"], partner: res[hub]["sealed"]}
+    product_relay = {hub: res[partner].get("products"), partner: res[hub].get("products")}
 
     beta = np.zeros(p)
     history = []
@@ -165,8 +178,12 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
                 pl = {"t": t, "beta": beta_int, "layout": layout}
                 if t == 0:
                     pl.update(relay=relay[s], partner=other)
+                    if product_relay[s]:
+                        pl["products_relay"] = product_relay[s]
                 calls[s] = StepCall("train_open", pl)
             res = coordinator.round(calls, label=f"training: iteration {t + 1}, open permuted linear predictors")
+            if t == 0:
+                product_relay = {hub: res[partner].get("products"), partner: res[hub].get("products")}
             opened = sh.unpack(res[hub]["shares"]) + sh.unpack(res[partner]["shares"])
             z = sh.decode(opened[:, 0], FRAC_BITS_X + FRAC_BITS_BETA)
             ov = opened[:, 1:1 + len(open_names)].view(np.int64)
@@ -183,9 +200,12 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
             own = np.concatenate([(b_perm.T @ u).ravel(), b_perm.T @ r_ring])
             w_h, u_h, r_h = (sh.prg(seeds[hub], f"w{t}", n), sh.prg(seeds[hub], f"u{t}", (n, p)),
                              sh.prg(seeds[hub], f"r{t}", n))
-            calls = {hub: StepCall("train_aggregate", {"t": t, "layout": layout}),
+            relays = ({s: {"products_relay": product_relay[s]} for s in (hub, partner)}
+                      if t == 0 and product_relay[hub] else {hub: {}, partner: {}})
+            calls = {hub: StepCall("train_aggregate", {"t": t, "layout": layout, **relays[hub]}),
                      partner: StepCall("train_aggregate", {"t": t, "layout": layout, "w": sh.pack(w_ring - w_h),
-                                                           "u": sh.pack(u - u_h), "r": sh.pack(r_ring - r_h)})}
+                                                           "u": sh.pack(u - u_h), "r": sh.pack(r_ring - r_h),
+                                                           **relays[partner]})}
             res = coordinator.round(calls, label=f"training: iteration {t + 1}, gradient and Hessian shares")
             total = sh.unpack(res[hub]["sums"]) + sh.unpack(res[partner]["sums"]) + own
             hess = sh.decode(total[:p * p], 2 * FRAC_BITS_X + fw).reshape(p, p)
@@ -194,7 +214,16 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
             if t == 0:
                 logistic.check_identifiable(hess, names)
                 logistic.check_levels(logistic.binary_levels(hess, grad, features), k, LOGISTIC_CELLS)
-                summaries = logistic.feature_summary(hess, features)
+                # at beta = 0 the first Hessian's intercept row holds the encoded column sums, the gradient those
+                # over the events (see logistic.binary_levels): original-scale sums for the interaction checks
+                n_c, events_c = 4 * hess[0, 0], grad[0] + 2 * hess[0, 0]
+                totals = terms.original_sums(4 * hess[0], n_c, features)
+                totals_ev = terms.original_sums(grad + 2 * hess[0], events_c, features)
+                terms.check_cross_cells(st.interactions, features, {
+                    "patients": (totals, n_c), "events": (totals_ev, events_c),
+                    "non-events": (totals - totals_ev, n_c - events_c)}, k)
+                summaries = terms.with_product_means(logistic.feature_summary(hess, features, base), features, totals, n_c,
+                                                     first=1, base=base)
             try:
                 step = logistic.newton_step(hess, grad, beta, spec.penalty)
             except np.linalg.LinAlgError:  # fitted probabilities at 0 or 1 empty the Hessian
@@ -221,7 +250,7 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
     ridge = np.full(p, spec.penalty)
     ridge[0] = 0.0
     cov_enc = np.linalg.inv(hess + np.diag(ridge))
-    beta_orig, cov = logistic.to_original_scale(beta, cov_enc, features)
+    beta_orig, cov = terms.to_original(beta, cov_enc, features, intercept=True)
     prob = logistic.sigmoid(z[complete])
     y_c = y[complete]
     quality = {"auc": round_magnitude(logistic.auc(z[complete], y_c)), "calibration": _calibration(prob, y_c, k, base)}
@@ -233,6 +262,7 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
         "features": summaries,  # mean and SD over the complete cases, to 4 significant digits
         "covariance": cov.tolist(),  # of the estimates, in the coefficients' order (for predictions)
         "reference_levels": {f["column"]: f["reference"] for f in features if f.get("level") is not None},
+        **terms.released_terms(st.interactions, features, beta_orig, cov, summaries, "odds_ratio"),
         "n_used": release_count(n_used, k, base), "events": release_count(events, k, base),
         "cohort": {"linked": release_count(n, k, base), "complete_cases": release_count(n_used, k, base),
                    "note": "complete cases: records missing a feature or the outcome at any station are left out"},

@@ -138,6 +138,22 @@ class Ring:
                             otypes=[float])(s) if np.size(s) else np.zeros(np.shape(s))
 
     # ---- transport --------------------------------------------------------------------------
+    def to_limbs(self, values) -> np.ndarray:
+        """Ring elements as little-endian uint64 limbs (shape + (limbs,)), for sealed numpy blobs."""
+        v = self._mod(values)
+        flat = v.reshape(-1)
+        out = np.empty((flat.size, self.limbs), dtype=np.uint64)
+        for j in range(self.limbs):
+            out[:, j] = np.bitwise_and(flat >> (64 * j), MASK64).astype(np.uint64)
+        return out.reshape(v.shape + (self.limbs,))
+
+    def from_limbs(self, limbs: np.ndarray) -> np.ndarray:
+        limbs = np.asarray(limbs, dtype=np.uint64)
+        if limbs.shape[-1] != self.limbs:
+            raise ValueError("limbs do not match the ring")
+        shape = limbs.shape[:-1]
+        return _limbs_to_ints(limbs.reshape(-1, self.limbs)).reshape(shape)
+
     def pack(self, values) -> str:
         """Compact JSON text: the shape, then base64 of fixed-width little-endian limbs."""
         v = self._mod(values)

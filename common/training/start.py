@@ -16,6 +16,7 @@ from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from . import shares as sh
 from .design import TrainSpec
+from .terms import product_features
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Start:
     features: list[dict] = field(default_factory=list)
     open_names: list[str] = field(default_factory=list)
     layout: dict = field(default_factory=dict)
+    interactions: list[dict] = field(default_factory=list)   # per interaction: its factor and product columns
 
     @property
     def p(self) -> int:
@@ -42,7 +44,12 @@ class Start:
 
     @property
     def q_total(self) -> int:
+        """The stations' columns (features and open columns); the design adds the interaction columns."""
         return sum(w for _, w in self.widths)
+
+    @property
+    def q_design(self) -> int:
+        return self.layout["q"]
 
     @property
     def names(self) -> list[str]:
@@ -65,6 +72,9 @@ def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
     hub, others = run.spec.hub, run.spec.others
     if spec.outcome_station != hub:
         raise InputError(f"{what} must be at the linkage hub '{hub}' (not at '{spec.outcome_station}')")
+    if spec.strata is not None and spec.strata[0] != hub:
+        raise InputError(f"the strata column must be at the linkage hub '{hub}' (the station that orders the survival "
+                         f"times), not at '{spec.strata[0]}'")
     partner = others[0]
     order = [hub] + others
     roles = {hub: "hub", partner: "partner", **{s: "other" for s in others[1:]}}
@@ -104,5 +114,10 @@ def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
             open_cols.append(start + len(m["features"]) + j)
             out.open_names.append(name)
         start += q
-    out.layout = {"widths": out.widths, "features": feat_cols, "open": open_cols}
+    # interaction columns after every station's block: products of two feature columns, computed on shares
+    new, pairs, out.interactions = product_features(out.features, spec.interactions, feat_cols)
+    out.features += new
+    feat_cols += [start + m for m in range(len(pairs))]
+    out.layout = {"widths": out.widths, "features": feat_cols, "open": open_cols, "products": pairs,
+                  "q": start + len(pairs)}
     return out

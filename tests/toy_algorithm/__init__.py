@@ -6,7 +6,7 @@ import os
 import secrets
 
 from lancelot.runtime.errors import InputError
-from lancelot.v6.adapter import make_central, make_partial
+from lancelot.v6.entry import extract, make_central, make_partial
 
 _MEMORY: dict = {}  # deliberately module-global: a protocol that relied on it would break in real runs
 
@@ -41,3 +41,4 @@ def run(coordinator, column: str, failing: str | None = None):
 
 central = make_central(run)
 partial = make_partial({"remember": remember, "recall": recall, "fail": fail, "crash": crash})
+__all__ = ["central", "extract", "partial"]

@@ -1,0 +1,370 @@
+"""Stratified Cox (a baseline hazard per level of a registry column) against lifelines ``strata`` and
+statsmodels ``PHReg(strata=)``; restricted cubic splines computed at the station holding the column against
+the same basis on the pooled records (and patsy's natural cubic splines with the same knots); refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import patsy
+import pytest
+import statsmodels.api as sm
+from helpers import (
+    joined,
+    make_study,
+    pooled_design,
+    recording_coordinator,
+    rounded,
+    spaced_reference,
+    station_paths,
+)
+from lifelines import CoxPHFitter
+
+from lancelot.linkage.protocol import STEPS as LINK_STEPS
+from lancelot.runtime.errors import InputError, LancelotError, PrivacyError
+from lancelot.training.design import parse_train_spec
+from lancelot.training.protocol import STEPS as TRAIN_STEPS
+from lancelot.training.protocol import train
+from lancelot.training.terms import chi2_sf, rcs_basis
+
+REG, GP = "registry", "gp_1"
+STEPS = {**LINK_STEPS, **TRAIN_STEPS}
+TIME, EVENT, OUTCOME = "survival_days", "vital_status", "death_within_2y"
+
+
+def v(station, column, **extra):
+    return {"station": station, "column": column, **extra}
+
+
+def cox(study, features, **extra):
+    return {"linkage": json.loads(study["link_spec"].read_text()), "model": "cox", "time": v(REG, TIME),
+            "event": v(REG, EVENT), "features": features, "tolerance": 1e-10, **extra}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return make_study(tmp_path_factory.mktemp("strata"), patients=900, gp_stations=1, seed=5)
+
+
+def run(study, spec, paths=None):
+    coord, _ = recording_coordinator(STEPS, paths or station_paths(study), {s: {"allow_evaluate": True} for s in (REG, GP)})
+    return train(coord, spec, evaluate=True), coord
+
+
+# ---------------------------------------------------------------------------------------------
+# stratified Cox
+# ---------------------------------------------------------------------------------------------
+STRATIFIED = [v(REG, "age_at_diagnosis"), v(REG, "immunotherapy"), v(GP, "copd"), v(GP, "gp_visits"),
+              {"interaction": [v(REG, "immunotherapy"), v(GP, "copd")]}]
+
+
+def pooled(study, result, keep=(TIME, EVENT, "stage")):
+    x, data = pooled_design(joined(study, result["links"], [REG, GP]), STRATIFIED[:4], list(keep))
+    x["immunotherapy:copd"] = x["immunotherapy"] * x["copd"]
+    return x, data
+
+
+@pytest.fixture(scope="module")
+def stratified(study):
+    return run(study, cox(study, STRATIFIED, strata=v(REG, "stage")))
+
+
+def test_stratified_efron_matches_lifelines_strata(study, stratified):
+    result, coord = stratified
+    x, data = pooled(study, result)
+    cph = CoxPHFitter().fit(x.assign(T=data[TIME].astype(float), E=data[EVENT].astype(float), S=data["stage"]), "T", "E",
+                            strata=["S"], fit_options={"precision": 1e-10})
+    table = pd.DataFrame(result["coefficients"]).set_index("feature")
+    assert list(table.index) == list(x.columns)      # no coefficient for the strata column
+    np.testing.assert_allclose(table["estimate"], cph.params_[x.columns], atol=1e-6)
+    np.testing.assert_allclose(table["std_error"], cph.standard_errors_[x.columns], atol=1e-6)
+    assert result["convergence"]["history"][-1]["log_partial_likelihood"] == pytest.approx(cph.log_likelihood_, abs=1e-4)
+    # strata add no round: 3 + 5 per Efron iteration, as unstratified
+    assert coord.cost.rounds == 3 + 5 * result["convergence"]["iterations"] + \
+        coord.cost.as_dict()["rounds_per_phase"].get("training: concordance", 0)
+    levels = {lv["level"]: lv for lv in result["strata"]["levels"]}
+    counts = data.groupby("stage").size()
+    assert list(levels) == ["I", "II", "III", "IV"]
+    assert all(levels[s]["n"] == rounded(int(counts[s])) for s in levels)
+
+
+def test_stratified_breslow_matches_phreg_strata(study):
+    result, _ = run(study, cox(study, STRATIFIED, strata=v(REG, "stage"), ties="breslow"))
+    x, data = pooled(study, result)
+    fit = sm.PHReg(data[TIME].astype(float), x, status=data[EVENT].astype(float), strata=data["stage"],
+                   ties="breslow").fit()
+    table = pd.DataFrame(result["coefficients"]).set_index("feature")
+    np.testing.assert_allclose(table["estimate"], fit.params, atol=1e-6)
+    np.testing.assert_allclose(table["std_error"], fit.bse, atol=1e-6)
+    assert result["convergence"]["history"][-1]["log_partial_likelihood"] == pytest.approx(fit.llf, abs=1e-4)
+
+
+def test_baseline_per_stratum_matches_the_pooled_breslow_estimator(study, stratified):
+    result, _ = stratified
+    x, data = pooled(study, result)
+    base = result["baseline"]
+    names = list(x.columns)
+    beta = np.array(base["coefficients_of_last_iterate"])
+    ref = np.array([base["reference_profile"][n] for n in names])
+    assert base["stratified_by"] == "stage" and [s["stratum"] for s in base["strata"]] == ["I", "II", "III", "IV"]
+    for block in base["strata"]:
+        rows = (data["stage"] == block["stratum"]).to_numpy()
+        time, event = data[TIME].astype(float)[rows], data[EVENT].astype(float)[rows]
+        risk = np.exp((x.to_numpy()[rows] - ref) @ beta)
+        event_times = np.unique(time[event == 1])
+        at_risk = np.array([risk[time >= s].sum() for s in event_times])
+        deaths = np.array([((time == s) & (event == 1)).sum() for s in event_times])
+        kept, withheld = spaced_reference(time, event, [91.0, 182.0, 365.0, 730.0, 1095.0, 1826.0],
+                                          result["min_cell_count"])
+        assert [r["time"] for r in block["times"]] == kept and block["withheld"] == withheld
+        for row in block["times"]:
+            upto = event_times <= row["time"]
+            assert row["at_risk"] == rounded(int((time >= row["time"]).sum()))
+            assert row["cumulative_hazard_at_reference"] == pytest.approx((deaths / at_risk)[upto].sum(), rel=1e-6)
+
+
+def test_concordance_compares_patients_within_a_stratum(study, stratified):
+    """Harrell's C over the pairs within each stratum, on the pooled records at the last opened iterate."""
+    result, _ = stratified
+    x, data = pooled(study, result)
+    lp = x.to_numpy() @ np.array(result["baseline"]["coefficients_of_last_iterate"])
+    time, event, stage = data[TIME].to_numpy(float), data[EVENT].to_numpy(), data["stage"].to_numpy()
+    concordant = ties = pairs = 0.0
+    for i in np.flatnonzero(event == 1):
+        later = (stage == stage[i]) & ((time > time[i]) | ((time == time[i]) & (event == 0)))
+        pairs += later.sum()
+        concordant += (lp[later] < lp[i]).sum()
+        ties += (lp[later] == lp[i]).sum()
+    exact = (concordant + ties / 2) / pairs
+    c = result["quality"]["concordance"]
+    assert c["lower"] <= exact <= c["upper"] and c["comparable_pairs"] == rounded(int(pairs))
+
+
+def test_strata_refusals(study, tmp_path):
+    df = pd.read_csv(study[REG])
+    df["grp"] = np.where(np.arange(len(df)) < 6, "rare", "common")
+    df.to_csv(tmp_path / "reg.csv", index=False)
+    paths = {**station_paths(study), REG: tmp_path / "reg.csv"}
+    coord, _ = recording_coordinator(STEPS, paths)
+    with pytest.raises(PrivacyError, match="strata 'rare' of 'grp' have fewer than 10"):
+        train(coord, cox(study, STRATIFIED[:3], strata=v(REG, "grp")))
+    coord, _ = recording_coordinator(STEPS, station_paths(study))
+    with pytest.raises(InputError, match="strata column must be at the linkage hub"):
+        train(coord, cox(study, STRATIFIED[:3], strata=v(GP, "smoking")))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"strata": v(REG, "age_at_diagnosis")}, "also listed as a feature"),
+    ({"strata": v(REG, TIME)}, "cannot be the survival time"),
+    ({"strata": v("elsewhere", "x")}, "not part of this run"),
+])
+def test_bad_strata_spec(change, message):
+    raw = {"model": "cox", "time": v(REG, TIME), "event": v(REG, EVENT), "features": STRATIFIED[:3], **change}
+    with pytest.raises(InputError, match=message):
+        parse_train_spec(raw, [REG, GP])
+    with pytest.raises(InputError, match="belongs to a Cox model"):
+        parse_train_spec({"model": "logistic", "outcome": v(REG, OUTCOME), "features": STRATIFIED[:3],
+                          "strata": v(REG, "stage")}, [REG, GP])
+
+
+# ---------------------------------------------------------------------------------------------
+# restricted cubic splines
+# ---------------------------------------------------------------------------------------------
+def harrell(x: np.ndarray, knots) -> np.ndarray:
+    """Harrell's restricted cubic spline terms (rcspline.eval, norm=2), written out independently."""
+    t = np.asarray(knots, float)
+    k = len(t)
+    plus = lambda u: np.clip(u, 0, None) ** 3   # noqa: E731
+    cols = [(plus(x - t[j]) - plus(x - t[k - 2]) * (t[k - 1] - t[j]) / (t[k - 1] - t[k - 2])
+             + plus(x - t[k - 1]) * (t[k - 2] - t[j]) / (t[k - 1] - t[k - 2])) / (t[k - 1] - t[0]) ** 2
+            for j in range(k - 2)]
+    return np.column_stack(cols)
+
+
+SPLINES = [v(REG, "age_at_diagnosis", spline={"knots": 4}), v(REG, "immunotherapy"), v(GP, "copd"),
+           v(GP, "bmi", spline={"knots": [20, 25, 30]})]
+
+
+def spline_design(study, result, keep):
+    x, data = pooled_design(joined(study, result["links"], [REG, GP]), [{**f, "spline": None} for f in SPLINES], keep)
+    knots = {s["column"]: s["knots"] for s in result["splines"]}
+    for column in ("age_at_diagnosis", "bmi"):
+        basis = harrell(x[column].to_numpy(), knots[column])
+        for j in range(basis.shape[1]):
+            x[column + "'" * (j + 1)] = basis[:, j]
+    return x[[r["feature"] for r in result["coefficients"] if r["feature"] != "(intercept)"]], data, knots
+
+
+def assert_close_in_se(table, params, bse):
+    """Spline terms are cubic, so not exact in 16-bit fixed point (2^-16 of each column's scale): estimates
+    within 1e-3 standard errors and standard errors within 1e-4 relatively of the pooled fit."""
+    se = bse[table.index]
+    assert ((table["estimate"] - params[table.index]).abs() / se).max() < 1e-3
+    assert ((table["std_error"] - se).abs() / se).max() < 1e-4
+
+
+@pytest.fixture(scope="module")
+def spline_cox(study):
+    return run(study, cox(study, SPLINES))[0]
+
+
+def test_cox_spline_matches_lifelines_with_the_same_basis(study, spline_cox):
+    result = spline_cox
+    x, data, knots = spline_design(study, result, [TIME, EVENT])
+    cph = CoxPHFitter().fit(x.assign(T=data[TIME].astype(float), E=data[EVENT].astype(float)), "T", "E",
+                            fit_options={"precision": 1e-10})
+    assert_close_in_se(pd.DataFrame(result["coefficients"]).set_index("feature"), cph.params_, cph.standard_errors_)
+    # knots: Harrell's quantiles (5/35/65/95%) of the registry's whole column, rounded; the explicit ones as given
+    reg = pd.read_csv(study[REG])["age_at_diagnosis"]
+    assert knots["age_at_diagnosis"] == [float(f"{q:.3g}") for q in np.quantile(reg, [0.05, 0.35, 0.65, 0.95])]
+    assert knots["bmi"] == [20, 25, 30]
+    # the same function space as patsy's natural cubic regression spline with those knots: the same fit
+    age, bmi = knots["age_at_diagnosis"], knots["bmi"]
+    frame = data.assign(age=x["age_at_diagnosis"], bmi_=x["bmi"])
+    nat = patsy.dmatrix(f"cr(age, knots={age[1:-1]}, lower_bound={age[0]}, upper_bound={age[-1]}, constraints='center')"
+                        f" + cr(bmi_, knots={bmi[1:-1]}, lower_bound={bmi[0]}, upper_bound={bmi[-1]}, "
+                        "constraints='center') - 1", frame, return_type="dataframe")
+    nat = nat.assign(immunotherapy=x["immunotherapy"], copd=x["copd"])
+    other = CoxPHFitter().fit(nat.assign(T=data[TIME].astype(float), E=data[EVENT].astype(float)), "T", "E",
+                              fit_options={"precision": 1e-10})
+    assert other.log_likelihood_ == pytest.approx(cph.log_likelihood_, abs=1e-6)
+    assert result["convergence"]["history"][-1]["log_partial_likelihood"] == pytest.approx(cph.log_likelihood_, abs=1e-3)
+    # overall and non-linearity tests: the pooled Wald statistics
+    for s in result["splines"]:
+        idx = s["terms"]
+        b, cov = cph.params_[idx].to_numpy(), cph.variance_matrix_.loc[idx, idx].to_numpy()
+        chi2 = float(b @ np.linalg.solve(cov, b))
+        assert s["overall_test"]["chi2"] == pytest.approx(chi2, rel=1e-3) and s["overall_test"]["df"] == len(idx)
+        nl = idx[1:]
+        chi2_nl = float(cph.params_[nl] @ np.linalg.solve(cph.variance_matrix_.loc[nl, nl], cph.params_[nl]))
+        assert s["nonlinearity_test"]["chi2"] == pytest.approx(chi2_nl, rel=1e-3)
+        assert s["nonlinearity_test"]["p_value"] == pytest.approx(chi2_sf(chi2_nl, len(nl)), abs=1e-4)
+        # the effect curve: hazard ratio against the middle knot, from the pooled coefficients
+        ref = s["reference"]
+        for point in s["curve"][::10]:
+            row = np.concatenate([[point["x"]], rcs_basis(np.array([point["x"]]), s["knots"])[0]])
+            ref_row = np.concatenate([[ref], rcs_basis(np.array([ref]), s["knots"])[0]])
+            assert point["hazard_ratio"] == pytest.approx(np.exp((row - ref_row) @ cph.params_[idx]), rel=1e-4)
+
+
+def test_logistic_spline_matches_statsmodels(study):
+    spec = {**cox(study, SPLINES), "model": "logistic", "outcome": v(REG, OUTCOME)}
+    del spec["time"], spec["event"]
+    result, _ = run(study, spec)
+    x, data, _ = spline_design(study, result, [OUTCOME])
+    x.insert(0, "(intercept)", 1.0)
+    fit = sm.Logit(data[OUTCOME].astype(float), x).fit(disp=0, tol=1e-12, maxiter=100)
+    assert_close_in_se(pd.DataFrame(result["coefficients"]).set_index("feature"), fit.params, fit.bse)
+    assert result["splines"][0]["curve"][0]["odds_ratio"] > 0
+
+
+def test_spline_refusals(study, tmp_path):
+    coord, _ = recording_coordinator(STEPS, station_paths(study))
+    with pytest.raises(LancelotError, match="binary.*spline"):
+        train(coord, cox(study, [v(REG, "immunotherapy", spline={"knots": 3}), v(GP, "copd")]))
+    coord, _ = recording_coordinator(STEPS, station_paths(study))
+    with pytest.raises(LancelotError, match="too few distinct values for a spline with 5 knots"):
+        train(coord, cox(study, [v(REG, "who_ps", spline={"knots": 5}), v(GP, "copd")]))
+
+
+@pytest.mark.parametrize("spline, message", [
+    ({"knots": 2}, "3 to 7 knots"),
+    ({"knots": [30, 20, 25]}, "strictly increasing"),
+    ({"knots": "many"}, "'spline' must be"),
+    ({"df": 3}, "'spline' must be"),
+])
+def test_bad_spline_spec(spline, message):
+    raw = {"model": "cox", "time": v(REG, TIME), "event": v(REG, EVENT),
+           "features": [v(REG, "age_at_diagnosis", spline=spline)]}
+    with pytest.raises(InputError, match=message):
+        parse_train_spec(raw, [REG, GP])
+    raw["features"] = [v(REG, "stage", type="categorical", spline={"knots": 3})]
+    with pytest.raises(InputError, match="numeric column"):
+        parse_train_spec(raw, [REG, GP])
+
+
+def test_predicted_survival_uses_the_profiles_stratum(study, stratified):
+    from lancelot.training.predict import predict
+
+    result, _ = stratified
+    x, data = pooled(study, result)
+    cph = CoxPHFitter().fit(x.assign(T=data[TIME].astype(float), E=data[EVENT].astype(float), S=data["stage"]), "T", "E",
+                            strata=["S"], fit_options={"precision": 1e-10})
+    profile = {"age_at_diagnosis": 70, "immunotherapy": 1, "copd": 1, "gp_visits": 5}
+    for stage in ("I", "IV"):
+        got = predict(result, {**profile, "stage": stage})
+        assert got["stratum"] == {"stage": stage}
+        row = pd.DataFrame([{**profile, "immunotherapy:copd": 1, "S": stage}])
+        curve = cph.predict_survival_function(row).iloc[:, 0]
+        for point in got["survival"]:
+            assert point["survival"] == pytest.approx(curve[curve.index <= point["time"]].iloc[-1], abs=3e-3)
+            assert point["ci_low"] < point["survival"] < point["ci_high"]
+    with pytest.raises(LancelotError, match="lacks stage"):
+        predict(result, profile)
+    with pytest.raises(LancelotError, match="'stage' must be one of"):
+        predict(result, {**profile, "stage": "V"})
+
+
+def test_spline_prediction_uses_the_released_knots(study, spline_cox):
+    from lancelot.training.predict import design_row
+
+    row = design_row(spline_cox, {"age_at_diagnosis": 80, "immunotherapy": 0, "copd": 1, "bmi": 31})
+    knots = {s["column"]: s["knots"] for s in spline_cox["splines"]}
+    expected = np.concatenate([[80], harrell(np.array([80.0]), knots["age_at_diagnosis"])[0], [0, 1, 31],
+                               harrell(np.array([31.0]), knots["bmi"])[0]])
+    np.testing.assert_allclose(row, expected, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# the NSCLC example: immunotherapy x COPD across stations, an age spline, strata by stage
+# ---------------------------------------------------------------------------------------------
+def test_the_treatment_effects_example_through_the_real_entry_points(tmp_path):
+    """docs/examples/nsclc_treatment_effects.json through vantage6's wrap_algorithm (fresh processes, station guard),
+    against lifelines with the same strata, products and spline basis; the report shows the hazard ratio of
+    immunotherapy by COPD status and the two predicted survival curves of a profile."""
+    from pathlib import Path
+
+    from lancelot.cli import run_local
+    from lancelot.report import write_train_report
+
+    study = make_study(tmp_path, patients=1200, gp_stations=1, seed=8)
+    example = json.loads((Path(__file__).resolve().parents[1] / "docs/examples/nsclc_treatment_effects.json").read_text())
+    spec = {**example, "linkage": json.loads(study["link_spec"].read_text()), "tolerance": 1e-10}
+    result = run_local("train", station_paths(study), {"spec": spec, "evaluate": True}, evaluate=True)
+    mains = [f for f in example["features"] if "interaction" not in f]
+    x, data = pooled_design(joined(study, result["links"], [REG, GP]), [{**f, "spline": None} for f in mains],
+                            [TIME, EVENT, "stage"])
+    knots = result["splines"][0]["knots"]
+    basis = harrell(x["age_at_diagnosis"].to_numpy(), knots)
+    x["age_at_diagnosis'"], x["age_at_diagnosis''"] = basis[:, 0], basis[:, 1]
+    x["immunotherapy:copd"] = x["immunotherapy"] * x["copd"]
+    x["immunotherapy:bmi"] = x["immunotherapy"] * x["bmi"]
+    table = pd.DataFrame(result["coefficients"]).set_index("feature")
+    x = x[list(table.index)]
+    cph = CoxPHFitter().fit(x.assign(T=data[TIME].astype(float), E=data[EVENT].astype(float), S=data["stage"]), "T", "E",
+                            strata=["S"], fit_options={"precision": 1e-10})
+    assert_close_in_se(table, cph.params_, cph.standard_errors_)
+    copd = {r["at"]: r for r in result["interactions"][0]["effects"]}
+    c = cph.params_
+    assert copd["1"]["hazard_ratio"] == pytest.approx(np.exp(c["immunotherapy"] + c["immunotherapy:copd"]), rel=1e-4)
+    assert [r["at"] for r in result["interactions"][1]["effects"]] == ["20", "25", "30"]
+    assert result["strata"]["column"] == "stage" and result["cost"]["rounds"] == 3 + 5 * result["convergence"][
+        "iterations"] + result["cost"]["rounds_per_phase"].get("training: concordance", 0)
+    profile = {"age_at_diagnosis": 68, "who_ps": 1, "surgery": 0, "copd": 1, "cardiovascular": 0, "bmi": 24,
+               "stage": "IV"}
+    page = write_train_report(result, tmp_path / "report",
+                              decision={"profile": profile, "treatment": "immunotherapy"}).read_text()
+    assert "Effect modification: immunotherapy:copd" in page and "copd = 1" in page
+    assert "immunotherapy = 0" in page and "immunotherapy = 1" in page and (tmp_path / "report/decision.png").exists()
+
+
+def test_the_demo_fits_the_example_spec():
+    from pathlib import Path
+
+    from lancelot.cli import _demo_specs
+
+    example = json.loads((Path(__file__).resolve().parents[1] / "docs/examples/nsclc_treatment_effects.json").read_text())
+    demo = _demo_specs({})["effects"]
+    assert demo["features"] == example["features"] and demo["strata"] == example["strata"]
