@@ -48,6 +48,7 @@ class NodePolicy:
     max_key_frequency: int = 5                          # ceiling: key values shared by more records are dropped
     min_key_bits: int = MIN_KEY_BITS                    # smallest Paillier modulus accepted
     allow_evaluate: bool = False                        # may an evaluation run return links as record ids
+    allow_linkage_similarity: bool = True               # may linkage send keyed Bloom filters for the residue
     allow_coordinator_here: bool = False                # may the coordinator run at this (data) node
     coordinator_organizations: tuple[int, ...] | None = None  # allow-list of coordinator organisations
 

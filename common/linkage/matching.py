@@ -37,6 +37,10 @@ class MatchResult:
     n_other: int
     expected_precision: float
     expected_recall: float
+    similarity_links: int = 0                 # links made by the residue's similarity step (pattern 0: no key)
+    similarity_levels: list[float] | None = None   # the Dice levels' lower edges
+    similarity_m: np.ndarray | None = None    # per Dice level, among matches that share no key
+    similarity_u: np.ndarray | None = None    # per Dice level, among pairs of one station's own records
 
 
 def int_keys(points: np.ndarray) -> np.ndarray:
@@ -107,6 +111,24 @@ def match(hub: list[np.ndarray], other: list[np.ndarray], recipes: list[tuple[st
                        states=[f.labels() for f in fitted.fields], state_fields=[f.name for f in fitted.fields],
                        match_share=fitted.share, n_candidates=len(cand), n_hub=n_hub, n_other=n_other,
                        expected_precision=precision, expected_recall=recall)
+
+
+def add_residue_links(m: MatchResult, fit) -> MatchResult:
+    """The key links plus the residue's links (:func:`.similarity.residue_match`); their key pattern is 0."""
+    from dataclasses import replace
+
+    from .similarity import LEVELS
+
+    probability = np.concatenate([m.probability, fit.probability])
+    expected = m.match_share * float(m.n_hub) * float(m.n_other)
+    return replace(m, hub_rows=np.concatenate([m.hub_rows, fit.hub_rows]),
+                   other_rows=np.concatenate([m.other_rows, fit.other_rows]), probability=probability,
+                   weight=np.concatenate([m.weight, fit.weight]),
+                   patterns=np.concatenate([m.patterns, np.zeros(len(fit.hub_rows), np.int64)]),
+                   expected_precision=float(probability.mean()),
+                   expected_recall=float(min(1.0, probability.sum() / expected)) if expected > 0 else float("nan"),
+                   similarity_links=len(fit.hub_rows), similarity_levels=[float(x) for x in LEVELS[:-1]],
+                   similarity_m=fit.m, similarity_u=fit.u)
 
 
 def one_to_one_posterior(ci: np.ndarray, cj: np.ndarray, weight: np.ndarray, share: float, weight_none: float,

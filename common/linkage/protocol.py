@@ -24,9 +24,9 @@ from ..policy import ENV_NAMES, ROUNDING_BASES, Protections
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
-from . import pseudonym
+from . import pseudonym, similarity
 from .keys import check_key_fields, check_recipes, key_name, key_recipes, key_strings
-from .matching import MatchResult, int_keys, match
+from .matching import MatchResult, add_residue_links, int_keys, match
 from .model import (
     combine_state_shares,
     pattern_rates,
@@ -39,6 +39,23 @@ from .spec import LinkageSpec, parse_linkage_spec
 
 STATE_PERM = "link_perm"
 STATE_SECRET = "link_secret"
+STATE_SIMILARITY = "link_similarity"
+
+
+def similarity_wanted(spec: LinkageSpec, ctx: StationContext) -> tuple[bool, str | None]:
+    """Whether this station takes part in the residue's similarity step, and a warning if it cannot.
+
+    Off when the spec says ``"similarity": false`` or the node policy says no (the researcher can
+    only switch it off); skipped with a warning naming the station and its linkage columns when the
+    spec has no name field (a filter of dates and postcodes alone cannot tell people apart).
+    """
+    if spec.similarity is False or not ctx.policy.allow_linkage_similarity:
+        return False, None
+    if not similarity.name_fields(spec):
+        columns = [f.columns[ctx.station] for f in spec.fields]
+        return False, (f"station '{ctx.station}': the similarity step for records no key links is skipped: the spec "
+                       f"has no name field (kind 'string' or 'name'); this station's linkage columns are {columns}")
+    return True, None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -56,6 +73,9 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
     max_frequency = min(spec.max_key_frequency, ctx.policy.max_key_frequency)  # the researcher may only lower it
     check_station_data(spec, ctx.station, ctx.data)         # these raise InputError before any crypto work
     warnings = empty_columns(spec, ctx.station, ctx.data)
+    use_similarity, warning = similarity_wanted(spec, ctx)
+    if warning:
+        warnings.append(warning)
     components = normalise(spec, ctx.station, ctx.data)
     n = len(components)
     perm = pseudonym.secure_permutation(n)
@@ -83,6 +103,12 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
     result = {"n": n, "keys": list(strings), "points": points, "dropped_frequent_values": sum(frequent_per_key),
               "dropped_per_key": frequent_per_key, "state_shares": state_shares,
               "warnings": warnings, "policy": ctx.policy.public()}
+    if use_similarity:
+        # the public half of a fresh X25519 key: the station-pair key for the residue's Bloom filters is
+        # derived in round 2 from the other station's public half, which the coordinator relays
+        private, public = similarity.new_exchange_key()
+        ctx.state.put(STATE_SIMILARITY, {"private": private, "spec": spec.to_dict()})
+        result["similarity_key"] = public
     if evaluate:
         ids = ctx.data[spec.stations[ctx.station]].astype(str).to_numpy()[perm]
         result["record_ids"] = ids.tolist()
@@ -106,7 +132,33 @@ def step_link_exponentiate(ctx: StationContext, payload: dict) -> dict:
         size = len(raw) // pseudonym.POINT_BYTES * pseudonym.PSEUDONYM_BYTES
         out.setdefault(label, {})[name] = base64.b64encode(truncated[start:start + size]).decode("ascii")
         start += size
-    return {"batches": out}
+    result = {"batches": out}
+    peers = payload.get("similarity_peers") or {}
+    if peers:
+        result["filters"] = _similarity_filters(ctx, peers, {label: len(base64.b64decode(next(iter(keys.values()))))
+                                                             // pseudonym.POINT_BYTES
+                                                             for label, keys in payload["batches"].items()})
+    return result
+
+
+def _similarity_filters(ctx: StationContext, peers: dict[str, str], peer_sizes: dict[str, int]) -> dict[str, str]:
+    """This station's records as keyed, folded Bloom filters (shuffled order), one set per peer station."""
+    stored = ctx.state.get(STATE_SIMILARITY) if ctx.state.has(STATE_SIMILARITY) else None
+    if stored is None:
+        raise PrivacyError(f"station '{ctx.station}' did not agree to the similarity step in round 1")
+    spec = parse_linkage_spec(stored["spec"])
+    unknown = [p for p in peers if p not in spec.stations or p == ctx.station]
+    if unknown:
+        raise InputError(f"similarity keys relayed for stations that are not this job's other stations: {unknown}")
+    components = normalise(spec, ctx.station, ctx.data)
+    shuffled = components.iloc[ctx.state.get_array(STATE_PERM)].reset_index(drop=True)
+    out = {}
+    for peer, public in peers.items():
+        if len(shuffled) * peer_sizes.get(peer, 0) > similarity.MAX_ENCODED_PAIRS:
+            continue   # too many pairs for the coordinator to compare: nothing is sent (it says so)
+        key = similarity.pair_key(stored["private"], public, (ctx.station, peer))
+        out[peer] = base64.b64encode(similarity.encode(spec, shuffled, key).tobytes()).decode("ascii")
+    return out
 
 
 STEPS = {"link_encode": step_link_encode, "link_exponentiate": step_link_exponentiate}
@@ -191,6 +243,11 @@ class Linkage:
                                        for name, labels, uf in zip(m.state_fields, m.states, m.u)},
                 "em_levels": "per field, the states: which components agree ('none': they disagree or one is missing)",
                 "key_agreement_rate_among_links": agreement,
+                "linked_by_similarity": count(m.similarity_links),
+                "em_similarity_m": ({f"dice>={lo:g}": round(float(x), 4) for lo, x in
+                                     zip(m.similarity_levels, m.similarity_m)} if m.similarity_m is not None else None),
+                "em_similarity_u": ({f"dice>={lo:g}": float(f"{x:.3g}") for lo, x in
+                                     zip(m.similarity_levels, m.similarity_u)} if m.similarity_u is not None else None),
             }
         cohort = len(self.cohort()[self.hub])
         return {
@@ -258,6 +315,13 @@ class LinkageRun:
         calls = {spec.hub: StepCall("link_exponentiate", {"batches": {s: first[s]["points"] for s in spec.others}})}
         for s in spec.others:
             calls[s] = StepCall("link_exponentiate", {"batches": {spec.hub: first[spec.hub]["points"]}})
+        # the residue's similarity step: each pair of stations that both agreed gets the other's public key
+        hub_key = first[spec.hub].get("similarity_key")
+        pairs = [s for s in spec.others if hub_key and first[s].get("similarity_key")]
+        if pairs:
+            calls[spec.hub].payload["similarity_peers"] = {s: first[s]["similarity_key"] for s in pairs}
+            for s in pairs:
+                calls[s].payload["similarity_peers"] = {spec.hub: hub_key}
         return calls
 
     def finish(self, first: dict[str, dict], second: dict[str, dict]) -> Linkage:
@@ -268,6 +332,7 @@ class LinkageRun:
             raise InputError("the stations' match keys differ from the coordinator's reading of the spec")
         used = used_components(recipes, spec)
         matches = {}
+        notes: list[str] = []
         for s in spec.others:
             hub_points = [pseudonym.unpack_pseudonyms(second[s]["batches"][spec.hub][name]) for name in keys]
             other_points = [pseudonym.unpack_pseudonyms(second[spec.hub]["batches"][s][name]) for name in keys]
@@ -282,11 +347,43 @@ class LinkageRun:
             matches[s] = match(hub_points, other_points, recipes, fields, drop_rates=1 - kept[0] * kept[1],
                                threshold=spec.threshold, pattern_rates=rates,
                                max_frequency=max_frequency)
+            residue_note = self._residue(matches, s, first, second)
+            if residue_note:
+                notes.append(residue_note)
             self.coordinator.log(f"linkage: {spec.hub} and {s} matched")  # no counts in logs
         record_ids = {s: first[s]["record_ids"] for s in self.stations} if self.evaluate else {}
         return Linkage(spec=spec, n_rows={s: first[s]["n"] for s in self.stations}, matches=matches, keys=keys,
                        policies={s: first[s]["policy"] for s in self.stations}, record_ids=record_ids,
-                       warnings=[w for s in self.stations for w in first[s].get("warnings", [])])
+                       warnings=[w for s in self.stations for w in first[s].get("warnings", [])] + notes)
+
+    def _residue(self, matches: dict[str, MatchResult], s: str, first: dict, second: dict) -> str | None:
+        """The similarity step for the pair (hub, s): link the records the keys left unlinked."""
+        spec = self.spec
+        hub_filters = second[spec.hub].get("filters", {}).get(s)
+        other_filters = second[s].get("filters", {}).get(spec.hub)
+        m = matches[s]
+        if not (hub_filters and other_filters):
+            off = [x for x in (spec.hub, s) if not first[x].get("similarity_key")]
+            if spec.similarity is False or not similarity.name_fields(spec):
+                return None
+            if off:
+                return (f"the similarity step for records no key links is off between {spec.hub} and {s}: "
+                        f"node policy at {off} (allow_linkage_similarity)")
+            return (f"the similarity step is skipped between {spec.hub} and {s}: too many record pairs "
+                    f"(more than {similarity.MAX_ENCODED_PAIRS:.0e})")
+        n_h, n_o = first[spec.hub]["n"], first[s]["n"]
+        hub_bf = similarity.unpack_filters(hub_filters, n_h)
+        other_bf = similarity.unpack_filters(other_filters, n_o)
+        rest_h = np.setdiff1d(np.arange(n_h), m.hub_rows)
+        rest_o = np.setdiff1d(np.arange(n_o), m.other_rows)
+        if float(len(rest_h)) * float(len(rest_o)) > similarity.MAX_RESIDUE_PAIRS:
+            return (f"the similarity step is skipped between {spec.hub} and {s}: the residue is too large to "
+                    "compare every pair (blocking for it is not built)")
+        fit = similarity.residue_match(hub_bf, other_bf, rest_h, rest_o, spec.threshold)
+        if fit is None or len(fit.hub_rows) == 0:
+            return None
+        matches[s] = add_residue_links(m, fit)
+        return None
 
 
 def check_researcher_protections(min_cell_count: int | None, rounding_base: int | None) -> None:

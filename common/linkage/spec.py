@@ -43,6 +43,7 @@ class LinkageSpec:
     threshold: float = DEFAULT_THRESHOLD
     min_records: int = DEFAULT_MIN_RECORDS
     max_key_frequency: int = 5
+    similarity: bool | None = None    # the residue's similarity step; None: on where every node allows it
 
     @property
     def others(self) -> list[str]:
@@ -57,6 +58,7 @@ class LinkageSpec:
             "keys": [list(k) for k in self.keys] if self.keys else None,
             "threshold": self.threshold, "min_records": self.min_records,
             "max_key_frequency": self.max_key_frequency,
+            "similarity": self.similarity,
         }
 
 
@@ -120,5 +122,8 @@ def parse_linkage_spec(raw: Any, known_stations: list[str] | None = None) -> Lin
     max_freq = int(raw.get("max_key_frequency", 5))
     if max_freq < 1:
         raise InputError("linkage spec: 'max_key_frequency' must be at least 1")
+    similarity = raw.get("similarity")
+    if similarity is not None and not isinstance(similarity, bool):
+        raise InputError("linkage spec: 'similarity' must be true or false (the residue's similarity step)")
     return LinkageSpec(stations=stations, fields=tuple(fields), hub=hub, keys=keys, threshold=threshold,
-                       min_records=max(min_records, 1), max_key_frequency=max_freq)
+                       min_records=max(min_records, 1), max_key_frequency=max_freq, similarity=similarity)
