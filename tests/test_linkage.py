@@ -407,3 +407,127 @@ def test_the_intl_schema_gets_keys_from_its_fields_and_links(tmp_path):
     truth = pd.read_csv(paths["truth_links"], dtype=str)
     (p, r, f1), = link_quality(linkage.links_table(), truth).values()
     assert p >= 0.98 and r >= 0.85, (p, r, f1)   # 0-4 modified fields per record; quality: the benchmark
+
+
+# ---------------------------------------------------------------------------------------------
+# the residue's similarity step (keyed Bloom filters compared at the coordinator)
+# ---------------------------------------------------------------------------------------------
+def _results(transport, station: str | None = None) -> list[dict]:
+    """Every step result the coordinator received (a final round's several steps one by one)."""
+    out = []
+    for s, message in transport.received:
+        if station is None or s == station:
+            result = json.loads(message)
+            out.extend(result["results"] if "results" in result else [result])
+    return out
+
+
+def _quality_with_and_without_similarity(paths):
+    out = {}
+    for similarity_on in (False, True):
+        coordinator, transport = recording_coordinator(STEPS, paths, {s: {"allow_evaluate": True}
+                                                                      for s in ("registry", "gp_1")})
+        spec = {**spec_of(paths), "similarity": similarity_on}
+        linkage = link(coordinator, spec, evaluate=True)
+        truth = pd.read_csv(paths["truth_links"], dtype=str)
+        (p, r, f1), = link_quality(linkage.links_table(), truth).values()
+        out[similarity_on] = (p, r, f1, linkage, transport)
+    return out
+
+
+@pytest.mark.parametrize("options", [{"error_level": "heavy", "seed": 5}, {"schema": "intl", "seed": 6}],
+                         ids=["heavy", "intl"])
+def test_the_similarity_step_links_records_no_key_links(tmp_path, options):
+    from lancelot.synth import generate
+
+    paths = generate(n_patients=1500, **options).write(tmp_path)
+    got = _quality_with_and_without_similarity(paths)
+    (p0, r0, f0, keys_only, _), (p1, r1, f1, both, transport) = got[False], got[True]
+    m = both.matches["gp_1"]
+    assert m.similarity_links > 0 and keys_only.matches["gp_1"].similarity_links == 0
+    # recall gains clearly (errors in several fields at once share no exact key); precision stays high
+    assert r1 >= r0 + 0.01, (r0, r1)
+    assert p1 >= 0.985 and p1 >= p0 - 0.006, (p0, p1)
+    assert f1 > f0
+    # the residue's links are not scored above what they are worth: their mean probability does not exceed their
+    # precision by more than a few points (with a few dozen residue links the model is conservative instead)
+    truth = pd.read_csv(paths["truth_links"], dtype=str)
+    true = set(map(tuple, truth[["registry_id", "station_id"]].values))
+    ids = both.record_ids
+    residue = np.flatnonzero(m.patterns == 0)
+    right = [(ids["registry"][m.hub_rows[k]], ids["gp_1"][m.other_rows[k]]) in true for k in residue]
+    observed, predicted = float(np.mean(right)), float(m.probability[residue].mean())
+    assert observed - 0.3 <= predicted <= observed + 0.05, (observed, predicted)
+    # without the step nothing of the kind crossed; with it each station sent one filter set in round 2
+    assert len([r for r in _results(transport) if "filters" in r]) == 2
+    assert not any("filters" in r or "similarity_key" in r for r in _results(got[False][4]))
+    pair = both.summary()["pairs"]["registry~gp_1"]
+    assert pair["linked_by_similarity"] is None or pair["linked_by_similarity"] % 5 == 0
+    assert set(pair["em_similarity_m"]) == set(pair["em_similarity_u"])
+
+
+def test_the_similarity_filters_carry_no_identifier_and_need_the_pair_key(study):
+    from lancelot.linkage import similarity
+
+    coordinator, transport = recording_coordinator(STEPS, study)
+    link(coordinator, spec_of(study))
+    identifiers = _identifier_strings(study)
+    filters, public = {}, {}
+    for station in ("registry", "gp_1"):
+        for result in _results(transport, station):
+            if "similarity_key" in result:
+                public[station] = result["similarity_key"]
+                assert len(bytes.fromhex(result["similarity_key"])) == 32   # an X25519 public key, nothing else
+            for text in result.get("filters", {}).values():
+                filters[station] = base64.b64decode(text, validate=True)
+    assert set(filters) == set(public) == {"registry", "gp_1"}
+    for raw in filters.values():
+        assert len(raw) % (similarity.FILTER_BITS // 16) == 0
+        # no identifier's text (nor its upper-case normal form) occurs in the bytes the coordinator receives
+        assert not any(v.encode() in raw or v.upper().encode() in raw for v in identifiers)
+    for _, message in transport.received + transport.sent:
+        for text in walk_strings(json.loads(message)):
+            assert text not in identifiers
+    # what the coordinator holds (both public halves) does not give the pair key: filters made under a key
+    # derived from a fresh key of the coordinator's own and a station's public half differ from the station's
+    spec = parse_linkage_spec(spec_of(study))
+    comps = normalise(spec, "registry", pd.read_csv(study["registry"]))
+    mine, _ = similarity.new_exchange_key()
+    guessed = similarity.encode(spec, comps.iloc[:50], similarity.pair_key(mine, public["gp_1"], ("registry", "gp_1")))
+    sent = np.frombuffer(filters["registry"], np.uint8).reshape(-1, similarity.FILTER_BITS // 16)
+    assert not (guessed[:, None, :] == sent[None, :, :]).all(axis=2).any()
+    # the two stations derive the same pair key; another job's keys give other filters for the same records
+    a, b = similarity.new_exchange_key(), similarity.new_exchange_key()
+    key = similarity.pair_key(a[0], b[1], ("registry", "gp_1"))
+    assert key == similarity.pair_key(b[0], a[1], ("gp_1", "registry"))
+    c = similarity.new_exchange_key()
+    other = similarity.pair_key(c[0], b[1], ("registry", "gp_1"))
+    assert (similarity.encode(spec, comps.iloc[:20], key) != similarity.encode(spec, comps.iloc[:20], other)).any()
+
+
+def test_node_policy_switches_the_similarity_step_off_and_the_spec_cannot_switch_it_on(study):
+    coordinator, transport = recording_coordinator(STEPS, study, {"gp_1": {"allow_linkage_similarity": False}})
+    linkage = link(coordinator, {**spec_of(study), "similarity": True})
+    assert not any("filters" in r or "similarity_key" in r for r in _results(transport, "gp_1"))
+    assert not any("filters" in r for r in _results(transport))   # nor the hub: no pair
+    assert linkage.matches["gp_1"].similarity_links == 0
+    assert any("allow_linkage_similarity" in w and "gp_1" in w for w in linkage.summary()["warnings"])
+    # the researcher may switch it off where the nodes allow it
+    coordinator, transport = recording_coordinator(STEPS, study)
+    link(coordinator, {**spec_of(study), "similarity": False})
+    assert not any("filters" in r or "similarity_key" in r for r in _results(transport))
+    with pytest.raises(InputError, match="'similarity' must be true or false"):
+        parse_linkage_spec({**spec_of(study), "similarity": "yes"})
+
+
+def test_the_similarity_step_without_a_name_field_is_skipped_with_a_warning_naming_station_and_columns(study):
+    coordinator, transport = recording_coordinator(STEPS, study)
+    spec = spec_of(study)
+    spec["fields"] = [f for f in spec["fields"] if f["kind"] not in ("string", "name")]
+    linkage = link(coordinator, spec)
+    warnings = linkage.summary()["warnings"]
+    assert len(warnings) == 2, warnings
+    for station, column in (("registry", "birth_date"), ("gp_1", "geboortedatum")):
+        text = next(w for w in warnings if f"station '{station}'" in w)
+        assert "no name field" in text and column in text
+    assert not any("filters" in r for r in _results(transport))

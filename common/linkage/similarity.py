@@ -259,10 +259,7 @@ def residue_match(hub: np.ndarray, other: np.ndarray, hub_rows: np.ndarray, othe
     counts, ci, cj, cl = dice_levels(a, b)
     # u: Dice levels among pairs of one station's own residue records (two people)
     within = [dice_levels(x, x, same=True)[0] for x in (a, b)]
-    u_parts = []
-    for w in within:
-        total = max(w.sum(), 1)
-        u_parts.append(np.maximum(w, 0.5) / total)       # half a pair where none was seen
+    u_parts = [np.maximum(w, 0.5) / max(w.sum(), 1) for w in within]   # half a pair where none was seen
     # the larger of the two stations' rates at the high levels (a registry rarely holds two members of a
     # household, a GP practice often does: as for the key patterns of :func:`.model.pattern_rates`)
     u = np.max(u_parts, axis=0)
