@@ -154,6 +154,15 @@ def test_two_field_match_keys_and_frequent_keys_are_refused_or_capped(study):
     assert loose["protections"]["max_key_frequency"] == 5  # the node's ceiling, not the spec's
 
 
+def test_a_node_that_switches_the_similarity_step_off_sends_no_bloom_filters_whatever_the_spec_says(study):
+    spec = {**link_spec(study), "similarity": True}
+    env = {GP: {"LANCELOT_ALLOW_LINKAGE_SIMILARITY": "0"}}
+    out = run_local("link", station_paths(study), {"spec": spec}, station_env=env)
+    pair = out["summary"]["pairs"][f"{REG}~{GP}"]
+    assert pair["linked_by_similarity"] == 0 and pair["em_similarity_m"] is None
+    assert any("node policy at ['gp_1']" in w and "allow_linkage_similarity" in w for w in out["summary"]["warnings"])
+
+
 def test_small_keys_are_refused_by_the_central_function_and_by_the_stations(study):
     spec = {"linkage": link_spec(study), "analyses": [
         {"type": "crosstab", "variables": [{"station": REG, "column": "stage"}, {"station": GP, "column": "copd"}]}]}
