@@ -208,7 +208,7 @@ def _print_link_summary(result: dict) -> None:
     print(f"  records per station: {s['records_per_station']}")
     for pair, p in s["pairs"].items():
         print(f"  {pair}: {p['linked']} linked (EM-estimated precision {p['em_expected_precision']}, "
-              f"recall {p['em_expected_recall']})")
+              f"recall {p['em_expected_recall']}); by the similarity step: {p.get('linked_by_similarity')}")
     print(f"  linked to all stations: {s['linked_to_all_stations']}")
     c = result["cost"]
     print(f"  cost: {c['rounds']} rounds, {c['bytes_to_stations'] + c['bytes_from_stations']:,} bytes relayed, "

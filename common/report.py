@@ -179,9 +179,10 @@ def write_link_report(result: dict, folder: str | Path) -> Path:
     for i, (pair, info) in enumerate(summary["pairs"].items()):
         _plot_key_agreement(pair, info, out / f"keys_{i}.png")
         parts += [f"<h2>{html.escape(pair)}</h2>",
-                  f"<p>{_fmt(info['linked'])} links from {_fmt(info['candidate_pairs'])} candidate pairs; "
-                  f"expected precision {_fmt(info['em_expected_precision'])}, recall {_fmt(info['em_expected_recall'])} "
-                  "(from the EM model, not from a ground truth)</p>",
+                  f"<p>{_fmt(info['linked'])} links from {_fmt(info['candidate_pairs'])} candidate pairs "
+                  f"({_fmt(info.get('linked_by_similarity'))} of them by the similarity step for records no key "
+                  f"links); expected precision {_fmt(info['em_expected_precision'])}, recall "
+                  f"{_fmt(info['em_expected_recall'])} (from the EM model, not from a ground truth)</p>",
                   _table(info["match_probability_histogram"]), f"<img src='keys_{i}.png'>"]
     return _write_page(out, "lancelot linkage", parts, result)
 

@@ -243,11 +243,9 @@ class Linkage:
                                        for name, labels, uf in zip(m.state_fields, m.states, m.u)},
                 "em_levels": "per field, the states: which components agree ('none': they disagree or one is missing)",
                 "key_agreement_rate_among_links": agreement,
+                # the residue model's m and u stay at the coordinator: u's floor (half a pair) would give the
+                # exact number of a station's unlinked records
                 "linked_by_similarity": count(m.similarity_links),
-                "em_similarity_m": ({f"dice>={lo:g}": round(float(x), 4) for lo, x in
-                                     zip(m.similarity_levels, m.similarity_m)} if m.similarity_m is not None else None),
-                "em_similarity_u": ({f"dice>={lo:g}": float(f"{x:.3g}") for lo, x in
-                                     zip(m.similarity_levels, m.similarity_u)} if m.similarity_u is not None else None),
             }
         cohort = len(self.cohort()[self.hub])
         return {
