@@ -17,4 +17,4 @@ if ! scripts/devnet.sh up; then
   echo "== real-network tests SKIPPED: the dev network did not come up"
   exit 0
 fi
-LANCELOT_DEVNET_REQUIRED=1 .venv/bin/python -m pytest -q -p no:cacheprovider -m network tests/network
+LANCELOT_DEVNET_REQUIRED=1 .venv/bin/python -m pytest -q -p no:cacheprovider --durations=10 -m network tests/network

@@ -11,7 +11,7 @@ install_lancelot "test,report"
 echo "== ruff"
 .venv/bin/ruff check .
 echo "== unit and in-process network tests (vantage6 4.15)"
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "$@"
 if [ "${LANCELOT_SKIP_V5:-0}" != 1 ]; then
   echo "== vantage6 5.x tests (Python 3.13, ./.venv5)"
   LANCELOT_V4_PYTHON=.venv/bin/python .venv5/bin/python -m pytest -q -p no:cacheprovider tests/v5

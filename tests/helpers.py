@@ -7,6 +7,7 @@ import math
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -176,3 +177,22 @@ def check_moments(got: dict, values, base: int) -> None:
     assert abs(got["mean"] - mean) <= mean_step(mean, sd, n, base) / 2 + 1e-9
     assert abs(got["sd"] - sd) <= mean_step(sd, sd, n, base) / 2 + 1e-9
     assert got["variance"] == pytest.approx(got["sd"] ** 2, rel=5e-4)  # 4 significant digits
+
+
+def harrell(x: np.ndarray, knots) -> np.ndarray:
+    """Harrell's restricted cubic spline terms (rcspline.eval, norm=2), written out independently."""
+    t = np.asarray(knots, float)
+    k = len(t)
+    plus = lambda u: np.clip(u, 0, None) ** 3   # noqa: E731
+    cols = [(plus(x - t[j]) - plus(x - t[k - 2]) * (t[k - 1] - t[j]) / (t[k - 1] - t[k - 2])
+             + plus(x - t[k - 1]) * (t[k - 2] - t[j]) / (t[k - 1] - t[k - 2])) / (t[k - 1] - t[0]) ** 2
+            for j in range(k - 2)]
+    return np.column_stack(cols)
+
+
+def assert_close_in_se(table, params, bse):
+    """Spline terms are cubic, so not exact in 16-bit fixed point (2^-16 of each column's scale): estimates
+    within 1e-3 standard errors and standard errors within 1e-4 relatively of the pooled fit."""
+    se = bse[table.index]
+    assert ((table["estimate"] - params[table.index]).abs() / se).max() < 1e-3
+    assert ((table["std_error"] - se).abs() / se).max() < 1e-4

@@ -12,6 +12,8 @@ import patsy
 import pytest
 import statsmodels.api as sm
 from helpers import (
+    assert_close_in_se,
+    harrell,
     joined,
     make_study,
     pooled_design,
@@ -24,10 +26,11 @@ from lifelines import CoxPHFitter
 
 from lancelot.linkage.protocol import STEPS as LINK_STEPS
 from lancelot.runtime.errors import InputError, LancelotError, PrivacyError
+from lancelot.tails import chi2_sf
 from lancelot.training.design import parse_train_spec
 from lancelot.training.protocol import STEPS as TRAIN_STEPS
 from lancelot.training.protocol import train
-from lancelot.training.terms import chi2_sf, rcs_basis
+from lancelot.training.terms import rcs_basis
 
 REG, GP = "registry", "gp_1"
 STEPS = {**LINK_STEPS, **TRAIN_STEPS}
@@ -172,17 +175,6 @@ def test_bad_strata_spec(change, message):
 # ---------------------------------------------------------------------------------------------
 # restricted cubic splines
 # ---------------------------------------------------------------------------------------------
-def harrell(x: np.ndarray, knots) -> np.ndarray:
-    """Harrell's restricted cubic spline terms (rcspline.eval, norm=2), written out independently."""
-    t = np.asarray(knots, float)
-    k = len(t)
-    plus = lambda u: np.clip(u, 0, None) ** 3   # noqa: E731
-    cols = [(plus(x - t[j]) - plus(x - t[k - 2]) * (t[k - 1] - t[j]) / (t[k - 1] - t[k - 2])
-             + plus(x - t[k - 1]) * (t[k - 2] - t[j]) / (t[k - 1] - t[k - 2])) / (t[k - 1] - t[0]) ** 2
-            for j in range(k - 2)]
-    return np.column_stack(cols)
-
-
 SPLINES = [v(REG, "age_at_diagnosis", spline={"knots": 4}), v(REG, "immunotherapy"), v(GP, "copd"),
            v(GP, "bmi", spline={"knots": [20, 25, 30]})]
 
@@ -195,14 +187,6 @@ def spline_design(study, result, keep):
         for j in range(basis.shape[1]):
             x[column + "'" * (j + 1)] = basis[:, j]
     return x[[r["feature"] for r in result["coefficients"] if r["feature"] != "(intercept)"]], data, knots
-
-
-def assert_close_in_se(table, params, bse):
-    """Spline terms are cubic, so not exact in 16-bit fixed point (2^-16 of each column's scale): estimates
-    within 1e-3 standard errors and standard errors within 1e-4 relatively of the pooled fit."""
-    se = bse[table.index]
-    assert ((table["estimate"] - params[table.index]).abs() / se).max() < 1e-3
-    assert ((table["std_error"] - se).abs() / se).max() < 1e-4
 
 
 @pytest.fixture(scope="module")

@@ -6,29 +6,9 @@ among the group's cohort members. These are the same numbers lifelines derives f
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-
-def chi2_sf(x: float, dof: int) -> float:
-    """Upper tail of the chi-square distribution for integer degrees of freedom, in closed form.
-
-    Keeps scipy (about 150 MB) out of the algorithm images for this one function.
-    """
-    if not x > 0:
-        return 1.0
-    half = x / 2.0
-    if dof % 2 == 0:
-        term, total = 1.0, 1.0
-        for i in range(1, dof // 2):
-            term *= half / i
-            total += term
-        return min(1.0, math.exp(-half) * total)
-    total = math.erfc(math.sqrt(half))
-    for i in range(1, (dof + 1) // 2):
-        total += math.exp((i - 0.5) * math.log(half) - half - math.lgamma(i + 0.5))
-    return min(1.0, total)
+from ..tails import chi2_sf
 
 
 def km_curve(times: np.ndarray, events: np.ndarray, censored: np.ndarray) -> dict[str, np.ndarray]:

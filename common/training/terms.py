@@ -30,6 +30,7 @@ import numpy as np
 
 from ..disclosure import round_magnitude, round_mean
 from ..runtime.errors import PrivacyError
+from ..tails import chi2_sf
 from .logistic import Z_95
 
 MAX_BITS = 5               # every encoded column satisfies |value| <= 2^5 (design.MAX_ENCODED)
@@ -209,27 +210,6 @@ def check_cross_cells(layouts: list[dict], features: list[dict], tables: dict[st
     if problems:
         raise PrivacyError("; ".join(problems) + " among the linked complete cases: the interaction's coefficients "
                            "would reveal that count. Drop the interaction or merge levels")
-
-
-def chi2_sf(x: float, df: int) -> float:
-    """P(chi-square with ``df`` degrees of freedom > x), exact for integer df (no scipy at the stations)."""
-    if x <= 0:
-        return 1.0
-    h = x / 2
-    if df % 2 == 0:
-        term, total = 1.0, 1.0
-        for i in range(1, df // 2):
-            term *= h / i
-            total += term
-        return min(1.0, math.exp(-h) * total)
-    total = math.erfc(math.sqrt(h))
-    if df > 1:
-        term = math.sqrt(2 * x / math.pi) * math.exp(-h)
-        total += term
-        for i in range(2, (df - 1) // 2 + 1):
-            term *= x / (2 * i - 1)
-            total += term
-    return min(1.0, total)
 
 
 def wald_test(beta: np.ndarray, cov: np.ndarray, index: list[int]) -> dict:

@@ -151,8 +151,8 @@ class _Task:
         return "active" if "active" in statuses or "completed" in statuses else "pending"
 
 
-class LocalNetwork:
-    """Organisations with CSV databases, a neutral coordinator, a researcher, and tasks run as processes.
+class ProcessNetwork:
+    """What both in-process networks (4.15 and 5.x) share: organisations, nodes, folders, and runs as processes.
 
     ``stations`` maps station name -> CSV path; each station is an organisation with a node. The
     coordinator (organisation 1) is a node with no data; the researcher is an organisation of its
@@ -160,20 +160,20 @@ class LocalNetwork:
     organisation instead, to exercise the refusal of that set-up). ``station_env`` maps station name
     -> its node's ``algorithm_env``; ``coordinator_env`` is the coordinator node's.
     ``coordinator_at`` runs central tasks at a station's organisation; ``encrypted=False`` models an
-    unencrypted collaboration; ``offline`` names stations whose node is down (see :meth:`set_online`).
+    unencrypted collaboration; ``offline`` names stations whose node is down.
     """
 
     COORDINATOR_ORG = 1
     RESEARCHER_ORG = 100
 
-    def __init__(self, package: str, stations: dict[str, str | os.PathLike], workdir: str | os.PathLike | None = None,
-                 station_env: dict[str, dict[str, str]] | None = None, keep_workdir: bool = False,
-                 coordinator_at: str | None = None, researcher_at: str | None = None, encrypted: bool = True,
-                 coordinator_env: dict[str, str] | None = None, offline: tuple[str, ...] = ()):
+    def __init__(self, package: str, stations: dict[str, str | os.PathLike], workdir: str | os.PathLike | None,
+                 station_env: dict[str, dict[str, str]] | None, keep_workdir: bool, coordinator_at: str | None,
+                 researcher_at: str | None, encrypted: bool, coordinator_env: dict[str, str] | None,
+                 offline: tuple[str, ...], image_tag: str, prefix: str):
         if not stations:
             raise ValueError("a network needs at least one station")
         self.package = package
-        self.image = f"localhost/{package.replace('_', '-')}:local"
+        self.image = f"localhost/{package.replace('_', '-')}:{image_tag}"
         self.orgs = {name: 2 + i for i, name in enumerate(stations)}
         self.coordinator_org = self.orgs[coordinator_at] if coordinator_at else self.COORDINATOR_ORG
         self.researcher_org = (self.RESEARCHER_ORG if researcher_at is None else
@@ -187,9 +187,85 @@ class LocalNetwork:
         self.nodes = {self.COORDINATOR_ORG, *self.orgs.values()}
         self.offline = {self.orgs[name] for name in offline}
         self._own_workdir = workdir is None
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="lancelot-net-"))
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix=prefix))
         self.keep_workdir = keep_workdir
         self._ids = itertools.count(1)
+
+    def set_online(self, station: str) -> None:
+        """A node comes back: it starts its pending runs (serve them with :meth:`wait` or :meth:`settle`)."""
+        self.offline.discard(self.orgs[station])
+        for task in self.tasks.values():
+            for run in task.runs:
+                if run.org_id == self.orgs[station] and run.status == "pending":
+                    self._start(run)
+
+    def settle(self, timeout: float = 600) -> None:
+        """Serve until no run is active anywhere."""
+        deadline = time.monotonic() + timeout
+        while any(self._active(job) for job in {t.job_id for t in self.tasks.values()}):
+            if time.monotonic() > deadline:
+                raise TimeoutError("runs still active")
+            self._pump(0.05)
+
+    def _active(self, job: int) -> bool:
+        return any(r.status == "active" for t in self.tasks.values() if t.job_id == job for r in t.runs)
+
+    def _kill_job(self, job: int) -> None:
+        for task in self.tasks.values():
+            for run in task.runs:
+                if task.job_id == job and run.status == "active":
+                    run.process.terminate()
+                    run.process.join()
+                    run.status = "killed by user"
+
+    def _pump(self, wait: float) -> None:
+        """Answer every pending request, then note runs that have exited (:meth:`_finish` reads their output)."""
+        active = [r for t in self.tasks.values() for r in t.runs if r.status == "active"]
+        waitables = [r.connection for r in active] + [r.process.sentinel for r in active]
+        ready = mp.connection.wait(waitables, timeout=wait) if active else []
+        for run in active:
+            if run.connection in ready:
+                try:
+                    message = run.connection.recv()
+                except (EOFError, OSError):
+                    message = None
+                if message is not None:
+                    run.connection.send(self._serve(run, message))
+        for run in active:
+            if not run.process.is_alive():
+                while run.connection.poll():  # requests sent just before exiting
+                    try:
+                        run.connection.send(self._serve(run, run.connection.recv()))
+                    except (EOFError, OSError):
+                        break
+                run.process.join()
+                self._finish(run)
+                run.connection.close()
+
+    def close(self) -> None:
+        for job in {t.job_id for t in self.tasks.values()}:
+            self._kill_job(job)
+        if self._own_workdir and not self.keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class LocalNetwork(ProcessNetwork):
+    """Organisations with CSV databases, a neutral coordinator, a researcher, and tasks run as processes
+    (the layout and its arguments: :class:`ProcessNetwork`; :meth:`set_online` brings an offline station up).
+    """
+
+    def __init__(self, package: str, stations: dict[str, str | os.PathLike], workdir: str | os.PathLike | None = None,
+                 station_env: dict[str, dict[str, str]] | None = None, keep_workdir: bool = False,
+                 coordinator_at: str | None = None, researcher_at: str | None = None, encrypted: bool = True,
+                 coordinator_env: dict[str, str] | None = None, offline: tuple[str, ...] = ()):
+        super().__init__(package, stations, workdir, station_env, keep_workdir, coordinator_at, researcher_at,
+                         encrypted, coordinator_env, offline, image_tag="local", prefix="lancelot-net-")
         self.tasks: dict[int, _Task] = {}
         self.ctx = _context()
 
@@ -219,22 +295,6 @@ class LocalNetwork:
                 raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
             self._pump(0.05)
         return [r.result for r in task.runs if r.status == "completed"]
-
-    def set_online(self, station: str) -> None:
-        """A node comes back: it starts its pending runs (serve them with :meth:`wait` or :meth:`settle`)."""
-        self.offline.discard(self.orgs[station])
-        for task in self.tasks.values():
-            for run in task.runs:
-                if run.org_id == self.orgs[station] and run.status == "pending":
-                    self._start(run)
-
-    def settle(self, timeout: float = 600) -> None:
-        """Serve until no run is active anywhere."""
-        deadline = time.monotonic() + timeout
-        while any(self._active(job) for job in {t.job_id for t in self.tasks.values()}):
-            if time.monotonic() > deadline:
-                raise TimeoutError("runs still active")
-            self._pump(0.05)
 
     def state_files(self, station: str) -> list[Path]:
         """Every file a station keeps in its per-job folders (for checking that jobs wipe their state)."""
@@ -285,45 +345,14 @@ class LocalNetwork:
         run.connection = parent_end
         run.status = "active"
 
-    def _active(self, job: int) -> bool:
-        return any(r.status == "active" for t in self.tasks.values() if t.job_id == job for r in t.runs)
-
-    def _kill_job(self, job: int) -> None:
-        for task in self.tasks.values():
-            for run in task.runs:
-                if task.job_id == job and run.status == "active":
-                    run.process.terminate()
-                    run.process.join()
-                    run.status = "killed by user"
-
-    def _pump(self, wait: float) -> None:
-        """Answer every pending request, then note runs that have exited."""
-        active = [r for t in self.tasks.values() for r in t.runs if r.status == "active"]
-        waitables = [r.connection for r in active] + [r.process.sentinel for r in active]
-        ready = mp.connection.wait(waitables, timeout=wait) if active else []
-        for run in active:
-            if run.connection in ready:
-                try:
-                    message = run.connection.recv()
-                except (EOFError, OSError):
-                    message = None
-                if message is not None:
-                    run.connection.send(self._serve(run, message))
-        for run in active:
-            if not run.process.is_alive():
-                while run.connection.poll():  # requests sent just before exiting
-                    try:
-                        run.connection.send(self._serve(run, run.connection.recv()))
-                    except (EOFError, OSError):
-                        break
-                run.process.join()
-                out = run.folder / "output.json"
-                if run.process.exitcode == 0 and out.exists():
-                    run.result = json.loads(out.read_text())
-                    run.status = "completed"
-                else:
-                    run.status = "failed"
-                run.connection.close()
+    def _finish(self, run: _Run) -> None:
+        """The node reads the output JSON: the run's result."""
+        out = run.folder / "output.json"
+        if run.process.exitcode == 0 and out.exists():
+            run.result = json.loads(out.read_text())
+            run.status = "completed"
+        else:
+            run.status = "failed"
 
     def _task_json(self, task: _Task) -> dict:
         return {"id": task.id, "job_id": task.job_id, "image": task.image, "name": task.name, "status": task.status,
@@ -356,15 +385,3 @@ class LocalNetwork:
         except Exception as exc:  # noqa: BLE001 - report to the container as a server error
             return "error", f"{type(exc).__name__}: {exc}"
         return "error", f"unknown request {kind}"
-
-    def close(self) -> None:
-        for job in {t.job_id for t in self.tasks.values()}:
-            self._kill_job(job)
-        if self._own_workdir and not self.keep_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> LocalNetwork:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import CONNECTION_FILE
+from helpers import assert_close_in_se, harrell
 
 from lancelot.client import Study
 from lancelot.runtime.errors import LancelotError
@@ -76,6 +77,31 @@ def test_the_example_study_through_the_client(devnet, tmp_path):
     assert c["lower"] <= cph.concordance_index_ <= c["upper"]
     extra = cox.cost["rounds_per_phase"].get("training: concordance", 0)   # 0: it came with the last iteration
     assert cox.rounds == 3 + 5 * cox.raw["convergence"]["iterations"] + extra < 40
+
+    # the treatment-effects example (docs/examples/nsclc_treatment_effects.json): immunotherapy x COPD across
+    # stations, an age spline, a baseline per stage, against lifelines on the same basis, products and strata
+    effects = got["effects"].raw
+    example = example_study().treatment_effects_spec(spec)
+    data = linked_records(devnet, effects["links"])
+    mains = [f for f in example["features"] if "interaction" not in f]
+    columns = {f["column"]: data[f["column"] + ("_1" if f["station"] == GP1 else "")] for f in mains}
+    data = pd.DataFrame(columns).assign(T=data["survival_days"], E=data["vital_status"], S=data["stage"]).dropna()
+    x = data.drop(columns=["T", "E", "S"]).astype(float)
+    basis = harrell(x["age_at_diagnosis"].to_numpy(), effects["splines"][0]["knots"])
+    x["age_at_diagnosis'"], x["age_at_diagnosis''"] = basis[:, 0], basis[:, 1]
+    x["immunotherapy:copd"], x["immunotherapy:bmi"] = x["immunotherapy"] * x["copd"], x["immunotherapy"] * x["bmi"]
+    table = pd.DataFrame(effects["coefficients"]).set_index("feature")
+    cph = CoxPHFitter().fit(x[list(table.index)].assign(T=data["T"].astype(float), E=data["E"].astype(float),
+                                                        S=data["S"]), "T", "E", strata=["S"],
+                            fit_options={"precision": 1e-10})
+    assert_close_in_se(table, cph.params_, cph.standard_errors_)
+    by_copd = {r["at"]: r["hazard_ratio"] for r in effects["interactions"][0]["effects"]}
+    c = cph.params_
+    assert by_copd["1"] == pytest.approx(np.exp(c["immunotherapy"] + c["immunotherapy:copd"]), rel=1e-3)
+    arms = got["decision"]["arms"]
+    assert [float(arm["treatment"]["immunotherapy"]) for arm in arms] == [0, 1] and all(a["survival"] for a in arms)
+    page = (tmp_path / "treatment_effects" / "report.html").read_text()
+    assert "Effect modification: immunotherapy:copd" in page and "immunotherapy = 1" in page
 
     assert 0 < got["risk"]["predicted_risk"] < 1
     survival = [p["survival"] for p in got["survival"]["survival"] if p["survival"] is not None]

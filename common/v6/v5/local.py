@@ -28,18 +28,18 @@ from __future__ import annotations
 import base64
 import contextlib
 import importlib
-import itertools
 import json
 import multiprocessing as mp
 import multiprocessing.connection
 import os
 import shutil
 import socket
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..local import ProcessNetwork, _Run
 
 _PRELOAD = ["numpy", "pandas", "gmpy2", "jwt", "pyarrow.parquet", "cryptography.hazmat.primitives.asymmetric.x25519",
             "vantage6.algorithm.tools.wrap", "vantage6.algorithm.decorator", "vantage6.algorithm.client",
@@ -151,18 +151,6 @@ def _child_main(env: dict, connection: Any, log_path: str, network: bool) -> Non
 
 
 @dataclass
-class _Run:
-    id: int
-    task: _Task
-    org_id: int
-    folder: Path
-    status: str = "pending"
-    process: Any = None
-    connection: Any = None
-    result: Any = None
-
-
-@dataclass
 class _Task:
     id: int
     job_id: int
@@ -189,7 +177,7 @@ class _Task:
         return "awaiting"
 
 
-class LocalNetwork5:
+class LocalNetwork5(ProcessNetwork):
     """Organisations with databases, a neutral coordinator, a researcher, one session, tasks run as processes.
 
     The same interface as :class:`lancelot.v6.local.LocalNetwork` (``stations`` maps station name ->
@@ -199,8 +187,6 @@ class LocalNetwork5:
     session first (once), as a researcher on 5.x must, and passes its id to the central function.
     """
 
-    COORDINATOR_ORG = 1
-    RESEARCHER_ORG = 100
     DATAFRAME = "lancelot"
 
     def __init__(self, package: str, stations: dict[str, str | os.PathLike], workdir: str | os.PathLike | None = None,
@@ -208,27 +194,9 @@ class LocalNetwork5:
                  coordinator_at: str | None = None, researcher_at: str | None = None, encrypted: bool = True,
                  coordinator_env: dict[str, str] | None = None, offline: tuple[str, ...] = (),
                  station_egress: bool = True):
-        if not stations:
-            raise ValueError("a network needs at least one station")
-        self.package = package
-        self.image = f"localhost/{package.replace('_', '-')}:local-v5"
-        self.orgs = {name: 2 + i for i, name in enumerate(stations)}
-        self.coordinator_org = self.orgs[coordinator_at] if coordinator_at else self.COORDINATOR_ORG
-        self.researcher_org = (self.RESEARCHER_ORG if researcher_at is None else
-                               self.COORDINATOR_ORG if researcher_at == "coordinator" else self.orgs[researcher_at])
-        self.encrypted = encrypted
+        super().__init__(package, stations, workdir, station_env, keep_workdir, coordinator_at, researcher_at,
+                         encrypted, coordinator_env, offline, image_tag="local-v5", prefix="lancelot-net5-")
         self.station_egress = station_egress
-        self.databases = {self.orgs[name]: str(Path(path).resolve()) for name, path in stations.items()}
-        self.node_env = {self.orgs[name]: dict((station_env or {}).get(name, {})) for name in stations}
-        self.node_env[self.COORDINATOR_ORG] = {"LANCELOT_POLL_SECONDS": "0.01", **(coordinator_env or {})}
-        if coordinator_at:
-            self.node_env[self.coordinator_org].setdefault("LANCELOT_POLL_SECONDS", "0.01")
-        self.nodes = {self.COORDINATOR_ORG, *self.orgs.values()}
-        self.offline = {self.orgs[name] for name in offline}
-        self._own_workdir = workdir is None
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="lancelot-net5-"))
-        self.keep_workdir = keep_workdir
-        self._ids = itertools.count(1)
         self.tasks: dict[int, _Task] = {}
         self.dataframes: dict[int, dict] = {}   # id -> {"name", "ready": set of organisations}
         self.dataframe_id: int | None = None
@@ -283,22 +251,6 @@ class LocalNetwork5:
                 raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
             self._pump(0.05)
         return [r.result for r in task.runs if r.status == "completed" and r.result is not None]
-
-    def set_online(self, station: str) -> None:
-        """A node comes back: it starts its pending runs (serve them with :meth:`wait` or :meth:`settle`)."""
-        self.offline.discard(self.orgs[station])
-        for task in self.tasks.values():
-            for run in task.runs:
-                if run.org_id == self.orgs[station] and run.status == "pending":
-                    self._start(run)
-
-    def settle(self, timeout: float = 600) -> None:
-        """Serve until no run is active anywhere."""
-        deadline = time.monotonic() + timeout
-        while any(self._active(job) for job in {t.job_id for t in self.tasks.values()}):
-            if time.monotonic() > deadline:
-                raise TimeoutError("runs still active")
-            self._pump(0.05)
 
     def session_folder(self, org: int) -> Path:
         return self.workdir / f"node{org}" / f"session{SESSION_ID:09d}"  # as the node names it
@@ -388,43 +340,12 @@ class LocalNetwork5:
         run.connection = parent_end
         run.status = "active"
 
-    def _active(self, job: int) -> bool:
-        return any(r.status == "active" for t in self.tasks.values() if t.job_id == job for r in t.runs)
-
-    def _kill_job(self, job: int) -> None:
-        for task in self.tasks.values():
-            for run in task.runs:
-                if task.job_id == job and run.status == "active":
-                    run.process.terminate()
-                    run.process.join()
-                    run.status = "killed by user"
-
     def _pump(self, wait: float) -> None:
-        """Answer every pending request, drop the proxy's probe connections, then note runs that have exited."""
+        """Drop the proxy's probe connections, then serve as every in-process network does."""
         with contextlib.suppress(BlockingIOError):
             while True:
                 self.proxy.accept()[0].close()
-        active = [r for t in self.tasks.values() for r in t.runs if r.status == "active"]
-        waitables = [r.connection for r in active] + [r.process.sentinel for r in active]
-        ready = mp.connection.wait(waitables, timeout=wait) if active else []
-        for run in active:
-            if run.connection in ready:
-                try:
-                    message = run.connection.recv()
-                except (EOFError, OSError):
-                    message = None
-                if message is not None:
-                    run.connection.send(self._serve(run, message))
-        for run in active:
-            if not run.process.is_alive():
-                while run.connection.poll():  # requests sent just before exiting
-                    try:
-                        run.connection.send(self._serve(run, run.connection.recv()))
-                    except (EOFError, OSError):
-                        break
-                run.process.join()
-                self._finish(run)
-                run.connection.close()
+        super()._pump(wait)
 
     def _finish(self, run: _Run) -> None:
         """The node reads the output: a data extraction's parquet joins the session, a computation's JSON is the result."""
@@ -501,14 +422,5 @@ class LocalNetwork5:
         return {"id": self._create(request, request["organizations"], me["organization_id"], parent=parent)}
 
     def close(self) -> None:
-        for job in {t.job_id for t in self.tasks.values()}:
-            self._kill_job(job)
+        super().close()
         self.proxy.close()
-        if self._own_workdir and not self.keep_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> LocalNetwork5:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
