@@ -124,10 +124,25 @@ def cmd_algorithm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_grid(columns: list[str], rows: list[list[str]]) -> None:
+    """Rows of text in aligned columns, the first left-aligned, the others right-aligned."""
+    widths = [max(len(str(x)) for x in col) for col in zip(columns, *rows)]
+    for line in [columns, *rows]:
+        cells = [str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(line, widths))]
+        print("    " + "  ".join(cells).rstrip())
+
+
 def _print_explore(result: dict) -> None:
     for a in result["analyses"]:
         print(f"  {a['name']} ({', '.join(a['variables'])})")
-        if a["type"] in ("crosstab", "count") and "table" in a:
+        if a["type"] == "crosstab":
+            from .explore.tables import crosstab_grids
+
+            for title, columns, rows in crosstab_grids(a, withheld="(withheld)"):
+                if title:
+                    print(f"    {title}")
+                _print_grid(columns, rows)
+        elif a["type"] == "count" and "table" in a:
             for r in a["table"]:
                 keys = [k for k in r if k != "count"]
                 print(f"    {' x '.join(str(r[k]) for k in keys):<28} {r['count'] if r['count'] is not None else '(withheld)'}")
@@ -144,6 +159,10 @@ def _print_explore(result: dict) -> None:
                 mean = f"{g['mean']:.2f}" if g.get("mean") is not None else (
                     "-" if g.get("n") == 0 else "(withheld)")
                 print(f"    {key}={g[key]}: n={g.get('n')} mean={mean}")
+        elif a["type"] == "table_one":
+            from .explore.tables import table_one_grid
+
+            _print_grid(*table_one_grid(a, withheld="(withheld)"))
         elif a["type"] == "kaplan_meier":
             for g in a["groups"]:
                 pts = ", ".join(f"{p['time']:g}:{p['survival']:.2f}" for p in g["curve"] if p["survival"] is not None)
