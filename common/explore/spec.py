@@ -9,7 +9,11 @@ Example (docs/spec.md)::
        {"type": "summary", "variable": {"station": "gp_1", "column": "bmi"},
         "by": {"station": "registry", "column": "surgery"}},
        {"type": "kaplan_meier", "time": {"station": "registry", "column": "survival_days"},
-        "event": {"station": "registry", "column": "vital_status"}, "by": {"station": "gp_1", "column": "copd"}}]}
+        "event": {"station": "registry", "column": "vital_status"}, "by": {"station": "gp_1", "column": "copd"}},
+       {"type": "table_one", "by": {"station": "registry", "column": "immunotherapy"},
+        "variables": [{"station": "registry", "column": "age_at_diagnosis"},
+                      {"station": "gp_1", "column": "bmi", "summary": "median", "range": [10, 60]},
+                      {"station": "gp_1", "column": "smoking", "kind": "categorical"}]}]}
 """
 
 from __future__ import annotations
