@@ -332,9 +332,23 @@ def _quantile_ok(values, q, got, width):
 
 @pytest.mark.parametrize("index", TABLE_ONES)
 def test_table_one_matches_tableone_and_scipy(result, linked, index):
+    check_table_one(ANALYSES[index], by_name(result, index), linked)
+
+
+def test_table_one_on_one_station_with_the_stratifier_beside_the_rows(study):
+    """One station alone (its own sums, one round): the stratifier at the station of the rows, a median included."""
+    a = {"type": "table_one", "by": v(REG, "immunotherapy"), "variables": [
+        v(REG, "age_at_diagnosis"), {**v(REG, "survival_days"), "summary": "median", "range": [0, 3650]},
+        v(REG, "stage"), v(REG, "surgery")]}
+    out = run_local("explore", {REG: study[REG]}, {"spec": {"analyses": [a]}}, station_env=EXACT)
+    assert out["cost"]["rounds"] == 1
+    check_table_one(a, out["analyses"][0], pd.read_csv(study[REG]))
+
+
+def check_table_one(a, out, linked):
+    """A released table_one against the tableone package and scipy on the pooled records ``linked``."""
     from scipy import stats
 
-    a, out = ANALYSES[index], by_name(result, index)
     frame = _released_frame(linked, a)
     by_levels = released_level(linked[a["by"]["column"]])
     assert {g["level"] for g in out["groups"]} == set(by_levels)  # <missing> a column only when there are any
