@@ -592,3 +592,34 @@ def test_closed_form_chi_square_tail_matches_scipy(dof):
 
     for x in (0.01, 0.5, 1.0, 3.84, 10.0, 40.0, 120.0):
         assert chi2_sf(x, dof) == pytest.approx(stats.chi2.sf(x, dof), rel=1e-9, abs=1e-300)
+
+
+def test_crosstab_grids_lay_out_cells_margins_and_layers(tmp_path):
+    """The report's and CLI's grid of a released crosstab: rows of the first variable, columns of the second, margins
+    in the last column and row, a withheld count as a dash; a three-way table gives one grid per layer."""
+    from lancelot.explore.tables import WITHHELD, crosstab_grids
+    from lancelot.report import write_explore_report
+
+    def layer(c, cells, rows, cols, total):
+        return {"table": [{"a": r, "b": k, "count": n} for (r, k), n in cells.items()],
+                "row_totals": [{"a": r, "count": n} for r, n in rows.items()],
+                "column_totals": [{"b": k, "count": n} for k, n in cols.items()], "total": total, "c": c}
+
+    three = {"name": "t", "type": "crosstab", "variables": ["s1.a", "s2.b", "s3.c"], "layer_variable": "c", "layers": [
+        layer("c1", {("x", "u"): 20, ("x", "v"): None, ("y", "u"): 15, ("y", "v"): None}, {"x": 31, "y": 40},
+              {"u": 35, "v": 36}, 71),
+        layer("c2", {("x", "u"): 12, ("x", "v"): 30, ("y", "u"): 0, ("y", "v"): 11}, {"x": 42, "y": 11},
+              {"u": 12, "v": 41}, 53)]}
+    grids = crosstab_grids(three)
+    assert [title for title, _, _ in grids] == ["c = c1", "c = c2"]
+    assert grids[0][1] == ["a \\ b", "u", "v", "total"]
+    assert grids[0][2] == [["x", "20", WITHHELD, "31"], ["y", "15", WITHHELD, "40"], ["total", "35", "36", "71"]]
+    assert grids[1][2][1] == ["y", "0", "11", "11"]
+    two = {"name": "t", "type": "crosstab", "variables": ["s1.a", "s2.b"],
+           **{k: v for k, v in three["layers"][1].items() if k != "c"}}
+    ((title, columns, rows),) = crosstab_grids(two)
+    assert title == "" and rows[-1] == ["total", "12", "41", "53"]
+    result = {"analyses": [three], "cohort": {"records": 124, "definition": "test"},
+              "disclosure_control": {"rule": "test"}, "cost": {}}
+    page = write_explore_report(result, tmp_path).read_text()
+    assert page.count("<caption>c = c") == 2 and page.count("class='withheld'") == 2
