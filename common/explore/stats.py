@@ -713,7 +713,8 @@ def table_one(a: Analysis, job: Job) -> Render:
                                                               by.column)})
         return {"by": {"station": by.station, "column": by.column}, "groups": groups,
                 "overall": {"n": rel(job.cohort)}, "rows": out_rows, "suppressed": suppressed,
-                "note": (f"percentages of each column's n, from the released counts; means and SDs on the grid of "
+                "note": (f"percentages of each column's n, from the released counts (each count rounded to "
+                         f"{job.base} on its own, so a column need not add up); means and SDs on the grid of "
                          f"docs/leakage/disclosure.md; medians and quartiles from a private 200-bin histogram over "
                          f"the variable's range, released only with {job.k} values on either side; tests across the "
                          f"groups (without <missing>) from the released numbers, withheld when one of them is "
