@@ -623,3 +623,27 @@ def test_crosstab_grids_lay_out_cells_margins_and_layers(tmp_path):
               "disclosure_control": {"rule": "test"}, "cost": {}}
     page = write_explore_report(result, tmp_path).read_text()
     assert page.count("<caption>c = c") == 2 and page.count("class='withheld'") == 2
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_closed_form_table_one_tests_match_scipy(seed):
+    """The table one's tests (no scipy in the images) against scipy on random groups: Welch, ANOVA, chi-square
+    (Yates for 2 x 2) and Kruskal-Wallis on binned values (ties within a bin)."""
+    from scipy import stats
+
+    from lancelot.explore.significance import anova, chi_square, kruskal_binned, welch_t
+
+    rng = np.random.default_rng(seed)
+    groups = [rng.normal(rng.uniform(-1, 1), rng.uniform(0.5, 3), int(rng.integers(5, 300))) for _ in range(4)]
+    summary = [(len(g), g.mean(), g.std(ddof=1)) for g in groups]
+    welch = welch_t(*[list(x) for x in zip(*summary[:2])])
+    assert welch["p_value"] == pytest.approx(stats.ttest_ind(*groups[:2], equal_var=False).pvalue, rel=1e-9)
+    assert anova(*[list(x) for x in zip(*summary)])["p_value"] == pytest.approx(stats.f_oneway(*groups).pvalue,
+                                                                                rel=1e-8, abs=1e-300)
+    for shape in ((2, 2), (3, 4), (2, 5)):
+        table = rng.integers(1, 60, size=shape)
+        assert chi_square(table)["p_value"] == pytest.approx(stats.chi2_contingency(table).pvalue, rel=1e-9)
+    edges = np.linspace(-4, 4, 41)
+    binned = [np.searchsorted(edges, g, side="right") for g in groups]
+    counts = np.array([np.bincount(b, minlength=len(edges) + 1) for b in binned])
+    assert kruskal_binned(counts)["p_value"] == pytest.approx(stats.kruskal(*binned).pvalue, rel=1e-9, abs=1e-300)
