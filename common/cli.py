@@ -124,11 +124,11 @@ def cmd_algorithm(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_grid(columns: list[str], rows: list[list[str]]) -> None:
-    """Rows of text in aligned columns, the first left-aligned, the others right-aligned."""
+def _print_grid(columns: list[str], rows: list[list[str]], labels: int = 1) -> None:
+    """Rows of text in aligned columns, the first ``labels`` left-aligned, the others right-aligned."""
     widths = [max(len(str(x)) for x in col) for col in zip(columns, *rows)]
     for line in [columns, *rows]:
-        cells = [str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(line, widths))]
+        cells = [str(x).ljust(w) if i < labels else str(x).rjust(w) for i, (x, w) in enumerate(zip(line, widths))]
         print("    " + "  ".join(cells).rstrip())
 
 
@@ -162,7 +162,7 @@ def _print_explore(result: dict) -> None:
         elif a["type"] == "table_one":
             from .explore.tables import table_one_grid
 
-            _print_grid(*table_one_grid(a, withheld="(withheld)"))
+            _print_grid(*table_one_grid(a, withheld="(withheld)"), labels=2)
         elif a["type"] == "kaplan_meier":
             for g in a["groups"]:
                 pts = ", ".join(f"{p['time']:g}:{p['survival']:.2f}" for p in g["curve"] if p["survival"] is not None)
