@@ -124,10 +124,25 @@ def cmd_algorithm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_grid(columns: list[str], rows: list[list[str]], labels: int = 1) -> None:
+    """Rows of text in aligned columns, the first ``labels`` left-aligned, the others right-aligned."""
+    widths = [max(len(str(x)) for x in col) for col in zip(columns, *rows)]
+    for line in [columns, *rows]:
+        cells = [str(x).ljust(w) if i < labels else str(x).rjust(w) for i, (x, w) in enumerate(zip(line, widths))]
+        print("    " + "  ".join(cells).rstrip())
+
+
 def _print_explore(result: dict) -> None:
     for a in result["analyses"]:
         print(f"  {a['name']} ({', '.join(a['variables'])})")
-        if a["type"] in ("crosstab", "count") and "table" in a:
+        if a["type"] == "crosstab":
+            from .explore.tables import crosstab_grids
+
+            for title, columns, rows in crosstab_grids(a, withheld="(withheld)"):
+                if title:
+                    print(f"    {title}")
+                _print_grid(columns, rows)
+        elif a["type"] == "count" and "table" in a:
             for r in a["table"]:
                 keys = [k for k in r if k != "count"]
                 print(f"    {' x '.join(str(r[k]) for k in keys):<28} {r['count'] if r['count'] is not None else '(withheld)'}")
@@ -144,6 +159,10 @@ def _print_explore(result: dict) -> None:
                 mean = f"{g['mean']:.2f}" if g.get("mean") is not None else (
                     "-" if g.get("n") == 0 else "(withheld)")
                 print(f"    {key}={g[key]}: n={g.get('n')} mean={mean}")
+        elif a["type"] == "table_one":
+            from .explore.tables import table_one_grid
+
+            _print_grid(*table_one_grid(a, withheld="(withheld)"), labels=2)
         elif a["type"] == "kaplan_meier":
             for g in a["groups"]:
                 pts = ", ".join(f"{p['time']:g}:{p['survival']:.2f}" for p in g["curve"] if p["survival"] is not None)
@@ -428,6 +447,10 @@ def _demo_specs(link_spec: dict) -> dict[str, dict]:
              "times": [91, 182, 365, 730, 1095, 1826]},
             {"type": "histogram", "variable": {"station": "registry", "column": "age_at_diagnosis"},
              "edges": [30, 40, 50, 60, 70, 80, 90, 100]},
+            {"type": "table_one", "name": "table_1", "by": {"station": "registry", "column": "immunotherapy"},
+             "variables": [{"station": "registry", "column": "age_at_diagnosis"},
+                           {"station": "registry", "column": "stage"}, {"station": "gp_1", "column": "copd"},
+                           {"station": "gp_1", "column": "bmi"}, {"station": "gp_1", "column": "smoking"}]},
         ]},
         "train": {"linkage": link_spec, "model": "logistic",
                   "outcome": {"station": "registry", "column": "death_within_2y"},

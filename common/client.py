@@ -76,22 +76,48 @@ class ExploreResult(Result):
         return {a["name"]: a for a in self.raw["analyses"]}
 
     def tables(self) -> dict[str, Any]:
-        """name -> DataFrame for every analysis released as a table (counts, crosstabs, bins, by-groups)."""
+        """name -> DataFrame for every analysis released as a table (counts, crosstabs, bins, by-groups, table one)."""
         import pandas as pd
 
         out = {}
         for name, a in self.analyses().items():
             rows = a.get("table") or a.get("bins") or a.get("by")
-            if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+            if a["type"] == "table_one":
+                out[name] = table_one_frame(a)
+            elif isinstance(rows, list) and rows and isinstance(rows[0], dict):
                 out[name] = pd.DataFrame(rows)
             elif a["type"] == "kaplan_meier":
                 out[name] = pd.DataFrame([{"group": g["group"], **p} for g in a["groups"] for p in g["curve"]])
         return out
 
+    def table_one(self, name: str | None = None):
+        """A table_one analysis (the first, or the one called ``name``) as a DataFrame: see :func:`table_one_frame`."""
+        ones = [a for a in self.raw["analyses"] if a["type"] == "table_one" and name in (None, a["name"])]
+        if not ones:
+            raise LancelotError(f"no table_one analysis{f' named {name!r}' if name else ''} in this result")
+        return table_one_frame(ones[0])
+
     def report(self, folder: str | Path) -> Path:
         from .report import write_explore_report
 
         return write_explore_report(self.raw, folder)
+
+
+def table_one_frame(analysis: dict):
+    """A released table_one as the DataFrame of a paper's Table 1 (the ``tableone`` package's layout).
+
+    Rows: ``(variable, level)``, with "n" first; columns: missing, overall, one per level of the stratifier,
+    p-value and test. Cells are text ("68.8 (9.05)", "56 (21.3)", "3.10 [2.04, 6.02]"); a withheld value is
+    an em dash. The numbers themselves are in ``analysis["rows"]``.
+    """
+    import pandas as pd
+
+    from .explore.tables import table_one_grid
+
+    columns, rows = table_one_grid(analysis)
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["variable"] = frame["variable"].replace("", pd.NA).ffill()
+    return frame.set_index(["variable", "level"])
 
 
 class TrainResult(Result):

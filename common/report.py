@@ -27,7 +27,40 @@ def _fmt(v) -> str:
 
 
 _STYLE = ("body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse;margin:.5em 0}"
-          "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}")
+          "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th.row{text-align:left;font-weight:normal}"
+          "td.withheld{color:#777;background:#eee;text-align:center}tr.total td,tr.total th{font-weight:bold}")
+
+
+def _grid(columns: list[str], rows: list[list[str]], title: str = "", total_row: bool = False) -> str:
+    """A table of text with the first column as row labels; withheld values shaded (lancelot.explore.tables)."""
+    from .explore.tables import WITHHELD
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for i, row in enumerate(rows):
+        cells = "".join(f"<td class='withheld' title='withheld (disclosure control)'>{WITHHELD}</td>"
+                        if value == WITHHELD else f"<td>{html.escape(value)}</td>" for value in row[1:])
+        css = " class='total'" if total_row and i == len(rows) - 1 else ""
+        body.append(f"<tr{css}><th class='row'>{html.escape(row[0])}</th>{cells}</tr>")
+    caption = f"<caption>{html.escape(title)}</caption>" if title else ""
+    return f"<table>{caption}<tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _table_one_html(analysis: dict) -> str:
+    from .explore.tables import table_one_grid
+
+    columns, rows = table_one_grid(analysis)
+    tests = "; ".join(f"{r['variable']}: {r['test']['withheld']}" for r in analysis["rows"]
+                      if r.get("test", {}).get("withheld"))
+    return (_grid(columns, rows)
+            + f"<p>{html.escape(analysis['note'])}.</p>"
+            + (f"<p>Tests withheld: {html.escape(tests)}.</p>" if tests else ""))
+
+
+def _crosstab_html(analysis: dict) -> str:
+    from .explore.tables import crosstab_grids
+
+    return "".join(_grid(columns, rows, title, total_row=True) for title, columns, rows in crosstab_grids(analysis))
 
 
 def _write_page(folder: Path, title: str, parts: list[str], result: dict) -> Path:
@@ -370,8 +403,10 @@ def write_explore_report(result: dict, folder: str | Path) -> Path:
             png = out / f"{a['name']}.png"
             _plot_histogram(a, png)
             parts.append(f"<img src='{png.name}'>" + _table(a["bins"]))
-        elif a["type"] == "crosstab" and "table" in a:
-            parts.append(_table(a["table"]))
+        elif a["type"] == "crosstab":
+            parts.append(_crosstab_html(a))
+        elif a["type"] == "table_one":
+            parts.append(_table_one_html(a))
         elif a["type"] == "summary":
             parts.append(_table([{k: v for k, v in a["overall"].items() if not isinstance(v, (dict, str))}]))
             if "by" in a:

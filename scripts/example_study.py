@@ -28,6 +28,15 @@ FEATURES = [{"station": "registry", "column": "age_at_diagnosis"},
             {"station": "gp_1", "column": "copd"},
             {"station": "gp_2", "column": "bmi"}]
 PROFILE = {"age_at_diagnosis": 70, "stage": "III", "copd": 1, "bmi": 24}
+# Table 1 of the paper: baseline characteristics of the linked cohort by immunotherapy (a registry column),
+# with rows from the registry and both GP stations.
+TABLE_ONE_VARIABLES = [{"station": "registry", "column": "age_at_diagnosis"},
+                       {"station": "registry", "column": "stage"},
+                       {"station": "registry", "column": "who_ps"},
+                       {"station": "registry", "column": "histology"},
+                       {"station": "gp_1", "column": "copd"},
+                       {"station": "gp_1", "column": "smoking"},
+                       {"station": "gp_2", "column": "bmi", "summary": "median", "range": [10, 60]}]
 EXAMPLE = ROOT / "docs" / "examples" / "nsclc_treatment_effects.json"
 
 
@@ -39,7 +48,8 @@ def treatment_effects_spec(link_spec: dict) -> dict:
 def specs(link_spec: dict) -> dict[str, dict]:
     """The study's exploration, logistic and Cox specs (tests/v5 runs the same ones on vantage6 5.x).
 
-    Explore: stage (registry) by COPD (GP 1), BMI (GP 2) by surgery (registry), survival by COPD.
+    Explore: stage (registry) by COPD (GP 1), BMI (GP 2) by surgery (registry), survival by COPD, and Table 1
+    (baseline characteristics by immunotherapy).
     Train: death within two years (logistic), and survival (Cox, Efron ties), on registry and GP features.
     """
     return {
@@ -51,6 +61,8 @@ def specs(link_spec: dict) -> dict[str, dict]:
             {"type": "kaplan_meier", "time": {"station": "registry", "column": "survival_days"},
              "event": {"station": "registry", "column": "vital_status"}, "by": {"station": "gp_1", "column": "copd"},
              "times": [182, 365, 730]},
+            {"type": "table_one", "name": "table_1", "by": {"station": "registry", "column": "immunotherapy"},
+             "variables": TABLE_ONE_VARIABLES},
         ]},
         "logistic": {"linkage": link_spec, "model": "logistic",
                      "outcome": {"station": "registry", "column": "death_within_2y"}, "features": FEATURES},
@@ -71,10 +83,11 @@ def run_study(study: Study, link_spec: dict, out: Path, evaluate: bool = False) 
     print(link.pairs()[["linked", "candidate_pairs", "em_expected_precision"]])
     print("report:", link.report(out / "link"))
 
-    # %% 3. Explore: stage (registry) by COPD (GP 1), BMI (GP 2) by surgery (registry), survival by COPD.
+    # %% 3. Explore: stage (registry) by COPD (GP 1), BMI (GP 2) by surgery (registry), survival by COPD, Table 1.
     exploration = study.explore(specs(link_spec)["explore"])
     for name, table in exploration.tables().items():
         print(name, table.head(12), sep="\n")
+    print(exploration.table_one("table_1").to_string())   # Table 1 of the paper, as the tableone package lays it out
     print("report:", exploration.report(out / "explore"))
 
     # %% 4. Train: death within two years on registry and GP features (logistic regression).

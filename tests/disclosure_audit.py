@@ -12,10 +12,11 @@ The model
 Variables: the non-negative number of cohort members in each atom of the full product of the
 job's dimensions:
 
-* a categorical variable (a variable of a count or crosstab, a summary's or Kaplan-Meier's
-  ``by``): its labels as released anywhere in the result (``<other>`` included), plus
-  ``<missing>``;
-* a numeric variable (summary, histogram, correlation, missingness): present / missing, or, when
+* a categorical variable (a variable of a count or crosstab, a summary's, Kaplan-Meier's or
+  table one's ``by``, a table one row the result marks categorical): its labels as released
+  anywhere in the result (``<other>`` included), plus ``<missing>``;
+* a numeric variable (summary, histogram, correlation, missingness, a numeric table one row):
+  present / missing, or, when
   the job has histograms of it, the atoms between the union of the finite edges of every released
   bin of it (bins with shifted edges in one job split each other), plus missing; a categorical
   variable used numerically (correlation, missingness, summary) is present when it has any
@@ -267,13 +268,15 @@ class ReleasedSystem:
     # -- dimensions ---------------------------------------------------------------------------------
     def _categorical_vars(self) -> set[str]:
         out = set()
-        for a, _ in self.pairs:
+        for a, r in self.pairs:
             if a["type"] == "count":
                 out.add(_key(a["variable"]))
             elif a["type"] == "crosstab":
                 out.update(_key(v) for v in a["variables"])
-            if a["type"] in ("summary", "kaplan_meier") and a.get("by") is not None:
+            if a["type"] in ("summary", "kaplan_meier", "table_one") and a.get("by") is not None:
                 out.add(_key(a["by"]))
+            if a["type"] == "table_one":  # the result says which rows it counted per level
+                out.update(_key(v) for v, row in zip(a["variables"], r["rows"]) if row["kind"] == "categorical")
         return out
 
     @staticmethod
@@ -325,6 +328,16 @@ class ReleasedSystem:
                         edges.setdefault(var, set()).update(e for e in _bin_bounds(b["bin"]) if math.isfinite(e))
             elif t in ("correlation", "missingness"):
                 numeric.extend(_key(v) for v in a["variables"])
+            elif t == "table_one":
+                by = _key(a["by"])
+                for g in r["groups"]:
+                    seen(by, g["level"])
+                for v, row in zip(a["variables"], r["rows"]):
+                    if row["kind"] == "categorical":
+                        for lv in row["levels"]:
+                            seen(_key(v), lv["level"])
+                    else:
+                        numeric.append(_key(v))
             elif t == "kaplan_meier":
                 self.dims[self._status_key(a)] = list(STATUS)
                 if a.get("by") is not None:
@@ -456,6 +469,36 @@ class ReleasedSystem:
             self._add(name, {var: "missing"}, {var: MISSING}, row["missing"])
         if r.get("cohort") is not None:
             self._add(name, {"cohort": "records"}, {}, r["cohort"])
+
+    def _read_table_one(self, a, r, name) -> None:
+        """Group sizes, the cohort; per categorical row its cells and overall counts per level, per numeric row
+        the present count overall and per group and the missing count. A <missing> group or level is left
+        out only when it is empty; a numeric row's group of nobody with a value shows n = 0."""
+        by = _key(a["by"])
+        groups = {str(g["level"]) for g in r["groups"]}
+        for g in r["groups"]:
+            self._add(name, {by: g["level"]}, {by: str(g["level"])}, g["n"])
+        if MISSING not in groups:
+            self._add(name, {by: MISSING, "implied": "left out: zero"}, {by: MISSING}, 0, exact=True)
+        self._add(name, {"cohort": "records"}, {}, r["overall"]["n"])
+        for v, row in zip(a["variables"], r["rows"]):
+            x = _key(v)
+            if row["kind"] == "categorical":
+                shown = set()
+                for lv in row["levels"]:
+                    level = str(lv["level"])
+                    shown.add(level)
+                    self._add(name, {x: level}, {x: level}, lv["overall"]["n"])
+                    for g in lv["groups"]:
+                        self._add(name, {x: level, by: g["level"]}, {x: level, by: str(g["level"])}, g["n"])
+                if MISSING not in shown:
+                    self._add(name, {x: MISSING, "implied": "left out: zero"}, {x: MISSING}, 0, exact=True)
+                continue
+            self._add(name, {x: "n"}, {x: self.present(x)}, row["n"])
+            if row["n"] is not None and row.get("missing") is not None:
+                self._add(name, {x: "missing"}, {x: MISSING}, row["missing"])
+            for g in row["groups"]:
+                self._add(name, {x: "n", by: g["level"]}, {x: self.present(x), by: str(g["level"])}, g.get("n"))
 
     def _read_kaplan_meier(self, a, r, name) -> None:
         status = self._status_key(a)

@@ -80,6 +80,15 @@ ATTACKS = [
     {"type": "kaplan_meier", "time": TIME, "event": EVENT},
 ]
 ANALYSES = EXPLORATION + ATTACKS
+# table one by a stratifier of mostly small levels (months of diagnosis); and one whose tests can be released
+# (a job of their own: with the analyses above they would link every dimension of the job into one product
+# too large for the auditor)
+TABLE_ONES = [
+    {"type": "table_one", "by": v(REG, "diagnosis_month"), "variables": [AGE, v(GP, "bmi"), v(REG, "who_ps"),
+                                                                        v(GP, "copd")]},
+    {"type": "table_one", "by": v(REG, "immunotherapy"), "variables": [AGE, v(GP, "bmi"), v(GP, "copd"),
+                                                                      v(GP, "smoking")]},
+]
 
 
 def label(value) -> str:
@@ -531,6 +540,64 @@ def test_shifted_histogram_edges_isolate_nobody(job, spec):
         for a, out in zip(ANALYSES, result["analyses"]):
             if a["type"] == "histogram" and OLDEST in a["edges"]:
                 assert OLDEST in out["edges_dropped"]["edges"]
+
+
+@pytest.fixture(scope="module")
+def table_one_job(study):
+    """The table ones with the node default rounding (5), and the pooled linked records."""
+    spec = {"linkage": json.loads(study["link_spec"].read_text()), "analyses": TABLE_ONES}
+    result = run_local("explore", station_paths(study), {"spec": spec, "evaluate": True}, evaluate=True)
+    return result, linked_records(study, result), spec
+
+
+def test_table_one_merges_small_levels_and_tests_only_released_numbers(table_one_job):
+    """Small levels of the stratifier and of a row are merged into <other>, their labels never appear, and no
+    withheld count of the table can be recomputed (the auditor); a p-value is computed from the released numbers
+    only (rounded counts, means and SDs on their grid), and withheld when one of them is, since a test on the
+    exact counts could give a withheld cell back."""
+    from scipy import stats
+
+    result, linked, spec = table_one_job
+    assert result["disclosure_control"]["rounding_base"] == 5
+    assert_protected(released_only(result), spec, strict=False)
+    counts = linked["diagnosis_month"].map(label).value_counts()
+    small = [lab for lab, n in counts.items() if n < K]
+    text = list(walk_strings(released_only(result)))
+    assert small and not [lab for lab in small if any(lab in s for s in text)]
+    withheld = released = 0
+    for a, out in zip(TABLE_ONES, result["analyses"]):
+        by = released_level(linked[a["by"]["column"]])
+        assert {g["level"] for g in out["groups"]} == set(by)
+        tested = [i for i, g in enumerate(out["groups"]) if g["level"] != MISSING]
+        for row in out["rows"]:
+            test = row["test"]
+            if row["kind"] == "categorical":
+                assert {lv["level"] for lv in row["levels"]} == set(released_level(linked[row["variable"]]))
+                table = [[lv["groups"][i]["n"] for i in tested] for lv in row["levels"] if lv["level"] != MISSING]
+                if any(x is None for r in table for x in r):
+                    assert test["p_value"] is None and "withheld" in test, (a["by"], row["variable"])
+                    withheld += 1
+                else:  # scipy on the released (rounded) counts; Yates' correction for a 2 x 2 table, as scipy's default
+                    assert test["p_value"] == pytest.approx(stats.chi2_contingency(np.array(table)).pvalue, rel=5e-4)
+                    released += 1
+                continue
+            groups = [row["groups"][i] for i in tested]
+            if any(g.get("mean") is None for g in groups):
+                assert test["p_value"] is None and "withheld" in test, (a["by"], row["variable"])
+                withheld += 1
+                continue
+            n, mean, sd = ([g[key] for g in groups] for key in ("n", "mean", "sd"))
+            if len(groups) == 2:
+                want = stats.ttest_ind_from_stats(mean[0], sd[0], n[0], mean[1], sd[1], n[1], equal_var=False).pvalue
+            else:  # the textbook one-way ANOVA from group sizes, means and SDs
+                total, grand = sum(n), sum(x * m for x, m in zip(n, mean)) / sum(n)
+                between = sum(x * (m - grand) ** 2 for x, m in zip(n, mean)) / (len(n) - 1)
+                within = sum((x - 1) * sd_ ** 2 for x, sd_ in zip(n, sd)) / (total - len(n))
+                want = stats.f.sf(between / within, len(n) - 1, total - len(n))
+            assert test["p_value"] == pytest.approx(want, rel=5e-4), (a["by"], row["variable"])
+            released += 1
+    assert withheld and released  # both outcomes of the rule occur in this job
+    assert "<other>" in {g["level"] for g in result["analyses"][0]["groups"]}  # the small months, merged
 
 
 def _km_groups(a, linked):

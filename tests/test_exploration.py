@@ -45,7 +45,16 @@ ANALYSES = [
      "times": [90, 180, 365, 730, 1095]},
     {"type": "kaplan_meier", "time": v(REG, "survival_days"), "event": v(REG, "vital_status"), "by": v(REG, "stage"),
      "times": [90, 365, 730]},
+    # table one by a registry treatment: rows at both stations (mean, median, 0/1, text with missing values)
+    {"type": "table_one", "by": v(REG, "immunotherapy"), "variables": [
+        v(REG, "age_at_diagnosis"), {**v(GP, "bmi"), "summary": "median", "range": [10, 50]},
+        {**v(GP, "medication_count"), "kind": "numeric"}, v(GP, "copd"), v(GP, "smoking"), v(REG, "stage")]},
+    # ... and by a GP column with three levels and missing values: every row at the other station
+    {"type": "table_one", "by": v(GP, "smoking"), "variables": [
+        v(REG, "age_at_diagnosis"), {**v(REG, "survival_days"), "summary": "median", "range": [0, 3650]},
+        v(REG, "surgery"), v(REG, "who_ps"), {**v(REG, "histology"), "kind": "categorical"}]},
 ]
+TABLE_ONES = [10, 11]
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +263,197 @@ def test_one_station_alone_matches_pandas_on_all_records(study):
             check_moments(g, reg.loc[released_level(reg["stage"]) == g["stage"], "age_at_diagnosis"], 5)
 
 
+# -------------------------------------------------------------------------------------------------
+# table one: against the tableone package and scipy on the pooled linked records
+# -------------------------------------------------------------------------------------------------
+def _released_frame(linked, a):
+    """The pooled records with the released levels of the stratifier and of each categorical row (missing: NaN)."""
+    frame = linked.copy()
+    by = a["by"]["column"]
+    frame["_by"] = released_level(frame[by]).replace("<missing>", np.nan)
+    return frame
+
+
+def _group_values(frame, column, level):
+    rows = frame["_by"].isna() if level == "<missing>" else frame["_by"] == level
+    return frame.loc[rows, column]
+
+
+def _tableone(frame, row, nonnormal=False, categorical=False):
+    """The tableone package on the pooled records: one variable by the released stratifier."""
+    import warnings
+
+    from tableone import TableOne
+
+    column = row["variable"]
+    data = frame[[column, "_by"]].copy()
+    if categorical:
+        data[column] = released_level(data[column]).replace("<missing>", np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = TableOne(data.dropna(subset=["_by"]), columns=[column], categorical=[column] if categorical else [],
+                         nonnormal=[column] if nonnormal else [], groupby="_by", pval=True, include_null=False)
+    return table
+
+
+def _welch_or_anova_range(groups, values):
+    """The p-values of Welch's t-test (two groups) or one-way ANOVA over every corner of the box of means and SDs
+    that the documented grid allows around the pooled ones (helpers.mean_step): the released p must lie in it."""
+    import itertools
+
+    from helpers import mean_step
+    from scipy import stats
+
+    n = [len(x) for x in values]
+    m = [x.mean() for x in values]
+    sd = [x.std(ddof=1) for x in values]
+    boxes = [((mi - mean_step(mi, si, ni, 1) / 2, mi + mean_step(mi, si, ni, 1) / 2),
+              (si - mean_step(si, si, ni, 1) / 2, si + mean_step(si, si, ni, 1) / 2)) for ni, mi, si in zip(n, m, sd)]
+    ps = []
+    for corner in itertools.product(*[itertools.product(*box) for box in boxes]):
+        means, sds = [c[0] for c in corner], [c[1] for c in corner]
+        if len(n) == 2:
+            ps.append(stats.ttest_ind_from_stats(means[0], sds[0], n[0], means[1], sds[1], n[1],
+                                                 equal_var=False).pvalue)
+        else:  # the textbook one-way ANOVA from group sizes, means and SDs
+            total = sum(n)
+            grand = sum(ni * mi for ni, mi in zip(n, means)) / total
+            between = sum(ni * (mi - grand) ** 2 for ni, mi in zip(n, means)) / (len(n) - 1)
+            within = sum((ni - 1) * si ** 2 for ni, si in zip(n, sds)) / (total - len(n))
+            ps.append(stats.f.sf(between / within, len(n) - 1, total - len(n)))
+    return min(ps), max(ps)
+
+
+def _quantile_ok(values, q, got, width):
+    """``got`` is within one histogram bin of a q-quantile of the pooled values (robust to ties and gaps)."""
+    x = np.sort(values.dropna().to_numpy(float))
+    return (x <= got + width + 1e-9).mean() >= q - 1e-12 and (x < got - width - 1e-9).mean() <= q + 1e-12
+
+
+@pytest.mark.parametrize("index", TABLE_ONES)
+def test_table_one_matches_tableone_and_scipy(result, linked, index):
+    check_table_one(ANALYSES[index], by_name(result, index), linked)
+
+
+def test_table_one_on_one_station_with_the_stratifier_beside_the_rows(study):
+    """One station alone (its own sums, one round): the stratifier at the station of the rows, a median included."""
+    a = {"type": "table_one", "by": v(REG, "immunotherapy"), "variables": [
+        v(REG, "age_at_diagnosis"), {**v(REG, "survival_days"), "summary": "median", "range": [0, 3650]},
+        v(REG, "stage"), v(REG, "surgery")]}
+    out = run_local("explore", {REG: study[REG]}, {"spec": {"analyses": [a]}}, station_env=EXACT)
+    assert out["cost"]["rounds"] == 1
+    check_table_one(a, out["analyses"][0], pd.read_csv(study[REG]))
+
+
+def check_table_one(a, out, linked):
+    """A released table_one against the tableone package and scipy on the pooled records ``linked``."""
+    from scipy import stats
+
+    frame = _released_frame(linked, a)
+    by_levels = released_level(linked[a["by"]["column"]])
+    assert {g["level"] for g in out["groups"]} == set(by_levels)  # <missing> a column only when there are any
+    for g in out["groups"]:
+        check_count(g["n"], int((by_levels == g["level"]).sum()), g)
+    assert out["overall"]["n"] == len(linked)
+    group_n = {g["level"]: int((by_levels == g["level"]).sum()) for g in out["groups"]}
+    tested = [g["level"] for g in out["groups"] if g["level"] != "<missing>"]
+    assert [r["variable"] for r in out["rows"]] == [x["column"] for x in a["variables"]]
+    for spec_row, row in zip(a["variables"], out["rows"]):
+        column = row["variable"]
+        values = linked[column]
+        check_count(row["missing"], int(values.isna().sum()), (column, "missing"))
+        if row["kind"] == "categorical":
+            levels = released_level(values)
+            assert {lv["level"] for lv in row["levels"]} == set(levels)
+            for lv in row["levels"]:
+                true = int((levels == lv["level"]).sum())
+                check_count(lv["overall"]["n"], true, (column, lv["level"]))
+                if lv["overall"]["n"] is not None:
+                    assert lv["overall"]["percent"] == round(100 * true / len(linked), 1)
+                for g in lv["groups"]:
+                    true = int(((levels == lv["level"]) & (by_levels == g["level"])).sum())
+                    check_count(g["n"], true, (column, lv["level"], g["level"]))
+                    if g["n"] is not None:
+                        assert g["percent"] == round(100 * true / group_n[g["level"]], 1)
+            cells = [g["n"] for lv in row["levels"] if lv["level"] != "<missing>" for g in lv["groups"]
+                     if g["level"] != "<missing>"]
+            if None in cells:  # a test on exact counts could reveal a withheld one
+                assert row["test"]["p_value"] is None and row["test"]["withheld"]
+                continue
+            ref = _tableone(frame, row, categorical=True).htest_table.loc[column]
+            assert ref["Test"] == "Chi-squared"
+            assert row["test"]["p_value"] == pytest.approx(ref["P-Value"], rel=SIG, abs=1e-300)
+            continue
+        assert spec_row.get("kind", "numeric") == "numeric" and row["kind"] == "numeric"
+        check_count(row["n"], int(values.notna().sum()), (column, "n"))
+        groups = {g["level"]: g for g in row["groups"]}
+        per_group = {lv: _group_values(frame, column, lv).dropna() for lv in groups}
+        for lv, g in groups.items():
+            check_count(g["n"], len(per_group[lv]), (column, lv))
+        if row["statistic"] == "mean (SD)":
+            def moments(got, x):  # a table one shows mean (SD), no variance
+                check_moments({**got, "variance": got["sd"] ** 2}, x, 1)
+
+            moments(row["overall"], values)
+            for lv, g in groups.items():
+                if g.get("mean") is not None:
+                    moments(g, per_group[lv])
+            test = row["test"]
+            if any(groups[lv].get("mean") is None for lv in tested):
+                assert test["p_value"] is None and test["withheld"]
+                continue
+            ref = _tableone(frame, row).htest_table.loc[column]
+            assert test["test"] == {"Welch’s T-test": "Welch's t-test", "One-way ANOVA": "one-way ANOVA"}[ref["Test"]]
+            low, high = _welch_or_anova_range(tested, [per_group[lv] for lv in tested])
+            assert low <= ref["P-Value"] <= high  # the exact p lies in the box, as a check of the box
+            assert low * (1 - SIG) <= test["p_value"] <= high * (1 + SIG), (column, low, test["p_value"], high)
+            continue
+        width = (spec_row["range"][1] - spec_row["range"][0]) / 200  # medians from a private 200-bin histogram
+        for entry, data in [(row["overall"], values.dropna())] + [(groups[lv], per_group[lv]) for lv in groups]:
+            for key, value in (entry.get("quantiles") or {}).items():
+                if value is not None:
+                    assert _quantile_ok(data, float(key), value, width), (column, key, value)
+                else:
+                    assert not K / len(data) <= float(key) <= 1 - K / len(data) or len(data) < K
+        edges = np.linspace(*spec_row["range"], 201)
+
+        def binned(x, edges=edges):
+            idx = np.searchsorted(edges, x, side="right")
+            return np.where(x == edges[-1], len(edges) - 1, idx)
+
+        ref = stats.kruskal(*[binned(per_group[lv].to_numpy(float)) for lv in tested])
+        assert row["test"]["test"] == "Kruskal-Wallis"
+        assert row["test"]["p_value"] == float(f"{ref.pvalue:.2g}")  # 2 significant digits
+        raw = _tableone(frame, row, nonnormal=True).htest_table.loc[column]
+        assert raw["Test"] == "Kruskal-Wallis" and abs(raw["P-Value"] - row["test"]["p_value"]) < 0.05
+
+
+def test_table_one_kinds_and_its_report_client_and_cli_views(result, tmp_path, capsys):
+    from lancelot.cli import _print_explore
+    from lancelot.client import ExploreResult
+    from lancelot.report import write_explore_report
+
+    out = by_name(result, TABLE_ONES[1])
+    kinds = {r["variable"]: (r["kind"], r["statistic"]) for r in out["rows"]}
+    assert kinds == {"age_at_diagnosis": ("numeric", "mean (SD)"), "survival_days": ("numeric", "median [Q1, Q3]"),
+                     "surgery": ("categorical", "n (%)"), "who_ps": ("categorical", "n (%)"),
+                     "histology": ("categorical", "n (%)")}  # 0/1 and 0-4 scores are categorical without a kind
+    frame = ExploreResult(raw=result, task_id=0, seconds=0).table_one(out["name"])
+    groups = [f"smoking = {g['level']}" for g in out["groups"]]
+    assert list(frame.columns) == ["missing", "overall", *groups, "p-value", "test"]
+    assert frame.loc[("n", ""), "overall"] == str(out["overall"]["n"])
+    age = out["rows"][0]
+    assert frame.loc[("age_at_diagnosis, mean (SD)", ""), "overall"] == \
+        f"{age['overall']['mean']:.4g} ({age['overall']['sd']:.4g})"
+    assert len(frame) == 1 + 2 + sum(len(r["levels"]) for r in out["rows"] if r["kind"] == "categorical")
+    page = write_explore_report(result, tmp_path).read_text()
+    assert page.count("<th>smoking = ") == len(groups) and "median [Q1, Q3]" in page
+    assert "<th>stage \\ copd</th>" in page  # the stage x COPD crosstab as a grid
+    _print_explore(result)
+    printed = capsys.readouterr().out
+    assert "survival_days, median [Q1, Q3]" in printed and "stage \\ copd" in printed
+
+
 @pytest.mark.parametrize("analysis, message", [
     ({"type": "count", "variable": v(GP, "no_such_column")}, "unknown column"),
     ({"type": "summary", "variable": v(REG, "histology")}, "wrong type"),
@@ -262,11 +462,35 @@ def test_one_station_alone_matches_pandas_on_all_records(study):
     ({"type": "count", "variable": v(REG, "surname")}, "identifier"),
     ({"type": "count", "variable": v(REG, "diagnosis_date")}, "too many categories"),
     ({"type": "count", "variable": v("gp_9", "copd")}, "unknown station"),
+    ({"type": "table_one", "by": v(REG, "immunotherapy"), "variables": [v(GP, "no_such_column")]},
+     "station 'gp_1', column 'no_such_column': unknown column"),
+    ({"type": "table_one", "by": v(REG, "diagnosis_date"), "variables": [v(GP, "bmi")]},
+     "station 'registry', column 'diagnosis_date': too many categories"),
+    ({"type": "table_one", "by": v(REG, "stage"), "variables": [v(GP, "bmi")]}, "more than max_categories=3"),
+    ({"type": "table_one", "by": v(REG, "immunotherapy"), "variables": []}, "non-empty 'variables'"),
+    ({"type": "table_one", "variables": [v(GP, "bmi")]}, "needs a stratifier"),
+    ({"type": "table_one", "by": v(REG, "immunotherapy"), "variables": [{**v(GP, "bmi"), "summary": "median"}]},
+     "station 'gp_1', column 'bmi': .*a median needs a 'range'"),
+    ({"type": "table_one", "by": v(REG, "immunotherapy"), "variables": [{**v(REG, "stage"), "kind": "numeric"}]},
+     "station 'registry', column 'stage': wrong type"),
 ])
 def test_bad_input_is_refused_clearly(study, analysis, message):
     spec = {"linkage": json.loads(study["link_spec"].read_text()), "analyses": [analysis]}
+    if "more than max_categories=3" in message:
+        spec["max_categories"] = 3  # the researcher may lower the ceiling: a 4-level stratifier is refused
     with pytest.raises(LancelotError, match=message):
         run_local("explore", station_paths(study), {"spec": spec})
+
+
+def test_a_table_one_stratifier_with_one_level_is_refused(study, tmp_path):
+    reg = pd.read_csv(study[REG])
+    reg["treated_everyone"] = 1
+    reg.to_csv(tmp_path / "registry.csv", index=False)
+    paths = {**station_paths(study), REG: tmp_path / "registry.csv"}
+    spec = {"linkage": json.loads(study["link_spec"].read_text()), "analyses": [
+        {"type": "table_one", "by": v(REG, "treated_everyone"), "variables": [v(GP, "bmi")]}]}
+    with pytest.raises(LancelotError, match="station 'registry', column 'treated_everyone': .*at least two levels"):
+        run_local("explore", paths, {"spec": spec})
 
 
 def test_a_cohort_below_the_minimum_is_refused(study):
@@ -368,3 +592,58 @@ def test_closed_form_chi_square_tail_matches_scipy(dof):
 
     for x in (0.01, 0.5, 1.0, 3.84, 10.0, 40.0, 120.0):
         assert chi2_sf(x, dof) == pytest.approx(stats.chi2.sf(x, dof), rel=1e-9, abs=1e-300)
+
+
+def test_crosstab_grids_lay_out_cells_margins_and_layers(tmp_path):
+    """The report's and CLI's grid of a released crosstab: rows of the first variable, columns of the second, margins
+    in the last column and row, a withheld count as a dash; a three-way table gives one grid per layer."""
+    from lancelot.explore.tables import WITHHELD, crosstab_grids
+    from lancelot.report import write_explore_report
+
+    def layer(c, cells, rows, cols, total):
+        return {"table": [{"a": r, "b": k, "count": n} for (r, k), n in cells.items()],
+                "row_totals": [{"a": r, "count": n} for r, n in rows.items()],
+                "column_totals": [{"b": k, "count": n} for k, n in cols.items()], "total": total, "c": c}
+
+    three = {"name": "t", "type": "crosstab", "variables": ["s1.a", "s2.b", "s3.c"], "layer_variable": "c", "layers": [
+        layer("c1", {("x", "u"): 20, ("x", "v"): None, ("y", "u"): 15, ("y", "v"): None}, {"x": 31, "y": 40},
+              {"u": 35, "v": 36}, 71),
+        layer("c2", {("x", "u"): 12, ("x", "v"): 30, ("y", "u"): 0, ("y", "v"): 11}, {"x": 42, "y": 11},
+              {"u": 12, "v": 41}, 53)]}
+    grids = crosstab_grids(three)
+    assert [title for title, _, _ in grids] == ["c = c1", "c = c2"]
+    assert grids[0][1] == ["a \\ b", "u", "v", "total"]
+    assert grids[0][2] == [["x", "20", WITHHELD, "31"], ["y", "15", WITHHELD, "40"], ["total", "35", "36", "71"]]
+    assert grids[1][2][1] == ["y", "0", "11", "11"]
+    two = {"name": "t", "type": "crosstab", "variables": ["s1.a", "s2.b"],
+           **{k: v for k, v in three["layers"][1].items() if k != "c"}}
+    ((title, columns, rows),) = crosstab_grids(two)
+    assert title == "" and rows[-1] == ["total", "12", "41", "53"]
+    result = {"analyses": [three], "cohort": {"records": 124, "definition": "test"},
+              "disclosure_control": {"rule": "test"}, "cost": {}}
+    page = write_explore_report(result, tmp_path).read_text()
+    assert page.count("<caption>c = c") == 2 and page.count("class='withheld'") == 2
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_closed_form_table_one_tests_match_scipy(seed):
+    """The table one's tests (no scipy in the images) against scipy on random groups: Welch, ANOVA, chi-square
+    (Yates for 2 x 2) and Kruskal-Wallis on binned values (ties within a bin)."""
+    from scipy import stats
+
+    from lancelot.explore.significance import anova, chi_square, kruskal_binned, welch_t
+
+    rng = np.random.default_rng(seed)
+    groups = [rng.normal(rng.uniform(-1, 1), rng.uniform(0.5, 3), int(rng.integers(5, 300))) for _ in range(4)]
+    summary = [(len(g), g.mean(), g.std(ddof=1)) for g in groups]
+    welch = welch_t(*[list(x) for x in zip(*summary[:2])])
+    assert welch["p_value"] == pytest.approx(stats.ttest_ind(*groups[:2], equal_var=False).pvalue, rel=1e-9)
+    assert anova(*[list(x) for x in zip(*summary)])["p_value"] == pytest.approx(stats.f_oneway(*groups).pvalue,
+                                                                                rel=1e-8, abs=1e-300)
+    for shape in ((2, 2), (3, 4), (2, 5)):
+        table = rng.integers(1, 60, size=shape)
+        assert chi_square(table)["p_value"] == pytest.approx(stats.chi2_contingency(table).pvalue, rel=1e-9)
+    edges = np.linspace(-4, 4, 41)
+    binned = [np.searchsorted(edges, g, side="right") for g in groups]
+    counts = np.array([np.bincount(b, minlength=len(edges) + 1) for b in binned])
+    assert kruskal_binned(counts)["p_value"] == pytest.approx(stats.kruskal(*binned).pvalue, rel=1e-9, abs=1e-300)

@@ -32,6 +32,7 @@ class StationColumns:
     scaled: set[str] = field(default_factory=set)             # columns scaled by 2^FRAC_BITS
     categories: dict[str, list[str]] = field(default_factory=dict)
     km_times: dict[str, list[float]] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)       # table_one row tag -> numeric / categorical
 
     def add(self, name: str, values: np.ndarray, scaled: bool = False) -> None:
         if name in self.names:
@@ -46,7 +47,7 @@ class StationColumns:
 
     def meta(self) -> dict:
         return {"names": self.names, "scaled": sorted(self.scaled), "categories": self.categories,
-                "km_times": self.km_times, "max_bits": self.max_bits()}
+                "km_times": self.km_times, "kinds": self.kinds, "max_bits": self.max_bits()}
 
 
 def _column(station: str, df: pd.DataFrame, column: str) -> pd.Series:
@@ -71,6 +72,26 @@ def categories_of(station: str, series: pd.Series, max_categories: int) -> tuple
         raise InputError(f"{kind}: {len(distinct)} distinct values, more than max_categories={max_categories}",
                          station=station, column=series.name)
     return distinct, labels.to_numpy(dtype=object)
+
+
+# Without an explicit "kind", a numeric table_one variable with integer values only and at most this many
+# distinct values (0/1 indicators, performance scores) is shown as categorical: n (%) per level.
+TABLE_ONE_MAX_INTEGER_LEVELS = 5
+
+
+def table_one_kind(station: str, series: pd.Series, row: dict) -> str:
+    """A table_one row's kind: the spec's ``kind``; numeric with a ``summary``; else categorical for a column
+    that is not numeric or holds at most TABLE_ONE_MAX_INTEGER_LEVELS distinct integers, numeric otherwise."""
+    if row.get("kind"):
+        return row["kind"]
+    if row.get("summary"):
+        return "numeric"
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        return "categorical"
+    values = series.dropna().astype(float)
+    if (values == np.round(values)).all() and values.nunique() <= TABLE_ONE_MAX_INTEGER_LEVELS:
+        return "categorical"
+    return "numeric"
 
 
 def numeric_of(station: str, series: pd.Series) -> np.ndarray:
@@ -164,7 +185,7 @@ def histogram_edges(spec: ExploreSpec) -> dict[Var, np.ndarray]:
 
 def _analysis_columns(cols: StationColumns, a: Analysis, here: list[Var], station: str, df: pd.DataFrame,
                       cat, num, edges: dict[Var, np.ndarray]) -> None:
-    tag = f"a{a.index}"
+    tag = a.tag
     if a.type in ("count", "crosstab"):
         for v in here:
             cat(v)
@@ -181,13 +202,18 @@ def _analysis_columns(cols: StationColumns, a: Analysis, here: list[Var], statio
         (x_var,) = a.variables
         if x_var.station == station:
             x = num(x_var)
+            grid = np.linspace(a.edges[0], a.edges[1], 201) if a.quantiles else None
             if a.quantiles:
-                _histogram_columns(cols, f"{tag}|grid", x, np.linspace(a.edges[0], a.edges[1], 201))
+                _histogram_columns(cols, f"{tag}|grid", x, grid)
             if a.by is not None and a.by.station == station:
                 labels, rows = cat(a.by)
                 for label in labels + [MISSING]:
                     target = None if label == MISSING else label
-                    add_numeric(cols, f"{tag}|by|{label}", x, np.array([r == target for r in rows]))
+                    in_group = np.array([r == target for r in rows])
+                    add_numeric(cols, f"{tag}|by|{label}", x, in_group)
+                    if a.quantiles and a.options.get("group_quantiles"):  # a private histogram per group
+                        _histogram_columns(cols, f"{tag}|ggrid|{label}", np.where(in_group, x, np.nan), grid,
+                                           missing=False)
         elif a.by is not None:
             cat(a.by)
     elif a.type == "histogram":
@@ -210,15 +236,30 @@ def _analysis_columns(cols: StationColumns, a: Analysis, here: list[Var], statio
             cat(a.by)
         if a.time.station == station:
             _km_columns(cols, a, station, df, cat)
+    elif a.type == "table_one":
+        if a.by.station == station:
+            labels, _ = cat(a.by)
+            if len(labels) < 2:
+                raise InputError(f"a table_one stratifier needs at least two levels; the column has {len(labels)}",
+                                 station=station, column=a.by.column)
+        for j, v in enumerate(a.variables):
+            if v.station == station:
+                cols.kinds[a.part_tag(j)] = table_one_kind(station, _column(station, df, v.column), a.rows[j])
+        for part in a.parts(lambda j, v: cols.kinds.get(a.part_tag(j), "numeric")):
+            part_here = [v for v in part.all_vars() if v.station == station]
+            if part_here:
+                _analysis_columns(cols, part, part_here, station, df, cat, num, edges)
 
 
-def _histogram_columns(cols: StationColumns, prefix: str, x: np.ndarray, edges: np.ndarray) -> None:
+def _histogram_columns(cols: StationColumns, prefix: str, x: np.ndarray, edges: np.ndarray,
+                       missing: bool = True) -> None:
     present = ~np.isnan(x)
     idx = np.searchsorted(edges, np.where(present, x, 0.0), side="right")  # 0: below, len(edges): above
     idx = np.where(present & (x == edges[-1]), len(edges) - 1, idx)       # the last bin is closed
     for k in range(len(edges) + 1):
         cols.add(f"{prefix}|{k}", _indicator(present & (idx == k)))
-    cols.add(f"{prefix}|na", _indicator(~present))
+    if missing:
+        cols.add(f"{prefix}|na", _indicator(~present))
 
 
 def _km_columns(cols: StationColumns, a: Analysis, station: str, df: pd.DataFrame, cat) -> None:
@@ -232,7 +273,7 @@ def _km_columns(cols: StationColumns, a: Analysis, station: str, df: pd.DataFram
     if ok.any() and (t[ok] < 0).any():
         raise InputError("negative survival times", station=station, column=a.time.column)
     times = sorted(set(t[ok].tolist()))
-    tag = f"a{a.index}"
+    tag = a.tag
     cols.km_times[tag] = times
     index = {v: i for i, v in enumerate(times)}
     pos = np.array([index[v] if good else -1 for v, good in zip(t, ok)])

@@ -9,17 +9,26 @@ Example (docs/spec.md)::
        {"type": "summary", "variable": {"station": "gp_1", "column": "bmi"},
         "by": {"station": "registry", "column": "surgery"}},
        {"type": "kaplan_meier", "time": {"station": "registry", "column": "survival_days"},
-        "event": {"station": "registry", "column": "vital_status"}, "by": {"station": "gp_1", "column": "copd"}}]}
+        "event": {"station": "registry", "column": "vital_status"}, "by": {"station": "gp_1", "column": "copd"}},
+       {"type": "table_one", "by": {"station": "registry", "column": "immunotherapy"},
+        "variables": [{"station": "registry", "column": "age_at_diagnosis"},
+                      {"station": "gp_1", "column": "bmi", "summary": "median", "range": [10, 60]},
+                      {"station": "gp_1", "column": "smoking", "kind": "categorical"}]}]}
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..runtime.errors import InputError
 
-ANALYSIS_TYPES = ("count", "crosstab", "summary", "histogram", "correlation", "missingness", "kaplan_meier")
+ANALYSIS_TYPES = ("count", "crosstab", "summary", "histogram", "correlation", "missingness", "kaplan_meier",
+                  "table_one")
+TABLE_ONE_KINDS = ("numeric", "categorical")
+TABLE_ONE_SUMMARIES = ("mean", "median")
+TABLE_ONE_QUANTILES = (0.25, 0.5, 0.75)   # median [IQR]
 
 
 @dataclass(frozen=True)
@@ -43,10 +52,40 @@ class Analysis:
     quantiles: tuple[float, ...] = ()
     times: tuple[float, ...] = ()       # kaplan_meier: times at which the curve is released
     options: dict[str, Any] = field(default_factory=dict)
+    rows: tuple[dict, ...] = ()         # table_one: per variable {"kind", "summary", "range"} as given
+    part: int | None = None             # a row of a table_one (see parts()): its own station columns
 
     @property
     def name(self) -> str:
         return self.options.get("name") or f"{self.index + 1}_{self.type}"
+
+    @property
+    def tag(self) -> str:
+        """The prefix of this analysis' own station columns (a table_one row has one of its own)."""
+        return f"a{self.index}" if self.part is None else f"a{self.index}p{self.part}"
+
+    def part_tag(self, j: int) -> str:
+        return f"a{self.index}p{j}"
+
+    def parts(self, kind_of: Callable[[int, Var], str]) -> list[Analysis]:
+        """A table_one's rows as the analyses that count them: per variable a crosstab with the stratifier
+        (categorical) or a summary by the stratifier (numeric; with per-group quartiles for a median).
+
+        ``kind_of(j, var)``: the kind of the j-th variable, as its station decided it (explicit ``kind``, a
+        ``summary``, else the column's type: see lancelot.explore.columns.table_one_kind).
+        """
+        out = []
+        for j, (v, row) in enumerate(zip(self.variables, self.rows)):
+            common = {"index": self.index, "part": j, "options": {"name": self.name}}
+            if kind_of(j, v) == "categorical":
+                out.append(Analysis(type="crosstab", variables=(v, self.by), **common))
+            elif row.get("summary") == "median":
+                out.append(Analysis(type="summary", variables=(v,), by=self.by, quantiles=TABLE_ONE_QUANTILES,
+                                    edges=tuple(float(x) for x in row["range"]),
+                                    **{**common, "options": {"name": self.name, "group_quantiles": True}}))
+            else:
+                out.append(Analysis(type="summary", variables=(v,), by=self.by, **common))
+        return out
 
     def all_vars(self) -> list[Var]:
         out = list(self.variables)
@@ -85,6 +124,47 @@ def _floats(raw: Any, where: str) -> tuple[float, ...]:
     return tuple(float(x) for x in raw)
 
 
+def _table_one(a: dict, where: str) -> dict[str, Any]:
+    """A table_one's stratifier and rows: {"by": VAR, "variables": [{station, column, kind?, summary?, range?}]}."""
+    if a.get("by") is None:
+        raise InputError(f"{where}: a table_one needs a stratifier 'by' {{\"station\": NAME, \"column\": COLUMN}}")
+    by = _var(a["by"], f"{where} by")
+    items = a.get("variables")
+    if not isinstance(items, list) or not items:
+        raise InputError(f"{where}: a table_one needs a non-empty 'variables' list (its rows)")
+    variables, rows = [], []
+    for raw in items:
+        v = _var(raw, where)
+        extra = set(raw) - {"station", "column", "kind", "summary", "range"}
+        if extra:
+            raise InputError(f"{where}: unknown keys {sorted(extra)} in a table_one variable (allowed: station, column, "
+                             "kind, summary, range)", station=v.station, column=v.column)
+        kind, summ = raw.get("kind"), raw.get("summary")
+        if kind is not None and kind not in TABLE_ONE_KINDS:
+            raise InputError(f"{where}: 'kind' must be one of {list(TABLE_ONE_KINDS)}", station=v.station,
+                             column=v.column)
+        if summ is not None and summ not in TABLE_ONE_SUMMARIES:
+            raise InputError(f"{where}: 'summary' must be one of {list(TABLE_ONE_SUMMARIES)}", station=v.station,
+                             column=v.column)
+        if summ is not None and kind == "categorical":
+            raise InputError(f"{where}: a categorical variable has no '{summ}' (n (%) per level)", station=v.station,
+                             column=v.column)
+        rng = _floats(raw.get("range"), f"{where} 'range'")
+        if summ == "median" and (len(rng) != 2 or not rng[0] < rng[1]):
+            raise InputError(f"{where}: a median needs a 'range' [low, high] for the private histogram it is read "
+                             "from", station=v.station, column=v.column)
+        if rng and summ != "median":
+            raise InputError(f"{where}: 'range' is only for \"summary\": \"median\"", station=v.station,
+                             column=v.column)
+        if v == by:
+            raise InputError(f"{where}: the stratifier cannot also be a row", station=v.station, column=v.column)
+        if v in variables:
+            raise InputError(f"{where}: a variable listed twice", station=v.station, column=v.column)
+        variables.append(v)
+        rows.append({key: raw[key] for key in ("kind", "summary", "range") if key in raw})
+    return {"by": by, "variables": tuple(variables), "rows": tuple(rows)}
+
+
 def parse_explore_spec(raw: Any, known_stations: list[str]) -> ExploreSpec:
     if not isinstance(raw, dict):
         raise InputError("the exploration spec must be a JSON object")
@@ -115,6 +195,8 @@ def parse_explore_spec(raw: Any, known_stations: list[str]) -> ExploreSpec:
             if kw["time"].station != kw["event"].station:
                 raise InputError(f"{where}: time and event must be at the same station")
             kw["times"] = _floats(a.get("times"), f"{where} 'times'")
+        if t == "table_one":
+            kw.update(_table_one(a, where))
         if t in ("summary", "kaplan_meier") and a.get("by") is not None:
             kw["by"] = _var(a["by"], f"{where} by")
         if t == "histogram":

@@ -34,6 +34,7 @@ from ..runtime.errors import InputError
 from .columns import CONST, MISSING, histogram_edges
 from .km import curve_at, km_curve, logrank
 from .ledger import Ledger
+from .significance import chi_square, kruskal_binned, mean_difference_test
 from .spec import Analysis, ExploreSpec, Var
 
 OTHER = "<other>"          # the merged level of every category with fewer than k linked patients
@@ -118,9 +119,16 @@ def needed_sums(spec: ExploreSpec, meta: dict[str, dict], k: int) -> NeedsRecord
 CATEGORICAL_ROLES = {"count": "variables", "crosstab": "variables"}
 
 
-def _categorical_vars(spec: ExploreSpec) -> set[Var]:
+def expanded(a: Analysis, meta: dict[str, dict]) -> list[Analysis]:
+    """An analysis, or a table_one's rows as the analyses that count them (kinds as the stations decided)."""
+    if a.type != "table_one":
+        return [a]
+    return a.parts(lambda j, v: meta.get(v.station, {}).get("kinds", {}).get(a.part_tag(j), "numeric"))
+
+
+def _categorical_vars(spec: ExploreSpec, meta: dict[str, dict]) -> set[Var]:
     out: set[Var] = set()
-    for a in spec.analyses:
+    for a in (part for analysis in spec.analyses for part in expanded(analysis, meta)):
         if a.type in CATEGORICAL_ROLES:
             out.update(a.variables)
         if a.by is not None:
@@ -144,7 +152,7 @@ class Job:
         self.atoms: dict[Var, list[tuple[int, int]]] = {}   # numeric var -> merged atoms as [first, last] atom index
         self.atom_edges: dict[Var, np.ndarray] = histogram_edges(spec)
         self.n = sums.n
-        categorical = _categorical_vars(spec)
+        categorical = _categorical_vars(spec, sums.meta)
         for v in sorted(categorical, key=lambda x: x.key()):
             if v in self.atom_edges:
                 raise InputError(f"'{v.column}' is used both as a category and in a histogram in one job: "
@@ -235,7 +243,7 @@ def _joint_count(a: Analysis, vs: list[Var], labels: dict[Var, str], sums: Cohor
             cols[station] = f"c|{lst[0].column}|{labels[lst[0]]}"
         else:
             combo = json.dumps([None if labels[v] == MISSING else labels[v] for v in lst])
-            cols[station] = f"a{a.index}|joint|{combo}"
+            cols[station] = f"{a.tag}|joint|{combo}"
     stations = list(cols)
     try:
         if len(stations) == 1:
@@ -301,8 +309,24 @@ def crosstab(a: Analysis, job: Job) -> Render:
     return render
 
 
-def _table2(a: Analysis, job: Job, vs: list[Var], fixed: dict[Var, Level]) -> Render:
-    """A two-way table of the first two variables (within one level of a third), with its margins."""
+@dataclass
+class _Grid:
+    """A two-way table's registered counts: cells, margins and total (ledger conditions), and which rows and
+    columns are shown (a level nobody in the cohort has, <missing> mostly, is left out)."""
+
+    rows: list[Level]
+    cols: list[Level]
+    counts: np.ndarray
+    cell: list[list[object]]
+    row_tot: list[object]
+    col_tot: list[object]
+    total: object
+    keep_r: list[int]
+    keep_c: list[int]
+
+
+def _grid(a: Analysis, job: Job, vs: list[Var], fixed: dict[Var, Level]) -> _Grid:
+    """Register a two-way table of the first two variables (within one level of a third) with its margins."""
     rv, cv = vs
     rows, cols = job.levels[rv], job.levels[cv]
     all_vs = vs + list(fixed)
@@ -314,9 +338,17 @@ def _table2(a: Analysis, job: Job, vs: list[Var], fixed: dict[Var, Level]) -> Re
     row_tot = [add(counts[i].sum(), {**base_where, rv.key(): r.label}, a.name) for i, r in enumerate(rows)]
     col_tot = [add(counts[:, j].sum(), {**base_where, cv.key(): c.label}, a.name) for j, c in enumerate(cols)]
     total = add(counts.sum(), base_where, a.name)
-    # rows and columns of a level nobody in the cohort has (missing, mostly) are left out
     keep_r = [i for i, r in enumerate(rows) if counts[i].sum() > 0 or r.label != MISSING]
     keep_c = [j for j, c in enumerate(cols) if counts[:, j].sum() > 0 or c.label != MISSING]
+    return _Grid(rows, cols, counts, cell, row_tot, col_tot, total, keep_r, keep_c)
+
+
+def _table2(a: Analysis, job: Job, vs: list[Var], fixed: dict[Var, Level]) -> Render:
+    """A two-way table of the first two variables (within one level of a third), with its margins."""
+    rv, cv = vs
+    g = _grid(a, job, vs, fixed)
+    rows, cols, cell, row_tot, col_tot, total, keep_r, keep_c = (g.rows, g.cols, g.cell, g.row_tot, g.col_tot,
+                                                                  g.total, g.keep_r, g.keep_c)
 
     def render() -> dict:
         rel = job.ledger.released
@@ -347,7 +379,7 @@ def summary(a: Analysis, job: Job) -> Render:
             gn = g1 = g2 = 0.0
             for label in lv.raw:
                 if a.by.station == x.station:
-                    base = f"a{a.index}|by|{label}"
+                    base = f"{a.tag}|by|{label}"
                     gn += sums.total(x.station, f"{base}|n")
                     g1 += _signed(sums, x.station, base)
                     g2 += sums.total(x.station, f"{base}|q")
@@ -359,11 +391,15 @@ def summary(a: Analysis, job: Job) -> Render:
             if gn == 0 and lv.label == MISSING:
                 continue
             groups.append((lv, gn, g1, g2, job.ledger.add(gn, {dim: job.present(x), a.by.key(): lv.label}, a.name)))
-    quantiles = None
+    quantiles, group_grids = None, {}
     if a.quantiles:
         edges = np.linspace(a.edges[0], a.edges[1], 201)
-        grid = np.array([sums.total(x.station, f"a{a.index}|grid|{i}") for i in range(len(edges) + 1)])
+        grid = np.array([sums.total(x.station, f"{a.tag}|grid|{i}") for i in range(len(edges) + 1)])
         quantiles = _quantiles(edges, grid, a.quantiles, k)
+        if a.options.get("group_quantiles") and a.by is not None:  # a table_one's median [IQR] per group
+            for lv, *_ in groups:
+                group_grids[lv.label] = np.array([sum(_group_bin(a, x, label, i, sums) for label in lv.raw)
+                                                  for i in range(len(edges) + 1)])
 
     def render() -> dict:
         rel = job.ledger.released
@@ -385,14 +421,40 @@ def summary(a: Analysis, job: Job) -> Render:
                     entry.update({"n": rel(c)})  # zero: an empty group discloses nothing
                 else:
                     entry.update({"n": rel(c), **_moments(gn, g1, g2, job.base)})
+                    if lv.label in group_grids:
+                        entry.update(_quantiles(edges, group_grids[lv.label], a.quantiles, k, bounds=False))
                 rows.append(entry)
             out["by"] = rows
+            if group_grids:
+                out["kruskal_wallis"] = _kruskal_release(job, [(lv, gn, c, group_grids[lv.label])
+                                                               for lv, gn, _, _, c in groups if lv.label != MISSING])
         return out
 
     return render
 
 
-def _quantiles(edges: np.ndarray, grid: np.ndarray, qs: tuple[float, ...], k: int) -> dict:
+def _group_bin(a: Analysis, x: Var, label: str, i: int, sums: CohortSums) -> float:
+    """The cohort count of one group (a station label of ``a.by``) in bin i of the private histogram of x."""
+    if a.by.station == x.station:
+        return sums.total(x.station, f"{a.tag}|ggrid|{label}|{i}")
+    return sums.cross(x.station, f"{a.tag}|grid|{i}", a.by.station, f"c|{a.by.column}|{label}")
+
+
+def _kruskal_release(job: Job, groups: list) -> dict:
+    """The Kruskal-Wallis test across the groups' private histograms (values in one bin are ties), released
+    only when every group has a released size of at least k, p to 2 significant digits (it is a function of
+    counts that are not released: docs/leakage/disclosure.md)."""
+    out = {"test": "Kruskal-Wallis", "df": len(groups) - 1}
+    small = [lv.label for lv, gn, c, _ in groups if job.ledger.released(c) is None or gn < job.k]
+    if len(groups) < 2 or small:
+        reason = "fewer than two groups" if len(groups) < 2 else \
+            f"group(s) {small} withheld or with fewer than {job.k} values"
+        return {**out, "p_value": None, "withheld": reason}
+    test = kruskal_binned(np.array([grid for *_, grid in groups]))
+    return {**out, "p_value": round_magnitude(test["p_value"], 2)}
+
+
+def _quantiles(edges: np.ndarray, grid: np.ndarray, qs: tuple[float, ...], k: int, bounds: bool = True) -> dict:
     """Quantiles read from a 200-bin private histogram (exact to one bin width), only where at least
     k values lie on either side (k/n <= q <= 1 - k/n), and coarse bounds instead of the extremes."""
     inside = grid[1:-1]
@@ -419,6 +481,8 @@ def _quantiles(edges: np.ndarray, grid: np.ndarray, qs: tuple[float, ...], k: in
     result["quantiles"] = qv
     if withheld:
         result["quantiles_withheld"] = withheld
+    if not bounds:
+        return {key: value for key, value in result.items() if key != "quantile_method"}
     # disclosure-safe bounds: the bins that hold the k-th smallest and the k-th largest value
     lo_i = int(np.searchsorted(cum, k)) if below < k else None
     hi_cum = above + np.cumsum(inside[::-1])
@@ -479,7 +543,7 @@ def correlation(a: Analysis, job: Job) -> Render:
         for j in range(i + 1, m):
             x, y = vs[i], vs[j]
             if x.station == y.station:
-                base = f"a{a.index}|pair|{x.column}|{y.column}"
+                base = f"{a.tag}|pair|{x.column}|{y.column}"
                 n = sums.total(x.station, f"{base}|x|n")
                 sx, sy = _signed(sums, x.station, f"{base}|x"), _signed(sums, x.station, f"{base}|y")
                 sxx, syy = sums.total(x.station, f"{base}|x|q"), sums.total(x.station, f"{base}|y|q")
@@ -531,8 +595,8 @@ def missingness(a: Analysis, job: Job) -> Render:
 
 def kaplan_meier(a: Analysis, job: Job) -> Render:
     hub, sums, k = a.time.station, job.sums, job.k
-    times = np.asarray(sums.meta[hub]["km_times"][f"a{a.index}"], dtype=float)
-    tag = f"a{a.index}|km"
+    times = np.asarray(sums.meta[hub]["km_times"][a.tag], dtype=float)
+    tag = f"{a.tag}|km"
     status = job.status_dim(a)
 
     def getter(lv: Level | None):
@@ -608,13 +672,143 @@ def _km_total(sums: CohortSums, station: str, col: str) -> float:
         return 0.0
 
 
+def table_one(a: Analysis, job: Job) -> Render:
+    """The baseline table of a paper: per variable, by the stratifier's levels and overall, n (%) per level
+    (categorical) or mean (SD) / median [IQR] (numeric), the missing count and a test across the groups.
+
+    The counts are a crosstab's (variable x stratifier, with margins) and a summary's (group sizes, missing),
+    registered in the job's one ledger. Tests are computed from the released numbers only (rounded counts,
+    means and SDs on their grid), so they add nothing to the table, and are withheld when one of their inputs
+    is; Kruskal-Wallis (medians) needs the private histograms: p to 2 significant digits, only for groups of
+    at least k values.
+    """
+    by = a.by
+    levels = job.levels[by]
+    if not job.dry_run and len([lv for lv in levels if lv.label != MISSING]) < 2:
+        raise InputError(f"analysis '{a.name}': a table_one stratifier needs at least two levels among the linked "
+                         "cohort", station=by.station, column=by.column)
+    group_cells = [(lv, job.ledger.add(job.joint(a, [by], {by: lv}), {by.key(): lv.label}, a.name)) for lv in levels]
+    group_cells = [(lv, c) for lv, c in group_cells if lv.label != MISSING or job.ledger.cells[c].value > 0]
+    job.ledger.add(job.n, {}, a.name)
+    rows = []
+    for part in expanded(a, job.sums.meta):
+        if part.type == "crosstab":
+            rows.append((part, _grid(part, job, [part.variables[0], by], fixed={})))
+        else:
+            rows.append((part, summary(part, job)))
+
+    def render() -> dict:
+        rel = job.ledger.released
+        groups = [{"level": lv.label, "n": rel(c)} for lv, c in group_cells]
+        out_rows, suppressed = [], []
+        for part, made in rows:
+            v = part.variables[0]
+            head = {"variable": v.column, "station": v.station}
+            if isinstance(made, _Grid):
+                row, withheld = _table_one_categorical(job, made, [lv.label for lv, _ in group_cells])
+                suppressed += [{"cell": {"variable": v.key(), **where}, "reason": reason} for where, reason in withheld]
+                out_rows.append({**head, **row})
+            else:
+                out_rows.append({**head, **_table_one_numeric(part, made(), [lv.label for lv, _ in group_cells],
+                                                              by.column)})
+        return {"by": {"station": by.station, "column": by.column}, "groups": groups,
+                "overall": {"n": rel(job.cohort)}, "rows": out_rows, "suppressed": suppressed,
+                "note": (f"percentages of each column's n, from the released counts (each count rounded to "
+                         f"{job.base} on its own, so a column need not add up); means and SDs on the grid of "
+                         f"docs/leakage/disclosure.md; medians and quartiles from a private 200-bin histogram over "
+                         f"the variable's range, released only with {job.k} values on either side; tests across the "
+                         f"groups (without <missing>) from the released numbers, withheld when one of them is "
+                         f"(Kruskal-Wallis: from the private histograms, p to 2 significant digits)")}
+
+    return render
+
+
+def _table_one_categorical(job: Job, g: _Grid, group_labels: list[str]) -> tuple[dict, list]:
+    """n (%) per level and group (percent of the column's n, from the released counts); chi-square test on the
+    released counts of the levels and groups other than <missing>."""
+    rel = job.ledger.released
+
+    def share(top, bottom):
+        return None if top is None or not bottom else round(100.0 * top / bottom, 1)
+
+    col_of = {g.cols[j].label: j for j in g.keep_c}
+    total = rel(g.total)
+    levels, missing, withheld = [], 0, []
+    for i in g.keep_r:
+        label = g.rows[i].label
+        n_all = rel(g.row_tot[i])
+        entry = {"level": label, "overall": {"n": n_all, "percent": share(n_all, total)}, "groups": []}
+        for group in group_labels:
+            j = col_of.get(group)
+            n = rel(g.cell[i][j]) if j is not None else 0
+            entry["groups"].append({"level": group, "n": n,
+                                    "percent": share(n, rel(g.col_tot[j]) if j is not None else None)})
+            if j is not None and job.ledger.is_withheld(g.cell[i][j]):
+                withheld.append(({"level": label, "group": group}, job.ledger.reason(g.cell[i][j])))
+        if job.ledger.is_withheld(g.row_tot[i]):
+            withheld.append(({"level": label, "group": "(overall)"}, job.ledger.reason(g.row_tot[i])))
+        levels.append(entry)
+        if label == MISSING:
+            missing = n_all
+    test_rows = [i for i in g.keep_r if g.rows[i].label != MISSING]
+    test_cols = [col_of[group] for group in group_labels if group != MISSING and group in col_of]
+    table = [[rel(g.cell[i][j]) for j in test_cols] for i in test_rows]
+    test: dict = {"test": "chi-square" + (" (Yates' correction)" if len(test_rows) == 2 and len(test_cols) == 2
+                                          else "")}
+    if any(x is None for r in table for x in r):
+        test.update({"p_value": None, "withheld": "a count of the table is withheld: a test on the exact counts "
+                                                  "could reveal it"})
+    elif len(test_rows) < 2:
+        test.update({"p_value": None, "withheld": "fewer than two levels"})
+    else:
+        result = chi_square(np.array(table, dtype=float))
+        test.update({"statistic": round_magnitude(result["statistic"]), "df": result["df"],
+                     "p_value": round_magnitude(result["p_value"])})
+    return {"kind": "categorical", "statistic": "n (%)", "missing": missing, "levels": levels, "test": test}, withheld
+
+
+def _table_one_numeric(part: Analysis, out: dict, group_labels: list[str], by_column: str) -> dict:
+    """mean (SD) or median [Q1, Q3] per group and overall; Welch / ANOVA on the released moments, or
+    Kruskal-Wallis from the private histograms."""
+    median = bool(part.quantiles)
+    keys = ("n", "mean", "sd", "quantiles", "quantiles_withheld", "refused")
+
+    def cell(entry: dict) -> dict:
+        return {key: entry[key] for key in keys if key in entry}
+
+    overall = out["overall"]
+    by_label = {entry[by_column]: entry for entry in out.get("by", [])}
+    groups = [{"level": label, **cell(by_label.get(label, {"n": 0}))} for label in group_labels]
+    row = {"kind": "numeric", "statistic": "median [Q1, Q3]" if median else "mean (SD)", "n": overall.get("n"),
+           "missing": overall.get("missing"), "overall": cell(overall), "groups": groups}
+    if median:
+        row["range"] = [float(part.edges[0]), float(part.edges[1])]
+        row["test"] = out["kruskal_wallis"]
+        return row
+    tested = [grp for grp in groups if grp["level"] != MISSING]
+    absent = [grp["level"] for grp in tested if grp.get("mean") is None or grp.get("sd") is None]
+    test: dict = {"test": "Welch's t-test" if len(tested) == 2 else "one-way ANOVA"}
+    if absent:
+        test.update({"p_value": None, "withheld": f"no released mean and SD for group(s) {absent}"})
+    else:
+        result = mean_difference_test([grp["n"] for grp in tested], [grp["mean"] for grp in tested],
+                                      [grp["sd"] for grp in tested])
+        df = result["df"]
+        test.update({"statistic": round_magnitude(result["statistic"]),
+                     "df": [round_magnitude(d) for d in df] if isinstance(df, list) else round_magnitude(df),
+                     "p_value": round_magnitude(result["p_value"])})
+    row["test"] = test
+    return row
+
+
 def _reasons(job: Job, named: list[tuple[dict, object]]) -> list[dict]:
     """Why each withheld count of an analysis is withheld."""
     return [{"cell": where, "reason": job.ledger.reason(c)} for where, c in named if job.ledger.is_withheld(c)]
 
 
 ANALYSES = {"count": count, "crosstab": crosstab, "summary": summary, "histogram": histogram,
-            "correlation": correlation, "missingness": missingness, "kaplan_meier": kaplan_meier}
+            "correlation": correlation, "missingness": missingness, "kaplan_meier": kaplan_meier,
+            "table_one": table_one}
 
 
 def release(spec: ExploreSpec, sums: CohortSums, k: int, base: int, dry_run: bool = False) -> tuple[list[dict], dict]:

@@ -27,8 +27,9 @@ ALGORITHMS = {
                 "Privacy-preserving record linkage of one registry (hub) with one or more stations on "
                 "quasi-identifiers, tolerant of errors; the link stays at the coordinator (2 rounds)."),
     "exploration": ("lancelot_exploration", "lancelot exploration",
-                    "Counts, crosstabs, summaries, histograms, correlations, missingness and Kaplan-Meier on "
-                    "the privately linked cohort, variables at different stations, with disclosure control."),
+                    "Counts, crosstabs, summaries, histograms, correlations, missingness, Kaplan-Meier and a "
+                    "paper's Table 1 on the privately linked cohort, variables at different stations, with "
+                    "disclosure control."),
     "training": ("lancelot_training", "lancelot training",
                  "Logistic regression and Cox proportional hazards (Efron or Breslow ties) on the privately "
                  "linked cohort with features at several stations, fitted exactly (pooled-equal coefficients) "

@@ -88,7 +88,7 @@ def check_meaningful(name: str, result: dict, study) -> None:
             got = {(str(lk[REG]), str(lk[gp])) for lk in result["links"] if lk.get(gp) is not None}
             assert len(got & want) >= 0.95 * len(want), gp
     elif name == "explore":
-        assert [a["type"] for a in result["analyses"]] == ["crosstab", "summary", "kaplan_meier"]
+        assert [a["type"] for a in result["analyses"]] == ["crosstab", "summary", "kaplan_meier", "table_one"]
     else:
         assert {c["feature"] for c in result["coefficients"]} >= {"age_at_diagnosis", "copd", "bmi"}
 
