@@ -152,16 +152,18 @@ class V6Transport:
             return {}
         deadline = time.monotonic() + self.timeout
         pending, delay = dict(tasks), min(0.25, self.poll_max)
+        seen: dict[str, str | None] = {}
         while pending:
             for station, task_id in list(pending.items()):
-                status = self.status(task_id)
+                status = seen[station] = self.status(task_id)
                 if status == "completed":
                     del pending[station]
                 elif status in ENDED:
                     raise SubtaskError(station, calls[station].step,
                                        f"the subtask ended '{status}'; see the node's log")
             if pending and time.monotonic() > deadline:
-                station = next(iter(pending))
+                # name a station whose node never picked the subtask up (offline) before one still at work
+                station = next((s for s in pending if seen.get(s) != "active"), next(iter(pending)))
                 raise SubtaskError(station, calls[station].step,
                                    f"no result within {self.timeout:.0f} s: the station is offline or too slow "
                                    "(the researcher can set subtask_timeout)")

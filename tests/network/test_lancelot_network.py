@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 from helpers import check_moments, walk_strings
 
+from lancelot.linkage.pseudonym import PSEUDONYM_BYTES
+
 pytestmark = pytest.mark.network
 
 REG, GP1, GP2 = "registry", "gp_1", "gp_2"
@@ -69,8 +71,8 @@ def test_no_station_returns_anything_identifying(devnet, insider):
     assert len(results) == 2 * len(devnet.stations)  # two rounds, one subtask per station
     short, blobs = [], 0
     for text in walk_strings([results, run.result]):
-        if len(text) > 200:  # packed blinded points: base64 of 32-byte points, never readable text
-            assert len(base64.b64decode(text, validate=True)) % 32 == 0
+        if len(text) > 200:  # packed points (32 bytes), pseudonyms (16) or Bloom filters (128): never readable text
+            assert len(base64.b64decode(text, validate=True)) % PSEUDONYM_BYTES == 0
             blobs += 1
         else:
             short.append(text)
