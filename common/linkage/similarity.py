@@ -35,10 +35,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ..crypto.pairkey import new_exchange_key  # noqa: F401 - the stations' import
+from ..crypto.pairkey import pair_key as _pair_key
 from .spec import LinkageSpec
 
 FILTER_BITS = 2048          # before folding; the coordinator receives FILTER_BITS / 2 bits (128 bytes) per record
@@ -47,29 +46,15 @@ LEVELS = np.array([0.0, 0.5, 0.55, 0.6, 0.625, 0.65, 0.675, 0.7, 0.725, 0.75, 0.
 MIN_EXPLICIT_LEVEL = 3      # pairs in this level (Dice >= 0.6) or above enter the one-to-one posterior
 MAX_RESIDUE_PAIRS = 200_000_000   # residue pairs beyond this: the coordinator skips the step (warning; blocking: left)
 MAX_ENCODED_PAIRS = 2_000_000_000  # a station encodes for a peer only if n_self * n_peer is at most this
-_INFO = b"lancelot-linkage-similarity|"
+_PURPOSE = "lancelot-linkage-similarity"
 
 
 # ---------------------------------------------------------------------------------------------
 # the station-pair key
 # ---------------------------------------------------------------------------------------------
-def new_exchange_key() -> tuple[str, str]:
-    """(private, public) X25519 key as hex; the private half stays in the station's job state."""
-    from cryptography.hazmat.primitives import serialization
-
-    private = X25519PrivateKey.generate()
-    raw = private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                serialization.NoEncryption())
-    public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return raw.hex(), public.hex()
-
-
 def pair_key(private_hex: str, peer_public_hex: str, names: tuple[str, str]) -> bytes:
     """The 32-byte secret of a station pair (the coordinator relays the public halves only)."""
-    private = X25519PrivateKey.from_private_bytes(bytes.fromhex(private_hex))
-    secret = private.exchange(X25519PublicKey.from_public_bytes(bytes.fromhex(peer_public_hex)))
-    info = _INFO + "|".join(sorted(names)).encode()
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
+    return _pair_key(private_hex, peer_public_hex, names, _PURPOSE)
 
 
 # ---------------------------------------------------------------------------------------------

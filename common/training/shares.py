@@ -15,11 +15,10 @@ import io
 import secrets
 
 import numpy as np
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from ..crypto.pairkey import new_exchange_key, pair_key  # noqa: F401 - new_exchange_key: the stations' import
 
 
 def new_seed() -> bytes:
@@ -70,21 +69,9 @@ def unpack(text: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # station-to-station channel through the relay
 # ---------------------------------------------------------------------------------------------
-def new_exchange_key() -> tuple[str, str]:
-    """(private, public) X25519 key as hex; the private half stays in the station's job state."""
-    private = X25519PrivateKey.generate()
-    raw = private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                serialization.NoEncryption())
-    public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return raw.hex(), public.hex()
-
-
 def shared_key(private_hex: str, peer_public_hex: str, names: tuple[str, str]) -> bytes:
     """The 32-byte secret two stations share (the coordinator relays the public keys only)."""
-    private = X25519PrivateKey.from_private_bytes(bytes.fromhex(private_hex))
-    secret = private.exchange(X25519PublicKey.from_public_bytes(bytes.fromhex(peer_public_hex)))
-    info = ("lancelot-training|" + "|".join(sorted(names))).encode()
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
+    return pair_key(private_hex, peer_public_hex, names, "lancelot-training")
 
 
 def seal(key: bytes, arrays: dict[str, np.ndarray], label: str) -> str:
