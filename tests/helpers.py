@@ -196,3 +196,13 @@ def assert_close_in_se(table, params, bse):
     se = bse[table.index]
     assert ((table["estimate"] - params[table.index]).abs() / se).max() < 1e-3
     assert ((table["std_error"] - se).abs() / se).max() < 1e-4
+
+
+def with_columns(study, folder, station, **columns):
+    """The study with extra columns at one station (``columns``: name -> function of the table)."""
+    df = pd.read_csv(study[station])
+    for name, make in columns.items():
+        df[name] = make(df)
+    path = folder / f"{station}.csv"
+    df.to_csv(path, index=False)
+    return {**station_paths(study), station: path}

@@ -17,6 +17,7 @@ from helpers import (
     rounded,
     spaced_reference,
     station_paths,
+    with_columns,
 )
 from lifelines import CoxPHFitter
 
@@ -227,15 +228,6 @@ def test_bad_spec_is_refused(study, change, message):
         train(coord, {**spec_for(study, FEATURES), **change})
 
 
-def _with_columns(study, tmp_path, station, **columns):
-    df = pd.read_csv(study[station])
-    for name, make in columns.items():
-        df[name] = make(df)
-    path = tmp_path / f"{station}.csv"
-    df.to_csv(path, index=False)
-    return {**station_paths(study), station: path}
-
-
 @pytest.mark.parametrize("columns, spec_change, message", [
     ({"t0": lambda d: d[TIME] - d[TIME].min()}, {"time": v(REG, "t0")}, "must be positive"),
     ({"tt": lambda d: d[TIME].astype(str) + " days"}, {"time": v(REG, "tt")}, "must be numeric"),
@@ -248,7 +240,7 @@ def _with_columns(study, tmp_path, station, **columns):
     ({"order": lambda d: -d[TIME].rank()}, {"features": [v(REG, "order"), v(GP, "copd")]}, "no finite maximum"),
 ])
 def test_bad_data_is_refused_clearly(study, tmp_path, columns, spec_change, message):
-    paths = _with_columns(study, tmp_path, REG, **columns)
+    paths = with_columns(study, tmp_path, REG, **columns)
     coord, _ = recording_coordinator(STEPS, paths)
     with pytest.raises(LancelotError, match=message):
         train(coord, {**spec_for(study, FEATURES[:4]), **spec_change})

@@ -18,6 +18,7 @@ from helpers import (
     rounded,
     spaced_reference,
     station_paths,
+    with_columns,
 )
 from lifelines import CoxPHFitter
 
@@ -50,16 +51,6 @@ def logistic(study, features, **extra):
 def cox(study, features, **extra):
     return {"linkage": json.loads(study["link_spec"].read_text()), "model": "cox", "time": v(REG, "survival_days"),
             "event": v(REG, "vital_status"), "features": features, **extra}
-
-
-def with_columns(study, folder, station, **columns):
-    """The study with extra columns at one station (``columns``: name -> function of the table)."""
-    df = pd.read_csv(study[station])
-    for name, make in columns.items():
-        df[name] = make(df)
-    path = folder / f"{station}.csv"
-    df.to_csv(path, index=False)
-    return {**station_paths(study), station: path}
 
 
 def refused(paths, spec, message, error=PrivacyError):

@@ -11,7 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from helpers import joined, make_study, mean_step, pooled_design, recording_coordinator, station_paths
+from helpers import (
+    joined,
+    make_study,
+    mean_step,
+    pooled_design,
+    recording_coordinator,
+    station_paths,
+    with_columns,
+)
 from lifelines import CoxPHFitter
 
 from lancelot.linkage.protocol import STEPS as LINK_STEPS
@@ -36,15 +44,6 @@ def inter(a, b, **extra):
 
 def age_group(d):
     return pd.cut(d["age_at_diagnosis"], [0, 64, 74, 200], labels=["<65", "65-74", "75+"]).astype(str)
-
-
-def with_columns(study, folder, station, **columns):
-    df = pd.read_csv(study[station])
-    for name, make in columns.items():
-        df[name] = make(df)
-    path = folder / f"{station}.csv"
-    df.to_csv(path, index=False)
-    return {**station_paths(study), station: path}
 
 
 def spec(study, model, features, **extra):
