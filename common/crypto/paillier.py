@@ -41,6 +41,7 @@ from gmpy2 import mpz
 
 DEFAULT_BITS = 2048
 _STAT_BITS = 128  # extra exponent bits for statistical closeness in "full" mode
+_OWNER_WINDOW = 10  # the owner's CRT tables: 2 x 103 x 1023 residues mod p^2 (about 60 MB at 2048 bits)
 MODES = ("full", "short")
 
 
@@ -51,37 +52,48 @@ def _hex(x: int) -> str:
 class FixedBaseTable:
     """Precomputed ``base^(j * 2^(w*i))`` so that ``base^a`` costs one multiplication per nonzero digit.
 
-    Window ``w=8`` lets the digits come straight from ``a.to_bytes``; memory is
-    ``ceil(max_bits/8) * 255`` residues mod n^2 (about 35 MB for 2048-bit keys in full mode).
+    Window ``w=8`` (default) lets the digits come straight from ``a.to_bytes``; memory is
+    ``ceil(max_bits/8) * 255`` residues mod n^2 (about 35 MB for 2048-bit keys in full mode). A wider
+    window trades memory and build time for fewer multiplications (``w=10``: 20% fewer, 4x the table).
     """
 
-    def __init__(self, base: int, modulus: int, max_bits: int):
+    def __init__(self, base: int, modulus: int, max_bits: int, window: int = 8):
+        if not 1 <= window <= 16:
+            raise ValueError("window must be 1-16 bits")
         self.modulus = mpz(modulus)
         self.max_bits = max_bits
-        self.n_windows = (max_bits + 7) // 8
+        self.window = window
+        self.n_windows = (max_bits + window - 1) // window
         rows: list[list[Any]] = []
         g = mpz(base) % self.modulus
         for _ in range(self.n_windows):
             row = [mpz(1), g]
             acc = g
-            for _j in range(2, 256):
+            for _j in range(2, 1 << window):
                 acc = acc * g % self.modulus
                 row.append(acc)
             rows.append(row)
-            g = acc * g % self.modulus  # g^256: base of next window
+            g = acc * g % self.modulus  # g^(2^w): base of next window
         self.rows = rows
 
     def pow(self, a: int) -> Any:
         """``base^a mod modulus`` for ``0 <= a < 2^max_bits`` (returns an mpz)."""
         if a < 0 or a.bit_length() > self.max_bits:
             raise ValueError("exponent out of the table's range")
-        digits = int(a).to_bytes(self.n_windows, "little")
         mod = self.modulus
         rows = self.rows
         acc = None
-        for i, d in enumerate(digits):
-            if d:
-                acc = rows[i][d] if acc is None else acc * rows[i][d] % mod
+        if self.window == 8:
+            for i, d in enumerate(int(a).to_bytes(self.n_windows, "little")):
+                if d:
+                    acc = rows[i][d] if acc is None else acc * rows[i][d] % mod
+        else:
+            a, w, mask = int(a), self.window, (1 << self.window) - 1
+            for row in rows:
+                d = a & mask
+                a >>= w
+                if d:
+                    acc = row[d] if acc is None else acc * row[d] % mod
         return mpz(1) if acc is None else acc
 
 
@@ -305,15 +317,16 @@ class PrivateKey:
             if self.public.hs is None:
                 self.make_hs()
             hs = mpz(self.public.hs)
-            self._fixed = (FixedBaseTable(hs % self._p2, self._p2, self.p.bit_length()),
-                           FixedBaseTable(hs % self._q2, self._q2, self.q.bit_length()))
+            self._fixed = (FixedBaseTable(hs % self._p2, self._p2, self.p.bit_length(), window=_OWNER_WINDOW),
+                           FixedBaseTable(hs % self._q2, self._q2, self.q.bit_length(), window=_OWNER_WINDOW))
         return self._fixed
 
     def random_rn_fixed(self) -> Any:
         """``hs^a mod n^2`` for ``a`` of ``n_bits+128`` bits, exactly as :meth:`PublicKey.random_rn` (full mode)
         computes it, but by CRT: ``hs`` mod p^2 lies in the subgroup of order ``p-1``, so its power only
         depends on ``a mod (p-1)``; two tables mod p^2 and q^2 with half-length exponents (about 3x faster).
-        Same distribution, same assumption as the public fixed base (DJN, full mode)."""
+        Same distribution, same assumption as the public fixed base (DJN, full mode). Tables with 10-bit
+        windows (103 multiplications each)."""
         return self.rn_fixed_of(secrets.randbits(self.public.exponent_bits("full")))
 
     def rn_fixed_of(self, a: int) -> Any:
