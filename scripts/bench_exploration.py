@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Exploration benchmark: time and rounds of private analyses vs the same analyses in plaintext.
 
-Each analysis alone, then one spec holding all of them: a crosstab (registry stage x GP COPD), a
-grouped mean (GP BMI by registry surgery), a stratified Kaplan-Meier with log-rank (registry survival
-by GP COPD), a summary with quantiles, a histogram, a correlation across stations and missingness, on
-synthetic linked data. For each: lancelot's wall time on its real path (in-process network, every
+Each analysis alone, then one spec holding all of them (every analysis type): a count (GP smoking),
+a crosstab (registry stage x GP COPD), a grouped mean (GP BMI by registry surgery), a stratified
+Kaplan-Meier with log-rank (registry survival by GP COPD), a summary with quantiles, a histogram, a
+correlation across stations and missingness, on synthetic linked data. For each: lancelot's wall time on its real path (in-process network, every
 step in a fresh process, linkage included; linkage alone is timed once so that the share beyond it
 is visible), the CPU time of the whole process tree (more robust than wall time on a shared
 machine), rounds, bytes relayed and the peak resident memory per station (sampled from /proc),
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -43,6 +44,7 @@ def _v(station: str, column: str) -> dict:
 
 
 ANALYSES = {
+    "count": {"type": "count", "variable": _v(GP, "smoking")},
     "crosstab": {"type": "crosstab", "variables": [_v(REG, "stage"), _v(GP, "copd")]},
     "grouped_mean": {"type": "summary", "variable": _v(GP, "bmi"), "by": _v(REG, "surgery")},
     "kaplan_meier": {"type": "kaplan_meier", "time": _v(REG, "survival_days"), "event": _v(REG, "vital_status"),
@@ -59,6 +61,8 @@ DEFAULT = ["crosstab", "grouped_mean", "kaplan_meier", "all"]
 
 def plaintext(name: str, data: pd.DataFrame) -> float:
     t0 = time.perf_counter()
+    if name in ("count", "all"):
+        data["smoking"].value_counts(dropna=False)
     if name in ("crosstab", "all"):
         pd.crosstab(data["stage"], data["copd"], margins=True)
     if name in ("grouped_mean", "all"):
@@ -82,12 +86,15 @@ def plaintext(name: str, data: pd.DataFrame) -> float:
 class StationMeter:
     """Peak resident memory per station and CPU time of the whole process tree, sampled from /proc.
 
-    A run process (and the worker processes it starts) belongs to the station whose CSV is its
-    ``DEFAULT_DATABASE_URI``; processes of the coordinator's node have none.
+    A run process of the in-process network writes to ``.../task<N>-org<id>/log.txt`` (its standard
+    output), and the worker processes it starts inherit that; organisation 1 is the coordinator's,
+    the stations' are 2, 3, ... in the order of ``stations``.
     """
 
+    _LOG = re.compile(r"/task\d+-org(\d+)/log\.txt$")
+
     def __init__(self, stations: dict[str, Path], interval: float = 0.2):
-        self.by_path = {str(Path(p).resolve()): s for s, p in stations.items()}
+        self.by_org = {1: "coordinator", **{2 + i: s for i, s in enumerate(stations)}}
         self.interval, self._stop = interval, threading.Event()
         self.peak: dict[str, int] = {}
         self._cpu: dict[int, float] = {}
@@ -96,15 +103,12 @@ class StationMeter:
         self._owner: dict[int, str | None] = {}
 
     def _station_of(self, pid: int) -> str | None:
-        if pid not in self._owner:
+        if self._owner.get(pid) is None:
             try:
-                with open(f"/proc/{pid}/environ", "rb") as f:
-                    env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+                match = self._LOG.search(os.readlink(f"/proc/{pid}/fd/1"))
             except OSError:
                 return None
-            uri = env.get(b"DEFAULT_DATABASE_URI")
-            self._owner[pid] = self.by_path.get(uri.decode(), "?") if uri else ("coordinator" if b"PKG_NAME" in env
-                                                                                else None)
+            self._owner[pid] = self.by_org.get(int(match.group(1)), "?") if match else None
         return self._owner[pid]
 
     def _sample(self) -> None:
