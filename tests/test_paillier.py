@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
 
 import numpy as np
 import phe
@@ -66,6 +67,19 @@ def test_key_dicts_roundtrip_json(keys):
     with pytest.raises(ValueError):
         PrivateKey.from_dict(pub.to_dict())
     assert "hs" not in PublicKey(pub.n).to_dict()
+
+
+def test_owner_fixed_base_rn_is_the_public_fixed_base_by_crt(keys):
+    """The owner's CRT tables give exactly hs^a mod n^2, the public fixed base's value, for any a."""
+    pub, priv = keys
+    if pub.hs is None:
+        priv.make_hs()
+    for _ in range(5):
+        a = secrets.randbits(pub.exponent_bits("full"))
+        assert priv.rn_fixed_of(a) == pub.table.pow(a) == pow(pub.hs, a, pub.nsquare)
+    ms = [RNG.getrandbits(1000) for _ in range(9)]
+    assert priv.decrypt_many(priv.encrypt_many(ms, fixed_base=True)) == ms
+    assert priv.decrypt_many(priv.encrypt_many(ms, workers=2, fixed_base=True)) == ms
 
 
 def test_owner_crt_rn_matches_textbook(keys):

@@ -41,6 +41,7 @@ from gmpy2 import mpz
 
 DEFAULT_BITS = 2048
 _STAT_BITS = 128  # extra exponent bits for statistical closeness in "full" mode
+_OWNER_WINDOW = 10  # the owner's CRT tables: 2 x 103 x 1023 residues mod p^2 (about 60 MB at 2048 bits)
 MODES = ("full", "short")
 
 
@@ -51,37 +52,48 @@ def _hex(x: int) -> str:
 class FixedBaseTable:
     """Precomputed ``base^(j * 2^(w*i))`` so that ``base^a`` costs one multiplication per nonzero digit.
 
-    Window ``w=8`` lets the digits come straight from ``a.to_bytes``; memory is
-    ``ceil(max_bits/8) * 255`` residues mod n^2 (about 35 MB for 2048-bit keys in full mode).
+    Window ``w=8`` (default) lets the digits come straight from ``a.to_bytes``; memory is
+    ``ceil(max_bits/8) * 255`` residues mod n^2 (about 35 MB for 2048-bit keys in full mode). A wider
+    window trades memory and build time for fewer multiplications (``w=10``: 20% fewer, 4x the table).
     """
 
-    def __init__(self, base: int, modulus: int, max_bits: int):
+    def __init__(self, base: int, modulus: int, max_bits: int, window: int = 8):
+        if not 1 <= window <= 16:
+            raise ValueError("window must be 1-16 bits")
         self.modulus = mpz(modulus)
         self.max_bits = max_bits
-        self.n_windows = (max_bits + 7) // 8
+        self.window = window
+        self.n_windows = (max_bits + window - 1) // window
         rows: list[list[Any]] = []
         g = mpz(base) % self.modulus
         for _ in range(self.n_windows):
             row = [mpz(1), g]
             acc = g
-            for _j in range(2, 256):
+            for _j in range(2, 1 << window):
                 acc = acc * g % self.modulus
                 row.append(acc)
             rows.append(row)
-            g = acc * g % self.modulus  # g^256: base of next window
+            g = acc * g % self.modulus  # g^(2^w): base of next window
         self.rows = rows
 
     def pow(self, a: int) -> Any:
         """``base^a mod modulus`` for ``0 <= a < 2^max_bits`` (returns an mpz)."""
         if a < 0 or a.bit_length() > self.max_bits:
             raise ValueError("exponent out of the table's range")
-        digits = int(a).to_bytes(self.n_windows, "little")
         mod = self.modulus
         rows = self.rows
         acc = None
-        for i, d in enumerate(digits):
-            if d:
-                acc = rows[i][d] if acc is None else acc * rows[i][d] % mod
+        if self.window == 8:
+            for i, d in enumerate(int(a).to_bytes(self.n_windows, "little")):
+                if d:
+                    acc = rows[i][d] if acc is None else acc * rows[i][d] % mod
+        else:
+            a, w, mask = int(a), self.window, (1 << self.window) - 1
+            for row in rows:
+                d = a & mask
+                a >>= w
+                if d:
+                    acc = row[d] if acc is None else acc * row[d] % mod
         return mpz(1) if acc is None else acc
 
 
@@ -255,6 +267,7 @@ class PrivateKey:
         self._q_mod_pm1 = Q % (P - 1)
         self._p_mod_qm1 = P % (Q - 1)
         self._p2_inv_q2 = gmpy2.invert(self._p2, self._q2)  # CRT mod p^2, q^2
+        self._fixed: tuple[FixedBaseTable, FixedBaseTable] | None = None  # hs mod p^2, q^2 (built on first use)
 
     @staticmethod
     def _l(x: Any, d: Any) -> Any:
@@ -299,6 +312,33 @@ class PrivateKey:
         """Fresh ``r^n mod n^2`` with ``r`` uniform in Z_n^* (full strength, CRT speed)."""
         return self.rn_of(_random_unit(self.public.n))
 
+    def _fixed_tables(self) -> tuple[FixedBaseTable, FixedBaseTable]:
+        if self._fixed is None:
+            if self.public.hs is None:
+                self.make_hs()
+            hs = mpz(self.public.hs)
+            self._fixed = (FixedBaseTable(hs % self._p2, self._p2, self.p.bit_length(), window=_OWNER_WINDOW),
+                           FixedBaseTable(hs % self._q2, self._q2, self.q.bit_length(), window=_OWNER_WINDOW))
+        return self._fixed
+
+    def random_rn_fixed(self) -> Any:
+        """``hs^a mod n^2`` for ``a`` of ``n_bits+128`` bits, exactly as :meth:`PublicKey.random_rn` (full mode)
+        computes it, but by CRT: ``hs`` mod p^2 lies in the subgroup of order ``p-1``, so its power only
+        depends on ``a mod (p-1)``; two tables mod p^2 and q^2 with half-length exponents (about 3x faster).
+        Same distribution, same assumption as the public fixed base (DJN, full mode). Tables with 10-bit
+        windows (103 multiplications each)."""
+        return self.rn_fixed_of(secrets.randbits(self.public.exponent_bits("full")))
+
+    def rn_fixed_of(self, a: int) -> Any:
+        """``hs^a mod n^2`` by CRT (see :meth:`random_rn_fixed`)."""
+        tp, tq = self._fixed_tables()
+        sp = tp.pow(a % (self._p - 1))
+        sq = tq.pow(a % (self._q - 1))
+        return sp + self._p2 * ((sq - sp) * self._p2_inv_q2 % self._q2)
+
+    def encrypt_fixed(self, m: int) -> int:
+        return self.public.raw_encrypt(m, self.random_rn_fixed())
+
     def raw_encrypt(self, m: int, r: int | None = None) -> int:
         """Encrypt with explicit ``r`` (or a fresh one)."""
         rn = self.rn_of(r) if r is not None else self.random_rn()
@@ -307,13 +347,17 @@ class PrivateKey:
     def encrypt(self, m: int) -> int:
         return self.public.raw_encrypt(m, self.random_rn())
 
-    def encrypt_many(self, ms: Iterable[int], workers: int = 1) -> list[int]:
+    def encrypt_many(self, ms: Iterable[int], workers: int = 1, fixed_base: bool = False) -> list[int]:
+        """Encrypt a batch with textbook CRT randomness, or (``fixed_base``) with :meth:`random_rn_fixed`."""
         ms = [int(m) for m in ms]
         if workers <= 1 or len(ms) < 2 * workers:
-            return [self.encrypt(m) for m in ms]
+            enc = self.encrypt_fixed if fixed_base else self.encrypt
+            return [enc(m) for m in ms]
+        if fixed_base:
+            self._fixed_tables()  # build once here; forked workers inherit them
         chunks = _split(ms, workers)
-        with _executor(workers, "priv", self, _init_priv_worker, (self.p, self.q)) as ex:
-            return [c for part in ex.map(_priv_encrypt_chunk, chunks) for c in part]
+        with _executor(workers, "priv", self, _init_priv_worker, (self.p, self.q, self.public.hs)) as ex:
+            return [c for part in ex.map(_priv_encrypt_chunk, chunks, [fixed_base] * len(chunks)) for c in part]
 
     # ---- decryption -----------------------------------------------------------------------------------
     def decrypt(self, c: int) -> int:
@@ -431,10 +475,13 @@ def _init_pub_worker(n: int, hs: int) -> None:
         _WORKER["pub"] = PublicKey(n, hs)
 
 
-def _init_priv_worker(p: int, q: int) -> None:
+def _init_priv_worker(p: int, q: int, hs: int | None = None) -> None:
     priv = _WORKER.get("priv")
-    if priv is None or (priv.p, priv.q) != (min(p, q), max(p, q)):
-        _WORKER["priv"] = PrivateKey(p, q)
+    if priv is None or (priv.p, priv.q) != (min(p, q), max(p, q)) or (hs is not None and priv.public.hs != hs):
+        priv = PrivateKey(p, q)
+        if hs is not None:
+            priv.public.set_hs(hs)
+        _WORKER["priv"] = priv
 
 
 def _executor(workers: int, kind: str, obj: Any, initializer: Any, initargs: tuple[Any, ...]) -> Any:
@@ -461,9 +508,10 @@ def _priv_rn_chunk(count: int, mode: str) -> list[int]:
     return [int(priv.random_rn()) for _ in range(count)]
 
 
-def _priv_encrypt_chunk(ms: list[int]) -> list[int]:
+def _priv_encrypt_chunk(ms: list[int], fixed_base: bool = False) -> list[int]:
     priv = _WORKER["priv"]
-    return [priv.encrypt(m) for m in ms]
+    enc = priv.encrypt_fixed if fixed_base else priv.encrypt
+    return [enc(m) for m in ms]
 
 
 def _priv_decrypt_chunk(cs: list[int]) -> list[int]:

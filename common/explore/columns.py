@@ -25,10 +25,14 @@ CONST = "1"
 MISSING = "<missing>"
 
 
+def _bits(values: np.ndarray) -> int:
+    return int(values.max()).bit_length() if len(values) else 0
+
+
 @dataclass
 class StationColumns:
     names: list[str] = field(default_factory=list)
-    values: list[np.ndarray] = field(default_factory=list)   # object arrays of Python ints >= 0
+    values: list[np.ndarray] = field(default_factory=list)   # int8 0/1 indicators, or object arrays of ints >= 0
     scaled: set[str] = field(default_factory=set)             # columns scaled by 2^FRAC_BITS
     categories: dict[str, list[str]] = field(default_factory=dict)
     km_times: dict[str, list[float]] = field(default_factory=dict)
@@ -43,11 +47,19 @@ class StationColumns:
             self.scaled.add(name)
 
     def max_bits(self) -> int:
-        return max((int(max(v, default=0)).bit_length() for v in self.values), default=1) or 1
+        return max((_bits(v) for v in self.values), default=1) or 1
+
+    def plain_bits(self) -> int:
+        """Bit length of the largest unscaled value (indicators: 1), at least 1."""
+        return max((_bits(v) for name, v in zip(self.names, self.values) if name not in self.scaled), default=1) or 1
+
+    def index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.names)}
 
     def meta(self) -> dict:
         return {"names": self.names, "scaled": sorted(self.scaled), "categories": self.categories,
-                "km_times": self.km_times, "kinds": self.kinds, "max_bits": self.max_bits()}
+                "km_times": self.km_times, "kinds": self.kinds, "max_bits": self.max_bits(),
+                "plain_bits": self.plain_bits()}
 
 
 def _column(station: str, df: pd.DataFrame, column: str) -> pd.Series:
@@ -108,15 +120,19 @@ def numeric_of(station: str, series: pd.Series) -> np.ndarray:
 
 
 def _ints(values: np.ndarray, scale_bits: int) -> np.ndarray:
-    """Non-negative floats (NaN -> 0) as exact Python ints at scale 2^scale_bits."""
+    """Non-negative floats (NaN -> 0) as exact Python ints at scale 2^scale_bits.
+
+    Scaling by a power of two is exact in floating point and numpy rounds half to even as Python's
+    round does, so this is int(round(v * 2^scale_bits)) for every v, without a Python loop per value.
+    """
+    scaled = np.round(np.where(np.isnan(values), 0.0, np.asarray(values, dtype=float)) * float(1 << scale_bits))
     out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        out[i] = 0 if np.isnan(v) else int(round(float(v) * (1 << scale_bits)))
+    out[:] = [int(v) for v in scaled.tolist()]
     return out
 
 
 def _indicator(mask: np.ndarray) -> np.ndarray:
-    return np.asarray(mask, dtype=np.int64).astype(object)
+    return np.asarray(mask, dtype=np.int8)
 
 
 def add_numeric(cols: StationColumns, prefix: str, x: np.ndarray, weight: np.ndarray | None = None) -> None:
@@ -282,10 +298,11 @@ def _km_columns(cols: StationColumns, a: Analysis, station: str, df: pd.DataFram
         labels, rows = cat(a.by)
         by_rows = [(label, np.array([r == (None if label == MISSING else label) for r in rows]))
                    for label in labels + [MISSING]]
+    is_event = [e == 0, e == 1]
     for i in range(len(times)):
         at = pos == i
         for ev in (0, 1):
-            hit = at & (e == ev)
+            hit = at & is_event[ev]
             if by_rows is None:
                 cols.add(f"{tag}|km|{i}|{ev}", _indicator(hit))
             else:

@@ -3,18 +3,23 @@
 For a pair (L, R) of stations the coordinator C wants S = X_L[cohort]^T X_R[cohort]: every L
 column times every R column, summed over the linked cohort (k-th L row linked to k-th R row).
 
-1. R draws a fresh Paillier key for this job, packs each of its rows (all its columns, in slots
-   of ``slot_bits``) and encrypts them: Enc_R(row_j), in R's shuffled order.
-2. C, who knows the link, lays these out in L's shuffled order: L row i gets a re-randomised copy
-   of Enc_R(row_j) if i is linked to j in the cohort, otherwise a fresh Enc_R(0). L cannot tell
-   which (semantic security, fresh randomness), so L does not learn its cohort members.
+1. R draws a fresh Paillier key for this job, packs each of its rows (its columns, in slots of
+   per-column widths) and encrypts them: Enc_R(row_j), in R's shuffled order. As key owner it
+   computes the fixed-base randomness by CRT (about 3x cheaper than anyone else can), and it also
+   makes the fresh encryptions of 0 that C needs for padding (C asks for a count rounded up to a
+   multiple of :data:`ZERO_QUANTUM`).
+2. C, who knows the link, lays these out in L's shuffled order: L row i gets Enc_R(row_j) * z_i if
+   i is linked to j in the cohort, otherwise z_i alone, where z_i is one of R's fresh Enc_R(0),
+   each used once. L cannot tell which (semantic security, fresh randomness), so L does not learn
+   its cohort members.
 3. L computes, per L column a, prod_i c_i^(a_i) = Enc_R(sum_i a_i row_i) by multi-exponentiation
-   (padding contributes 0), re-randomises and returns the results.
-4. C adds a uniformly random mask of ``stat_bits`` more bits than any slot sum to every slot, R
-   decrypts the masked values, and C removes the masks. R sees only masked numbers.
+   (padding contributes 0), packs the results densely, re-randomises with randomness of its own
+   and returns them.
+4. C adds a uniformly random mask of ``STAT_BITS`` more bits than any sum the slot can hold to
+   every slot, R decrypts the masked values, and C removes the masks. R sees only masked numbers.
 
 Nobody sees a per-record value of another station; C learns the sums (the statistics before
-disclosure control). Slots hold non-negative integers only, and ``slot_bits`` leaves room for
+disclosure control). Slots hold non-negative integers only, and each slot's width leaves room for
 the largest possible sum plus the mask, so a slot can never carry into its neighbour.
 """
 
@@ -27,44 +32,101 @@ from dataclasses import dataclass
 import gmpy2
 import numpy as np
 
-from ..crypto import PackingScheme, PrivateKey, PublicKey, generate_keypair
+from ..crypto import PrivateKey, PublicKey, generate_keypair
 from ..crypto.multiexp import multiexp
 from ..crypto.serial import ciphertexts_from_str, ciphertexts_to_str, plaintexts_from_str, plaintexts_to_str
 
 STAT_BITS = 40
+ZERO_QUANTUM = 1024     # padding encryptions are requested in multiples of this (hides exact row counts)
+MAX_ZEROS = 1 << 23     # a station refuses to make more fresh encryptions of 0 than this in one job
+
+
+def bound_bits(n_rows_l: int, bits_l: int, bits_r: int) -> int:
+    """Bits of the largest possible sum of products of an L column (< 2^bits_l) and an R column."""
+    return max(n_rows_l, 1).bit_length() + bits_l + bits_r
+
+
+def width_for(bound: int) -> int:
+    """Slot width that holds a sum below 2^bound plus its statistical mask, without carry."""
+    return bound + STAT_BITS + 2
 
 
 def slot_bits_for(n_rows_l: int, max_bits_l: int, max_bits_r: int) -> tuple[int, int]:
     """(bits of the largest possible slot sum, slot width that also holds the statistical mask)."""
-    bound = max(n_rows_l, 1).bit_length() + max_bits_l + max_bits_r
-    return bound, bound + STAT_BITS + 2
+    bound = bound_bits(n_rows_l, max_bits_l, max_bits_r)
+    return bound, width_for(bound)
 
 
-def scheme_for(pub: PublicKey, slot_bits: int) -> PackingScheme:
-    if slot_bits + 1 > pub.n_bits - 1:
-        raise ValueError("values too large for one Paillier slot with this key size")
-    return PackingScheme.for_key(pub, slot_bits, slot_bits - 1)
+def zeros_for(count: int) -> int:
+    """How many fresh encryptions of 0 to ask for: ``count`` rounded up to a multiple of ZERO_QUANTUM."""
+    return -(-count // ZERO_QUANTUM) * ZERO_QUANTUM if count > 0 else 0
 
 
 def workers() -> int:
+    forced = os.environ.get("LANCELOT_WORKERS", "")
+    if forced.isdigit() and int(forced) > 0:
+        return int(forced)
     return max(1, min(os.cpu_count() or 1, 4))
 
 
 # ---------------------------------------------------------------------------------------------
-# R: encrypt rows; later decrypt masked sums
+# variable-width packing: slot i of a group holds a value below 2^widths[i]
 # ---------------------------------------------------------------------------------------------
-def encrypt_rows(priv: PrivateKey, columns: list[np.ndarray], slot_bits: int) -> list[list[int]]:
-    """Per ciphertext group t (consecutive columns), Enc(packed row slice) for every row."""
-    pub = priv.public
-    scheme = scheme_for(pub, slot_bits)
-    n_rows = len(columns[0])
-    groups = [columns[i:i + scheme.n_slots] for i in range(0, len(columns), scheme.n_slots)]
-    out = []
-    for group in groups:
-        plain = [scheme.pack([int(c[r]) for c in group]) for r in range(n_rows)]
-        # the owner's own fixed-base table (hs made by the owner) beats CRT randomness by about 2x
-        out.append(pub.encrypt_many(plain, workers=workers()))
+def pack(values: list[int], widths: list[int]) -> int:
+    out, shift = 0, 0
+    for v, w in zip(values, widths, strict=True):
+        out |= int(v) << shift
+        shift += w
     return out
+
+
+def unpack(value: int, widths: list[int]) -> list[int]:
+    out = []
+    for w in widths:
+        out.append(value & ((1 << w) - 1))
+        value >>= w
+    return out
+
+
+def group_columns(widths: list[int], capacity: int) -> list[list[int]]:
+    """Consecutive column indices per ciphertext group: as many as fit in ``capacity`` bits."""
+    groups: list[list[int]] = []
+    used = capacity + 1
+    for i, w in enumerate(widths):
+        if w > capacity:
+            raise ValueError("values too large for one Paillier slot with this key size")
+        if used + w > capacity:
+            groups.append([])
+            used = 0
+        groups[-1].append(i)
+        used += w
+    return groups
+
+
+# ---------------------------------------------------------------------------------------------
+# R: encrypt rows and zeros (key owner: CRT fixed-base randomness); later decrypt masked sums
+# ---------------------------------------------------------------------------------------------
+def encrypt_rows(priv: PrivateKey, columns: list[np.ndarray], group_widths: list[list[int]]) -> list[list[int]]:
+    """Per ciphertext group (consecutive columns with the given slot widths), Enc(packed row slice) per row."""
+    n_rows = len(columns[0]) if columns else 0
+    out, start = [], 0
+    capacity = priv.public.n_bits - 1
+    for widths in group_widths:
+        if sum(widths) > capacity:
+            raise ValueError("a group of slots does not fit below n")
+        group = [[int(v) for v in columns[c]] for c in range(start, start + len(widths))]
+        for col, w in zip(group, widths):
+            if col and (min(col) < 0 or max(col).bit_length() > w - STAT_BITS - 2):
+                raise ValueError("a column value does not fit its slot")
+        start += len(widths)
+        plain = [pack([col[r] for col in group], widths) for r in range(n_rows)]
+        out.append(priv.encrypt_many(plain, workers=workers(), fixed_base=True))
+    return out
+
+
+def make_zeros(priv: PrivateKey, count: int) -> list[int]:
+    """Fresh encryptions of 0 under the owner's key, for the coordinator's padding (each used once)."""
+    return priv.encrypt_many([0] * count, workers=workers(), fixed_base=True) if count else []
 
 
 def new_key(key_bits: int) -> PrivateKey:
@@ -73,35 +135,51 @@ def new_key(key_bits: int) -> PrivateKey:
 
 
 def decrypt_masked(priv: PrivateKey, cts: list[int]) -> list[int]:
-    return priv.decrypt_many(cts, workers=workers()) if hasattr(priv, "decrypt_many") else [priv.decrypt(c) for c in cts]
+    return priv.decrypt_many(cts, workers=workers())
 
 
 # ---------------------------------------------------------------------------------------------
 # C: lay out in L's order with padding; mask; unmask
 # ---------------------------------------------------------------------------------------------
-def layout_for_l(pub: PublicKey, r_cts: list[list[int]], l_rows: int, pairs_l: np.ndarray,
+class Zeros:
+    """A key owner's fresh encryptions of 0, handed out once each."""
+
+    def __init__(self, cts: list[int]):
+        self._cts = [gmpy2.mpz(c) for c in cts]
+        self._next = 0
+
+    def take(self, count: int) -> list:
+        if self._next + count > len(self._cts):
+            raise RuntimeError("not enough fresh encryptions of 0 from the key owner")
+        out = self._cts[self._next:self._next + count]
+        self._next += count
+        return out
+
+
+def layout_for_l(pub: PublicKey, r_cts: list[list[int]], zeros: Zeros, l_rows: int, pairs_l: np.ndarray,
                  pairs_r: np.ndarray) -> list[list[int]]:
-    """Per group, L-ordered ciphertexts: linked rows re-randomised, the rest fresh encryptions of 0."""
-    nsq = pub.n * pub.n
-    fresh = pub.encrypt_many([0] * (l_rows * len(r_cts)), workers=workers())
+    """Per group, L-ordered ciphertexts: linked rows times a fresh Enc(0), the rest a fresh Enc(0) alone."""
+    nsq = gmpy2.mpz(pub.n) * pub.n
     out = []
-    for g, group in enumerate(r_cts):
-        zeros = fresh[g * l_rows:(g + 1) * l_rows]
-        vec = list(zeros)
+    for group in r_cts:
+        vec = zeros.take(l_rows)
         for i, j in zip(pairs_l.tolist(), pairs_r.tolist()):
-            vec[i] = int(gmpy2.mpz(group[j]) * zeros[i] % nsq)  # Enc(row_j) * Enc(0): unlinkable copy
-        out.append(vec)
+            vec[i] = gmpy2.mpz(group[j]) * vec[i] % nsq  # Enc(row_j) * Enc(0): unlinkable copy
+        out.append([int(c) for c in vec])
     return out
 
 
-def membership(pub: PublicKey, l_rows: int, cohort_rows: np.ndarray) -> list[int]:
-    """Fresh Enc(1) for L's rows in the cohort and Enc(0) for the others: the layout of a constant column.
+def membership(pub: PublicKey, zeros: Zeros, l_rows: int, cohort_rows: np.ndarray) -> list[int]:
+    """Enc(1) for L's rows in the cohort and Enc(0) for the others, from the key owner's fresh zeros.
 
-    Equivalent to laying out the partner's encrypted constant, without the partner encrypting anything.
+    Enc(0) * (1 + n) = Enc(1): a plaintext addition, so every output is as fresh as its zero.
+    Equivalent to laying out the partner's encrypted constant, without the partner encrypting rows.
     """
+    nsq = gmpy2.mpz(pub.n) * pub.n
     member = np.zeros(l_rows, dtype=bool)
     member[cohort_rows] = True
-    return pub.encrypt_many([int(m) for m in member], workers=workers())
+    vec = zeros.take(l_rows)
+    return [int(z * (1 + pub.n) % nsq) if m else int(z) for z, m in zip(vec, member.tolist())]
 
 
 @dataclass
@@ -109,24 +187,27 @@ class Masks:
     values: list[list[int]]   # per result ciphertext, per slot
 
 
-def mask_results(pub: PublicKey, scheme: PackingScheme, results: list[int], bound_bits: int) -> tuple[list[int], Masks]:
-    nsq = pub.n * pub.n
+def mask_results(pub: PublicKey, results: list[int], slots: list[list[tuple[int, int]]]) -> tuple[list[int], Masks]:
+    """Add to every slot (width, bound) of every result a uniform mask of bound + STAT_BITS bits."""
+    nsq = gmpy2.mpz(pub.n) * pub.n
     masked, masks = [], []
-    for c in results:
-        m = [secrets.randbits(bound_bits + STAT_BITS) for _ in range(scheme.n_slots)]
-        packed = scheme.pack(m)
+    for c, layout in zip(results, slots, strict=True):
+        m = [secrets.randbits(bound + STAT_BITS) for _width, bound in layout]
+        packed = pack(m, [width for width, _ in layout])
+        if packed >= pub.n:
+            raise ValueError("masked slots do not fit below n")
         masked.append(int(gmpy2.mpz(c) * (1 + packed * pub.n) % nsq))
         masks.append(m)
     return masked, Masks(masks)
 
 
-def unmask(scheme: PackingScheme, plaintexts: list[int], masks: Masks) -> list[list[int]]:
+def unmask(plaintexts: list[int], masks: Masks, slots: list[list[tuple[int, int]]]) -> list[list[int]]:
     out = []
-    for m, mask in zip(plaintexts, masks.values):
-        slots = scheme.unpack(m)
-        sums = [s - r for s, r in zip(slots, mask)]
-        if min(sums) < 0:
-            raise ArithmeticError("a masked slot came back smaller than its mask: slot overflow")
+    for m, mask, layout in zip(plaintexts, masks.values, slots, strict=True):
+        values = unpack(m, [width for width, _ in layout])
+        sums = [s - r for s, r in zip(values, mask)]
+        if min(sums) < 0 or any(v.bit_length() > bound for v, (_w, bound) in zip(sums, layout)):
+            raise ArithmeticError("a masked slot came back outside its bound: slot overflow")
         out.append(sums)
     return out
 
@@ -135,17 +216,17 @@ def unmask(scheme: PackingScheme, plaintexts: list[int], masks: Masks) -> list[l
 # L: aggregate
 # ---------------------------------------------------------------------------------------------
 def aggregate(pub: PublicKey, cts: list[list[int]], columns: list[np.ndarray], groups_needed: list[list[int]],
-              slots_per_group: list[int], slot_bits: int,
-              combine: bool = True) -> tuple[list[int], list[list[tuple[int, int]]]]:
+              bits_per_group: list[int], combine: bool = True) -> tuple[list[int], list[list[tuple[int, int]]]]:
     """Enc(sum_i a_i row_i[g]) for each L column a and each group g it needs, packed densely.
 
-    Results that use few slots are combined into one ciphertext by shifting (Horner: W squarings
-    per slot), so the key owner decrypts far fewer ciphertexts. Returns the re-randomised packed
-    ciphertexts and, per ciphertext, the (column index, group) of each result in slot order.
+    Results are combined into one ciphertext by shifting (Horner: one squaring per bit of the
+    following results), so the key owner decrypts far fewer ciphertexts. Returns the re-randomised
+    packed ciphertexts and, per ciphertext, the (column index, group) of each result from the
+    lowest bits up.
     """
     nsq = gmpy2.mpz(pub.n) * pub.n
     mpz_groups = [[gmpy2.mpz(c) for c in group] for group in cts]
-    capacity = (pub.n_bits - 1) // slot_bits
+    capacity = pub.n_bits - 1
     packed, layout = [], []
     pending: list[tuple[object, int, tuple[int, int]]] = []
 
@@ -153,16 +234,18 @@ def aggregate(pub: PublicKey, cts: list[list[int]], columns: list[np.ndarray], g
         if not pending:
             return
         acc = pending[-1][0]
-        for ct, used, _ in reversed(pending[:-1]):
-            acc = gmpy2.powmod(acc, 1 << (used * slot_bits), nsq) * ct % nsq
+        for ct, bits, _ in reversed(pending[:-1]):
+            acc = gmpy2.powmod(acc, 1 << bits, nsq) * ct % nsq
         packed.append(acc)
         layout.append([key for _, _, key in pending])
         pending.clear()
 
-    used_slots = 0
+    used_bits = 0
     for a, col in enumerate(columns):
-        nz = [i for i, v in enumerate(col) if v]
-        ones = all(col[i] == 1 for i in nz)
+        col = np.asarray(col)
+        nz = np.flatnonzero(col).tolist()
+        values = [int(v) for v in col[nz]]
+        ones = all(v == 1 for v in values)
         for g in groups_needed[a]:
             group = mpz_groups[g]
             if not nz:
@@ -172,16 +255,29 @@ def aggregate(pub: PublicKey, cts: list[list[int]], columns: list[np.ndarray], g
                 for i in nz:
                     acc = acc * group[i] % nsq
             else:
-                acc = multiexp([group[i] for i in nz], [int(col[i]) for i in nz], nsq)
-            width = slots_per_group[g]
-            if used_slots + width > capacity or (pending and not combine):
+                acc = multiexp([group[i] for i in nz], values, nsq)
+            bits = bits_per_group[g]
+            if used_bits + bits > capacity or (pending and not combine):
                 flush()
-                used_slots = 0
-            pending.append((acc, width, (a, g)))
-            used_slots += width
+                used_bits = 0
+            pending.append((acc, bits, (a, g)))
+            used_bits += bits
     flush()
-    rerand = pub.encrypt_many([0] * len(packed), workers=workers())
+    rerand = fresh_zeros(pub, len(packed))  # this station's own randomness
     return [int(c * z % nsq) for c, z in zip(packed, rerand)], layout
+
+
+_TABLE_PAYS = 64  # below this many encryptions a fixed-base table (about 270 encryptions' work) does not pay
+
+
+def fresh_zeros(pub: PublicKey, count: int) -> list[int]:
+    """Fresh Enc(0) with randomness of the caller: hs^a, a of n_bits + 128 bits, as the public fixed base
+    computes it; for a few, by plain exponentiation rather than building the 35 MB table."""
+    if count >= _TABLE_PAYS or pub.hs is None:
+        return pub.encrypt_many([0] * count, workers=workers())
+    nsq = gmpy2.mpz(pub.n) * pub.n
+    bits = pub.exponent_bits("full")
+    return [int(gmpy2.powmod(gmpy2.mpz(pub.hs), secrets.randbits(bits), nsq)) for _ in range(count)]
 
 
 def shift_rows(pub: PublicKey, cts: list[int], shifts: list[int]) -> list[int]:
