@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import gmpy2
@@ -18,6 +17,7 @@ from gmpy2 import mpz
 
 from .encoding import FixedPoint
 from .paillier import PublicKey, _split
+from .pool import process_pool
 
 _SMALL = 8  # below this many terms, plain powmod is as fast
 
@@ -124,7 +124,7 @@ def _multiexp_parallel(bases: list[Any], exps: list[int], mod: Any, workers: int
     ranges = [(i, min(i + step, len(bases))) for i in range(0, len(bases), step)]
     _MX.update(bases=bases, exps=exps, mod=int(mod))
     try:
-        ex = ProcessPoolExecutor(len(ranges), initializer=_init_mx_worker, initargs=(bases, exps, int(mod)))
+        ex = process_pool(len(ranges), _init_mx_worker, (bases, exps, int(mod)))
         ex.submit(int, 0).result()
     finally:
         _MX.clear()
@@ -150,7 +150,7 @@ def encrypted_matvec(pub: PublicKey, ciphertexts: Sequence[int], matrix_int: Seq
     chunks = _split(rows, min(workers, len(rows)))
     _DOT.update(pub=pub, cts=cts)  # forked workers inherit these; others get them via the initializer
     try:
-        ex = ProcessPoolExecutor(len(chunks), initializer=_init_dot_worker, initargs=(pub.n, cts))
+        ex = process_pool(len(chunks), _init_dot_worker, (pub.n, cts))
         ex.submit(int, 0).result()
     finally:
         _DOT.clear()

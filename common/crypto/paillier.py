@@ -33,11 +33,12 @@ import os
 import secrets
 from collections import deque
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import gmpy2
 from gmpy2 import mpz
+
+from .pool import process_pool
 
 DEFAULT_BITS = 2048
 _STAT_BITS = 128  # extra exponent bits for statistical closeness in "full" mode
@@ -487,7 +488,7 @@ def _init_priv_worker(p: int, q: int, hs: int | None = None) -> None:
 def _executor(workers: int, kind: str, obj: Any, initializer: Any, initargs: tuple[Any, ...]) -> Any:
     """Process pool whose forked children inherit ``obj`` (no table rebuild); others rebuild it."""
     _WORKER[kind] = obj
-    ex = ProcessPoolExecutor(workers, initializer=initializer, initargs=initargs)
+    ex = process_pool(workers, initializer, initargs)
     ex.submit(int, 0).result()  # start the workers while ``obj`` is in place
     _WORKER.pop(kind, None)
     return ex

@@ -14,10 +14,11 @@ import base64
 import hashlib
 import os
 import secrets
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from ..crypto.pool import process_pool
 
 POINT_BYTES = 32
 PSEUDONYM_BYTES = 16   # what the coordinator receives of each doubly blinded point
@@ -57,7 +58,7 @@ def exponentiate(secret: bytes, points: list[bytes], workers: int | None = None)
         return _exponentiate_chunk(secret, points)
     size = -(-len(points) // workers)
     chunks = [points[i:i + size] for i in range(0, len(points), size)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with process_pool(workers) as pool:
         parts = list(pool.map(_exponentiate_chunk, [secret] * len(chunks), chunks))
     return [p for part in parts for p in part]
 
@@ -75,7 +76,7 @@ def blind_keys(secret: bytes, keys: list[str | None], workers: int | None = None
         return _blind_chunk(secret, keys)
     size = -(-len(keys) // (4 * workers))   # several chunks per worker: even load on a busy machine
     chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with process_pool(workers) as pool:
         return b"".join(pool.map(_blind_chunk, [secret] * len(chunks), chunks))
 
 
@@ -91,7 +92,7 @@ def exponentiate_packed(secret: bytes, raw: bytes, workers: int | None = None) -
         return _exponentiate_packed(secret, raw)
     size = -(-n // (4 * workers)) * POINT_BYTES
     chunks = [raw[i:i + size] for i in range(0, len(raw), size)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with process_pool(workers) as pool:
         return b"".join(pool.map(_exponentiate_packed, [secret] * len(chunks), chunks))
 
 

@@ -39,11 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..local import ProcessNetwork, _Run
+from ..local import _ALGORITHMS, ProcessNetwork, _caller_script_hidden, _Run
 
 _PRELOAD = ["numpy", "pandas", "gmpy2", "jwt", "pyarrow.parquet", "cryptography.hazmat.primitives.asymmetric.x25519",
             "vantage6.algorithm.tools.wrap", "vantage6.algorithm.decorator", "vantage6.algorithm.client",
-            "lancelot.v6.v5.adapter"]
+            "lancelot.v6.v5.adapter", *_ALGORITHMS]  # why: see lancelot.v6.local
 RUN_ENDED = ("completed", "failed", "killed by user", "dataframe not found")
 COLLABORATION_ID = 1
 SESSION_ID = 1
@@ -335,7 +335,8 @@ class LocalNetwork5(ProcessNetwork):
         parent_end, child_end = self.ctx.Pipe()
         run.process = self.ctx.Process(target=_child_main,
                                        args=(env, child_end, str(run.folder / "log.txt"), network))
-        run.process.start()
+        with _caller_script_hidden():
+            run.process.start()
         child_end.close()
         run.connection = parent_end
         run.status = "active"
