@@ -51,6 +51,7 @@ class NodePolicy:
     allow_linkage_similarity: bool = True               # may linkage send keyed Bloom filters for the residue
     allow_coordinator_here: bool = False                # may the coordinator run at this (data) node
     coordinator_organizations: tuple[int, ...] | None = None  # allow-list of coordinator organisations
+    max_result_mb: float = 64.0                         # larger subtask results go to the coordinator in parts
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> PolicyError:
@@ -68,6 +69,8 @@ class NodePolicy:
             raise bad("max_key_frequency", "must lie between 1 and 1000")
         if self.min_key_bits < MIN_KEY_BITS:
             raise bad("min_key_bits", f"must be at least {MIN_KEY_BITS}")
+        if not 0.1 <= self.max_result_mb <= 4096:
+            raise bad("max_result_mb", "must lie between 0.1 and 4096")
 
     # -- what a station enforces itself -------------------------------------------------------
     def check_column(self, station: str, column: str, identifiers: Iterable[str] = ()) -> None:
@@ -124,7 +127,7 @@ def _convert(name: str, value: Any) -> Any:
             return tuple(str(v).strip() for v in items if str(v).strip())
         if isinstance(value, bool):
             raise ValueError(value)
-        return int(value)
+        return float(value) if kind == "float" else int(value)
     except (TypeError, ValueError) as exc:
         raise PolicyError(f"node policy: '{name}' has a value of the wrong type ({kind})") from exc
 

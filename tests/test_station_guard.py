@@ -237,3 +237,20 @@ def test_honest_jobs_leave_no_state_and_log_no_numbers_of_the_data(study, tmp_pa
         # run logs are readable by the researcher who created the task: only names, rounds and durations
         unexpected = [line for line in run_logs(net) if not any(p.match(line) for p in LOG_LINES)]
         assert unexpected == []
+
+
+def test_a_result_above_the_node_limit_arrives_in_parts_and_changes_nothing(study):
+    """The GP's encrypted rows (about 0.45 MB here) exceed a 0.1 MB node limit: the coordinator fetches
+    the rest in extra rounds, and the released statistics are those of the run without a limit."""
+    spec = {"linkage": link_spec(study), "analyses": [
+        {"type": "crosstab", "variables": [{"station": REG, "column": "stage"}, {"station": GP, "column": "copd"}]},
+        {"type": "summary", "variable": {"station": GP, "column": "bmi"}, "by": {"station": REG, "column": "surgery"}}]}
+    whole = run_local("explore", station_paths(study), {"spec": spec})
+    parts = run_local("explore", station_paths(study), {"spec": spec},
+                      station_env={GP: {"LANCELOT_MAX_RESULT_MB": "0.1"}})
+    assert parts["analyses"] == whole["analyses"] and parts["cohort"] == whole["cohort"]
+    largest = 0.45e6  # at least this many bytes came from the GP in round 2: so at least 4 parts of 0.1 MB
+    assert parts["cost"]["rounds"] >= whole["cost"]["rounds"] + int(largest // 0.1e6)
+    with pytest.raises(LancelotError, match="'max_result_mb' must lie between 0.1 and 4096"):
+        run_local("link", station_paths(study), {"spec": link_spec(study)},
+                  station_env={GP: {"LANCELOT_MAX_RESULT_MB": "0"}})

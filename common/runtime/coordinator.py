@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from .cost import CostMeter
 from .errors import LancelotError, SubtaskError
-from .station import END_JOB
+from .station import END_JOB, FETCH_PART, IN_PARTS
 
 
 @dataclass(frozen=True)
@@ -82,16 +82,40 @@ class Coordinator:
         sent_calls = {s: (StepCall.combine(c, StepCall(END_JOB, {})) if s in ending else c) for s, c in calls.items()}
         sent = sum(json_size(c.payload) for c in sent_calls.values())
         results = self.transport.run_round(sent_calls)
+        self._check(calls, results)
+        received = sum(json_size(r) for r in results.values())
+        self.cost.record_round(len(calls), sent, received)
+        self.ended |= ending
+        results = self._fetch_parts(calls, results)
+        return {s: (r["results"][0] if s in ending else r) for s, r in results.items()}
+
+    @staticmethod
+    def _check(calls: Mapping[str, StepCall], results: Mapping[str, Any]) -> None:
         for station, call in calls.items():
             res = results.get(station)
             if res is None:
                 raise SubtaskError(station, call.step, "no result returned")
             if isinstance(res, dict) and "lancelot_error" in res:
                 raise SubtaskError(station, call.step, res["lancelot_error"])
-        received = sum(json_size(r) for r in results.values())
-        self.cost.record_round(len(calls), sent, received)
-        self.ended |= ending
-        return {s: (r["results"][0] if s in ending else r) for s, r in results.items()}
+
+    def _fetch_parts(self, calls: Mapping[str, StepCall], results: dict[str, Any]) -> dict[str, Any]:
+        """Results a station sent in parts (above its node's ``max_result_mb``): one extra round per part."""
+        parts = {s: r[IN_PARTS] for s, r in results.items() if isinstance(r, dict) and IN_PARTS in r}
+        if not parts:
+            return results
+        texts = {s: [p["part"]] for s, p in parts.items()}
+        self.ended -= set(parts)  # the parts wait in the job's state: close() wipes it
+        for index in range(1, max(p["count"] for p in parts.values())):
+            fetch = {s: StepCall(FETCH_PART, {"token": p["token"], "index": index})
+                     for s, p in parts.items() if index < p["count"]}
+            self.log(f"round {self.cost.rounds + 1}: part {index + 1} of a large result from {', '.join(fetch)}")
+            out = self.transport.run_round(fetch)
+            self._check({s: StepCall(calls[s].step, {}) for s in fetch}, out)
+            self.cost.record_round(len(fetch), sum(json_size(c.payload) for c in fetch.values()),
+                                   sum(json_size(r) for r in out.values()))
+            for s in fetch:
+                texts[s].append(out[s]["part"])
+        return {**results, **{s: json.loads("".join(texts[s])) for s in parts}}
 
     def close(self) -> None:
         """End the job at every station that has not ended it yet.

@@ -6,7 +6,9 @@ operator's settings) and the payload relayed by the coordinator, and returns a J
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import time
 import traceback
 from collections.abc import Callable
@@ -33,6 +35,8 @@ class StationContext:
 
 MULTI_STEP = "multi"
 END_JOB = "end_job"  # wipe this job's state at the station: appended to a station's last round
+FETCH_PART = "fetch_part"  # the next part of a result larger than the node's max_result_mb
+IN_PARTS = "lancelot_parts"
 StepFunction = Callable[[StationContext, dict], dict]
 
 
@@ -50,6 +54,8 @@ def run_step(steps: dict[str, StepFunction], ctx: StationContext, step: str, pay
                 return result
             results.append(result)
         return {"results": results}
+    if step == FETCH_PART:
+        return _fetch_part(ctx, payload)
     if step == END_JOB:
         ctx.state.wipe()
         print(f"[lancelot] station {ctx.station}: job state wiped", flush=True)
@@ -70,3 +76,48 @@ def run_step(steps: dict[str, StepFunction], ctx: StationContext, step: str, pay
         return {"lancelot_error": f"internal error ({type(exc).__name__}) in step '{step}'"}
     print(f"[lancelot] station {ctx.station}: step {step} done in {time.perf_counter() - t0:.2f}s", flush=True)
     return result
+
+
+def send_in_parts(result: dict, ctx: StationContext) -> dict:
+    """The result as it goes to the server: whole, or, above the node's ``max_result_mb``, its first part.
+
+    A vantage6 4.x server keeps every result in its database, so a node operator caps what one
+    subtask returns. The rest of a larger result waits in the job's own folder until the coordinator
+    fetches it, one part per extra round (:meth:`lancelot.runtime.coordinator.Coordinator.round`).
+    The parts are slices of the JSON text the station would have sent anyway: nothing new leaves.
+    """
+    limit = int(ctx.policy.max_result_mb * 1_000_000)
+    text = json.dumps(result, separators=(",", ":"))
+    if len(text) <= limit:
+        return result
+    token = secrets.token_hex(8)
+    parts = _slices(text, limit - 100)  # room for the envelope around each part
+    for index, part in enumerate(parts[1:], start=1):
+        ctx.state.put(f"part-{token}-{index}", part)
+    print(f"[lancelot] station {ctx.station}: result of {len(text) / 1e6:.0f} MB sent in {len(parts)} parts "
+          f"(node policy max_result_mb={ctx.policy.max_result_mb})", flush=True)
+    return {IN_PARTS: {"token": token, "count": len(parts), "part": parts[0]}}
+
+
+def _slices(text: str, limit: int) -> list[str]:
+    """Consecutive slices of ``text`` whose JSON string encodings (escapes included) fit ``limit``."""
+    out, start = [], 0
+    while start < len(text):
+        size = limit
+        while (excess := len(json.dumps(text[start:start + size])) - limit) > 0:
+            size -= excess
+        out.append(text[start:start + size])
+        start += size
+    return out
+
+
+def _fetch_part(ctx: StationContext, payload: dict) -> dict:
+    token, index = str(payload.get("token", "")), payload.get("index")
+    if not (len(token) == 16 and all(c in "0123456789abcdef" for c in token)) or not isinstance(index, int):
+        return {"lancelot_error": "bad request for a part of a result"}
+    name = f"part-{token}-{index}"
+    if not ctx.state.has(name):
+        return {"lancelot_error": f"part {index} of that result is not (or no longer) at this station"}
+    part = ctx.state.get(name)
+    ctx.state.drop(name)
+    return {"part": part}

@@ -22,7 +22,7 @@ from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, LancelotError, PrivacyError, SubtaskError
 from ..runtime.guard import ENDED, TaskFacts, check_central_task, check_station_task
 from ..runtime.state import JobState
-from ..runtime.station import END_JOB, StationContext, StepFunction, run_step
+from ..runtime.station import END_JOB, FETCH_PART, StationContext, StepFunction, run_step, send_in_parts
 
 PARTIAL_METHOD = "partial"
 CENTRAL_METHOD = "central"
@@ -265,7 +265,9 @@ def run_partial(steps: dict[str, StepFunction], df: Any, step: str, station: str
     except (LancelotError, RuntimeError) as exc:
         print(f"[lancelot] station {station}: step {step} refused: {exc}", flush=True)
         return {"lancelot_error": str(exc)}
-    return run_step(steps, StationContext(station=station, data=df, state=state, policy=policy), step, payload)
+    ctx = StationContext(station=station, data=df, state=state, policy=policy)
+    result = run_step(steps, ctx, step, payload)
+    return result if step == FETCH_PART else send_in_parts(result, ctx)
 
 
 def make_central(protocol: ProtocolRun) -> Callable:
