@@ -187,7 +187,7 @@ class Exploration(Result):
 
     def __init__(self, raw: dict, task_id: int | None = None, seconds: float | None = None):
         super().__init__(raw, task_id, seconds)
-        self.analyses: list[Analysis] = [analysis_from_json(a) for a in raw["analyses"]]
+        self.analyses: list[Analysis] = [analysis_from_json(a) for a in raw.get("analyses", [])]
 
     def __getitem__(self, name: str) -> Analysis:
         for a in self.analyses:

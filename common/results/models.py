@@ -79,7 +79,8 @@ class Model(Result):
 
     # -- one profile ----------------------------------------------------------------------------
     def predict_one(self, profile: dict) -> dict:
-        raise NotImplementedError
+        """The prediction for one profile: risk (logistic) or a survival curve (Cox), with 95% intervals."""
+        return self.predict_function()(self.raw, profile)
 
     def predict(self, profile: dict, treatment: str | None = None) -> dict:
         """Predicted risk (or survival) for one typed-in profile, with its 95% interval; with ``treatment``, the
@@ -94,6 +95,7 @@ class Model(Result):
 
     @staticmethod
     def predict_function():
+        """The function of :mod:`lancelot.training.predict` that predicts one profile for this kind of model."""
         raise NotImplementedError
 
     def treatment_lines(self, view: dict) -> list[str]:
@@ -134,9 +136,6 @@ class LogisticModel(Model):
         return [f"  logistic regression for {r['outcome']['column']}: {r['n_used']} complete cases, {r['events']} "
                 f"events; {conv['iterations']} Newton iterations, {self.rounds} rounds",
                 *self.coefficient_lines("odds ratio"), f"    AUC {self.auc:.3f}", *self.term_lines()]
-
-    def predict_one(self, profile: dict) -> dict:
-        return self.predict_function()(self.raw, profile)
 
     @staticmethod
     def predict_function():
@@ -180,9 +179,6 @@ class CoxModel(Model):
             where = "" if block["stratum"] is None else f" ({base['stratified_by']} {block['stratum']})"
             lines.append(f"    survival at the mean profile{where}: {pts}")
         return lines + self.term_lines()
-
-    def predict_one(self, profile: dict) -> dict:
-        return self.predict_function()(self.raw, profile)
 
     @staticmethod
     def predict_function():
