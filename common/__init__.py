@@ -6,3 +6,15 @@ for vantage6 4.15, ``lancelot.v6.v5`` for 5.x), so each adapter stays thin.
 """
 
 __version__ = "0.1.0"
+
+_LAZY = {"Study": "lancelot.study", "LinkageResult": "lancelot.results", "Exploration": "lancelot.results",
+         "LogisticModel": "lancelot.results", "CoxModel": "lancelot.results", "Model": "lancelot.results"}
+
+
+def __getattr__(name: str):
+    """``from lancelot import Study`` without importing the researcher API into every algorithm process."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lancelot' has no attribute {name!r}")

@@ -4,10 +4,10 @@ A thin layer over ``vantage6.client`` (4.15's ``Client`` or 5.x's ``UserClient``
 installed; :meth:`Study.login` asks the server which major it runs): it builds each algorithm's task input from a spec,
 starts the central function at the neutral coordinating organisation, waits with progress (task
 status and how many station subtasks have finished), decodes the result and raises a clear error
-on a refusal. Results come back as the same JSON the local ``lancelot`` commands write, with
-pandas views and the same reports::
+on a refusal. Results come back as the same objects ``Study.local`` gives (:mod:`lancelot.results`:
+the JSON the local ``lancelot`` commands write, with pandas views and the same reports)::
 
-    from lancelot.client import Study
+    from lancelot import Study
     study = Study.from_connection_file(".v6dev/network/connection.json")   # the dev network
     link = study.link(spec)                      # the link stays inside the job
     tables = study.explore(explore_spec).tables()
@@ -27,80 +27,25 @@ import json
 import secrets
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .algorithms import ALGORITHMS as _REGISTRY
+from .results import Exploration, LinkageResult, Model, Result
 from .runtime.errors import LancelotError
+from .study import Study as _Study
+from .study import central_kwargs
 
-ALGORITHMS = ("linkage", "exploration", "training")
-
-
-@dataclass
-class Result:
-    """A central result: ``raw`` is the JSON the algorithm returned."""
-
-    raw: dict
-    task_id: int
-    seconds: float
-
-    @property
-    def cost(self) -> dict:
-        return self.raw.get("cost", {})
-
-    @property
-    def rounds(self) -> int:
-        return int(self.cost.get("rounds", 0))
+ALGORITHMS = tuple(_REGISTRY)   # the image names: lancelot-linkage, lancelot-exploration, lancelot-training
+# The names this module's results had before lancelot.results: LinkResult, ExploreResult, TrainResult.
+LinkResult = LinkageResult
+ExploreResult = Exploration
+__all__ = ["Study", "Result", "LinkResult", "ExploreResult", "TrainResult", "table_one_frame"]
 
 
-class LinkResult(Result):
-    def summary(self) -> dict:
-        return self.raw["summary"]
-
-    def pairs(self):
-        """Links, candidates and EM precision/recall per station pair, as a DataFrame."""
-        import pandas as pd
-
-        rows = [{"pair": pair, **{k: v for k, v in info.items() if not isinstance(v, (dict, list, str))}}
-                for pair, info in self.summary()["pairs"].items()]
-        return pd.DataFrame(rows).set_index("pair")
-
-    def report(self, folder: str | Path) -> Path:
-        from .report import write_link_report
-
-        return write_link_report(self.raw, folder)
-
-
-class ExploreResult(Result):
-    def analyses(self) -> dict[str, dict]:
-        return {a["name"]: a for a in self.raw["analyses"]}
-
-    def tables(self) -> dict[str, Any]:
-        """name -> DataFrame for every analysis released as a table (counts, crosstabs, bins, by-groups, table one)."""
-        import pandas as pd
-
-        out = {}
-        for name, a in self.analyses().items():
-            rows = a.get("table") or a.get("bins") or a.get("by")
-            if a["type"] == "table_one":
-                out[name] = table_one_frame(a)
-            elif isinstance(rows, list) and rows and isinstance(rows[0], dict):
-                out[name] = pd.DataFrame(rows)
-            elif a["type"] == "kaplan_meier":
-                out[name] = pd.DataFrame([{"group": g["group"], **p} for g in a["groups"] for p in g["curve"]])
-        return out
-
-    def table_one(self, name: str | None = None):
-        """A table_one analysis (the first, or the one called ``name``) as a DataFrame: see :func:`table_one_frame`."""
-        ones = [a for a in self.raw["analyses"] if a["type"] == "table_one" and name in (None, a["name"])]
-        if not ones:
-            raise LancelotError(f"no table_one analysis{f' named {name!r}' if name else ''} in this result")
-        return table_one_frame(ones[0])
-
-    def report(self, folder: str | Path) -> Path:
-        from .report import write_explore_report
-
-        return write_explore_report(self.raw, folder)
+def TrainResult(raw: dict, task_id: int | None = None, seconds: float | None = None) -> Model:  # noqa: N802
+    """A training result's object (:class:`LogisticModel` or :class:`CoxModel`); the name it had here."""
+    return Model.from_json(raw, task_id=task_id, seconds=seconds)
 
 
 def table_one_frame(analysis: dict):
@@ -110,52 +55,14 @@ def table_one_frame(analysis: dict):
     p-value and test. Cells are text ("68.8 (9.05)", "56 (21.3)", "3.10 [2.04, 6.02]"); a withheld value is
     an em dash. The numbers themselves are in ``analysis["rows"]``.
     """
-    import pandas as pd
+    from .results.explore import TableOne
 
-    from .explore.tables import table_one_grid
-
-    columns, rows = table_one_grid(analysis)
-    frame = pd.DataFrame(rows, columns=columns)
-    frame["variable"] = frame["variable"].replace("", pd.NA).ffill()
-    return frame.set_index(["variable", "level"])
+    return TableOne(analysis).frame()
 
 
-class TrainResult(Result):
-    def coefficients(self):
-        """The coefficient table (estimate, std_error, CI, odds ratio, p-value, station) by feature."""
-        import pandas as pd
-
-        return pd.DataFrame(self.raw["coefficients"]).set_index("feature")
-
-    def effect_modification(self):
-        """Per interaction, the first factor's odds or hazard ratio within each level (or at chosen values) of the
-        second, with 95% intervals (a DataFrame; the interactions' Wald tests are in ``raw["interactions"]``)."""
-        import pandas as pd
-
-        rows = [{"interaction": block["interaction"], **row, "interaction_p_value": block["wald_test"]["p_value"]}
-                for block in self.raw.get("interactions", []) for row in block["effects"]]
-        return pd.DataFrame(rows)
-
-    def predict(self, profile: dict, treatment: str | None = None) -> dict:
-        """Predicted risk (or survival) for one typed-in profile, with its 95% interval; with ``treatment``, the
-        decision-support view: the prediction with each value of that feature side by side (research use only)."""
-        from .training.predict import compare_treatment, predict
-
-        return compare_treatment(self.raw, profile, treatment) if treatment else predict(self.raw, profile)
-
-    def report(self, folder: str | Path, profile: dict | None = None, treatment: str | None = None) -> Path:
-        """The report; with ``profile`` and ``treatment`` also that profile's decision-support view."""
-        from .report import write_train_report
-
-        decision = {"profile": profile, "treatment": treatment} if profile and treatment else None
-        return write_train_report(self.raw, folder, decision=decision)
-
-
-RESULT_TYPES = {"linkage": LinkResult, "exploration": ExploreResult, "training": TrainResult}
-
-
-class Study:
-    """One collaboration's stations and neutral coordinator, reached through a logged-in vantage6 client."""
+class Study(_Study):
+    """One collaboration's stations and neutral coordinator, reached through a logged-in vantage6 client
+    (the transport of :class:`lancelot.study.Study` on a real network)."""
 
     def __init__(self, client: Any, collaboration_id: int, stations: dict[str, int], coordinator_org: int,
                  images: dict[str, str] | None = None, database: str = "default", progress: bool = True,
@@ -242,45 +149,21 @@ class Study:
                          coordinator_org=c["coordinator_org"], images=c.get("images"),
                          database=c.get("database_label", "default"), **kwargs)
 
-    # -- the three algorithms -----------------------------------------------------------------
-    def link(self, spec: dict, evaluate: bool = False, min_cell_count: int | None = None,
-             rounding_base: int | None = None) -> LinkResult:
-        return self.run("linkage", spec, evaluate=evaluate, min_cell_count=min_cell_count, rounding_base=rounding_base)
-
-    def explore(self, spec: dict, evaluate: bool = False, min_cell_count: int | None = None,
-                rounding_base: int | None = None) -> ExploreResult:
-        return self.run("exploration", spec, evaluate=evaluate, min_cell_count=min_cell_count,
-                        rounding_base=rounding_base)
-
-    def train(self, spec: dict, evaluate: bool = False, min_cell_count: int | None = None,
-              rounding_base: int | None = None) -> TrainResult:
-        return self.run("training", spec, evaluate=evaluate, min_cell_count=min_cell_count, rounding_base=rounding_base)
-
     def task_input(self, spec: dict, evaluate: bool = False, min_cell_count: int | None = None,
-                   rounding_base: int | None = None) -> dict:
+                   rounding_base: int | None = None, **extra: Any) -> dict:
         """The central function's input: only the stations the spec's linkage names take part."""
         link = spec if "fields" in spec else spec.get("linkage") or {}
         names = list(link.get("stations", self.stations))
         unknown = [n for n in names if n not in self.stations]
         if unknown:
             raise LancelotError(f"the spec names stations this study does not have: {unknown}")
-        kwargs: dict[str, Any] = {"stations": {n: self.stations[n] for n in names}, "spec": spec}
-        if evaluate:
-            kwargs["evaluate"] = True
-        if min_cell_count is not None:
-            kwargs["min_cell_count"] = min_cell_count
-        if rounding_base is not None:   # raises the nodes' base, never lowers it
-            kwargs["rounding_base"] = rounding_base
-        return {"method": "central", "kwargs": kwargs}
+        kwargs = central_kwargs(spec, evaluate, min_cell_count, rounding_base, **extra)
+        return {"method": "central", "kwargs": {"stations": {n: self.stations[n] for n in names}, **kwargs}}
 
-    def run(self, algorithm: str, spec: dict, **options: Any) -> Result:
-        from .validate import validate_spec
-
-        problems = validate_spec(spec, {"linkage": "link", "exploration": "explore", "training": "train"}[algorithm])
-        if problems:
-            raise LancelotError("the spec is not valid: " + "; ".join(problems))
+    def submit(self, a: Any, spec: dict, **options: Any) -> tuple[dict, int]:
+        """Create the central task at the coordinator, wait for it, decode its result."""
+        algorithm = a.name
         self.check_setup()
-        t0 = time.monotonic()
         if self.vantage6 == 4:
             task = self.client.task.create(
                 collaboration=self.collaboration_id, organizations=[self.coordinator_org],
@@ -298,7 +181,7 @@ class Study:
         raw = results[0]
         if isinstance(raw, dict) and "lancelot_error" in raw:
             raise LancelotError(f"{algorithm} refused: {raw['lancelot_error']}")
-        return RESULT_TYPES[algorithm](raw=raw, task_id=task["id"], seconds=time.monotonic() - t0)
+        return raw, task["id"]
 
     # -- vantage6 5.x: sessions and dataframes ---------------------------------------------------
     def submit_5(self, algorithm: str, task_input: dict) -> Any:

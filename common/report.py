@@ -281,48 +281,54 @@ def _term_sections(result: dict, out: Path, ratio: str) -> list[str]:
     return parts
 
 
-def _decision_section(result: dict, out: Path, decision: dict | None) -> list[str]:
-    """For a typed-in profile: predicted risk or survival with each value of the treatment, side by side."""
+def _decision_section(result: dict, out: Path, decision: dict | None, arms_html) -> list[str]:
+    """For a typed-in profile: predicted risk or survival with each value of the treatment, side by side
+    (``arms_html``: :func:`_risk_arms_html` or :func:`_survival_arms_html`, chosen by the model's writer)."""
     if not decision:
         return []
-    from .training.predict import compare_treatment
+    from .results.models import Model
 
-    view = compare_treatment(result, decision["profile"], decision["treatment"], decision.get("values"))
-    treatment = view["treatment"]
-    ratio = "hazard_ratio" if result.get("model") == "cox" else "odds_ratio"
+    model = Model.from_json(result)
+    view = model.compare_treatment(decision["profile"], decision["treatment"], decision.get("values"))
+    treatment, ratio = view["treatment"], model.ratio
     ratios = [{"treatment": f"{treatment} = {r['treatment'][treatment]} vs {r['versus'][treatment]}", ratio: r[ratio],
                "95% CI": f"{r['ci_low']:.3g}-{r['ci_high']:.3g}"} for r in view["ratios"]]
     profile = ", ".join(f"{k} = {v}" for k, v in view["profile"].items())
     parts = ["<h2>Decision support (research use only)</h2>",
-             f"<p><b>{html.escape(view['label'])}.</b> Profile: {html.escape(profile)}.</p>"]
-    if result.get("model") == "cox":
-        curves = {f"{treatment} = {arm['treatment'][treatment]}": arm["survival"] for arm in view["arms"]}
-        series = {label: [(r["time"], r["survival"], r["ci_low"], r["ci_high"]) for r in rows]
-                  for label, rows in curves.items()}
-        _plot_curves(series, out / "decision.png", "predicted survival", "Predicted survival with and without "
-                     f"{treatment} (research use only)", small=True)
-        times = sorted({r["time"] for rows in curves.values() for r in rows})
-        table = [{"time": t, **{label: next((f"{r['survival']:.3f} ({r['ci_low']:.3f}-{r['ci_high']:.3f})"
-                                             for r in rows if r["time"] == t), None) for label, rows in curves.items()}}
-                 for t in times]
-        parts += [_table(table), "<img src='decision.png'>"]
-    else:
-        table = [{"treatment": f"{treatment} = {arm['treatment'][treatment]}", "predicted risk": arm["predicted_risk"],
-                  "95% CI": f"{arm['ci_low']:.3f}-{arm['ci_high']:.3f}"} for arm in view["arms"]]
-        parts.append(_table(table))
+             f"<p><b>{html.escape(view['label'])}.</b> Profile: {html.escape(profile)}.</p>", *arms_html(view, out)]
     return parts + [_table(ratios), f"<p>{html.escape(view['note'])}</p>"]
+
+
+def _survival_arms_html(view: dict, out: Path) -> list[str]:
+    treatment = view["treatment"]
+    curves = {f"{treatment} = {arm['treatment'][treatment]}": arm["survival"] for arm in view["arms"]}
+    series = {label: [(r["time"], r["survival"], r["ci_low"], r["ci_high"]) for r in rows]
+              for label, rows in curves.items()}
+    _plot_curves(series, out / "decision.png", "predicted survival", "Predicted survival with and without "
+                 f"{treatment} (research use only)", small=True)
+    times = sorted({r["time"] for rows in curves.values() for r in rows})
+    table = [{"time": t, **{label: next((f"{r['survival']:.3f} ({r['ci_low']:.3f}-{r['ci_high']:.3f})"
+                                         for r in rows if r["time"] == t), None) for label, rows in curves.items()}}
+             for t in times]
+    return [_table(table), "<img src='decision.png'>"]
+
+
+def _risk_arms_html(view: dict, out: Path) -> list[str]:
+    treatment = view["treatment"]
+    return [_table([{"treatment": f"{treatment} = {arm['treatment'][treatment]}", "predicted risk": arm["predicted_risk"],
+                     "95% CI": f"{arm['ci_low']:.3f}-{arm['ci_high']:.3f}"} for arm in view["arms"]])]
 
 
 def write_cox_report(result: dict, folder: str | Path, profiles: dict[str, dict] | None = None,
                      decision: dict | None = None) -> Path:
     """Hazard-ratio table and forest plot, predicted survival curves, concordance, convergence and cost."""
-    from .training.predict import predict
+    from .training.predict import predict_survival
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     _plot_forest(result["coefficients"], out / "forest.png", "hazard_ratio", "hr_ci_low", "hr_ci_high",
                  "hazard ratio", "Cox proportional hazards on the linked cohort")
-    curves = {name: predict(result, prof)["survival"] for name, prof in (profiles or {}).items()}
+    curves = {name: predict_survival(result, prof)["survival"] for name, prof in (profiles or {}).items()}
     _plot_survival(result["baseline"], out / "survival.png", curves)
     rows = [{k: r[k] for k in ("feature", "station", "estimate", "std_error", "hazard_ratio", "hr_ci_low",
                                 "hr_ci_high", "p_value")} for r in result["coefficients"]]
@@ -344,7 +350,7 @@ def write_cox_report(result: dict, folder: str | Path, profiles: dict[str, dict]
                 f"{html.escape(strata['note'])}.</p>", _table(strata["levels"])] if strata else []),
              _table(rows), "<img src='forest.png'>",
              *_term_sections(result, out, "hazard_ratio"),
-             *_decision_section(result, out, decision),
+             *_decision_section(result, out, decision, _survival_arms_html),
              "<h2>Predicted survival</h2><img src='survival.png'>", _table(times),
              f"<p>{html.escape(base['note'])}</p>",
              *([f"<p>Requested times withheld:</p>{_table(withheld)}"] if withheld else []),
@@ -356,11 +362,17 @@ def write_cox_report(result: dict, folder: str | Path, profiles: dict[str, dict]
 
 
 def write_train_report(result: dict, folder: str | Path, decision: dict | None = None) -> Path:
+    """A training result's report, by its model's class (:func:`write_logistic_report`,
+    :func:`write_cox_report`). ``decision``: {"profile": {...}, "treatment": column} adds the
+    decision-support view for that profile."""
+    from .results.models import Model
+
+    return Model.from_json(result).write_report(folder, decision)
+
+
+def write_logistic_report(result: dict, folder: str | Path, decision: dict | None = None) -> Path:
     """Coefficient table, forest plot of odds ratios, effect modification and spline effects, calibration plot,
-    convergence and cost (Cox: see :func:`write_cox_report`). ``decision``: {"profile": {...}, "treatment":
-    column} adds the decision-support view for that profile."""
-    if result.get("model") == "cox":
-        return write_cox_report(result, folder, decision=decision)
+    convergence and cost."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     _plot_forest(result["coefficients"], out / "forest.png")
@@ -375,7 +387,7 @@ def write_train_report(result: dict, folder: str | Path, decision: dict | None =
              f"{html.escape(result['cohort']['note'])}.</p>",
              _table(rows), "<img src='forest.png'>",
              *_term_sections(result, out, "odds_ratio"),
-             *_decision_section(result, out, decision),
+             *_decision_section(result, out, decision, _risk_arms_html),
              f"<h2>Model quality</h2><p>AUC {result['quality']['auc']:.3f} (on the training cohort)</p>",
              "<img src='calibration.png'>", _table(result["quality"]["calibration"]),
              f"<h2>Convergence</h2><p>{conv['iterations']} Newton iterations, converged: {conv['converged']}</p>",
@@ -383,39 +395,18 @@ def write_train_report(result: dict, folder: str | Path, decision: dict | None =
     return _write_page(out, "lancelot training: logistic regression", parts, result)
 
 
-def write_explore_report(result: dict, folder: str | Path) -> Path:
+def write_explore_report(result, folder: str | Path) -> Path:
+    """Every analysis of an exploration (its JSON or :class:`lancelot.results.Exploration`), each drawn by
+    its own class."""
+    from .results.explore import Exploration
+
+    exploration = result if isinstance(result, Exploration) else Exploration.from_json(result)
+    raw = exploration.raw
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    parts = [f"<p>Linked cohort: {result['cohort']['records']} records ({html.escape(result['cohort']['definition'])}). "
-             f"{html.escape(result['disclosure_control']['rule'])}. &mdash; marks a withheld value.</p>"]
-    for a in result["analyses"]:
-        parts.append(f"<h2>{html.escape(a['name'])}: {html.escape(', '.join(a['variables']))}</h2>")
-        if a["type"] == "kaplan_meier":
-            png = out / f"{a['name']}.png"
-            _plot_km(a, png)
-            parts.append(f"<img src='{png.name}'>")
-            for g in a["groups"]:
-                parts.append(f"<h3>group {html.escape(str(g['group']))}</h3>" + _table(g["curve"]))
-            if "logrank" in a:
-                parts.append(f"<p>log-rank: {_fmt(a['logrank']['statistic'])} on {a['logrank']['degrees_of_freedom']} "
-                             f"df, p = {a['logrank']['p_value']:.3g}</p>")
-        elif a["type"] == "histogram":
-            png = out / f"{a['name']}.png"
-            _plot_histogram(a, png)
-            parts.append(f"<img src='{png.name}'>" + _table(a["bins"]))
-        elif a["type"] == "crosstab":
-            parts.append(_crosstab_html(a))
-        elif a["type"] == "table_one":
-            parts.append(_table_one_html(a))
-        elif a["type"] == "summary":
-            parts.append(_table([{k: v for k, v in a["overall"].items() if not isinstance(v, (dict, str))}]))
-            if "by" in a:
-                parts.append(_table(a["by"]))
-        elif a["type"] == "correlation":
-            names = a["variables"]
-            parts.append(_table([{"": n, **dict(zip(names, row))} for n, row in zip(names, a["pearson_r"])]))
-        elif "table" in a:
-            parts.append(_table(a["table"]))
-        else:
-            parts.append(f"<pre>{html.escape(json.dumps(a, indent=1))}</pre>")
-    return _write_page(out, "lancelot exploration", parts, result)
+    parts = [f"<p>Linked cohort: {raw['cohort']['records']} records ({html.escape(raw['cohort']['definition'])}). "
+             f"{html.escape(raw['disclosure_control']['rule'])}. &mdash; marks a withheld value.</p>"]
+    for a in exploration.analyses:
+        parts.append(f"<h2>{html.escape(a.name)}: {html.escape(', '.join(a.variables))}</h2>")
+        parts += a.html(out)
+    return _write_page(out, "lancelot exploration", parts, raw)

@@ -20,6 +20,7 @@ def spec_kind(spec: dict) -> str:
 
 def validate_spec(spec: Any, kind: str | None = None) -> list[str]:
     """Problems with a spec, before any station sees it: structure (JSON Schema), then meaning."""
+    from .algorithms import algorithm
     from .explore.spec import parse_explore_spec
     from .linkage.spec import parse_linkage_spec
     from .runtime.errors import LancelotError
@@ -35,7 +36,7 @@ def validate_spec(spec: Any, kind: str | None = None) -> list[str]:
         jsonschema = None
     if jsonschema is not None and SCHEMA.exists():
         schema = json.loads(SCHEMA.read_text())
-        part = {"link": "linkage", "explore": "exploration", "train": "training"}[kind]
+        part = algorithm(kind).name
         validator = jsonschema.Draft202012Validator({"$ref": f"#/$defs/{part}", "$defs": schema["$defs"]})
         for err in sorted(validator.iter_errors(spec), key=lambda e: list(e.absolute_path)):
             where = "/".join(str(p) for p in err.absolute_path) or "(top level)"

@@ -206,3 +206,11 @@ def with_columns(study, folder, station, **columns):
     path = folder / f"{station}.csv"
     df.to_csv(path, index=False)
     return {**station_paths(study), station: path}
+
+
+def local_study(stations: dict[str, Path], **kwargs):
+    """``Study.local`` on these stations, the spec unchecked on the researcher's side: the tests see what the
+    stations themselves refuse (``Study.local`` checks a spec first by default, as ``Study.login`` does)."""
+    from lancelot import Study
+
+    return Study.local(stations, check_spec=False, **kwargs)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import make_study, station_paths
+from helpers import local_study, make_study, station_paths
 from test_training import FEATURES, OUTCOME
 
-from lancelot.cli import run_local
 from lancelot.client import Study
 from lancelot.runtime.errors import LancelotError
 
@@ -61,7 +60,7 @@ def study(tmp_path_factory):
 def train_result(study):
     # without smoking: in this small study its reference level has fewer than k non-events (refused)
     spec = {"linkage": json.loads(study["link_spec"].read_text()), "outcome": OUTCOME, "features": FEATURES[:5]}
-    return spec, run_local("train", station_paths(study), {"spec": spec})
+    return spec, local_study(station_paths(study)).train(spec).to_json()
 
 
 def make(result, own_org=9, encrypted=True, **kw):

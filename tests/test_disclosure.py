@@ -29,10 +29,9 @@ from disclosure_audit import (
     release_interval,
     rounding_interval,
 )
-from helpers import make_study, station_paths, walk_strings
+from helpers import local_study, make_study, station_paths, walk_strings
 from scipy.optimize import linprog
 
-from lancelot.cli import run_local
 from lancelot.runtime.errors import LancelotError
 
 REG, GP = "registry", "gp_1"
@@ -124,10 +123,12 @@ def spec(study):
 @pytest.fixture(scope="module")
 def jobs(study, spec):
     """The same spec with the node default rounding (5) and with rounding off, run side by side."""
-    kwargs = {"spec": spec, "evaluate": True}
+    def explore(**kwargs):
+        return local_study(station_paths(study), **kwargs).explore(spec, evaluate=True).to_json()
+
     with ThreadPoolExecutor(2) as pool:
-        rounded = pool.submit(run_local, "explore", station_paths(study), kwargs, evaluate=True)
-        exact = pool.submit(run_local, "explore", station_paths(study), kwargs, evaluate=True, station_env=EXACT)
+        rounded = pool.submit(explore)
+        exact = pool.submit(explore, station_env=EXACT)
         return {"rounded": rounded.result(), "exact": exact.result()}
 
 
@@ -469,7 +470,7 @@ def test_the_auditor_finds_no_recoverable_withheld_count(job, spec):
 def test_labels_attack_identifiers_and_high_cardinality_columns_are_refused(study, analysis, message):
     spec = {"linkage": json.loads(study["link_spec"].read_text()), "analyses": [analysis]}
     with pytest.raises(LancelotError, match=message):
-        run_local("explore", station_paths(study), {"spec": spec})
+        local_study(station_paths(study)).explore(spec)
 
 
 def test_labels_attack_no_label_of_fewer_than_k_patients_appears(job):
@@ -546,7 +547,7 @@ def test_shifted_histogram_edges_isolate_nobody(job, spec):
 def table_one_job(study):
     """The table ones with the node default rounding (5), and the pooled linked records."""
     spec = {"linkage": json.loads(study["link_spec"].read_text()), "analyses": TABLE_ONES}
-    result = run_local("explore", station_paths(study), {"spec": spec, "evaluate": True}, evaluate=True)
+    result = local_study(station_paths(study)).explore(spec, evaluate=True).to_json()
     return result, linked_records(study, result), spec
 
 

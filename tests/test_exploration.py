@@ -14,11 +14,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import check_moments, make_study, station_paths
+from helpers import check_moments, local_study, make_study, station_paths
 from lifelines import KaplanMeierFitter
 from lifelines.statistics import multivariate_logrank_test
 
-from lancelot.cli import run_local
 from lancelot.runtime.errors import LancelotError
 
 REG, GP = "registry", "gp_1"
@@ -65,7 +64,7 @@ def study(tmp_path_factory):
 @pytest.fixture(scope="module")
 def result(study):
     spec = {"linkage": json.loads(study["link_spec"].read_text()), "analyses": ANALYSES}
-    return run_local("explore", station_paths(study), {"spec": spec, "evaluate": True}, evaluate=True, station_env=EXACT)
+    return local_study(station_paths(study), station_env=EXACT).explore(spec, evaluate=True).to_json()
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +244,7 @@ def test_kaplan_meier_and_logrank_match_lifelines(result, linked, index, group_c
 def test_one_station_alone_matches_pandas_on_all_records(study):
     """Default protections: counts rounded to a multiple of 5."""
     spec = {"analyses": [ANALYSES[0], ANALYSES[4], ANALYSES[5], ANALYSES[9]]}
-    out = run_local("explore", {REG: study[REG]}, {"spec": spec})
+    out = local_study({REG: study[REG]}).explore(spec).to_json()
     reg = pd.read_csv(study[REG])
     assert out["disclosure_control"]["rounding_base"] == 5
 
@@ -340,7 +339,7 @@ def test_table_one_on_one_station_with_the_stratifier_beside_the_rows(study):
     a = {"type": "table_one", "by": v(REG, "immunotherapy"), "variables": [
         v(REG, "age_at_diagnosis"), {**v(REG, "survival_days"), "summary": "median", "range": [0, 3650]},
         v(REG, "stage"), v(REG, "surgery")]}
-    out = run_local("explore", {REG: study[REG]}, {"spec": {"analyses": [a]}}, station_env=EXACT)
+    out = local_study({REG: study[REG]}, station_env=EXACT).explore({"analyses": [a]}).to_json()
     assert out["cost"]["rounds"] == 1
     check_table_one(a, out["analyses"][0], pd.read_csv(study[REG]))
 
@@ -429,16 +428,15 @@ def check_table_one(a, out, linked):
 
 
 def test_table_one_kinds_and_its_report_client_and_cli_views(result, tmp_path, capsys):
-    from lancelot.cli import _print_explore
-    from lancelot.client import ExploreResult
     from lancelot.report import write_explore_report
+    from lancelot.results import Exploration
 
     out = by_name(result, TABLE_ONES[1])
     kinds = {r["variable"]: (r["kind"], r["statistic"]) for r in out["rows"]}
     assert kinds == {"age_at_diagnosis": ("numeric", "mean (SD)"), "survival_days": ("numeric", "median [Q1, Q3]"),
                      "surgery": ("categorical", "n (%)"), "who_ps": ("categorical", "n (%)"),
                      "histology": ("categorical", "n (%)")}  # 0/1 and 0-4 scores are categorical without a kind
-    frame = ExploreResult(raw=result, task_id=0, seconds=0).table_one(out["name"])
+    frame = Exploration.from_json(result).table_one(out["name"])
     groups = [f"smoking = {g['level']}" for g in out["groups"]]
     assert list(frame.columns) == ["missing", "overall", *groups, "p-value", "test"]
     assert frame.loc[("n", ""), "overall"] == str(out["overall"]["n"])
@@ -449,7 +447,7 @@ def test_table_one_kinds_and_its_report_client_and_cli_views(result, tmp_path, c
     page = write_explore_report(result, tmp_path).read_text()
     assert page.count("<th>smoking = ") == len(groups) and "median [Q1, Q3]" in page
     assert "<th>stage \\ copd</th>" in page  # the stage x COPD crosstab as a grid
-    _print_explore(result)
+    Exploration.from_json(result).print_summary()
     printed = capsys.readouterr().out
     assert "survival_days, median [Q1, Q3]" in printed and "stage \\ copd" in printed
 
@@ -479,7 +477,7 @@ def test_bad_input_is_refused_clearly(study, analysis, message):
     if "more than max_categories=3" in message:
         spec["max_categories"] = 3  # the researcher may lower the ceiling: a 4-level stratifier is refused
     with pytest.raises(LancelotError, match=message):
-        run_local("explore", station_paths(study), {"spec": spec})
+        local_study(station_paths(study)).explore(spec)
 
 
 def test_a_table_one_stratifier_with_one_level_is_refused(study, tmp_path):
@@ -490,19 +488,18 @@ def test_a_table_one_stratifier_with_one_level_is_refused(study, tmp_path):
     spec = {"linkage": json.loads(study["link_spec"].read_text()), "analyses": [
         {"type": "table_one", "by": v(REG, "treated_everyone"), "variables": [v(GP, "bmi")]}]}
     with pytest.raises(LancelotError, match="station 'registry', column 'treated_everyone': .*at least two levels"):
-        run_local("explore", paths, {"spec": spec})
+        local_study(paths).explore(spec)
 
 
 def test_a_cohort_below_the_minimum_is_refused(study):
     spec = {"linkage": json.loads(study["link_spec"].read_text()), "analyses": [ANALYSES[0]]}
     with pytest.raises(LancelotError, match="fewer than 100000 records"):
-        run_local("explore", station_paths(study), {"spec": spec, "min_cell_count": 100000})
+        local_study(station_paths(study)).explore(spec, min_cell_count=100000)
 
 
 def test_node_floor_raises_the_minimum(study):
     spec = {"linkage": json.loads(study["link_spec"].read_text()), "analyses": [ANALYSES[0]]}
-    out = run_local("explore", station_paths(study), {"spec": spec},
-                    station_env={GP: {"LANCELOT_MIN_CELL_COUNT": "60"}})
+    out = local_study(station_paths(study), station_env={GP: {"LANCELOT_MIN_CELL_COUNT": "60"}}).explore(spec).to_json()
     assert out["disclosure_control"]["min_cell_count"] == 60
     assert all(r["count"] is None or r["count"] == 0 or r["count"] >= 60 for r in out["analyses"][0]["table"])
 
@@ -521,8 +518,7 @@ def test_registry_with_two_gp_stations(study3):
         {"type": "crosstab", "variables": [v(REG, "stage"), v(REG, "surgery"), v(GP, "copd")]},
         {"type": "correlation", "variables": [v(GP, "bmi"), v(G2, "bmi")]},
     ]}
-    out = run_local("explore", station_paths(study3), {"spec": spec, "evaluate": True}, evaluate=True,
-                    station_env=EXACT)
+    out = local_study(station_paths(study3), station_env=EXACT).explore(spec, evaluate=True).to_json()
     assert out["cost"]["rounds"] == 4
     reg, gp1, gp2 = (pd.read_csv(study3[s]) for s in (REG, GP, G2))
     links = pd.DataFrame(out["links"])
@@ -564,8 +560,7 @@ def test_three_way_crosstab_with_one_variable_at_each_station(study3):
         {"type": "crosstab", "variables": [v(REG, "stage"), v(GP, "copd"), v(G2, "diabetes")]},
         {"type": "count", "variable": v(REG, "stage")},
     ]}
-    out = run_local("explore", station_paths(study3), {"spec": spec, "evaluate": True}, evaluate=True,
-                    station_env=EXACT)
+    out = local_study(station_paths(study3), station_env=EXACT).explore(spec, evaluate=True).to_json()
     assert out["cost"]["rounds"] == 5  # one extra round for the chained three-station count
     reg, gp1, gp2 = (pd.read_csv(study3[s]) for s in (REG, GP, G2))
     links = pd.DataFrame(out["links"])

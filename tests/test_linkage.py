@@ -9,9 +9,16 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import link_quality, make_study, recording_coordinator, rounded, station_paths, walk_strings
+from helpers import (
+    link_quality,
+    local_study,
+    make_study,
+    recording_coordinator,
+    rounded,
+    station_paths,
+    walk_strings,
+)
 
-from lancelot.cli import run_local
 from lancelot.linkage import pseudonym
 from lancelot.linkage.keys import key_recipes, key_strings
 from lancelot.linkage.normalise import normalise
@@ -35,7 +42,7 @@ def spec_of(paths) -> dict:
 
 
 def test_links_synthetic_data_against_the_truth_through_the_network(study):
-    result = run_local("link", station_paths(study), {"spec": spec_of(study), "evaluate": True}, evaluate=True)
+    result = local_study(station_paths(study)).link(spec_of(study), evaluate=True).to_json()
     truth = pd.read_csv(study["truth_links"], dtype=str)
     (p, r, f1), = link_quality(result["links"], truth).values()
     assert f1 >= 0.97, (p, r, f1)
@@ -103,7 +110,7 @@ def test_a_bad_rounding_base_is_refused_before_any_round(study, bad):
 
 
 def test_links_a_registry_with_two_gp_stations(study3):
-    result = run_local("link", station_paths(study3), {"spec": spec_of(study3), "evaluate": True}, evaluate=True)
+    result = local_study(station_paths(study3)).link(spec_of(study3), evaluate=True).to_json()
     truth = pd.read_csv(study3["truth_links"], dtype=str)
     quality = link_quality(result["links"], truth)
     assert set(quality) == {"gp_1", "gp_2"}
@@ -117,7 +124,7 @@ def test_links_a_registry_with_two_gp_stations(study3):
 def test_link_report_shows_each_pair(study3, tmp_path):
     from lancelot.report import write_link_report
 
-    result = run_local("link", station_paths(study3), {"spec": spec_of(study3)})
+    result = local_study(station_paths(study3)).link(spec_of(study3)).to_json()
     page = write_link_report(result, tmp_path).read_text()
     for pair, info in result["summary"]["pairs"].items():
         assert pair in page and str(info["linked"]) in page
@@ -126,11 +133,11 @@ def test_link_report_shows_each_pair(study3, tmp_path):
 
 def test_evaluate_is_refused_without_the_node_opt_in(study):
     with pytest.raises(LancelotError, match="LANCELOT_ALLOW_EVALUATE"):
-        run_local("link", station_paths(study), {"spec": spec_of(study), "evaluate": True}, evaluate=False)
+        local_study(station_paths(study), opt_in_evaluate=False).link(spec_of(study), evaluate=True)
 
 
 def test_without_evaluate_no_record_ids_are_returned(study):
-    result = run_local("link", station_paths(study), {"spec": spec_of(study)})
+    result = local_study(station_paths(study)).link(spec_of(study)).to_json()
     text = json.dumps(result)
     assert "links" not in result
     reg = pd.read_csv(study["registry"], dtype=str)
@@ -231,7 +238,7 @@ def test_bad_station_data_is_refused_with_station_and_column(study, tmp_path, mu
     stations["gp_1"] = tmp_path / "gp_bad.csv"
     bad.to_csv(stations["gp_1"], index=False)
     with pytest.raises(LancelotError, match=message) as err:
-        run_local("link", stations, {"spec": spec_of(study)})
+        local_study(stations).link(spec_of(study))
     assert "gp_1" in str(err.value)
 
 
@@ -241,7 +248,7 @@ def test_spec_naming_an_unknown_station_is_refused(study):
     for f in spec["fields"]:
         f["columns"]["gp_9"] = f["columns"]["gp_1"]
     with pytest.raises(LancelotError, match="gp_9"):
-        run_local("link", station_paths(study), {"spec": spec})
+        local_study(station_paths(study)).link(spec)
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -319,7 +326,7 @@ def test_mostly_empty_linkage_columns_are_refused_or_warned_about(study, tmp_pat
     stations["gp_1"] = tmp_path / "gp_empty.csv"
     empty.to_csv(stations["gp_1"], index=False)
     with pytest.raises(LancelotError, match="100% of the values of linkage field 'postcode' are missing") as err:
-        run_local("link", stations, {"spec": spec_of(study)})
+        local_study(stations).link(spec_of(study))
     assert "gp_1" in str(err.value) and "postcode" in str(err.value)
     half = gp.copy()
     half.loc[: int(len(half) * 0.6), "postcode"] = None

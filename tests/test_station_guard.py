@@ -12,9 +12,8 @@ import json
 import re
 
 import pytest
-from helpers import make_study, station_paths
+from helpers import local_study, make_study, station_paths
 
-from lancelot.cli import run_local
 from lancelot.linkage import pseudonym
 from lancelot.runtime.errors import LancelotError
 from lancelot.training import shares as sh
@@ -133,31 +132,31 @@ def test_the_operator_can_pin_the_coordinator_organisation(study, tmp_path):
 def test_crafted_exploration_specs_cannot_lift_the_node_policy(study, change, message):
     spec = {"linkage": link_spec(study), **change}
     with pytest.raises(LancelotError, match=message):
-        run_local("explore", station_paths(study), {"spec": spec})
+        local_study(station_paths(study)).explore(spec)
 
 
 def test_operator_identifiers_and_allow_list_bind_whatever_the_linkage_spec_says(study):
     spec = {"linkage": link_spec(study), "analyses": [{"type": "count", "variable": {"station": REG, "column": "stage"}}]}
     env = {REG: {"LANCELOT_IDENTIFIER_COLUMNS": "stage"}}
     with pytest.raises(LancelotError, match="identifier"):
-        run_local("explore", station_paths(study), {"spec": spec}, station_env=env)
+        local_study(station_paths(study), station_env=env).explore(spec)
     env = {REG: {"LANCELOT_POLICY": json.dumps({"analysis_columns": ["age_at_diagnosis"]})}}
     with pytest.raises(LancelotError, match="analysis_columns"):
-        run_local("explore", station_paths(study), {"spec": spec}, station_env=env)
+        local_study(station_paths(study), station_env=env).explore(spec)
 
 
 def test_two_field_match_keys_and_frequent_keys_are_refused_or_capped(study):
     spec = link_spec(study)
     with pytest.raises(LancelotError, match="combines 2 distinct fields"):
-        run_local("link", station_paths(study), {"spec": {**spec, "keys": [["surname", "birth_date"]]}})
-    loose = run_local("link", station_paths(study), {"spec": {**spec, "max_key_frequency": 1000}})
+        local_study(station_paths(study)).link({**spec, "keys": [["surname", "birth_date"]]})
+    loose = local_study(station_paths(study)).link({**spec, "max_key_frequency": 1000}).to_json()
     assert loose["protections"]["max_key_frequency"] == 5  # the node's ceiling, not the spec's
 
 
 def test_a_node_that_switches_the_similarity_step_off_sends_no_bloom_filters_whatever_the_spec_says(study):
     spec = {**link_spec(study), "similarity": True}
     env = {GP: {"LANCELOT_ALLOW_LINKAGE_SIMILARITY": "0"}}
-    out = run_local("link", station_paths(study), {"spec": spec}, station_env=env)
+    out = local_study(station_paths(study), station_env=env).link(spec).to_json()
     pair = out["summary"]["pairs"][f"{REG}~{GP}"]
     assert pair["linked_by_similarity"] == 0
     assert any("node policy at ['gp_1']" in w and "allow_linkage_similarity" in w for w in out["summary"]["warnings"])
@@ -167,7 +166,7 @@ def test_small_keys_are_refused_by_the_central_function_and_by_the_stations(stud
     spec = {"linkage": link_spec(study), "analyses": [
         {"type": "crosstab", "variables": [{"station": REG, "column": "stage"}, {"station": GP, "column": "copd"}]}]}
     with pytest.raises(LancelotError, match="key_bits must be 2048 or 3072"):
-        run_local("explore", station_paths(study), {"spec": spec, "key_bits": 1024})
+        local_study(station_paths(study)).explore(spec, key_bits=1024)
     from lancelot.policy import NodePolicy
 
     with pytest.raises(LancelotError, match="at least 3072 bits"):
@@ -181,12 +180,12 @@ def test_a_bad_node_policy_stops_the_station_with_the_setting_named(study):
                          ({"LANCELOT_POLICY": '{"min_cell_count": 20}', "LANCELOT_MIN_CELL_COUNT": "30"}, "set twice"),
                          ({"LANCELOT_POLICY": '{"minimum": 20}'}, "unknown setting 'minimum'")]:
         with pytest.raises(LancelotError, match=message):
-            run_local("link", station_paths(study), {"spec": spec}, station_env={GP: env})
+            local_study(station_paths(study), station_env={GP: env}).link(spec)
 
 
 def test_results_state_the_protections_in_force(study):
     env = {GP: {"LANCELOT_MIN_CELL_COUNT": "15", "LANCELOT_MAX_CATEGORIES": "8"}}
-    out = run_local("link", station_paths(study), {"spec": link_spec(study), "min_cell_count": 12}, station_env=env)
+    out = local_study(station_paths(study), station_env=env).link(link_spec(study), min_cell_count=12).to_json()
     p = out["protections"]
     assert p["min_cell_count"] == 15 and p["max_categories"] == 8 and p["min_key_bits"] == 2048
     assert out["summary"]["min_cell_count"] == 15
@@ -245,12 +244,10 @@ def test_a_result_above_the_node_limit_arrives_in_parts_and_changes_nothing(stud
     spec = {"linkage": link_spec(study), "analyses": [
         {"type": "crosstab", "variables": [{"station": REG, "column": "stage"}, {"station": GP, "column": "copd"}]},
         {"type": "summary", "variable": {"station": GP, "column": "bmi"}, "by": {"station": REG, "column": "surgery"}}]}
-    whole = run_local("explore", station_paths(study), {"spec": spec})
-    parts = run_local("explore", station_paths(study), {"spec": spec},
-                      station_env={GP: {"LANCELOT_MAX_RESULT_MB": "0.1"}})
+    whole = local_study(station_paths(study)).explore(spec).to_json()
+    parts = local_study(station_paths(study), station_env={GP: {"LANCELOT_MAX_RESULT_MB": "0.1"}}).explore(spec).to_json()
     assert parts["analyses"] == whole["analyses"] and parts["cohort"] == whole["cohort"]
     largest = 0.45e6  # at least this many bytes came from the GP in round 2: so at least 4 parts of 0.1 MB
     assert parts["cost"]["rounds"] >= whole["cost"]["rounds"] + int(largest // 0.1e6)
     with pytest.raises(LancelotError, match="'max_result_mb' must lie between 0.1 and 4096"):
-        run_local("link", station_paths(study), {"spec": link_spec(study)},
-                  station_env={GP: {"LANCELOT_MAX_RESULT_MB": "0"}})
+        local_study(station_paths(study), station_env={GP: {"LANCELOT_MAX_RESULT_MB": "0"}}).link(link_spec(study))

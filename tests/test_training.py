@@ -12,6 +12,7 @@ from cryptography.exceptions import InvalidTag
 from helpers import (
     is_significant,
     joined,
+    local_study,
     make_study,
     mean_step,
     pooled_design,
@@ -22,7 +23,6 @@ from helpers import (
 )
 from sklearn.metrics import roc_auc_score
 
-from lancelot.cli import run_local
 from lancelot.linkage.protocol import STEPS as LINK_STEPS
 from lancelot.runtime.errors import InputError, LancelotError
 from lancelot.training import shares as sh
@@ -77,8 +77,7 @@ def study(tmp_path_factory):
 @pytest.fixture(scope="module")
 def result(study):
     """Through the real vantage6 entry points (wrap_algorithm in fresh processes), in-process network."""
-    return run_local("train", station_paths(study), {"spec": spec_for(study, FEATURES), "evaluate": True},
-                     evaluate=True)
+    return local_study(station_paths(study)).train(spec_for(study, FEATURES), evaluate=True).to_json()
 
 
 def test_logistic_matches_statsmodels_on_the_linked_records(study, result):

@@ -11,6 +11,7 @@ import pytest
 import statsmodels.api as sm
 from helpers import (
     joined,
+    local_study,
     make_study,
     pooled_design,
     recording_coordinator,
@@ -21,7 +22,6 @@ from helpers import (
 )
 from lifelines import CoxPHFitter
 
-from lancelot.cli import run_local
 from lancelot.linkage.protocol import STEPS as LINK_STEPS
 from lancelot.runtime.errors import LancelotError
 from lancelot.training.protocol import STEPS as TRAIN_STEPS
@@ -79,8 +79,7 @@ def study(tmp_path_factory):
 @pytest.fixture(scope="module")
 def result(study):
     """Efron, through the real vantage6 entry points (wrap_algorithm in fresh processes)."""
-    return run_local("train", station_paths(study), {"spec": spec_for(study, FEATURES), "evaluate": True},
-                     evaluate=True)
+    return local_study(station_paths(study)).train(spec_for(study, FEATURES), evaluate=True).to_json()
 
 
 @pytest.fixture(scope="module")

@@ -370,11 +370,12 @@ def test_report_and_command_line_show_effect_modification_and_both_arms(cox2, tm
 
 
 def test_client_views_and_the_schema(logistic2):
-    from lancelot.client import TrainResult
+    from lancelot.results import LogisticModel, Model
     from lancelot.validate import validate_spec
 
     result, _ = logistic2
-    model = TrainResult(result, task_id=1, seconds=0.0)
+    model = Model.from_json(result, task_id=1, seconds=0.0)
+    assert type(model) is LogisticModel and model.to_json() is result
     table = model.effect_modification()
     assert list(table["interaction"].unique()) == [b["interaction"] for b in result["interactions"]]
     assert {"effect_of", "at", "odds_ratio", "ci_low", "ci_high", "interaction_p_value"} <= set(table.columns)

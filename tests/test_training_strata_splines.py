@@ -15,6 +15,7 @@ from helpers import (
     assert_close_in_se,
     harrell,
     joined,
+    local_study,
     make_study,
     pooled_design,
     recording_coordinator,
@@ -310,13 +311,12 @@ def test_the_treatment_effects_example_through_the_real_entry_points(tmp_path):
     immunotherapy by COPD status and the two predicted survival curves of a profile."""
     from pathlib import Path
 
-    from lancelot.cli import run_local
     from lancelot.report import write_train_report
 
     study = make_study(tmp_path, patients=1200, gp_stations=1, seed=8)
     example = json.loads((Path(__file__).resolve().parents[1] / "docs/examples/nsclc_treatment_effects.json").read_text())
     spec = {**example, "linkage": json.loads(study["link_spec"].read_text()), "tolerance": 1e-10}
-    result = run_local("train", station_paths(study), {"spec": spec, "evaluate": True}, evaluate=True)
+    result = local_study(station_paths(study)).train(spec, evaluate=True).to_json()
     mains = [f for f in example["features"] if "interaction" not in f]
     x, data = pooled_design(joined(study, result["links"], [REG, GP]), [{**f, "spline": None} for f in mains],
                             [TIME, EVENT, "stage"])

@@ -70,9 +70,15 @@ def design_row(model: dict, profile: dict) -> np.ndarray:
 
 
 def predict(model: dict, profile: dict) -> dict:
-    if model.get("model") == "cox":
-        return predict_survival(model, profile)
-    if model.get("model") != "logistic" or "covariance" not in model:
+    """Risk (logistic) or survival (Cox) for a training result's JSON: its result object knows which."""
+    from ..results.models import Model
+
+    return Model.from_json(model).predict(profile)
+
+
+def predict_risk(model: dict, profile: dict) -> dict:
+    """A logistic model's predicted risk for the profile, with its 95% interval."""
+    if "covariance" not in model:
         raise InputError("not a logistic training result with a covariance matrix (re-run lancelot train)")
     x = design_row(model, profile)
     beta = np.array([r["estimate"] for r in model["coefficients"]])
@@ -117,11 +123,19 @@ def predict_survival(model: dict, profile: dict) -> dict:
             **({"stratum": {base["stratified_by"]: stratum}} if stratum is not None else {})}
 
 
-def compare_treatment(model: dict, profile: dict, treatment: str, values: list | None = None) -> dict:
+def compare_treatment(model: dict, profile: dict, treatment: str, values: list | None = None,
+                      predict_one=None, ratio: str = "", what: str = "") -> dict:
     """The decision-support view: the profile's predicted risk (logistic) or survival (Cox) with each value of
     ``treatment`` (a categorical feature's levels, a numeric one's ``values``, default 0 and 1), side by side
     with 95% intervals, and the treatment's odds or hazard ratio for this profile against the first value
-    (interactions included: the effect modification at the profile's values). Research use only."""
+    (interactions included: the effect modification at the profile's values). Research use only.
+
+    ``predict_one``, ``ratio`` and ``what`` (e.g. :func:`predict_risk`, "odds_ratio", "predicted risk") come
+    from the model's result object; given a bare JSON dict, that object is made first."""
+    if predict_one is None:
+        from ..results.models import Model
+
+        return Model.from_json(model).compare_treatment(profile, treatment, values)
     names = [r["feature"] for r in model["coefficients"]]
     levels = [n.split("=", 1)[1] for n in names if n.startswith(treatment + "=") and ":" not in n]
     if levels:
@@ -130,12 +144,10 @@ def compare_treatment(model: dict, profile: dict, treatment: str, values: list |
         values = list(values) if values else [0, 1]
     else:
         raise InputError(f"'{treatment}' is not a feature of the model")
-    arms = [{"treatment": {treatment: v}, **predict(model, {**profile, treatment: v})} for v in values]
+    arms = [{"treatment": {treatment: v}, **predict_one(model, {**profile, treatment: v})} for v in values]
     for arm in arms:
         arm.pop("label", None)
         arm.pop("profile", None)
-    cox = model.get("model") == "cox"
-    ratio = "hazard_ratio" if cox else "odds_ratio"
     beta = np.array([r["estimate"] for r in model["coefficients"]])
     cov = np.array(model["covariance"])
     base_row = design_row(model, {**profile, treatment: values[0]})
@@ -147,7 +159,7 @@ def compare_treatment(model: dict, profile: dict, treatment: str, values: list |
                           "ci_low": math.exp(est - Z_95 * se), "ci_high": math.exp(est + Z_95 * se)})
     return {"profile": {k: val for k, val in profile.items() if k != treatment}, "treatment": treatment, "arms": arms,
             "ratios": contrasts, "label": RESEARCH_USE,
-            "note": ("predicted survival" if cox else "predicted risk") + " for the same profile with each value of "
+            "note": f"{what} for the same profile with each value of "
                     f"{treatment}, and the {ratio.replace('_', ' ')} for this profile (with any interaction terms at "
                     "its values), 95% intervals from the model's covariance; associations in observational data, not "
                     "causal effects"}

@@ -35,9 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..algorithms import PACKAGES
+
 # Imported once in the forkserver, so that a run process starts in milliseconds (the algorithm
 # packages save 0.2 s per subtask).
-_ALGORITHMS = ["lancelot_linkage", "lancelot_exploration", "lancelot_training"]
+_ALGORITHMS = PACKAGES
 _PRELOAD = ["numpy", "pandas", "gmpy2", "jwt", "cryptography.hazmat.primitives.asymmetric.x25519",
             "vantage6.algorithm.tools.wrap", "vantage6.algorithm.tools.decorators", "lancelot.v6.adapter",
             *_ALGORITHMS]

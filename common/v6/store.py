@@ -19,22 +19,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..algorithms import ALGORITHMS as REGISTRY
 from .adapter import DEFAULT_SUBTASK_TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[2]
-ALGORITHMS = {
-    "linkage": ("lancelot_linkage", "lancelot linkage",
-                "Privacy-preserving record linkage of one registry (hub) with one or more stations on "
-                "quasi-identifiers, tolerant of errors; the link stays at the coordinator (2 rounds)."),
-    "exploration": ("lancelot_exploration", "lancelot exploration",
-                    "Counts, crosstabs, summaries, histograms, correlations, missingness, Kaplan-Meier and a "
-                    "paper's Table 1 on the privately linked cohort, variables at different stations, with "
-                    "disclosure control."),
-    "training": ("lancelot_training", "lancelot training",
-                 "Logistic regression and Cox proportional hazards (Efron or Breslow ties) on the privately "
-                 "linked cohort with features at several stations, fitted exactly (pooled-equal coefficients) "
-                 "by Newton-Raphson on secret shares."),
-}
+# name -> (package, store name, store description), from the one registry (lancelot.algorithms)
+ALGORITHMS = {a.name: (a.package, a.title, a.description) for a in REGISTRY.values()}
 # The project has no public home yet: set these (and the image registry) before submitting to a store.
 CODE_URL = "https://example.invalid/lancelot"
 DOC_URL = CODE_URL + "/docs"

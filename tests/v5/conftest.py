@@ -29,12 +29,12 @@ collect_ignore_glob = [] if _vantage6_5() else ["test_*.py"]
 
 REFERENCE_SCRIPT = """import json, sys
 from pathlib import Path
-from lancelot.cli import run_local
+from lancelot import Study
 from lancelot.v6.entry import MAJOR
 assert MAJOR == 4, MAJOR
 a = json.loads(Path(sys.argv[1]).read_text())
-st = {k: Path(v) for k, v in a["stations"].items()}
-out = {n: run_local(j["algorithm"], st, j["kwargs"], evaluate=j["evaluate"]) for n, j in a["jobs"].items()}
+study = Study.local({k: Path(v) for k, v in a["stations"].items()}, check_spec=False)
+out = {n: study.run(j["algorithm"], **j["kwargs"]).to_json() for n, j in a["jobs"].items()}
 Path(sys.argv[2]).write_text(json.dumps(out))
 """
 

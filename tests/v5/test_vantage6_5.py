@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from helpers import station_paths
 
-from lancelot.cli import run_local
+from lancelot.study import run_local
 from lancelot.v6.entry import MAJOR
 from lancelot.v6.v5.local import LocalNetwork5
 from lancelot.v6.v5.mock import StudyMockNetwork
@@ -134,7 +134,7 @@ def test_process_harness_gives_the_415_result(study, jobs, references, name, tmp
 
 
 def test_the_command_line_runs_on_the_5x_harness(tmp_path):
-    """``lancelot link/explore/train`` (run_local) picks the installed major's network."""
+    """``lancelot link/explore/train`` (Study.local's transport, run_local) picks the installed major's network."""
     from lancelot.v6.entry import local_network
 
     assert local_network() is LocalNetwork5
@@ -142,11 +142,5 @@ def test_the_command_line_runs_on_the_5x_harness(tmp_path):
     for name, values in {"a": [1, 2, 3], "b": [10, 20]}.items():
         paths[name] = tmp_path / f"{name}.csv"
         paths[name].write_text("x\n" + "\n".join(map(str, values)) + "\n")
-    from lancelot import cli
-
-    cli.ALGORITHMS["toy"] = "toy_algorithm"
-    try:
-        out = run_local("toy", paths, {"column": "x"})
-    finally:
-        del cli.ALGORITHMS["toy"]
+    out = run_local("toy_algorithm", paths, {"column": "x"})
     assert out["first"]["a"]["column_sum"] == 6.0 and out["second"]["b"]["from_state"] is not None
