@@ -34,6 +34,7 @@ import numpy as np
 
 from ..crypto import PrivateKey, PublicKey, generate_keypair
 from ..crypto.multiexp import multiexp
+from ..crypto.pool import process_pool
 from ..crypto.serial import ciphertexts_from_str, ciphertexts_to_str, plaintexts_from_str, plaintexts_to_str
 
 STAT_BITS = 40
@@ -227,16 +228,15 @@ def aggregate(pub: PublicKey, cts: list[list[int]], columns: list[np.ndarray], g
     nsq = gmpy2.mpz(pub.n) * pub.n
     mpz_groups = [[gmpy2.mpz(c) for c in group] for group in cts]
     capacity = pub.n_bits - 1
-    packed, layout = [], []
+    layout: list[list[tuple[int, int]]] = []
     pending: list[tuple[object, int, tuple[int, int]]] = []
+
+    batches: list[list[tuple[object, int]]] = []
 
     def flush() -> None:
         if not pending:
             return
-        acc = pending[-1][0]
-        for ct, bits, _ in reversed(pending[:-1]):
-            acc = gmpy2.powmod(acc, 1 << bits, nsq) * ct % nsq
-        packed.append(acc)
+        batches.append([(ct, bits) for ct, bits, _ in pending])
         layout.append([key for _, _, key in pending])
         pending.clear()
 
@@ -263,8 +263,26 @@ def aggregate(pub: PublicKey, cts: list[list[int]], columns: list[np.ndarray], g
             pending.append((acc, bits, (a, g)))
             used_bits += bits
     flush()
+    packed = _horner_all(batches, nsq)
     rerand = fresh_zeros(pub, len(packed))  # this station's own randomness
     return [int(c * z % nsq) for c, z in zip(packed, rerand)], layout
+
+
+def _horner(batch: list[tuple[object, int]], nsq: object) -> object:
+    """One packed ciphertext: each result shifted above the ones before it (one squaring per bit)."""
+    acc = batch[-1][0]
+    for ct, bits in reversed(batch[:-1]):
+        acc = gmpy2.powmod(acc, 1 << bits, nsq) * ct % nsq
+    return acc
+
+
+def _horner_all(batches: list[list[tuple[object, int]]], nsq: object) -> list:
+    """Every packed ciphertext; the squarings (about 2,000 per ciphertext) over worker processes when many."""
+    n_workers = workers()
+    if n_workers <= 1 or len(batches) < 8 * n_workers:
+        return [_horner(b, nsq) for b in batches]
+    with process_pool(n_workers) as pool:
+        return list(pool.map(_horner, batches, [nsq] * len(batches), chunksize=max(1, len(batches) // (4 * n_workers))))
 
 
 _TABLE_PAYS = 64  # below this many encryptions a fixed-base table (about 270 encryptions' work) does not pay
