@@ -27,7 +27,7 @@ from ..linkage.protocol import station_rows
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
-from . import cox, logistic, products, terms
+from . import cox_fit, cox_steps, logistic, products, terms
 from . import shares as sh
 from .channel import (
     STATE,
@@ -99,7 +99,7 @@ def step_aggregate(ctx: StationContext, payload: dict) -> dict:
 
 
 STEPS = {"train_setup": step_setup, "train_rows": step_rows, "train_share": step_share,
-         "train_open": step_open, "train_aggregate": step_aggregate, **cox.STEPS}
+         "train_open": step_open, "train_aggregate": step_aggregate, **cox_steps.STEPS}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,7 +127,7 @@ def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None =
     if len(stations) < 2:
         raise InputError("training needs at least two stations (a hub with the outcome and one more)")
     if spec.model == "cox":
-        return cox.train_cox(coordinator, spec, spec_raw, min_cell_count=min_cell_count, evaluate=evaluate,
+        return cox_fit.train_cox(coordinator, spec, spec_raw, min_cell_count=min_cell_count, evaluate=evaluate,
                              rounding_base=rounding_base)
     st = start_training(coordinator, spec, spec_raw, min_cell_count, evaluate, "train_rows", "the outcome",
                         rounding_base)

@@ -1,0 +1,461 @@
+"""Cox proportional hazards on the linked cohort, fitted exactly by Newton-Raphson (Efron or Breslow ties):
+the coordinator's side (the station steps are in :mod:`lancelot.training.cox_steps`).
+
+The hub H holds survival time and event; its partner P and further stations O hold features.
+Unlike logistic regression, Cox needs the time order: every risk-set sum runs over the records
+still alive at an event time. Design (algebra and leakage: docs/leakage/training.md):
+
+* **Domain = all of H's rows, padded.** H and P hold the design matrix in H's (shuffled) row
+  order as f = X - b (both know f, only the coordinator C knows b); rows of H that are not in the
+  cohort get zero features from dummy rows, so nobody but C knows who is linked. H knows its own
+  time order; it tells P (sealed) the order and the tie structure of its whole table, which
+  means nothing to P. C never learns the time order.
+* **Per iteration** H and P open the linear predictors to C in a fresh secret permutation (as in
+  logistic regression, padding rows randomised); C computes r = exp(z - max z) exactly and deals
+  shares of it. H and P form risk-set sums S_k and G_k = sum r x in time order on shares, and open
+  them to C only blinded: S_k times a random factor (log-uniform over 2^64) and G_k under a
+  uniform mask. C inverts the blinded sums, H and P unblind, and the per-record weights
+  w_i = r_i (Lambda_i - d_i B_i) and the risk-set means come back as shares. Gradient X'(d - w)
+  and Hessian X'WX - sum_l abar_l abar_l' are opened as sums only.
+* **Efron ties** need (S_k - a S^D_k) for a = l / D_k, with D_k the number of cohort deaths at the
+  k-th event time, which only C may know: one extra round in which C deals a * (masked S^D_k).
+
+Rounds: 2 linkage rounds (carrying the set-up), 1 share round, then per iteration 4 (Breslow) or
+5 (Efron); the concordance index comes with the last iteration when Newton's step sizes predict
+it (otherwise one more round).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..disclosure import release_count, spaced_times
+from ..runtime.coordinator import Coordinator, StepCall
+from ..runtime.errors import InputError, PrivacyError
+from . import hazards, logistic, products, terms
+from . import shares as sh
+from .cox_steps import (
+    A_BITS,
+    ALPHA_BITS,
+    BASE_BITS,
+    E_BITS,
+    FRAC_BITS_BETA,
+    LOGRHO_BITS,
+    RG,
+    RX,
+    W_BITS,
+    XBAR_BITS,
+    deal_share,
+)
+from .design import FRAC_BITS_X, TrainSpec
+from .logistic import check_levels
+from .release import COX_CELLS, check_residual_dof, disclosure_note
+from .start import start_training
+
+
+def _reciprocal(values: np.ndarray, bits: int) -> np.ndarray:
+    """floor(2^bits / v) for positive ring elements (0 where v is 0)."""
+    return np.array([(1 << bits) // int(v) if int(v) > 0 else 0 for v in values], dtype=object)
+
+
+def _opened(ring, results: dict, key: str) -> np.ndarray:
+    return ring.add(*[ring.unpack(r[key]) for r in results.values()])
+
+
+def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cell_count: int | None = None,
+              evaluate: bool = False, rounding_base: int | None = None) -> dict:
+    st = start_training(coordinator, spec, spec_raw, min_cell_count, evaluate, "cox_rows",
+                        "the survival time and event", rounding_base)
+    hub, partner, seeds, linkage, widths = st.hub, st.partner, st.seeds, st.linkage, st.widths
+    if st.p == 0:
+        raise InputError("a Cox model needs at least one feature")
+    cohort, n, q_design = linkage.cohort(), linkage.n_rows[hub], st.q_design
+
+    # the mask b over the hub's rows; corrections turn masked rows into f = X - b in the hub's order
+    b = sh.prg(seeds[hub], "b", (n, q_design)) + sh.prg(seeds[partner], "b", (n, q_design))
+    member = np.zeros(n, dtype=np.uint64)
+    member[cohort[hub]] = 1
+    outside = np.setdiff1d(np.arange(n), cohort[hub])
+    parts: dict[str, dict] = {hub: {}, partner: {}}
+    for s, q in widths:
+        cols = b[:, st.col_start(s):st.col_start(s) + q]
+        if s == hub:
+            parts[partner][s] = {"sealed": st.sealed[s], "corr": sh.pack(sh.prg(seeds[s], "rows", (n, q)) + cols)}
+            continue
+        n_s = linkage.n_rows[s]
+        ext = sh.permutation(seeds[s], "ext", n_s + n)
+        idx = np.empty(n, dtype=np.int64)
+        idx[cohort[hub]] = ext[cohort[s]]                 # linked: the station's own row
+        idx[outside] = ext[n_s + np.arange(len(outside))]  # not linked: a distinct dummy row
+        corr = sh.prg(seeds[s], "rows", (n_s + n, q))[idx] + cols
+        parts[hub][s] = {"sealed": st.sealed[s], "idx": idx.tolist(), "corr": sh.pack(corr)}
+    m_partner = member - sh.prg(seeds[hub], "m", n)
+    layout = st.layout
+    extra: dict[str, dict] = {hub: {}, partner: {}}
+    if layout["products"]:   # interaction columns: Beaver triples and truncation masks (products.py)
+        extra = {hub: {"products": {"layout": layout}},
+                 partner: {"products": {"layout": layout, **products.deal(seeds[hub], seeds[partner], layout, n, b)}}}
+    with coordinator.cost.phase("training: shares"):
+        res = coordinator.round({hub: StepCall("cox_share", {"parts": parts[hub], "partner": partner, **extra[hub]}),
+                                 partner: StepCall("cox_share", {"parts": parts[partner], "partner": hub,
+                                                                 "m": sh.pack(m_partner), **extra[partner]})},
+                                label="training: shares of the hub-ordered design from the relayed rows"
+                                + (" and interaction products (opening 1 of 2)" if layout["products"] else ""))
+    relay = {hub: res[partner]["sealed"], partner: res[hub]["sealed"]}
+    if layout["products"]:
+        relay["products"] = {hub: res[partner]["products"], partner: res[hub]["products"]}
+
+    fit = _CoxFit(coordinator, spec, seeds[hub], hub, partner, st.layout, st.open_names, st.p, st.names, st.features,
+                  st.k, st.base)
+    fit.interactions = st.interactions
+    if spec.strata is not None:
+        fit.strata = {"station": spec.strata[0], "column": spec.strata[1], "levels": st.metas[hub]["strata_levels"]}
+    fit.iterate(relay)
+    result = fit.result(linkage, spec, st.protections)
+    if evaluate:
+        result["links"] = linkage.links_table()
+    return result
+
+
+class _CoxFit:
+    """The coordinator's side of the Newton iterations (state between rounds lives here)."""
+
+    def __init__(self, coordinator, spec, seed_hub, hub, partner, layout, open_names, p, names, features, k, base):
+        self.c, self.spec, self.seed, self.hub, self.partner = coordinator, spec, seed_hub, hub, partner
+        self.layout, self.open_names, self.p, self.names, self.features, self.k = layout, open_names, p, names, features, k
+        self.base = base
+        self.efron = spec.ties == "efron"
+        self.history: list[dict] = []
+        self.summaries: list[dict] = []
+        self.concordance: dict | None = None
+        self.interactions: list[dict] = []
+        self.strata: dict | None = None
+
+    def _round(self, step: str, common: dict, partner_only: dict, label: str, each: dict | None = None) -> dict:
+        each = each or {}
+        calls = {self.hub: StepCall(step, {**common, **each.get(self.hub, {})}),
+                 self.partner: StepCall(step, {**common, **partner_only, **each.get(self.partner, {})})}
+        return self.c.round(calls, label=label)
+
+    def iterate(self, relay: dict) -> None:
+        spec, p = self.spec, self.p
+        beta = np.zeros(p)
+        converged = False
+        with self.c.cost.phase("training: Newton iterations"):
+            for t in range(spec.max_iterations):
+                hess, grad, loglik = self._iteration(t, beta, relay if t == 0 else None)
+                try:
+                    step = hazards.newton_step(hess, grad, beta, spec.penalty)
+                except np.linalg.LinAlgError:
+                    raise _divergence(self.names, beta) from None
+                beta = beta + step
+                # at beta = 0 the partial likelihood is a function of the risk-set sizes alone: withheld
+                self.history.append({"iteration": t + 1, "log_partial_likelihood": loglik if t else None,
+                                     "max_step": float(np.max(np.abs(step)))})
+                self.c.log(f"training: iteration {t + 1}: " + (f"log partial likelihood {loglik:.6f}, " if t else "")
+                           + f"largest step {np.max(np.abs(step)):.2e}")
+                if not np.all(np.isfinite(beta)) or np.max(np.abs(beta)) > hazards.SEPARATION_LIMIT:
+                    raise _divergence(self.names, beta - step)
+                # stop without opening z at the new coefficients (see logistic regression)
+                if np.max(np.abs(step)) ** 2 < spec.tolerance:
+                    converged = True
+                    break
+        if not converged:
+            raise InputError(f"no convergence in {spec.max_iterations} Newton iterations (a feature that orders "
+                             "the events perfectly, or a nearly collinear design?); raise max_iterations or add a penalty")
+        self.beta_final, self.converged = beta, converged
+        if self.concordance is None:   # it did not come with the last iteration: one more round
+            with self.c.cost.phase("training: concordance"):
+                kappa, deal = self._concordance_material()
+                res = self._round("cox_finish", {"t": self.last["t"], "bins": self.spec.concordance_bins}, deal,
+                                  "training: concordance (binned pair counts)")
+                self._concordance_from(res, kappa)
+
+    def _iteration(self, t: int, beta: np.ndarray, relay: dict | None):
+        spec, p, hub, partner, seed = self.spec, self.p, self.hub, self.partner, self.seed
+        n_open = len(self.open_names)
+        calls_common = {"t": t, "beta": [int(v) for v in np.rint(beta * 2 ** FRAC_BITS_BETA)], "layout": self.layout}
+        extra: dict[str, dict] = {hub: {}, partner: {}}
+        if relay:
+            extra = {hub: {"relay": relay[hub], "partner": partner}, partner: {"relay": relay[partner], "partner": hub}}
+            for s_ in (hub, partner):
+                if "products" in relay:
+                    extra[s_]["products_relay"] = relay["products"][s_]
+        calls = {s_: StepCall("cox_open", {**calls_common, **extra[s_]}) for s_ in (hub, partner)}
+        res = self.c.round(calls, label=f"training: iteration {t + 1}, open permuted linear predictors")
+        each = ({hub: {"products_relay": res[partner]["products"]}, partner: {"products_relay": res[hub]["products"]}}
+                if relay and "products" in relay else None)
+        opened = sh.unpack(res[hub]["shares"]) + sh.unpack(res[partner]["shares"])
+        z = sh.decode(opened[:, 0], FRAC_BITS_X + FRAC_BITS_BETA)
+        ov = opened[:, 1:1 + n_open].view(np.int64)
+        member = opened[:, 1 + n_open] == 1
+        b_prime = opened[:, 2 + n_open:]
+        complete = member & np.all(ov[:, [i for i, nm in enumerate(self.open_names) if nm.startswith("complete:")]] == 1,
+                                   axis=1)
+        died = complete & (ov[:, self.open_names.index("outcome")] == 1)
+        if t == 0:
+            self._check_counts(complete, died)
+        n = len(z)
+        zmax = float(np.max(z[complete]))
+        risk = np.where(complete, np.exp(np.where(complete, z - zmax, 0.0)), 0.0)
+        e_int = np.where(complete, np.maximum(np.rint(risk * 2.0 ** E_BITS), 1), 0).astype(np.int64)
+        e = RX.element(e_int.astype(object))
+        bs = RX.from_u64(b_prime)
+        dl = RX.element(died.astype(object) * (1 << W_BITS))
+        de = RX.element(np.where(died, e_int, 0).astype(object))
+        u_e = RX.mul(e[:, None], bs)
+        deal = {"e": deal_share(RX, seed, "e", t, e), "Ue": deal_share(RX, seed, "Ue", t, u_e), "Bs": deal_share(RX, seed, "Bs", t, bs),
+                "dl": deal_share(RX, seed, "dl", t, dl), "k": deal_share(RX, seed, "k", t, RX.element(complete.astype(object)))}
+        u_d = None
+        if self.efron:
+            u_d = RX.mul(de[:, None], bs)
+            deal.update(de=deal_share(RX, seed, "de", t, de), Ud=deal_share(RX, seed, "Ud", t, u_d))
+        common = {"t": t, "p": p, "features": self.layout["features"], "ties": spec.ties}
+        res = self._round("cox_groups", common, deal, f"training: iteration {t + 1}, risk-set sums (blinded)", each)
+        deaths_g = np.rint(RX.decode(_opened(RX, res, "deaths"), W_BITS)).astype(np.int64)   # sigma order
+        sizes = np.asarray(res[hub]["sizes"], dtype=np.int64)
+        groups = np.repeat(np.arange(len(sizes)), sizes)
+        offsets = np.concatenate([np.arange(s) for s in sizes]) if len(sizes) else np.zeros(0, np.int64)
+        used = offsets < deaths_g[groups]
+        a_int = np.zeros(len(groups), dtype=object)
+        if self.efron:
+            sd_m, gd_m = _opened(RG, res, "sd"), _opened(RG, res, "gd")
+            a_int = np.array([int(round(o * 2 ** A_BITS / d)) if u else 0
+                              for o, d, u in zip(offsets, deaths_g[groups], used)], dtype=object)
+            fr = {"a": deal_share(RG, seed, "a", t, RG.element(a_int)),
+                  "aS": deal_share(RG, seed, "aS", t, RG.mul(a_int, sd_m[groups])),
+                  "aG": deal_share(RG, seed, "aG", t, RG.mul(a_int[:, None], gd_m[groups]))}
+            res = self._round("cox_fractions", {"t": t, "p": p}, fr,
+                              f"training: iteration {t + 1}, Efron tie terms (blinded)")
+        phi, y = _opened(RG, res, "phi"), _opened(RG, res, "y")
+        inverse = _reciprocal(phi, ALPHA_BITS)
+        first = np.flatnonzero(offsets == 0)
+        alpha0 = inverse[first]
+        dal0 = RG.element(alpha0 * deaths_g.astype(object))
+        # weight of each grid point: Efron 1 for each of the D tie terms, Breslow D on its one point
+        weight = used.astype(object) if self.efron else deaths_g[groups].astype(object)
+        alpha = RG.element(inverse * weight)
+        co = {"al": deal_share(RG, seed, "al", t, alpha), "used": deal_share(RX, seed, "used", t, RX.element(weight)),
+              "dal0": deal_share(RG, seed, "dal0", t, dal0)}
+        if self.efron:
+            co["alY"] = deal_share(RG, seed, "alY", t, RG.mul(alpha[:, None], y))
+            co["ala"] = deal_share(RG, seed, "ala", t, RG.mul(alpha, a_int))
+        else:
+            alpha_r = RG.element(np.where(used, inverse, 0))
+            co.update(alR=deal_share(RG, seed, "alR", t, alpha_r), alY=deal_share(RG, seed, "alY", t, RG.mul(alpha_r[:, None], y)),
+                      alLY=deal_share(RG, seed, "alLY", t, RG.mul(alpha[:, None], y)))
+        res = self._round("cox_coefficients", common, co, f"training: iteration {t + 1}, unblind risk-set terms")
+        abar_m = _opened(RG, res, "abar")
+        left_m = abar_m if self.efron else _opened(RG, res, "left")
+        second = RG.sub(RG.dot(left_m.T, abar_m), _opened(RG, res, "cross"))
+        second = RG.decode(second, 2 * XBAR_BITS).astype(float)
+        second = (second + second.T) / 2
+        log_phi = sum(int(w) * math.log2(int(v)) for v, w in zip(phi, weight) if w)   # log2(rho phi_int), weighted
+        log_rho = float(RX.decode(_opened(RX, res, "logrho"), LOGRHO_BITS))
+        events = int(deaths_g.sum())
+        loglik = float(np.sum(z[died] - zmax)) - math.log(2) * (log_phi - log_rho - events * (A_BITS + E_BITS))
+        v1 = _opened(RX, res, "v1")
+        a_w = RX.mul(e, v1)
+        if self.efron:
+            a_w = RX.sub(a_w, RX.mul(de, _opened(RX, res, "v2")))
+        lam_m = _opened(RG, res, "lam")
+        we = {"a": deal_share(RX, seed, "a", t, a_w), "v": deal_share(RX, seed, "v", t, RX.mul(a_w[:, None], bs)),
+              "a0": deal_share(RG, seed, "a0", t, RG.element(alpha0)), "lamA": deal_share(RG, seed, "lamA", t, RG.mul(alpha0, lam_m)),
+              "qA": deal_share(RG, seed, "qA", t, RG.mul(dal0[:, None], abar_m[first]))}
+        kappa = None
+        self.last = {"t": t, "z": z, "complete": complete, "died": died, "n": n}
+        if self._last_iteration_expected():
+            kappa, material = self._concordance_material()
+            we.update(material)
+            common = {**common, "concordance_bins": spec.concordance_bins}
+        res = self._round("cox_weights", common, we, f"training: iteration {t + 1}, gradient and Hessian shares"
+                          + (" (and the concordance)" if kappa is not None else ""))
+        self.concordance = None
+        if kappa is not None:
+            self._concordance_from(res, kappa)
+        first_part = RX.add(RX.dot(bs.T, _opened(RX, res, "u")), _opened(RX, res, "first"))
+        hess = RX.decode(first_part, W_BITS + 2 * FRAC_BITS_X).astype(float) - second
+        hess = (hess + hess.T) / 2
+        grad = RX.add(RX.dot(bs.T, RX.sub(dl, a_w)), _opened(RX, res, "grad"))
+        grad = RX.decode(grad, W_BITS + FRAC_BITS_X).astype(float)
+        if t == 0:
+            logistic.check_identifiable(hess, self.names)
+            sxx = RX.add(RX.dot(bs.T, u_e), _opened(RX, res, "sxx"))
+            sx = RX.add(RX.dot(bs.T, e), _opened(RX, res, "sx"))
+            n_c = int(complete.sum())
+            sum_x = RX.decode(sx, E_BITS + FRAC_BITS_X).astype(float)
+            sum_xd = RX.decode(RX.add(RX.dot(bs.T, dl), _opened(RX, res, "sxd")), W_BITS + FRAC_BITS_X).astype(float)
+            n_d = int(died.sum())
+            check_levels(hazards.binary_levels(sum_x, sum_xd, n_c, n_d, self.features), self.k, COX_CELLS)
+            totals = terms.original_sums(sum_x, n_c, self.features)
+            terms.check_cross_cells(self.interactions, self.features, {
+                "patients": (totals, n_c), "events": (terms.original_sums(sum_xd, n_d, self.features), n_d)}, self.k)
+            self.summaries = terms.with_product_means(
+                hazards.feature_summary(sum_x, RX.decode(sxx, E_BITS + 2 * FRAC_BITS_X).astype(float), n_c, self.features,
+                                        self.base),
+                self.features, totals, n_c, first=0, base=self.base)
+            self.events_at = np.rint(RX.decode(_opened(RX, res, "events_at"), W_BITS)).astype(np.int64)
+            self.mean = totals / n_c     # the complete cases' mean of every term (original scale)
+            if self.strata is not None:
+                self._check_strata(_opened(RX, res, "strata_n"))
+        base = RG.decode(_opened(RG, res, "base"), 0)   # rows: times; cols: Lambda, V0, Q (raw scales)
+        self.last.update(zmax=zmax, beta=beta.copy(), hess=hess, base=base,
+                         at_risk=RX.signed(_opened(RX, res, "at_risk")).astype(np.int64))
+        return hess, grad, loglik
+
+    def _check_strata(self, opened: np.ndarray) -> None:
+        """Every stratum needs k complete cases and k deaths: its baseline hazard is estimated from them alone.
+        Checked at the first iteration, before any coefficient exists; the message names the strata, not counts."""
+        levels = self.strata["levels"]
+        sizes = RX.signed(opened[:len(levels)]).astype(np.int64)
+        deaths = np.rint(RX.decode(opened[len(levels):], W_BITS)).astype(np.int64)
+        small = [lv for lv, n, d in zip(levels, sizes, deaths) if n < self.k or d < self.k]
+        if small:
+            raise PrivacyError(f"strata {', '.join(repr(s) for s in small)} of '{self.strata['column']}' have fewer than "
+                               f"{self.k} complete cases or deaths among the linked cohort: a baseline hazard of its own "
+                               "would reveal them; merge strata", station=self.strata["station"],
+                               column=self.strata["column"])
+        self.strata["n"], self.strata["events"] = sizes.tolist(), deaths.tolist()
+
+    def _check_counts(self, complete: np.ndarray, died: np.ndarray) -> None:
+        """Before any coefficient exists: k complete cases and events, ACRO's residual degrees of freedom
+        counted on events (the partial likelihood is a sum over events: censored records only fill risk
+        sets), and (a statistical rule) 10 events per coefficient. No message shows a count."""
+        n_c, events = int(complete.sum()), int(died.sum())
+        if n_c < self.k or events < self.k:
+            raise PrivacyError(f"too few complete cases or events (minimum {self.k} each) in the linked cohort")
+        check_residual_dof(events, self.p, "events")
+        if events < 10 * self.p:
+            raise InputError(f"too few events for {self.p} coefficients: at least 10 events per coefficient are "
+                             "needed")
+
+    def _last_iteration_expected(self) -> bool:
+        """Newton converges quadratically: after a step s the next is about s^2, so the fit stops after
+        this iteration when s^4 is below the tolerance (then the concordance comes with its weights)."""
+        return bool(self.history) and self.history[-1]["max_step"] ** 4 < self.spec.tolerance
+
+    def _concordance_material(self) -> tuple[np.ndarray, dict]:
+        """Each cohort record's quantile bin of the last opened linear predictors (cumulative indicators)
+        and the weights that pick, per death, the concordant, same-bin and comparable counts."""
+        last, bins, seed = self.last, self.spec.concordance_bins, self.seed
+        t, z, complete, died, n = last["t"], last["z"], last["complete"], last["died"], last["n"]
+        edges = np.quantile(z[complete], np.linspace(0, 1, bins + 1)[1:-1])
+        b = np.searchsorted(edges, z, side="right")            # 0 .. bins-1
+        cols = np.arange(1, bins + 1)
+        below = (complete[:, None] & (b[:, None] < cols[None, :])).astype(object)
+        kappa = np.zeros((n, bins), dtype=object)
+        for i in np.flatnonzero(died):
+            if b[i] >= 1:
+                kappa[i, b[i] - 1] += 1
+            kappa[i, b[i]] += 1 << 40          # column b+1 (index b): pairs with a bin at most b
+            kappa[i, bins - 1] += 1 << 80      # all later cohort records
+        return kappa, {"O": deal_share(RX, seed, "O", t, RX.element(below)),
+                       "kappa": deal_share(RX, seed, "kappa", t, RX.element(kappa))}
+
+    def _concordance_from(self, res: dict, kappa: np.ndarray) -> None:
+        counts = _opened(RX, res, "counts")
+        total = int(RX.element(np.sum(RX.mul(kappa, counts)) - int(_opened(RX, res, "corr")[0])))
+        mask40 = (1 << 40) - 1
+        correct, at_most, pairs = total & mask40, (total >> 40) & mask40, total >> 80
+        self.concordance = hazards.concordance(correct, at_most - correct, pairs, self.spec.concordance_bins)
+
+    def result(self, linkage, spec: TrainSpec, protections: dict) -> dict:
+        last, k, base, features = self.last, self.k, self.base, self.features
+        cov_enc = np.linalg.inv(last["hess"] + np.diag(np.full(self.p, spec.penalty)))
+        beta_orig, cov = terms.to_original(self.beta_final, cov_enc, features, intercept=False)
+        n_used, events = int(last["complete"].sum()), int(last["died"].sum())
+        linked = int(len(linkage.cohort()[linkage.hub]))
+        return {
+            "model": "cox", "ties": spec.ties,
+            "time": {"station": spec.outcome_station, "column": spec.time_column},
+            "event": {"station": spec.outcome_station, "column": spec.outcome_column},
+            "coefficients": hazards.coefficient_table(beta_orig, cov, features, self.summaries),
+            "features": self.summaries,   # mean and SD over the complete cases, to 4 significant digits
+            "covariance": cov.tolist(),
+            "reference_levels": {f["column"]: f["reference"] for f in features if f.get("level") is not None},
+            **terms.released_terms(self.interactions, features, beta_orig, cov, self.summaries, "hazard_ratio"),
+            "n_used": release_count(n_used, k, base), "events": release_count(events, k, base),
+            "cohort": {"linked": release_count(linked, k, base), "complete_cases": release_count(n_used, k, base),
+                       "note": "complete cases: records missing a feature, the time or the event at any station are left out"},
+            "quality": {"concordance": hazards.released_concordance(self.concordance, k, base)},
+            "baseline": self._baseline(beta_orig, cov),
+            **({"strata": {"station": self.strata["station"], "column": self.strata["column"],
+                           "levels": [{"level": lv, "n": release_count(n, k, base), "events": release_count(d, k, base)}
+                                      for lv, n, d in zip(self.strata["levels"], self.strata["n"], self.strata["events"])],
+                           "note": "a separate baseline hazard per level; no coefficient for the strata column; the "
+                                   "concordance compares patients within a stratum"}} if self.strata else {}),
+            "convergence": {"converged": self.converged, "iterations": len(self.history), "history": self.history,
+                            "tolerance": spec.tolerance, "penalty": spec.penalty,
+                            "note": "stops when the next Newton step is predicted below the tolerance (the last step "
+                                    "squared); standard errors, concordance and baseline use the last opened "
+                                    "iterate; the log partial likelihood at the start (all coefficients 0) is "
+                                    "withheld, as it is a function of the risk-set sizes alone"},
+            "precision": {"feature_bits": FRAC_BITS_X, "risk_score_bits": E_BITS, "weight_bits": W_BITS,
+                          "coefficient_bits": FRAC_BITS_BETA, "risk_set_blind_bits": 64},
+            "min_cell_count": k,
+            "protections": protections,
+            "disclosure_control": disclosure_note("cox", k, base),
+            "linkage": linkage.summary(k, base),
+        }
+
+    def _baseline(self, beta_orig: np.ndarray, cov: np.ndarray) -> dict:
+        """Breslow baseline at the released times, for the reference profile (each feature at its encoding
+        centre) and for the complete-case mean profile.
+
+        A requested time is released only with at least k complete cases at risk and at least k of their
+        events since the previous released time (:func:`lancelot.disclosure.spaced_times`): the baseline
+        steps at every death, so two close times would isolate the few deaths between them.
+        """
+        last, k, features, times = self.last, self.k, self.features, self.spec.survival_times
+        n_t = len(times)
+        scale = math.exp(-last["zmax"])   # risk scores were exp(z - max z)
+        # the fit's last opened iterate: baseline terms belong to its coefficients
+        m = terms.original_map(features, intercept=False)     # enc = M (g - reference), per record
+        beta_last = m.T @ last["beta"]
+        centre = terms.reference_profile(features)
+        per_stratum = []
+        for s_idx in range(len(last["at_risk"]) // n_t):
+            at_risk = {tm: int(n) for tm, n in zip(times, last["at_risk"][s_idx * n_t:(s_idx + 1) * n_t])}
+            events = {tm: int(d) for tm, d in zip(times, self.events_at[s_idx * n_t:(s_idx + 1) * n_t])}
+            kept, withheld = spaced_times(times, events.__getitem__, at_risk.__getitem__, k)
+            rows = []
+            for j, tm in enumerate(times):
+                if tm not in kept:
+                    continue
+                raw = last["base"][s_idx * n_t + j]
+                lam0 = float(raw[0]) / 2 ** BASE_BITS * scale
+                v0 = float(raw[1]) / 2 ** BASE_BITS * scale ** 2
+                q_enc = np.array([float(v) for v in raw[2:]]) / 2 ** XBAR_BITS * scale
+                q = np.linalg.solve(m, q_enc)           # sum d xbar / S about the reference, original units
+                s, lo, hi = hazards.survival_at(lam0, v0, q, self.mean - centre, beta_last, cov)
+                rows.append({"time": tm, "at_risk": release_count(at_risk[tm], k, self.base), "survival_at_mean": s,
+                             "ci_low": lo, "ci_high": hi, "cumulative_hazard_at_reference": lam0, "v0": v0,
+                             "q": q.tolist()})
+            per_stratum.append((rows, withheld))
+        rule = (f"only at requested times with at least {k} at risk and at least {k} events since the previous released "
+                "time (the others are listed under 'withheld')")
+        out = {"reference_profile": dict(zip(self.names, centre.tolist())),
+               "coefficients_of_last_iterate": beta_last.tolist()}
+        if self.strata is None:
+            rows, withheld = per_stratum[0]
+            return {**out, "times": rows, "withheld": withheld,
+                    "note": "Breslow cumulative baseline hazard at the reference profile (every feature at the value "
+                            "shown); survival at the complete-case mean profile with a 95% interval on the "
+                            f"log(-log) scale; {rule}"}
+        return {**out, "stratified_by": self.strata["column"],
+                "strata": [{"stratum": level, "times": rows, "withheld": withheld}
+                           for level, (rows, withheld) in zip(self.strata["levels"], per_stratum)],
+                "note": f"one Breslow baseline hazard per level of {self.strata['column']}, at the reference profile "
+                        "(every feature at the value shown); survival at the complete-case mean profile with a 95% "
+                        f"interval on the log(-log) scale; per stratum {rule}"}
+
+
+def _divergence(names: list[str], beta: np.ndarray) -> InputError:
+    worst = names[int(np.argmax(np.abs(beta)))] if len(beta) else "?"
+    return InputError(f"the partial likelihood has no finite maximum, probably because of '{worst}' (it orders the "
+                      "events (almost) perfectly): drop or merge that feature, or use a penalty")
+
+
+__all__ = ["train_cox"]

@@ -1,0 +1,525 @@
+"""Cox proportional hazards: the station steps (hub H, its partner P, further stations O).
+
+The round-by-round description, and why Cox differs from logistic regression, are in
+:mod:`lancelot.training.cox_fit` (the coordinator's side); the algebra and the leakage in
+docs/leakage/training.md. Fixed-point widths shared by both ends are defined here.
+
+Every step reads its per-job state (the hub-ordered shares, the time structure at H and P) and
+returns shares, sealed parts or blinded sums only. (Over 400 lines: the steps share private
+helpers for the time structure and the share bookkeeping that belong with them.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..linkage.protocol import station_rows
+from ..runtime.errors import InputError
+from ..runtime.station import StationContext
+from . import products
+from . import shares as sh
+from .channel import (
+    STATE,
+    forward_parts,
+    open_shares,
+    receive_parts,
+    seal_rows,
+    spec_of,
+    step_setup,
+    stream_seeds,
+)
+from .design import FRAC_BITS_X, build_block
+from .ring import R128, R256, log_uniform_blinds
+
+RX, RG = R128, R256        # per-record shares; risk-set (group) shares
+FRAC_BITS_BETA = 24        # coefficients sent to the stations
+E_BITS = 32                # r = exp(z - max z) in (0, 1]
+A_BITS = 24                # Efron fractions l / D (and the matching shift of S and G)
+L_BITS = 32                # per-record cumulative sums Lambda and B (errors add up over event times)
+W_BITS = E_BITS + L_BITS   # per-record weights w and event indicators d
+ALPHA_BITS = 182           # the coordinator's reciprocals floor(2^182 / blinded sum)
+XBAR_BITS = 40             # risk-set means
+BASE_BITS = 40             # baseline hazard increments and their variance terms
+LOGRHO_BITS = 32           # log2 of the blinds, for the log-likelihood
+# truncation shifts: rho * alpha = 2^INV / phi_real with INV = ALPHA - A - E
+INV_BITS = ALPHA_BITS - A_BITS - E_BITS
+SHIFT_A = INV_BITS - L_BITS
+SHIFT_B = INV_BITS + A_BITS - L_BITS
+SHIFT_LAMBDA = INV_BITS - BASE_BITS
+SHIFT_XBAR = ALPHA_BITS + FRAC_BITS_X - XBAR_BITS
+COX = "cox"
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers shared by both sides
+# ---------------------------------------------------------------------------------------------
+def time_structure(times: np.ndarray, events: np.ndarray, complete: np.ndarray,
+                   survival_times: tuple[float, ...], strata: np.ndarray | None = None, n_strata: int = 1) -> dict:
+    """H's own time order and tie groups, over all of its rows: ordered by stratum, then time (deaths first
+    within a tie); rows without a time, event or stratum last. An event group is a (stratum, time) with
+    deaths; its risk set runs from its first row to the end of its stratum's block.
+
+    ``starts``, ``stops``, ``deaths``: per event group (in order) its first position, the end of its stratum's
+    block and its number of deaths; ``blocks``: per stratum [first, end) positions; ``gfirst``: per stratum
+    its first group; ``upto`` (strata x requested times): groups (global index) up to each time, exclusive;
+    ``risk_pos``: the first position at or after each time in the stratum's block.
+    """
+    valid = complete.astype(bool) & np.isfinite(times)
+    code = np.zeros(len(times), dtype=np.int64) if strata is None else np.asarray(strata, dtype=np.int64)
+    valid &= code >= 0
+    code = np.where(valid, code, n_strata)
+    key = np.where(valid, times, np.inf)
+    died = (events == 1) & valid
+    order = np.lexsort((~died, key, code))
+    cs, ts, ds = code[order], key[order], died[order]
+    starts, stops, deaths, blocks, gfirst, upto, risk_pos = [], [], [], [], [], [], []
+    for s in range(n_strata):
+        lo, hi = int(np.searchsorted(cs, s, side="left")), int(np.searchsorted(cs, s, side="right"))
+        t_s, d_s = ts[lo:hi], ds[lo:hi]
+        death_times = np.unique(t_s[d_s])
+        dts = t_s[d_s]
+        gfirst.append(len(starts))
+        starts += (lo + np.searchsorted(t_s, death_times, side="left")).tolist()
+        deaths += (np.searchsorted(dts, death_times, side="right") - np.searchsorted(dts, death_times, side="left")).tolist()
+        stops += [hi] * len(death_times)
+        blocks.append([lo, hi])
+        upto.append([gfirst[-1] + int(np.searchsorted(death_times, t, side="right")) for t in survival_times])
+        risk_pos.append([lo + int(np.searchsorted(t_s, t, side="left")) for t in survival_times])
+    as_int = lambda v: np.asarray(v, dtype=np.int64)   # noqa: E731
+    return {"order": order.astype(np.int64), "starts": as_int(starts), "deaths": as_int(deaths), "stops": as_int(stops),
+            "blocks": as_int(blocks).reshape(n_strata, 2), "gfirst": as_int(gfirst),
+            "upto": as_int(upto).reshape(n_strata, len(survival_times)),
+            "risk_pos": as_int(risk_pos).reshape(n_strata, len(survival_times))}
+
+
+STRUCTURE = ("starts", "deaths", "stops", "blocks", "gfirst", "upto", "risk_pos")
+
+
+def _stratum_of_position(struct: dict, n: int) -> np.ndarray:
+    """Per time position, its stratum (-1 for the rows after every block: no time, event or stratum)."""
+    out = np.full(n, -1, dtype=np.int64)
+    for s, (lo, hi) in enumerate(struct["blocks"]):
+        out[lo:hi] = s
+    return out
+
+
+def _block_end(struct: dict, n: int) -> np.ndarray:
+    """Per time position, the end of its stratum's block (risk sets and later records stop there); n after them."""
+    out = np.full(n + 1, n, dtype=np.int64)
+    for lo, hi in struct["blocks"]:
+        out[lo:hi] = hi
+    return out
+
+
+def _points(struct: dict, efron: bool) -> np.ndarray:
+    """Grid points per event time: Efron needs one per death at H (l = 0 .. d-1), Breslow one."""
+    return struct["deaths"] if efron else np.ones(len(struct["deaths"]), dtype=np.int64)
+
+
+def _grid(points: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Grid points (group, l) with groups in the permuted order sigma: (group, offset) per point."""
+    sizes = points[sigma]
+    groups = np.repeat(sigma, sizes)
+    offsets = np.concatenate([np.arange(s) for s in sizes]) if len(sizes) else np.zeros(0, dtype=np.int64)
+    return groups, offsets
+
+
+def _deaths_index(struct: dict) -> tuple[np.ndarray, np.ndarray]:
+    """For the hub's deaths in time order: the event time (group) of each and its time position."""
+    starts, deaths = struct["starts"], struct["deaths"]
+    group = np.repeat(np.arange(len(starts)), deaths)
+    pos = np.concatenate([np.arange(s, s + d) for s, d in zip(starts, deaths)]) if len(starts) else np.zeros(0, int)
+    return group, pos
+
+
+def _sum_by(values: np.ndarray, index: np.ndarray, count: int, ring) -> np.ndarray:
+    """Ring sums of rows of ``values`` grouped by ``index`` (0..count-1)."""
+    shape = (count,) + values.shape[1:]
+    out = np.zeros(shape, dtype=object)
+    np.add.at(out, index, values)
+    return ring.element(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# station steps
+# ---------------------------------------------------------------------------------------------
+def step_rows(ctx: StationContext, payload: dict) -> dict:
+    """All of this station's rows, masked by the coordinator's seed and sealed for the peer.
+
+    The hub adds its time order and tie structure (for the partner); the others add dummy rows so
+    that the hub cannot tell its padding rows from linked ones.
+    """
+    st = ctx.state.get(STATE)
+    st["peers"] = payload["peers"]
+    spec = spec_of(payload)
+    block = build_block(spec, ctx.station, station_rows(ctx), ctx.policy, scaling=st["scaling"])
+    values = block.values
+    extra: dict[str, np.ndarray] = {}
+    if st["role"] == "hub":
+        complete = values[:, len(block.features) + block.open.index(f"complete:{ctx.station}")]
+        event = values[:, len(block.features) + block.open.index("outcome")]
+        levels = block.strata_levels or []
+        extra = time_structure(block.times, event, complete, spec.survival_times, block.strata, max(len(levels), 1))
+        ctx.state.put_array("cox_order", extra["order"])
+        st["cox"] = {k: extra[k].tolist() for k in STRUCTURE}
+    else:
+        n_ext = len(values) + int(payload["n_hub"])
+        ext = np.zeros((n_ext, values.shape[1]), dtype=np.int64)
+        ext[sh.permutation(bytes.fromhex(st["seed"]), "ext", n_ext)[:len(values)]] = values
+        values = ext
+    ctx.state.put(STATE, st)
+    return seal_rows(ctx, payload, values, extra)
+
+
+def step_share(ctx: StationContext, payload: dict) -> dict:
+    """This station's view f = X - b of the peers' columns in the hub's row order; the partner
+    also keeps the hub's time structure and its share of the cohort membership."""
+    parts, unsealed = receive_parts(ctx, payload, all_rows_without_idx=True)   # the hub's rows: all, in order
+    st = ctx.state.get(STATE)
+    for got in unsealed.values():
+        if "order" in got:
+            ctx.state.put_array("cox_order", got["order"].astype(np.int64))
+            st["cox"] = {k: got[k].astype(np.int64).tolist() for k in STRUCTURE}
+    seed = bytes.fromhex(st["seed"])
+    m_share = sh.unpack(payload["m"]) if "m" in payload else sh.prg(seed, "m", len(next(iter(parts.values()))))
+    ctx.state.put_array("cox_m", m_share)
+    ctx.state.put(STATE, st)
+    return {**forward_parts(ctx, payload, parts), **products.share_round(ctx, payload, parts)}
+
+
+def _structure(ctx: StationContext) -> dict:
+    st = ctx.state.get(STATE)
+    out = {k: np.asarray(v, dtype=np.int64) for k, v in st["cox"].items()}
+    out["order"] = ctx.state.get_array("cox_order")
+    return out
+
+
+def step_open(ctx: StationContext, payload: dict) -> dict:
+    """Permuted, re-masked shares of z = X beta, the open columns, the membership and the mask b;
+    on rows outside the cohort everything but the membership is replaced by noise."""
+    o, t, opened = open_shares(ctx, payload), payload["t"], payload["layout"]["open"]
+    hub, pair, n = o["hub"], o["pair"], o["n"]
+    m = ctx.state.get_array("cox_m").astype(np.uint64)
+    outside = (np.uint64(1) if hub else np.uint64(0)) - m      # shares of 1 - membership
+    noise = outside[:, None] * sh.prg(pair, f"u{t}", (n, 1 + len(opened)))
+    out = np.column_stack([o["z"] + noise[:, 0], o["share"][:, opened] + noise[:, 1:], m, o["b_part"]])
+    mask = sh.prg(pair, f"e{t}", out.shape)
+    out = out + mask if hub else out - mask
+    return {"shares": sh.pack(out[sh.permutation(pair, f"pi{t}", n)]), **products.open_round(ctx, payload)}
+
+
+class _Shares:
+    """This station's shares dealt by the coordinator: the hub derives its own from the seed it
+    shares with the coordinator, the partner receives the difference (and keeps those it needs in a
+    later round of the same iteration in its job folder, so that they are sent once)."""
+
+    def __init__(self, ctx: StationContext, own: bytes, hub: bool, payload: dict, t: int, keep: tuple[str, ...] = ()):
+        self.own, self.hub, self.payload, self.t = own, hub, payload, t
+        self.saved: dict = {}
+        if not hub:
+            name = f"cox_dealt{t}"
+            self.saved = ctx.state.get(name) if ctx.state.has(name) else {}
+            new = {k: payload[k] for k in keep if k in payload}
+            if new:
+                self.saved.update(new)
+                ctx.state.put(name, self.saved)
+
+    def get(self, ring, name: str, shape) -> np.ndarray:
+        if self.hub:
+            return ring.prg(self.own, f"{name}{self.t}", shape)
+        text = self.payload.get(name, self.saved.get(name))
+        if text is None:
+            raise InputError(f"the coordinator did not relay the share '{name}'")
+        got = ring.unpack(text)
+        if got.shape != tuple(np.atleast_1d(shape)):
+            raise InputError(f"the relayed share '{name}' has the wrong shape")
+        return got
+
+
+def deal_share(ring, seed_hub: bytes, name: str, t: int, value: np.ndarray) -> str:
+    """The partner's share of a value the coordinator knows (the hub's is PRG(seed, name t))."""
+    return ring.pack(ring.sub(value, ring.prg(seed_hub, f"{name}{t}", np.shape(value))))
+
+
+def _out(ring, pair: bytes, label: str, value: np.ndarray, hub: bool) -> str:
+    """A share masked with the H-P pair mask, so that the coordinator sees only the sum."""
+    mask = ring.prg(pair, label, np.shape(value))
+    return ring.pack(ring.add(value, mask) if hub else ring.sub(value, mask))
+
+
+def _to_time(pair: bytes, t: int, struct: dict) -> np.ndarray:
+    """For each time position j, the position in iteration t's permuted frame of the same row."""
+    n = len(struct["order"])
+    pinv = np.empty(n, dtype=np.int64)
+    pinv[sh.permutation(pair, f"pi{t}", n)] = np.arange(n)
+    return pinv[struct["order"]]
+
+
+def _frame(ctx: StationContext, t: int, p: int, feat: list[int]):
+    """F = pi_t(f - d_t) lifted to the per-record ring, the time structure and the frame's time order."""
+    own, pair, st = stream_seeds(ctx)
+    f = ctx.state.get_array("train_f").astype(np.uint64)
+    n = f.shape[0]
+    big_f = RX.from_u64((f[:, feat] - sh.prg(pair, f"d{t}", (n, p)))[sh.permutation(pair, f"pi{t}", n)])
+    struct = _structure(ctx)
+    return own, pair, st, big_f, struct, _to_time(pair, t, struct)
+
+
+def _suffix(values: np.ndarray) -> np.ndarray:
+    """Ring suffix sums along axis 0, with a final zero row (index n = the empty suffix)."""
+    rev = np.cumsum(values[::-1], axis=0)[::-1]
+    return np.concatenate([rev, np.zeros((1,) + values.shape[1:], dtype=object)])
+
+
+def step_groups(ctx: StationContext, payload: dict) -> dict:
+    """Risk-set sums at every event time of the hub, from the dealt risk scores, opened blinded."""
+    products.finish_round(ctx, payload)
+    t, p, feat, efron = payload["t"], payload["p"], payload["features"], payload["ties"] == "efron"
+    own, pair, st, big_f, struct, to_time = _frame(ctx, t, p, feat)
+    hub = st["role"] == "hub"
+    n = big_f.shape[0]
+    dealt = _Shares(ctx, own, hub, payload, t, keep=("e", "Ue", "Bs", "dl", "k", "de", "Ud"))
+    e = dealt.get(RX, "e", n)
+    u_e = dealt.get(RX, "Ue", (n, p))
+    ex = RX.add(RX.mul(e[:, None], big_f), u_e)                # shares of r * x, permuted frame
+    starts, stops = struct["starts"], struct["stops"]
+    k = len(starts)
+    s_suf, g_suf = _suffix(e[to_time]), _suffix(ex[to_time])
+    # the risk set of an event group: its stratum's rows from the group's time on
+    s_g = RG.lift(RX.sub(s_suf[starts], s_suf[stops]), RX)
+    g_g = RG.lift(RX.sub(g_suf[starts], g_suf[stops]), RX)
+    death_group, death_pos = _deaths_index(struct)
+    d_g = _sum_by(dealt.get(RX, "dl", n)[to_time][death_pos], death_group, k, RX)
+    keep = {"S": RG.pack(s_g), "G": RG.pack(g_g)}
+    sigma = sh.permutation(pair, f"sg{t}", k)
+    points = _points(struct, efron)
+    out = {"deaths": _out(RX, pair, f"oD{t}", d_g[sigma], hub)}
+    if hub:
+        out["sizes"] = points[sigma].tolist()
+    if efron:
+        de = dealt.get(RX, "de", n)
+        dex = RX.add(RX.mul(de[:, None], big_f), dealt.get(RX, "Ud", (n, p)))
+        sd_g = RG.lift(_sum_by(de[to_time][death_pos], death_group, k, RX), RX)
+        gd_g = RG.lift(_sum_by(dex[to_time][death_pos], death_group, k, RX), RX)
+        keep.update(SD=RG.pack(sd_g), GD=RG.pack(gd_g))
+        m1, md = RG.prg(pair, f"mS{t}", k), RG.prg(pair, f"MD{t}", (k, p))
+        out["sd"] = _out(RG, pair, f"oS{t}", RG.add(sd_g, m1)[sigma] if hub else sd_g[sigma], hub)
+        out["gd"] = _out(RG, pair, f"oG{t}", RG.add(gd_g, md)[sigma] if hub else gd_g[sigma], hub)
+    else:
+        out.update(_blinded(pair, t, s_g, g_g, sigma, points, hub))
+    ctx.state.put(f"cox_it{t}", keep)
+    return out
+
+
+def _blinded(pair: bytes, t: int, phi_base: np.ndarray, vec_base: np.ndarray, sigma: np.ndarray,
+             points: np.ndarray, hub: bool, a_sd: np.ndarray | None = None, a_gd: np.ndarray | None = None) -> dict:
+    """Per grid point (group, l): rho * phi and rho * vec + M, with phi = 2^A S - a S^D, vec = 2^A G - a G^D."""
+    groups, _ = _grid(points, sigma)
+    count = len(groups)
+    rho = log_uniform_blinds(pair, f"rho{t}", count)
+    phi = RG.mul(phi_base[groups], 1 << A_BITS)
+    vec = RG.mul(vec_base[groups], 1 << A_BITS)
+    if a_sd is not None:
+        phi, vec = RG.sub(phi, a_sd), RG.sub(vec, a_gd)
+    blinded_phi = RG.mul(phi, rho)
+    y = RG.mul(vec, rho[:, None])
+    if hub:
+        y = RG.add(y, RG.prg(pair, f"M{t}", (count, vec.shape[1])))
+    return {"phi": _out(RG, pair, f"oP{t}", blinded_phi, hub), "y": _out(RG, pair, f"oY{t}", y, hub)}
+
+
+def step_fractions(ctx: StationContext, payload: dict) -> dict:
+    """Efron: the blinded sums S - a S^D for every fraction a = l / D the coordinator dealt."""
+    t, p = payload["t"], payload["p"]
+    own, pair, st = stream_seeds(ctx)
+    hub = st["role"] == "hub"
+    struct = _structure(ctx)
+    keep = ctx.state.get(f"cox_it{t}")
+    s_g, g_g, deaths = RG.unpack(keep["S"]), RG.unpack(keep["G"]), struct["deaths"]
+    k = len(deaths)
+    sigma = sh.permutation(pair, f"sg{t}", k)
+    groups, _ = _grid(deaths, sigma)
+    count = len(groups)
+    dealt = _Shares(ctx, own, hub, payload, t)
+    a = dealt.get(RG, "a", count)
+    m1, md = RG.prg(pair, f"mS{t}", k), RG.prg(pair, f"MD{t}", (k, p))
+    a_sd = RG.sub(dealt.get(RG, "aS", count), RG.mul(a, m1[groups]))
+    a_gd = RG.sub(dealt.get(RG, "aG", (count, p)), RG.mul(a[:, None], md[groups]))
+    return _blinded(pair, t, s_g, g_g, sigma, deaths, hub, a_sd, a_gd)
+
+
+def step_coefficients(ctx: StationContext, payload: dict) -> dict:
+    """Unblind the coordinator's reciprocals: per-record cumulative sums (opened masked) and the
+    risk-set means (opened masked), with the pieces the coordinator needs to remove the masks."""
+    t, p, efron = payload["t"], payload["p"], payload["ties"] == "efron"
+    own, pair, st = stream_seeds(ctx)
+    hub = st["role"] == "hub"
+    struct = _structure(ctx)
+    deaths, starts = struct["deaths"], struct["starts"]
+    k, n = len(deaths), len(struct["order"])
+    sigma = sh.permutation(pair, f"sg{t}", k)
+    groups, offsets = _grid(_points(struct, efron), sigma)
+    count = len(groups)
+    rho = log_uniform_blinds(pair, f"rho{t}", count)
+    dealt = _Shares(ctx, own, hub, payload, t, keep=("dal0",))
+    alpha = dealt.get(RG, "al", count)
+    # A_k = sum_l 1/phi_l and B_k = sum_l a_l/phi_l, per group in time order, truncated to L_BITS
+    a_k = RG.truncate(_sum_by(RG.mul(alpha, rho), groups, k, RG), SHIFT_A, hub)
+    cumulative = np.cumsum(RX.element(RG.reduce_to(a_k, RX)))   # Lambda at each event time
+    to_time = _to_time(pair, t, struct)
+    # Lambda_i sums the event groups of i's own stratum up to i's time: the running sum minus the strata before
+    group_of_pos = np.searchsorted(starts, np.arange(n), side="right") - 1
+    before = np.array([cumulative[g - 1] if g > 0 else 0 for g in struct["gfirst"]] + [0], dtype=object)
+    stratum = _stratum_of_position(struct, n)
+    lam_pos = np.where((group_of_pos >= 0) & (stratum >= 0), cumulative[np.maximum(group_of_pos, 0)] - before[stratum], 0)
+    frame = np.empty(n, dtype=object)
+    frame[to_time] = RX.element(lam_pos)
+    out = {"v1": _out(RX, pair, f"oV1{t}", RX.add(frame, RX.prg(pair, f"MV{t}", n)) if hub else RX.element(frame), hub)}
+    if efron:
+        b_k = RG.truncate(_sum_by(RG.mul(dealt.get(RG, "ala", count), rho), groups, k, RG), SHIFT_B, hub)
+        b_pos = np.zeros(n, dtype=object)
+        for g in range(k):
+            b_pos[starts[g]:starts[g] + deaths[g]] = RG.reduce_to(b_k[g:g + 1], RX)[0]
+        frame = np.empty(n, dtype=object)
+        frame[to_time] = b_pos
+        out["v2"] = _out(RX, pair, f"oV2{t}", RX.add(frame, RX.prg(pair, f"MB{t}", n)) if hub else RX.element(frame), hub)
+    # risk-set means abar = alpha (Y - M), unblinded and truncated, opened under a fresh mask. The
+    # Hessian needs sum over used points of abar abar' (Efron) or of D abar abar' (Breslow, as the
+    # product of a "left" vector D abar and a "right" vector abar): the coordinator multiplies the
+    # masked openings, the stations return what removes the masks.
+    mask_y = RG.prg(pair, f"M{t}", (count, p))
+    alpha_r = alpha if efron else dealt.get(RG, "alR", count)
+    abar = RG.truncate(RG.sub(dealt.get(RG, "alY", (count, p)), RG.mul(alpha_r[:, None], mask_y)), SHIFT_XBAR, hub)
+    mask_a = RG.prg(pair, f"Mp{t}", (count, p))
+    out["abar"] = _out(RG, pair, f"oA{t}", RG.add(abar, mask_a) if hub else abar, hub)
+    if efron:
+        left, mask_l = abar, mask_a
+    else:
+        left = RG.truncate(RG.sub(dealt.get(RG, "alLY", (count, p)), RG.mul(alpha[:, None], mask_y)), SHIFT_XBAR, hub)
+        mask_l = RG.prg(pair, f"MpL{t}", (count, p))
+        out["left"] = _out(RG, pair, f"oAL{t}", RG.add(left, mask_l) if hub else left, hub)
+    cross = RG.add(RG.dot(left.T, mask_a), RG.dot(mask_l.T, abar))
+    if hub:
+        cross = RG.add(cross, RG.dot(mask_l.T, mask_a))
+    out["cross"] = _out(RG, pair, f"oX{t}", cross, hub)
+    # log-likelihood: sum over the used grid points of log2(rho)
+    logrho = np.array([int(round(math.log2(r) * 2 ** LOGRHO_BITS)) for r in rho], dtype=object)
+    out["logrho"] = _out(RX, pair, f"oL{t}", RX.dot(dealt.get(RX, "used", count), logrho), hub)
+    # baseline hazard increments D_k / S_k (Breslow estimator) from the l = 0 grid point of each group
+    first = np.flatnonzero(offsets == 0)
+    lam = RG.truncate(RG.mul(dealt.get(RG, "dal0", k), rho[first]), SHIFT_LAMBDA, hub)  # sigma order
+    out["lam"] = _out(RG, pair, f"oB{t}", RG.add(lam, RG.prg(pair, f"Ml{t}", k)) if hub else lam, hub)
+    ctx.state.put(f"cox_base{t}", {"lam": RG.pack(lam), "abar0": RG.pack(abar[first])})
+    return out
+
+
+def step_weights(ctx: StationContext, payload: dict) -> dict:
+    """Shares of the Hessian's first part X'WX and of the gradient X'(d - w); baseline sums at the
+    requested times; at the first iteration the cohort's feature sums and sums of squares."""
+    t, p, feat, efron = payload["t"], payload["p"], payload["features"], payload["ties"] == "efron"
+    own, pair, st, big_f, struct, to_time = _frame(ctx, t, p, feat)
+    hub = st["role"] == "hub"
+    n = big_f.shape[0]
+    dealt = _Shares(ctx, own, hub, payload, t)
+    e, u_e = dealt.get(RX, "e", n), dealt.get(RX, "Ue", (n, p))
+    bs, dl = dealt.get(RX, "Bs", (n, p)), dealt.get(RX, "dl", n)
+    m1 = RX.prg(pair, f"MV{t}", n)
+    w = RX.sub(dealt.get(RX, "a", n), RX.mul(e, m1))
+    u = RX.sub(dealt.get(RX, "v", (n, p)), RX.mul(u_e, m1[:, None]))
+    corr = RX.dot(u_e.T, m1)
+    if efron:
+        m2 = RX.prg(pair, f"MB{t}", n)
+        de, u_d = dealt.get(RX, "de", n), dealt.get(RX, "Ud", (n, p))
+        w = RX.add(w, RX.mul(de, m2))
+        u = RX.add(u, RX.mul(u_d, m2[:, None]))
+        corr = RX.sub(corr, RX.dot(u_d.T, m2))
+    mask_u = RX.prg(pair, f"Mu{t}", (n, p))
+    fu = RX.dot(big_f.T, u)
+    first = RX.add(RX.dot(big_f.T, RX.mul(big_f, w[:, None])), fu, fu.T)
+    first = RX.sub(first, RX.dot(bs.T, mask_u))
+    grad = RX.add(RX.sub(RX.dot(big_f.T, dl), RX.dot(big_f.T, w)), corr)
+    out = {"first": _out(RX, pair, f"oF{t}", first, hub), "grad": _out(RX, pair, f"oR{t}", grad, hub),
+           "u": _out(RX, pair, f"oU{t}", RX.add(u, mask_u) if hub else u, hub)}
+    if t == 0:  # at beta = 0 the risk scores are the membership: sums over the complete cases
+        sxx = RX.add(RX.dot(big_f.T, RX.mul(big_f, e[:, None])), RX.dot(big_f.T, u_e), RX.dot(u_e.T, big_f))
+        out["sxx"] = _out(RX, pair, f"oQ{t}", sxx, hub)
+        out["sx"] = _out(RX, pair, f"oT{t}", RX.dot(big_f.T, e), hub)
+        out["sxd"] = _out(RX, pair, f"oE{t}", RX.dot(big_f.T, dl), hub)   # sums over their events (level checks)
+    out.update(_baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n, efron))
+    if payload.get("concordance_bins"):   # the coordinator expects this to be the last iteration
+        out.update(_concordance_counts(ctx, pair, t, payload["concordance_bins"], hub, dealt))
+    for name in (f"cox_it{t}", f"cox_dealt{t}", f"cox_base{t}"):   # this iteration's state is done with
+        ctx.state.drop(name)
+    return out
+
+
+def _baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n, efron) -> dict:
+    """Breslow baseline pieces at the requested times: Lambda0, sum d/S^2, sum d xbar/S; at-risk counts;
+    at the first iteration also the cohort's deaths up to each requested time (which times may be released)."""
+    deaths = struct["deaths"]
+    k = len(deaths)
+    sigma = sh.permutation(pair, f"sg{t}", k)
+    groups, offsets = _grid(_points(struct, efron), sigma)
+    rho0 = log_uniform_blinds(pair, f"rho{t}", len(groups))[offsets == 0]
+    base = ctx.state.get(f"cox_base{t}")
+    lam = RG.unpack(base["lam"])
+    a0 = dealt.get(RG, "a0", k)
+    v0 = RG.truncate(RG.mul(RG.sub(dealt.get(RG, "lamA", k), RG.mul(a0, RG.prg(pair, f"Ml{t}", k))), rho0),
+                     INV_BITS, hub)
+    d0 = dealt.get(RG, "dal0", k)
+    q = RG.sub(dealt.get(RG, "qA", (k, p)), RG.mul(d0[:, None], RG.prg(pair, f"Mp{t}", (len(groups), p))[offsets == 0]))
+    q = RG.truncate(RG.mul(q, rho0[:, None]), INV_BITS, hub)
+    # back from the permuted group order to time order, then prefix sums up to each requested time
+    in_time = np.empty(k, dtype=np.int64)
+    in_time[sigma] = np.arange(k)
+    stack = np.column_stack([lam[in_time], v0[in_time], q[in_time]])
+    prefix = np.concatenate([np.zeros((1, stack.shape[1]), dtype=object), np.cumsum(stack, axis=0)])
+    upto, gfirst, blocks = struct["upto"], struct["gfirst"], struct["blocks"]
+    # per stratum and requested time (rows: strata x times): sums over the stratum's event groups up to the time
+    at_times = RG.element((prefix[upto] - prefix[gfirst][:, None, :]).reshape(-1, stack.shape[1]))
+    k_suf = _suffix(dealt.get(RX, "k", n)[to_time])
+    risk = (k_suf[struct["risk_pos"]] - k_suf[blocks[:, 1]][:, None]).reshape(-1)
+    out = {"base": _out(RG, pair, f"oZ{t}", at_times, hub), "at_risk": _out(RX, pair, f"oK{t}", RX.element(risk), hub)}
+    if t == 0:
+        group, pos = _deaths_index(struct)
+        per_time = _sum_by(dealt.get(RX, "dl", n)[to_time][pos], group, k, RX)      # cohort deaths, time order
+        cum = np.concatenate([np.zeros(1, dtype=object), np.cumsum(per_time)])
+        out["events_at"] = _out(RX, pair, f"oJ{t}", RX.element((cum[upto] - cum[gfirst][:, None]).reshape(-1)), hub)
+        # per stratum: complete cases and deaths (a stratified fit needs k of each in every stratum)
+        gend = np.append(gfirst[1:], k)
+        sizes = np.concatenate([k_suf[blocks[:, 0]] - k_suf[blocks[:, 1]], cum[gend] - cum[gfirst]])
+        out["strata_n"] = _out(RX, pair, f"oH{t}", RX.element(sizes), hub)
+    return out
+
+
+def _concordance_counts(ctx: StationContext, pair: bytes, t: int, bins: int, hub: bool, dealt: _Shares) -> dict:
+    """For each death, how many later cohort records fall below each risk-score bin (opened masked)."""
+    struct = _structure(ctx)
+    n = len(struct["order"])
+    to_time = _to_time(pair, t, struct)
+    below = dealt.get(RX, "O", (n, bins))
+    kappa = dealt.get(RX, "kappa", (n, bins))
+    suffix = _suffix(below[to_time])
+    later = np.arange(1, n + 1)   # any position after itself; deaths: after the tie's deaths
+    for s, d in zip(struct["starts"], struct["deaths"]):
+        later[s:s + d] = s + d
+    counts = np.empty((n, bins), dtype=object)
+    counts[to_time] = suffix[later] - suffix[_block_end(struct, n)[:n]]   # comparable pairs: within a stratum
+    mask = RX.prg(pair, f"MO{t}", (n, bins))
+    opened = RX.add(counts, mask) if hub else RX.element(counts)
+    corr = RX.element(np.sum(RX.mul(kappa, mask)))
+    return {"counts": _out(RX, pair, f"oC{t}", opened, hub), "corr": _out(RX, pair, f"oN{t}", np.array([corr]), hub)}
+
+
+def step_finish(ctx: StationContext, payload: dict) -> dict:
+    """Concordance at the last opened iterate, when it did not come with that iteration's weights."""
+    own, pair, st = stream_seeds(ctx)
+    hub = st["role"] == "hub"
+    return _concordance_counts(ctx, pair, payload["t"], payload["bins"], hub, _Shares(ctx, own, hub, payload, payload["t"]))
+
+
+STEPS = {"cox_rows": step_rows, "cox_share": step_share, "cox_open": step_open, "cox_groups": step_groups,
+         "cox_fractions": step_fractions, "cox_coefficients": step_coefficients, "cox_weights": step_weights,
+         "cox_finish": step_finish, "train_setup": step_setup}
