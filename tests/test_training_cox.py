@@ -282,10 +282,11 @@ def test_per_iteration_mask_labels_never_coincide():
 
     import lancelot.training.cox_fit as cox_fit
     import lancelot.training.cox_steps as cox_steps
-    import lancelot.training.protocol as protocol
+    import lancelot.training.logistic_fit as logistic_fit
+    import lancelot.training.logistic_steps as logistic_steps
 
     labels = set()
-    for module in (cox_fit, cox_steps, protocol):
+    for module in (cox_fit, cox_steps, logistic_fit, logistic_steps):
         labels |= set(re.findall(r'f"([A-Za-z0-9]+)\{t\}"', Path(module.__file__).read_text()))
     assert len(labels) > 30
     clashes = [(a, b) for a in labels for b in labels if a != b and b.startswith(a) and b[len(a):].isdigit()]

@@ -2,7 +2,7 @@
 
 The thresholds are the job's :class:`lancelot.policy.Protections` (the strictest of every node's
 policy and the researcher's request). Where each rule is enforced: the residual degrees of freedom
-and the counts before the first coefficient exists (``protocol._check_counts``,
+and the counts before the first coefficient exists (``logistic_fit._check_counts``,
 ``cox_fit._CoxFit._check_counts``), small levels from the first Hessian (``logistic.check_levels``),
 rounding where the result is assembled, survival times in ``cox_fit._CoxFit._baseline``.
 Documented in docs/leakage/training.md.
