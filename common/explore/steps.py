@@ -1,0 +1,148 @@
+"""Exploration: the station steps (describe, encrypt as key owner, aggregate as L, decrypt).
+
+The round-by-round description is in :mod:`lancelot.explore.protocol` (the coordinator's side); what
+each step sends and who learns what in docs/leakage/exploration.md.
+"""
+
+from __future__ import annotations
+
+from ..crypto import PrivateKey, PublicKey
+from ..linkage.protocol import station_rows
+from ..runtime.errors import InputError
+from ..runtime.station import StationContext
+from . import product
+from .columns import build_columns
+from .spec import parse_explore_spec
+
+STATE_KEY = "explore_paillier_key"
+
+
+def _columns(ctx: StationContext, payload: dict, shuffled: bool = True):
+    """This station's columns for the spec, in the job's shuffled row order (or the table's own)."""
+    spec = parse_explore_spec(payload["spec"], payload["stations"])
+    return build_columns(spec, ctx.station, station_rows(ctx) if shuffled else ctx.data, ctx.policy)
+
+
+def step_describe(ctx: StationContext, payload: dict) -> dict:
+    cols = _columns(ctx, payload, shuffled=False)
+    return {"meta": cols.meta(), "n": len(ctx.data), "policy": ctx.policy.public()}
+
+
+def step_local(ctx: StationContext, payload: dict) -> dict:
+    """One station alone: the cohort is every record; sums are computed here."""
+    cols = _columns(ctx, payload, shuffled=False)
+    totals = {name: int(sum(int(v) for v in values)) for name, values in zip(cols.names, cols.values)}
+    return {"meta": cols.meta(), "totals": totals, "n": len(ctx.data), "policy": ctx.policy.public()}
+
+
+def step_encrypt(ctx: StationContext, payload: dict) -> dict:
+    """A fresh key of this station for this job; encrypt the requested columns under it, and make the
+    fresh encryptions of 0 the coordinator needs to pad layouts under this key."""
+    cols = _columns(ctx, payload)
+    ctx.policy.check_key_bits(int(payload["key_bits"]), ctx.station)
+    priv = product.new_key(payload["key_bits"])
+    priv.make_hs()  # the fixed-base generator, made by the owner (trustworthy), published with the public key
+    ctx.state.put(STATE_KEY, priv.to_dict())
+    pub = priv.public
+    out: dict = {"public_key": pub.to_dict()}
+    index = cols.index()
+    wanted = payload.get("columns") or []
+    if wanted:
+        missing = [c for c in wanted if c not in index]
+        if missing:
+            raise InputError(f"the coordinator asked for unknown columns {missing[:3]}", station=ctx.station)
+        widths = payload["widths"]
+        if sum(len(w) for w in widths) != len(wanted):
+            raise InputError("the coordinator's slot layout does not match its columns", station=ctx.station)
+        groups = product.encrypt_rows(priv, [cols.values[index[c]] for c in wanted], widths)
+        out["groups"] = [product.pack_cts(pub, g) for g in groups]
+    chains = {}
+    for chain_id, chain in (payload.get("chains") or {}).items():  # one-hot rows for three-station crosstabs
+        (group,) = product.encrypt_rows(priv, [cols.values[index[c]] for c in chain["columns"]],
+                                        [[chain["slot_bits"]] * len(chain["columns"])])
+        chains[chain_id] = product.pack_cts(pub, group)
+    if chains:
+        out["chains"] = chains
+    zeros = int(payload.get("zeros") or 0)
+    if not 0 <= zeros <= product.MAX_ZEROS or zeros % product.ZERO_QUANTUM:
+        raise InputError("the coordinator asked for an unexpected number of encryptions of 0", station=ctx.station)
+    out["zeros"] = product.pack_cts(pub, product.make_zeros(priv, zeros))
+    return out
+
+
+def _relayed_key(ctx: StationContext, text: dict) -> PublicKey:
+    """Another station's public key, relayed by the coordinator: only as strong as this node requires."""
+    pub = PublicKey.from_dict(text)
+    ctx.policy.check_key_bits(pub.n.bit_length(), ctx.station)
+    return pub
+
+
+def step_aggregate(ctx: StationContext, payload: dict) -> dict:
+    cols = _columns(ctx, payload)
+    index = cols.index()
+    out = {}
+    for job_id, job in payload["jobs"].items():
+        pub = _relayed_key(ctx, job["public_key"])
+        cts = [product.unpack_cts(pub, text) for text in job["groups"]]
+        if any(len(g) != len(ctx.data) for g in cts):
+            raise InputError("the relayed layout does not match this station's rows", station=ctx.station)
+        names = job["columns"]
+        unknown = [n for n in names if n not in index]
+        if unknown:
+            raise InputError(f"the coordinator asked for unknown columns {unknown[:3]}", station=ctx.station)
+        needs = job["needs"]
+        if (len(needs) != len(names) or len(job["bits"]) != len(cts)
+                or any(g not in range(len(cts)) for gs in needs for g in gs)):
+            raise InputError("the coordinator's column needs do not match the layout", station=ctx.station)
+        packed, layout = product.aggregate(pub, cts, [cols.values[index[n]] for n in names], needs, job["bits"])
+        out[job_id] = {"results": product.pack_cts(pub, packed), "layout": layout}
+    return {"jobs": out}
+
+
+def step_shift(ctx: StationContext, payload: dict) -> dict:
+    """Three-station crosstab, first station: move each row's encrypted one-hot into its own category's block.
+
+    Row i's ciphertext holds the second station's one-hot (|B| slots); raising it to 2^(W*|B|*a_i)
+    shifts it to block a_i, so the plaintext becomes the joint one-hot of (a_i, b). Every output is
+    re-randomised, so nobody can tell which shift was applied.
+    """
+    cols = _columns(ctx, payload)
+    out = {}
+    for chain_id, job in payload["chains"].items():
+        pub = _relayed_key(ctx, job["public_key"])
+        cts = product.unpack_cts(pub, job["cts"])
+        index = cols.index()
+        onehot = [cols.values[index[c]] for c in job["columns"]]
+        category = [next((a for a, col in enumerate(onehot) if col[i]), 0) for i in range(len(cts))]
+        shifts = [job["slot_bits"] * job["block_slots"] * a for a in category]
+        out[chain_id] = product.pack_cts(pub, product.shift_rows(pub, cts, shifts))
+    return {"chains": out}
+
+
+def step_chain_aggregate(ctx: StationContext, payload: dict) -> dict:
+    """Three-station crosstab, third station: per own category, the encrypted sum of the joint one-hots."""
+    cols = _columns(ctx, payload)
+    out = {}
+    for chain_id, job in payload["chains"].items():
+        pub = _relayed_key(ctx, job["public_key"])
+        cts = product.unpack_cts(pub, job["cts"])
+        index = cols.index()
+        columns = [cols.values[index[c]] for c in job["columns"]]
+        packed, _layout = product.aggregate(pub, [cts], columns, [[0]] * len(columns),
+                                            [job["capacity"] * job["slot_bits"]], combine=False)
+        out[chain_id] = product.pack_cts(pub, packed)
+    return {"chains": out}
+
+
+def step_decrypt(ctx: StationContext, payload: dict) -> dict:
+    priv = PrivateKey.from_dict(ctx.state.get(STATE_KEY))
+    pub = priv.public
+    out = {}
+    for job_id, text in payload["jobs"].items():
+        out[job_id] = product.pack_plain(pub, product.decrypt_masked(priv, product.unpack_cts(pub, text)))
+    return {"jobs": out}
+
+
+STEPS = {"explore_describe": step_describe, "explore_local": step_local, "explore_encrypt": step_encrypt,
+         "explore_aggregate": step_aggregate, "explore_decrypt": step_decrypt, "explore_shift": step_shift,
+         "explore_chain_aggregate": step_chain_aggregate}
