@@ -1,8 +1,10 @@
 """lancelot: privacy-preserving record linkage, exploration and training for vertically partitioned data.
 
-The common library. Crypto (``lancelot.crypto``), protocols and the protocol runtime
-(``lancelot.runtime``) never import vantage6; only ``lancelot.v6`` does (``lancelot.v6.adapter``
-for vantage6 4.15, ``lancelot.v6.v5`` for 5.x), so each adapter stays thin.
+The common library. Crypto (``lancelot.crypto``), the protocols (``linkage``, ``explore``,
+``training``) and the protocol runtime (``lancelot.runtime``) never import vantage6. Inside an
+algorithm container only ``lancelot.v6`` does (``lancelot.v6.adapter`` for vantage6 4.15,
+``lancelot.v6.v5`` for 5.x), so each adapter stays thin; on the researcher's side
+``lancelot.client`` uses vantage6's client for ``Study.login``.
 """
 
 __version__ = "0.1.0"

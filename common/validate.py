@@ -24,7 +24,7 @@ def validate_spec(spec: Any, kind: str | None = None) -> list[str]:
     from .explore.spec import parse_explore_spec
     from .linkage.spec import parse_linkage_spec
     from .runtime.errors import LancelotError
-    from .training.design import parse_train_spec
+    from .training.spec import parse_train_spec
 
     if not isinstance(spec, dict):
         return ["the spec must be a JSON object"]

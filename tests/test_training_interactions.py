@@ -24,9 +24,9 @@ from lifelines import CoxPHFitter
 
 from lancelot.linkage.protocol import STEPS as LINK_STEPS
 from lancelot.runtime.errors import InputError, LancelotError, PrivacyError
-from lancelot.training.design import parse_train_spec
 from lancelot.training.protocol import STEPS as TRAIN_STEPS
 from lancelot.training.protocol import train
+from lancelot.training.spec import parse_train_spec
 
 REG, GP, G2 = "registry", "gp_1", "gp_2"
 STEPS = {**LINK_STEPS, **TRAIN_STEPS}

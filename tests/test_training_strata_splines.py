@@ -28,9 +28,9 @@ from lifelines import CoxPHFitter
 from lancelot.linkage.protocol import STEPS as LINK_STEPS
 from lancelot.runtime.errors import InputError, LancelotError, PrivacyError
 from lancelot.tails import chi2_sf
-from lancelot.training.design import parse_train_spec
 from lancelot.training.protocol import STEPS as TRAIN_STEPS
 from lancelot.training.protocol import train
+from lancelot.training.spec import parse_train_spec
 from lancelot.training.terms import rcs_basis
 
 REG, GP = "registry", "gp_1"

@@ -12,7 +12,8 @@ import numpy as np
 from ..runtime.errors import InputError
 from ..runtime.station import StationContext
 from . import shares as sh
-from .design import TrainSpec, build_block, parse_train_spec
+from .design import build_block
+from .spec import TrainSpec, parse_train_spec
 
 STATE = "train"
 

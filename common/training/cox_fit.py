@@ -49,9 +49,10 @@ from .cox_steps import (
     XBAR_BITS,
     deal_share,
 )
-from .design import FRAC_BITS_X, TrainSpec
+from .design import FRAC_BITS_X
 from .logistic import check_levels
 from .release import COX_CELLS, check_residual_dof, disclosure_note
+from .spec import TrainSpec
 from .start import start_training
 
 

@@ -28,8 +28,9 @@ from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from . import logistic, products, terms
 from . import shares as sh
-from .design import FRAC_BITS_X, MAX_ENCODED, TrainSpec
+from .design import FRAC_BITS_X, MAX_ENCODED
 from .release import LOGISTIC_CELLS, check_residual_dof, disclosure_note
+from .spec import TrainSpec
 from .start import start_training
 
 FRAC_BITS_BETA = 24

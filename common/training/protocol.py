@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..runtime.coordinator import Coordinator
 from ..runtime.errors import InputError
 from . import cox_fit, cox_steps, logistic_fit, logistic_steps
-from .design import parse_train_spec
+from .spec import parse_train_spec
 
 STEPS = {**logistic_steps.STEPS, **cox_steps.STEPS}
 

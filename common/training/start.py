@@ -15,7 +15,7 @@ from ..linkage.protocol import Linkage, LinkageRun, check_researcher_protections
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from . import shares as sh
-from .design import TrainSpec
+from .spec import TrainSpec
 from .terms import product_features
 
 
