@@ -7,7 +7,7 @@ each step sends and who learns what in docs/leakage/exploration.md.
 from __future__ import annotations
 
 from ..crypto import PrivateKey, PublicKey
-from ..linkage.protocol import station_rows
+from ..linkage.steps import station_rows
 from ..runtime.errors import InputError
 from ..runtime.station import StationContext
 from . import product

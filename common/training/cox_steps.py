@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ..linkage.protocol import station_rows
+from ..linkage.steps import station_rows
 from ..runtime.errors import InputError
 from ..runtime.station import StationContext
 from . import products

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..linkage.protocol import station_rows
+from ..linkage.steps import station_rows
 from ..runtime.errors import InputError
 from ..runtime.station import StationContext
 from . import products
