@@ -82,7 +82,7 @@ class Coordinator:
         sent_calls = {s: (StepCall.combine(c, StepCall(END_JOB, {})) if s in ending else c) for s, c in calls.items()}
         sent = sum(json_size(c.payload) for c in sent_calls.values())
         results = self.transport.run_round(sent_calls)
-        self._check(calls, results)
+        self._check({s: c.step for s, c in calls.items()}, results)
         received = sum(json_size(r) for r in results.values())
         self.cost.record_round(len(calls), sent, received)
         self.ended |= ending
@@ -90,13 +90,14 @@ class Coordinator:
         return {s: (r["results"][0] if s in ending else r) for s, r in results.items()}
 
     @staticmethod
-    def _check(calls: Mapping[str, StepCall], results: Mapping[str, Any]) -> None:
-        for station, call in calls.items():
+    def _check(steps: Mapping[str, str], results: Mapping[str, Any]) -> None:
+        """Every station (name -> the step it ran) returned a result, and none a refusal."""
+        for station, step in steps.items():
             res = results.get(station)
             if res is None:
-                raise SubtaskError(station, call.step, "no result returned")
+                raise SubtaskError(station, step, "no result returned")
             if isinstance(res, dict) and "lancelot_error" in res:
-                raise SubtaskError(station, call.step, res["lancelot_error"])
+                raise SubtaskError(station, step, res["lancelot_error"])
 
     def _fetch_parts(self, calls: Mapping[str, StepCall], results: dict[str, Any]) -> dict[str, Any]:
         """Results a station sent in parts (above its node's ``max_result_mb``): one extra round per part."""
@@ -110,7 +111,7 @@ class Coordinator:
                      for s, p in parts.items() if index < p["count"]}
             self.log(f"round {self.cost.rounds + 1}: part {index + 1} of a large result from {', '.join(fetch)}")
             out = self.transport.run_round(fetch)
-            self._check({s: StepCall(calls[s].step, {}) for s in fetch}, out)
+            self._check({s: calls[s].step for s in fetch}, out)
             self.cost.record_round(len(fetch), sum(json_size(c.payload) for c in fetch.values()),
                                    sum(json_size(r) for r in out.values()))
             for s in fetch:
