@@ -68,6 +68,7 @@ def attacks(study) -> dict[str, tuple[str, dict]]:
         "unsuppressed local totals": ("explore_local", {"spec": {"analyses": [
             {"type": "count", "variable": {"station": REG, "column": "stage"}}]}, "stations": [REG]}),
         "decrypt anything": ("explore_decrypt", {"jobs": {}}),
+        "the rest of a result sent in parts": ("fetch_part", {"token": "0123456789abcdef", "index": 1}),
     }
 
 
