@@ -274,23 +274,29 @@ def test_lift_and_truncate_shares_of_small_values():
     assert np.array_equal(R256.unpack(R256.pack(lifted[0])), lifted[0])
 
 
-def test_per_iteration_mask_labels_never_coincide():
-    """Masks are derived from (seed, label + iteration): a label that is another label plus digits would
-    give the same mask at two iterations (M at iteration 10 and M1 at iteration 0, say)."""
+def test_labels_under_one_seed_never_coincide():
+    """Masks are derived from (seed, label): two values masked under one seed with one label would share a
+    keystream (the partner, holding both differences, learns the difference of two secrets). Every name list
+    that shares a seed must be free of repeats, and the per-iteration labels must be injective in (name, t)."""
     import re
     from pathlib import Path
 
-    import lancelot.training.cox_fit as cox_fit
-    import lancelot.training.cox_steps as cox_steps
-    import lancelot.training.logistic_fit as logistic_fit
-    import lancelot.training.logistic_steps as logistic_steps
+    import lancelot.training as training
+    from lancelot.training import labels
 
-    labels = set()
-    for module in (cox_fit, cox_steps, logistic_fit, logistic_steps):
-        labels |= set(re.findall(r'f"([A-Za-z0-9]+)\{t\}"', Path(module.__file__).read_text()))
-    assert len(labels) > 30
-    clashes = [(a, b) for a in labels for b in labels if a != b and b.startswith(a) and b[len(a):].isdigit()]
-    assert clashes == []
+    for namespace in (labels.Seeded, labels.Pair, labels.LogisticDealt, labels.CoxDealt, labels.CoxOpened):
+        names = labels.names(namespace)
+        assert len(names) == len(set(names)) > 2, namespace
+    # under the pair key: the pair masks and the openings' masks; under the hub's seed: the dealt shares
+    pair_labels = {labels.at(n, t) for n in labels.names(labels.Pair) for t in range(12)}
+    opening_labels = {labels.opening(n, t) for n in labels.names(labels.CoxOpened) for t in range(12)}
+    assert len(pair_labels) == 12 * len(labels.names(labels.Pair))
+    assert not pair_labels & opening_labels
+    dealt = {labels.at(n, t) for n in labels.names(labels.CoxDealt) for t in range(12)}
+    assert not dealt & set(labels.names(labels.Seeded))
+    # no protocol module spells a per-iteration label by hand: they all go through labels.at / labels.opening
+    for path in Path(training.__file__).parent.glob("*.py"):
+        assert not re.findall(r'f"[A-Za-z0-9:]+\{t\}"', path.read_text()), path.name
 
 
 def test_blinds_spread_over_many_orders_of_magnitude():

@@ -13,6 +13,7 @@ from ..runtime.errors import InputError
 from ..runtime.station import StationContext
 from . import shares as sh
 from .design import build_block
+from .labels import Pair, Seeded, at
 from .spec import TrainSpec, parse_train_spec
 
 STATE = "train"
@@ -47,7 +48,7 @@ def stream_seeds(ctx: StationContext) -> tuple[bytes, bytes, dict]:
 def seal_rows(ctx: StationContext, payload: dict, values: np.ndarray, extra: dict | None = None) -> dict:
     """This station's rows masked by PRG(seed shared with the coordinator), sealed for its receiver."""
     seed = bytes.fromhex(ctx.state.get(STATE)["seed"])
-    masked = sh.to_ring(values) + sh.prg(seed, "rows", values.shape)
+    masked = sh.to_ring(values) + sh.prg(seed, Seeded.ROWS, values.shape)
     receiver = payload["receiver"]
     key = peer_key(ctx, receiver, payload["peers"][receiver])
     return {"sealed": sh.seal(key, {"rows": masked, **(extra or {})}, f"rows:{ctx.station}")}
@@ -119,12 +120,12 @@ def open_shares(ctx: StationContext, payload: dict) -> dict:
     f = ctx.state.get_array("train_f").astype(np.uint64)
     n, q = f.shape
     feat, t = payload["layout"]["features"], payload["t"]
-    share = sh.prg(own, "b", (n, q))
+    share = sh.prg(own, Seeded.DESIGN_MASK, (n, q))
     if hub:
         share = share + f
     beta = sh.to_ring(np.asarray([int(b) for b in payload["beta"]], dtype=np.int64))
     b_part = share[:, feat] - (f[:, feat] if hub else np.uint64(0))  # this station's share of b
     if hub:
-        b_part = b_part + sh.prg(pair, f"d{t}", (n, len(feat)))
+        b_part = b_part + sh.prg(pair, at(Pair.REFRESH, t), (n, len(feat)))
     return {"own": own, "pair": pair, "hub": hub, "n": n, "share": share, "z": share[:, feat] @ beta,
             "b_part": b_part}

@@ -34,7 +34,7 @@ import numpy as np
 from ..disclosure import release_count, spaced_times
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
-from . import hazards, logistic, products, terms
+from . import hazards, logistic, terms
 from . import shares as sh
 from .cox_steps import (
     A_BITS,
@@ -47,10 +47,14 @@ from .cox_steps import (
     RX,
     W_BITS,
     XBAR_BITS,
-    deal_share,
+    Deal,
 )
 from .design import FRAC_BITS_X
+from .labels import CoxDealt as D
+from .labels import CoxOpened as O
+from .labels import Seeded
 from .logistic import check_levels
+from .newton import newton, ridge
 from .release import COX_CELLS, check_residual_dof, disclosure_note
 from .spec import TrainSpec
 from .start import start_training
@@ -72,10 +76,10 @@ def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cel
     hub, partner, seeds, linkage, widths = st.hub, st.partner, st.seeds, st.linkage, st.widths
     if st.p == 0:
         raise InputError("a Cox model needs at least one feature")
-    cohort, n, q_design = linkage.cohort(), linkage.n_rows[hub], st.q_design
+    cohort, n = linkage.cohort(), linkage.n_rows[hub]
 
     # the mask b over the hub's rows; corrections turn masked rows into f = X - b in the hub's order
-    b = sh.prg(seeds[hub], "b", (n, q_design)) + sh.prg(seeds[partner], "b", (n, q_design))
+    b = st.design_mask(n)
     member = np.zeros(n, dtype=np.uint64)
     member[cohort[hub]] = 1
     outside = np.setdiff1d(np.arange(n), cohort[hub])
@@ -83,30 +87,18 @@ def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cel
     for s, q in widths:
         cols = b[:, st.col_start(s):st.col_start(s) + q]
         if s == hub:
-            parts[partner][s] = {"sealed": st.sealed[s], "corr": sh.pack(sh.prg(seeds[s], "rows", (n, q)) + cols)}
+            parts[partner][s] = {"sealed": st.sealed[s], "corr": sh.pack(sh.prg(seeds[s], Seeded.ROWS, (n, q)) + cols)}
             continue
         n_s = linkage.n_rows[s]
-        ext = sh.permutation(seeds[s], "ext", n_s + n)
+        ext = sh.permutation(seeds[s], Seeded.PADDING, n_s + n)
         idx = np.empty(n, dtype=np.int64)
         idx[cohort[hub]] = ext[cohort[s]]                 # linked: the station's own row
         idx[outside] = ext[n_s + np.arange(len(outside))]  # not linked: a distinct dummy row
-        corr = sh.prg(seeds[s], "rows", (n_s + n, q))[idx] + cols
+        corr = sh.prg(seeds[s], Seeded.ROWS, (n_s + n, q))[idx] + cols
         parts[hub][s] = {"sealed": st.sealed[s], "idx": idx.tolist(), "corr": sh.pack(corr)}
-    m_partner = member - sh.prg(seeds[hub], "m", n)
-    layout = st.layout
-    extra: dict[str, dict] = {hub: {}, partner: {}}
-    if layout["products"]:   # interaction columns: Beaver triples and truncation masks (products.py)
-        extra = {hub: {"products": {"layout": layout}},
-                 partner: {"products": {"layout": layout, **products.deal(seeds[hub], seeds[partner], layout, n, b)}}}
-    with coordinator.cost.phase("training: shares"):
-        res = coordinator.round({hub: StepCall("cox_share", {"parts": parts[hub], "partner": partner, **extra[hub]}),
-                                 partner: StepCall("cox_share", {"parts": parts[partner], "partner": hub,
-                                                                 "m": sh.pack(m_partner), **extra[partner]})},
-                                label="training: shares of the hub-ordered design from the relayed rows"
-                                + (" and interaction products (opening 1 of 2)" if layout["products"] else ""))
-    relay = {hub: res[partner]["sealed"], partner: res[hub]["sealed"]}
-    if layout["products"]:
-        relay["products"] = {hub: res[partner]["products"], partner: res[hub]["products"]}
+    m_partner = member - sh.prg(seeds[hub], Seeded.MEMBERSHIP, n)
+    relay = st.share_round(coordinator, "cox_share", parts, b, "training: shares of the hub-ordered design from the "
+                           "relayed rows", partner_extra={Seeded.MEMBERSHIP: sh.pack(m_partner)})
 
     fit = _CoxFit(coordinator, spec, seeds[hub], hub, partner, st.layout, st.open_names, st.p, st.names, st.features,
                   st.k, st.base)
@@ -141,32 +133,12 @@ class _CoxFit:
         return self.c.round(calls, label=label)
 
     def iterate(self, relay: dict) -> None:
-        spec, p = self.spec, self.p
-        beta = np.zeros(p)
-        converged = False
+        self.relay = relay
         with self.c.cost.phase("training: Newton iterations"):
-            for t in range(spec.max_iterations):
-                hess, grad, loglik = self._iteration(t, beta, relay if t == 0 else None)
-                try:
-                    step = hazards.newton_step(hess, grad, beta, spec.penalty)
-                except np.linalg.LinAlgError:
-                    raise _divergence(self.names, beta) from None
-                beta = beta + step
-                # at beta = 0 the partial likelihood is a function of the risk-set sizes alone: withheld
-                self.history.append({"iteration": t + 1, "log_partial_likelihood": loglik if t else None,
-                                     "max_step": float(np.max(np.abs(step)))})
-                self.c.log(f"training: iteration {t + 1}: " + (f"log partial likelihood {loglik:.6f}, " if t else "")
-                           + f"largest step {np.max(np.abs(step)):.2e}")
-                if not np.all(np.isfinite(beta)) or np.max(np.abs(beta)) > hazards.SEPARATION_LIMIT:
-                    raise _divergence(self.names, beta - step)
-                # stop without opening z at the new coefficients (see logistic regression)
-                if np.max(np.abs(step)) ** 2 < spec.tolerance:
-                    converged = True
-                    break
-        if not converged:
-            raise InputError(f"no convergence in {spec.max_iterations} Newton iterations (a feature that orders "
-                             "the events perfectly, or a nearly collinear design?); raise max_iterations or add a penalty")
-        self.beta_final, self.converged = beta, converged
+            self.beta_final = newton(self, self.p, self.spec, intercept=False, likelihood="log_partial_likelihood",
+                                     diverged=lambda beta: _divergence(self.names, beta), log=self.c.log,
+                                     history=self.history,
+                                     hint="a feature that orders the events perfectly, or a nearly collinear design?")
         if self.concordance is None:   # it did not come with the last iteration: one more round
             with self.c.cost.phase("training: concordance"):
                 kappa, deal = self._concordance_material()
@@ -174,20 +146,24 @@ class _CoxFit:
                                   "training: concordance (binned pair counts)")
                 self._concordance_from(res, kappa)
 
-    def _iteration(self, t: int, beta: np.ndarray, relay: dict | None):
+    def iteration(self, t: int, beta: np.ndarray):
+        """Open the permuted linear predictors, then the blinded risk-set rounds (:mod:`.cox_steps`); the first
+        iteration also carries the peers' relayed shares (and interaction openings)."""
         spec, p, hub, partner, seed = self.spec, self.p, self.hub, self.partner, self.seed
+        relay = self.relay if t == 0 else None
         n_open = len(self.open_names)
         calls_common = {"t": t, "beta": [int(v) for v in np.rint(beta * 2 ** FRAC_BITS_BETA)], "layout": self.layout}
         extra: dict[str, dict] = {hub: {}, partner: {}}
         if relay:
-            extra = {hub: {"relay": relay[hub], "partner": partner}, partner: {"relay": relay[partner], "partner": hub}}
+            extra = {hub: {"relay": relay["sealed"][hub], "partner": partner},
+                     partner: {"relay": relay["sealed"][partner], "partner": hub}}
             for s_ in (hub, partner):
-                if "products" in relay:
+                if relay["products"][s_]:
                     extra[s_]["products_relay"] = relay["products"][s_]
         calls = {s_: StepCall("cox_open", {**calls_common, **extra[s_]}) for s_ in (hub, partner)}
         res = self.c.round(calls, label=f"training: iteration {t + 1}, open permuted linear predictors")
         each = ({hub: {"products_relay": res[partner]["products"]}, partner: {"products_relay": res[hub]["products"]}}
-                if relay and "products" in relay else None)
+                if relay and relay["products"][hub] else None)
         opened = sh.unpack(res[hub]["shares"]) + sh.unpack(res[partner]["shares"])
         z = sh.decode(opened[:, 0], FRAC_BITS_X + FRAC_BITS_BETA)
         ov = opened[:, 1:1 + n_open].view(np.int64)
@@ -207,30 +183,36 @@ class _CoxFit:
         dl = RX.element(died.astype(object) * (1 << W_BITS))
         de = RX.element(np.where(died, e_int, 0).astype(object))
         u_e = RX.mul(e[:, None], bs)
-        deal = {"e": deal_share(RX, seed, "e", t, e), "Ue": deal_share(RX, seed, "Ue", t, u_e), "Bs": deal_share(RX, seed, "Bs", t, bs),
-                "dl": deal_share(RX, seed, "dl", t, dl), "k": deal_share(RX, seed, "k", t, RX.element(complete.astype(object)))}
+        deal = Deal(seed, t)
+        deal.put(RX, D.RISK, e)
+        deal.put(RX, D.RISK_MASK, u_e)
+        deal.put(RX, D.MASK, bs)
+        deal.put(RX, D.DEATHS, dl)
+        deal.put(RX, D.COMPLETE, RX.element(complete.astype(object)))
         u_d = None
         if self.efron:
             u_d = RX.mul(de[:, None], bs)
-            deal.update(de=deal_share(RX, seed, "de", t, de), Ud=deal_share(RX, seed, "Ud", t, u_d))
+            deal.put(RX, D.DEATH_RISK, de)
+            deal.put(RX, D.DEATH_RISK_MASK, u_d)
         common = {"t": t, "p": p, "features": self.layout["features"], "ties": spec.ties}
         res = self._round("cox_groups", common, deal, f"training: iteration {t + 1}, risk-set sums (blinded)", each)
-        deaths_g = np.rint(RX.decode(_opened(RX, res, "deaths"), W_BITS)).astype(np.int64)   # sigma order
+        deaths_g = np.rint(RX.decode(_opened(RX, res, O.DEATHS), W_BITS)).astype(np.int64)   # sigma order
         sizes = np.asarray(res[hub]["sizes"], dtype=np.int64)
         groups = np.repeat(np.arange(len(sizes)), sizes)
         offsets = np.concatenate([np.arange(s) for s in sizes]) if len(sizes) else np.zeros(0, np.int64)
         used = offsets < deaths_g[groups]
         a_int = np.zeros(len(groups), dtype=object)
         if self.efron:
-            sd_m, gd_m = _opened(RG, res, "sd"), _opened(RG, res, "gd")
+            sd_m, gd_m = _opened(RG, res, O.EFRON_S), _opened(RG, res, O.EFRON_G)
             a_int = np.array([int(round(o * 2 ** A_BITS / d)) if u else 0
                               for o, d, u in zip(offsets, deaths_g[groups], used)], dtype=object)
-            fr = {"a": deal_share(RG, seed, "a", t, RG.element(a_int)),
-                  "aS": deal_share(RG, seed, "aS", t, RG.mul(a_int, sd_m[groups])),
-                  "aG": deal_share(RG, seed, "aG", t, RG.mul(a_int[:, None], gd_m[groups]))}
+            fr = Deal(seed, t)
+            fr.put(RG, D.FRACTION, RG.element(a_int))
+            fr.put(RG, D.FRACTION_S, RG.mul(a_int, sd_m[groups]))
+            fr.put(RG, D.FRACTION_G, RG.mul(a_int[:, None], gd_m[groups]))
             res = self._round("cox_fractions", {"t": t, "p": p}, fr,
                               f"training: iteration {t + 1}, Efron tie terms (blinded)")
-        phi, y = _opened(RG, res, "phi"), _opened(RG, res, "y")
+        phi, y = _opened(RG, res, O.PHI), _opened(RG, res, O.Y)
         inverse = _reciprocal(phi, ALPHA_BITS)
         first = np.flatnonzero(offsets == 0)
         alpha0 = inverse[first]
@@ -238,33 +220,39 @@ class _CoxFit:
         # weight of each grid point: Efron 1 for each of the D tie terms, Breslow D on its one point
         weight = used.astype(object) if self.efron else deaths_g[groups].astype(object)
         alpha = RG.element(inverse * weight)
-        co = {"al": deal_share(RG, seed, "al", t, alpha), "used": deal_share(RX, seed, "used", t, RX.element(weight)),
-              "dal0": deal_share(RG, seed, "dal0", t, dal0)}
+        co = Deal(seed, t)
+        co.put(RG, D.RECIPROCALS, alpha)
+        co.put(RX, D.USED, RX.element(weight))
+        co.put(RG, D.FIRST_DEATHS, dal0)
         if self.efron:
-            co["alY"] = deal_share(RG, seed, "alY", t, RG.mul(alpha[:, None], y))
-            co["ala"] = deal_share(RG, seed, "ala", t, RG.mul(alpha, a_int))
+            co.put(RG, D.RECIPROCAL_Y, RG.mul(alpha[:, None], y))
+            co.put(RG, D.RECIPROCAL_FRACTION, RG.mul(alpha, a_int))
         else:
             alpha_r = RG.element(np.where(used, inverse, 0))
-            co.update(alR=deal_share(RG, seed, "alR", t, alpha_r), alY=deal_share(RG, seed, "alY", t, RG.mul(alpha_r[:, None], y)),
-                      alLY=deal_share(RG, seed, "alLY", t, RG.mul(alpha[:, None], y)))
+            co.put(RG, D.RECIPROCAL_R, alpha_r)
+            co.put(RG, D.RECIPROCAL_Y, RG.mul(alpha_r[:, None], y))
+            co.put(RG, D.RECIPROCAL_LY, RG.mul(alpha[:, None], y))
         res = self._round("cox_coefficients", common, co, f"training: iteration {t + 1}, unblind risk-set terms")
-        abar_m = _opened(RG, res, "abar")
-        left_m = abar_m if self.efron else _opened(RG, res, "left")
-        second = RG.sub(RG.dot(left_m.T, abar_m), _opened(RG, res, "cross"))
+        abar_m = _opened(RG, res, O.MEANS)
+        left_m = abar_m if self.efron else _opened(RG, res, O.LEFT)
+        second = RG.sub(RG.dot(left_m.T, abar_m), _opened(RG, res, O.CROSS))
         second = RG.decode(second, 2 * XBAR_BITS).astype(float)
         second = (second + second.T) / 2
         log_phi = sum(int(w) * math.log2(int(v)) for v, w in zip(phi, weight) if w)   # log2(rho phi_int), weighted
-        log_rho = float(RX.decode(_opened(RX, res, "logrho"), LOGRHO_BITS))
+        log_rho = float(RX.decode(_opened(RX, res, O.LOG_BLINDS), LOGRHO_BITS))
         events = int(deaths_g.sum())
         loglik = float(np.sum(z[died] - zmax)) - math.log(2) * (log_phi - log_rho - events * (A_BITS + E_BITS))
-        v1 = _opened(RX, res, "v1")
+        v1 = _opened(RX, res, O.LAMBDA)
         a_w = RX.mul(e, v1)
         if self.efron:
-            a_w = RX.sub(a_w, RX.mul(de, _opened(RX, res, "v2")))
-        lam_m = _opened(RG, res, "lam")
-        we = {"a": deal_share(RX, seed, "a", t, a_w), "v": deal_share(RX, seed, "v", t, RX.mul(a_w[:, None], bs)),
-              "a0": deal_share(RG, seed, "a0", t, RG.element(alpha0)), "lamA": deal_share(RG, seed, "lamA", t, RG.mul(alpha0, lam_m)),
-              "qA": deal_share(RG, seed, "qA", t, RG.mul(dal0[:, None], abar_m[first]))}
+            a_w = RX.sub(a_w, RX.mul(de, _opened(RX, res, O.EFRON_B)))
+        lam_m = _opened(RG, res, O.INCREMENTS)
+        we = Deal(seed, t)
+        we.put(RX, D.WEIGHTS, a_w)
+        we.put(RX, D.WEIGHTED_MASK, RX.mul(a_w[:, None], bs))
+        we.put(RG, D.FIRST_RECIPROCAL, RG.element(alpha0))
+        we.put(RG, D.INCREMENT_MASKED, RG.mul(alpha0, lam_m))
+        we.put(RG, D.MEANS_MASKED, RG.mul(dal0[:, None], abar_m[first]))
         kappa = None
         self.last = {"t": t, "z": z, "complete": complete, "died": died, "n": n}
         if self._last_iteration_expected():
@@ -276,18 +264,18 @@ class _CoxFit:
         self.concordance = None
         if kappa is not None:
             self._concordance_from(res, kappa)
-        first_part = RX.add(RX.dot(bs.T, _opened(RX, res, "u")), _opened(RX, res, "first"))
+        first_part = RX.add(RX.dot(bs.T, _opened(RX, res, O.WEIGHTED_MASK)), _opened(RX, res, O.HESSIAN_FIRST))
         hess = RX.decode(first_part, W_BITS + 2 * FRAC_BITS_X).astype(float) - second
         hess = (hess + hess.T) / 2
-        grad = RX.add(RX.dot(bs.T, RX.sub(dl, a_w)), _opened(RX, res, "grad"))
+        grad = RX.add(RX.dot(bs.T, RX.sub(dl, a_w)), _opened(RX, res, O.GRADIENT))
         grad = RX.decode(grad, W_BITS + FRAC_BITS_X).astype(float)
         if t == 0:
             logistic.check_identifiable(hess, self.names)
-            sxx = RX.add(RX.dot(bs.T, u_e), _opened(RX, res, "sxx"))
-            sx = RX.add(RX.dot(bs.T, e), _opened(RX, res, "sx"))
+            sxx = RX.add(RX.dot(bs.T, u_e), _opened(RX, res, O.SUMS_SQUARES))
+            sx = RX.add(RX.dot(bs.T, e), _opened(RX, res, O.SUMS))
             n_c = int(complete.sum())
             sum_x = RX.decode(sx, E_BITS + FRAC_BITS_X).astype(float)
-            sum_xd = RX.decode(RX.add(RX.dot(bs.T, dl), _opened(RX, res, "sxd")), W_BITS + FRAC_BITS_X).astype(float)
+            sum_xd = RX.decode(RX.add(RX.dot(bs.T, dl), _opened(RX, res, O.SUMS_DEATHS)), W_BITS + FRAC_BITS_X).astype(float)
             n_d = int(died.sum())
             check_levels(hazards.binary_levels(sum_x, sum_xd, n_c, n_d, self.features), self.k, COX_CELLS)
             totals = terms.original_sums(sum_x, n_c, self.features)
@@ -297,13 +285,13 @@ class _CoxFit:
                 hazards.feature_summary(sum_x, RX.decode(sxx, E_BITS + 2 * FRAC_BITS_X).astype(float), n_c, self.features,
                                         self.base),
                 self.features, totals, n_c, first=0, base=self.base)
-            self.events_at = np.rint(RX.decode(_opened(RX, res, "events_at"), W_BITS)).astype(np.int64)
+            self.events_at = np.rint(RX.decode(_opened(RX, res, O.EVENTS_AT), W_BITS)).astype(np.int64)
             self.mean = totals / n_c     # the complete cases' mean of every term (original scale)
             if self.strata is not None:
-                self._check_strata(_opened(RX, res, "strata_n"))
-        base = RG.decode(_opened(RG, res, "base"), 0)   # rows: times; cols: Lambda, V0, Q (raw scales)
+                self._check_strata(_opened(RX, res, O.STRATA))
+        base = RG.decode(_opened(RG, res, O.BASELINE), 0)   # rows: times; cols: Lambda, V0, Q (raw scales)
         self.last.update(zmax=zmax, beta=beta.copy(), hess=hess, base=base,
-                         at_risk=RX.signed(_opened(RX, res, "at_risk")).astype(np.int64))
+                         at_risk=RX.signed(_opened(RX, res, O.AT_RISK)).astype(np.int64))
         return hess, grad, loglik
 
     def _check_strata(self, opened: np.ndarray) -> None:
@@ -352,19 +340,21 @@ class _CoxFit:
                 kappa[i, b[i] - 1] += 1
             kappa[i, b[i]] += 1 << 40          # column b+1 (index b): pairs with a bin at most b
             kappa[i, bins - 1] += 1 << 80      # all later cohort records
-        return kappa, {"O": deal_share(RX, seed, "O", t, RX.element(below)),
-                       "kappa": deal_share(RX, seed, "kappa", t, RX.element(kappa))}
+        material = Deal(seed, t)
+        material.put(RX, D.BELOW, RX.element(below))
+        material.put(RX, D.CONCORDANCE_WEIGHTS, RX.element(kappa))
+        return kappa, material
 
     def _concordance_from(self, res: dict, kappa: np.ndarray) -> None:
-        counts = _opened(RX, res, "counts")
-        total = int(RX.element(np.sum(RX.mul(kappa, counts)) - int(_opened(RX, res, "corr")[0])))
+        counts = _opened(RX, res, O.CONCORDANCE)
+        total = int(RX.element(np.sum(RX.mul(kappa, counts)) - int(_opened(RX, res, O.CONCORDANCE_CORRECTION)[0])))
         mask40 = (1 << 40) - 1
         correct, at_most, pairs = total & mask40, (total >> 40) & mask40, total >> 80
         self.concordance = hazards.concordance(correct, at_most - correct, pairs, self.spec.concordance_bins)
 
     def result(self, linkage, spec: TrainSpec, protections: dict) -> dict:
         last, k, base, features = self.last, self.k, self.base, self.features
-        cov_enc = np.linalg.inv(last["hess"] + np.diag(np.full(self.p, spec.penalty)))
+        cov_enc = np.linalg.inv(last["hess"] + np.diag(ridge(self.p, spec.penalty, intercept=False)))
         beta_orig, cov = terms.to_original(self.beta_final, cov_enc, features, intercept=False)
         n_used, events = int(last["complete"].sum()), int(last["died"].sum())
         linked = int(len(linkage.cohort()[linkage.hub]))
@@ -387,7 +377,7 @@ class _CoxFit:
                                       for lv, n, d in zip(self.strata["levels"], self.strata["n"], self.strata["events"])],
                            "note": "a separate baseline hazard per level; no coefficient for the strata column; the "
                                    "concordance compares patients within a stratum"}} if self.strata else {}),
-            "convergence": {"converged": self.converged, "iterations": len(self.history), "history": self.history,
+            "convergence": {"converged": True, "iterations": len(self.history), "history": self.history,
                             "tolerance": spec.tolerance, "penalty": spec.penalty,
                             "note": "stops when the next Newton step is predicted below the tolerance (the last step "
                                     "squared); standard errors, concordance and baseline use the last opened "

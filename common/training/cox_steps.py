@@ -2,7 +2,8 @@
 
 The round-by-round description, and why Cox differs from logistic regression, are in
 :mod:`lancelot.training.cox_fit` (the coordinator's side); the algebra and the leakage in
-docs/leakage/training.md. Fixed-point widths shared by both ends are defined here.
+docs/leakage/training.md. Fixed-point widths shared by both ends are defined here; the names of
+what crosses (dealt shares, openings, PRG labels) in :mod:`lancelot.training.labels`.
 
 Every step reads its per-job state (the hub-ordered shares, the time structure at H and P) and
 returns shares, sealed parts or blinded sums only. (Over 400 lines: the steps share private
@@ -31,6 +32,9 @@ from .channel import (
     stream_seeds,
 )
 from .design import FRAC_BITS_X, build_block
+from .labels import CoxDealt as D
+from .labels import CoxOpened as O
+from .labels import Pair, Seeded, at, opening
 from .ring import R128, R256, log_uniform_blinds
 
 RX, RG = R128, R256        # per-record shares; risk-set (group) shares
@@ -167,7 +171,7 @@ def step_rows(ctx: StationContext, payload: dict) -> dict:
     else:
         n_ext = len(values) + int(payload["n_hub"])
         ext = np.zeros((n_ext, values.shape[1]), dtype=np.int64)
-        ext[sh.permutation(bytes.fromhex(st["seed"]), "ext", n_ext)[:len(values)]] = values
+        ext[sh.permutation(bytes.fromhex(st["seed"]), Seeded.PADDING, n_ext)[:len(values)]] = values
         values = ext
     ctx.state.put(STATE, st)
     return seal_rows(ctx, payload, values, extra)
@@ -183,7 +187,7 @@ def step_share(ctx: StationContext, payload: dict) -> dict:
             ctx.state.put_array("cox_order", got["order"].astype(np.int64))
             st["cox"] = {k: got[k].astype(np.int64).tolist() for k in STRUCTURE}
     seed = bytes.fromhex(st["seed"])
-    m_share = sh.unpack(payload["m"]) if "m" in payload else sh.prg(seed, "m", len(next(iter(parts.values()))))
+    m_share = sh.unpack(payload[Seeded.MEMBERSHIP]) if Seeded.MEMBERSHIP in payload else sh.prg(seed, Seeded.MEMBERSHIP, len(next(iter(parts.values()))))
     ctx.state.put_array("cox_m", m_share)
     ctx.state.put(STATE, st)
     return {**forward_parts(ctx, payload, parts), **products.share_round(ctx, payload, parts)}
@@ -203,11 +207,11 @@ def step_open(ctx: StationContext, payload: dict) -> dict:
     hub, pair, n = o["hub"], o["pair"], o["n"]
     m = ctx.state.get_array("cox_m").astype(np.uint64)
     outside = (np.uint64(1) if hub else np.uint64(0)) - m      # shares of 1 - membership
-    noise = outside[:, None] * sh.prg(pair, f"u{t}", (n, 1 + len(opened)))
+    noise = outside[:, None] * sh.prg(pair, at(Pair.OUTSIDE_NOISE, t), (n, 1 + len(opened)))
     out = np.column_stack([o["z"] + noise[:, 0], o["share"][:, opened] + noise[:, 1:], m, o["b_part"]])
-    mask = sh.prg(pair, f"e{t}", out.shape)
+    mask = sh.prg(pair, at(Pair.OPEN_MASK, t), out.shape)
     out = out + mask if hub else out - mask
-    return {"shares": sh.pack(out[sh.permutation(pair, f"pi{t}", n)]), **products.open_round(ctx, payload)}
+    return {"shares": sh.pack(out[sh.permutation(pair, at(Pair.PERMUTATION, t), n)]), **products.open_round(ctx, payload)}
 
 
 class _Shares:
@@ -228,7 +232,7 @@ class _Shares:
 
     def get(self, ring, name: str, shape) -> np.ndarray:
         if self.hub:
-            return ring.prg(self.own, f"{name}{self.t}", shape)
+            return ring.prg(self.own, at(name, self.t), shape)
         text = self.payload.get(name, self.saved.get(name))
         if text is None:
             raise InputError(f"the coordinator did not relay the share '{name}'")
@@ -238,22 +242,36 @@ class _Shares:
         return got
 
 
-def deal_share(ring, seed_hub: bytes, name: str, t: int, value: np.ndarray) -> str:
-    """The partner's share of a value the coordinator knows (the hub's is PRG(seed, name t))."""
-    return ring.pack(ring.sub(value, ring.prg(seed_hub, f"{name}{t}", np.shape(value))))
+class Deal(dict):
+    """The coordinator's side of :class:`_Shares`: the partner's payload of dealt shares (each value minus
+    the hub's share PRG(seed_H, name/t), under the name)."""
+
+    def __init__(self, seed_hub: bytes, t: int):
+        super().__init__()
+        self.seed, self.t = seed_hub, t
+
+    def put(self, ring, name: str, value: np.ndarray) -> None:
+        self[name] = ring.pack(ring.sub(value, ring.prg(self.seed, at(name, self.t), np.shape(value))))
 
 
-def _out(ring, pair: bytes, label: str, value: np.ndarray, hub: bool) -> str:
-    """A share masked with the H-P pair mask, so that the coordinator sees only the sum."""
-    mask = ring.prg(pair, label, np.shape(value))
-    return ring.pack(ring.add(value, mask) if hub else ring.sub(value, mask))
+class _Openings(dict):
+    """A step's result: shares opened to the coordinator, each masked with the H-P pair mask labelled by
+    its key (H adds it, P subtracts it), so that the coordinator sees only their sum."""
+
+    def __init__(self, pair: bytes, t: int, hub: bool):
+        super().__init__()
+        self.pair, self.t, self.hub = pair, t, hub
+
+    def put(self, ring, key: str, value: np.ndarray) -> None:
+        mask = ring.prg(self.pair, opening(key, self.t), np.shape(value))
+        self[key] = ring.pack(ring.add(value, mask) if self.hub else ring.sub(value, mask))
 
 
 def _to_time(pair: bytes, t: int, struct: dict) -> np.ndarray:
     """For each time position j, the position in iteration t's permuted frame of the same row."""
     n = len(struct["order"])
     pinv = np.empty(n, dtype=np.int64)
-    pinv[sh.permutation(pair, f"pi{t}", n)] = np.arange(n)
+    pinv[sh.permutation(pair, at(Pair.PERMUTATION, t), n)] = np.arange(n)
     return pinv[struct["order"]]
 
 
@@ -262,7 +280,7 @@ def _frame(ctx: StationContext, t: int, p: int, feat: list[int]):
     own, pair, st = stream_seeds(ctx)
     f = ctx.state.get_array("train_f").astype(np.uint64)
     n = f.shape[0]
-    big_f = RX.from_u64((f[:, feat] - sh.prg(pair, f"d{t}", (n, p)))[sh.permutation(pair, f"pi{t}", n)])
+    big_f = RX.from_u64((f[:, feat] - sh.prg(pair, at(Pair.REFRESH, t), (n, p)))[sh.permutation(pair, at(Pair.PERMUTATION, t), n)])
     struct = _structure(ctx)
     return own, pair, st, big_f, struct, _to_time(pair, t, struct)
 
@@ -280,9 +298,9 @@ def step_groups(ctx: StationContext, payload: dict) -> dict:
     own, pair, st, big_f, struct, to_time = _frame(ctx, t, p, feat)
     hub = st["role"] == "hub"
     n = big_f.shape[0]
-    dealt = _Shares(ctx, own, hub, payload, t, keep=("e", "Ue", "Bs", "dl", "k", "de", "Ud"))
-    e = dealt.get(RX, "e", n)
-    u_e = dealt.get(RX, "Ue", (n, p))
+    dealt = _Shares(ctx, own, hub, payload, t, keep=(D.RISK, D.RISK_MASK, D.MASK, D.DEATHS, D.COMPLETE, D.DEATH_RISK, D.DEATH_RISK_MASK))
+    e = dealt.get(RX, D.RISK, n)
+    u_e = dealt.get(RX, D.RISK_MASK, (n, p))
     ex = RX.add(RX.mul(e[:, None], big_f), u_e)                # shares of r * x, permuted frame
     starts, stops = struct["starts"], struct["stops"]
     k = len(starts)
@@ -291,22 +309,23 @@ def step_groups(ctx: StationContext, payload: dict) -> dict:
     s_g = RG.lift(RX.sub(s_suf[starts], s_suf[stops]), RX)
     g_g = RG.lift(RX.sub(g_suf[starts], g_suf[stops]), RX)
     death_group, death_pos = _deaths_index(struct)
-    d_g = _sum_by(dealt.get(RX, "dl", n)[to_time][death_pos], death_group, k, RX)
+    d_g = _sum_by(dealt.get(RX, D.DEATHS, n)[to_time][death_pos], death_group, k, RX)
     keep = {"S": RG.pack(s_g), "G": RG.pack(g_g)}
-    sigma = sh.permutation(pair, f"sg{t}", k)
+    sigma = sh.permutation(pair, at(Pair.GROUP_ORDER, t), k)
     points = _points(struct, efron)
-    out = {"deaths": _out(RX, pair, f"oD{t}", d_g[sigma], hub)}
+    out = _Openings(pair, t, hub)
+    out.put(RX, O.DEATHS, d_g[sigma])
     if hub:
         out["sizes"] = points[sigma].tolist()
     if efron:
-        de = dealt.get(RX, "de", n)
-        dex = RX.add(RX.mul(de[:, None], big_f), dealt.get(RX, "Ud", (n, p)))
+        de = dealt.get(RX, D.DEATH_RISK, n)
+        dex = RX.add(RX.mul(de[:, None], big_f), dealt.get(RX, D.DEATH_RISK_MASK, (n, p)))
         sd_g = RG.lift(_sum_by(de[to_time][death_pos], death_group, k, RX), RX)
         gd_g = RG.lift(_sum_by(dex[to_time][death_pos], death_group, k, RX), RX)
         keep.update(SD=RG.pack(sd_g), GD=RG.pack(gd_g))
-        m1, md = RG.prg(pair, f"mS{t}", k), RG.prg(pair, f"MD{t}", (k, p))
-        out["sd"] = _out(RG, pair, f"oS{t}", RG.add(sd_g, m1)[sigma] if hub else sd_g[sigma], hub)
-        out["gd"] = _out(RG, pair, f"oG{t}", RG.add(gd_g, md)[sigma] if hub else gd_g[sigma], hub)
+        m1, md = RG.prg(pair, at(Pair.EFRON_S_MASK, t), k), RG.prg(pair, at(Pair.EFRON_G_MASK, t), (k, p))
+        out.put(RG, O.EFRON_S, RG.add(sd_g, m1)[sigma] if hub else sd_g[sigma])
+        out.put(RG, O.EFRON_G, RG.add(gd_g, md)[sigma] if hub else gd_g[sigma])
     else:
         out.update(_blinded(pair, t, s_g, g_g, sigma, points, hub))
     ctx.state.put(f"cox_it{t}", keep)
@@ -318,7 +337,7 @@ def _blinded(pair: bytes, t: int, phi_base: np.ndarray, vec_base: np.ndarray, si
     """Per grid point (group, l): rho * phi and rho * vec + M, with phi = 2^A S - a S^D, vec = 2^A G - a G^D."""
     groups, _ = _grid(points, sigma)
     count = len(groups)
-    rho = log_uniform_blinds(pair, f"rho{t}", count)
+    rho = log_uniform_blinds(pair, at(Pair.BLINDS, t), count)
     phi = RG.mul(phi_base[groups], 1 << A_BITS)
     vec = RG.mul(vec_base[groups], 1 << A_BITS)
     if a_sd is not None:
@@ -326,8 +345,11 @@ def _blinded(pair: bytes, t: int, phi_base: np.ndarray, vec_base: np.ndarray, si
     blinded_phi = RG.mul(phi, rho)
     y = RG.mul(vec, rho[:, None])
     if hub:
-        y = RG.add(y, RG.prg(pair, f"M{t}", (count, vec.shape[1])))
-    return {"phi": _out(RG, pair, f"oP{t}", blinded_phi, hub), "y": _out(RG, pair, f"oY{t}", y, hub)}
+        y = RG.add(y, RG.prg(pair, at(Pair.RISK_SUMS_MASK, t), (count, vec.shape[1])))
+    out = _Openings(pair, t, hub)
+    out.put(RG, O.PHI, blinded_phi)
+    out.put(RG, O.Y, y)
+    return out
 
 
 def step_fractions(ctx: StationContext, payload: dict) -> dict:
@@ -339,14 +361,14 @@ def step_fractions(ctx: StationContext, payload: dict) -> dict:
     keep = ctx.state.get(f"cox_it{t}")
     s_g, g_g, deaths = RG.unpack(keep["S"]), RG.unpack(keep["G"]), struct["deaths"]
     k = len(deaths)
-    sigma = sh.permutation(pair, f"sg{t}", k)
+    sigma = sh.permutation(pair, at(Pair.GROUP_ORDER, t), k)
     groups, _ = _grid(deaths, sigma)
     count = len(groups)
     dealt = _Shares(ctx, own, hub, payload, t)
-    a = dealt.get(RG, "a", count)
-    m1, md = RG.prg(pair, f"mS{t}", k), RG.prg(pair, f"MD{t}", (k, p))
-    a_sd = RG.sub(dealt.get(RG, "aS", count), RG.mul(a, m1[groups]))
-    a_gd = RG.sub(dealt.get(RG, "aG", (count, p)), RG.mul(a[:, None], md[groups]))
+    a = dealt.get(RG, D.FRACTION, count)
+    m1, md = RG.prg(pair, at(Pair.EFRON_S_MASK, t), k), RG.prg(pair, at(Pair.EFRON_G_MASK, t), (k, p))
+    a_sd = RG.sub(dealt.get(RG, D.FRACTION_S, count), RG.mul(a, m1[groups]))
+    a_gd = RG.sub(dealt.get(RG, D.FRACTION_G, (count, p)), RG.mul(a[:, None], md[groups]))
     return _blinded(pair, t, s_g, g_g, sigma, deaths, hub, a_sd, a_gd)
 
 
@@ -359,12 +381,12 @@ def step_coefficients(ctx: StationContext, payload: dict) -> dict:
     struct = _structure(ctx)
     deaths, starts = struct["deaths"], struct["starts"]
     k, n = len(deaths), len(struct["order"])
-    sigma = sh.permutation(pair, f"sg{t}", k)
+    sigma = sh.permutation(pair, at(Pair.GROUP_ORDER, t), k)
     groups, offsets = _grid(_points(struct, efron), sigma)
     count = len(groups)
-    rho = log_uniform_blinds(pair, f"rho{t}", count)
-    dealt = _Shares(ctx, own, hub, payload, t, keep=("dal0",))
-    alpha = dealt.get(RG, "al", count)
+    rho = log_uniform_blinds(pair, at(Pair.BLINDS, t), count)
+    dealt = _Shares(ctx, own, hub, payload, t, keep=(D.FIRST_DEATHS,))
+    alpha = dealt.get(RG, D.RECIPROCALS, count)
     # A_k = sum_l 1/phi_l and B_k = sum_l a_l/phi_l, per group in time order, truncated to L_BITS
     a_k = RG.truncate(_sum_by(RG.mul(alpha, rho), groups, k, RG), SHIFT_A, hub)
     cumulative = np.cumsum(RX.element(RG.reduce_to(a_k, RX)))   # Lambda at each event time
@@ -376,41 +398,42 @@ def step_coefficients(ctx: StationContext, payload: dict) -> dict:
     lam_pos = np.where((group_of_pos >= 0) & (stratum >= 0), cumulative[np.maximum(group_of_pos, 0)] - before[stratum], 0)
     frame = np.empty(n, dtype=object)
     frame[to_time] = RX.element(lam_pos)
-    out = {"v1": _out(RX, pair, f"oV1{t}", RX.add(frame, RX.prg(pair, f"MV{t}", n)) if hub else RX.element(frame), hub)}
+    out = _Openings(pair, t, hub)
+    out.put(RX, O.LAMBDA, RX.add(frame, RX.prg(pair, at(Pair.LAMBDA_MASK, t), n)) if hub else RX.element(frame))
     if efron:
-        b_k = RG.truncate(_sum_by(RG.mul(dealt.get(RG, "ala", count), rho), groups, k, RG), SHIFT_B, hub)
+        b_k = RG.truncate(_sum_by(RG.mul(dealt.get(RG, D.RECIPROCAL_FRACTION, count), rho), groups, k, RG), SHIFT_B, hub)
         b_pos = np.zeros(n, dtype=object)
         for g in range(k):
             b_pos[starts[g]:starts[g] + deaths[g]] = RG.reduce_to(b_k[g:g + 1], RX)[0]
         frame = np.empty(n, dtype=object)
         frame[to_time] = b_pos
-        out["v2"] = _out(RX, pair, f"oV2{t}", RX.add(frame, RX.prg(pair, f"MB{t}", n)) if hub else RX.element(frame), hub)
+        out.put(RX, O.EFRON_B, RX.add(frame, RX.prg(pair, at(Pair.EFRON_B_MASK, t), n)) if hub else RX.element(frame))
     # risk-set means abar = alpha (Y - M), unblinded and truncated, opened under a fresh mask. The
     # Hessian needs sum over used points of abar abar' (Efron) or of D abar abar' (Breslow, as the
     # product of a "left" vector D abar and a "right" vector abar): the coordinator multiplies the
     # masked openings, the stations return what removes the masks.
-    mask_y = RG.prg(pair, f"M{t}", (count, p))
-    alpha_r = alpha if efron else dealt.get(RG, "alR", count)
-    abar = RG.truncate(RG.sub(dealt.get(RG, "alY", (count, p)), RG.mul(alpha_r[:, None], mask_y)), SHIFT_XBAR, hub)
-    mask_a = RG.prg(pair, f"Mp{t}", (count, p))
-    out["abar"] = _out(RG, pair, f"oA{t}", RG.add(abar, mask_a) if hub else abar, hub)
+    mask_y = RG.prg(pair, at(Pair.RISK_SUMS_MASK, t), (count, p))
+    alpha_r = alpha if efron else dealt.get(RG, D.RECIPROCAL_R, count)
+    abar = RG.truncate(RG.sub(dealt.get(RG, D.RECIPROCAL_Y, (count, p)), RG.mul(alpha_r[:, None], mask_y)), SHIFT_XBAR, hub)
+    mask_a = RG.prg(pair, at(Pair.MEANS_MASK, t), (count, p))
+    out.put(RG, O.MEANS, RG.add(abar, mask_a) if hub else abar)
     if efron:
         left, mask_l = abar, mask_a
     else:
-        left = RG.truncate(RG.sub(dealt.get(RG, "alLY", (count, p)), RG.mul(alpha[:, None], mask_y)), SHIFT_XBAR, hub)
-        mask_l = RG.prg(pair, f"MpL{t}", (count, p))
-        out["left"] = _out(RG, pair, f"oAL{t}", RG.add(left, mask_l) if hub else left, hub)
+        left = RG.truncate(RG.sub(dealt.get(RG, D.RECIPROCAL_LY, (count, p)), RG.mul(alpha[:, None], mask_y)), SHIFT_XBAR, hub)
+        mask_l = RG.prg(pair, at(Pair.LEFT_MASK, t), (count, p))
+        out.put(RG, O.LEFT, RG.add(left, mask_l) if hub else left)
     cross = RG.add(RG.dot(left.T, mask_a), RG.dot(mask_l.T, abar))
     if hub:
         cross = RG.add(cross, RG.dot(mask_l.T, mask_a))
-    out["cross"] = _out(RG, pair, f"oX{t}", cross, hub)
+    out.put(RG, O.CROSS, cross)
     # log-likelihood: sum over the used grid points of log2(rho)
     logrho = np.array([int(round(math.log2(r) * 2 ** LOGRHO_BITS)) for r in rho], dtype=object)
-    out["logrho"] = _out(RX, pair, f"oL{t}", RX.dot(dealt.get(RX, "used", count), logrho), hub)
+    out.put(RX, O.LOG_BLINDS, RX.dot(dealt.get(RX, D.USED, count), logrho))
     # baseline hazard increments D_k / S_k (Breslow estimator) from the l = 0 grid point of each group
     first = np.flatnonzero(offsets == 0)
-    lam = RG.truncate(RG.mul(dealt.get(RG, "dal0", k), rho[first]), SHIFT_LAMBDA, hub)  # sigma order
-    out["lam"] = _out(RG, pair, f"oB{t}", RG.add(lam, RG.prg(pair, f"Ml{t}", k)) if hub else lam, hub)
+    lam = RG.truncate(RG.mul(dealt.get(RG, D.FIRST_DEATHS, k), rho[first]), SHIFT_LAMBDA, hub)  # sigma order
+    out.put(RG, O.INCREMENTS, RG.add(lam, RG.prg(pair, at(Pair.INCREMENT_MASK, t), k)) if hub else lam)
     ctx.state.put(f"cox_base{t}", {"lam": RG.pack(lam), "abar0": RG.pack(abar[first])})
     return out
 
@@ -423,30 +446,32 @@ def step_weights(ctx: StationContext, payload: dict) -> dict:
     hub = st["role"] == "hub"
     n = big_f.shape[0]
     dealt = _Shares(ctx, own, hub, payload, t)
-    e, u_e = dealt.get(RX, "e", n), dealt.get(RX, "Ue", (n, p))
-    bs, dl = dealt.get(RX, "Bs", (n, p)), dealt.get(RX, "dl", n)
-    m1 = RX.prg(pair, f"MV{t}", n)
-    w = RX.sub(dealt.get(RX, "a", n), RX.mul(e, m1))
-    u = RX.sub(dealt.get(RX, "v", (n, p)), RX.mul(u_e, m1[:, None]))
+    e, u_e = dealt.get(RX, D.RISK, n), dealt.get(RX, D.RISK_MASK, (n, p))
+    bs, dl = dealt.get(RX, D.MASK, (n, p)), dealt.get(RX, D.DEATHS, n)
+    m1 = RX.prg(pair, at(Pair.LAMBDA_MASK, t), n)
+    w = RX.sub(dealt.get(RX, D.WEIGHTS, n), RX.mul(e, m1))
+    u = RX.sub(dealt.get(RX, D.WEIGHTED_MASK, (n, p)), RX.mul(u_e, m1[:, None]))
     corr = RX.dot(u_e.T, m1)
     if efron:
-        m2 = RX.prg(pair, f"MB{t}", n)
-        de, u_d = dealt.get(RX, "de", n), dealt.get(RX, "Ud", (n, p))
+        m2 = RX.prg(pair, at(Pair.EFRON_B_MASK, t), n)
+        de, u_d = dealt.get(RX, D.DEATH_RISK, n), dealt.get(RX, D.DEATH_RISK_MASK, (n, p))
         w = RX.add(w, RX.mul(de, m2))
         u = RX.add(u, RX.mul(u_d, m2[:, None]))
         corr = RX.sub(corr, RX.dot(u_d.T, m2))
-    mask_u = RX.prg(pair, f"Mu{t}", (n, p))
+    mask_u = RX.prg(pair, at(Pair.WEIGHTS_MASK, t), (n, p))
     fu = RX.dot(big_f.T, u)
     first = RX.add(RX.dot(big_f.T, RX.mul(big_f, w[:, None])), fu, fu.T)
     first = RX.sub(first, RX.dot(bs.T, mask_u))
     grad = RX.add(RX.sub(RX.dot(big_f.T, dl), RX.dot(big_f.T, w)), corr)
-    out = {"first": _out(RX, pair, f"oF{t}", first, hub), "grad": _out(RX, pair, f"oR{t}", grad, hub),
-           "u": _out(RX, pair, f"oU{t}", RX.add(u, mask_u) if hub else u, hub)}
+    out = _Openings(pair, t, hub)
+    out.put(RX, O.HESSIAN_FIRST, first)
+    out.put(RX, O.GRADIENT, grad)
+    out.put(RX, O.WEIGHTED_MASK, RX.add(u, mask_u) if hub else u)
     if t == 0:  # at beta = 0 the risk scores are the membership: sums over the complete cases
         sxx = RX.add(RX.dot(big_f.T, RX.mul(big_f, e[:, None])), RX.dot(big_f.T, u_e), RX.dot(u_e.T, big_f))
-        out["sxx"] = _out(RX, pair, f"oQ{t}", sxx, hub)
-        out["sx"] = _out(RX, pair, f"oT{t}", RX.dot(big_f.T, e), hub)
-        out["sxd"] = _out(RX, pair, f"oE{t}", RX.dot(big_f.T, dl), hub)   # sums over their events (level checks)
+        out.put(RX, O.SUMS_SQUARES, sxx)
+        out.put(RX, O.SUMS, RX.dot(big_f.T, e))
+        out.put(RX, O.SUMS_DEATHS, RX.dot(big_f.T, dl))   # sums over their events (level checks)
     out.update(_baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n, efron))
     if payload.get("concordance_bins"):   # the coordinator expects this to be the last iteration
         out.update(_concordance_counts(ctx, pair, t, payload["concordance_bins"], hub, dealt))
@@ -460,16 +485,16 @@ def _baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n, efron) -> dict:
     at the first iteration also the cohort's deaths up to each requested time (which times may be released)."""
     deaths = struct["deaths"]
     k = len(deaths)
-    sigma = sh.permutation(pair, f"sg{t}", k)
+    sigma = sh.permutation(pair, at(Pair.GROUP_ORDER, t), k)
     groups, offsets = _grid(_points(struct, efron), sigma)
-    rho0 = log_uniform_blinds(pair, f"rho{t}", len(groups))[offsets == 0]
+    rho0 = log_uniform_blinds(pair, at(Pair.BLINDS, t), len(groups))[offsets == 0]
     base = ctx.state.get(f"cox_base{t}")
     lam = RG.unpack(base["lam"])
-    a0 = dealt.get(RG, "a0", k)
-    v0 = RG.truncate(RG.mul(RG.sub(dealt.get(RG, "lamA", k), RG.mul(a0, RG.prg(pair, f"Ml{t}", k))), rho0),
+    a0 = dealt.get(RG, D.FIRST_RECIPROCAL, k)
+    v0 = RG.truncate(RG.mul(RG.sub(dealt.get(RG, D.INCREMENT_MASKED, k), RG.mul(a0, RG.prg(pair, at(Pair.INCREMENT_MASK, t), k))), rho0),
                      INV_BITS, hub)
-    d0 = dealt.get(RG, "dal0", k)
-    q = RG.sub(dealt.get(RG, "qA", (k, p)), RG.mul(d0[:, None], RG.prg(pair, f"Mp{t}", (len(groups), p))[offsets == 0]))
+    d0 = dealt.get(RG, D.FIRST_DEATHS, k)
+    q = RG.sub(dealt.get(RG, D.MEANS_MASKED, (k, p)), RG.mul(d0[:, None], RG.prg(pair, at(Pair.MEANS_MASK, t), (len(groups), p))[offsets == 0]))
     q = RG.truncate(RG.mul(q, rho0[:, None]), INV_BITS, hub)
     # back from the permuted group order to time order, then prefix sums up to each requested time
     in_time = np.empty(k, dtype=np.int64)
@@ -479,18 +504,20 @@ def _baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n, efron) -> dict:
     upto, gfirst, blocks = struct["upto"], struct["gfirst"], struct["blocks"]
     # per stratum and requested time (rows: strata x times): sums over the stratum's event groups up to the time
     at_times = RG.element((prefix[upto] - prefix[gfirst][:, None, :]).reshape(-1, stack.shape[1]))
-    k_suf = _suffix(dealt.get(RX, "k", n)[to_time])
+    k_suf = _suffix(dealt.get(RX, D.COMPLETE, n)[to_time])
     risk = (k_suf[struct["risk_pos"]] - k_suf[blocks[:, 1]][:, None]).reshape(-1)
-    out = {"base": _out(RG, pair, f"oZ{t}", at_times, hub), "at_risk": _out(RX, pair, f"oK{t}", RX.element(risk), hub)}
+    out = _Openings(pair, t, hub)
+    out.put(RG, O.BASELINE, at_times)
+    out.put(RX, O.AT_RISK, RX.element(risk))
     if t == 0:
         group, pos = _deaths_index(struct)
-        per_time = _sum_by(dealt.get(RX, "dl", n)[to_time][pos], group, k, RX)      # cohort deaths, time order
+        per_time = _sum_by(dealt.get(RX, D.DEATHS, n)[to_time][pos], group, k, RX)      # cohort deaths, time order
         cum = np.concatenate([np.zeros(1, dtype=object), np.cumsum(per_time)])
-        out["events_at"] = _out(RX, pair, f"oJ{t}", RX.element((cum[upto] - cum[gfirst][:, None]).reshape(-1)), hub)
+        out.put(RX, O.EVENTS_AT, RX.element((cum[upto] - cum[gfirst][:, None]).reshape(-1)))
         # per stratum: complete cases and deaths (a stratified fit needs k of each in every stratum)
         gend = np.append(gfirst[1:], k)
         sizes = np.concatenate([k_suf[blocks[:, 0]] - k_suf[blocks[:, 1]], cum[gend] - cum[gfirst]])
-        out["strata_n"] = _out(RX, pair, f"oH{t}", RX.element(sizes), hub)
+        out.put(RX, O.STRATA, RX.element(sizes))
     return out
 
 
@@ -499,18 +526,21 @@ def _concordance_counts(ctx: StationContext, pair: bytes, t: int, bins: int, hub
     struct = _structure(ctx)
     n = len(struct["order"])
     to_time = _to_time(pair, t, struct)
-    below = dealt.get(RX, "O", (n, bins))
-    kappa = dealt.get(RX, "kappa", (n, bins))
+    below = dealt.get(RX, D.BELOW, (n, bins))
+    kappa = dealt.get(RX, D.CONCORDANCE_WEIGHTS, (n, bins))
     suffix = _suffix(below[to_time])
     later = np.arange(1, n + 1)   # any position after itself; deaths: after the tie's deaths
     for s, d in zip(struct["starts"], struct["deaths"]):
         later[s:s + d] = s + d
     counts = np.empty((n, bins), dtype=object)
     counts[to_time] = suffix[later] - suffix[_block_end(struct, n)[:n]]   # comparable pairs: within a stratum
-    mask = RX.prg(pair, f"MO{t}", (n, bins))
+    mask = RX.prg(pair, at(Pair.CONCORDANCE_MASK, t), (n, bins))
     opened = RX.add(counts, mask) if hub else RX.element(counts)
     corr = RX.element(np.sum(RX.mul(kappa, mask)))
-    return {"counts": _out(RX, pair, f"oC{t}", opened, hub), "corr": _out(RX, pair, f"oN{t}", np.array([corr]), hub)}
+    out = _Openings(pair, t, hub)
+    out.put(RX, O.CONCORDANCE, opened)
+    out.put(RX, O.CONCORDANCE_CORRECTION, np.array([corr]))
+    return out
 
 
 def step_finish(ctx: StationContext, payload: dict) -> dict:

@@ -12,15 +12,7 @@ import math
 import numpy as np
 
 from ..disclosure import SIGNIFICANT_DIGITS, release_count, round_magnitude
-from . import logistic
 from .logistic import Z_95, level_cells, ratio_table, summary_row
-
-SEPARATION_LIMIT = logistic.SEPARATION_LIMIT   # |coefficient| on the internal (about standardised) scale
-
-
-def newton_step(hessian: np.ndarray, gradient: np.ndarray, beta: np.ndarray, penalty: float) -> np.ndarray:
-    """Step of the (optionally L2-penalised) partial likelihood; Cox has no intercept, all are penalised."""
-    return logistic.newton_step(hessian, gradient, beta, penalty, intercept=False)
 
 
 def feature_summary(sum_x: np.ndarray, sum_xx: np.ndarray, n: int, features: list[dict], base: int) -> list[dict]:

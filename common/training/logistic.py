@@ -13,7 +13,6 @@ from ..disclosure import round_mean
 from ..runtime.errors import InputError, PrivacyError
 
 Z_95 = 1.959963984540054
-SEPARATION_LIMIT = 25.0   # |coefficient| on the internal (about standardised) scale
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -35,15 +34,6 @@ def check_identifiable(hessian: np.ndarray, names: list[str]) -> None:
     if vals[0] < 1e-9 * max(vals[-1], 1.0):
         involved = [names[j] for j in np.argsort(-np.abs(vecs[:, 0])) if abs(vecs[j, 0]) > 0.1]
         raise InputError(f"features are collinear in the linked cohort: {', '.join(involved)}; drop one of them")
-
-
-def newton_step(hessian: np.ndarray, gradient: np.ndarray, beta: np.ndarray, penalty: float,
-                intercept: bool = True) -> np.ndarray:
-    """The (optionally L2-penalised) Newton step; an intercept (the first coefficient) is not penalised."""
-    ridge = np.full(len(beta), penalty)
-    if intercept:
-        ridge[0] = 0.0
-    return np.linalg.solve(hessian + np.diag(ridge), gradient - ridge * beta)
 
 
 def feature_summary(hessian0: np.ndarray, features: list[dict], base: int) -> list[dict]:

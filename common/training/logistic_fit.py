@@ -26,12 +26,14 @@ import numpy as np
 from ..disclosure import release_count, release_share, round_magnitude
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
-from . import logistic, products, terms
+from . import logistic, terms
 from . import shares as sh
 from .design import FRAC_BITS_X, MAX_ENCODED
+from .labels import LogisticDealt, Seeded, at
+from .newton import newton, ridge
 from .release import LOGISTIC_CELLS, check_residual_dof, disclosure_note
 from .spec import TrainSpec
-from .start import start_training
+from .start import Start, start_training
 
 FRAC_BITS_BETA = 24
 MAX_FRAC_BITS_W = 24
@@ -55,157 +57,148 @@ def train_logistic(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
     """Fit a logistic model on the linked cohort; release only what passes disclosure control."""
     st = start_training(coordinator, spec, spec_raw, min_cell_count, evaluate, "train_rows", "the outcome",
                         rounding_base)
-    hub, partner, seeds, linkage, k, base = st.hub, st.partner, st.seeds, st.linkage, st.k, st.base
+    hub, seeds, linkage = st.hub, st.seeds, st.linkage
     cohort = linkage.cohort()
     n = len(cohort[hub])
-    widths, features, open_names, layout = st.widths, st.features, st.open_names, st.layout
-    p, names = st.p, st.names
     sumsq = {s_: m["sumsq_bits"] for s_, m in st.metas.items()}
-    bounds = [terms.product_sumsq_bits(features[i], features[j], sumsq[features[i]["station"]],
-                                       sumsq[features[j]["station"]], f["shift"])
-              for f in features if "product" in f for i, j in [f["product"]]]
-    fw, fr = _frac_bits(n, max([*sumsq.values(), *bounds]))
+    bounds = [terms.product_sumsq_bits(st.features[i], st.features[j], sumsq[st.features[i]["station"]],
+                                       sumsq[st.features[j]["station"]], f["shift"])
+              for f in st.features if "product" in f for i, j in [f["product"]]]
 
-    # C's mask b = b_H + b_P, each share derived from the station's seed; corrections turn the
-    # peer's masked rows into f = X - b (the peer never sees X, nor which rows are in the cohort)
-    q_design = st.q_design
-    b = sh.prg(seeds[hub], "b", (n, q_design)) + sh.prg(seeds[partner], "b", (n, q_design))
-    parts: dict[str, dict] = {hub: {}, partner: {}}
-    for s, q in widths:
+    # C's mask b = b_H + b_P; corrections turn the peer's masked rows into f = X - b (the peer never
+    # sees X, nor which rows are in the cohort)
+    b = st.design_mask(n)
+    parts: dict[str, dict] = {hub: {}, st.partner: {}}
+    for s, q in st.widths:
         idx = cohort[s]
-        rows_mask = sh.prg(seeds[s], "rows", (linkage.n_rows[s], q))
+        rows_mask = sh.prg(seeds[s], Seeded.ROWS, (linkage.n_rows[s], q))
         corr = rows_mask[idx] + b[:, st.col_start(s):st.col_start(s) + q]
         parts[st.receivers[s]][s] = {"sealed": st.sealed[s], "idx": idx.tolist(), "corr": sh.pack(corr)}
-    extra: dict[str, dict] = {hub: {}, partner: {}}
-    if layout["products"]:   # interaction columns: Beaver triples and truncation masks (products.py)
-        extra = {hub: {"products": {"layout": layout}},
-                 partner: {"products": {"layout": layout, **products.deal(seeds[hub], seeds[partner], layout, n, b)}}}
-    with coordinator.cost.phase("training: shares"):
-        res = coordinator.round({hub: StepCall("train_share", {"parts": parts[hub], "partner": partner, **extra[hub]}),
-                                 partner: StepCall("train_share", {"parts": parts[partner], "partner": hub,
-                                                                   **extra[partner]})},
-                                label="training: cohort shares from the relayed rows"
-                                + (" and interaction products (opening 1 of 2)" if layout["products"] else ""))
-    relay = {hub: res[partner]["sealed"], partner: res[hub]["sealed"]}
-    product_relay = {hub: res[partner].get("products"), partner: res[hub].get("products")}
-
-    beta = np.zeros(p)
-    history = []
-    converged = False
-    hess = grad = z = y = complete = None
-    summaries: list[dict] = []
+    relay = st.share_round(coordinator, "train_share", parts, b, "training: cohort shares from the relayed rows")
+    fit = _LogisticFit(coordinator, spec, st, n, _frac_bits(n, max([*sumsq.values(), *bounds])), relay)
     with coordinator.cost.phase("training: Newton iterations"):
-        for t in range(spec.max_iterations):
-            beta_int = [int(v) for v in np.rint(beta * 2 ** FRAC_BITS_BETA)]
-            calls = {}
-            for s, other in ((hub, partner), (partner, hub)):
-                pl = {"t": t, "beta": beta_int, "layout": layout}
-                if t == 0:
-                    pl.update(relay=relay[s], partner=other)
-                    if product_relay[s]:
-                        pl["products_relay"] = product_relay[s]
-                calls[s] = StepCall("train_open", pl)
-            res = coordinator.round(calls, label=f"training: iteration {t + 1}, open permuted linear predictors")
-            if t == 0:
-                product_relay = {hub: res[partner].get("products"), partner: res[hub].get("products")}
-            opened = sh.unpack(res[hub]["shares"]) + sh.unpack(res[partner]["shares"])
-            z = sh.decode(opened[:, 0], FRAC_BITS_X + FRAC_BITS_BETA)
-            ov = opened[:, 1:1 + len(open_names)].view(np.int64)
-            b_perm = opened[:, 1 + len(open_names):]
-            complete = np.all(ov[:, [i for i, nm in enumerate(open_names) if nm.startswith("complete:")]] == 1, axis=1)
-            y = ov[:, open_names.index("outcome")].astype(float)
-            if t == 0:
-                _check_counts(complete, y, p, k)
-            prob = logistic.sigmoid(z)
-            w = np.where(complete, prob * (1 - prob), 0.0)
-            r = np.where(complete, y - prob, 0.0)
-            w_ring, r_ring = sh.encode(w, fw), sh.encode(r, fr)
-            u = b_perm * w_ring[:, None]
-            own = np.concatenate([(b_perm.T @ u).ravel(), b_perm.T @ r_ring])
-            w_h, u_h, r_h = (sh.prg(seeds[hub], f"w{t}", n), sh.prg(seeds[hub], f"u{t}", (n, p)),
-                             sh.prg(seeds[hub], f"r{t}", n))
-            relays = ({s: {"products_relay": product_relay[s]} for s in (hub, partner)}
-                      if t == 0 and product_relay[hub] else {hub: {}, partner: {}})
-            calls = {hub: StepCall("train_aggregate", {"t": t, "layout": layout, **relays[hub]}),
-                     partner: StepCall("train_aggregate", {"t": t, "layout": layout, "w": sh.pack(w_ring - w_h),
-                                                           "u": sh.pack(u - u_h), "r": sh.pack(r_ring - r_h),
-                                                           **relays[partner]})}
-            res = coordinator.round(calls, label=f"training: iteration {t + 1}, gradient and Hessian shares")
-            total = sh.unpack(res[hub]["sums"]) + sh.unpack(res[partner]["sums"]) + own
-            hess = sh.decode(total[:p * p], 2 * FRAC_BITS_X + fw).reshape(p, p)
-            grad = sh.decode(total[p * p:], FRAC_BITS_X + fr)
-            hess = (hess + hess.T) / 2
-            if t == 0:
-                logistic.check_identifiable(hess, names)
-                logistic.check_levels(logistic.binary_levels(hess, grad, features), k, LOGISTIC_CELLS)
-                # at beta = 0 the first Hessian's intercept row holds the encoded column sums, the gradient those
-                # over the events (see logistic.binary_levels): original-scale sums for the interaction checks
-                n_c, events_c = 4 * hess[0, 0], grad[0] + 2 * hess[0, 0]
-                totals = terms.original_sums(4 * hess[0], n_c, features)
-                totals_ev = terms.original_sums(grad + 2 * hess[0], events_c, features)
-                terms.check_cross_cells(st.interactions, features, {
-                    "patients": (totals, n_c), "events": (totals_ev, events_c),
-                    "non-events": (totals - totals_ev, n_c - events_c)}, k)
-                summaries = terms.with_product_means(logistic.feature_summary(hess, features, base), features, totals, n_c,
-                                                     first=1, base=base)
-            try:
-                step = logistic.newton_step(hess, grad, beta, spec.penalty)
-            except np.linalg.LinAlgError:  # fitted probabilities at 0 or 1 empty the Hessian
-                raise _separation(names, beta) from None
-            # at beta = 0 the log-likelihood is -n log 2: the exact number of complete cases, so withheld
-            loglik = logistic.log_likelihood(z[complete], y[complete]) if t > 0 else None
-            beta = beta + step
-            history.append({"iteration": t + 1, "log_likelihood": loglik, "max_step": float(np.max(np.abs(step)))})
-            coordinator.log(f"training: iteration {t + 1}: " + (f"log-likelihood {loglik:.6f}, " if t else "")
-                            + f"largest step {np.max(np.abs(step)):.2e}")
-            if not np.all(np.isfinite(beta)) or np.max(np.abs(beta)) > logistic.SEPARATION_LIMIT:
-                raise _separation(names, beta - step)
-            # Newton converges quadratically: after a step s the error is about s^2. Stopping here,
-            # without opening z at the new coefficients, keeps the last two openings far apart: at
-            # nearly equal coefficients the coordinator could pair records across openings by rank
-            # (scripts/attack_training_openings.py measures this).
-            if np.max(np.abs(step)) ** 2 < spec.tolerance:
-                converged = True
-                break
-    if not converged:
-        raise InputError(f"no convergence in {spec.max_iterations} Newton iterations (separation or a "
-                         "nearly collinear design?); raise max_iterations or add a penalty")
-
-    ridge = np.full(p, spec.penalty)
-    ridge[0] = 0.0
-    cov_enc = np.linalg.inv(hess + np.diag(ridge))
-    beta_orig, cov = terms.to_original(beta, cov_enc, features, intercept=True)
-    prob = logistic.sigmoid(z[complete])
-    y_c = y[complete]
-    quality = {"auc": round_magnitude(logistic.auc(z[complete], y_c)), "calibration": _calibration(prob, y_c, k, base)}
-    n_used, events = int(complete.sum()), int(y_c.sum())
-    result = {
-        "model": "logistic",
-        "outcome": {"station": spec.outcome_station, "column": spec.outcome_column},
-        "coefficients": logistic.coefficient_table(beta_orig, cov, features, summaries),
-        "features": summaries,  # mean and SD over the complete cases, to 4 significant digits
-        "covariance": cov.tolist(),  # of the estimates, in the coefficients' order (for predictions)
-        "reference_levels": {f["column"]: f["reference"] for f in features if f.get("level") is not None},
-        **terms.released_terms(st.interactions, features, beta_orig, cov, summaries, "odds_ratio"),
-        "n_used": release_count(n_used, k, base), "events": release_count(events, k, base),
-        "cohort": {"linked": release_count(n, k, base), "complete_cases": release_count(n_used, k, base),
-                   "note": "complete cases: records missing a feature or the outcome at any station are left out"},
-        "quality": quality,
-        "convergence": {"converged": converged, "iterations": len(history), "history": history,
-                        "tolerance": spec.tolerance, "penalty": spec.penalty,
-                        "note": "stops when the next Newton step is predicted below the tolerance (the last "
-                                "step squared); standard errors use the Hessian at the last opened iterate; the "
-                                "log-likelihood at the start (all coefficients 0) is withheld, as it is a function of "
-                                "the number of complete cases alone"},
-        "precision": {"feature_bits": FRAC_BITS_X, "weight_bits": fw, "residual_bits": fr, "coefficient_bits": FRAC_BITS_BETA},
-        "min_cell_count": k,
-        "protections": st.protections,
-        "disclosure_control": disclosure_note("logistic", k, base),
-        "linkage": linkage.summary(k, base),
-    }
+        beta = newton(fit, st.p, spec, intercept=True, likelihood="log_likelihood",
+                      diverged=lambda b_: _separation(st.names, b_), log=coordinator.log, history=fit.history,
+                      hint="separation or a nearly collinear design?")
+    result = fit.result(beta, linkage, spec)
     if evaluate:
         result["links"] = linkage.links_table()
     return result
+
+
+class _LogisticFit:
+    """The coordinator's side of the Newton iterations (state between rounds lives here)."""
+
+    def __init__(self, coordinator: Coordinator, spec: TrainSpec, st: Start, n: int, frac_bits: tuple[int, int],
+                 relay: dict):
+        self.c, self.spec, self.st, self.n, self.relay = coordinator, spec, st, n, relay
+        self.fw, self.fr = frac_bits
+        self.history: list[dict] = []
+        self.summaries: list[dict] = []
+
+    def iteration(self, t: int, beta: np.ndarray):
+        """Open the permuted linear predictors, deal the weights and residuals, open X'WX and X'r; the first
+        iteration also carries the peers' relayed shares (and interaction openings)."""
+        st, c, relay = self.st, self.c, self.relay if t == 0 else None
+        hub, partner, layout, seeds, p = st.hub, st.partner, st.layout, st.seeds, st.p
+        beta_int = [int(v) for v in np.rint(beta * 2 ** FRAC_BITS_BETA)]
+        calls = {}
+        for s, other in ((hub, partner), (partner, hub)):
+            pl = {"t": t, "beta": beta_int, "layout": layout}
+            if relay:
+                pl.update(relay=relay["sealed"][s], partner=other)
+                if relay["products"][s]:
+                    pl["products_relay"] = relay["products"][s]
+            calls[s] = StepCall("train_open", pl)
+        res = c.round(calls, label=f"training: iteration {t + 1}, open permuted linear predictors")
+        products_opened = {hub: res[partner].get("products"), partner: res[hub].get("products")}
+        opened = sh.unpack(res[hub]["shares"]) + sh.unpack(res[partner]["shares"])
+        open_names = st.open_names
+        z = sh.decode(opened[:, 0], FRAC_BITS_X + FRAC_BITS_BETA)
+        ov = opened[:, 1:1 + len(open_names)].view(np.int64)
+        b_perm = opened[:, 1 + len(open_names):]
+        complete = np.all(ov[:, [i for i, nm in enumerate(open_names) if nm.startswith("complete:")]] == 1, axis=1)
+        y = ov[:, open_names.index("outcome")].astype(float)
+        if t == 0:
+            _check_counts(complete, y, p, st.k)
+        prob = logistic.sigmoid(z)
+        w = np.where(complete, prob * (1 - prob), 0.0)
+        r = np.where(complete, y - prob, 0.0)
+        w_ring, r_ring = sh.encode(w, self.fw), sh.encode(r, self.fr)
+        u = b_perm * w_ring[:, None]
+        own = np.concatenate([(b_perm.T @ u).ravel(), b_perm.T @ r_ring])
+        seed = seeds[hub]
+        w_h = sh.prg(seed, at(LogisticDealt.WEIGHTS, t), self.n)
+        u_h = sh.prg(seed, at(LogisticDealt.WEIGHTED_MASK, t), (self.n, p))
+        r_h = sh.prg(seed, at(LogisticDealt.RESIDUALS, t), self.n)
+        relays = ({s: {"products_relay": products_opened[s]} for s in (hub, partner)}
+                  if relay and products_opened[hub] else {hub: {}, partner: {}})
+        dealt = {LogisticDealt.WEIGHTS: sh.pack(w_ring - w_h), LogisticDealt.WEIGHTED_MASK: sh.pack(u - u_h),
+                 LogisticDealt.RESIDUALS: sh.pack(r_ring - r_h)}
+        calls = {hub: StepCall("train_aggregate", {"t": t, "layout": layout, **relays[hub]}),
+                 partner: StepCall("train_aggregate", {"t": t, "layout": layout, **dealt, **relays[partner]})}
+        res = c.round(calls, label=f"training: iteration {t + 1}, gradient and Hessian shares")
+        total = sh.unpack(res[hub]["sums"]) + sh.unpack(res[partner]["sums"]) + own
+        hess = sh.decode(total[:p * p], 2 * FRAC_BITS_X + self.fw).reshape(p, p)
+        grad = sh.decode(total[p * p:], FRAC_BITS_X + self.fr)
+        hess = (hess + hess.T) / 2
+        if t == 0:
+            self._first_checks(hess, grad)
+        self.last = {"hess": hess, "z": z, "y": y, "complete": complete}
+        # at beta = 0 the log-likelihood is -n log 2: the exact number of complete cases, so withheld
+        return hess, grad, (logistic.log_likelihood(z[complete], y[complete]) if t > 0 else None)
+
+    def _first_checks(self, hess: np.ndarray, grad: np.ndarray) -> None:
+        """At beta = 0, before any coefficient exists: identifiability, the cells of binary features and
+        interactions, and the feature summaries. The first Hessian's intercept row holds the encoded column
+        sums, the gradient those over the events (see logistic.binary_levels)."""
+        st, k, features = self.st, self.st.k, self.st.features
+        logistic.check_identifiable(hess, st.names)
+        logistic.check_levels(logistic.binary_levels(hess, grad, features), k, LOGISTIC_CELLS)
+        n_c, events_c = 4 * hess[0, 0], grad[0] + 2 * hess[0, 0]
+        totals = terms.original_sums(4 * hess[0], n_c, features)
+        totals_ev = terms.original_sums(grad + 2 * hess[0], events_c, features)
+        terms.check_cross_cells(st.interactions, features, {
+            "patients": (totals, n_c), "events": (totals_ev, events_c),
+            "non-events": (totals - totals_ev, n_c - events_c)}, k)
+        self.summaries = terms.with_product_means(logistic.feature_summary(hess, features, st.base), features, totals,
+                                                  n_c, first=1, base=st.base)
+
+    def result(self, beta: np.ndarray, linkage, spec: TrainSpec) -> dict:
+        st, k, base, features = self.st, self.st.k, self.st.base, self.st.features
+        last = self.last
+        cov_enc = np.linalg.inv(last["hess"] + np.diag(ridge(st.p, spec.penalty, intercept=True)))
+        beta_orig, cov = terms.to_original(beta, cov_enc, features, intercept=True)
+        complete, z = last["complete"], last["z"]
+        prob = logistic.sigmoid(z[complete])
+        y_c = last["y"][complete]
+        quality = {"auc": round_magnitude(logistic.auc(z[complete], y_c)), "calibration": _calibration(prob, y_c, k, base)}
+        n_used, events = int(complete.sum()), int(y_c.sum())
+        return {
+            "model": "logistic",
+            "outcome": {"station": spec.outcome_station, "column": spec.outcome_column},
+            "coefficients": logistic.coefficient_table(beta_orig, cov, features, self.summaries),
+            "features": self.summaries,  # mean and SD over the complete cases, to 4 significant digits
+            "covariance": cov.tolist(),  # of the estimates, in the coefficients' order (for predictions)
+            "reference_levels": {f["column"]: f["reference"] for f in features if f.get("level") is not None},
+            **terms.released_terms(st.interactions, features, beta_orig, cov, self.summaries, "odds_ratio"),
+            "n_used": release_count(n_used, k, base), "events": release_count(events, k, base),
+            "cohort": {"linked": release_count(self.n, k, base), "complete_cases": release_count(n_used, k, base),
+                       "note": "complete cases: records missing a feature or the outcome at any station are left out"},
+            "quality": quality,
+            "convergence": {"converged": True, "iterations": len(self.history), "history": self.history,
+                            "tolerance": spec.tolerance, "penalty": spec.penalty,
+                            "note": "stops when the next Newton step is predicted below the tolerance (the last "
+                                    "step squared); standard errors use the Hessian at the last opened iterate; the "
+                                    "log-likelihood at the start (all coefficients 0) is withheld, as it is a function "
+                                    "of the number of complete cases alone"},
+            "precision": {"feature_bits": FRAC_BITS_X, "weight_bits": self.fw, "residual_bits": self.fr,
+                          "coefficient_bits": FRAC_BITS_BETA},
+            "min_cell_count": k,
+            "protections": st.protections,
+            "disclosure_control": disclosure_note("logistic", k, base),
+            "linkage": linkage.summary(k, base),
+        }
 
 
 def _separation(names: list[str], beta: np.ndarray) -> InputError:

@@ -24,6 +24,7 @@ from .channel import (
     stream_seeds,
 )
 from .design import build_block
+from .labels import LogisticDealt, Pair, at
 
 
 def step_rows(ctx: StationContext, payload: dict) -> dict:
@@ -45,9 +46,9 @@ def step_open(ctx: StationContext, payload: dict) -> dict:
     """Permuted, re-masked shares of z = X beta, of the open columns and of the coordinator's mask b."""
     o, t = open_shares(ctx, payload), payload["t"]
     out = np.column_stack([o["z"], o["share"][:, payload["layout"]["open"]], o["b_part"]])
-    mask = sh.prg(o["pair"], f"e{t}", out.shape)
+    mask = sh.prg(o["pair"], at(Pair.OPEN_MASK, t), out.shape)
     out = out + mask if o["hub"] else out - mask
-    return {"shares": sh.pack(out[sh.permutation(o["pair"], f"pi{t}", o["n"])]), **products.open_round(ctx, payload)}
+    return {"shares": sh.pack(out[sh.permutation(o["pair"], at(Pair.PERMUTATION, t), o["n"])]), **products.open_round(ctx, payload)}
 
 
 def step_aggregate(ctx: StationContext, payload: dict) -> dict:
@@ -58,18 +59,19 @@ def step_aggregate(ctx: StationContext, payload: dict) -> dict:
     feat = layout["features"]
     f = ctx.state.get_array("train_f").astype(np.uint64)
     n, p = f.shape[0], len(feat)
-    perm = sh.permutation(pair, f"pi{t}", n)
-    big_f = (f[:, feat] - sh.prg(pair, f"d{t}", (n, p)))[perm]
+    perm = sh.permutation(pair, at(Pair.PERMUTATION, t), n)
+    big_f = (f[:, feat] - sh.prg(pair, at(Pair.REFRESH, t), (n, p)))[perm]
     if st["role"] == "hub":
-        w, u, r = (sh.prg(own_seed, f"w{t}", n), sh.prg(own_seed, f"u{t}", (n, p)), sh.prg(own_seed, f"r{t}", n))
+        w, u, r = (sh.prg(own_seed, at(LogisticDealt.WEIGHTS, t), n), sh.prg(own_seed, at(LogisticDealt.WEIGHTED_MASK, t), (n, p)), sh.prg(own_seed, at(LogisticDealt.RESIDUALS, t), n))
     else:
-        w, u, r = sh.unpack(payload["w"]), sh.unpack(payload["u"]), sh.unpack(payload["r"])
+        w, u, r = (sh.unpack(payload[name]) for name in (LogisticDealt.WEIGHTS, LogisticDealt.WEIGHTED_MASK,
+                                                         LogisticDealt.RESIDUALS))
         if len(w) != n or u.shape != (n, p) or len(r) != n:
             raise InputError("the relayed weights do not match this station's shares", station=ctx.station)
     hess = big_f.T @ (big_f * w[:, None]) + big_f.T @ u + u.T @ big_f
     grad = big_f.T @ r
     out = np.concatenate([hess.ravel(), grad])
-    mask = sh.prg(pair, f"m{t}", out.shape)
+    mask = sh.prg(pair, at(Pair.SUMS_MASK, t), out.shape)
     return {"sums": sh.pack(out + mask if st["role"] == "hub" else out - mask)}
 
 

@@ -38,6 +38,7 @@ from ..runtime.station import StationContext
 from . import shares as sh
 from .channel import STATE, peer_key
 from .design import FRAC_BITS_X
+from .labels import Seeded
 from .ring import R128
 from .terms import MAX_BITS
 
@@ -90,12 +91,12 @@ def share_round(ctx: StationContext, payload: dict, parts: dict[str, np.ndarray]
     st = ctx.state.get(STATE)
     own = bytes.fromhex(st["seed"])
     n = len(next(iter(parts.values())))
-    share = sh.prg(own, "b", (n, q))[:, cols]
+    share = sh.prg(own, Seeded.DESIGN_MASK, (n, q))[:, cols]
     for idx, c in enumerate(cols):   # the f part sits with whoever received that station's rows
         station, offset = _locate(layout, c)
         if station in parts:
             share[:, idx] = share[:, idx] + parts[station][:, offset]
-    d_own = R128.sub(R128.from_u64(share), R128.prg(own, "xa", (n, len(cols))))
+    d_own = R128.sub(R128.from_u64(share), R128.prg(own, Seeded.PRODUCT_MASK, (n, len(cols))))
     keep = {"d": R128.pack(d_own), "n": n, "pairs": pairs, "cols": cols}
     if st["role"] != "hub":
         m = len(pairs)
@@ -126,14 +127,14 @@ def open_round(ctx: StationContext, payload: dict) -> dict:
     own = bytes.fromhex(st["seed"])
     n, cols, pairs = keep["n"], keep["cols"], keep["pairs"]
     hub = st["role"] == "hub"
-    alpha = R128.prg(own, "xa", (n, len(cols)))
+    alpha = R128.prg(own, Seeded.PRODUCT_MASK, (n, len(cols)))
     at = {c: i for i, c in enumerate(cols)}
     i_idx = [at[p[0]] for p in pairs]
     j_idx = [at[p[1]] for p in pairs]
     di, dj, ai, aj = d[:, i_idx], d[:, j_idx], alpha[:, i_idx], alpha[:, j_idx]
     z = R128.add(R128.mul(di, aj), R128.mul(dj, ai))
     if hub:
-        z = R128.add(z, R128.mul(di, dj), R128.prg(own, "xg", (n, len(pairs))), R128.prg(own, "xr", (n, len(pairs))))
+        z = R128.add(z, R128.mul(di, dj), R128.prg(own, Seeded.PRODUCT_TRIPLE, (n, len(pairs))), R128.prg(own, Seeded.PRODUCT_TRUNCATION, (n, len(pairs))))
     else:
         z = R128.add(z, R128.unpack(keep["gamma"]), R128.unpack(keep["trunc"]))
     o_own = np.bitwise_and(z, shifts_of(pairs)[1][None, :])
@@ -174,12 +175,12 @@ def deal(seed_hub: bytes, seed_partner: bytes, layout: dict, n: int, b: np.ndarr
     cols = columns_of(pairs)
     m = len(pairs)
     at = {c: i for i, c in enumerate(cols)}
-    alpha = R128.add(R128.prg(seed_hub, "xa", (n, len(cols))), R128.prg(seed_partner, "xa", (n, len(cols))))
+    alpha = R128.add(R128.prg(seed_hub, Seeded.PRODUCT_MASK, (n, len(cols))), R128.prg(seed_partner, Seeded.PRODUCT_MASK, (n, len(cols))))
     gamma = R128.mul(alpha[:, [at[p[0]] for p in pairs]], alpha[:, [at[p[1]] for p in pairs]])
-    gamma_p = R128.sub(gamma, R128.prg(seed_hub, "xg", (n, m)))
+    gamma_p = R128.sub(gamma, R128.prg(seed_hub, Seeded.PRODUCT_TRIPLE, (n, m)))
     h, mask = shifts_of(pairs)
     low = sh.prg(sh.new_seed(), "L", (n, m)).astype(object) & ((1 << h[None, :]) - 1)     # fresh, from secrets
     b_prod = b[:, layout["q"] - m:].astype(object)
     r = np.bitwise_and(low - (b_prod << h[None, :]), mask[None, :])
-    r_p = np.bitwise_and(R128.sub(r, R128.prg(seed_hub, "xr", (n, m))), mask[None, :])
+    r_p = np.bitwise_and(R128.sub(r, R128.prg(seed_hub, Seeded.PRODUCT_TRUNCATION, (n, m))), mask[None, :])
     return {"gamma": R128.pack(gamma_p), "trunc": R128.pack(r_p)}

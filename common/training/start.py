@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..linkage.protocol import Linkage, LinkageRun, check_researcher_protections
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
+from . import products
 from . import shares as sh
+from .labels import Seeded
 from .spec import TrainSpec
 from .terms import product_features
 
@@ -62,6 +66,31 @@ class Start:
                 return out
             out += w
         raise KeyError(station)
+
+    def design_mask(self, n: int) -> np.ndarray:
+        """The coordinator's mask b over n design rows: the sum of the hub's and the partner's shares,
+        each derived from the seed that station shares with the coordinator."""
+        shape = (n, self.q_design)
+        return sh.prg(self.seeds[self.hub], Seeded.DESIGN_MASK, shape) + sh.prg(self.seeds[self.partner],
+                                                                                Seeded.DESIGN_MASK, shape)
+
+    def share_round(self, coordinator: Coordinator, step: str, parts: dict[str, dict], b: np.ndarray, label: str,
+                    partner_extra: dict | None = None) -> dict:
+        """The round that turns the relayed rows into H's and P's shares of the design (f = X - b), with the
+        Beaver triples of the interaction columns (:mod:`.products`) when the design has any; returns what
+        each of the two relays to the other: its sealed part of f (and its first product opening)."""
+        hub, partner, layout = self.hub, self.partner, self.layout
+        extra: dict[str, dict] = {hub: {}, partner: dict(partner_extra or {})}
+        if layout["products"]:
+            extra[hub]["products"] = {"layout": layout}
+            extra[partner]["products"] = {"layout": layout, **products.deal(self.seeds[hub], self.seeds[partner],
+                                                                            layout, len(b), b)}
+            label += " and interaction products (opening 1 of 2)"
+        with coordinator.cost.phase("training: shares"):
+            res = coordinator.round({s: StepCall(step, {"parts": parts[s], "partner": other, **extra[s]})
+                                     for s, other in ((hub, partner), (partner, hub))}, label=label)
+        return {"sealed": {hub: res[partner]["sealed"], partner: res[hub]["sealed"]},
+                "products": {hub: res[partner].get("products"), partner: res[hub].get("products")}}
 
 
 def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cell_count: int | None,
