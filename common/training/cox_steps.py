@@ -6,8 +6,8 @@ docs/leakage/training.md. Fixed-point widths shared by both ends are defined her
 what crosses (dealt shares, openings, PRG labels) in :mod:`lancelot.training.labels`.
 
 Every step reads its per-job state (the hub-ordered shares, the time structure at H and P) and
-returns shares, sealed parts or blinded sums only. (Over 400 lines: the steps share private
-helpers for the time structure and the share bookkeeping that belong with them.)
+returns shares, sealed parts or blinded sums only. The hub's time structure and the sums over it
+are in :mod:`.cox_time`, the dealt and opened shares in :mod:`.cox_shares`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import math
 import numpy as np
 
 from ..linkage.steps import station_rows
-from ..runtime.errors import InputError
 from ..runtime.station import StationContext
 from . import products
 from . import shares as sh
@@ -31,10 +30,22 @@ from .channel import (
     step_setup,
     stream_seeds,
 )
+from .cox_shares import DealtShares, Openings
+from .cox_time import (
+    STRUCTURE,
+    block_end,
+    deaths_index,
+    grid,
+    grid_points,
+    stratum_of_position,
+    suffix_sums,
+    sum_by,
+    time_structure,
+)
 from .design import FRAC_BITS_X, build_block
 from .labels import CoxDealt as D
 from .labels import CoxOpened as O
-from .labels import Pair, Seeded, at, opening
+from .labels import Pair, Seeded, at
 from .ring import R128, R256, log_uniform_blinds
 
 RX, RG = R128, R256        # per-record shares; risk-set (group) shares
@@ -53,102 +64,8 @@ SHIFT_A = INV_BITS - L_BITS
 SHIFT_B = INV_BITS + A_BITS - L_BITS
 SHIFT_LAMBDA = INV_BITS - BASE_BITS
 SHIFT_XBAR = ALPHA_BITS + FRAC_BITS_X - XBAR_BITS
-COX = "cox"
 
 
-# ---------------------------------------------------------------------------------------------
-# helpers shared by both sides
-# ---------------------------------------------------------------------------------------------
-def time_structure(times: np.ndarray, events: np.ndarray, complete: np.ndarray,
-                   survival_times: tuple[float, ...], strata: np.ndarray | None = None, n_strata: int = 1) -> dict:
-    """H's own time order and tie groups, over all of its rows: ordered by stratum, then time (deaths first
-    within a tie); rows without a time, event or stratum last. An event group is a (stratum, time) with
-    deaths; its risk set runs from its first row to the end of its stratum's block.
-
-    ``starts``, ``stops``, ``deaths``: per event group (in order) its first position, the end of its stratum's
-    block and its number of deaths; ``blocks``: per stratum [first, end) positions; ``gfirst``: per stratum
-    its first group; ``upto`` (strata x requested times): groups (global index) up to each time, exclusive;
-    ``risk_pos``: the first position at or after each time in the stratum's block.
-    """
-    valid = complete.astype(bool) & np.isfinite(times)
-    code = np.zeros(len(times), dtype=np.int64) if strata is None else np.asarray(strata, dtype=np.int64)
-    valid &= code >= 0
-    code = np.where(valid, code, n_strata)
-    key = np.where(valid, times, np.inf)
-    died = (events == 1) & valid
-    order = np.lexsort((~died, key, code))
-    cs, ts, ds = code[order], key[order], died[order]
-    starts, stops, deaths, blocks, gfirst, upto, risk_pos = [], [], [], [], [], [], []
-    for s in range(n_strata):
-        lo, hi = int(np.searchsorted(cs, s, side="left")), int(np.searchsorted(cs, s, side="right"))
-        t_s, d_s = ts[lo:hi], ds[lo:hi]
-        death_times = np.unique(t_s[d_s])
-        dts = t_s[d_s]
-        gfirst.append(len(starts))
-        starts += (lo + np.searchsorted(t_s, death_times, side="left")).tolist()
-        deaths += (np.searchsorted(dts, death_times, side="right") - np.searchsorted(dts, death_times, side="left")).tolist()
-        stops += [hi] * len(death_times)
-        blocks.append([lo, hi])
-        upto.append([gfirst[-1] + int(np.searchsorted(death_times, t, side="right")) for t in survival_times])
-        risk_pos.append([lo + int(np.searchsorted(t_s, t, side="left")) for t in survival_times])
-    as_int = lambda v: np.asarray(v, dtype=np.int64)   # noqa: E731
-    return {"order": order.astype(np.int64), "starts": as_int(starts), "deaths": as_int(deaths), "stops": as_int(stops),
-            "blocks": as_int(blocks).reshape(n_strata, 2), "gfirst": as_int(gfirst),
-            "upto": as_int(upto).reshape(n_strata, len(survival_times)),
-            "risk_pos": as_int(risk_pos).reshape(n_strata, len(survival_times))}
-
-
-STRUCTURE = ("starts", "deaths", "stops", "blocks", "gfirst", "upto", "risk_pos")
-
-
-def _stratum_of_position(struct: dict, n: int) -> np.ndarray:
-    """Per time position, its stratum (-1 for the rows after every block: no time, event or stratum)."""
-    out = np.full(n, -1, dtype=np.int64)
-    for s, (lo, hi) in enumerate(struct["blocks"]):
-        out[lo:hi] = s
-    return out
-
-
-def _block_end(struct: dict, n: int) -> np.ndarray:
-    """Per time position, the end of its stratum's block (risk sets and later records stop there); n after them."""
-    out = np.full(n + 1, n, dtype=np.int64)
-    for lo, hi in struct["blocks"]:
-        out[lo:hi] = hi
-    return out
-
-
-def _points(struct: dict, efron: bool) -> np.ndarray:
-    """Grid points per event time: Efron needs one per death at H (l = 0 .. d-1), Breslow one."""
-    return struct["deaths"] if efron else np.ones(len(struct["deaths"]), dtype=np.int64)
-
-
-def _grid(points: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Grid points (group, l) with groups in the permuted order sigma: (group, offset) per point."""
-    sizes = points[sigma]
-    groups = np.repeat(sigma, sizes)
-    offsets = np.concatenate([np.arange(s) for s in sizes]) if len(sizes) else np.zeros(0, dtype=np.int64)
-    return groups, offsets
-
-
-def _deaths_index(struct: dict) -> tuple[np.ndarray, np.ndarray]:
-    """For the hub's deaths in time order: the event time (group) of each and its time position."""
-    starts, deaths = struct["starts"], struct["deaths"]
-    group = np.repeat(np.arange(len(starts)), deaths)
-    pos = np.concatenate([np.arange(s, s + d) for s, d in zip(starts, deaths)]) if len(starts) else np.zeros(0, int)
-    return group, pos
-
-
-def _sum_by(values: np.ndarray, index: np.ndarray, count: int, ring) -> np.ndarray:
-    """Ring sums of rows of ``values`` grouped by ``index`` (0..count-1)."""
-    shape = (count,) + values.shape[1:]
-    out = np.zeros(shape, dtype=object)
-    np.add.at(out, index, values)
-    return ring.element(out)
-
-
-# ---------------------------------------------------------------------------------------------
-# station steps
-# ---------------------------------------------------------------------------------------------
 def step_rows(ctx: StationContext, payload: dict) -> dict:
     """All of this station's rows, masked by the coordinator's seed and sealed for the peer.
 
@@ -214,59 +131,6 @@ def step_open(ctx: StationContext, payload: dict) -> dict:
     return {"shares": sh.pack(out[sh.permutation(pair, at(Pair.PERMUTATION, t), n)]), **products.open_round(ctx, payload)}
 
 
-class _Shares:
-    """This station's shares dealt by the coordinator: the hub derives its own from the seed it
-    shares with the coordinator, the partner receives the difference (and keeps those it needs in a
-    later round of the same iteration in its job folder, so that they are sent once)."""
-
-    def __init__(self, ctx: StationContext, own: bytes, hub: bool, payload: dict, t: int, keep: tuple[str, ...] = ()):
-        self.own, self.hub, self.payload, self.t = own, hub, payload, t
-        self.saved: dict = {}
-        if not hub:
-            name = f"cox_dealt{t}"
-            self.saved = ctx.state.get(name) if ctx.state.has(name) else {}
-            new = {k: payload[k] for k in keep if k in payload}
-            if new:
-                self.saved.update(new)
-                ctx.state.put(name, self.saved)
-
-    def get(self, ring, name: str, shape) -> np.ndarray:
-        if self.hub:
-            return ring.prg(self.own, at(name, self.t), shape)
-        text = self.payload.get(name, self.saved.get(name))
-        if text is None:
-            raise InputError(f"the coordinator did not relay the share '{name}'")
-        got = ring.unpack(text)
-        if got.shape != tuple(np.atleast_1d(shape)):
-            raise InputError(f"the relayed share '{name}' has the wrong shape")
-        return got
-
-
-class Deal(dict):
-    """The coordinator's side of :class:`_Shares`: the partner's payload of dealt shares (each value minus
-    the hub's share PRG(seed_H, name/t), under the name)."""
-
-    def __init__(self, seed_hub: bytes, t: int):
-        super().__init__()
-        self.seed, self.t = seed_hub, t
-
-    def put(self, ring, name: str, value: np.ndarray) -> None:
-        self[name] = ring.pack(ring.sub(value, ring.prg(self.seed, at(name, self.t), np.shape(value))))
-
-
-class _Openings(dict):
-    """A step's result: shares opened to the coordinator, each masked with the H-P pair mask labelled by
-    its key (H adds it, P subtracts it), so that the coordinator sees only their sum."""
-
-    def __init__(self, pair: bytes, t: int, hub: bool):
-        super().__init__()
-        self.pair, self.t, self.hub = pair, t, hub
-
-    def put(self, ring, key: str, value: np.ndarray) -> None:
-        mask = ring.prg(self.pair, opening(key, self.t), np.shape(value))
-        self[key] = ring.pack(ring.add(value, mask) if self.hub else ring.sub(value, mask))
-
-
 def _to_time(pair: bytes, t: int, struct: dict) -> np.ndarray:
     """For each time position j, the position in iteration t's permuted frame of the same row."""
     n = len(struct["order"])
@@ -285,12 +149,6 @@ def _frame(ctx: StationContext, t: int, p: int, feat: list[int]):
     return own, pair, st, big_f, struct, _to_time(pair, t, struct)
 
 
-def _suffix(values: np.ndarray) -> np.ndarray:
-    """Ring suffix sums along axis 0, with a final zero row (index n = the empty suffix)."""
-    rev = np.cumsum(values[::-1], axis=0)[::-1]
-    return np.concatenate([rev, np.zeros((1,) + values.shape[1:], dtype=object)])
-
-
 def step_groups(ctx: StationContext, payload: dict) -> dict:
     """Risk-set sums at every event time of the hub, from the dealt risk scores, opened blinded."""
     products.finish_round(ctx, payload)
@@ -298,30 +156,30 @@ def step_groups(ctx: StationContext, payload: dict) -> dict:
     own, pair, st, big_f, struct, to_time = _frame(ctx, t, p, feat)
     hub = st["role"] == "hub"
     n = big_f.shape[0]
-    dealt = _Shares(ctx, own, hub, payload, t, keep=(D.RISK, D.RISK_MASK, D.MASK, D.DEATHS, D.COMPLETE, D.DEATH_RISK, D.DEATH_RISK_MASK))
+    dealt = DealtShares(ctx, own, hub, payload, t, keep=(D.RISK, D.RISK_MASK, D.MASK, D.DEATHS, D.COMPLETE, D.DEATH_RISK, D.DEATH_RISK_MASK))
     e = dealt.get(RX, D.RISK, n)
     u_e = dealt.get(RX, D.RISK_MASK, (n, p))
     ex = RX.add(RX.mul(e[:, None], big_f), u_e)                # shares of r * x, permuted frame
     starts, stops = struct["starts"], struct["stops"]
     k = len(starts)
-    s_suf, g_suf = _suffix(e[to_time]), _suffix(ex[to_time])
+    s_suf, g_suf = suffix_sums(e[to_time]), suffix_sums(ex[to_time])
     # the risk set of an event group: its stratum's rows from the group's time on
     s_g = RG.lift(RX.sub(s_suf[starts], s_suf[stops]), RX)
     g_g = RG.lift(RX.sub(g_suf[starts], g_suf[stops]), RX)
-    death_group, death_pos = _deaths_index(struct)
-    d_g = _sum_by(dealt.get(RX, D.DEATHS, n)[to_time][death_pos], death_group, k, RX)
+    death_group, death_pos = deaths_index(struct)
+    d_g = sum_by(dealt.get(RX, D.DEATHS, n)[to_time][death_pos], death_group, k, RX)
     keep = {"S": RG.pack(s_g), "G": RG.pack(g_g)}
     sigma = sh.permutation(pair, at(Pair.GROUP_ORDER, t), k)
-    points = _points(struct, efron)
-    out = _Openings(pair, t, hub)
+    points = grid_points(struct, efron)
+    out = Openings(pair, t, hub)
     out.put(RX, O.DEATHS, d_g[sigma])
     if hub:
         out["sizes"] = points[sigma].tolist()
     if efron:
         de = dealt.get(RX, D.DEATH_RISK, n)
         dex = RX.add(RX.mul(de[:, None], big_f), dealt.get(RX, D.DEATH_RISK_MASK, (n, p)))
-        sd_g = RG.lift(_sum_by(de[to_time][death_pos], death_group, k, RX), RX)
-        gd_g = RG.lift(_sum_by(dex[to_time][death_pos], death_group, k, RX), RX)
+        sd_g = RG.lift(sum_by(de[to_time][death_pos], death_group, k, RX), RX)
+        gd_g = RG.lift(sum_by(dex[to_time][death_pos], death_group, k, RX), RX)
         keep.update(SD=RG.pack(sd_g), GD=RG.pack(gd_g))
         m1, md = RG.prg(pair, at(Pair.EFRON_S_MASK, t), k), RG.prg(pair, at(Pair.EFRON_G_MASK, t), (k, p))
         out.put(RG, O.EFRON_S, RG.add(sd_g, m1)[sigma] if hub else sd_g[sigma])
@@ -335,7 +193,7 @@ def step_groups(ctx: StationContext, payload: dict) -> dict:
 def _blinded(pair: bytes, t: int, phi_base: np.ndarray, vec_base: np.ndarray, sigma: np.ndarray,
              points: np.ndarray, hub: bool, a_sd: np.ndarray | None = None, a_gd: np.ndarray | None = None) -> dict:
     """Per grid point (group, l): rho * phi and rho * vec + M, with phi = 2^A S - a S^D, vec = 2^A G - a G^D."""
-    groups, _ = _grid(points, sigma)
+    groups, _ = grid(points, sigma)
     count = len(groups)
     rho = log_uniform_blinds(pair, at(Pair.BLINDS, t), count)
     phi = RG.mul(phi_base[groups], 1 << A_BITS)
@@ -346,7 +204,7 @@ def _blinded(pair: bytes, t: int, phi_base: np.ndarray, vec_base: np.ndarray, si
     y = RG.mul(vec, rho[:, None])
     if hub:
         y = RG.add(y, RG.prg(pair, at(Pair.RISK_SUMS_MASK, t), (count, vec.shape[1])))
-    out = _Openings(pair, t, hub)
+    out = Openings(pair, t, hub)
     out.put(RG, O.PHI, blinded_phi)
     out.put(RG, O.Y, y)
     return out
@@ -362,9 +220,9 @@ def step_fractions(ctx: StationContext, payload: dict) -> dict:
     s_g, g_g, deaths = RG.unpack(keep["S"]), RG.unpack(keep["G"]), struct["deaths"]
     k = len(deaths)
     sigma = sh.permutation(pair, at(Pair.GROUP_ORDER, t), k)
-    groups, _ = _grid(deaths, sigma)
+    groups, _ = grid(deaths, sigma)
     count = len(groups)
-    dealt = _Shares(ctx, own, hub, payload, t)
+    dealt = DealtShares(ctx, own, hub, payload, t)
     a = dealt.get(RG, D.FRACTION, count)
     m1, md = RG.prg(pair, at(Pair.EFRON_S_MASK, t), k), RG.prg(pair, at(Pair.EFRON_G_MASK, t), (k, p))
     a_sd = RG.sub(dealt.get(RG, D.FRACTION_S, count), RG.mul(a, m1[groups]))
@@ -382,26 +240,26 @@ def step_coefficients(ctx: StationContext, payload: dict) -> dict:
     deaths, starts = struct["deaths"], struct["starts"]
     k, n = len(deaths), len(struct["order"])
     sigma = sh.permutation(pair, at(Pair.GROUP_ORDER, t), k)
-    groups, offsets = _grid(_points(struct, efron), sigma)
+    groups, offsets = grid(grid_points(struct, efron), sigma)
     count = len(groups)
     rho = log_uniform_blinds(pair, at(Pair.BLINDS, t), count)
-    dealt = _Shares(ctx, own, hub, payload, t, keep=(D.FIRST_DEATHS,))
+    dealt = DealtShares(ctx, own, hub, payload, t, keep=(D.FIRST_DEATHS,))
     alpha = dealt.get(RG, D.RECIPROCALS, count)
     # A_k = sum_l 1/phi_l and B_k = sum_l a_l/phi_l, per group in time order, truncated to L_BITS
-    a_k = RG.truncate(_sum_by(RG.mul(alpha, rho), groups, k, RG), SHIFT_A, hub)
+    a_k = RG.truncate(sum_by(RG.mul(alpha, rho), groups, k, RG), SHIFT_A, hub)
     cumulative = np.cumsum(RX.element(RG.reduce_to(a_k, RX)))   # Lambda at each event time
     to_time = _to_time(pair, t, struct)
     # Lambda_i sums the event groups of i's own stratum up to i's time: the running sum minus the strata before
     group_of_pos = np.searchsorted(starts, np.arange(n), side="right") - 1
     before = np.array([cumulative[g - 1] if g > 0 else 0 for g in struct["gfirst"]] + [0], dtype=object)
-    stratum = _stratum_of_position(struct, n)
+    stratum = stratum_of_position(struct, n)
     lam_pos = np.where((group_of_pos >= 0) & (stratum >= 0), cumulative[np.maximum(group_of_pos, 0)] - before[stratum], 0)
     frame = np.empty(n, dtype=object)
     frame[to_time] = RX.element(lam_pos)
-    out = _Openings(pair, t, hub)
+    out = Openings(pair, t, hub)
     out.put(RX, O.LAMBDA, RX.add(frame, RX.prg(pair, at(Pair.LAMBDA_MASK, t), n)) if hub else RX.element(frame))
     if efron:
-        b_k = RG.truncate(_sum_by(RG.mul(dealt.get(RG, D.RECIPROCAL_FRACTION, count), rho), groups, k, RG), SHIFT_B, hub)
+        b_k = RG.truncate(sum_by(RG.mul(dealt.get(RG, D.RECIPROCAL_FRACTION, count), rho), groups, k, RG), SHIFT_B, hub)
         b_pos = np.zeros(n, dtype=object)
         for g in range(k):
             b_pos[starts[g]:starts[g] + deaths[g]] = RG.reduce_to(b_k[g:g + 1], RX)[0]
@@ -445,7 +303,7 @@ def step_weights(ctx: StationContext, payload: dict) -> dict:
     own, pair, st, big_f, struct, to_time = _frame(ctx, t, p, feat)
     hub = st["role"] == "hub"
     n = big_f.shape[0]
-    dealt = _Shares(ctx, own, hub, payload, t)
+    dealt = DealtShares(ctx, own, hub, payload, t)
     e, u_e = dealt.get(RX, D.RISK, n), dealt.get(RX, D.RISK_MASK, (n, p))
     bs, dl = dealt.get(RX, D.MASK, (n, p)), dealt.get(RX, D.DEATHS, n)
     m1 = RX.prg(pair, at(Pair.LAMBDA_MASK, t), n)
@@ -463,7 +321,7 @@ def step_weights(ctx: StationContext, payload: dict) -> dict:
     first = RX.add(RX.dot(big_f.T, RX.mul(big_f, w[:, None])), fu, fu.T)
     first = RX.sub(first, RX.dot(bs.T, mask_u))
     grad = RX.add(RX.sub(RX.dot(big_f.T, dl), RX.dot(big_f.T, w)), corr)
-    out = _Openings(pair, t, hub)
+    out = Openings(pair, t, hub)
     out.put(RX, O.HESSIAN_FIRST, first)
     out.put(RX, O.GRADIENT, grad)
     out.put(RX, O.WEIGHTED_MASK, RX.add(u, mask_u) if hub else u)
@@ -486,7 +344,7 @@ def _baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n, efron) -> dict:
     deaths = struct["deaths"]
     k = len(deaths)
     sigma = sh.permutation(pair, at(Pair.GROUP_ORDER, t), k)
-    groups, offsets = _grid(_points(struct, efron), sigma)
+    groups, offsets = grid(grid_points(struct, efron), sigma)
     rho0 = log_uniform_blinds(pair, at(Pair.BLINDS, t), len(groups))[offsets == 0]
     base = ctx.state.get(f"cox_base{t}")
     lam = RG.unpack(base["lam"])
@@ -504,14 +362,14 @@ def _baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n, efron) -> dict:
     upto, gfirst, blocks = struct["upto"], struct["gfirst"], struct["blocks"]
     # per stratum and requested time (rows: strata x times): sums over the stratum's event groups up to the time
     at_times = RG.element((prefix[upto] - prefix[gfirst][:, None, :]).reshape(-1, stack.shape[1]))
-    k_suf = _suffix(dealt.get(RX, D.COMPLETE, n)[to_time])
+    k_suf = suffix_sums(dealt.get(RX, D.COMPLETE, n)[to_time])
     risk = (k_suf[struct["risk_pos"]] - k_suf[blocks[:, 1]][:, None]).reshape(-1)
-    out = _Openings(pair, t, hub)
+    out = Openings(pair, t, hub)
     out.put(RG, O.BASELINE, at_times)
     out.put(RX, O.AT_RISK, RX.element(risk))
     if t == 0:
-        group, pos = _deaths_index(struct)
-        per_time = _sum_by(dealt.get(RX, D.DEATHS, n)[to_time][pos], group, k, RX)      # cohort deaths, time order
+        group, pos = deaths_index(struct)
+        per_time = sum_by(dealt.get(RX, D.DEATHS, n)[to_time][pos], group, k, RX)      # cohort deaths, time order
         cum = np.concatenate([np.zeros(1, dtype=object), np.cumsum(per_time)])
         out.put(RX, O.EVENTS_AT, RX.element((cum[upto] - cum[gfirst][:, None]).reshape(-1)))
         # per stratum: complete cases and deaths (a stratified fit needs k of each in every stratum)
@@ -521,23 +379,23 @@ def _baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n, efron) -> dict:
     return out
 
 
-def _concordance_counts(ctx: StationContext, pair: bytes, t: int, bins: int, hub: bool, dealt: _Shares) -> dict:
+def _concordance_counts(ctx: StationContext, pair: bytes, t: int, bins: int, hub: bool, dealt: DealtShares) -> dict:
     """For each death, how many later cohort records fall below each risk-score bin (opened masked)."""
     struct = _structure(ctx)
     n = len(struct["order"])
     to_time = _to_time(pair, t, struct)
     below = dealt.get(RX, D.BELOW, (n, bins))
     kappa = dealt.get(RX, D.CONCORDANCE_WEIGHTS, (n, bins))
-    suffix = _suffix(below[to_time])
+    suffix = suffix_sums(below[to_time])
     later = np.arange(1, n + 1)   # any position after itself; deaths: after the tie's deaths
     for s, d in zip(struct["starts"], struct["deaths"]):
         later[s:s + d] = s + d
     counts = np.empty((n, bins), dtype=object)
-    counts[to_time] = suffix[later] - suffix[_block_end(struct, n)[:n]]   # comparable pairs: within a stratum
+    counts[to_time] = suffix[later] - suffix[block_end(struct, n)[:n]]   # comparable pairs: within a stratum
     mask = RX.prg(pair, at(Pair.CONCORDANCE_MASK, t), (n, bins))
     opened = RX.add(counts, mask) if hub else RX.element(counts)
     corr = RX.element(np.sum(RX.mul(kappa, mask)))
-    out = _Openings(pair, t, hub)
+    out = Openings(pair, t, hub)
     out.put(RX, O.CONCORDANCE, opened)
     out.put(RX, O.CONCORDANCE_CORRECTION, np.array([corr]))
     return out
@@ -547,7 +405,7 @@ def step_finish(ctx: StationContext, payload: dict) -> dict:
     """Concordance at the last opened iterate, when it did not come with that iteration's weights."""
     own, pair, st = stream_seeds(ctx)
     hub = st["role"] == "hub"
-    return _concordance_counts(ctx, pair, payload["t"], payload["bins"], hub, _Shares(ctx, own, hub, payload, payload["t"]))
+    return _concordance_counts(ctx, pair, payload["t"], payload["bins"], hub, DealtShares(ctx, own, hub, payload, payload["t"]))
 
 
 STEPS = {"cox_rows": step_rows, "cox_share": step_share, "cox_open": step_open, "cox_groups": step_groups,
