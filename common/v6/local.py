@@ -21,54 +21,19 @@ a node can be offline (its runs stay pending) and come back.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import json
-import multiprocessing as mp
-import multiprocessing.connection
 import os
-import shutil
-import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..algorithms import PACKAGES
+from .inprocess import ProcessNetwork, Run, caller_script_hidden, forkserver
 
-# Imported once in the forkserver, so that a run process starts in milliseconds (the algorithm
-# packages save 0.2 s per subtask).
-_ALGORITHMS = PACKAGES
 _PRELOAD = ["numpy", "pandas", "gmpy2", "jwt", "cryptography.hazmat.primitives.asymmetric.x25519",
-            "vantage6.algorithm.tools.wrap", "vantage6.algorithm.tools.decorators", "lancelot.v6.adapter",
-            *_ALGORITHMS]
+            "vantage6.algorithm.tools.wrap", "vantage6.algorithm.tools.decorators", "lancelot.v6.adapter"]
 ENDED = ("completed", "failed", "killed by user")
 COLLABORATION_ID = 1
-
-
-def _context() -> mp.context.BaseContext:
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(_PRELOAD)
-    return ctx
-
-
-@contextlib.contextmanager
-def _caller_script_hidden():
-    """Start a run without making it re-import the caller's script as ``__mp_main__``.
-
-    multiprocessing hands every new process the path of ``__main__`` to import first; a run needs
-    nothing from it (its target and arguments live in this module), and a benchmark or CLI script
-    costs about 1.5 s to import, once per subtask. (The forkserver's "__main__" preload that should
-    avoid this drops the path on Python 3.11.)
-    """
-    main = sys.modules.get("__main__")
-    path = main.__dict__.pop("__file__", None) if main is not None else None
-    try:
-        yield
-    finally:
-        if path is not None:
-            main.__file__ = path
 
 
 class _PipeAlgorithmClient:
@@ -143,18 +108,6 @@ def _child_main(env: dict, connection: Any, log_path: str) -> None:
 
 
 @dataclass
-class _Run:
-    id: int
-    task: _Task
-    org_id: int
-    folder: Path
-    status: str = "pending"
-    process: Any = None
-    connection: Any = None
-    result: Any = None
-
-
-@dataclass
 class _Task:
     id: int
     job_id: int
@@ -163,7 +116,7 @@ class _Task:
     image: str
     name: str
     input: dict
-    runs: list[_Run] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -177,113 +130,10 @@ class _Task:
         return "active" if "active" in statuses or "completed" in statuses else "pending"
 
 
-class ProcessNetwork:
-    """What both in-process networks (4.15 and 5.x) share: organisations, nodes, folders, and runs as processes.
-
-    ``stations`` maps station name -> CSV path; each station is an organisation with a node. The
-    coordinator (organisation 1) is a node with no data; the researcher is an organisation of its
-    own without a node (``researcher_at`` puts the researcher in the coordinator's or a station's
-    organisation instead, to exercise the refusal of that set-up). ``station_env`` maps station name
-    -> its node's ``algorithm_env``; ``coordinator_env`` is the coordinator node's.
-    ``coordinator_at`` runs central tasks at a station's organisation; ``encrypted=False`` models an
-    unencrypted collaboration; ``offline`` names stations whose node is down.
-    """
-
-    COORDINATOR_ORG = 1
-    RESEARCHER_ORG = 100
-
-    def __init__(self, package: str, stations: dict[str, str | os.PathLike], workdir: str | os.PathLike | None,
-                 station_env: dict[str, dict[str, str]] | None, keep_workdir: bool, coordinator_at: str | None,
-                 researcher_at: str | None, encrypted: bool, coordinator_env: dict[str, str] | None,
-                 offline: tuple[str, ...], image_tag: str, prefix: str):
-        if not stations:
-            raise ValueError("a network needs at least one station")
-        self.package = package
-        self.image = f"localhost/{package.replace('_', '-')}:{image_tag}"
-        self.orgs = {name: 2 + i for i, name in enumerate(stations)}
-        self.coordinator_org = self.orgs[coordinator_at] if coordinator_at else self.COORDINATOR_ORG
-        self.researcher_org = (self.RESEARCHER_ORG if researcher_at is None else
-                               self.COORDINATOR_ORG if researcher_at == "coordinator" else self.orgs[researcher_at])
-        self.encrypted = encrypted
-        self.databases = {self.orgs[name]: str(Path(path).resolve()) for name, path in stations.items()}
-        self.node_env = {self.orgs[name]: dict((station_env or {}).get(name, {})) for name in stations}
-        self.node_env[self.COORDINATOR_ORG] = {"LANCELOT_POLL_SECONDS": "0.01", **(coordinator_env or {})}
-        if coordinator_at:
-            self.node_env[self.coordinator_org].setdefault("LANCELOT_POLL_SECONDS", "0.01")
-        self.nodes = {self.COORDINATOR_ORG, *self.orgs.values()}
-        self.offline = {self.orgs[name] for name in offline}
-        self._own_workdir = workdir is None
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix=prefix))
-        self.keep_workdir = keep_workdir
-        self._ids = itertools.count(1)
-
-    def set_online(self, station: str) -> None:
-        """A node comes back: it starts its pending runs (serve them with :meth:`wait` or :meth:`settle`)."""
-        self.offline.discard(self.orgs[station])
-        for task in self.tasks.values():
-            for run in task.runs:
-                if run.org_id == self.orgs[station] and run.status == "pending":
-                    self._start(run)
-
-    def settle(self, timeout: float = 600) -> None:
-        """Serve until no run is active anywhere."""
-        deadline = time.monotonic() + timeout
-        while any(self._active(job) for job in {t.job_id for t in self.tasks.values()}):
-            if time.monotonic() > deadline:
-                raise TimeoutError("runs still active")
-            self._pump(0.05)
-
-    def _active(self, job: int) -> bool:
-        return any(r.status == "active" for t in self.tasks.values() if t.job_id == job for r in t.runs)
-
-    def _kill_job(self, job: int) -> None:
-        for task in self.tasks.values():
-            for run in task.runs:
-                if task.job_id == job and run.status == "active":
-                    run.process.terminate()
-                    run.process.join()
-                    run.status = "killed by user"
-
-    def _pump(self, wait: float) -> None:
-        """Answer every pending request, then note runs that have exited (:meth:`_finish` reads their output)."""
-        active = [r for t in self.tasks.values() for r in t.runs if r.status == "active"]
-        waitables = [r.connection for r in active] + [r.process.sentinel for r in active]
-        ready = mp.connection.wait(waitables, timeout=wait) if active else []
-        for run in active:
-            if run.connection in ready:
-                try:
-                    message = run.connection.recv()
-                except (EOFError, OSError):
-                    message = None
-                if message is not None:
-                    run.connection.send(self._serve(run, message))
-        for run in active:
-            if not run.process.is_alive():
-                while run.connection.poll():  # requests sent just before exiting
-                    try:
-                        run.connection.send(self._serve(run, run.connection.recv()))
-                    except (EOFError, OSError):
-                        break
-                run.process.join()
-                self._finish(run)
-                run.connection.close()
-
-    def close(self) -> None:
-        for job in {t.job_id for t in self.tasks.values()}:
-            self._kill_job(job)
-        if self._own_workdir and not self.keep_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
 class LocalNetwork(ProcessNetwork):
     """Organisations with CSV databases, a neutral coordinator, a researcher, and tasks run as processes
-    (the layout and its arguments: :class:`ProcessNetwork`; :meth:`set_online` brings an offline station up).
+    (the layout and its arguments: :class:`~lancelot.v6.inprocess.ProcessNetwork`; :meth:`set_online` brings an
+    offline station up).
     """
 
     def __init__(self, package: str, stations: dict[str, str | os.PathLike], workdir: str | os.PathLike | None = None,
@@ -293,7 +143,7 @@ class LocalNetwork(ProcessNetwork):
         super().__init__(package, stations, workdir, station_env, keep_workdir, coordinator_at, researcher_at,
                          encrypted, coordinator_env, offline, image_tag="local", prefix="lancelot-net-")
         self.tasks: dict[int, _Task] = {}
-        self.ctx = _context()
+        self.ctx = forkserver(_PRELOAD)
 
     # -- the researcher's side ---------------------------------------------------------------
     def run(self, kwargs: dict, method: str = "central", timeout: float = 3600) -> Any:
@@ -338,20 +188,20 @@ class LocalNetwork(ProcessNetwork):
         self.tasks[task_id] = task
         for org in organizations:
             folder = self.workdir / f"job{task.job_id}" / f"task{task_id}-org{org}"
-            run = _Run(id=next(self._ids), task=task, org_id=org, folder=folder)
+            run = Run(id=next(self._ids), task=task, org_id=org, folder=folder)
             task.runs.append(run)
             if org not in self.offline:
                 self._start(run)
         return task_id
 
-    def _token(self, run: _Run) -> str:
+    def _token(self, run: Run) -> str:
         import jwt
 
         sub = {"task_id": run.task.id, "node_id": 1000 + run.org_id, "organization_id": run.org_id,
                "collaboration_id": COLLABORATION_ID, "image": run.task.image, "databases": [{"label": "default"}]}
         return jwt.encode({"sub": sub, "iat": int(time.time())}, "local-network-node-secret-of-32-bytes-or-more", algorithm="HS256")
 
-    def _start(self, run: _Run) -> None:
+    def _start(self, run: Run) -> None:
         run.folder.mkdir(parents=True, exist_ok=True)
         tmp = run.folder.parent / f"tmp-org{run.org_id}"  # one per job and node, like vantage6 4.x
         tmp.mkdir(exist_ok=True, mode=0o700)
@@ -366,13 +216,13 @@ class LocalNetwork(ProcessNetwork):
         env.update(self.node_env.get(run.org_id, {}))
         parent_end, child_end = self.ctx.Pipe()
         run.process = self.ctx.Process(target=_child_main, args=(env, child_end, str(run.folder / "log.txt")))
-        with _caller_script_hidden():
+        with caller_script_hidden():
             run.process.start()
         child_end.close()
         run.connection = parent_end
         run.status = "active"
 
-    def _finish(self, run: _Run) -> None:
+    def _finish(self, run: Run) -> None:
         """The node reads the output JSON: the run's result."""
         out = run.folder / "output.json"
         if run.process.exitcode == 0 and out.exists():
@@ -386,7 +236,7 @@ class LocalNetwork(ProcessNetwork):
                 "parent": {"id": task.parent_id} if task.parent_id else None, "init_org": {"id": task.init_org},
                 "collaboration": {"id": COLLABORATION_ID}}
 
-    def _serve(self, run: _Run, message: tuple) -> tuple[str, Any]:
+    def _serve(self, run: Run, message: tuple) -> tuple[str, Any]:
         """One API call of a container, answered with the container's own identity (never its claims)."""
         kind = message[0]
         try:

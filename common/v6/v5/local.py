@@ -29,8 +29,6 @@ import base64
 import contextlib
 import importlib
 import json
-import multiprocessing as mp
-import multiprocessing.connection
 import os
 import shutil
 import socket
@@ -39,22 +37,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..local import _ALGORITHMS, ProcessNetwork, _caller_script_hidden, _Run
+from ..inprocess import ProcessNetwork, Run, caller_script_hidden, forkserver
 
 _PRELOAD = ["numpy", "pandas", "gmpy2", "jwt", "pyarrow.parquet", "cryptography.hazmat.primitives.asymmetric.x25519",
             "vantage6.algorithm.tools.wrap", "vantage6.algorithm.decorator", "vantage6.algorithm.client",
-            "lancelot.v6.v5.adapter", *_ALGORITHMS]  # why: see lancelot.v6.local
+            "lancelot.v6.v5.adapter"]
 RUN_ENDED = ("completed", "failed", "killed by user", "dataframe not found")
 COLLABORATION_ID = 1
 SESSION_ID = 1
 HQ_SECRET = "local-network-hq-jwt-secret-of-32-bytes-or-more"  # HQ signs container tokens (HS256)
 KEEP_ENV = ("PATH", "HOME", "LANG", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")  # a container's own, not encoded
-
-
-def _context() -> mp.context.BaseContext:
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(_PRELOAD)
-    return ctx
 
 
 def encoded(value: Any) -> str:
@@ -164,7 +156,7 @@ class _Task:
     databases: list
     session_id: int = SESSION_ID
     dataframe: str | None = None          # the dataframe a data extraction makes
-    runs: list[_Run] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -200,7 +192,7 @@ class LocalNetwork5(ProcessNetwork):
         self.tasks: dict[int, _Task] = {}
         self.dataframes: dict[int, dict] = {}   # id -> {"name", "ready": set of organisations}
         self.dataframe_id: int | None = None
-        self.ctx = _context()
+        self.ctx = forkserver(_PRELOAD)
         self.proxy = socket.create_server(("127.0.0.1", 0), backlog=256)  # the nodes' proxy address (accepts only)
         self.proxy.setblocking(False)
         self._steps = importlib.import_module(package)
@@ -281,7 +273,7 @@ class LocalNetwork5(ProcessNetwork):
                      session_id=parent.session_id if parent else SESSION_ID, dataframe=dataframe)
         self.tasks[task_id] = task
         for org in organizations:
-            run = _Run(id=next(self._ids), task=task, org_id=org, folder=self.workdir / "runs" / f"task{task_id}-org{org}")
+            run = Run(id=next(self._ids), task=task, org_id=org, folder=self.workdir / "runs" / f"task{task_id}-org{org}")
             task.runs.append(run)
             if org not in self.offline:
                 self._start(run)
@@ -291,7 +283,7 @@ class LocalNetwork5(ProcessNetwork):
         flat = [d for group in databases for d in (group if isinstance(group, list) else [group])]
         return [d["dataframe_id"] for d in flat if isinstance(d, dict) and d.get("type") == "dataframe"]
 
-    def _token(self, run: _Run) -> str:
+    def _token(self, run: Run) -> str:
         import jwt
 
         databases = [[{"label": None, "type": "dataframe", "dataframe_id": i}] for i in self._frame_ids(run.task.databases)]
@@ -301,7 +293,7 @@ class LocalNetwork5(ProcessNetwork):
                "databases": databases}
         return jwt.encode({"sub": sub}, HQ_SECRET, algorithm="HS256")
 
-    def _start(self, run: _Run) -> None:
+    def _start(self, run: Run) -> None:
         """The node starts a run: checks the dataframes, writes input and output files, sets the environment."""
         task = self.tasks[run.task.id]
         run.folder.mkdir(parents=True, exist_ok=True)
@@ -335,7 +327,7 @@ class LocalNetwork5(ProcessNetwork):
         parent_end, child_end = self.ctx.Pipe()
         run.process = self.ctx.Process(target=_child_main,
                                        args=(env, child_end, str(run.folder / "log.txt"), network))
-        with _caller_script_hidden():
+        with caller_script_hidden():
             run.process.start()
         child_end.close()
         run.connection = parent_end
@@ -348,7 +340,7 @@ class LocalNetwork5(ProcessNetwork):
                 self.proxy.accept()[0].close()
         super()._pump(wait)
 
-    def _finish(self, run: _Run) -> None:
+    def _finish(self, run: Run) -> None:
         """The node reads the output: a data extraction's parquet joins the session, a computation's JSON is the result."""
         out = run.folder / "output"
         if run.process.exitcode != 0 or not out.exists() or out.stat().st_size == 0:
@@ -381,7 +373,7 @@ class LocalNetwork5(ProcessNetwork):
             return None
         return sub if isinstance(sub, dict) and sub.get("vantage6_client_type") == "container" else None
 
-    def _serve(self, run: _Run, message: tuple) -> tuple[str, Any]:
+    def _serve(self, run: Run, message: tuple) -> tuple[str, Any]:
         """One request through a node's proxy, answered from the token it carries (HQ's 401 message otherwise)."""
         token, kind, *args = message
         me = self._identity(token)

@@ -1,0 +1,167 @@
+"""What the in-process networks of both vantage6 lines share (:mod:`lancelot.v6.local` for 4.15,
+:mod:`lancelot.v6.v5.local` for 5.x): runs as processes forked from a pre-imported forkserver and
+the bookkeeping of organisations, nodes and runs.
+
+Each line's module keeps what its vantage6 does differently. This module imports no vantage6
+module: it is imported under either major, and both install into the same ``vantage6`` namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import multiprocessing as mp
+import multiprocessing.connection
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..algorithms import PACKAGES
+
+
+def forkserver(preload: list[str]) -> mp.context.BaseContext:
+    """The forkserver context every run starts from, with ``preload`` and the algorithm packages imported
+    once in the server, so that a run process starts in milliseconds (the algorithm packages save 0.2 s
+    per subtask)."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([*preload, *PACKAGES])
+    return ctx
+
+
+@contextlib.contextmanager
+def caller_script_hidden():
+    """Start a run without making it re-import the caller's script as ``__mp_main__``.
+
+    multiprocessing hands every new process the path of ``__main__`` to import first; a run needs
+    nothing from it (its target and arguments live in the network's module), and a benchmark or CLI
+    script costs about 1.5 s to import, once per subtask. (The forkserver's "__main__" preload that
+    should avoid this drops the path on Python 3.11.)
+    """
+    main = sys.modules.get("__main__")
+    path = main.__dict__.pop("__file__", None) if main is not None else None
+    try:
+        yield
+    finally:
+        if path is not None:
+            main.__file__ = path
+
+
+@dataclass
+class Run:
+    id: int
+    task: Any  # the line's task record
+    org_id: int
+    folder: Path
+    status: str = "pending"
+    process: Any = None
+    connection: Any = None
+    result: Any = None
+
+
+class ProcessNetwork:
+    """What both in-process networks (4.15 and 5.x) share: organisations, nodes, folders, and runs as processes.
+
+    ``stations`` maps station name -> CSV path; each station is an organisation with a node. The
+    coordinator (organisation 1) is a node with no data; the researcher is an organisation of its
+    own without a node (``researcher_at`` puts the researcher in the coordinator's or a station's
+    organisation instead, to exercise the refusal of that set-up). ``station_env`` maps station name
+    -> its node's ``algorithm_env``; ``coordinator_env`` is the coordinator node's.
+    ``coordinator_at`` runs central tasks at a station's organisation; ``encrypted=False`` models an
+    unencrypted collaboration; ``offline`` names stations whose node is down.
+    """
+
+    COORDINATOR_ORG = 1
+    RESEARCHER_ORG = 100
+
+    def __init__(self, package: str, stations: dict[str, str | os.PathLike], workdir: str | os.PathLike | None,
+                 station_env: dict[str, dict[str, str]] | None, keep_workdir: bool, coordinator_at: str | None,
+                 researcher_at: str | None, encrypted: bool, coordinator_env: dict[str, str] | None,
+                 offline: tuple[str, ...], image_tag: str, prefix: str):
+        if not stations:
+            raise ValueError("a network needs at least one station")
+        self.package = package
+        self.image = f"localhost/{package.replace('_', '-')}:{image_tag}"
+        self.orgs = {name: 2 + i for i, name in enumerate(stations)}
+        self.coordinator_org = self.orgs[coordinator_at] if coordinator_at else self.COORDINATOR_ORG
+        self.researcher_org = (self.RESEARCHER_ORG if researcher_at is None else
+                               self.COORDINATOR_ORG if researcher_at == "coordinator" else self.orgs[researcher_at])
+        self.encrypted = encrypted
+        self.databases = {self.orgs[name]: str(Path(path).resolve()) for name, path in stations.items()}
+        self.node_env = {self.orgs[name]: dict((station_env or {}).get(name, {})) for name in stations}
+        self.node_env[self.COORDINATOR_ORG] = {"LANCELOT_POLL_SECONDS": "0.01", **(coordinator_env or {})}
+        if coordinator_at:
+            self.node_env[self.coordinator_org].setdefault("LANCELOT_POLL_SECONDS", "0.01")
+        self.nodes = {self.COORDINATOR_ORG, *self.orgs.values()}
+        self.offline = {self.orgs[name] for name in offline}
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix=prefix))
+        self.keep_workdir = keep_workdir
+        self._ids = itertools.count(1)
+
+    def set_online(self, station: str) -> None:
+        """A node comes back: it starts its pending runs (serve them with :meth:`wait` or :meth:`settle`)."""
+        self.offline.discard(self.orgs[station])
+        for task in self.tasks.values():
+            for run in task.runs:
+                if run.org_id == self.orgs[station] and run.status == "pending":
+                    self._start(run)
+
+    def settle(self, timeout: float = 600) -> None:
+        """Serve until no run is active anywhere."""
+        deadline = time.monotonic() + timeout
+        while any(self._active(job) for job in {t.job_id for t in self.tasks.values()}):
+            if time.monotonic() > deadline:
+                raise TimeoutError("runs still active")
+            self._pump(0.05)
+
+    def _active(self, job: int) -> bool:
+        return any(r.status == "active" for t in self.tasks.values() if t.job_id == job for r in t.runs)
+
+    def _kill_job(self, job: int) -> None:
+        for task in self.tasks.values():
+            for run in task.runs:
+                if task.job_id == job and run.status == "active":
+                    run.process.terminate()
+                    run.process.join()
+                    run.status = "killed by user"
+
+    def _pump(self, wait: float) -> None:
+        """Answer every pending request, then note runs that have exited (:meth:`_finish` reads their output)."""
+        active = [r for t in self.tasks.values() for r in t.runs if r.status == "active"]
+        waitables = [r.connection for r in active] + [r.process.sentinel for r in active]
+        ready = mp.connection.wait(waitables, timeout=wait) if active else []
+        for run in active:
+            if run.connection in ready:
+                try:
+                    message = run.connection.recv()
+                except (EOFError, OSError):
+                    message = None
+                if message is not None:
+                    run.connection.send(self._serve(run, message))
+        for run in active:
+            if not run.process.is_alive():
+                while run.connection.poll():  # requests sent just before exiting
+                    try:
+                        run.connection.send(self._serve(run, run.connection.recv()))
+                    except (EOFError, OSError):
+                        break
+                run.process.join()
+                self._finish(run)
+                run.connection.close()
+
+    def close(self) -> None:
+        for job in {t.job_id for t in self.tasks.values()}:
+            self._kill_job(job)
+        if self._own_workdir and not self.keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
