@@ -1,6 +1,7 @@
 """What the in-process networks of both vantage6 lines share (:mod:`lancelot.v6.local` for 4.15,
-:mod:`lancelot.v6.v5.local` for 5.x): runs as processes forked from a pre-imported forkserver and
-the bookkeeping of organisations, nodes and runs.
+:mod:`lancelot.v6.v5.local` for 5.x): runs as processes forked from a pre-imported forkserver, the
+pipe a run's stand-in ``AlgorithmClient`` talks through, and the bookkeeping of organisations,
+nodes and runs.
 
 Each line's module keeps what its vantage6 does differently. This module imports no vantage6
 module: it is imported under either major, and both install into the same ``vantage6`` namespace.
@@ -49,6 +50,77 @@ def caller_script_hidden():
     finally:
         if path is not None:
             main.__file__ = path
+
+
+def redirect_output(log_path: str) -> None:
+    """A run's stdout and stderr go to its log file (the node keeps a container's log)."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+
+
+# -- inside a run: the client's calls, sent through the pipe ------------------------------------
+class _Calls:
+    def __init__(self, client: PipeClient):
+        self.client = client
+
+
+class TaskCalls(_Calls):
+    """``client.task``; each line adds ``create`` with its own signature."""
+
+    def get(self, task_id: int) -> dict:
+        return self.client._call("task", task_id)
+
+
+class _RunCalls(_Calls):
+    def from_task(self, task_id: int) -> list:
+        return self.client._call("runs", task_id)
+
+
+class _ResultCalls(_Calls):
+    def from_task(self, task_id: int) -> list:
+        return self.client._call("results", task_id)
+
+
+class _CollaborationCalls(_Calls):
+    def get(self) -> dict:
+        return self.client._call("collaboration", self.client.collaboration_id)
+
+
+class _OrganizationCalls(_Calls):
+    def get(self, id_: int) -> dict:
+        return self.client._call("organization", id_)
+
+
+class PipeClient:
+    """The part of vantage6's ``AlgorithmClient`` that lancelot uses, answered by the harness through a pipe.
+
+    A line's client gives the constructor vantage6's decorator calls (it passes the token's ``sub``
+    here), its ``task.create`` (``task_calls``) and its ended task statuses.
+    """
+
+    connection: Any = None  # set by the harness in the child before wrap_algorithm runs
+    task_calls: type[TaskCalls] = TaskCalls
+    task_ended: tuple[str, ...]  # the line's task statuses at which wait_for_results stops
+
+    def __init__(self, identity: dict):
+        self.image, self.databases = identity.get("image"), identity.get("databases", [])
+        self.node_id, self.organization_id = identity.get("node_id"), identity.get("organization_id")
+        self.collaboration_id = identity.get("collaboration_id")
+        self.task, self.run, self.result = self.task_calls(self), _RunCalls(self), _ResultCalls(self)
+        self.collaboration, self.organization = _CollaborationCalls(self), _OrganizationCalls(self)
+
+    def _call(self, *message: Any) -> Any:
+        self.connection.send(message)
+        kind, value = self.connection.recv()
+        if kind == "error":
+            raise RuntimeError(value)
+        return value
+
+    def wait_for_results(self, task_id: int, interval: float = 0.05) -> list:
+        while self.task.get(task_id)["status"] not in self.task_ended:
+            time.sleep(interval)
+        return self.result.from_task(task_id)
 
 
 @dataclass

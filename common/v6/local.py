@@ -28,7 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .inprocess import ProcessNetwork, Run, caller_script_hidden, forkserver
+from .inprocess import (
+    PipeClient,
+    ProcessNetwork,
+    Run,
+    TaskCalls,
+    caller_script_hidden,
+    forkserver,
+    redirect_output,
+)
 
 _PRELOAD = ["numpy", "pandas", "gmpy2", "jwt", "cryptography.hazmat.primitives.asymmetric.x25519",
             "vantage6.algorithm.tools.wrap", "vantage6.algorithm.tools.decorators", "lancelot.v6.adapter"]
@@ -36,67 +44,27 @@ ENDED = ("completed", "failed", "killed by user")
 COLLABORATION_ID = 1
 
 
-class _PipeAlgorithmClient:
+class _TaskCalls(TaskCalls):
+    def create(self, input_: dict, organizations: list[int] | None = None, name: str = "subtask",
+               description: str | None = None) -> dict:
+        return self.client._call("create", input_, list(organizations or []), name)
+
+
+class _PipeAlgorithmClient(PipeClient):
     """Stands in for vantage6's ``AlgorithmClient`` in every run (same constructor and call signatures)."""
 
-    connection: Any = None  # set by the harness in the child before wrap_algorithm runs
+    task_calls = _TaskCalls
+    task_ended = ENDED
 
     def __init__(self, token: str, host: str = "", port: str = "", path: str = "", **_: Any):
         import jwt
 
-        identity = jwt.decode(token, options={"verify_signature": False})["sub"]
-        self.image = identity.get("image")
-        self.databases = identity.get("databases", [])
-        self.node_id = identity.get("node_id")
-        self.collaboration_id = identity.get("collaboration_id")
-        self.organization_id = identity.get("organization_id")
-        outer = self
-
-        class Task:
-            def get(self, task_id: int) -> dict:
-                return outer._call("task", task_id)
-
-            def create(self, input_: dict, organizations: list[int] | None = None, name: str = "subtask",
-                       description: str | None = None) -> dict:
-                return outer._call("create", input_, list(organizations or []), name)
-
-        class Run:
-            def from_task(self, task_id: int) -> list:
-                return outer._call("runs", task_id)
-
-        class Result:
-            def from_task(self, task_id: int) -> list:
-                return outer._call("results", task_id)
-
-        class Collaboration:
-            def get(self) -> dict:
-                return outer._call("collaboration")
-
-        class Organization:
-            def get(self, id_: int) -> dict:
-                return outer._call("organization", id_)
-
-        self.task, self.run, self.result = Task(), Run(), Result()
-        self.collaboration, self.organization = Collaboration(), Organization()
-
-    def _call(self, *message: Any) -> Any:
-        self.connection.send(message)
-        kind, value = self.connection.recv()
-        if kind == "error":
-            raise RuntimeError(value)
-        return value
-
-    def wait_for_results(self, task_id: int, interval: float = 0.05) -> list:
-        while self.task.get(task_id)["status"] not in ENDED:
-            time.sleep(interval)
-        return self.result.from_task(task_id)
+        super().__init__(jwt.decode(token, options={"verify_signature": False})["sub"])
 
 
 def _child_main(env: dict, connection: Any, log_path: str) -> None:
     """Body of every run process: the environment of a container, then ``wrap_algorithm``."""
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
+    redirect_output(log_path)
     os.environ.update(env)
     import vantage6.algorithm.tools.decorators as decorators
 

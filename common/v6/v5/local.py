@@ -37,12 +37,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..inprocess import ProcessNetwork, Run, caller_script_hidden, forkserver
+from ..inprocess import (
+    PipeClient,
+    ProcessNetwork,
+    Run,
+    TaskCalls,
+    caller_script_hidden,
+    forkserver,
+    redirect_output,
+)
 
 _PRELOAD = ["numpy", "pandas", "gmpy2", "jwt", "pyarrow.parquet", "cryptography.hazmat.primitives.asymmetric.x25519",
             "vantage6.algorithm.tools.wrap", "vantage6.algorithm.decorator", "vantage6.algorithm.client",
             "lancelot.v6.v5.adapter"]
 RUN_ENDED = ("completed", "failed", "killed by user", "dataframe not found")
+TASK_ENDED = ("completed", "failed")  # HQ's task statuses besides "awaiting"
 COLLABORATION_ID = 1
 SESSION_ID = 1
 HQ_SECRET = "local-network-hq-jwt-secret-of-32-bytes-or-more"  # HQ signs container tokens (HS256)
@@ -54,65 +63,35 @@ def encoded(value: Any) -> str:
     return base64.b32encode(str(value).encode()).decode().replace("=", "!")
 
 
-class _PipeAlgorithmClient:
+class _TaskCalls(TaskCalls):
+    def create(self, method: str, arguments: dict | None = None, organizations: list[int] | None = None,
+               name: str = "subtask", description: str | None = None) -> dict:
+        return self.client._call("create", {"method": method, "arguments": arguments or {},
+                                            "organizations": list(organizations or []), "name": name,
+                                            "databases": self.client.databases, "action": "federated_compute"})
+
+
+class _PipeAlgorithmClient(PipeClient):
     """Stands in for 5.x's ``AlgorithmClient`` (same constructor and calls), talking to the harness's HQ."""
 
-    connection: Any = None   # set by the harness in the child before wrap_algorithm runs
     network: bool = True     # False: the run's pod has no egress, every request fails
+    task_calls = _TaskCalls
+    task_ended = TASK_ENDED
 
     def __init__(self, token: str, hq_url: str = "", **_: Any):
         import jwt
 
         identity = jwt.decode(token, options={"verify_signature": False}).get("sub", {})
+        super().__init__(identity)
         self._access_token = token
-        self.image, self.databases = identity.get("image"), identity.get("databases", [])
-        self.node_id, self.organization_id = identity.get("node_id"), identity.get("organization_id")
-        self.collaboration_id, self.session_id = identity.get("collaboration_id"), identity.get("session_id")
+        self.session_id = identity.get("session_id")
         self.study_id = self.store_id = None
-        outer = self
-
-        class Task:
-            def get(self, task_id: int) -> dict:
-                return outer._call("task", task_id)
-
-            def create(self, method: str, arguments: dict | None = None, organizations: list[int] | None = None,
-                       name: str = "subtask", description: str | None = None) -> dict:
-                return outer._call("create", {"method": method, "arguments": arguments or {},
-                                              "organizations": list(organizations or []), "name": name,
-                                              "databases": outer.databases, "action": "federated_compute"})
-
-        class Run:
-            def from_task(self, task_id: int) -> list:
-                return outer._call("runs", task_id)
-
-        class Result:
-            def from_task(self, task_id: int) -> list:
-                return outer._call("results", task_id)
-
-        class Collaboration:
-            def get(self) -> dict:
-                return outer._call("collaboration", outer.collaboration_id)
-
-        class Organization:
-            def get(self, id_: int) -> dict:
-                return outer._call("organization", id_)
-
-        self.task, self.run, self.result = Task(), Run(), Result()
-        self.collaboration, self.organization = Collaboration(), Organization()
 
     def _call(self, *message: Any) -> Any:
+        """Every request carries the container's token (HQ answers from it)."""
         if not self.network:
             raise ConnectionRefusedError("no egress from this run (the node's network policy)")
-        self.connection.send((self._access_token, *message))
-        kind, value = self.connection.recv()
-        if kind == "error":
-            raise RuntimeError(value)
-        return value
-
-    def wait_for_results(self, task_id: int, interval: float = 0.05) -> list:
-        while self.task.get(task_id)["status"] not in ("completed", "failed"):
-            time.sleep(interval)
-        return self.result.from_task(task_id)
+        return super()._call(self._access_token, *message)
 
 
 def _no_egress(*_: Any, **__: Any) -> Any:
@@ -123,9 +102,7 @@ def _child_main(env: dict, connection: Any, log_path: str, network: bool) -> Non
     """Body of every run process: a container's environment, then 5.x's ``wrap_algorithm``."""
     import sys
 
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
+    redirect_output(log_path)
     kept = {k: os.environ[k] for k in KEEP_ENV if k in os.environ}
     os.environ.clear()
     os.environ.update({**kept, **env})
