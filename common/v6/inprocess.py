@@ -1,10 +1,12 @@
 """What the in-process networks of both vantage6 lines share (:mod:`lancelot.v6.local` for 4.15,
 :mod:`lancelot.v6.v5.local` for 5.x): runs as processes forked from a pre-imported forkserver, the
-pipe a run's stand-in ``AlgorithmClient`` talks through, and the bookkeeping of organisations,
-nodes and runs.
+pipe a run's stand-in ``AlgorithmClient`` talks through, and the server's bookkeeping of
+organisations, tasks and runs.
 
-Each line's module keeps what its vantage6 does differently. This module imports no vantage6
-module: it is imported under either major, and both install into the same ``vantage6`` namespace.
+Each line's module keeps what its vantage6 does differently: a run's environment, the client's
+constructor and ``task.create``, the task record, how a node reads a run's output, and the server's
+answers. This module imports no vantage6 module: it is imported under either major, and both install
+into the same ``vantage6`` namespace.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..algorithms import PACKAGES
+
+COLLABORATION_ID = 1
 
 
 def forkserver(preload: list[str]) -> mp.context.BaseContext:
@@ -123,16 +128,30 @@ class PipeClient:
         return self.result.from_task(task_id)
 
 
+# -- the server's records ------------------------------------------------------------------------
 @dataclass
 class Run:
     id: int
-    task: Any  # the line's task record
+    task: Task
     org_id: int
     folder: Path
     status: str = "pending"
     process: Any = None
     connection: Any = None
     result: Any = None
+
+
+@dataclass
+class Task:
+    """What both lines' servers record of a task; each line's subclass adds its fields (keyword-only) and ``status``."""
+
+    id: int
+    job_id: int
+    parent_id: int | None
+    init_org: int
+    image: str
+    name: str
+    runs: list[Run] = field(default_factory=list)
 
 
 class ProcessNetwork:
@@ -149,11 +168,13 @@ class ProcessNetwork:
 
     COORDINATOR_ORG = 1
     RESEARCHER_ORG = 100
+    task_class: type[Task] = Task
+    task_ended: tuple[str, ...]  # the line's task statuses that end a task
 
     def __init__(self, package: str, stations: dict[str, str | os.PathLike], workdir: str | os.PathLike | None,
                  station_env: dict[str, dict[str, str]] | None, keep_workdir: bool, coordinator_at: str | None,
                  researcher_at: str | None, encrypted: bool, coordinator_env: dict[str, str] | None,
-                 offline: tuple[str, ...], image_tag: str, prefix: str):
+                 offline: tuple[str, ...], image_tag: str, prefix: str, preload: list[str]):
         if not stations:
             raise ValueError("a network needs at least one station")
         self.package = package
@@ -174,6 +195,20 @@ class ProcessNetwork:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=prefix))
         self.keep_workdir = keep_workdir
         self._ids = itertools.count(1)
+        self.tasks: dict[int, Task] = {}
+        self.ctx = forkserver(preload)
+
+    # -- the researcher's side ---------------------------------------------------------------
+    def wait(self, task_id: int, timeout: float = 3600) -> list:
+        """Serve the network until the task has ended and its job has no active run; the task's results."""
+        task = self.tasks[task_id]
+        deadline = time.monotonic() + timeout
+        while task.status not in self.task_ended or self._active(task.job_id):
+            if time.monotonic() > deadline:
+                self._kill_job(task.job_id)
+                raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
+            self._pump(0.05)
+        return self._results(task)
 
     def set_online(self, station: str) -> None:
         """A node comes back: it starts its pending runs (serve them with :meth:`wait` or :meth:`settle`)."""
@@ -190,6 +225,85 @@ class ProcessNetwork:
             if time.monotonic() > deadline:
                 raise TimeoutError("runs still active")
             self._pump(0.05)
+
+    def _central_result(self, task_id: int, timeout: float) -> Any:
+        """The result of a job's central run, once its job is over (its log's tail in the error if it failed)."""
+        results = self.wait(task_id, timeout)
+        central = self.tasks[task_id].runs[0]
+        if central.status != "completed" or not results:
+            raise RuntimeError(f"the central run ended '{central.status}'; its log ends with:\n{self._log_tail(task_id)}")
+        return results[0]
+
+    def _log_tail(self, task_id: int) -> str:
+        log = self.tasks[task_id].runs[0].folder / "log.txt"
+        return log.read_text()[-3000:] if log.exists() else "(no log: the process died at start)"
+
+    # -- the server ---------------------------------------------------------------------------
+    def _results(self, task: Task) -> list:
+        """What the server hands out as a task's results."""
+        return [r.result for r in task.runs if r.status == "completed"]
+
+    def _add_task(self, organizations: list[int], parent: Task | None, **fields: Any) -> int:
+        """A task (a subtask has its parent's job and image) with a run at each organisation, started where the node is up."""
+        unknown = [o for o in organizations if o not in self.nodes]
+        if unknown:
+            raise ValueError(f"organisations without a node in this collaboration: {unknown}")
+        task_id = next(self._ids)
+        task = self.task_class(id=task_id, job_id=parent.job_id if parent else task_id,
+                               parent_id=parent.id if parent else None,
+                               image=parent.image if parent else self.image, **fields)
+        self.tasks[task_id] = task
+        for org in organizations:
+            run = Run(id=next(self._ids), task=task, org_id=org, folder=self._run_folder(task, org))
+            task.runs.append(run)
+            if org not in self.offline:
+                self._start(run)
+        return task_id
+
+    def _run_folder(self, task: Task, org: int) -> Path:
+        """Where a run's input, output and log live (the line's node layout)."""
+        raise NotImplementedError
+
+    def _start(self, run: Run) -> None:
+        """The node starts a run: its files and environment, then :meth:`_launch`."""
+        raise NotImplementedError
+
+    def _launch(self, run: Run, target: Callable[..., None], env: dict, *args: Any) -> None:
+        """Start a run's process: ``target(env, its end of the pipe, its log path, *args)``."""
+        parent_end, child_end = self.ctx.Pipe()
+        run.process = self.ctx.Process(target=target, args=(env, child_end, str(run.folder / "log.txt"), *args))
+        with caller_script_hidden():
+            run.process.start()
+        child_end.close()
+        run.connection = parent_end
+        run.status = "active"
+
+    def _finish(self, run: Run) -> None:
+        """The node reads an exited run's output: its status and result."""
+        raise NotImplementedError
+
+    def _serve(self, run: Run, message: tuple, caller: dict | None = None) -> tuple[str, Any]:
+        """One API call of a container: ``("ok", answer)``, or ``("error", text)`` as the server reports a failure.
+
+        ``caller`` is whom the request's token names (5.x); the 4.15 server knows a container by its run.
+        """
+        kind, *args = message
+        try:
+            if kind == "results":
+                task = self.tasks[args[0]]
+                if self.encrypted and task.init_org != run.org_id:  # this node cannot decrypt them
+                    return "error", "the results are encrypted for another organisation"
+                return "ok", self._results(task)
+            if kind == "organization":
+                return "ok", {"id": args[0], "public_key": ""}
+            answer = self._answer(run, kind, args, caller)
+        except Exception as exc:  # noqa: BLE001 - report to the container as a server error
+            return "error", f"{type(exc).__name__}: {exc}"
+        return ("ok", answer) if answer is not None else ("error", f"unknown request {kind}")
+
+    def _answer(self, run: Run, kind: str, args: list, caller: dict | None) -> Any:
+        """The line's own answer to a request (None: not a request it knows)."""
+        raise NotImplementedError
 
     def _active(self, job: int) -> bool:
         return any(r.status == "active" for t in self.tasks.values() if t.job_id == job for r in t.runs)

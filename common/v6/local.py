@@ -24,24 +24,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .inprocess import (
-    PipeClient,
-    ProcessNetwork,
-    Run,
-    TaskCalls,
-    caller_script_hidden,
-    forkserver,
-    redirect_output,
-)
+from .inprocess import COLLABORATION_ID, PipeClient, ProcessNetwork, Run, Task, TaskCalls, redirect_output
 
 _PRELOAD = ["numpy", "pandas", "gmpy2", "jwt", "cryptography.hazmat.primitives.asymmetric.x25519",
             "vantage6.algorithm.tools.wrap", "vantage6.algorithm.tools.decorators", "lancelot.v6.adapter"]
 ENDED = ("completed", "failed", "killed by user")
-COLLABORATION_ID = 1
 
 
 class _TaskCalls(TaskCalls):
@@ -75,16 +66,9 @@ def _child_main(env: dict, connection: Any, log_path: str) -> None:
     wrap_algorithm()
 
 
-@dataclass
-class _Task:
-    id: int
-    job_id: int
-    parent_id: int | None
-    init_org: int
-    image: str
-    name: str
+@dataclass(kw_only=True)
+class _Task(Task):
     input: dict
-    runs: list[Run] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -104,41 +88,27 @@ class LocalNetwork(ProcessNetwork):
     offline station up).
     """
 
+    task_class = _Task
+    task_ended = ENDED
+    tasks: dict[int, _Task]
+
     def __init__(self, package: str, stations: dict[str, str | os.PathLike], workdir: str | os.PathLike | None = None,
                  station_env: dict[str, dict[str, str]] | None = None, keep_workdir: bool = False,
                  coordinator_at: str | None = None, researcher_at: str | None = None, encrypted: bool = True,
                  coordinator_env: dict[str, str] | None = None, offline: tuple[str, ...] = ()):
         super().__init__(package, stations, workdir, station_env, keep_workdir, coordinator_at, researcher_at,
-                         encrypted, coordinator_env, offline, image_tag="local", prefix="lancelot-net-")
-        self.tasks: dict[int, _Task] = {}
-        self.ctx = forkserver(_PRELOAD)
+                         encrypted, coordinator_env, offline, image_tag="local", prefix="lancelot-net-",
+                         preload=_PRELOAD)
 
     # -- the researcher's side ---------------------------------------------------------------
     def run(self, kwargs: dict, method: str = "central", timeout: float = 3600) -> Any:
         """Run one job as the researcher: the central method at the coordinator; return its result."""
         task = self.create_task({"method": method, "kwargs": kwargs}, [self.coordinator_org])
-        results = self.wait(task, timeout)
-        central = self.tasks[task].runs[0]
-        if central.status != "completed" or not results:
-            log_file = central.folder / "log.txt"
-            log = log_file.read_text()[-3000:] if log_file.exists() else "(no log: the process died at start)"
-            raise RuntimeError(f"the central run ended '{central.status}'; its log ends with:\n{log}")
-        return results[0]
+        return self._central_result(task, timeout)
 
     def create_task(self, input_: dict, organizations: list[int], init_org: int | None = None) -> int:
         """A task created by a user (of the researcher's organisation unless ``init_org`` says otherwise)."""
         return self._create(input_, organizations, init_org or self.researcher_org, parent=None, name="task")
-
-    def wait(self, task_id: int, timeout: float = 3600) -> list:
-        """Serve the network until the task has ended and its job has no active run; the task's results."""
-        task = self.tasks[task_id]
-        deadline = time.monotonic() + timeout
-        while task.status not in ENDED or self._active(task.job_id):
-            if time.monotonic() > deadline:
-                self._kill_job(task.job_id)
-                raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
-            self._pump(0.05)
-        return [r.result for r in task.runs if r.status == "completed"]
 
     def state_files(self, station: str) -> list[Path]:
         """Every file a station keeps in its per-job folders (for checking that jobs wipe their state)."""
@@ -147,20 +117,10 @@ class LocalNetwork(ProcessNetwork):
 
     # -- the "server" ------------------------------------------------------------------------
     def _create(self, input_: dict, organizations: list[int], init_org: int, parent: _Task | None, name: str) -> int:
-        unknown = [o for o in organizations if o not in self.nodes]
-        if unknown:
-            raise ValueError(f"organisations without a node in this collaboration: {unknown}")
-        task_id = next(self._ids)
-        task = _Task(id=task_id, job_id=parent.job_id if parent else task_id, parent_id=parent.id if parent else None,
-                     init_org=init_org, image=parent.image if parent else self.image, name=name, input=input_)
-        self.tasks[task_id] = task
-        for org in organizations:
-            folder = self.workdir / f"job{task.job_id}" / f"task{task_id}-org{org}"
-            run = Run(id=next(self._ids), task=task, org_id=org, folder=folder)
-            task.runs.append(run)
-            if org not in self.offline:
-                self._start(run)
-        return task_id
+        return self._add_task(organizations, parent, init_org=init_org, name=name, input=input_)
+
+    def _run_folder(self, task: _Task, org: int) -> Path:
+        return self.workdir / f"job{task.job_id}" / f"task{task.id}-org{org}"
 
     def _token(self, run: Run) -> str:
         import jwt
@@ -182,13 +142,7 @@ class LocalNetwork(ProcessNetwork):
             env.update({"USER_REQUESTED_DATABASE_LABELS": "default", "DB_LABELS": "default",
                         "DEFAULT_DATABASE_URI": self.databases[run.org_id], "DEFAULT_DATABASE_TYPE": "csv"})
         env.update(self.node_env.get(run.org_id, {}))
-        parent_end, child_end = self.ctx.Pipe()
-        run.process = self.ctx.Process(target=_child_main, args=(env, child_end, str(run.folder / "log.txt")))
-        with caller_script_hidden():
-            run.process.start()
-        child_end.close()
-        run.connection = parent_end
-        run.status = "active"
+        self._launch(run, _child_main, env)
 
     def _finish(self, run: Run) -> None:
         """The node reads the output JSON: the run's result."""
@@ -204,29 +158,17 @@ class LocalNetwork(ProcessNetwork):
                 "parent": {"id": task.parent_id} if task.parent_id else None, "init_org": {"id": task.init_org},
                 "collaboration": {"id": COLLABORATION_ID}}
 
-    def _serve(self, run: Run, message: tuple) -> tuple[str, Any]:
-        """One API call of a container, answered with the container's own identity (never its claims)."""
-        kind = message[0]
-        try:
-            if kind == "create":
-                _, input_, organizations, name = message
-                return "ok", {"id": self._create(input_, organizations, run.org_id, parent=run.task, name=name)}
-            if kind == "task":
-                return "ok", self._task_json(self.tasks[message[1]])
-            if kind == "runs":
-                return "ok", [{"id": r.id, "status": r.status, "organization": {"id": r.org_id},
-                               "task": {"id": r.task.id},
-                               "log": (r.folder / "log.txt").read_text() if (r.folder / "log.txt").exists() else ""}
-                              for r in self.tasks[message[1]].runs]
-            if kind == "results":
-                task = self.tasks[message[1]]
-                if self.encrypted and task.init_org != run.org_id:
-                    return "error", "the results are encrypted for another organisation"
-                return "ok", [r.result for r in task.runs if r.status == "completed"]
-            if kind == "collaboration":
-                return "ok", {"id": COLLABORATION_ID, "encrypted": self.encrypted}
-            if kind == "organization":
-                return "ok", {"id": message[1], "public_key": ""}
-        except Exception as exc:  # noqa: BLE001 - report to the container as a server error
-            return "error", f"{type(exc).__name__}: {exc}"
-        return "error", f"unknown request {kind}"
+    def _answer(self, run: Run, kind: str, args: list, caller: dict | None) -> Any:
+        """A container's call, answered with the container's own identity (never its claims)."""
+        if kind == "create":
+            input_, organizations, name = args
+            return {"id": self._create(input_, organizations, run.org_id, parent=run.task, name=name)}
+        if kind == "task":
+            return self._task_json(self.tasks[args[0]])
+        if kind == "runs":
+            return [{"id": r.id, "status": r.status, "organization": {"id": r.org_id}, "task": {"id": r.task.id},
+                     "log": (r.folder / "log.txt").read_text() if (r.folder / "log.txt").exists() else ""}
+                    for r in self.tasks[args[0]].runs]
+        if kind == "collaboration":
+            return {"id": COLLABORATION_ID, "encrypted": self.encrypted}
+        return None
