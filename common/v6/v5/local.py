@@ -29,32 +29,23 @@ import base64
 import contextlib
 import importlib
 import json
-import multiprocessing as mp
-import multiprocessing.connection
 import os
 import shutil
 import socket
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..local import _ALGORITHMS, ProcessNetwork, _caller_script_hidden, _Run
+from ..inprocess import COLLABORATION_ID, PipeClient, ProcessNetwork, Run, Task, TaskCalls, redirect_output
 
 _PRELOAD = ["numpy", "pandas", "gmpy2", "jwt", "pyarrow.parquet", "cryptography.hazmat.primitives.asymmetric.x25519",
             "vantage6.algorithm.tools.wrap", "vantage6.algorithm.decorator", "vantage6.algorithm.client",
-            "lancelot.v6.v5.adapter", *_ALGORITHMS]  # why: see lancelot.v6.local
+            "lancelot.v6.v5.adapter"]
 RUN_ENDED = ("completed", "failed", "killed by user", "dataframe not found")
-COLLABORATION_ID = 1
+TASK_ENDED = ("completed", "failed")  # HQ's task statuses besides "awaiting"
 SESSION_ID = 1
 HQ_SECRET = "local-network-hq-jwt-secret-of-32-bytes-or-more"  # HQ signs container tokens (HS256)
 KEEP_ENV = ("PATH", "HOME", "LANG", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")  # a container's own, not encoded
-
-
-def _context() -> mp.context.BaseContext:
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(_PRELOAD)
-    return ctx
 
 
 def encoded(value: Any) -> str:
@@ -62,65 +53,35 @@ def encoded(value: Any) -> str:
     return base64.b32encode(str(value).encode()).decode().replace("=", "!")
 
 
-class _PipeAlgorithmClient:
+class _TaskCalls(TaskCalls):
+    def create(self, method: str, arguments: dict | None = None, organizations: list[int] | None = None,
+               name: str = "subtask", description: str | None = None) -> dict:
+        return self.client._call("create", {"method": method, "arguments": arguments or {},
+                                            "organizations": list(organizations or []), "name": name,
+                                            "databases": self.client.databases, "action": "federated_compute"})
+
+
+class _PipeAlgorithmClient(PipeClient):
     """Stands in for 5.x's ``AlgorithmClient`` (same constructor and calls), talking to the harness's HQ."""
 
-    connection: Any = None   # set by the harness in the child before wrap_algorithm runs
     network: bool = True     # False: the run's pod has no egress, every request fails
+    task_calls = _TaskCalls
+    task_ended = TASK_ENDED
 
     def __init__(self, token: str, hq_url: str = "", **_: Any):
         import jwt
 
         identity = jwt.decode(token, options={"verify_signature": False}).get("sub", {})
+        super().__init__(identity)
         self._access_token = token
-        self.image, self.databases = identity.get("image"), identity.get("databases", [])
-        self.node_id, self.organization_id = identity.get("node_id"), identity.get("organization_id")
-        self.collaboration_id, self.session_id = identity.get("collaboration_id"), identity.get("session_id")
+        self.session_id = identity.get("session_id")
         self.study_id = self.store_id = None
-        outer = self
-
-        class Task:
-            def get(self, task_id: int) -> dict:
-                return outer._call("task", task_id)
-
-            def create(self, method: str, arguments: dict | None = None, organizations: list[int] | None = None,
-                       name: str = "subtask", description: str | None = None) -> dict:
-                return outer._call("create", {"method": method, "arguments": arguments or {},
-                                              "organizations": list(organizations or []), "name": name,
-                                              "databases": outer.databases, "action": "federated_compute"})
-
-        class Run:
-            def from_task(self, task_id: int) -> list:
-                return outer._call("runs", task_id)
-
-        class Result:
-            def from_task(self, task_id: int) -> list:
-                return outer._call("results", task_id)
-
-        class Collaboration:
-            def get(self) -> dict:
-                return outer._call("collaboration", outer.collaboration_id)
-
-        class Organization:
-            def get(self, id_: int) -> dict:
-                return outer._call("organization", id_)
-
-        self.task, self.run, self.result = Task(), Run(), Result()
-        self.collaboration, self.organization = Collaboration(), Organization()
 
     def _call(self, *message: Any) -> Any:
+        """Every request carries the container's token (HQ answers from it)."""
         if not self.network:
             raise ConnectionRefusedError("no egress from this run (the node's network policy)")
-        self.connection.send((self._access_token, *message))
-        kind, value = self.connection.recv()
-        if kind == "error":
-            raise RuntimeError(value)
-        return value
-
-    def wait_for_results(self, task_id: int, interval: float = 0.05) -> list:
-        while self.task.get(task_id)["status"] not in ("completed", "failed"):
-            time.sleep(interval)
-        return self.result.from_task(task_id)
+        return super()._call(self._access_token, *message)
 
 
 def _no_egress(*_: Any, **__: Any) -> Any:
@@ -131,9 +92,7 @@ def _child_main(env: dict, connection: Any, log_path: str, network: bool) -> Non
     """Body of every run process: a container's environment, then 5.x's ``wrap_algorithm``."""
     import sys
 
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
+    redirect_output(log_path)
     kept = {k: os.environ[k] for k in KEEP_ENV if k in os.environ}
     os.environ.clear()
     os.environ.update({**kept, **env})
@@ -150,21 +109,14 @@ def _child_main(env: dict, connection: Any, log_path: str, network: bool) -> Non
     wrap_algorithm()
 
 
-@dataclass
-class _Task:
-    id: int
-    job_id: int
-    parent_id: int | None
-    init_org: int
-    image: str
-    name: str
+@dataclass(kw_only=True)
+class _Task(Task):
     method: str
     action: str
     arguments: dict
     databases: list
     session_id: int = SESSION_ID
     dataframe: str | None = None          # the dataframe a data extraction makes
-    runs: list[_Run] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -188,6 +140,9 @@ class LocalNetwork5(ProcessNetwork):
     """
 
     DATAFRAME = "lancelot"
+    task_class = _Task
+    task_ended = TASK_ENDED
+    tasks: dict[int, _Task]
 
     def __init__(self, package: str, stations: dict[str, str | os.PathLike], workdir: str | os.PathLike | None = None,
                  station_env: dict[str, dict[str, str]] | None = None, keep_workdir: bool = False,
@@ -195,12 +150,11 @@ class LocalNetwork5(ProcessNetwork):
                  coordinator_env: dict[str, str] | None = None, offline: tuple[str, ...] = (),
                  station_egress: bool = True):
         super().__init__(package, stations, workdir, station_env, keep_workdir, coordinator_at, researcher_at,
-                         encrypted, coordinator_env, offline, image_tag="local-v5", prefix="lancelot-net5-")
+                         encrypted, coordinator_env, offline, image_tag="local-v5", prefix="lancelot-net5-",
+                         preload=_PRELOAD)
         self.station_egress = station_egress
-        self.tasks: dict[int, _Task] = {}
         self.dataframes: dict[int, dict] = {}   # id -> {"name", "ready": set of organisations}
         self.dataframe_id: int | None = None
-        self.ctx = _context()
         self.proxy = socket.create_server(("127.0.0.1", 0), backlog=256)  # the nodes' proxy address (accepts only)
         self.proxy.setblocking(False)
         self._steps = importlib.import_module(package)
@@ -224,11 +178,7 @@ class LocalNetwork5(ProcessNetwork):
         if self.dataframe_id is None:
             self.dataframe_id = self.extract()
         task = self.create_task(method, {"dataframe": self.dataframe_id, **kwargs}, [self.coordinator_org])
-        results = self.wait(task, timeout)
-        central = self.tasks[task].runs[0]
-        if central.status != "completed" or not results:
-            raise RuntimeError(f"the central run ended '{central.status}'; its log ends with:\n{self._log_tail(task)}")
-        return results[0]
+        return self._central_result(task, timeout)
 
     def create_task(self, method: str, arguments: dict, organizations: list[int], init_org: int | None = None,
                     action: str | None = None, databases: list | None = None) -> int:
@@ -241,17 +191,6 @@ class LocalNetwork5(ProcessNetwork):
                              "databases": databases or []}, organizations,
                             init_org or self.researcher_org, parent=None)
 
-    def wait(self, task_id: int, timeout: float = 3600) -> list:
-        """Serve the network until the task has ended and its job has no active run; the task's results."""
-        task = self.tasks[task_id]
-        deadline = time.monotonic() + timeout
-        while task.status == "awaiting" or self._active(task.job_id):
-            if time.monotonic() > deadline:
-                self._kill_job(task.job_id)
-                raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
-            self._pump(0.05)
-        return [r.result for r in task.runs if r.status == "completed" and r.result is not None]
-
     def session_folder(self, org: int) -> Path:
         return self.workdir / f"node{org}" / f"session{SESSION_ID:09d}"  # as the node names it
 
@@ -263,35 +202,26 @@ class LocalNetwork5(ProcessNetwork):
         return [line for t in self.tasks.values() for r in t.runs if (r.folder / "log.txt").exists()
                 for line in (r.folder / "log.txt").read_text().splitlines() if line.strip()]
 
-    def _log_tail(self, task_id: int) -> str:
-        log = self.tasks[task_id].runs[0].folder / "log.txt"
-        return log.read_text()[-3000:] if log.exists() else "(no log: the process died at start)"
-
     # -- HQ ----------------------------------------------------------------------------------
     def _create(self, request: dict, organizations: list[int], init_org: int, parent: _Task | None,
                 dataframe: str | None = None) -> int:
-        unknown = [o for o in organizations if o not in self.nodes]
-        if unknown:
-            raise ValueError(f"organisations without a node in this collaboration: {unknown}")
-        task_id = next(self._ids)
-        task = _Task(id=task_id, job_id=parent.job_id if parent else task_id, parent_id=parent.id if parent else None,
-                     init_org=init_org, image=parent.image if parent else self.image,
-                     name=request.get("name", "task"), method=request["method"], action=request["action"],
-                     arguments=request["arguments"], databases=request.get("databases") or [],
-                     session_id=parent.session_id if parent else SESSION_ID, dataframe=dataframe)
-        self.tasks[task_id] = task
-        for org in organizations:
-            run = _Run(id=next(self._ids), task=task, org_id=org, folder=self.workdir / "runs" / f"task{task_id}-org{org}")
-            task.runs.append(run)
-            if org not in self.offline:
-                self._start(run)
-        return task_id
+        return self._add_task(organizations, parent, init_org=init_org, name=request.get("name", "task"),
+                              method=request["method"], action=request["action"], arguments=request["arguments"],
+                              databases=request.get("databases") or [],
+                              session_id=parent.session_id if parent else SESSION_ID, dataframe=dataframe)
+
+    def _run_folder(self, task: _Task, org: int) -> Path:
+        return self.workdir / "runs" / f"task{task.id}-org{org}"
+
+    def _results(self, task: _Task) -> list:
+        """A data extraction's runs complete without a result."""
+        return [r.result for r in task.runs if r.status == "completed" and r.result is not None]
 
     def _frame_ids(self, databases: list) -> list[int]:
         flat = [d for group in databases for d in (group if isinstance(group, list) else [group])]
         return [d["dataframe_id"] for d in flat if isinstance(d, dict) and d.get("type") == "dataframe"]
 
-    def _token(self, run: _Run) -> str:
+    def _token(self, run: Run) -> str:
         import jwt
 
         databases = [[{"label": None, "type": "dataframe", "dataframe_id": i}] for i in self._frame_ids(run.task.databases)]
@@ -301,7 +231,7 @@ class LocalNetwork5(ProcessNetwork):
                "databases": databases}
         return jwt.encode({"sub": sub}, HQ_SECRET, algorithm="HS256")
 
-    def _start(self, run: _Run) -> None:
+    def _start(self, run: Run) -> None:
         """The node starts a run: checks the dataframes, writes input and output files, sets the environment."""
         task = self.tasks[run.task.id]
         run.folder.mkdir(parents=True, exist_ok=True)
@@ -331,15 +261,7 @@ class LocalNetwork5(ProcessNetwork):
         env["PKG_NAME"] = self.package  # set in the image, not by the node
         if task.action == "central_compute":
             env["CONTAINER_TOKEN"] = self._token(run)  # a Kubernetes secret: not encoded
-        network = task.action == "central_compute" or self.station_egress
-        parent_end, child_end = self.ctx.Pipe()
-        run.process = self.ctx.Process(target=_child_main,
-                                       args=(env, child_end, str(run.folder / "log.txt"), network))
-        with _caller_script_hidden():
-            run.process.start()
-        child_end.close()
-        run.connection = parent_end
-        run.status = "active"
+        self._launch(run, _child_main, env, task.action == "central_compute" or self.station_egress)
 
     def _pump(self, wait: float) -> None:
         """Drop the proxy's probe connections, then serve as every in-process network does."""
@@ -348,7 +270,7 @@ class LocalNetwork5(ProcessNetwork):
                 self.proxy.accept()[0].close()
         super()._pump(wait)
 
-    def _finish(self, run: _Run) -> None:
+    def _finish(self, run: Run) -> None:
         """The node reads the output: a data extraction's parquet joins the session, a computation's JSON is the result."""
         out = run.folder / "output"
         if run.process.exitcode != 0 or not out.exists() or out.stat().st_size == 0:
@@ -381,35 +303,26 @@ class LocalNetwork5(ProcessNetwork):
             return None
         return sub if isinstance(sub, dict) and sub.get("vantage6_client_type") == "container" else None
 
-    def _serve(self, run: _Run, message: tuple) -> tuple[str, Any]:
+    def _serve(self, run: Run, message: tuple, caller: dict | None = None) -> tuple[str, Any]:
         """One request through a node's proxy, answered from the token it carries (HQ's 401 message otherwise)."""
-        token, kind, *args = message
+        token, *request = message
         me = self._identity(token)
         if me is None or me.get("collaboration_id") != COLLABORATION_ID:
             return "ok", {"msg": "Authentication failed"}
-        try:
-            if kind == "create":
-                return "ok", self._container_creates(me, args[0])
-            if kind == "task":
-                task = self.tasks.get(args[0])
-                return "ok", self._task_json(task) if task else {"msg": f"task id={args[0]} is not found"}
-            if kind == "runs":
-                return "ok", [{"id": r.id, "status": r.status, "organization": {"id": r.org_id},
-                               "task": {"id": r.task.id}, "action": r.task.action}
-                              for r in self.tasks[args[0]].runs]
-            if kind == "results":
-                task = self.tasks[args[0]]
-                if self.encrypted and task.init_org != run.org_id:  # this node's proxy cannot decrypt them
-                    return "error", "the results are encrypted for another organisation"
-                return "ok", [r.result for r in task.runs if r.status == "completed" and r.result is not None]
-            if kind == "collaboration":
-                return "ok", {"id": COLLABORATION_ID, "encrypted": self.encrypted,
-                              "session_restrict_to_same_image": False}
-            if kind == "organization":
-                return "ok", {"id": args[0], "public_key": ""}
-        except Exception as exc:  # noqa: BLE001 - report to the container as an HQ error
-            return "error", f"{type(exc).__name__}: {exc}"
-        return "error", f"unknown request {kind}"
+        return super()._serve(run, tuple(request), caller=me)
+
+    def _answer(self, run: Run, kind: str, args: list, caller: dict | None) -> Any:
+        if kind == "create":
+            return self._container_creates(caller, args[0])
+        if kind == "task":
+            task = self.tasks.get(args[0])
+            return self._task_json(task) if task else {"msg": f"task id={args[0]} is not found"}
+        if kind == "runs":
+            return [{"id": r.id, "status": r.status, "organization": {"id": r.org_id}, "task": {"id": r.task.id},
+                     "action": r.task.action} for r in self.tasks[args[0]].runs]
+        if kind == "collaboration":
+            return {"id": COLLABORATION_ID, "encrypted": self.encrypted, "session_restrict_to_same_image": False}
+        return None
 
     def _container_creates(self, me: dict, request: dict) -> dict:
         """A subtask, as 5.x's HQ makes it for a container: its parent's job, image and session."""
