@@ -1,6 +1,8 @@
 """Readable reports of released results: an HTML page with tables and PNG plots.
 
 Only what the algorithm released goes in (suppressed cells stay suppressed).
+One module: the figures (matplotlib) are drawn only for these pages and share their number formatting,
+so apart the figures and the pages would import each other.
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ Where ``rho`` comes from decides speed and the security assumption, so there are
   optionally in worker processes, each handed out exactly once.
 
 Decryption uses CRT with precomputed ``hp, hq`` (the same algorithm as ``phe``).
+
+One module: the keys' batch methods and :class:`RandomnessPool` run on the worker-process functions at its
+end, which rebuild these keys in each worker, so the keys and their batch helpers would import each other.
 """
 
 from __future__ import annotations

@@ -23,9 +23,10 @@ from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from . import product
 from .columns import CONST, FRAC_BITS
+from .job import CohortSums
 from .plan import Plan, plan_products, result_slots
 from .spec import ExploreSpec, parse_explore_spec
-from .stats import CohortSums, release
+from .stats import release
 from .steps import STEPS
 
 DEFAULT_KEY_BITS = 2048

@@ -2,7 +2,7 @@
 
 Each test takes aggregates: a contingency table of counts, per-group n / mean / SD, or per-group
 counts in the bins of a private histogram. Which aggregates (released or not) a table_one feeds
-them is decided in lancelot.explore.stats (docs/leakage/disclosure.md).
+them is decided in lancelot.explore.table_one (docs/leakage/disclosure.md).
 
 * chi-square: Pearson's test of independence, with Yates' continuity correction for a 2 x 2 table
   (as R's ``chisq.test``, scipy's ``chi2_contingency`` and the ``tableone`` package);

@@ -99,6 +99,17 @@ def step_aggregate(ctx: StationContext, payload: dict) -> dict:
     return {"jobs": out}
 
 
+def _chains(ctx: StationContext, payload: dict):
+    """A three-station crosstab's chains at this station: each chain's id and parameters, the relayed key,
+    the relayed ciphertexts (one per row of this station) and this station's columns the chain names."""
+    cols = _columns(ctx, payload)
+    index = cols.index()
+    for chain_id, job in payload["chains"].items():
+        pub = _relayed_key(ctx, job["public_key"])
+        cts = product.unpack_cts(pub, job["cts"])
+        yield chain_id, job, pub, cts, [cols.values[index[c]] for c in job["columns"]]
+
+
 def step_shift(ctx: StationContext, payload: dict) -> dict:
     """Three-station crosstab, first station: move each row's encrypted one-hot into its own category's block.
 
@@ -106,13 +117,8 @@ def step_shift(ctx: StationContext, payload: dict) -> dict:
     shifts it to block a_i, so the plaintext becomes the joint one-hot of (a_i, b). Every output is
     re-randomised, so nobody can tell which shift was applied.
     """
-    cols = _columns(ctx, payload)
     out = {}
-    for chain_id, job in payload["chains"].items():
-        pub = _relayed_key(ctx, job["public_key"])
-        cts = product.unpack_cts(pub, job["cts"])
-        index = cols.index()
-        onehot = [cols.values[index[c]] for c in job["columns"]]
+    for chain_id, job, pub, cts, onehot in _chains(ctx, payload):
         category = [next((a for a, col in enumerate(onehot) if col[i]), 0) for i in range(len(cts))]
         shifts = [job["slot_bits"] * job["block_slots"] * a for a in category]
         out[chain_id] = product.pack_cts(pub, product.shift_rows(pub, cts, shifts))
@@ -121,13 +127,8 @@ def step_shift(ctx: StationContext, payload: dict) -> dict:
 
 def step_chain_aggregate(ctx: StationContext, payload: dict) -> dict:
     """Three-station crosstab, third station: per own category, the encrypted sum of the joint one-hots."""
-    cols = _columns(ctx, payload)
     out = {}
-    for chain_id, job in payload["chains"].items():
-        pub = _relayed_key(ctx, job["public_key"])
-        cts = product.unpack_cts(pub, job["cts"])
-        index = cols.index()
-        columns = [cols.values[index[c]] for c in job["columns"]]
+    for chain_id, job, pub, cts, columns in _chains(ctx, payload):
         packed, _layout = product.aggregate(pub, [cts], columns, [[0]] * len(columns),
                                             [job["capacity"] * job["slot_bits"]], combine=False)
         out[chain_id] = product.pack_cts(pub, packed)

@@ -44,6 +44,12 @@ class Analysis:
             return [_table(self.raw["table"])]
         return [f"<pre>{html.escape(json.dumps(self.raw, indent=1))}</pre>"]
 
+    def _figure(self, out: Path, draw) -> str:
+        """The analysis drawn by ``draw`` (a plot of lancelot.report) into ``out`` as ``<name>.png``; its <img> tag."""
+        png = out / f"{self.name}.png"
+        draw(self.raw, png)
+        return f"<img src='{png.name}'>"
+
 
 class Count(Analysis):
     def lines(self) -> list[str]:
@@ -85,9 +91,7 @@ class Histogram(Analysis):
     def html(self, out: Path) -> list[str]:
         from ..report import _plot_histogram, _table
 
-        png = out / f"{self.name}.png"
-        _plot_histogram(self.raw, png)
-        return [f"<img src='{png.name}'>" + _table(self.raw["bins"])]
+        return [self._figure(out, _plot_histogram) + _table(self.raw["bins"])]
 
 
 class Summary(Analysis):
@@ -139,9 +143,7 @@ class KaplanMeier(Analysis):
     def html(self, out: Path) -> list[str]:
         from ..report import _fmt, _plot_km, _table
 
-        png = out / f"{self.name}.png"
-        _plot_km(self.raw, png)
-        parts = [f"<img src='{png.name}'>"]
+        parts = [self._figure(out, _plot_km)]
         parts += [f"<h3>group {html.escape(str(g['group']))}</h3>" + _table(g["curve"]) for g in self.raw["groups"]]
         if "logrank" in self.raw:
             lr = self.raw["logrank"]
