@@ -11,40 +11,30 @@ import numpy as np
 from ..linkage.steps import station_rows
 from ..runtime.errors import InputError
 from ..runtime.station import StationContext
-from . import products
+from . import channel, products
 from . import shares as sh
-from .channel import (
-    STATE,
-    forward_parts,
-    open_shares,
-    receive_parts,
-    seal_rows,
-    spec_of,
-    step_setup,
-    stream_seeds,
-)
 from .design import build_block
 from .labels import LogisticDealt, Pair, at
 
 
 def step_rows(ctx: StationContext, payload: dict) -> dict:
     """All of this station's rows (linkage order), masked by the coordinator's seed, sealed for the peer."""
-    st = ctx.state.get(STATE)
+    st = ctx.state.get(channel.STATE)
     st["peers"] = payload["peers"]
-    ctx.state.put(STATE, st)
-    block = build_block(spec_of(payload), ctx.station, station_rows(ctx), ctx.policy, scaling=st["scaling"])
-    return seal_rows(ctx, payload, block.values)
+    ctx.state.put(channel.STATE, st)
+    block = build_block(channel.spec_of(payload), ctx.station, station_rows(ctx), ctx.policy, scaling=st["scaling"])
+    return channel.seal_rows(ctx, payload, block.values)
 
 
 def step_share(ctx: StationContext, payload: dict) -> dict:
     """Turn the peers' masked rows into this station's view f = X - b of their cohort columns."""
-    parts, _ = receive_parts(ctx, payload)
-    return {**forward_parts(ctx, payload, parts), **products.share_round(ctx, payload, parts)}
+    parts, _ = channel.receive_parts(ctx, payload)
+    return {**channel.forward_parts(ctx, payload, parts), **products.share_round(ctx, payload, parts)}
 
 
 def step_open(ctx: StationContext, payload: dict) -> dict:
     """Permuted, re-masked shares of z = X beta, of the open columns and of the coordinator's mask b."""
-    o, t = open_shares(ctx, payload), payload["t"]
+    o, t = channel.open_shares(ctx, payload), payload["t"]
     out = np.column_stack([o["z"], o["share"][:, payload["layout"]["open"]], o["b_part"]])
     mask = sh.prg(o["pair"], at(Pair.OPEN_MASK, t), out.shape)
     out = out + mask if o["hub"] else out - mask
@@ -54,7 +44,7 @@ def step_open(ctx: StationContext, payload: dict) -> dict:
 def step_aggregate(ctx: StationContext, payload: dict) -> dict:
     """Shares of the gradient F'r and of the Hessian F'WF + F'U + U'F in the iteration's permuted order."""
     products.finish_round(ctx, payload)
-    own_seed, pair, st = stream_seeds(ctx)
+    own_seed, pair, st = channel.stream_seeds(ctx)
     layout, t = payload["layout"], payload["t"]
     feat = layout["features"]
     f = ctx.state.get_array("train_f").astype(np.uint64)
@@ -75,5 +65,5 @@ def step_aggregate(ctx: StationContext, payload: dict) -> dict:
     return {"sums": sh.pack(out + mask if st["role"] == "hub" else out - mask)}
 
 
-STEPS = {"train_setup": step_setup, "train_rows": step_rows, "train_share": step_share,
+STEPS = {"train_setup": channel.step_setup, "train_rows": step_rows, "train_share": step_share,
          "train_open": step_open, "train_aggregate": step_aggregate}
