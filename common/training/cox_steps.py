@@ -104,7 +104,10 @@ def step_share(ctx: StationContext, payload: dict) -> dict:
             ctx.state.put_array("cox_order", got["order"].astype(np.int64))
             st["cox"] = {k: got[k].astype(np.int64).tolist() for k in STRUCTURE}
     seed = bytes.fromhex(st["seed"])
-    m_share = sh.unpack(payload[Seeded.MEMBERSHIP]) if Seeded.MEMBERSHIP in payload else sh.prg(seed, Seeded.MEMBERSHIP, len(next(iter(parts.values()))))
+    if Seeded.MEMBERSHIP in payload:    # the partner's share is relayed, the hub derives its own
+        m_share = sh.unpack(payload[Seeded.MEMBERSHIP])
+    else:
+        m_share = sh.prg(seed, Seeded.MEMBERSHIP, len(next(iter(parts.values()))))
     ctx.state.put_array("cox_m", m_share)
     ctx.state.put(STATE, st)
     return {**forward_parts(ctx, payload, parts), **products.share_round(ctx, payload, parts)}
@@ -144,7 +147,8 @@ def _frame(ctx: StationContext, t: int, p: int, feat: list[int]):
     own, pair, st = stream_seeds(ctx)
     f = ctx.state.get_array("train_f").astype(np.uint64)
     n = f.shape[0]
-    big_f = RX.from_u64((f[:, feat] - sh.prg(pair, at(Pair.REFRESH, t), (n, p)))[sh.permutation(pair, at(Pair.PERMUTATION, t), n)])
+    perm = sh.permutation(pair, at(Pair.PERMUTATION, t), n)
+    big_f = RX.from_u64((f[:, feat] - sh.prg(pair, at(Pair.REFRESH, t), (n, p)))[perm])
     struct = _structure(ctx)
     return own, pair, st, big_f, struct, _to_time(pair, t, struct)
 
@@ -156,7 +160,8 @@ def step_groups(ctx: StationContext, payload: dict) -> dict:
     own, pair, st, big_f, struct, to_time = _frame(ctx, t, p, feat)
     hub = st["role"] == "hub"
     n = big_f.shape[0]
-    dealt = DealtShares(ctx, own, hub, payload, t, keep=(D.RISK, D.RISK_MASK, D.MASK, D.DEATHS, D.COMPLETE, D.DEATH_RISK, D.DEATH_RISK_MASK))
+    dealt = DealtShares(ctx, own, hub, payload, t, keep=(D.RISK, D.RISK_MASK, D.MASK, D.DEATHS, D.COMPLETE,
+                                                         D.DEATH_RISK, D.DEATH_RISK_MASK))
     e = dealt.get(RX, D.RISK, n)
     u_e = dealt.get(RX, D.RISK_MASK, (n, p))
     ex = RX.add(RX.mul(e[:, None], big_f), u_e)                # shares of r * x, permuted frame
@@ -349,10 +354,11 @@ def _baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n, efron) -> dict:
     base = ctx.state.get(f"cox_base{t}")
     lam = RG.unpack(base["lam"])
     a0 = dealt.get(RG, D.FIRST_RECIPROCAL, k)
-    v0 = RG.truncate(RG.mul(RG.sub(dealt.get(RG, D.INCREMENT_MASKED, k), RG.mul(a0, RG.prg(pair, at(Pair.INCREMENT_MASK, t), k))), rho0),
-                     INV_BITS, hub)
+    increments_mask = RG.prg(pair, at(Pair.INCREMENT_MASK, t), k)
+    v0 = RG.truncate(RG.mul(RG.sub(dealt.get(RG, D.INCREMENT_MASKED, k), RG.mul(a0, increments_mask)), rho0), INV_BITS, hub)
     d0 = dealt.get(RG, D.FIRST_DEATHS, k)
-    q = RG.sub(dealt.get(RG, D.MEANS_MASKED, (k, p)), RG.mul(d0[:, None], RG.prg(pair, at(Pair.MEANS_MASK, t), (len(groups), p))[offsets == 0]))
+    means_mask = RG.prg(pair, at(Pair.MEANS_MASK, t), (len(groups), p))[offsets == 0]
+    q = RG.sub(dealt.get(RG, D.MEANS_MASKED, (k, p)), RG.mul(d0[:, None], means_mask))
     q = RG.truncate(RG.mul(q, rho0[:, None]), INV_BITS, hub)
     # back from the permuted group order to time order, then prefix sums up to each requested time
     in_time = np.empty(k, dtype=np.int64)

@@ -19,6 +19,7 @@ import numpy as np
 from ..runtime.errors import InputError
 
 SEPARATION_LIMIT = 25.0   # |coefficient| on the internal (about standardised) scale: the fit diverges
+_SAID = {"log_likelihood": "log-likelihood", "log_partial_likelihood": "log partial likelihood"}
 
 
 class Iterations(Protocol):
@@ -59,7 +60,7 @@ def newton(model: Iterations, p: int, spec, *, intercept: bool, likelihood: str,
         beta = beta + step
         largest = float(np.max(np.abs(step))) if p else 0.0
         history.append({"iteration": t + 1, likelihood: loglik if t else None, "max_step": largest})
-        log(f"training: iteration {t + 1}: " + (f"{likelihood.replace('_', ' ')} {loglik:.6f}, " if t else "")
+        log(f"training: iteration {t + 1}: " + (f"{_SAID[likelihood]} {loglik:.6f}, " if t else "")
             + f"largest step {largest:.2e}")
         if not np.all(np.isfinite(beta)) or np.max(np.abs(beta)) > SEPARATION_LIMIT:
             raise diverged(beta - step)
