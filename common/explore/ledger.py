@@ -30,6 +30,18 @@ import numpy as np
 Condition = tuple[tuple[str, frozenset], ...]
 
 
+def canonical(cond: Condition) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """A total order of conditions, the same in every process.
+
+    Conditions hold frozensets, which compare by inclusion (not a total order) and iterate in an
+    order set by the process's hash seed: sorting or taking the minimum of conditions directly
+    would depend on the order they came in, and the suppression pattern with it. Each vantage6
+    run is a fresh process, so the same job run twice could release two patterns that, combined,
+    pin a withheld count. Every choice below is ordered by this key instead.
+    """
+    return tuple((d, tuple(sorted(levels))) for d, levels in cond)
+
+
 @dataclass
 class _Cell:
     value: float
@@ -162,7 +174,8 @@ class Ledger:
             for c in fresh:
                 self.cells[c].withheld = False
         candidates = [c for c in binding if c and not self.cells[c].withheld]
-        choice = min(candidates, key=lambda c: (self.cells[c].value == 0, self.cells[c].value, c)) if candidates \
+        choice = min(candidates, key=lambda c: (self.cells[c].value == 0, self.cells[c].value, canonical(c))) \
+            if candidates \
             else self._partner(cond)
         if choice is None:
             raise RuntimeError(f"no secondary suppression protects {cond}")
@@ -191,7 +204,7 @@ class Ledger:
 
         for d in dims:  # the four most promising partner levels per dimension: small positive counts first
             alternatives[d] = sorted(set(alternatives[d]), key=lambda lv: (value_of(d, lv) == 0, value_of(d, lv),
-                                                                          sorted(lv)))[:4]
+                                                                          tuple(sorted(lv))))[:4]
         cubes = []
         for combo in itertools.product(*[alternatives[d] for d in dims]):
             corners = []
@@ -205,7 +218,8 @@ class Ledger:
             else:
                 cost = sum(self.cells[c].value for c in corners if not self.cells[c].withheld)
                 cubes.append((cost, corners))
-        return [corners for _, corners in sorted(cubes, key=lambda cc: (cc[0], len(cc[1])))]
+        return [corners for _, corners in sorted(cubes, key=lambda cc: (cc[0], len(cc[1]),
+                                                                        [canonical(c) for c in cc[1]]))]
 
     def _inside_released_zero(self, cond: Condition) -> bool:
         """Is one of the margins just above ``cond`` a released zero (so ``cond`` is zero in plain sight)?"""
@@ -231,7 +245,7 @@ class Ledger:
         if not candidates:
             return None
         return min(candidates, key=lambda c: (len(c) == 0, distance(c) > 1, self.cells[c].value == 0,
-                                              self.cells[c].value, distance(c), c))
+                                              self.cells[c].value, distance(c), canonical(c)))
 
 
 class _JunctionLP:
@@ -290,7 +304,7 @@ class _JunctionLP:
         # maximum spanning tree by separator size (Prim): a junction tree for chordal cliques
         in_tree, pairs = {0}, []
         while len(in_tree) < n:
-            best = max(((a, b) for a in in_tree for b in range(n) if b not in in_tree),
+            best = max(((a, b) for a in sorted(in_tree) for b in range(n) if b not in in_tree),
                        key=lambda ab: len(set(self.cliques[ab[0]]) & set(self.cliques[ab[1]])))
             pairs.append(best)
             in_tree.add(best[1])
@@ -313,7 +327,7 @@ class _JunctionLP:
         inf = highspy.kHighsInf
         h.addVars(self.n_vars, np.zeros(self.n_vars), np.full(self.n_vars, inf))
         rows = [(idx, val, 0.0, 0.0) for idx, val in self.consistency]
-        order = sorted(released)
+        order = sorted(released, key=canonical)  # the rows in one order: HiGHS's optimum and duals follow it
         for cond in order:  # what the researcher knows of a released count: the range its rounding leaves
             idx = self._indices(self.home[cond], cond)
             lo, hi = rounding_range(self.cells[cond].value, self.base)
