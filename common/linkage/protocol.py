@@ -2,10 +2,13 @@
 
 Round 1 (``link_encode``, every station): check the data against the spec, normalise, shuffle the
 rows with a secret permutation, derive the match keys, hash them to Curve25519 points and
-multiply by a fresh secret scalar; return the points (random dummies for missing keys).
+multiply by a fresh secret scalar; return the points (random dummies for missing keys) and, for
+the similarity step, a fresh X25519 public key.
 Round 2 (``link_exponentiate``): the coordinator relays the hub's points to each other station and
 each other station's points to the hub; each multiplies by its own scalar. The coordinator now
-holds H(key)^(a*b) for both sides of every pair and matches them (:mod:`.matching`).
+holds H(key)^(a*b) for both sides of every pair and matches them (:mod:`.matching`). Beside the
+points each station sends keyed Bloom filters of its records under the pair's secret, which the
+coordinator compares for the records no key linked (:mod:`.similarity`).
 
 The link (pairs of shuffled row positions) stays at the coordinator, inside the job: no station
 learns which of its records were linked. Leakage table: docs/leakage/linkage.md. This module is
