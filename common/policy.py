@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from .runtime.columns import column_hint
 from .runtime.errors import InputError, LancelotError, PrivacyError
 
 DEFAULT_MIN_CELL_COUNT = 10
@@ -185,7 +186,8 @@ def check_columns(policy: NodePolicy, station: str, df: pd.DataFrame, columns: I
     identifiers = linkage_identifiers(linkage_raw, station)
     for column in columns:
         if column not in df.columns:
-            raise InputError(f"unknown column; the table has {list(df.columns)[:30]}", station=station, column=column)
+            raise InputError(f"unknown column; the table has {list(df.columns)[:30]}{column_hint(column, df.columns)}",
+                             station=station, column=column)
         policy.check_column(station, column, identifiers)
 
 

@@ -491,6 +491,62 @@ def test_a_table_one_stratifier_with_one_level_is_refused(study, tmp_path):
         local_study(paths).explore(spec)
 
 
+def _with_gp_columns(study, tmp_path, **columns):
+    gp = pd.read_csv(study[GP])
+    rows = np.arange(len(gp))
+    gp = gp.assign(**{name: make(rows, gp) for name, make in columns.items()})
+    gp.to_csv(tmp_path / "gp_1.csv", index=False)
+    return {**station_paths(study), GP: tmp_path / "gp_1.csv"}
+
+
+def test_a_column_counted_and_summarised_without_missing_values_and_true_false_columns(study, tmp_path):
+    paths = _with_gp_columns(study, tmp_path, flag=lambda r, gp: r % 3 == 0,
+                             flag_na=lambda r, gp: np.where(r % 7 == 0, "", np.where(r % 3 == 0, "True", "False")))
+    spec = {"linkage": json.loads(study["link_spec"].read_text()), "analyses": [
+        {"type": "count", "variable": v(GP, "flag")}, {"type": "summary", "variable": v(GP, "flag")},
+        {"type": "missingness", "variables": [v(GP, "flag")]}, {"type": "summary", "variable": v(GP, "flag_na")}]}
+    out = local_study(paths, station_env=EXACT).explore(spec, evaluate=True).to_json()
+    gp = pd.read_csv(paths[GP])
+    linked = pd.DataFrame(out["links"])[[GP]].merge(gp, left_on=GP, right_on="patient_nr")
+    count, summary, missingness, summary_na = out["analyses"]
+    assert {r["flag"]: r["count"] for r in count["table"]} == {"False": int((~linked["flag"]).sum()),
+                                                                "True": int(linked["flag"].sum())}
+    assert summary["overall"]["n"] == len(linked) and summary["overall"]["missing"] == 0
+    assert missingness["table"][0]["missing"] == 0 and missingness["table"][0]["share_missing"] == 0.0
+    values = linked["flag_na"].dropna().astype(float)
+    assert summary_na["overall"]["n"] == len(values) and summary_na["overall"]["missing"] == len(linked) - len(values)
+    check_moments(summary_na["overall"], values, base=1)
+
+
+@pytest.mark.parametrize("column, message", [
+    (lambda r, gp: gp["bmi"].map(lambda x: str(x).replace(".", ",")), "decimal commas"),
+    (lambda r, gp: np.where(r % 9 == 0, "?", gp["bmi"].astype(str)), "some are text, such as a marker for missing"),
+])
+def test_numbers_stored_as_text_are_explained(study, tmp_path, column, message):
+    paths = _with_gp_columns(study, tmp_path, bmi_text=column)
+    spec = {"linkage": json.loads(study["link_spec"].read_text()),
+            "analyses": [{"type": "summary", "variable": v(GP, "bmi_text")}]}
+    with pytest.raises(LancelotError, match=f"station 'gp_1', column 'bmi_text': wrong type.*{message}"):
+        local_study(paths).explore(spec)
+    spec["analyses"] = [{"type": "count", "variable": v(GP, "BMI")}]
+    with pytest.raises(LancelotError, match="did you mean 'bmi'"):
+        local_study(paths).explore(spec)
+
+
+def test_a_station_linked_to_no_one_is_named_when_the_cohort_is_too_small(study3):
+    gp2 = pd.read_csv(study3["gp_2"], dtype=str)
+    spec = {"linkage": json.loads(study3["link_spec"].read_text()), "analyses": [{"type": "count",
+                                                                                  "variable": v(GP, "smoking")}]}
+    date_column = next(f["columns"]["gp_2"] for f in spec["linkage"]["fields"] if f["kind"] == "date")
+    surname = next(f["columns"]["gp_2"] for f in spec["linkage"]["fields"] if f["kind"] == "string")
+    folder = study3["gp_2"].parent / "nobody"
+    folder.mkdir(exist_ok=True)
+    gp2.assign(**{date_column: "01-01-1900", surname: "Zz" + gp2[surname]}).to_csv(folder / "gp_2.csv", index=False)
+    with pytest.raises(LancelotError, match=r"fewer than 10 records of the hub 'registry' are linked to station\(s\) "
+                                            r"\['gp_2'\]"):
+        local_study({**station_paths(study3), "gp_2": folder / "gp_2.csv"}).explore(spec)
+
+
 def test_a_cohort_below_the_minimum_is_refused(study):
     spec = {"linkage": json.loads(study["link_spec"].read_text()), "analyses": [ANALYSES[0]]}
     with pytest.raises(LancelotError, match="fewer than 100000 records"):

@@ -231,6 +231,8 @@ def test_normalisation_makes_differently_written_identifiers_equal():
     (lambda df: df.iloc[:0], "empty"),
     (lambda df: df.iloc[:5], "fewer than the minimum"),
     (lambda df: df.assign(patient_nr=df["patient_nr"].iloc[0]), "duplicate record id"),
+    (lambda df: df.rename(columns={"achternaam": "Achternaam "}), r"did you mean 'Achternaam '\? column names must match"),
+    (lambda df: df.assign(postcode=[f"SW{i % 9} 1AA" for i in range(len(df))]), "not Dutch postcodes.*country"),
 ])
 def test_bad_station_data_is_refused_with_station_and_column(study, tmp_path, mutate, message):
     stations = station_paths(study)
@@ -240,6 +242,27 @@ def test_bad_station_data_is_refused_with_station_and_column(study, tmp_path, mu
     with pytest.raises(LancelotError, match=message) as err:
         local_study(stations).link(spec_of(study))
     assert "gp_1" in str(err.value)
+
+
+def test_a_semicolon_separated_file_is_named_as_such(study, tmp_path):
+    stations = station_paths(study)   # (a file with commas in its values does not even load: the node's log says so)
+    pd.read_csv(stations["registry"], dtype=str).to_csv(tmp_path / "semicolon.csv", index=False, sep=";")
+    stations["registry"] = tmp_path / "semicolon.csv"
+    with pytest.raises(LancelotError, match="station 'registry'.*separated by semicolons"):
+        local_study(stations).link(spec_of(study))
+
+
+def test_dates_with_a_time_of_day_read_as_the_date():
+    spec = parse_linkage_spec({
+        "stations": {"a": {"id_column": "id"}},
+        "fields": [{"name": "dob", "kind": "date", "columns": {"a": "d"}},
+                   {"name": "dob2", "kind": "date", "columns": {"a": "e"}, "formats": {"a": "any"}},
+                   {"name": "dob3", "kind": "date", "columns": {"a": "f"}, "formats": {"a": "%d-%m-%Y %H:%M"}}],
+        "min_records": 1})
+    df = pd.DataFrame({"id": ["1", "2"], "d": ["1950-03-07 00:00:00", "1950-03-07"],
+                       "e": ["07/03/1950 13:45", "1950-03-07T00:00:00Z"], "f": ["07-03-1950 13:45", "07-03-1950 00:00"]})
+    out = normalise(spec, "a", df)
+    assert out["dob"].tolist() == out["dob2"].tolist() == out["dob3"].tolist() == ["19500307", "19500307"]
 
 
 def test_spec_naming_an_unknown_station_is_refused(study):
@@ -260,6 +283,10 @@ def test_spec_naming_an_unknown_station_is_refused(study):
       "fields": [{"name": "x", "kind": "exact", "columns": {"a": "x"}}]}, "no column for station"),
     ({"stations": {"a": {"id_column": "id"}}, "fields": [{"name": "x", "kind": "exact", "columns": {"a": "x"}}],
       "threshold": 1.5}, "threshold"),
+    ({"stations": {"a": {"id_column": "id"}}, "fields": [{"name": "d", "kind": "date", "columns": {"a": "x"},
+                                                           "formats": {"a": "dd-mm-yyyy"}}]}, "strptime syntax"),
+    ({"stations": {"a": {"id_column": "id"}}, "fields": [{"name": "d", "kind": "date", "columns": {"a": "x"},
+                                                           "formats": {"a": "%d-%m-%Q"}}]}, "not a valid date format"),
 ])
 def test_bad_specs_are_explained(raw, message):
     with pytest.raises(InputError, match=message):

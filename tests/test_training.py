@@ -185,6 +185,11 @@ def _with_column(study, tmp_path, station, name, values_from):
      [v(GP, "outlier")], "separated"),  # one extreme value separates quasi-completely
     ((GP, "code", lambda d: [f"c{i % 40}" for i in range(len(d))]), [v(GP, "code", type="categorical")],
      "more than 20 categories"),
+    ((GP, "bmi_text", lambda d: d["bmi"].map(lambda x: str(x).replace(".", ","))), [v(GP, "bmi_text")],
+     "more than 20 categories.*decimal commas"),   # untyped text: categorical, with the reason it is text
+    ((GP, "bmi_text", lambda d: np.where(np.arange(len(d)) % 9 == 0, "?", d["bmi"].astype(str))),
+     [v(GP, "bmi_text", type="numeric")], "not numeric.*a marker for missing values"),
+    (None, [v(GP, "BMI")], "did you mean 'bmi'"),
 ])
 def test_bad_features_are_refused_clearly(study, tmp_path, change, features, message):
     paths = station_paths(study) if change is None else _with_column(study, tmp_path, *change)

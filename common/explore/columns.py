@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..policy import NodePolicy, check_columns
+from ..runtime.columns import column_hint, not_numeric_hint
 from ..runtime.errors import InputError
 from .spec import Analysis, ExploreSpec, Var
 
@@ -64,7 +65,8 @@ class StationColumns:
 
 def _column(station: str, df: pd.DataFrame, column: str) -> pd.Series:
     if column not in df.columns:
-        raise InputError(f"unknown variable; the table has {list(df.columns)[:30]}", station=station, column=column)
+        raise InputError(f"unknown variable; the table has {list(df.columns)[:30]}{column_hint(column, df.columns)}",
+                         station=station, column=column)
     return df[column]
 
 
@@ -81,8 +83,8 @@ def categories_of(station: str, series: pd.Series, max_categories: int) -> tuple
     distinct = sorted({v for v in labels if v is not None}, key=lambda s: (len(s), s) if s.isdigit() else (0, s))
     if len(distinct) > max_categories:
         kind = "numeric column asked as categorical" if pd.api.types.is_numeric_dtype(series) else "too many categories"
-        raise InputError(f"{kind}: {len(distinct)} distinct values, more than max_categories={max_categories}",
-                         station=station, column=series.name)
+        raise InputError(f"{kind}: {len(distinct)} distinct values, more than max_categories={max_categories}"
+                         f"{not_numeric_hint(series)}", station=station, column=series.name)
     return distinct, labels.to_numpy(dtype=object)
 
 
@@ -109,9 +111,11 @@ def table_one_kind(station: str, series: pd.Series, row: dict) -> str:
 def numeric_of(station: str, series: pd.Series) -> np.ndarray:
     if pd.api.types.is_bool_dtype(series):
         return series.astype(float).to_numpy()
+    if series.dtype == object and series.notna().any() and series.dropna().map(lambda v: isinstance(v, bool)).all():
+        return series.map(lambda v: float(v) if isinstance(v, bool) else np.nan).to_numpy(dtype=float)  # True/False, missing
     if not pd.api.types.is_numeric_dtype(series):
-        raise InputError("wrong type: a numeric variable is needed, the column is not numeric",
-                         station=station, column=series.name)
+        raise InputError("wrong type: a numeric variable is needed, the column is not numeric"
+                         f"{not_numeric_hint(series)}", station=station, column=series.name)
     values = series.astype(float).to_numpy()
     finite = values[~np.isnan(values)]
     if len(finite) and np.abs(finite).max() >= 2.0 ** 40:

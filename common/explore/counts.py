@@ -107,15 +107,15 @@ def _table2(a: Analysis, job: Job, vs: list[Var], fixed: dict[Var, Level]) -> Re
 def missingness(a: Analysis, job: Job) -> Render:
     rows = []
     for v in a.variables:
-        rows.append((v, job.ledger.add(job.sums.total(v.station, f"m|{v.column}"), {job.numeric_dim(v): MISSING},
-                                       a.name)))
+        rows.append((v, job.missing_cell(v, job.sums.total(v.station, f"m|{v.column}"), a.name)))
     job.ledger.add(job.n, {}, a.name)
 
     def render() -> dict:
         rel = job.ledger.released
         n = rel(job.cohort)
-        table = [{"station": v.station, "variable": v.column, "missing": rel(c),
-                  "share_missing": round(rel(c) / n, 3) if rel(c) is not None and n else None} for v, c in rows]
+        missing = [0 if c is None else rel(c) for _, c in rows]   # None: no missing level in the cohort
+        table = [{"station": v.station, "variable": v.column, "missing": m,
+                  "share_missing": round(m / n, 3) if m is not None and n else None} for (v, _), m in zip(rows, missing)]
         return {"table": table, "cohort": n}
 
     return render

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..runtime.errors import InputError
 from .columns import CONST, MISSING, histogram_edges
-from .ledger import Ledger
+from .ledger import Condition, Ledger
 from .spec import Analysis, ExploreSpec, Var
 
 OTHER = "<other>"          # the merged level of every category with fewer than k linked patients
@@ -150,6 +150,14 @@ class Job:
         if v not in self.atoms:
             self.ledger.dim(v.key(), [PRESENT, MISSING])
         return v.key()
+
+    def missing_cell(self, v: Var, value: float, table: str) -> Condition | None:
+        """Register the count of v's missing values; None where v's dimension has no missing level (a categorical
+        variable whose linked cohort has no missing value: the count is 0 and already known from its levels)."""
+        dim = self.numeric_dim(v)
+        if MISSING not in self.ledger.dims[dim]:
+            return None
+        return self.ledger.add(value, {dim: MISSING}, table)
 
     def present(self, v: Var) -> list[str]:
         return [lab for lab in self.ledger.dims[self.numeric_dim(v)] if lab != MISSING]

@@ -41,7 +41,7 @@ def summary(a: Analysis, job: Job) -> Render:
     n = sums.total(x.station, f"n|{x.column}|n")
     s1, s2 = _signed(sums, x.station, f"n|{x.column}"), sums.total(x.station, f"n|{x.column}|q")
     present = job.ledger.add(n, {dim: job.present(x)}, a.name)
-    missing = job.ledger.add(job.n - n, {dim: MISSING}, a.name)
+    missing = job.missing_cell(x, job.n - n, a.name)
     groups = []
     if a.by is not None:
         for lv in job.levels[a.by]:
@@ -77,7 +77,8 @@ def summary(a: Analysis, job: Job) -> Render:
             out["overall"] = {"n": None, "refused": f"fewer than {k} non-missing values" if n < k
                               else job.ledger.reason(present)}
         else:
-            out["overall"] = {"n": rel(present), **_moments(n, s1, s2, job.base), "missing": rel(missing)}
+            out["overall"] = {"n": rel(present), **_moments(n, s1, s2, job.base),
+                              "missing": 0 if missing is None else rel(missing)}
             if quantiles is not None:
                 out["overall"].update(quantiles)
         if a.by is not None:

@@ -102,7 +102,7 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
         linkage = run.finish(link_first, link_second)
     cohort = linkage.cohort()
     if len(cohort[hub]) < k:
-        raise InputError(f"the linked cohort has fewer than {k} records: nothing can be released")
+        raise InputError(f"{linkage.small_cohort(k)}: nothing can be released")
 
     with coordinator.cost.phase("exploration"):
         pubs = {r: PublicKey.from_dict(encrypted[r]["public_key"]) for r in plan.encrypt}

@@ -14,6 +14,7 @@ import jellyfish
 import numpy as np
 import pandas as pd
 
+from ..runtime.columns import column_hint
 from ..runtime.errors import InputError
 from .spec import FieldSpec, LinkageSpec
 
@@ -24,7 +25,10 @@ NAME_PREFIXES = frozenset(
 MAX_UNPARSEABLE_FRACTION = 0.05
 EMPTY_ERROR = 0.95     # a linkage column with more missing values than this is refused (a wrong column?)
 EMPTY_WARNING = 0.50   # ... and with more than this, linked with a warning
+FOREIGN_POSTCODES = 0.5  # a Dutch postcode field where more values than this are not Dutch postcodes is refused
 _POSTCODE = re.compile(r"^(\d{4})([A-Z]{2})$")
+_TIME_OF_DAY = r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)$"
+
 
 COMPONENTS = {
     "string": ("", ".full", ".phon", ".first"),
@@ -166,6 +170,8 @@ def _date_components(series: pd.Series, name: str, fmt: str | None, station: str
     if not (series.dtype == object or pd.api.types.is_string_dtype(series)):
         series = pd.Series([as_text(v) for v in series], index=series.index, dtype=object)
     present = series.notna() & (series.astype(str).str.strip() != "")
+    if fmt is None or fmt == "any" or "%H" not in fmt:   # exports often add a time of day: the date is before it
+        series = series.where(~present, series.astype(str).str.replace(_TIME_OF_DAY, "", regex=True))
     if fmt == "any":  # free-form: ISO, day-first with any separator, or YYYYMMDD, per value
         parsed = _any_dates(series.where(present))
     else:
@@ -277,7 +283,8 @@ def check_station_data(spec: LinkageSpec, station: str, df: pd.DataFrame) -> Non
     needed = [spec.stations[station]] + [f.columns[station] for f in spec.fields]
     missing = [c for c in needed if c not in df.columns]
     if missing:
-        raise InputError(f"missing column(s) {missing}; the table has {list(df.columns)[:30]}", station=station)
+        hint = next((h for h in (column_hint(c, df.columns) for c in missing) if h), "")
+        raise InputError(f"missing column(s) {missing}; the table has {list(df.columns)[:30]}{hint}", station=station)
     if len(df) < spec.min_records:
         raise InputError(f"only {len(df)} records, fewer than the minimum of {spec.min_records}", station=station)
     ids = df[spec.stations[station]]
@@ -302,6 +309,13 @@ def empty_columns(spec: LinkageSpec, station: str, df: pd.DataFrame) -> list[str
         if empty > EMPTY_ERROR:
             raise InputError(f"{empty:.0%} of the values of linkage field '{f.name}' are missing: is this the right "
                              "column? (fix the spec's 'columns', or leave the field out)", station=station, column=column)
+        if f.kind == "postcode" and f.options.get("country", "NL") == "NL":
+            present = (values.notna() & (values.astype(str).str.strip() != "")).to_numpy()
+            unread = present & pd.isna(_postcode_components(values, f.name)[f"{f.name}.pc4"])
+            if present.any() and unread.sum() > FOREIGN_POSTCODES * present.sum():
+                raise InputError(f"most values of linkage field '{f.name}' are not Dutch postcodes (1234AB): for another "
+                                 "country's postcodes set \"options\": {\"country\": CODE} for this field (AU, UK, ...)",
+                                 station=station, column=column)
         if empty > EMPTY_WARNING:
             warnings.append(f"station '{station}', column '{column}' (field '{f.name}'): {empty:.0%} of the values are "
                             "missing; match keys with this field rarely agree, so links rest on the other fields")

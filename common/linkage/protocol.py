@@ -74,6 +74,16 @@ class Linkage:
             out[s] = mapping[s][keep]
         return out
 
+    def small_cohort(self, k: int) -> str:
+        """Why the cohort linked across every station is smaller than k, for the error message: the stations
+        linked to fewer than k hub records (the linkage summary withholds those counts alike), if any."""
+        few = [s for s in self.spec.others if len(self.matches[s].hub_rows) < k]
+        if not few:
+            return f"the linked cohort has fewer than {k} records (the minimum cell count)"
+        return (f"the linked cohort has fewer than {k} records (the minimum cell count): fewer than {k} records of the hub '{self.hub}' are "
+                f"linked to station(s) {few} (check their linkage columns, date formats and mappings, or leave "
+                "them out of the job)")
+
     def protections(self, min_cell_count: int | None = None, rounding_base: int | None = None) -> Protections:
         return Protections.combine(self.policies, min_cell_count, rounding_base)
 

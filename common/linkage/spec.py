@@ -15,6 +15,7 @@ Documented in docs/spec.md. Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ..runtime.errors import InputError
@@ -62,6 +63,20 @@ class LinkageSpec:
         }
 
 
+def _check_date_format(field_name: str, station: str, fmt: Any) -> None:
+    """A date format is "any" or strptime syntax with at least one directive ("%d-%m-%Y", not "dd-mm-yyyy")."""
+    where = f"linkage spec: field '{field_name}', station '{station}'"
+    if not isinstance(fmt, str) or (fmt != "any" and "%" not in fmt):
+        raise InputError(f"{where}: the date format must be \"any\" or strptime syntax such as \"%d-%m-%Y\"")
+    if fmt == "any":
+        return
+    try:
+        datetime.strptime("", fmt)
+    except ValueError as exc:
+        if "does not match" not in str(exc):   # a bad directive or a stray %, not just the empty value
+            raise InputError(f"{where}: {fmt!r} is not a valid date format (strptime syntax such as \"%d-%m-%Y\")") from None
+
+
 def parse_linkage_spec(raw: Any, known_stations: list[str] | None = None) -> LinkageSpec:
     """Validate a linkage spec and say exactly what is wrong with it."""
     if not isinstance(raw, dict):
@@ -106,7 +121,12 @@ def parse_linkage_spec(raw: Any, known_stations: list[str] | None = None) -> Lin
         extra = [s for s in columns if s not in stations]
         if extra:
             raise InputError(f"linkage spec: field '{name}' names unknown station(s) {extra}")
-        fields.append(FieldSpec(name=name, kind=kind, columns=dict(columns), formats=dict(f.get("formats") or {}),
+        formats = f.get("formats") or {}
+        if not isinstance(formats, dict):
+            raise InputError(f"linkage spec: field '{name}': 'formats' maps each station to a date format")
+        for station, fmt in formats.items():
+            _check_date_format(name, station, fmt)
+        fields.append(FieldSpec(name=name, kind=kind, columns=dict(columns), formats=dict(formats),
                                 mapping={s: {str(k): str(v) for k, v in m.items()}
                                          for s, m in (f.get("mapping") or {}).items()},
                                 options=dict(f.get("options") or {})))

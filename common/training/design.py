@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..disclosure import quantile_allowed
 from ..policy import NodePolicy, check_columns
+from ..runtime.columns import column_hint, not_numeric_hint
 from ..runtime.errors import InputError
 from .spec import INTERCEPT, TrainSpec
 from .terms import HARRELL_QUANTILES, rcs_basis, round_knot, spline_term_name
@@ -68,7 +69,7 @@ def _numeric(df: pd.DataFrame, station: str, column: str) -> pd.Series:
     if s.dtype == bool:
         return s.astype(float)
     if not pd.api.types.is_numeric_dtype(s):
-        raise InputError("is not numeric: give it \"type\": \"categorical\" or fix the values",
+        raise InputError(f"is not numeric{not_numeric_hint(s)}: give it \"type\": \"categorical\" or fix the values",
                          station=station, column=column)
     return s.astype(float)
 
@@ -142,7 +143,8 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
         used.append(spec.strata[1])
     missing_cols = [c for c in used if c not in df.columns]
     if missing_cols:
-        raise InputError(f"missing column(s) {', '.join(repr(c) for c in missing_cols)}", station=station)
+        hint = next((h for h in (column_hint(c, df.columns) for c in missing_cols) if h), "")
+        raise InputError(f"missing column(s) {', '.join(repr(c) for c in missing_cols)}{hint}", station=station)
     check_columns(policy, station, df, used, spec.linkage)
     features: list[dict] = []
     columns: list[np.ndarray] = []
@@ -183,7 +185,8 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
             if len(levels) < 2:
                 raise InputError("has fewer than two categories at this station", station=station, column=f.column)
             if len(levels) > policy.max_categories:
-                raise InputError(f"has more than {policy.max_categories} categories (node policy max_categories)",
+                hint = not_numeric_hint(raw) if f.type is None else ""
+                raise InputError(f"has more than {policy.max_categories} categories (node policy max_categories){hint}",
                                  station=station, column=f.column)
             ref = f.reference if f.reference is not None else levels[0]
             if ref not in levels:

@@ -128,7 +128,7 @@ def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
     protections = linkage.protections(min_cell_count, rounding_base)
     k = protections.min_cell_count
     if len(linkage.cohort()[hub]) < k:
-        raise PrivacyError(f"the linked cohort has fewer than {k} records (the minimum cell count)")
+        raise PrivacyError(linkage.small_cohort(k))
     out = Start(hub, partner, order, seeds, receivers, sealed, linkage, k, metas, protections=protections.as_dict(),
                 base=protections.rounding_base)
     feat_cols, open_cols, start = [], [], 0
