@@ -566,3 +566,18 @@ def test_the_similarity_step_without_a_name_field_is_skipped_with_a_warning_nami
         text = next(w for w in warnings if f"station '{station}'" in w)
         assert "no name field" in text and column in text
     assert not any("filters" in r for r in _results(transport))
+
+
+def test_a_field_the_stations_code_differently_is_warned_about(study):
+    """Sex coded the other way round at the GP (its mapping swapped): the links still form through the keys
+    without sex, and the summary warns that the field disagrees in most links; the spec as written, not."""
+    coordinator, _ = recording_coordinator(STEPS, study)
+    assert not [w for w in link(coordinator, spec_of(study)).summary()["warnings"] if "disagrees" in w]
+    spec = spec_of(study)
+    sex = next(f for f in spec["fields"] if f["name"] == "sex")
+    (station, mapping), = sex["mapping"].items()
+    values = list(mapping.values())
+    sex["mapping"] = {station: dict(zip(mapping, values[::-1]))}
+    coordinator, _ = recording_coordinator(STEPS, study)
+    warnings = [w for w in link(coordinator, spec).summary()["warnings"] if "disagrees" in w]
+    assert len(warnings) == 1 and "'sex'" in warnings[0] and station in warnings[0]

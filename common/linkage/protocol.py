@@ -221,6 +221,7 @@ class LinkageRun:
             matches[s] = match(hub_points, other_points, recipes, fields, drop_rates=1 - kept[0] * kept[1],
                                threshold=spec.threshold, pattern_rates=rates,
                                max_frequency=max_frequency)
+            notes += disagreeing_fields(matches[s], spec.hub, s)
             residue_note = self._residue(matches, s, first, second)
             if residue_note:
                 notes.append(residue_note)
@@ -258,6 +259,21 @@ class LinkageRun:
             return None
         matches[s] = add_residue_links(m, fit)
         return None
+
+
+def disagreeing_fields(m: MatchResult, hub: str, other: str, limit: float = 0.5) -> list[str]:
+    """Warnings for linkage fields that disagree in most of a station pair's links (EM's m-probability of
+    the state 'none' above ``limit``): the two stations probably code or format the field differently
+    (sex as M/F at one and male/female at the other, without a ``mapping``), which silently weakens every
+    key with the field. Uses only the m-probabilities the linkage summary releases anyway."""
+    out = []
+    for name, labels, m_field in zip(m.state_fields, m.states, m.m):
+        none = float(dict(zip(labels, m_field)).get("none", 0.0))
+        if len(m.hub_rows) and none > limit:
+            out.append(f"linkage field '{name}' disagrees in most links between '{hub}' and '{other}' (EM "
+                       f"m-probability {none:.2f}): do both stations code and format it alike? A category needs "
+                       "a 'mapping' in the spec when the stations use different codes")
+    return out
 
 
 def check_researcher_protections(min_cell_count: int | None, rounding_base: int | None) -> None:
