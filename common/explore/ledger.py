@@ -126,7 +126,7 @@ class Ledger:
         Withholding more only widens intervals, so the passes end; the last one finds nothing at risk.
         """
         k = self.k
-        for cond in sorted(self.cells, key=len):  # margins before the cells inside them
+        for cond in sorted(self.cells, key=lambda c: (len(c), canonical(c))):  # margins before the cells inside
             cell = self.cells[cond]
             count = round(cell.value)
             if 0 < count < k:
@@ -143,7 +143,7 @@ class Ledger:
         at_risk = True
         while at_risk:
             at_risk = False
-            for cond in [c for c, cell in self.cells.items() if cell.withheld]:
+            for cond in sorted((c for c, cell in self.cells.items() if cell.withheld), key=canonical):
                 lo, hi, binding = lp.interval(cond, released())
                 self.intervals[cond] = (lo, hi)
                 while lo < k - 1e-9 and hi - lo < k - 1e-6:
