@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -229,7 +230,7 @@ def test_normalisation_makes_differently_written_identifiers_equal():
     (lambda df: df.drop(columns=["achternaam"]), "missing column"),
     (lambda df: df.assign(geboortedatum="not a date"), "do not parse"),
     (lambda df: df.iloc[:0], "empty"),
-    (lambda df: df.iloc[:5], "fewer than the minimum"),
+    (lambda df: df.iloc[:5], "fewer records than the minimum"),
     (lambda df: df.assign(patient_nr=df["patient_nr"].iloc[0]), "duplicate record id"),
     (lambda df: df.rename(columns={"achternaam": "Achternaam "}), r"did you mean 'Achternaam '\? column names must match"),
     (lambda df: df.assign(postcode=[f"SW{i % 9} 1AA" for i in range(len(df))]), "not Dutch postcodes.*country"),
@@ -242,6 +243,9 @@ def test_bad_station_data_is_refused_with_station_and_column(study, tmp_path, mu
     with pytest.raises(LancelotError, match=message) as err:
         local_study(stations).link(spec_of(study))
     assert "gp_1" in str(err.value)
+    # the researcher reads the error: no count of the station's records (shares in whole percents at most)
+    counts = {len(bad), int(bad["patient_nr"].duplicated().sum()) if "patient_nr" in bad else 0} - {0, 1}
+    assert not counts & {int(x) for x in re.findall(r"\d+", str(err.value))}, str(err.value)
 
 
 def test_a_semicolon_separated_file_is_named_as_such(study, tmp_path):

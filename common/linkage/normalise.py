@@ -178,7 +178,8 @@ def _date_components(series: pd.Series, name: str, fmt: str | None, station: str
         parsed = pd.to_datetime(series.where(present), format=fmt or "%Y-%m-%d", errors="coerce")
     bad = int((present & parsed.isna()).sum())
     if present.sum() and bad / present.sum() > MAX_UNPARSEABLE_FRACTION:
-        raise InputError(f"{bad} of {int(present.sum())} dates do not parse with format "
+        # a share in whole percents, not counts: an error reaches the researcher, who may shape the format
+        raise InputError(f"{100 * bad / present.sum():.0f}% of the dates do not parse with format "
                          f"'{fmt or '%Y-%m-%d'}' (set 'formats' for this station in the spec)",
                          station=station, column=column)
     ok = parsed.notna().to_numpy()
@@ -286,14 +287,15 @@ def check_station_data(spec: LinkageSpec, station: str, df: pd.DataFrame) -> Non
         hint = next((h for h in (column_hint(c, df.columns) for c in missing) if h), "")
         raise InputError(f"missing column(s) {missing}; the table has {list(df.columns)[:30]}{hint}", station=station)
     if len(df) < spec.min_records:
-        raise InputError(f"only {len(df)} records, fewer than the minimum of {spec.min_records}", station=station)
+        raise InputError(f"fewer records than the minimum of {spec.min_records}", station=station)
     ids = df[spec.stations[station]]
     if ids.isna().any():
-        raise InputError(f"{int(ids.isna().sum())} records have no record id", station=station,
+        raise InputError("some records have no record id", station=station,
                          column=spec.stations[station])
     dup = int(ids.astype(str).duplicated().sum())
     if dup:
-        raise InputError(f"{dup} duplicate record id(s)", station=station, column=spec.stations[station])
+        raise InputError("duplicate record ids (each record needs its own)", station=station,
+                         column=spec.stations[station])
 
 
 def empty_columns(spec: LinkageSpec, station: str, df: pd.DataFrame) -> list[str]:

@@ -48,7 +48,7 @@ def _frac_bits(n: int, sumsq_bits: int) -> tuple[int, int]:
     w_bits = min(MAX_FRAC_BITS_W, 62 - 2 * FRAC_BITS_X - (sumsq_bits - 2))
     r_bits = min(MAX_FRAC_BITS_R, 62 - FRAC_BITS_X - math.ceil(math.log2(n * MAX_ENCODED)) - 1)
     if w_bits < 8:
-        raise InputError(f"the cohort ({n} records) is too large for 64-bit shares at this precision")
+        raise InputError("the linked cohort is too large for 64-bit shares at this precision")
     return w_bits, r_bits
 
 
