@@ -80,7 +80,7 @@ class Study:
 
         a = algorithm(name)
         if self.check_spec:
-            problems = validate_spec(spec, a.verb)
+            problems = validate_spec(spec, a.verb, stations=list(getattr(self, "stations", None) or []) or None)
             if problems:
                 raise LancelotError("the spec is not valid: " + "; ".join(problems))
         t0 = time.monotonic()

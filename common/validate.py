@@ -18,8 +18,11 @@ def spec_kind(spec: dict) -> str:
     return "link"
 
 
-def validate_spec(spec: Any, kind: str | None = None) -> list[str]:
-    """Problems with a spec, before any station sees it: structure (JSON Schema), then meaning."""
+def validate_spec(spec: Any, kind: str | None = None, stations: list[str] | None = None) -> list[str]:
+    """Problems with a spec, before any station sees it: structure (JSON Schema), then meaning.
+
+    ``stations``: the study's stations, for a spec without linkage (one station alone); without them
+    such a spec is checked against the stations it names itself."""
     from .algorithms import algorithm
     from .explore.spec import parse_explore_spec
     from .linkage.spec import parse_linkage_spec
@@ -44,7 +47,10 @@ def validate_spec(spec: Any, kind: str | None = None) -> list[str]:
     if problems:
         return problems
     link = spec if kind == "link" else spec.get("linkage")
-    stations = list((link or {}).get("stations", {}))
+    if link is not None:
+        stations = list(link.get("stations", {}))
+    elif stations is None:
+        stations = sorted(_named_stations(spec))
     try:
         if link is not None:
             parse_linkage_spec(link, known_stations=stations)
@@ -55,3 +61,13 @@ def validate_spec(spec: Any, kind: str | None = None) -> list[str]:
     except LancelotError as exc:
         problems.append(str(exc))
     return problems
+
+
+def _named_stations(node: Any) -> set[str]:
+    """Every station a spec names (``{"station": ...}`` anywhere in it)."""
+    if isinstance(node, dict):
+        own = {node["station"]} if isinstance(node.get("station"), str) else set()
+        return own.union(*(_named_stations(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_named_stations(v) for v in node))
+    return set()

@@ -70,3 +70,16 @@ def test_validate_command(tmp_path, capsys):
     bad.write_text(json.dumps({"analyses": [{"type": "nonsense"}]}))
     assert main(["validate", "--spec", str(bad)]) == 2
     assert "nonsense" in capsys.readouterr().err
+
+
+def test_a_one_station_exploration_is_checked_against_the_study_stations(tmp_path):
+    """No linkage spec (one station alone): the check takes the study's stations, not an empty list."""
+    from lancelot import Study
+
+    paths = generate(n_patients=60, gp_stations=1, seed=2).write(tmp_path)
+    spec = {"analyses": [{"type": "summary", "variable": {"station": "registry", "column": "age_at_diagnosis"}}]}
+    assert validate_spec(spec) == []                                   # the stations it names
+    assert validate_spec(spec, "explore", stations=["registry"]) == []
+    assert any("unknown station 'registry'" in p for p in validate_spec(spec, "explore", stations=["gp_1"]))
+    result = Study.local({"registry": paths["registry"]}).explore(spec).to_json()
+    assert result["analyses"][0]["overall"]["n"] is not None
