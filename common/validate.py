@@ -43,7 +43,7 @@ def validate_spec(spec: Any, kind: str | None = None, stations: list[str] | None
         validator = jsonschema.Draft202012Validator({"$ref": f"#/$defs/{part}", "$defs": schema["$defs"]})
         for err in sorted(validator.iter_errors(spec), key=lambda e: list(e.absolute_path)):
             where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-            problems.append(f"{where}: {err.message}")
+            problems.append(f"{where}: {_message(err)}")
     if problems:
         return problems
     link = spec if kind == "link" else spec.get("linkage")
@@ -71,3 +71,31 @@ def _named_stations(node: Any) -> set[str]:
     if isinstance(node, list):
         return set().union(*(_named_stations(v) for v in node))
     return set()
+
+
+def _message(err) -> str:
+    """A schema error in a line: for "one of these forms" errors the closest form's complaint, never the
+    whole instance (jsonschema quotes it, which for a top-level error is the entire spec)."""
+    if err.validator in ("oneOf", "anyOf") and err.context:
+        import jsonschema
+
+        best = jsonschema.exceptions.best_match(err.context)
+        inner = "/".join(str(p) for p in best.relative_path)
+        return f"matches none of the allowed forms; closest: {inner + ': ' if inner else ''}{_message(best)}"
+    if err.validator == "not" and isinstance(err.instance, dict):
+        present = [name for name in _required(err.validator_value) if name in err.instance]
+        if present:
+            return f"{', '.join(repr(n) for n in present)} does not belong here (with this model or kind)"
+    text = err.message.replace(repr(err.instance), "the value") if len(repr(err.instance)) > 40 else err.message
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _required(schema: Any) -> list[str]:
+    """The property names a schema's "required" lists name (through anyOf / oneOf)."""
+    if not isinstance(schema, dict):
+        return []
+    names = list(schema.get("required", []))
+    for key in ("anyOf", "oneOf"):
+        for sub in schema.get(key, []):
+            names += _required(sub)
+    return names

@@ -51,6 +51,8 @@ def test_the_specs_the_tests_run_are_valid_for_the_schema(link_spec):
     (lambda s: {"linkage": s, "outcome": OUTCOME, "features": FEATURES, "model": "cox"}, "train",
      "'time' is a required property"),
     (lambda s: {"linkage": s, "outcome": OUTCOME, "features": FEATURES, "model": "probit"}, "train", "'probit' is not one of"),
+    (lambda s: {"linkage": s, "model": "cox", "time": OUTCOME, "outcome": OUTCOME, "features": FEATURES}, "train",
+     "'outcome' does not belong here"),
     (lambda s: {"linkage": s, "model": "cox", "time": OUTCOME, "event": OUTCOME, "features": FEATURES, "ties": "exact"},
      "train", "'exact' is not one of"),
     # meaning only the algorithms' checks can see: a station the linkage does not know
@@ -60,6 +62,7 @@ def test_the_specs_the_tests_run_are_valid_for_the_schema(link_spec):
 def test_bad_specs_are_explained(link_spec, change, kind, message):
     problems = validate_spec(change(link_spec), kind)
     assert problems and any(message in p for p in problems), problems
+    assert all(len(p) < 300 for p in problems), problems   # a line each, never the whole spec quoted back
 
 
 def test_validate_command(tmp_path, capsys):
