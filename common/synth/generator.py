@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -154,10 +155,10 @@ def _lookalikes(rng: np.random.Generator, pop: pd.DataFrame, n: int,
             rows.at[i, "birth_date"] = s["birth_date"]
         elif k == 1:  # spouse: similar age
             shift = int(rng.normal(0, 3.5) * 365.25) or 40
-            rows.at[i, "birth_date"] = s["birth_date"] + pd.Timedelta(days=shift).to_pytimedelta()
+            rows.at[i, "birth_date"] = s["birth_date"] + timedelta(days=shift)
         else:  # sibling: 1-10 years apart
             shift = int(rng.integers(1, 11) * 365.25 + rng.integers(-150, 150)) * int(rng.choice([-1, 1]))
-            rows.at[i, "birth_date"] = s["birth_date"] + pd.Timedelta(days=shift).to_pytimedelta()
+            rows.at[i, "birth_date"] = s["birth_date"] + timedelta(days=shift)
         if k in (0, 1) or (k == 2 and rng.random() < 0.3):  # same household
             rows.at[i, "postcode"] = s["postcode"]
         else:  # same 4-digit area
