@@ -15,7 +15,7 @@ from ..disclosure import release_count, spaced_times
 from . import hazards, terms
 from .cox_steps import BASE_BITS, E_BITS, FRAC_BITS_BETA, W_BITS, XBAR_BITS
 from .design import FRAC_BITS_X
-from .newton import ridge
+from .newton import convergence, ridge
 from .release import disclosure_note
 from .spec import TrainSpec
 
@@ -46,12 +46,9 @@ def released(fit, linkage, spec: TrainSpec, protections: dict) -> dict:
                                   for lv, n, d in zip(fit.strata["levels"], fit.strata["n"], fit.strata["events"])],
                        "note": "a separate baseline hazard per level; no coefficient for the strata column; the "
                                "concordance compares patients within a stratum"}} if fit.strata else {}),
-        "convergence": {"converged": True, "iterations": len(fit.history), "history": fit.history,
-                        "tolerance": spec.tolerance, "penalty": spec.penalty,
-                        "note": "stops when the next Newton step is predicted below the tolerance (the last step "
-                                "squared); standard errors, concordance and baseline use the last opened "
-                                "iterate; the log partial likelihood at the start (all coefficients 0) is "
-                                "withheld, as it is a function of the risk-set sizes alone"},
+        "convergence": convergence(fit.history, spec, "standard errors, concordance and baseline use",
+                                   "the log partial likelihood at the start (all coefficients 0) is withheld, as it "
+                                   "is a function of the risk-set sizes alone"),
         "precision": {"feature_bits": FRAC_BITS_X, "risk_score_bits": E_BITS, "weight_bits": W_BITS,
                       "coefficient_bits": FRAC_BITS_BETA, "risk_set_blind_bits": 64},
         "min_cell_count": k,

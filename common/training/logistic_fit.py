@@ -30,7 +30,7 @@ from . import logistic, terms
 from . import shares as sh
 from .design import FRAC_BITS_X, MAX_ENCODED
 from .labels import LogisticDealt, Seeded, at
-from .newton import newton, ridge
+from .newton import convergence, newton, ridge
 from .release import LOGISTIC_CELLS, check_residual_dof, disclosure_note
 from .spec import TrainSpec
 from .start import Start, start_training
@@ -186,12 +186,9 @@ class _LogisticFit:
             "cohort": {"linked": release_count(self.n, k, base), "complete_cases": release_count(n_used, k, base),
                        "note": "complete cases: records missing a feature or the outcome at any station are left out"},
             "quality": quality,
-            "convergence": {"converged": True, "iterations": len(self.history), "history": self.history,
-                            "tolerance": spec.tolerance, "penalty": spec.penalty,
-                            "note": "stops when the next Newton step is predicted below the tolerance (the last "
-                                    "step squared); standard errors use the Hessian at the last opened iterate; the "
-                                    "log-likelihood at the start (all coefficients 0) is withheld, as it is a function "
-                                    "of the number of complete cases alone"},
+            "convergence": convergence(self.history, spec, "standard errors use the Hessian at",
+                                       "the log-likelihood at the start (all coefficients 0) is withheld, as it is a "
+                                       "function of the number of complete cases alone"),
             "precision": {"feature_bits": FRAC_BITS_X, "weight_bits": self.fw, "residual_bits": self.fr,
                           "coefficient_bits": FRAC_BITS_BETA},
             "min_cell_count": k,

@@ -70,4 +70,13 @@ def newton(model: Iterations, p: int, spec, *, intercept: bool, likelihood: str,
                      "or add a penalty")
 
 
-__all__ = ["SEPARATION_LIMIT", "newton", "newton_step", "ridge"]
+def convergence(history: list[dict], spec, last_iterate_gives: str, start_withheld: str) -> dict:
+    """The result's convergence block: the stopping rule, what the last opened iterate gives, why the
+    likelihood at the start is withheld."""
+    return {"converged": True, "iterations": len(history), "history": history,
+            "tolerance": spec.tolerance, "penalty": spec.penalty,
+            "note": "stops when the next Newton step is predicted below the tolerance (the last step squared); "
+                    f"{last_iterate_gives} the last opened iterate; {start_withheld}"}
+
+
+__all__ = ["SEPARATION_LIMIT", "convergence", "newton", "newton_step", "ridge"]
