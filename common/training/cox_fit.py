@@ -101,7 +101,7 @@ def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cel
 
     fit = _CoxFit(coordinator, spec, seeds[hub], hub, partner, st.layout, st.open_names, st.p, st.names, st.features,
                   st.k, st.base)
-    fit.interactions = st.interactions
+    fit.interactions, fit.start = st.interactions, st
     if spec.strata is not None:
         fit.strata = {"station": spec.strata[0], "column": spec.strata[1], "levels": st.metas[hub]["strata_levels"]}
     fit.iterate(relay)
@@ -123,6 +123,7 @@ class _CoxFit:
         self.summaries: list[dict] = []
         self.concordance: dict | None = None
         self.interactions: list[dict] = []
+        self.start = None      # the set-up: what H and P relay to each other
         self.strata: dict | None = None
 
     def _round(self, step: str, common: dict, partner_only: dict, label: str, each: dict | None = None) -> dict:
@@ -149,20 +150,12 @@ class _CoxFit:
         """Open the permuted linear predictors, then the blinded risk-set rounds (:mod:`.cox_steps`); the first
         iteration also carries the peers' relayed shares (and interaction openings)."""
         spec, p, hub, partner, seed = self.spec, self.p, self.hub, self.partner, self.seed
-        relay = self.relay if t == 0 else None
         n_open = len(self.open_names)
         calls_common = {"t": t, "beta": [int(v) for v in np.rint(beta * 2 ** FRAC_BITS_BETA)], "layout": self.layout}
-        extra: dict[str, dict] = {hub: {}, partner: {}}
-        if relay:
-            extra = {hub: {"relay": relay["sealed"][hub], "partner": partner},
-                     partner: {"relay": relay["sealed"][partner], "partner": hub}}
-            for s_ in (hub, partner):
-                if relay["products"][s_]:
-                    extra[s_]["products_relay"] = relay["products"][s_]
-        calls = {s_: StepCall("cox_open", {**calls_common, **extra[s_]}) for s_ in (hub, partner)}
+        first = self.relay if t == 0 else {hub: {}, partner: {}}
+        calls = {s_: StepCall("cox_open", {**calls_common, **first[s_]}) for s_ in (hub, partner)}
         res = self.c.round(calls, label=f"training: iteration {t + 1}, open permuted linear predictors")
-        each = ({hub: {"products_relay": res[partner]["products"]}, partner: {"products_relay": res[hub]["products"]}}
-                if relay and relay["products"][hub] else None)
+        each = self.start.crossed_products(res) if t == 0 else None
         opened = sh.unpack(res[hub]["shares"]) + sh.unpack(res[partner]["shares"])
         z = sh.decode(opened[:, 0], FRAC_BITS_X + FRAC_BITS_BETA)
         ov = opened[:, 1:1 + n_open].view(np.int64)

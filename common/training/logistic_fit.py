@@ -99,19 +99,14 @@ class _LogisticFit:
     def iteration(self, t: int, beta: np.ndarray):
         """Open the permuted linear predictors, deal the weights and residuals, open X'WX and X'r; the first
         iteration also carries the peers' relayed shares (and interaction openings)."""
-        st, c, relay = self.st, self.c, self.relay if t == 0 else None
+        st, c = self.st, self.c
         hub, partner, layout, seeds, p = st.hub, st.partner, st.layout, st.seeds, st.p
         beta_int = [int(v) for v in np.rint(beta * 2 ** FRAC_BITS_BETA)]
-        calls = {}
-        for s, other in ((hub, partner), (partner, hub)):
-            pl = {"t": t, "beta": beta_int, "layout": layout}
-            if relay:
-                pl.update(relay=relay["sealed"][s], partner=other)
-                if relay["products"][s]:
-                    pl["products_relay"] = relay["products"][s]
-            calls[s] = StepCall("train_open", pl)
+        first = self.relay if t == 0 else {hub: {}, partner: {}}
+        calls = {s: StepCall("train_open", {"t": t, "beta": beta_int, "layout": layout, **first[s]})
+                 for s in (hub, partner)}
         res = c.round(calls, label=f"training: iteration {t + 1}, open permuted linear predictors")
-        products_opened = {hub: res[partner].get("products"), partner: res[hub].get("products")}
+        relays = st.crossed_products(res) if t == 0 else {hub: {}, partner: {}}
         opened = sh.unpack(res[hub]["shares"]) + sh.unpack(res[partner]["shares"])
         open_names = st.open_names
         z = sh.decode(opened[:, 0], FRAC_BITS_X + FRAC_BITS_BETA)
@@ -131,8 +126,6 @@ class _LogisticFit:
         w_h = sh.prg(seed, at(LogisticDealt.WEIGHTS, t), self.n)
         u_h = sh.prg(seed, at(LogisticDealt.WEIGHTED_MASK, t), (self.n, p))
         r_h = sh.prg(seed, at(LogisticDealt.RESIDUALS, t), self.n)
-        relays = ({s: {"products_relay": products_opened[s]} for s in (hub, partner)}
-                  if relay and products_opened[hub] else {hub: {}, partner: {}})
         dealt = {LogisticDealt.WEIGHTS: sh.pack(w_ring - w_h), LogisticDealt.WEIGHTED_MASK: sh.pack(u - u_h),
                  LogisticDealt.RESIDUALS: sh.pack(r_ring - r_h)}
         calls = {hub: StepCall("train_aggregate", {"t": t, "layout": layout, **relays[hub]}),

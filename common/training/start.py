@@ -77,8 +77,9 @@ class Start:
     def share_round(self, coordinator: Coordinator, step: str, parts: dict[str, dict], b: np.ndarray, label: str,
                     partner_extra: dict | None = None) -> dict:
         """The round that turns the relayed rows into H's and P's shares of the design (f = X - b), with the
-        Beaver triples of the interaction columns (:mod:`.products`) when the design has any; returns what
-        each of the two relays to the other: its sealed part of f (and its first product opening)."""
+        Beaver triples of the interaction columns (:mod:`.products`) when the design has any; returns, per
+        station, what the first iteration's opening round carries to it from the other: its sealed part of f
+        (and its first product opening)."""
         hub, partner, layout = self.hub, self.partner, self.layout
         extra: dict[str, dict] = {hub: {}, partner: dict(partner_extra or {})}
         if layout["products"]:
@@ -89,8 +90,17 @@ class Start:
         with coordinator.cost.phase("training: shares"):
             res = coordinator.round({s: StepCall(step, {"parts": parts[s], "partner": other, **extra[s]})
                                      for s, other in ((hub, partner), (partner, hub))}, label=label)
-        return {"sealed": {hub: res[partner]["sealed"], partner: res[hub]["sealed"]},
-                "products": {hub: res[partner].get("products"), partner: res[hub].get("products")}}
+        crossed = self.crossed_products(res)
+        return {s: {"relay": res[other]["sealed"], "partner": other, **crossed[s]}
+                for s, other in ((hub, partner), (partner, hub))}
+
+    def crossed_products(self, res: dict) -> dict[str, dict]:
+        """What H and P relay to each other of an interaction opening in a round's results (nothing without
+        interaction columns): each gets the other's ``products`` as its ``products_relay``."""
+        hub, partner = self.hub, self.partner
+        if not self.layout["products"]:
+            return {hub: {}, partner: {}}
+        return {hub: {"products_relay": res[partner]["products"]}, partner: {"products_relay": res[hub]["products"]}}
 
 
 def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cell_count: int | None,
