@@ -68,6 +68,10 @@ def attacks(study) -> dict[str, tuple[str, dict]]:
         "unsuppressed local totals": ("explore_local", {"spec": {"analyses": [
             {"type": "count", "variable": {"station": REG, "column": "stage"}}]}, "stations": [REG]}),
         "decrypt anything": ("explore_decrypt", {"jobs": {}}),
+        "masked records under the researcher's key exchange": ("multi", {"calls": [
+            {"step": "explore_describe", "payload": {"spec": {"analyses": []}, "stations": [REG, GP]}},
+            {"step": "explore_mask", "payload": {"spec": {"analyses": []}, "stations": [REG, GP], "columns": ["1"],
+                                                 "bits": [1], "partner": GP, "peer_key": researcher_public}}]}),
         "the rest of a result sent in parts": ("fetch_part", {"token": "0123456789abcdef", "index": 1}),
     }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..runtime.errors import InputError
-from . import product
+from . import masked, product
 from .columns import CONST
 from .spec import ExploreSpec, Var
 from .stats import needed_sums
@@ -69,10 +69,30 @@ class Chain:
 
 
 @dataclass
+class MaskedTotals:
+    """A station's own totals by masked sums (:mod:`.masked`): its columns, their bits, its partner."""
+
+    station: str
+    partner: str
+    columns: list[str]
+    bits: list[int]
+    layout: masked.Layout
+
+
+@dataclass
 class Plan:
     jobs: list[Job]
     encrypt: dict[str, dict]       # key owner -> explore_encrypt payload (columns, widths, zeros, chains)
     chains: list[Chain]
+    masked: dict[str, MaskedTotals]
+
+
+def _masked_totals(station: str, partner: str, names: list[str], meta: dict, n_rows: int) -> MaskedTotals | None:
+    """Masked totals for a station's columns (its constant is the cohort size C knows), unless too wide."""
+    names = [c for c in names if c != CONST]
+    bits = [col_bits(meta, c) for c in names]
+    lay = masked.layout(bits, n_rows)
+    return MaskedTotals(station, partner, names, bits, lay) if names and lay.words <= masked.MAX_WORDS else None
 
 
 # relative costs for choosing ciphertext groups: one owner encryption per row and group (rows and padding)
@@ -170,9 +190,11 @@ def plan_products(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple
     columns needed, with its constant first, and L multiplies. The same job gives L's totals (L's
     columns times R's constant) and, when R's remaining columns fit at little cost, R's totals (L's
     constant times R's columns). A station whose totals no cross job gives gets a totals job: its
-    columns times its membership, encrypted under its partner's key. Like the cross products, the
-    totals are those the analyses read in their dry run (:func:`needed_sums`), plus every station's
-    constant.
+    columns times its membership: masked sums with its partner (:mod:`.masked`, no encryption) when
+    its columns fit a few words per record, otherwise encrypted under its partner's key. Like the
+    cross products, the totals are those the analyses read in their dry run (:func:`needed_sums`),
+    plus every station's constant; a station whose only total is its constant gets no totals job
+    (the coordinator knows the cohort size from the link).
     """
     recorder = needed_sums(spec, meta, k)
     cross_needs: dict[tuple[str, str], set[tuple[str, str]]] = {p: set() for p in pairs}
@@ -215,7 +237,9 @@ def plan_products(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple
                 cols_b, [col_bits(meta[right], c) for c in cols_b],
                 [{**l_bits.get(c, {}), lefts[0]: max(1, l_bits.get(c, {}).get(lefts[0], 0))} for c in cols_b],
                 n_rows, [needers.get(c, 0) | const_bit for c in cols_b], rows, capacity)
-            totals_job = n_rows[right] * _COST_ENCRYPTION + len(totals_wanted[right]) * _COST_RESULT / 20
+            totals_job = 0.0 if _masked_totals(right, partner[right], totals_wanted[right], meta[right],
+                                               n_rows[right]) else \
+                n_rows[right] * _COST_ENCRYPTION + len(totals_wanted[right]) * _COST_RESULT / 20
             if not rest or cost_b <= cost + totals_job:
                 cols, groups, widths = cols_b, groups_b, widths_b
                 r_totals.add(right)
@@ -236,10 +260,15 @@ def plan_products(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple
                              r_columns=cols, r_bits=[col_bits(meta[right], c) for c in cols], widths=widths,
                              groups=groups, l_totals=l_totals_pair.get(left) == (left, r), r_totals=takes_r_totals))
             zero_count[right] = zero_count.get(right, 0) + n_rows[left] * len(groups)
-    for s in meta:  # totals that no cross job gives: the station's columns times its membership
-        if s in l_totals_pair or s in r_totals:
-            continue
+    masked_totals: dict[str, MaskedTotals] = {}
+    for s in meta:  # totals that no cross job gives: masked sums, or the columns times membership
+        if s in l_totals_pair or s in r_totals or totals_wanted[s] == [CONST]:
+            continue  # (a station's constant alone is the cohort size, which C knows from the link)
         p = partner[s]
+        mt = _masked_totals(s, p, totals_wanted[s], meta[s], n_rows[s])
+        if mt is not None:
+            masked_totals[s] = mt
+            continue
         width = product.width_for(product.bound_bits(n_rows[s], meta[s]["max_bits"], 1))
         names = totals_wanted[s]
         jobs.append(Job(id=f"totals:{s}", kind="totals", left=s, right=p, n_left=n_rows[s], l_columns=names,
@@ -267,7 +296,7 @@ def plan_products(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple
         zero_count[b_var.station] = zero_count.get(b_var.station, 0) + n_rows[a_var.station] + n_rows[c_var.station]
     for station, enc in encrypt.items():
         enc["zeros"] = product.zeros_for(zero_count.get(station, 0))
-    return Plan(jobs=jobs, encrypt=encrypt, chains=chains)
+    return Plan(jobs=jobs, encrypt=encrypt, chains=chains, masked=masked_totals)
 
 
 def result_slots(job: Job, layout: list) -> list[list[tuple[int, int]]]:

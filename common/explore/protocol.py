@@ -21,7 +21,7 @@ from ..linkage.protocol import LinkageRun
 from ..policy import Protections
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
-from . import product
+from . import masked, product
 from .columns import CONST, FRAC_BITS
 from .job import CohortSums
 from .plan import Plan, plan_products, result_slots
@@ -93,12 +93,17 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
         k = protections.min_cell_count
         key_bits = max(key_bits, protections.min_key_bits)  # the strictest node's minimum key size
         plan = plan_products(spec, meta, n_rows, pairs, partner, k, key_bits)
-        calls = run.second_calls(link_first)
+        second_calls = {s: [c] for s, c in run.second_calls(link_first).items()}
         for r, enc in plan.encrypt.items():
-            calls[r] = StepCall.combine(calls[r], StepCall("explore_encrypt", {**payload, **enc, "key_bits": key_bits}))
-        second = coordinator.round(calls, label="linkage: blind keys; exploration: encrypt rows")
-        link_second = {s: (second[s]["results"][0] if s in plan.encrypt else second[s]) for s in stations}
-        encrypted = {r: second[r]["results"][1] for r in plan.encrypt}
+            second_calls[r].append(StepCall("explore_encrypt", {**payload, **enc, "key_bits": key_bits}))
+        for s, mt in plan.masked.items():
+            second_calls[s].append(StepCall("explore_mask", {**payload, "columns": mt.columns, "bits": mt.bits,
+                                                             "partner": mt.partner,
+                                                             "peer_key": describe[mt.partner]["exchange_key"]}))
+        second = _round_lists(coordinator, second_calls, "linkage: blind keys; exploration: encrypt rows", set(stations))
+        link_second = {s: second[s][0] for s in stations}
+        encrypted = {r: second[r][1] for r in plan.encrypt}
+        masked_rows = {s: second[s][-1]["masked"] for s in plan.masked}
         linkage = run.finish(link_first, link_second)
     cohort = linkage.cohort()
     if len(cohort[hub]) < k:
@@ -122,6 +127,10 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
                 "columns": job.l_columns, "needs": job.needs, "bits": job.bits}
         for station, j in jobs.items():
             third.setdefault(station, []).append(StepCall("explore_aggregate", {**payload, "jobs": j}))
+        for s, mt in plan.masked.items():  # the partner sums its mask stream over the cohort's positions
+            third.setdefault(mt.partner, []).append(StepCall("explore_mask_sums", {
+                **payload, "station": s, "peer_key": describe[s]["exchange_key"], "n_rows": n_rows[s],
+                "words": mt.layout.words, "rows": masked.pack_rows(cohort[s])}))
         shift_jobs: dict[str, dict] = {}
         for ch in plan.chains:  # three-station crosstabs: the second station's rows, laid out for the first
             pub = pubs[ch.b.station]
@@ -137,6 +146,7 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
         chain_keys = {ch.b.station for ch in plan.chains}
         out3 = _round_lists(coordinator, third, "exploration: aggregate over the cohort", decrypting | chain_keys)
         aggregated = {s: next(r for r in res if "jobs" in r) for s, res in out3.items() if s in jobs}
+        mask_sums = {s: [r["mask_sums"] for r in res if "mask_sums" in r] for s, res in out3.items()}
         shifted = {s: next(r for r in res if "chains" in r) for s, res in out3.items() if s in shift_jobs}
 
         fourth: dict[str, list[StepCall]] = {}
@@ -145,9 +155,9 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
             pub = pubs[job.right]
             res = aggregated[job.left]["jobs"][job.id]
             slots = result_slots(job, res["layout"])
-            masked, mask = product.mask_results(pub, product.unpack_cts(pub, res["results"]), slots)
+            masked_cts, mask = product.mask_results(pub, product.unpack_cts(pub, res["results"]), slots)
             masks[job.id] = (mask, slots, res["layout"])
-            to_decrypt.setdefault(job.right, {})[job.id] = product.pack_cts(pub, masked)
+            to_decrypt.setdefault(job.right, {})[job.id] = product.pack_cts(pub, masked_cts)
         for station, j in to_decrypt.items():
             fourth.setdefault(station, []).append(StepCall("explore_decrypt", {"jobs": j}))
         chain_jobs: dict[str, dict] = {}
@@ -164,15 +174,27 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
         out4 = _round_lists(coordinator, fourth, "exploration: decrypt masked sums", chain_keys)
         decrypted = {s: next(r for r in res if "jobs" in r) for s, res in out4.items() if s in to_decrypt}
         sums = _assemble(plan, masks, decrypted, pubs, meta)
+        partner_sums = {s: iter(v) for s, v in mask_sums.items()}
+        for s, mt in plan.masked.items():  # in the order the partner's steps were called
+            try:
+                theirs = masked.unpack_sums(next(partner_sums[mt.partner]), mt.layout.words)
+            except ValueError as exc:
+                raise InputError(f"masked totals: {exc}", station=mt.partner) from None
+            values = masked.totals(masked.cohort_sum(masked_rows[s], cohort[s]), theirs, mt.layout)
+            scaled = set(meta[s]["scaled"])
+            sums.totals.setdefault(s, {}).update(
+                {c: _descale(v, product_frac(c, scaled)) for c, v in zip(mt.columns, values)})
+        for s in stations:  # a station's constant summed over the cohort is the cohort size (planned without a job)
+            sums.totals.setdefault(s, {}).setdefault(CONST, float(len(cohort[s])))
         if plan.chains:  # the second station decrypts the masked three-way counts
             chain_masks, fifth = {}, {}
             for ch in plan.chains:
                 pub = pubs[ch.b.station]
                 res = product.unpack_cts(pub, next(r for r in out4[ch.c.station] if "chains" in r)["chains"][ch.id])
                 slots = [[(ch.slot_bits, ch.bound)] * ch.capacity for _ in res]
-                masked, mask = product.mask_results(pub, res, slots)
+                masked_cts, mask = product.mask_results(pub, res, slots)
                 chain_masks[ch.id] = (mask, slots)
-                fifth.setdefault(ch.b.station, {})[ch.id] = product.pack_cts(pub, masked)
+                fifth.setdefault(ch.b.station, {})[ch.id] = product.pack_cts(pub, masked_cts)
             out5 = coordinator.round({s: StepCall("explore_decrypt", {"jobs": j}) for s, j in fifth.items()},
                                      label="exploration: decrypt masked three-way counts", final=set(fifth))
             for ch in plan.chains:

@@ -6,15 +6,20 @@ each step sends and who learns what in docs/leakage/exploration.md.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..crypto import PrivateKey, PublicKey
+from ..crypto.pairkey import new_exchange_key
 from ..linkage.steps import station_rows
-from ..runtime.errors import InputError
+from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
-from . import product
+from . import masked, product
 from .columns import build_columns
 from .spec import parse_explore_spec
 
 STATE_KEY = "explore_paillier_key"
+STATE_EXCHANGE = "explore_exchange_key"   # X25519 private half for masked totals (made in round 1)
+STATE_MASK_SUMS = "explore_mask_sums_of"  # stations whose mask sums this station has given (once each)
 
 
 def _columns(ctx: StationContext, payload: dict, shuffled: bool = True):
@@ -24,8 +29,12 @@ def _columns(ctx: StationContext, payload: dict, shuffled: bool = True):
 
 
 def step_describe(ctx: StationContext, payload: dict) -> dict:
+    """This station's columns (names, categories, bit bounds) and the public half of a fresh key exchange,
+    which a masked-totals partner needs in round 2 or 3 (the plan is not known yet)."""
     cols = _columns(ctx, payload, shuffled=False)
-    return {"meta": cols.meta(), "n": len(ctx.data), "policy": ctx.policy.public()}
+    private, public = new_exchange_key()
+    ctx.state.put(STATE_EXCHANGE, private)
+    return {"meta": cols.meta(), "n": len(ctx.data), "policy": ctx.policy.public(), "exchange_key": public}
 
 
 def step_local(ctx: StationContext, payload: dict) -> dict:
@@ -68,6 +77,62 @@ def step_encrypt(ctx: StationContext, payload: dict) -> dict:
         raise InputError("the coordinator asked for an unexpected number of encryptions of 0", station=ctx.station)
     out["zeros"] = product.pack_cts(pub, product.make_zeros(priv, zeros))
     return out
+
+
+def _partner_key(ctx: StationContext, payload: dict, role: str) -> bytes:
+    """The secret this station shares with the other end of a masked-totals pair (named in ``payload[role]``)."""
+    other = payload.get(role)
+    if other not in payload["stations"] or other == ctx.station:
+        raise InputError(f"the coordinator named an unexpected station ({other!r}) for masked totals",
+                         station=ctx.station)
+    if not ctx.state.has(STATE_EXCHANGE):
+        raise PrivacyError("no key exchange of this job in round 1 at this station", station=ctx.station)
+    station, partner = (ctx.station, other) if role == "partner" else (other, ctx.station)
+    return masked.station_key(ctx.state.get(STATE_EXCHANGE), str(payload["peer_key"]), station, partner)
+
+
+def step_mask(ctx: StationContext, payload: dict) -> dict:
+    """Masked totals, S's side: every record's requested columns packed into words plus a mask stream
+    that only this station and its partner can make (the coordinator sums the cohort's records)."""
+    cols = _columns(ctx, payload)
+    index = cols.index()
+    names, bits = list(payload["columns"]), [int(b) for b in payload["bits"]]
+    missing = [c for c in names if c not in index]
+    if missing or len(bits) != len(names) or not names:
+        raise InputError(f"the coordinator asked for unknown or mismatched columns {missing[:3]}", station=ctx.station)
+    key = _partner_key(ctx, payload, "partner")
+    try:
+        text = masked.masked_words([cols.values[index[c]] for c in names], bits, key)
+    except ValueError as exc:
+        raise InputError(f"masked totals: {exc}", station=ctx.station) from None
+    return {"masked": text}
+
+
+def step_mask_sums(ctx: StationContext, payload: dict) -> dict:
+    """Masked totals, P's side: the mask stream shared with S, summed over S's cohort positions.
+
+    The station checks what it can: positions distinct and in range, at least its policy's smallest
+    cell count of them (a sum over fewer would unmask fewer records), and only once per station and
+    job (two sums over different positions would unmask their difference).
+    """
+    key = _partner_key(ctx, payload, "station")
+    station = payload["station"]
+    n_rows, words = int(payload["n_rows"]), int(payload["words"])
+    try:
+        rows = masked.unpack_rows(payload["rows"])
+    except ValueError as exc:
+        raise InputError(f"masked totals: {exc}", station=ctx.station) from None
+    k = ctx.policy.min_cell_count
+    if not 0 < words <= masked.MAX_WORDS or n_rows <= 0:
+        raise InputError("the coordinator asked for an unexpected mask layout", station=ctx.station)
+    if len(rows) < k or len(np.unique(rows)) != len(rows) or rows.min() < 0 or rows.max() >= n_rows:
+        raise PrivacyError(f"masked totals of '{station}' refused: the positions must be distinct, in range and at "
+                           f"least {k} (this node's smallest cell count)", station=ctx.station)
+    done = ctx.state.get(STATE_MASK_SUMS) if ctx.state.has(STATE_MASK_SUMS) else []
+    if station in done:
+        raise PrivacyError(f"masked totals of '{station}' were already summed in this job", station=ctx.station)
+    ctx.state.put(STATE_MASK_SUMS, [*done, station])
+    return {"mask_sums": masked.pack_sums(masked.mask_sum(key, n_rows, words, rows))}
 
 
 def _relayed_key(ctx: StationContext, text: dict) -> PublicKey:
@@ -146,4 +211,5 @@ def step_decrypt(ctx: StationContext, payload: dict) -> dict:
 
 STEPS = {"explore_describe": step_describe, "explore_local": step_local, "explore_encrypt": step_encrypt,
          "explore_aggregate": step_aggregate, "explore_decrypt": step_decrypt, "explore_shift": step_shift,
-         "explore_chain_aggregate": step_chain_aggregate}
+         "explore_chain_aggregate": step_chain_aggregate, "explore_mask": step_mask,
+         "explore_mask_sums": step_mask_sums}
