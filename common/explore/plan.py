@@ -282,7 +282,7 @@ def plan_products(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple
         cols = {v: [f"c|{v.column}|{label}" for label in meta[v.station]["categories"][v.column]]
                 for v in (a_var, b_var, c_var)}
         bound = max(n_rows.values()).bit_length() + 1
-        width = bound + product.STAT_BITS + 2
+        width = product.width_for(bound)
         chain_capacity = capacity // width
         if len(cols[a_var]) * len(cols[b_var]) > chain_capacity:
             raise InputError(f"analysis '{spec.analyses[index].name}': too many category combinations of the first "

@@ -15,12 +15,13 @@ column times every R column, summed over the linked cohort (k-th L row linked to
 3. L computes, per L column a, prod_i c_i^(a_i) = Enc_R(sum_i a_i row_i) by multi-exponentiation
    (padding contributes 0), packs the results densely, re-randomises with randomness of its own
    and returns them.
-4. C adds a uniformly random mask of ``STAT_BITS`` more bits than any sum the slot can hold to
-   every slot, R decrypts the masked values, and C removes the masks. R sees only masked numbers.
+4. C adds to every result's whole plaintext a uniform mask modulo n, R decrypts the masked
+   values, and C removes the masks modulo n. R sees only uniform numbers (a one-time pad in Z_n).
 
 Nobody sees a per-record value of another station; C learns the sums (the statistics before
-disclosure control). Slots hold non-negative integers only, and each slot's width leaves room for
-the largest possible sum plus the mask, so a slot can never carry into its neighbour.
+disclosure control). Slots hold non-negative integers only, and each slot's width holds the
+largest possible sum, so a slot can never carry into its neighbour; the mask needs no room in the
+slots (an earlier per-slot mask of 40 extra bits made every slot about 42 bits wider).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from ..crypto.multiexp import multiexp
 from ..crypto.pool import process_pool
 from ..crypto.serial import ciphertexts_from_str, ciphertexts_to_str, plaintexts_from_str, plaintexts_to_str
 
-STAT_BITS = 40
 ZERO_QUANTUM = 1024     # padding encryptions are requested in multiples of this (hides exact row counts)
 MAX_ZEROS = 1 << 23     # a station refuses to make more fresh encryptions of 0 than this in one job
 
@@ -48,14 +48,8 @@ def bound_bits(n_rows_l: int, bits_l: int, bits_r: int) -> int:
 
 
 def width_for(bound: int) -> int:
-    """Slot width that holds a sum below 2^bound plus its statistical mask, without carry."""
-    return bound + STAT_BITS + 2
-
-
-def slot_bits_for(n_rows_l: int, max_bits_l: int, max_bits_r: int) -> tuple[int, int]:
-    """(bits of the largest possible slot sum, slot width that also holds the statistical mask)."""
-    bound = bound_bits(n_rows_l, max_bits_l, max_bits_r)
-    return bound, width_for(bound)
+    """Slot width that holds a sum below 2^bound without carry (masks are added modulo n, not per slot)."""
+    return bound
 
 
 def zeros_for(count: int) -> int:
@@ -117,7 +111,7 @@ def encrypt_rows(priv: PrivateKey, columns: list[np.ndarray], group_widths: list
             raise ValueError("a group of slots does not fit below n")
         group = [[int(v) for v in columns[c]] for c in range(start, start + len(widths))]
         for col, w in zip(group, widths):
-            if col and (min(col) < 0 or max(col).bit_length() > w - STAT_BITS - 2):
+            if col and (min(col) < 0 or max(col).bit_length() > w):
                 raise ValueError("a column value does not fit its slot")
         start += len(widths)
         plain = [pack([col[r] for col in group], widths) for r in range(n_rows)]
@@ -185,30 +179,30 @@ def membership(pub: PublicKey, zeros: Zeros, l_rows: int, cohort_rows: np.ndarra
 
 @dataclass
 class Masks:
-    values: list[list[int]]   # per result ciphertext, per slot
+    values: list[int]   # per result ciphertext, a uniform mask modulo n
 
 
 def mask_results(pub: PublicKey, results: list[int], slots: list[list[tuple[int, int]]]) -> tuple[list[int], Masks]:
-    """Add to every slot (width, bound) of every result a uniform mask of bound + STAT_BITS bits."""
+    """Add to every result's plaintext a uniform mask modulo n: the key owner decrypts uniform numbers."""
     nsq = gmpy2.mpz(pub.n) * pub.n
     masked, masks = [], []
     for c, layout in zip(results, slots, strict=True):
-        m = [secrets.randbits(bound + STAT_BITS) for _width, bound in layout]
-        packed = pack(m, [width for width, _ in layout])
-        if packed >= pub.n:
-            raise ValueError("masked slots do not fit below n")
-        masked.append(int(gmpy2.mpz(c) * (1 + packed * pub.n) % nsq))
+        if sum(width for width, _ in layout) >= pub.n_bits:
+            raise ValueError("result slots do not fit below n")
+        m = secrets.randbelow(pub.n)
+        masked.append(int(gmpy2.mpz(c) * (1 + m * pub.n) % nsq))
         masks.append(m)
     return masked, Masks(masks)
 
 
-def unmask(plaintexts: list[int], masks: Masks, slots: list[list[tuple[int, int]]]) -> list[list[int]]:
+def unmask(plaintexts: list[int], masks: Masks, slots: list[list[tuple[int, int]]], n: int) -> list[list[int]]:
+    """The slots' sums: each plaintext minus its mask modulo n, unpacked (a sum above its bound is refused)."""
     out = []
     for m, mask, layout in zip(plaintexts, masks.values, slots, strict=True):
-        values = unpack(m, [width for width, _ in layout])
-        sums = [s - r for s, r in zip(values, mask)]
-        if min(sums) < 0 or any(v.bit_length() > bound for v, (_w, bound) in zip(sums, layout)):
-            raise ArithmeticError("a masked slot came back outside its bound: slot overflow")
+        value, widths = (int(m) - mask) % n, [width for width, _ in layout]
+        sums = unpack(value, widths)
+        if value >> sum(widths) or any(v.bit_length() > bound for v, (_w, bound) in zip(sums, layout)):
+            raise ArithmeticError("a result came back outside its slots: not the sums that were masked")
         out.append(sums)
     return out
 

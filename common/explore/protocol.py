@@ -200,7 +200,7 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
             for ch in plan.chains:
                 mask, slots = chain_masks[ch.id]
                 plain = product.unpack_plain(pubs[ch.b.station], out5[ch.b.station]["jobs"][ch.id])
-                values = product.unmask(plain, mask, slots)
+                values = product.unmask(plain, mask, slots, pubs[ch.b.station].n)
                 na, nb = len(ch.a_columns), len(ch.b_columns)
                 sums.triples[ch.index] = np.array([[[values[c][a * nb + b] for c in range(len(ch.c_columns))]
                                                     for b in range(nb)] for a in range(na)], dtype=float)
@@ -219,7 +219,7 @@ def _assemble(plan: Plan, masks: dict, decrypted: dict, pubs: dict, meta: dict) 
     for job in plan.jobs:
         mask, slots, layout = masks[job.id]
         plain = product.unpack_plain(pubs[job.right], decrypted[job.right]["jobs"][job.id])
-        values = product.unmask(plain, mask, slots)
+        values = product.unmask(plain, mask, slots, pubs[job.right].n)
         l_scaled, r_scaled = set(meta[job.left]["scaled"]), set(meta[job.right]["scaled"])
         for ct_values, entries in zip(values, layout):
             offset = 0
