@@ -16,7 +16,7 @@ from helpers import check_moments, local_study, make_study, station_paths
 
 from lancelot.crypto.pairkey import new_exchange_key
 from lancelot.explore import masked
-from lancelot.explore.steps import STATE_EXCHANGE, step_mask, step_mask_sums
+from lancelot.explore.steps import STATE_EXCHANGE, step_mask_sums
 from lancelot.policy import NodePolicy
 from lancelot.runtime.errors import InputError, PrivacyError
 from lancelot.runtime.state import JobState
