@@ -38,6 +38,8 @@ def test_packed_masked_sums_equal_python_sums(n_rows):
         else:
             columns.append(np.array([secrets.randbits(b) for _ in range(n_rows)], dtype=object))
     columns[-2] = np.ones(n_rows, dtype=np.int8)  # a constant at its largest value
+    columns[4] = rng.integers(0, 2 ** 62, n_rows, dtype=np.int64)  # numpy integers too wide for one slot: limbs
+    bits[4] = 62
     rows = rng.choice(n_rows, size=max(1, n_rows * 2 // 3), replace=False)
     key = secrets.token_bytes(32)
     lay = masked.layout(bits, n_rows)

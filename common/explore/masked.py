@@ -66,12 +66,13 @@ def encode(columns: list[np.ndarray], bits: list[int], lay: Layout) -> np.ndarra
     words = np.zeros((n, lay.words), dtype=np.uint64)
     for values, b, places in zip(columns, bits, lay.places):
         values = np.asarray(values)
-        ints = values.tolist() if values.dtype == object else None
-        low, high = (min(ints), max(ints)) if ints else (int(values.min()), int(values.max())) if n else (0, 0)
+        ints = [int(v) for v in values.tolist()] if values.dtype == object or len(places) > 1 else None
+        low, high = ((min(ints), max(ints)) if ints is not None else (int(values.min()), int(values.max()))) \
+            if n else (0, 0)
         if low < 0 or high.bit_length() > max(1, b):
             raise ValueError("a column value does not fit the bits it was described with")
         for word, shift, _width, limb in places:
-            if ints is None:  # numpy integers: at most 63 bits, one limb
+            if ints is None:  # numpy integers that fit one slot
                 part = values.astype(np.uint64)
             else:
                 part = np.array([(v >> (LIMB_BITS * limb)) & _LIMB_MASK if len(places) > 1 else v for v in ints],

@@ -33,6 +33,7 @@ class Right:
 class Job:
     id: str
     kind: str                      # "cross": L columns x R's encrypted rows; "totals": L columns x membership
+    #                                (Paillier totals only for wide column sets; others are Plan.masked)
     left: str
     right: str                     # the key owner
     n_left: int

@@ -5,6 +5,9 @@ categories, a power-of-two bound on its values, Kaplan-Meier times). Round 2: li
 and each key owner (the "R" station of a pair) encrypts its packed rows under a fresh Paillier key,
 with the fresh encryptions of 0 the coordinator pads with. Round 3: each "L" station aggregates the
 coordinator's padded layout against its own columns. Round 4: each key owner decrypts masked sums.
+A station's own totals that no cross job gives come from masked sums with its partner instead
+(:mod:`.masked`: masked records in round 2, the partner's mask sums in round 3, no decryption), so a
+job whose analyses all concern one station's columns ends after round 3.
 This module is the coordinator's side; the station steps are in :mod:`.steps`, the plan of
 encrypted products in :mod:`.plan`, the Paillier work in :mod:`.product`. Leakage and cost:
 docs/leakage/exploration.md and docs/leakage/exploration-cost.md.
