@@ -56,7 +56,7 @@ from .logistic import check_levels
 from .newton import newton
 from .release import COX_CELLS, check_residual_dof
 from .spec import TrainSpec
-from .start import start_training
+from .start import Start, start_training
 
 
 def _reciprocal(values: np.ndarray, bits: int) -> np.ndarray:
@@ -99,9 +99,7 @@ def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cel
     relay = st.share_round(coordinator, "cox_share", parts, b, "training: shares of the hub-ordered design from the "
                            "relayed rows", partner_extra={Seeded.MEMBERSHIP: sh.pack(m_partner)})
 
-    fit = _CoxFit(coordinator, spec, seeds[hub], hub, partner, st.layout, st.open_names, st.p, st.names, st.features,
-                  st.k, st.base)
-    fit.interactions, fit.start = st.interactions, st
+    fit = _CoxFit(coordinator, spec, st)
     if spec.strata is not None:
         fit.strata = {"station": spec.strata[0], "column": spec.strata[1], "levels": st.metas[hub]["strata_levels"]}
     fit.iterate(relay)
@@ -114,16 +112,16 @@ def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cel
 class _CoxFit:
     """The coordinator's side of the Newton iterations (state between rounds lives here)."""
 
-    def __init__(self, coordinator, spec, seed_hub, hub, partner, layout, open_names, p, names, features, k, base):
-        self.c, self.spec, self.seed, self.hub, self.partner = coordinator, spec, seed_hub, hub, partner
-        self.layout, self.open_names, self.p, self.names, self.features, self.k = layout, open_names, p, names, features, k
-        self.base = base
+    def __init__(self, coordinator: Coordinator, spec: TrainSpec, st: Start):
+        self.c, self.spec, self.start = coordinator, spec, st  # st: the set-up, and what H and P relay to each other
+        self.seed, self.hub, self.partner = st.seeds[st.hub], st.hub, st.partner
+        self.layout, self.open_names, self.p, self.names, self.features = st.layout, st.open_names, st.p, st.names, \
+            st.features
+        self.k, self.base, self.interactions = st.k, st.base, st.interactions
         self.efron = spec.ties == "efron"
         self.history: list[dict] = []
         self.summaries: list[dict] = []
         self.concordance: dict | None = None
-        self.interactions: list[dict] = []
-        self.start = None      # the set-up: what H and P relay to each other
         self.strata: dict | None = None
 
     def _round(self, step: str, common: dict, partner_only: dict, label: str, each: dict | None = None) -> dict:
