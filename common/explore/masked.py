@@ -139,7 +139,10 @@ def pack_sums(sums: np.ndarray) -> str:
 
 
 def unpack_sums(text: str, words: int) -> np.ndarray:
-    sums = unpack(str(text))
-    if sums.shape != (words,):
-        raise ValueError("mask sums of the wrong length")
+    try:
+        sums = unpack(str(text))
+    except (ValueError, TypeError):
+        sums = None
+    if sums is None or sums.shape != (words,):
+        raise ValueError("the partner's mask sums are missing or of the wrong length")
     return sums

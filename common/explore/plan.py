@@ -209,6 +209,7 @@ def plan_products(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple
     # the totals the analyses read (their dry run), and every station's constant (the cohort size)
     asked = {(s, c) for s, c in recorder.total_requests} | {(s, CONST) for s in meta}
     totals_wanted = {s: [c for c in meta[s]["names"] if (s, c) in asked] for s in meta}
+    masked_for = {s: _masked_totals(s, partner[s], totals_wanted[s], meta[s], n_rows[s]) for s in meta}
     capacity = key_bits - 1
     cross = [(left, right) for (left, right), needs in cross_needs.items() if needs]
     l_totals_pair = {}
@@ -238,8 +239,7 @@ def plan_products(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple
                 cols_b, [col_bits(meta[right], c) for c in cols_b],
                 [{**l_bits.get(c, {}), lefts[0]: max(1, l_bits.get(c, {}).get(lefts[0], 0))} for c in cols_b],
                 n_rows, [needers.get(c, 0) | const_bit for c in cols_b], rows, capacity)
-            totals_job = 0.0 if _masked_totals(right, partner[right], totals_wanted[right], meta[right],
-                                               n_rows[right]) else \
+            totals_job = 0.0 if masked_for[right] else \
                 n_rows[right] * _COST_ENCRYPTION + len(totals_wanted[right]) * _COST_RESULT / 20
             if not rest or cost_b <= cost + totals_job:
                 cols, groups, widths = cols_b, groups_b, widths_b
@@ -265,11 +265,10 @@ def plan_products(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple
     for s in meta:  # totals that no cross job gives: masked sums, or the columns times membership
         if s in l_totals_pair or s in r_totals or totals_wanted[s] == [CONST]:
             continue  # (a station's constant alone is the cohort size, which C knows from the link)
-        p = partner[s]
-        mt = _masked_totals(s, p, totals_wanted[s], meta[s], n_rows[s])
-        if mt is not None:
-            masked_totals[s] = mt
+        if masked_for[s] is not None:
+            masked_totals[s] = masked_for[s]
             continue
+        p = partner[s]
         width = product.width_for(product.bound_bits(n_rows[s], meta[s]["max_bits"], 1))
         names = totals_wanted[s]
         jobs.append(Job(id=f"totals:{s}", kind="totals", left=s, right=p, n_left=n_rows[s], l_columns=names,

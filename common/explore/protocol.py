@@ -149,7 +149,7 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
         chain_keys = {ch.b.station for ch in plan.chains}
         out3 = _round_lists(coordinator, third, "exploration: aggregate over the cohort", decrypting | chain_keys)
         aggregated = {s: next(r for r in res if "jobs" in r) for s, res in out3.items() if s in jobs}
-        mask_sums = {s: [r["mask_sums"] for r in res if "mask_sums" in r] for s, res in out3.items()}
+        mask_sums = {(p, r.get("station")): r["mask_sums"] for p, res in out3.items() for r in res if "mask_sums" in r}
         shifted = {s: next(r for r in res if "chains" in r) for s, res in out3.items() if s in shift_jobs}
 
         fourth: dict[str, list[StepCall]] = {}
@@ -177,10 +177,9 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
         out4 = _round_lists(coordinator, fourth, "exploration: decrypt masked sums", chain_keys)
         decrypted = {s: next(r for r in res if "jobs" in r) for s, res in out4.items() if s in to_decrypt}
         sums = _assemble(plan, masks, decrypted, pubs, meta)
-        partner_sums = {s: iter(v) for s, v in mask_sums.items()}
-        for s, mt in plan.masked.items():  # in the order the partner's steps were called
+        for s, mt in plan.masked.items():
             try:
-                theirs = masked.unpack_sums(next(partner_sums[mt.partner]), mt.layout.words)
+                theirs = masked.unpack_sums(mask_sums.get((mt.partner, s), ""), mt.layout.words)
             except ValueError as exc:
                 raise InputError(f"masked totals: {exc}", station=mt.partner) from None
             values = masked.totals(masked.cohort_sum(masked_rows[s], cohort[s]), theirs, mt.layout)

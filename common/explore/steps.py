@@ -132,7 +132,7 @@ def step_mask_sums(ctx: StationContext, payload: dict) -> dict:
     if station in done:
         raise PrivacyError(f"masked totals of '{station}' were already summed in this job", station=ctx.station)
     ctx.state.put(STATE_MASK_SUMS, [*done, station])
-    return {"mask_sums": masked.pack_sums(masked.mask_sum(key, n_rows, words, rows))}
+    return {"mask_sums": masked.pack_sums(masked.mask_sum(key, n_rows, words, rows)), "station": station}
 
 
 def _relayed_key(ctx: StationContext, text: dict) -> PublicKey:
