@@ -43,24 +43,27 @@ def test_packed_masked_sums_equal_python_sums(n_rows):
     rows = rng.choice(n_rows, size=max(1, n_rows * 2 // 3), replace=False)
     key = secrets.token_bytes(32)
     lay = masked.layout(bits, n_rows)
-    text = masked.masked_words(columns, bits, key)
-    got = masked.totals(masked.cohort_sum(text, rows), masked.mask_sum(key, n_rows, lay.words, rows), lay)
+    text = masked.masked_words(columns, bits, key, "GP")
+    got = masked.totals(masked.cohort_sum(text, rows), masked.mask_sum(key, "GP", n_rows, lay.words, rows), lay)
     assert got == [sum(int(c[r]) for r in rows) for c in columns]
     assert (masked.unpack_rows(masked.pack_rows(rows)) == rows).all()
 
 
 def test_masked_words_look_uniform_and_differ_under_another_key():
     zeros = [np.zeros(2000, dtype=np.int8)] * 4
-    a = unpack(masked.masked_words(zeros, [1] * 4, secrets.token_bytes(32)))
-    b = unpack(masked.masked_words(zeros, [1] * 4, secrets.token_bytes(32)))
+    a = unpack(masked.masked_words(zeros, [1] * 4, secrets.token_bytes(32), "GP"))
+    b = unpack(masked.masked_words(zeros, [1] * 4, secrets.token_bytes(32), "GP"))
     assert (a != b).mean() > 0.99  # the same records, other masks
+    key = secrets.token_bytes(32)  # two stations that are each other's partner mask under one pair key
+    hub, gp = (unpack(masked.masked_words(zeros, [1] * 4, key, s)) for s in ("registry", "GP"))
+    assert (hub != gp).mean() > 0.99  # ... with different pads (C would otherwise subtract the uploads)
     bits_set = np.unpackbits(a.astype(np.uint64).view(np.uint8)).mean()
     assert 0.48 < bits_set < 0.52  # all-zero records come out as uniform bits
 
 
 def test_a_value_above_its_described_bits_is_refused():
     with pytest.raises(ValueError, match="does not fit"):
-        masked.masked_words([np.array([0, 4], dtype=np.int64)], [2], secrets.token_bytes(32))
+        masked.masked_words([np.array([0, 4], dtype=np.int64)], [2], secrets.token_bytes(32), "GP")
 
 
 def station(tmp_path, name: str, n_rows: int = 50, k: int = 10) -> StationContext:

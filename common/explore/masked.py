@@ -88,19 +88,21 @@ def decode(word_sums: np.ndarray, lay: Layout) -> list[int]:
                 for word, shift, width, limb in places) for places in lay.places]
 
 
-def mask_stream(key: bytes, n_rows: int, words: int) -> np.ndarray:
-    return prg(key, "masks", (n_rows, words))
+def mask_stream(key: bytes, station: str, n_rows: int, words: int) -> np.ndarray:
+    """S's stream: named after S, so that two stations masking under the same pair key (each the other's
+    partner) never reuse one pad (C would subtract their uploads)."""
+    return prg(key, f"masks|{station}", (n_rows, words))
 
 
 def station_key(private_hex: str, peer_public_hex: str, station: str, partner: str) -> bytes:
     return pair_key(private_hex, peer_public_hex, (station, partner), PURPOSE)
 
 
-def masked_words(columns: list[np.ndarray], bits: list[int], key: bytes) -> str:
+def masked_words(columns: list[np.ndarray], bits: list[int], key: bytes, station: str) -> str:
     """S's side: its packed records plus the mask stream, as compact text."""
     lay = layout(bits, len(columns[0]) if columns else 0)
     words = encode(columns, bits, lay)
-    return pack(words + mask_stream(key, *words.shape))
+    return pack(words + mask_stream(key, station, *words.shape))
 
 
 def cohort_sum(text: str, rows: np.ndarray) -> np.ndarray:
@@ -109,9 +111,9 @@ def cohort_sum(text: str, rows: np.ndarray) -> np.ndarray:
     return words[np.asarray(rows, dtype=np.int64)].sum(axis=0, dtype=np.uint64)
 
 
-def mask_sum(key: bytes, n_rows: int, words: int, rows: np.ndarray) -> np.ndarray:
+def mask_sum(key: bytes, station: str, n_rows: int, words: int, rows: np.ndarray) -> np.ndarray:
     """P's side: the mask stream summed over the cohort's rows (mod 2^64)."""
-    return mask_stream(key, n_rows, words)[np.asarray(rows, dtype=np.int64)].sum(axis=0, dtype=np.uint64)
+    return mask_stream(key, station, n_rows, words)[np.asarray(rows, dtype=np.int64)].sum(axis=0, dtype=np.uint64)
 
 
 def totals(masked_sum: np.ndarray, masks_sum: np.ndarray, lay: Layout) -> list[int]:

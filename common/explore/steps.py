@@ -102,7 +102,7 @@ def step_mask(ctx: StationContext, payload: dict) -> dict:
         raise InputError(f"the coordinator asked for unknown or mismatched columns {missing[:3]}", station=ctx.station)
     key = _partner_key(ctx, payload, "partner")
     try:
-        text = masked.masked_words([cols.values[index[c]] for c in names], bits, key)
+        text = masked.masked_words([cols.values[index[c]] for c in names], bits, key, ctx.station)
     except ValueError as exc:
         raise InputError(f"masked totals: {exc}", station=ctx.station) from None
     return {"masked": text}
@@ -132,7 +132,7 @@ def step_mask_sums(ctx: StationContext, payload: dict) -> dict:
     if station in done:
         raise PrivacyError(f"masked totals of '{station}' were already summed in this job", station=ctx.station)
     ctx.state.put(STATE_MASK_SUMS, [*done, station])
-    return {"mask_sums": masked.pack_sums(masked.mask_sum(key, n_rows, words, rows)), "station": station}
+    return {"mask_sums": masked.pack_sums(masked.mask_sum(key, station, n_rows, words, rows)), "station": station}
 
 
 def _relayed_key(ctx: StationContext, text: dict) -> PublicKey:
