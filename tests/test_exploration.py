@@ -610,6 +610,31 @@ def test_registry_with_two_gp_stations(study3):
     assert r == pytest.approx(data[["bmi_1", "bmi_2"]].corr().iloc[0, 1], rel=SIG)
 
 
+def test_products_of_two_gp_stations_take_three_rounds_and_match_pandas(study3):
+    """Both GP stations partner the registry, so the registry holds both shares' masks: the last Beaver term
+    is local there, and the job ends after round 3 (the registry's columns take no part)."""
+    G2 = "gp_2"
+    spec = {"linkage": json.loads(study3["link_spec"].read_text()), "analyses": [
+        {"type": "crosstab", "variables": [v(GP, "copd"), v(G2, "smoking")]},
+        {"type": "summary", "variable": v(G2, "bmi"), "by": v(GP, "diabetes")}]}
+    out = local_study(station_paths(study3), station_env=EXACT).explore(spec, evaluate=True).to_json()
+    assert out["cost"]["rounds"] == 3
+    links = pd.DataFrame(out["links"])
+    both = links[[REG, GP]].dropna().merge(links[[REG, G2]].dropna(), on=REG)
+    data = (both.merge(pd.read_csv(study3[GP]).add_suffix("_1"), left_on=GP, right_on="patient_nr_1")
+            .merge(pd.read_csv(study3[G2]).add_suffix("_2"), left_on=G2, right_on="patient_nr_2"))
+    released = 0
+    for r in out["analyses"][0]["table"]:
+        if r["count"] is not None:
+            true = int(((data["copd_1"].map(label) == r["copd"]) & (data["smoking_2"].map(label) == r["smoking"])).sum())
+            assert r["count"] == true, r
+            released += 1
+    assert released >= 3
+    for g in out["analyses"][1]["by"]:
+        if g.get("mean") is not None:
+            check_moments(g, data.loc[data["diabetes_1"].map(label) == g["diabetes"], "bmi_2"], 1)
+
+
 def test_three_way_crosstab_with_one_variable_at_each_station(study3):
     G2 = "gp_2"
     spec = {"linkage": json.loads(study3["link_spec"].read_text()), "analyses": [

@@ -85,7 +85,7 @@ def test_the_partner_sums_masks_only_over_enough_distinct_positions_and_only_onc
             step_mask_sums(p, sums_call(list(rows)))
     out = step_mask_sums(p, sums_call(range(12)))
     assert masked.unpack_sums(out["mask_sums"], 1).shape == (1,)
-    with pytest.raises(PrivacyError, match="already summed"):
+    with pytest.raises(PrivacyError, match="already used"):
         step_mask_sums(p, sums_call(range(20, 40)))  # a second sum would unmask the difference
     with pytest.raises(InputError, match="unexpected station"):
         step_mask_sums(p, sums_call(range(12), station_name=REG))  # itself

@@ -72,6 +72,11 @@ def attacks(study) -> dict[str, tuple[str, dict]]:
             {"step": "explore_describe", "payload": {"spec": {"analyses": []}, "stations": [REG, GP]}},
             {"step": "explore_mask", "payload": {"spec": {"analyses": []}, "stations": [REG, GP], "columns": ["1"],
                                                  "bits": [1], "partner": GP, "peer_key": researcher_public}}]}),
+        "shared limbs under the researcher's key exchange": ("multi", {"calls": [
+            {"step": "explore_describe", "payload": {"spec": {"analyses": []}, "stations": [REG, GP]}},
+            {"step": "explore_share", "payload": {"spec": {"analyses": []}, "stations": [REG, GP], "columns": ["1"],
+                                                  "bits": [1], "limb_bits": 20, "partner": GP,
+                                                  "keys": {GP: researcher_public}}}]}),
         "the rest of a result sent in parts": ("fetch_part", {"token": "0123456789abcdef", "index": 1}),
     }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..runtime.errors import InputError
-from . import masked, product
+from . import masked, product, shared
 from .columns import CONST
 from .spec import ExploreSpec, Var
 from .stats import needed_sums
@@ -81,11 +81,38 @@ class MaskedTotals:
 
 
 @dataclass
+class SharedStation:
+    """A station's columns on additive shares (:mod:`.shared`): uploaded in limbs, masked for its partner."""
+
+    station: str
+    partner: str
+    columns: list[str]
+    bits: list[int]
+    layout: shared.Layout
+
+
+@dataclass
+class SharedPair:
+    """The cohort products of every shared column of station ``a`` with every one of station ``b``.
+
+    ``dealer_a`` deals the triple of C's product with a's partner, ``dealer_b`` with b's partner.
+    """
+
+    id: str
+    a: str
+    b: str
+    dealer_a: str
+    dealer_b: str
+
+
+@dataclass
 class Plan:
     jobs: list[Job]
     encrypt: dict[str, dict]       # key owner -> explore_encrypt payload (columns, widths, zeros, chains)
     chains: list[Chain]
     masked: dict[str, MaskedTotals]
+    shared: dict[str, SharedStation]
+    shared_pairs: list[SharedPair]
 
 
 def _masked_totals(station: str, partner: str, names: list[str], meta: dict, n_rows: int) -> MaskedTotals | None:
@@ -94,6 +121,61 @@ def _masked_totals(station: str, partner: str, names: list[str], meta: dict, n_r
     bits = [col_bits(meta, c) for c in names]
     lay = masked.layout(bits, n_rows)
     return MaskedTotals(station, partner, names, bits, lay) if names and lay.words <= masked.MAX_WORDS else None
+
+
+def _family(column: str) -> str:
+    """The variable a column belongs to (``c|stage``, ``h|bmi``, ``km3|km``): its first two name parts."""
+    return "|".join(column.split("|")[:2])
+
+
+def _plan_shared(cross: list[tuple[str, str]], cross_needs: dict, totals_wanted: dict[str, list[str]], meta: dict,
+                 n_rows: dict, partner: dict[str, str]) -> tuple[dict[str, SharedStation], list[SharedPair], dict]:
+    """Which products go on shares (:mod:`.shared`): per station, whole column families, narrowest first,
+    while a record's limbs fit the words :func:`.shared.max_words_for` allows at this size; a product goes on
+    shares when both its columns do. Wider families (for example Kaplan-Meier exits, one column per time)
+    stay with Paillier. A shared station's other totals come from masked sums over the same positions.
+
+    Returns the shared stations, the shared pairs and, per pair, the products left for Paillier.
+    """
+    limb_bits = shared.limb_bits_for(max(n_rows.values()))
+    max_words = shared.max_words_for(max(n_rows.values()))
+    order = list(meta)
+    candidates: dict[str, set[str]] = {}
+    for left, right in cross:
+        for lc, rc in cross_needs[(left, right)]:
+            candidates.setdefault(left, set()).add(lc)
+            candidates.setdefault(right, set()).add(rc)
+    included: dict[str, set[str]] = {}
+    for s, cols in candidates.items():
+        cols = cols - {CONST}
+        families: dict[str, list[str]] = {}
+        for c in meta[s]["names"]:
+            if c in cols:
+                families.setdefault(_family(c), []).append(c)
+        words, keep = 0, set()
+        for members in sorted(families.values(), key=lambda m: (shared.layout([col_bits(meta[s], c) for c in m],
+                                                                               limb_bits).words, m[0])):
+            w = shared.layout([col_bits(meta[s], c) for c in members], limb_bits).words
+            if words + w <= max_words:
+                words += w
+                keep.update(members)
+        included[s] = keep
+    pairs, rest = [], {}
+    for left, right in cross:
+        on_shares = {(lc, rc) for lc, rc in cross_needs[(left, right)]
+                     if lc in included[left] and rc in included[right]}
+        rest[(left, right)] = cross_needs[(left, right)] - on_shares
+        if on_shares:
+            pairs.append((left, right))
+    in_pairs = {s for p in pairs for s in p}
+    columns = {s: [c for c in meta[s]["names"] if c in included[s]] for s in order if s in in_pairs}
+    stations = {s: SharedStation(s, partner[s], cs, [col_bits(meta[s], c) for c in cs],
+                                 shared.layout([col_bits(meta[s], c) for c in cs], limb_bits))
+                for s, cs in columns.items()}
+    first_other = {q: next(s for s in order if s != q) for q in order}  # a dealer is any station but the participant
+    shared_pairs = [SharedPair(f"pair{i}", a, b, dealer_a=first_other[partner[a]], dealer_b=first_other[partner[b]])
+                    for i, (a, b) in enumerate(pairs)]
+    return stations, shared_pairs, rest
 
 
 # relative costs for choosing ciphertext groups: one owner encryption per row and group (rows and padding)
@@ -209,9 +291,14 @@ def plan_products(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple
     # the totals the analyses read (their dry run), and every station's constant (the cohort size)
     asked = {(s, c) for s, c in recorder.total_requests} | {(s, CONST) for s in meta}
     totals_wanted = {s: [c for c in meta[s]["names"] if (s, c) in asked] for s in meta}
+    cross = [(left, right) for (left, right), needs in cross_needs.items() if needs]
+    shared_stations, shared_pairs, cross_needs = _plan_shared(cross, cross_needs, totals_wanted, meta, n_rows,
+                                                              partner)
+    cross = [p for p in cross if cross_needs[p]]  # the products left for Paillier
+    for s, st in shared_stations.items():  # their totals come with the shares
+        totals_wanted[s] = [c for c in totals_wanted[s] if c not in set(st.columns)]
     masked_for = {s: _masked_totals(s, partner[s], totals_wanted[s], meta[s], n_rows[s]) for s in meta}
     capacity = key_bits - 1
-    cross = [(left, right) for (left, right), needs in cross_needs.items() if needs]
     l_totals_pair = {}
     for left, right in cross:
         l_totals_pair.setdefault(left, (left, right))
@@ -296,7 +383,8 @@ def plan_products(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple
         zero_count[b_var.station] = zero_count.get(b_var.station, 0) + n_rows[a_var.station] + n_rows[c_var.station]
     for station, enc in encrypt.items():
         enc["zeros"] = product.zeros_for(zero_count.get(station, 0))
-    return Plan(jobs=jobs, encrypt=encrypt, chains=chains, masked=masked_totals)
+    return Plan(jobs=jobs, encrypt=encrypt, chains=chains, masked=masked_totals, shared=shared_stations,
+                shared_pairs=shared_pairs)
 
 
 def result_slots(job: Job, layout: list) -> list[list[tuple[int, int]]]:

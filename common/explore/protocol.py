@@ -1,15 +1,18 @@
 """Exploration of the linked cohort: linkage plus every requested analysis in four rounds.
 
 Round 1: linkage encoding, and each station describes the columns it will contribute (names,
-categories, a power-of-two bound on its values, Kaplan-Meier times). Round 2: linkage blinding,
-and each key owner (the "R" station of a pair) encrypts its packed rows under a fresh Paillier key,
-with the fresh encryptions of 0 the coordinator pads with. Round 3: each "L" station aggregates the
-coordinator's padded layout against its own columns. Round 4: each key owner decrypts masked sums.
-A station's own totals that no cross job gives come from masked sums with its partner instead
-(:mod:`.masked`: masked records in round 2, the partner's mask sums in round 3, no decryption), so a
-job whose analyses all concern one station's columns ends after round 3.
-This module is the coordinator's side; the station steps are in :mod:`.steps`, the plan of
-encrypted products in :mod:`.plan`, the Paillier work in :mod:`.product`. Leakage and cost:
+categories, a power-of-two bound on its values, Kaplan-Meier times). Round 2: linkage blinding;
+products of narrow columns across stations go on additive shares (:mod:`.shared`, coordinated by
+:mod:`.shared_job`): each station uploads its masked limbs; products of wide columns (Kaplan-Meier
+exits) go through Paillier: each key owner (the "R" station of a pair) encrypts its packed rows
+under a fresh key, with the fresh encryptions of 0 the coordinator pads with. Round 3: partners,
+participants and dealers of the shared products; each "L" station aggregates the coordinator's
+padded layout against its own columns. Round 4: the partners' last Beaver product; each key owner
+decrypts masked sums. A station's own totals that no product gives come from masked sums with its
+partner (:mod:`.masked`: masked records in round 2, the partner's mask sums in round 3, no
+decryption), so a job whose analyses all concern one station's columns ends after round 3.
+This module is the coordinator's side; the station steps are in :mod:`.steps`, the plan in
+:mod:`.plan`, the Paillier work in :mod:`.product`. Leakage and cost:
 docs/leakage/exploration.md and docs/leakage/exploration-cost.md.
 One station alone (no linkage) takes one round and the same statistics, computed locally.
 """
@@ -28,6 +31,7 @@ from . import masked, product
 from .columns import CONST, FRAC_BITS
 from .job import CohortSums
 from .plan import Plan, plan_products, result_slots
+from .shared_job import SharedRun, upload_payload
 from .spec import ExploreSpec, parse_explore_spec
 from .stats import release
 from .steps import STEPS
@@ -61,6 +65,11 @@ def _round_lists(coordinator: Coordinator, calls: dict[str, list[StepCall]], lab
         return {}
     res = coordinator.round(combined, label=label, final=set(combined) - later)
     return {s: (res[s]["results"] if len(calls[s]) > 1 else [res[s]]) for s in combined}
+
+
+def _result_with(results: list[dict], field: str) -> dict:
+    """The result of a station's round that carries ``field`` (a station may run several steps in a round)."""
+    return next(r for r in results if field in r)
 
 
 def _descale(value: int, bits: int) -> float:
@@ -103,10 +112,13 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
             second_calls[s].append(StepCall("explore_mask", {**payload, "columns": mt.columns, "bits": mt.bits,
                                                              "partner": mt.partner,
                                                              "peer_key": describe[mt.partner]["exchange_key"]}))
+        for s in plan.shared:
+            second_calls[s].append(StepCall("explore_share", {**payload, **upload_payload(plan, s, describe)}))
         second = _round_lists(coordinator, second_calls, "linkage: blind keys; exploration: encrypt rows", set(stations))
         link_second = {s: second[s][0] for s in stations}
-        encrypted = {r: second[r][1] for r in plan.encrypt}
-        masked_rows = {s: second[s][-1]["masked"] for s in plan.masked}
+        encrypted = {r: _result_with(second[r][1:], "public_key") for r in plan.encrypt}
+        masked_rows = {s: _result_with(second[s][1:], "masked")["masked"] for s in plan.masked}
+        uploads = {s: _result_with(second[s][1:], "shared")["shared"] for s in plan.shared}
         linkage = run.finish(link_first, link_second)
     cohort = linkage.cohort()
     if len(cohort[hub]) < k:
@@ -130,7 +142,12 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
                 "columns": job.l_columns, "needs": job.needs, "bits": job.bits}
         for station, j in jobs.items():
             third.setdefault(station, []).append(StepCall("explore_aggregate", {**payload, "jobs": j}))
+        shares = SharedRun(plan, uploads, cohort, n_rows, {s: describe[s]["exchange_key"] for s in stations})
+        for station, call in shares.third_calls().items():
+            third.setdefault(station, []).append(StepCall("explore_share_products", {**payload, **call}))
         for s, mt in plan.masked.items():  # the partner sums its mask stream over the cohort's positions
+            if s in plan.shared:
+                continue  # ... in the shared-products step, which uses the same positions
             third.setdefault(mt.partner, []).append(StepCall("explore_mask_sums", {
                 **payload, "station": s, "peer_key": describe[s]["exchange_key"], "n_rows": n_rows[s],
                 "words": mt.layout.words, "rows": masked.pack_rows(cohort[s])}))
@@ -147,9 +164,14 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
             third.setdefault(station, []).append(StepCall("explore_shift", {**payload, "chains": j}))
         decrypting = {job.right for job in plan.jobs} | {ch.c.station for ch in plan.chains}
         chain_keys = {ch.b.station for ch in plan.chains}
-        out3 = _round_lists(coordinator, third, "exploration: aggregate over the cohort", decrypting | chain_keys)
+        out3 = _round_lists(coordinator, third, "exploration: aggregate over the cohort",
+                            decrypting | chain_keys | shares.fourth_stations())
         aggregated = {s: next(r for r in res if "jobs" in r) for s, res in out3.items() if s in jobs}
-        mask_sums = {(p, r.get("station")): r["mask_sums"] for p, res in out3.items() for r in res if "mask_sums" in r}
+        shared3 = {s: next(r for r in res if "share_totals" in r) for s, res in out3.items()
+                   if any("share_totals" in r for r in res)}
+        mask_sums = {(p, r.get("station")): r["mask_sums"] for p, res in out3.items() for r in res if "mask_sums" in r
+                     and "share_totals" not in r}
+        mask_sums.update({(p, s): text for p, r in shared3.items() for s, text in r["mask_sums"].items()})
         shifted = {s: next(r for r in res if "chains" in r) for s, res in out3.items() if s in shift_jobs}
 
         fourth: dict[str, list[StepCall]] = {}
@@ -174,9 +196,21 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
                 "columns": ch.c_columns, "slot_bits": ch.slot_bits, "capacity": ch.capacity}
         for station, j in chain_jobs.items():
             fourth.setdefault(station, []).append(StepCall("explore_chain_aggregate", {**payload, "chains": j}))
+        for station, call in shares.fourth_calls(shared3).items():
+            fourth.setdefault(station, []).append(StepCall("explore_share_finish", {**payload, **call}))
         out4 = _round_lists(coordinator, fourth, "exploration: decrypt masked sums", chain_keys)
         decrypted = {s: next(r for r in res if "jobs" in r) for s, res in out4.items() if s in to_decrypt}
+        shared4 = {s: next(r for r in res if "pairs" in r) for s, res in out4.items()
+                   if any("pairs" in r for r in res)}
         sums = _assemble(plan, masks, decrypted, pubs, meta)
+        shared_totals, shared_products = shares.sums(shared3, shared4)
+        for s, values in shared_totals.items():
+            scaled = set(meta[s]["scaled"])
+            sums.totals.setdefault(s, {}).update({c: _descale(v, product_frac(c, scaled)) for c, v in values.items()})
+        for (a, b), values in shared_products.items():
+            sa, sb = set(meta[a]["scaled"]), set(meta[b]["scaled"])
+            sums.crosses.setdefault((a, b), {}).update(
+                {(ca, cb): _descale(v, product_frac(ca, sa) + product_frac(cb, sb)) for (ca, cb), v in values.items()})
         for s, mt in plan.masked.items():
             try:
                 theirs = masked.unpack_sums(mask_sums.get((mt.partner, s), ""), mt.layout.words)

@@ -7,19 +7,21 @@ each step sends and who learns what in docs/leakage/exploration.md.
 from __future__ import annotations
 
 import numpy as np
+from cryptography.exceptions import InvalidTag
 
 from ..crypto import PrivateKey, PublicKey
 from ..crypto.pairkey import new_exchange_key
 from ..linkage.steps import station_rows
 from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
-from . import masked, product
+from ..training.shares import seal, unseal
+from . import masked, product, shared
 from .columns import build_columns
 from .spec import parse_explore_spec
 
 STATE_KEY = "explore_paillier_key"
 STATE_EXCHANGE = "explore_exchange_key"   # X25519 private half for masked totals (made in round 1)
-STATE_MASK_SUMS = "explore_mask_sums_of"  # stations whose mask sums this station has given (once each)
+STATE_MASK_SUMS = "explore_mask_sums_of"  # stations whose cohort positions this station has used (once each)
 
 
 def _columns(ctx: StationContext, payload: dict, shuffled: bool = True):
@@ -108,31 +110,179 @@ def step_mask(ctx: StationContext, payload: dict) -> dict:
     return {"masked": text}
 
 
-def step_mask_sums(ctx: StationContext, payload: dict) -> dict:
-    """Masked totals, P's side: the mask stream shared with S, summed over S's cohort positions.
+def _cohort_positions(ctx: StationContext, station: str, text: str, n_rows: int) -> np.ndarray:
+    """Another station's cohort positions, as a masked-totals or shared-products partner receives them.
 
     The station checks what it can: positions distinct and in range, at least its policy's smallest
     cell count of them (a sum over fewer would unmask fewer records), and only once per station and
     job (two sums over different positions would unmask their difference).
     """
-    key = _partner_key(ctx, payload, "station")
-    station = payload["station"]
-    n_rows, words = int(payload["n_rows"]), int(payload["words"])
     try:
-        rows = masked.unpack_rows(payload["rows"])
+        rows = masked.unpack_rows(text)
     except ValueError as exc:
-        raise InputError(f"masked totals: {exc}", station=ctx.station) from None
+        raise InputError(f"cohort positions of '{station}': {exc}", station=ctx.station) from None
     k = ctx.policy.min_cell_count
-    if not 0 < words <= masked.MAX_WORDS or n_rows <= 0:
-        raise InputError("the coordinator asked for an unexpected mask layout", station=ctx.station)
-    if len(rows) < k or len(np.unique(rows)) != len(rows) or rows.min() < 0 or rows.max() >= n_rows:
-        raise PrivacyError(f"masked totals of '{station}' refused: the positions must be distinct, in range and at "
+    if n_rows <= 0 or len(rows) < k or len(np.unique(rows)) != len(rows) or rows.min() < 0 or rows.max() >= n_rows:
+        raise PrivacyError(f"cohort positions of '{station}' refused: they must be distinct, in range and at "
                            f"least {k} (this node's smallest cell count)", station=ctx.station)
     done = ctx.state.get(STATE_MASK_SUMS) if ctx.state.has(STATE_MASK_SUMS) else []
     if station in done:
-        raise PrivacyError(f"masked totals of '{station}' were already summed in this job", station=ctx.station)
+        raise PrivacyError(f"the cohort positions of '{station}' were already used in this job", station=ctx.station)
     ctx.state.put(STATE_MASK_SUMS, [*done, station])
+    return rows
+
+
+def step_mask_sums(ctx: StationContext, payload: dict) -> dict:
+    """Masked totals, P's side: the mask stream shared with S, summed over S's cohort positions."""
+    key = _partner_key(ctx, payload, "station")
+    station = payload["station"]
+    n_rows, words = int(payload["n_rows"]), int(payload["words"])
+    if not 0 < words <= masked.MAX_WORDS:
+        raise InputError("the coordinator asked for an unexpected mask layout", station=ctx.station)
+    rows = _cohort_positions(ctx, station, payload["rows"], n_rows)
     return {"mask_sums": masked.pack_sums(masked.mask_sum(key, station, n_rows, words, rows)), "station": station}
+
+
+# ---------------------------------------------------------------------------------------------------
+# shared products (lancelot.explore.shared): upload, products, the partners' last product
+# ---------------------------------------------------------------------------------------------------
+def _shared_key(ctx: StationContext, payload: dict, other: str) -> bytes:
+    """The secret this station shares with another station of the job for shared products."""
+    if other not in payload["stations"] or other == ctx.station:
+        raise InputError(f"the coordinator named an unexpected station ({other!r}) for shared products",
+                         station=ctx.station)
+    if not ctx.state.has(STATE_EXCHANGE):
+        raise PrivacyError("no key exchange of this job in round 1 at this station", station=ctx.station)
+    return shared.station_key(ctx.state.get(STATE_EXCHANGE), str(payload["keys"][other]), ctx.station, other)
+
+
+def _array(ctx: StationContext, text, shape: tuple[int, int], what: str) -> np.ndarray:
+    try:
+        return shared.unpack_shaped(text, shape)
+    except ValueError:
+        raise InputError(f"shared products: {what} is missing or of the wrong shape", station=ctx.station) from None
+
+
+def step_share(ctx: StationContext, payload: dict) -> dict:
+    """Shared products, S's side (round 2): every record's columns as limbs plus a mask stream that only this
+    station and its partner can make; the coordinator keeps the cohort's records."""
+    cols = _columns(ctx, payload)
+    index = cols.index()
+    names, bits = list(payload["columns"]), [int(b) for b in payload["bits"]]
+    missing = [c for c in names if c not in index]
+    limb_bits = int(payload["limb_bits"])
+    if missing or len(bits) != len(names) or not names or not 8 <= limb_bits <= shared.MAX_LIMB_BITS:
+        raise InputError(f"the coordinator asked for unknown or mismatched columns {missing[:3]}", station=ctx.station)
+    lay = shared.layout(bits, limb_bits)
+    if lay.words > shared.MAX_WORDS or shared.limb_bits_for(len(ctx.data)) < limb_bits:
+        raise InputError("the coordinator asked for an unexpected shared layout", station=ctx.station)
+    key = _shared_key(ctx, payload, payload["partner"])
+    try:
+        text = shared.upload([cols.values[index[c]] for c in names], bits, lay, key, ctx.station)
+    except ValueError as exc:
+        raise InputError(f"shared products: {exc}", station=ctx.station) from None
+    return {"shared": text}
+
+
+def _state_name(ctx: StationContext, pair: str, side: str) -> str:
+    if not pair.isalnum():
+        raise InputError("the coordinator sent an unexpected pair id", station=ctx.station)
+    return f"explore_share_{pair}_{side}"
+
+
+def step_share_products(ctx: StationContext, payload: dict) -> dict:
+    """Shared products, round 3: as partner, minus the mask stream at another station's cohort positions (its
+    share of that station's columns, and their sum: the cohort totals); as participant, the Beaver products
+    with the coordinator's opened matrices; as dealer, the coordinator's triple shares; per pair, this
+    station's blinded share of the products and, when the pair's two partners differ, its sealed opening for
+    the other partner."""
+    me = ctx.station
+    xs: dict[str, np.ndarray] = {}
+    totals, mask_sums = {}, {}
+    for s, pos in (payload.get("positions") or {}).items():
+        key = _shared_key(ctx, payload, s)
+        n_rows, words = int(pos["n_rows"]), int(pos["words"])
+        if not 0 < words <= shared.MAX_WORDS:
+            raise InputError("the coordinator asked for an unexpected shared layout", station=me)
+        rows = _cohort_positions(ctx, s, pos["rows"], n_rows)
+        xs[s] = shared.partner_share(key, s, n_rows, words, rows)
+        totals[s] = shared.pack(xs[s].sum(axis=0, dtype=np.uint64))
+        if "masked_words" in pos:  # the station's other totals, masked sums over the same positions
+            masked_words = int(pos["masked_words"])
+            if not 0 < masked_words <= masked.MAX_WORDS:
+                raise InputError("the coordinator asked for an unexpected mask layout", station=me)
+            masked_key = masked.station_key(ctx.state.get(STATE_EXCHANGE), str(payload["keys"][s]), s, me)
+            mask_sums[s] = masked.pack_sums(masked.mask_sum(masked_key, s, n_rows, masked_words, rows))
+    out = {}
+    for entry in payload.get("pairs") or []:
+        pid, a, b, pa, pb = (str(entry[f]) for f in ("id", "a", "b", "pa", "pb"))
+        n, (ka, kb) = int(entry["n"]), (int(w) for w in entry["words"])
+        if n < ctx.policy.min_cell_count or not (0 < ka <= shared.MAX_WORDS and 0 < kb <= shared.MAX_WORDS):
+            raise PrivacyError(f"shared products refused: a cohort of at least {ctx.policy.min_cell_count} and "
+                               f"at most {shared.MAX_WORDS} words per record", station=me)
+        res: dict = {}
+        share = np.zeros((ka, kb), dtype=np.uint64)
+        for mine, side, other_words, dealer_field, term in ((b, pb, ka, "dealer2", "2"), (a, pa, kb, "dealer3", "3")):
+            if me != side:
+                continue
+            if mine not in xs or xs[mine].shape[0] != n:
+                raise InputError(f"shared products: no cohort positions of '{mine}' for this pair", station=me)
+            opened = _array(ctx, entry.get("open" + term), (n, other_words), "the coordinator's opened matrix")
+            e, q = shared.participant(xs[mine], opened, _shared_key(ctx, payload, entry[dealer_field]),
+                                      f"{pid}|{term}")
+            res["e" + term] = shared.pack(e)
+            share += q if term == "2" else q.T
+        for term, participant, g, h in (("2", pb, ka, kb), ("3", pa, kb, ka)):
+            if entry.get("dealer" + term) == me and "deal" + term in entry:
+                res["gamma" + term] = shared.pack(shared.dealer(
+                    shared.read_seed(entry["deal" + term]), _shared_key(ctx, payload, participant),
+                    f"{pid}|{term}", n, g, h))
+        if me in (pa, pb):
+            if pa == pb:
+                share += np.ascontiguousarray(xs[a].T) @ xs[b]
+            else:
+                side = "a" if me == pa else "b"
+                peer_key = _shared_key(ctx, payload, pb if side == "a" else pa)
+                z1, z2, _z3 = shared.zero_shares(peer_key, pid, (ka, kb))
+                share += z1 if side == "a" else z2
+                x = xs[a] if side == "a" else xs[b]
+                seed = shared.read_seed(entry["t4"]["seed"])
+                res["sealed"] = seal(peer_key, {"m": shared.station_open(x, seed, side)}, f"{pid}|{side}")
+                ctx.state.put_array(_state_name(ctx, pid, side), x)
+            res["share"] = shared.pack(share)
+        out[pid] = res
+    return {"share_totals": totals, "mask_sums": mask_sums, "pairs": out}
+
+
+def step_share_finish(ctx: StationContext, payload: dict) -> dict:
+    """Shared products, round 4 (two partners): the Beaver product of the two partners' shares, dealt by the
+    coordinator, from the other partner's sealed opening; blinded so that only the pair's sum means anything."""
+    me = ctx.station
+    out = {}
+    for entry in payload.get("pairs") or []:
+        pid, pa, pb = str(entry["id"]), str(entry["pa"]), str(entry["pb"])
+        if me not in (pa, pb) or pa == pb:
+            raise InputError("shared products: this station is not one of the pair's two partners", station=me)
+        side = "a" if me == pa else "b"
+        peer_key = _shared_key(ctx, payload, pb if side == "a" else pa)
+        x = ctx.state.get_array(_state_name(ctx, pid, side))
+        try:
+            theirs = unseal(peer_key, str(entry["sealed"]), f"{pid}|{'b' if side == 'a' else 'a'}")["m"]
+        except (InvalidTag, ValueError, KeyError):
+            raise InputError("shared products: the other partner's opening does not unseal", station=me) from None
+        if theirs.shape[0] != x.shape[0]:
+            raise InputError("shared products: the other partner's opening has the wrong shape", station=me)
+        ka, kb = (x.shape[1], theirs.shape[1]) if side == "a" else (theirs.shape[1], x.shape[1])
+        z1, z2, z3 = shared.zero_shares(peer_key, pid, (ka, kb))
+        seed = shared.read_seed(entry["t4"]["seed"])
+        if side == "a":
+            share = shared.station_share("a", seed, x, theirs) + z3
+        else:
+            gamma = _array(ctx, entry["t4"].get("gamma"), (ka, kb), "the coordinator's triple share")
+            share = shared.station_share("b", seed, x, theirs, gamma) - z1 - z2 - z3
+        ctx.state.drop(_state_name(ctx, pid, side))
+        out[pid] = {"share": shared.pack(share)}
+    return {"pairs": out}
 
 
 def _relayed_key(ctx: StationContext, text: dict) -> PublicKey:
@@ -212,4 +362,5 @@ def step_decrypt(ctx: StationContext, payload: dict) -> dict:
 STEPS = {"explore_describe": step_describe, "explore_local": step_local, "explore_encrypt": step_encrypt,
          "explore_aggregate": step_aggregate, "explore_decrypt": step_decrypt, "explore_shift": step_shift,
          "explore_chain_aggregate": step_chain_aggregate, "explore_mask": step_mask,
-         "explore_mask_sums": step_mask_sums}
+         "explore_mask_sums": step_mask_sums, "explore_share": step_share,
+         "explore_share_products": step_share_products, "explore_share_finish": step_share_finish}
