@@ -64,10 +64,21 @@ def test_products_and_totals_equal_exact_integer_sums(same_partner):
         for part in round3 + round4[:1]:  # each station message alone is uniform-looking, not a partial sum
             assert not np.array_equal(part, q3.T) and not np.array_equal(part, q2)
         stations = sum(round3) + sum(round4)
-    products = shared.column_products(c + stations, lay_a, lay_b)
-    assert products == _exact(cols_a, rows_a, cols_b, rows_b)
-    totals = shared.column_totals(big_a.sum(axis=0, dtype=np.uint64) + x_a.sum(axis=0, dtype=np.uint64), lay_a)
-    assert totals == [sum(int(col[r]) for r in rows_a) for col in cols_a]
+    row_bits = shared.row_bits_for(max(n_a, n_b))
+    every = [(i, j) for i in range(len(bits_a)) for j in range(len(bits_b))]
+    rel = shared.release_products(lay_a, lay_b, bits_a, bits_b, every, row_bits)
+    assert rel.folded[every.index((0, 1))] and not rel.folded[every.index((3, 2))]  # 1+20 bits fold; 70+33 do not
+    # every party folds its own share (linear modulo 2^64): the sum of the folds is the fold of the sum
+    assert shared.unfold(shared.fold(c, rel) + shared.fold(stations, rel), rel) == _exact(cols_a, rows_a, cols_b, rows_b)
+    some = [(0, 2), (3, 0)]
+    rel = shared.release_products(lay_a, lay_b, bits_a, bits_b, some, row_bits)
+    assert rel.size == 1 + lay_a.limbs[3]  # only what was asked for leaves the shares
+    exact = _exact(cols_a, rows_a, cols_b, rows_b)
+    assert shared.unfold(shared.fold(c + stations, rel), rel) == {p: exact[p] for p in some}
+    tot = shared.release_totals(lay_a, bits_a, [0, 2, 3], row_bits)
+    got = shared.unfold(shared.fold(big_a.sum(axis=0, dtype=np.uint64), tot)
+                        + shared.fold(x_a.sum(axis=0, dtype=np.uint64), tot), tot)
+    assert got == {i: sum(int(cols_a[i][r]) for r in rows_a) for i in (0, 2, 3)}
 
 
 def test_uploaded_words_are_uniform_and_values_are_checked():
@@ -103,10 +114,11 @@ def _station(tmp_path, name, k=10):
     return ctx
 
 
-def _positions(rows, n_rows=60, words=2):
+def _positions(rows, n_rows=60, bits=(1, 1)):
     keys = {s: new_exchange_key()[1] for s in (A, B, P)}
     return {"stations": [A, B, P], "keys": keys,
-            "positions": {A: {"rows": masked.pack_rows(np.asarray(rows)), "n_rows": n_rows, "words": words}}}
+            "positions": {A: {"rows": masked.pack_rows(np.asarray(rows)), "n_rows": n_rows, "bits": list(bits),
+                              "limb_bits": 20, "row_bits": 7, "totals": [0]}}}
 
 
 def test_a_partner_uses_a_stations_cohort_positions_once_and_only_enough_distinct_ones(tmp_path):
@@ -115,28 +127,38 @@ def test_a_partner_uses_a_stations_cohort_positions_once_and_only_enough_distinc
         with pytest.raises(PrivacyError, match="distinct, in range and at least 12"):
             step_share_products(p, _positions(list(rows)))
     out = step_share_products(p, _positions(range(12)))
-    assert shared.unpack_shaped(out["share_totals"][A], (2,)).dtype == np.uint64
+    assert shared.unpack_shaped(out["share_totals"][A], (1,)).dtype == np.uint64  # only the total asked for
     with pytest.raises(PrivacyError, match="already used"):
         step_share_products(p, _positions(range(20, 40)))  # a second set of positions would unmask the difference
-    with pytest.raises(InputError, match="unexpected shared layout"):
-        step_share_products(_station(tmp_path, "other"), {**_positions(range(12)), "stations": [A, B, P, "other"],
-                                                          "positions": {A: {**_positions(range(12))["positions"][A],
-                                                                            "words": shared.MAX_WORDS + 1}}})
+    other = _station(tmp_path, "other")
+    for change, message in [({"bits": [1] * (shared.MAX_WORDS + 1)}, "unexpected shared layout"),
+                            ({"n_rows": 1 << 30}, "unexpected row count"), ({"totals": [5]}, "unknown columns"),
+                            ({"rows": "not positions"}, "unreadable cohort positions")]:
+        positions = _positions(range(12))
+        with pytest.raises(InputError, match=message):
+            step_share_products(other, {**positions, "stations": [A, B, P, "other"],
+                                        "positions": {A: {**positions["positions"][A], **change}}})
+    with pytest.raises(InputError, match="incomplete or malformed"):
+        step_share_products(other, {**_positions(range(12)), "stations": [A, B, P, "other"],
+                                    "positions": {B: {"rows": masked.pack_rows(np.arange(12))}}})
 
 
 def test_a_station_refuses_products_over_a_small_cohort_unknown_stations_and_bad_matrices(tmp_path):
     p = _station(tmp_path, P, k=12)
-    pair = {"id": "pair0", "a": A, "b": B, "pa": P, "pb": P, "n": 11, "words": [2, 2], "dealer2": A, "dealer3": A}
+    pair = {"id": "pair0", "a": A, "b": B, "pa": P, "pb": P, "n": 11, "bits": [[1, 1], [1, 1]], "limb_bits": 20,
+            "row_bits": 7, "products": [[0, 0]], "dealer2": A, "dealer3": A}
     with pytest.raises(PrivacyError, match="at least 12"):
         step_share_products(p, {**_positions(range(12)), "pairs": [pair]})
     q = _station(tmp_path, A, k=12)
     with pytest.raises(InputError, match="unexpected station"):  # a dealer's participant outside the job
         step_share_products(q, {**_positions([])} | {"positions": {}, "pairs": [
             {**pair, "n": 12, "pb": "researcher", "deal2": "00" * 32}]})
+    with pytest.raises(InputError, match="products of unknown columns"):
+        step_share_products(q, {**_positions([])} | {"positions": {}, "pairs": [{**pair, "n": 12, "products": [[0, 2]]}]})
     r = _station(tmp_path, "r", k=12)
     payload = {**_positions(range(12)), "stations": [A, B, P, "r"]}
     with pytest.raises(InputError, match="no cohort positions of 'gp_1'"):  # P_b without b's positions
         step_share_products(r, {**payload, "positions": {}, "pairs": [{**pair, "n": 12, "pa": "r", "pb": "r",
                                                                       "open2": shared.pack(np.zeros((12, 2)))}]})
-    with pytest.raises(InputError, match="not one of the pair's two partners"):
-        step_share_finish(q, {"stations": [A, B, P], "keys": {}, "pairs": [{**pair, "pa": P, "pb": B}]})
+    with pytest.raises(InputError, match="holds no share of that pair"):  # round 4 only after this station's round 3
+        step_share_finish(q, {"stations": [A, B, P], "keys": {}, "pairs": [{"id": "pair0", "sealed": ""}]})

@@ -89,11 +89,18 @@ class SharedStation:
     columns: list[str]
     bits: list[int]
     layout: shared.Layout
+    totals: list[int]              # the columns whose cohort totals the analyses read
+    row_bits: int                  # bit length of the largest station's row count (bounds every sum)
+
+    @property
+    def release(self) -> shared.Release:
+        return shared.release_totals(self.layout, self.bits, self.totals, self.row_bits)
 
 
 @dataclass
 class SharedPair:
-    """The cohort products of every shared column of station ``a`` with every one of station ``b``.
+    """The cohort products of station ``a``'s shared columns with station ``b``'s that the analyses read
+    (``products``: index pairs into the two stations' shared columns).
 
     ``dealer_a`` deals the triple of C's product with a's partner, ``dealer_b`` with b's partner.
     """
@@ -103,6 +110,7 @@ class SharedPair:
     b: str
     dealer_a: str
     dealer_b: str
+    products: list[tuple[int, int]]
 
 
 @dataclass
@@ -160,21 +168,28 @@ def _plan_shared(cross: list[tuple[str, str]], cross_needs: dict, totals_wanted:
                 words += w
                 keep.update(members)
         included[s] = keep
-    pairs, rest = [], {}
+    pairs, rest = {}, {}
     for left, right in cross:
         on_shares = {(lc, rc) for lc, rc in cross_needs[(left, right)]
                      if lc in included[left] and rc in included[right]}
         rest[(left, right)] = cross_needs[(left, right)] - on_shares
         if on_shares:
-            pairs.append((left, right))
+            pairs[(left, right)] = on_shares
     in_pairs = {s for p in pairs for s in p}
     columns = {s: [c for c in meta[s]["names"] if c in included[s]] for s in order if s in in_pairs}
-    stations = {s: SharedStation(s, partner[s], cs, [col_bits(meta[s], c) for c in cs],
-                                 shared.layout([col_bits(meta[s], c) for c in cs], limb_bits))
-                for s, cs in columns.items()}
+    row_bits = shared.row_bits_for(max(n_rows.values()))
+    stations = {}
+    for s, cs in columns.items():
+        bits = [col_bits(meta[s], c) for c in cs]
+        stations[s] = SharedStation(s, partner[s], cs, bits, shared.layout(bits, limb_bits),
+                                    [i for i, c in enumerate(cs) if c in totals_wanted[s]], row_bits)
     first_other = {q: next(s for s in order if s != q) for q in order}  # a dealer is any station but the participant
-    shared_pairs = [SharedPair(f"pair{i}", a, b, dealer_a=first_other[partner[a]], dealer_b=first_other[partner[b]])
-                    for i, (a, b) in enumerate(pairs)]
+    shared_pairs = []
+    for i, ((a, b), needs) in enumerate(pairs.items()):
+        index_a, index_b = ({c: k for k, c in enumerate(columns[x])} for x in (a, b))
+        shared_pairs.append(SharedPair(f"pair{i}", a, b, dealer_a=first_other[partner[a]],
+                                       dealer_b=first_other[partner[b]],
+                                       products=sorted((index_a[lc], index_b[rc]) for lc, rc in needs)))
     return stations, shared_pairs, rest
 
 

@@ -22,7 +22,8 @@ The protocol, for columns U at station a and V at station b (the coordinator C r
    (:func:`zero_shares`), so C learns the sum U_c^T V_c and nothing else.
 
 Sums of limb products over the cohort stay below 2^63 (``limb_bits`` is chosen from the largest row
-count), so every result is exact; C recombines limbs into Python integers.
+count), so every result is exact. Only the sums the analyses read leave the shares (:class:`Release`),
+each folded from its limbs into one word by every party before it is sent when its value fits.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class Layout:
 
 def limb_bits_for(max_rows: int) -> int:
     """The widest limb whose products, summed over ``max_rows`` records, stay below 2^63."""
-    bits = min(MAX_LIMB_BITS, (63 - max(1, int(max_rows)).bit_length()) // 2)
+    bits = min(MAX_LIMB_BITS, (63 - row_bits_for(max_rows)) // 2)
     if bits < 8:
         raise ValueError("too many rows for 64-bit shared products")
     return bits
@@ -63,7 +64,7 @@ def limb_bits_for(max_rows: int) -> int:
 
 def max_words_for(max_rows: int) -> int:
     """Limb words per record the plan puts on shares: at most :data:`MAX_MATRIX_BYTES` per relayed matrix
-    (about 330 words at 12,000 rows, 33 at 120,000); wider families are cheaper under Paillier's packing."""
+    (256 at 12,000 rows, 34 at 120,000); wider families are cheaper under Paillier's packing."""
     return max(1, min(MAX_WORDS, MAX_MATRIX_BYTES // (8 * max(1, int(max_rows)))))
 
 
@@ -94,23 +95,73 @@ def encode(columns: list[np.ndarray], bits: list[int], lay: Layout) -> np.ndarra
     return words
 
 
-def _recombine(values: np.ndarray, limb_bits: int) -> int:
-    """sum of values[i, j] * 2^(w (i + j)) (or of values[i] * 2^(w i)) as a Python integer."""
-    out = 0
-    for index, v in np.ndenumerate(np.asarray(values, dtype=np.uint64)):
-        out += int(v) << (limb_bits * sum(index))
+@dataclass(frozen=True)
+class Release:
+    """The sums that leave the shares, nothing else: per requested sum (a column's total, or a column pair's
+    product), its limb cells in the flattened share matrix and their weights (bits to shift), folded into one
+    word by every party before sending when its exact value stays below 2^63 (then C sees only the sum, not
+    per-limb sums), otherwise sent as its cells for C to recombine."""
+
+    keys: tuple
+    cells: tuple[tuple[int, ...], ...]
+    shifts: tuple[tuple[int, ...], ...]
+    folded: tuple[bool, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(1 if f else len(c) for c, f in zip(self.cells, self.folded))
+
+
+def release_totals(lay: Layout, bits: list[int], columns: list[int], row_bits: int) -> Release:
+    w = lay.limb_bits
+    return Release(tuple(columns),
+                   tuple(tuple(range(lay.starts[i], lay.starts[i] + lay.limbs[i])) for i in columns),
+                   tuple(tuple(w * limb for limb in range(lay.limbs[i])) for i in columns),
+                   tuple(max(1, bits[i]) + row_bits <= 63 for i in columns))
+
+
+def release_products(lay_a: Layout, lay_b: Layout, bits_a: list[int], bits_b: list[int],
+                     pairs: list[tuple[int, int]], row_bits: int) -> Release:
+    w, kb = lay_a.limb_bits, lay_b.words
+    cells, shifts = [], []
+    for i, j in pairs:
+        here = [((lay_a.starts[i] + la) * kb + lay_b.starts[j] + lb, w * (la + lb))
+                for la in range(lay_a.limbs[i]) for lb in range(lay_b.limbs[j])]
+        cells.append(tuple(c for c, _ in here))
+        shifts.append(tuple(sh for _, sh in here))
+    return Release(tuple(tuple(p) for p in pairs), tuple(cells), tuple(shifts),
+                   tuple(max(1, bits_a[i]) + max(1, bits_b[j]) + row_bits <= 63 for i, j in pairs))
+
+
+def fold(values: np.ndarray, rel: Release) -> np.ndarray:
+    """A party's share of the released sums (linear, modulo 2^64, so the parties' folds add up)."""
+    flat = np.asarray(values, dtype=np.uint64).ravel()
+    out = []
+    for cells, shifts, folded in zip(rel.cells, rel.shifts, rel.folded):
+        if folded:
+            weights = np.array([(1 << sh) if sh < 64 else 0 for sh in shifts], dtype=np.uint64)
+            out.append((flat[list(cells)] * weights).sum(dtype=np.uint64))
+        else:
+            out.extend(flat[list(cells)])
+    return np.array(out, dtype=np.uint64)
+
+
+def unfold(vector: np.ndarray, rel: Release) -> dict:
+    """C: the released sums as exact integers, from the sum of every party's fold."""
+    words = [int(v) for v in np.asarray(vector, dtype=np.uint64)]
+    out, at = {}, 0
+    for key, shifts, folded in zip(rel.keys, rel.shifts, rel.folded):
+        if folded:
+            out[key] = words[at]
+            at += 1
+        else:
+            out[key] = sum(word << sh for word, sh in zip(words[at:at + len(shifts)], shifts))
+            at += len(shifts)
     return out
 
 
-def column_totals(word_sums: np.ndarray, lay: Layout) -> list[int]:
-    return [_recombine(word_sums[s:s + k], lay.limb_bits) for s, k in zip(lay.starts, lay.limbs)]
-
-
-def column_products(matrix: np.ndarray, lay_a: Layout, lay_b: Layout) -> dict[tuple[int, int], int]:
-    """Per (column of a, column of b), its cohort sum of products, from the limb product matrix."""
-    return {(i, j): _recombine(matrix[sa:sa + ka, sb:sb + kb], lay_a.limb_bits)
-            for i, (sa, ka) in enumerate(zip(lay_a.starts, lay_a.limbs))
-            for j, (sb, kb) in enumerate(zip(lay_b.starts, lay_b.limbs))}
+def row_bits_for(max_rows: int) -> int:
+    return max(1, int(max_rows)).bit_length()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -235,7 +286,7 @@ def read_seed(text: str) -> bytes:
     return raw
 
 
-__all__ = ["Layout", "MAX_WORDS", "align", "c_deal", "c_share", "column_products", "column_totals", "dealer",
-           "encode", "layout", "limb_bits_for", "open_c_side", "pack", "participant", "partner_share",
+__all__ = ["Layout", "MAX_WORDS", "Release", "align", "c_deal", "c_share", "dealer", "encode", "fold", "layout",
+           "release_products", "release_totals", "row_bits_for", "unfold", "limb_bits_for", "open_c_side", "pack", "participant", "partner_share",
            "read_seed", "station_key", "station_open", "station_share", "unpack", "unpack_shaped", "upload",
            "zero_shares"]

@@ -42,7 +42,6 @@ class SharedRun:
                 raise InputError("shared products: the station's upload does not match the plan", station=s) from None
         self.partner = {s: st.partner for s, st in plan.shared.items()}
         self.seeds: dict[str, dict[str, bytes]] = {}
-        self.gamma_b: dict[str, np.ndarray] = {}
 
     def _words(self, s: str) -> int:
         return self.plan.shared[s].layout.words
@@ -56,14 +55,17 @@ class SharedRun:
 
         for s, st in self.plan.shared.items():
             call(st.partner)["positions"][s] = {"rows": masked.pack_rows(self.cohort[s]), "n_rows": self.n_rows[s],
-                                                "words": st.layout.words}
+                                                "bits": st.bits, "limb_bits": st.layout.limb_bits,
+                                                "row_bits": st.row_bits, "totals": st.totals}
             if s in self.plan.masked:  # its other totals: masked sums over the same positions
                 call(st.partner)["positions"][s]["masked_words"] = self.plan.masked[s].layout.words
         for p in self.plan.shared_pairs:
             pa, pb = self.partner[p.a], self.partner[p.b]
             ka, kb = self._words(p.a), self._words(p.b)
             seeds = self.seeds[p.id] = {"2": new_seed(), "3": new_seed(), "a": new_seed(), "b": new_seed()}
-            common = {"id": p.id, "a": p.a, "b": p.b, "pa": pa, "pb": pb, "n": self.n, "words": [ka, kb],
+            a, b = self.plan.shared[p.a], self.plan.shared[p.b]
+            common = {"id": p.id, "a": p.a, "b": p.b, "pa": pa, "pb": pb, "n": self.n, "bits": [a.bits, b.bits],
+                      "limb_bits": a.layout.limb_bits, "row_bits": a.row_bits, "products": p.products,
                       "dealer2": p.dealer_b, "dealer3": p.dealer_a}
             entries = {x: dict(common) for x in {pa, pb, p.dealer_a, p.dealer_b}}
             entries[pb]["open2"] = shared.pack(shared.open_c_side(self.aligned[p.a], seeds["2"]))
@@ -71,9 +73,9 @@ class SharedRun:
             entries[p.dealer_b]["deal2"] = seeds["2"].hex()
             entries[p.dealer_a]["deal3"] = seeds["3"].hex()
             if pa != pb:
-                self.gamma_b[p.id] = shared.c_deal(seeds["a"], seeds["b"], self.n, ka, kb)
                 entries[pa]["t4"] = {"seed": seeds["a"].hex()}
-                entries[pb]["t4"] = {"seed": seeds["b"].hex(), "gamma": shared.pack(self.gamma_b[p.id])}
+                entries[pb]["t4"] = {"seed": seeds["b"].hex(),
+                                     "gamma": shared.pack(shared.c_deal(seeds["a"], seeds["b"], self.n, ka, kb))}
             for x, entry in entries.items():
                 call(x)["pairs"].append(entry)
         return calls
@@ -83,30 +85,27 @@ class SharedRun:
                 for x in (p.a, p.b)}
 
     def fourth_calls(self, third: dict[str, dict]) -> dict[str, dict]:
-        """Per partner, its round-4 payload: the other partner's sealed opening and its triple seed again."""
+        """Per partner, its round-4 payload: the other partner's sealed opening (the rest it kept in round 3)."""
         calls: dict[str, dict] = {}
         for p in self.plan.shared_pairs:
             pa, pb = self.partner[p.a], self.partner[p.b]
             if pa == pb:
                 continue
-            seeds = self.seeds[p.id]
-            base = {"id": p.id, "a": p.a, "b": p.b, "pa": pa, "pb": pb}
             sealed = {x: _field(third, x, p.id, "sealed") for x in (pa, pb)}
-            calls.setdefault(pa, {"keys": self.keys, "pairs": []})["pairs"].append(
-                {**base, "sealed": sealed[pb], "t4": {"seed": seeds["a"].hex()}})
-            calls.setdefault(pb, {"keys": self.keys, "pairs": []})["pairs"].append(
-                {**base, "sealed": sealed[pa], "t4": {"seed": seeds["b"].hex(),
-                                                      "gamma": shared.pack(self.gamma_b[p.id])}})
+            for me, other in ((pa, pb), (pb, pa)):
+                calls.setdefault(me, {"keys": self.keys, "pairs": []})["pairs"].append(
+                    {"id": p.id, "sealed": sealed[other]})
         return calls
 
     def sums(self, third: dict[str, dict], fourth: dict[str, dict]) -> tuple[dict, dict]:
         """(totals per station and column, products per pair (a, b) and column pair), as exact integers."""
         totals: dict[str, dict[str, int]] = {}
         for s, st in self.plan.shared.items():
-            theirs = _matrix(third.get(st.partner, {}).get("share_totals", {}).get(s), (st.layout.words,),
+            rel = st.release
+            theirs = _matrix(third.get(st.partner, {}).get("share_totals", {}).get(s), (rel.size,),
                              st.partner, "the partner's share totals")
-            word_sums = self.aligned[s].sum(axis=0, dtype=np.uint64) + theirs
-            totals[s] = dict(zip(st.columns, shared.column_totals(word_sums, st.layout)))
+            folded = shared.fold(self.aligned[s].sum(axis=0, dtype=np.uint64), rel) + theirs
+            totals[s] = {st.columns[i]: v for i, v in shared.unfold(folded, rel).items()}
         products: dict[tuple[str, str], dict[tuple[str, str], int]] = {}
         for p in self.plan.shared_pairs:
             a, b = self.plan.shared[p.a], self.plan.shared[p.b]
@@ -117,14 +116,15 @@ class SharedRun:
             e3 = _matrix(_field(third, pa, p.id, "e3"), (self.n, ka), pa, "an opened share")
             g2 = _matrix(_field(third, p.dealer_b, p.id, "gamma2"), (ka, kb), p.dealer_b, "a dealer's share")
             g3 = _matrix(_field(third, p.dealer_a, p.id, "gamma3"), (kb, ka), p.dealer_a, "a dealer's share")
-            total = (np.ascontiguousarray(self.aligned[p.a].T) @ self.aligned[p.b]
-                     + shared.c_share(seeds["2"], e2, g2, ka) + shared.c_share(seeds["3"], e3, g3, kb).T)
+            mine = (np.ascontiguousarray(self.aligned[p.a].T) @ self.aligned[p.b]
+                    + shared.c_share(seeds["2"], e2, g2, ka) + shared.c_share(seeds["3"], e3, g3, kb).T)
+            rel = shared.release_products(a.layout, b.layout, a.bits, b.bits, p.products, a.row_bits)
+            total = shared.fold(mine, rel)
             for x in {pa, pb}:
-                total += _matrix(_field(third, x, p.id, "share"), (ka, kb), x, "a station's share")
+                total += _matrix(_field(third, x, p.id, "share"), (rel.size,), x, "a station's share")
                 if pa != pb:
-                    total += _matrix(_field(fourth, x, p.id, "share"), (ka, kb), x, "a station's last share")
-            values = shared.column_products(total, a.layout, b.layout)
-            products[(p.a, p.b)] = {(a.columns[i], b.columns[j]): v for (i, j), v in values.items()}
+                    total += _matrix(_field(fourth, x, p.id, "share"), (rel.size,), x, "a station's last share")
+            products[(p.a, p.b)] = {(a.columns[i], b.columns[j]): v for (i, j), v in shared.unfold(total, rel).items()}
         return totals, products
 
 

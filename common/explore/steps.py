@@ -168,14 +168,13 @@ def step_share(ctx: StationContext, payload: dict) -> dict:
     station and its partner can make; the coordinator keeps the cohort's records."""
     cols = _columns(ctx, payload)
     index = cols.index()
-    names, bits = list(payload["columns"]), [int(b) for b in payload["bits"]]
+    names = list(payload["columns"])
+    bits, lay = _layout(ctx, payload["bits"], payload["limb_bits"])
     missing = [c for c in names if c not in index]
-    limb_bits = int(payload["limb_bits"])
-    if missing or len(bits) != len(names) or not names or not 8 <= limb_bits <= shared.MAX_LIMB_BITS:
+    if missing or len(bits) != len(names):
         raise InputError(f"the coordinator asked for unknown or mismatched columns {missing[:3]}", station=ctx.station)
-    lay = shared.layout(bits, limb_bits)
-    if lay.words > shared.MAX_WORDS or shared.limb_bits_for(len(ctx.data)) < limb_bits:
-        raise InputError("the coordinator asked for an unexpected shared layout", station=ctx.station)
+    if shared.limb_bits_for(len(ctx.data)) < lay.limb_bits:
+        raise InputError("the coordinator asked for limbs too wide for this station's rows", station=ctx.station)
     key = _shared_key(ctx, payload, payload["partner"])
     try:
         text = shared.upload([cols.values[index[c]] for c in names], bits, lay, key, ctx.station)
@@ -184,29 +183,66 @@ def step_share(ctx: StationContext, payload: dict) -> dict:
     return {"shared": text}
 
 
-def _state_name(ctx: StationContext, pair: str, side: str) -> str:
+MAX_SHARED_ROWS = 1 << 24      # row counts a station accepts for shared products (mask streams are that long)
+
+
+def _state_name(ctx: StationContext, pair: str, what: str) -> str:
     if not pair.isalnum():
         raise InputError("the coordinator sent an unexpected pair id", station=ctx.station)
-    return f"explore_share_{pair}_{side}"
+    return f"explore_share_{pair}_{what}"
+
+
+def _layout(ctx: StationContext, bits, limb_bits) -> tuple[list[int], shared.Layout]:
+    """A relayed column layout (bits per column, limb width), checked against what this station accepts."""
+    try:
+        bits, limb_bits = [int(b) for b in bits], int(limb_bits)
+    except (TypeError, ValueError):
+        bits, limb_bits = [], 0
+    if not bits or not 8 <= limb_bits <= shared.MAX_LIMB_BITS or min(bits) < 0:
+        raise InputError("the coordinator asked for an unexpected shared layout", station=ctx.station)
+    lay = shared.layout(bits, limb_bits)
+    if lay.words > shared.MAX_WORDS:
+        raise InputError("the coordinator asked for an unexpected shared layout", station=ctx.station)
+    return bits, lay
+
+
+def _row_bits(ctx: StationContext, value) -> int:
+    row_bits = int(value)
+    if not 1 <= row_bits <= MAX_SHARED_ROWS.bit_length():
+        raise InputError("the coordinator asked for an unexpected row bound", station=ctx.station)
+    return row_bits
 
 
 def step_share_products(ctx: StationContext, payload: dict) -> dict:
     """Shared products, round 3: as partner, minus the mask stream at another station's cohort positions (its
-    share of that station's columns, and their sum: the cohort totals); as participant, the Beaver products
+    share of that station's columns, and the totals the analyses read); as participant, the Beaver products
     with the coordinator's opened matrices; as dealer, the coordinator's triple shares; per pair, this
-    station's blinded share of the products and, when the pair's two partners differ, its sealed opening for
-    the other partner."""
+    station's share of the products the analyses read, folded and blinded, and, when the pair's two partners
+    differ, its sealed opening for the other partner (what round 4 needs stays here)."""
+    try:
+        return _share_products(ctx, payload)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"shared products: an incomplete or malformed request ({type(exc).__name__})",
+                         station=ctx.station) from None
+
+
+def _share_products(ctx: StationContext, payload: dict) -> dict:
     me = ctx.station
     xs: dict[str, np.ndarray] = {}
     totals, mask_sums = {}, {}
     for s, pos in (payload.get("positions") or {}).items():
         key = _shared_key(ctx, payload, s)
-        n_rows, words = int(pos["n_rows"]), int(pos["words"])
-        if not 0 < words <= shared.MAX_WORDS:
-            raise InputError("the coordinator asked for an unexpected shared layout", station=me)
+        n_rows = int(pos["n_rows"])
+        bits, lay = _layout(ctx, pos["bits"], pos["limb_bits"])
+        if not 0 < n_rows <= MAX_SHARED_ROWS:
+            raise InputError("the coordinator asked for an unexpected row count", station=me)
         rows = _cohort_positions(ctx, s, pos["rows"], n_rows)
-        xs[s] = shared.partner_share(key, s, n_rows, words, rows)
-        totals[s] = shared.pack(xs[s].sum(axis=0, dtype=np.uint64))
+        xs[s] = shared.partner_share(key, s, n_rows, lay.words, rows)
+        columns = [int(i) for i in pos["totals"]]
+        if any(not 0 <= i < len(bits) for i in columns):
+            raise InputError("the coordinator asked for the totals of unknown columns", station=me)
+        rel = shared.release_totals(lay, bits, columns, _row_bits(ctx, pos["row_bits"]))
+        totals[s] = shared.pack(shared.fold(xs[s].sum(axis=0, dtype=np.uint64), rel))
         if "masked_words" in pos:  # the station's other totals, masked sums over the same positions
             masked_words = int(pos["masked_words"])
             if not 0 < masked_words <= masked.MAX_WORDS:
@@ -216,16 +252,23 @@ def step_share_products(ctx: StationContext, payload: dict) -> dict:
     out = {}
     for entry in payload.get("pairs") or []:
         pid, a, b, pa, pb = (str(entry[f]) for f in ("id", "a", "b", "pa", "pb"))
-        n, (ka, kb) = int(entry["n"]), (int(w) for w in entry["words"])
-        if n < ctx.policy.min_cell_count or not (0 < ka <= shared.MAX_WORDS and 0 < kb <= shared.MAX_WORDS):
-            raise PrivacyError(f"shared products refused: a cohort of at least {ctx.policy.min_cell_count} and "
-                               f"at most {shared.MAX_WORDS} words per record", station=me)
+        n = int(entry["n"])
+        (bits_a, lay_a), (bits_b, lay_b) = (_layout(ctx, bits, entry["limb_bits"]) for bits in entry["bits"])
+        ka, kb = lay_a.words, lay_b.words
+        if n < ctx.policy.min_cell_count:
+            raise PrivacyError(f"shared products refused: a cohort of at least {ctx.policy.min_cell_count}",
+                               station=me)
+        products = [(int(i), int(j)) for i, j in entry["products"]]
+        if not products or any(not (0 <= i < len(bits_a) and 0 <= j < len(bits_b)) for i, j in products):
+            raise InputError("the coordinator asked for products of unknown columns", station=me)
+        rel = shared.release_products(lay_a, lay_b, bits_a, bits_b, products, _row_bits(ctx, entry["row_bits"]))
         res: dict = {}
         share = np.zeros((ka, kb), dtype=np.uint64)
-        for mine, side, other_words, dealer_field, term in ((b, pb, ka, "dealer2", "2"), (a, pa, kb, "dealer3", "3")):
+        for mine, side, words, other_words, dealer_field, term in ((b, pb, kb, ka, "dealer2", "2"),
+                                                                    (a, pa, ka, kb, "dealer3", "3")):
             if me != side:
                 continue
-            if mine not in xs or xs[mine].shape[0] != n:
+            if mine not in xs or xs[mine].shape != (n, words):
                 raise InputError(f"shared products: no cohort positions of '{mine}' for this pair", station=me)
             opened = _array(ctx, entry.get("open" + term), (n, other_words), "the coordinator's opened matrix")
             e, q = shared.participant(xs[mine], opened, _shared_key(ctx, payload, entry[dealer_field]),
@@ -239,48 +282,60 @@ def step_share_products(ctx: StationContext, payload: dict) -> dict:
                     f"{pid}|{term}", n, g, h))
         if me in (pa, pb):
             if pa == pb:
-                share += np.ascontiguousarray(xs[a].T) @ xs[b]
+                res["share"] = shared.pack(shared.fold(share + np.ascontiguousarray(xs[a].T) @ xs[b], rel))
             else:
                 side = "a" if me == pa else "b"
                 peer_key = _shared_key(ctx, payload, pb if side == "a" else pa)
-                z1, z2, _z3 = shared.zero_shares(peer_key, pid, (ka, kb))
-                share += z1 if side == "a" else z2
+                z1, z2, _z3 = shared.zero_shares(peer_key, pid, (rel.size,))
+                res["share"] = shared.pack(shared.fold(share, rel) + (z1 if side == "a" else z2))
                 x = xs[a] if side == "a" else xs[b]
                 seed = shared.read_seed(entry["t4"]["seed"])
+                gamma = _array(ctx, entry["t4"].get("gamma"), (ka, kb), "the coordinator's triple share") \
+                    if side == "b" else None
                 res["sealed"] = seal(peer_key, {"m": shared.station_open(x, seed, side)}, f"{pid}|{side}")
-                ctx.state.put_array(_state_name(ctx, pid, side), x)
-            res["share"] = shared.pack(share)
+                ctx.state.put_array(_state_name(ctx, pid, "x"), x)  # round 4 works from what round 3 kept
+                if gamma is not None:
+                    ctx.state.put_array(_state_name(ctx, pid, "gamma"), gamma)
+                ctx.state.put(_state_name(ctx, pid, "pair"), {
+                    "side": side, "peer": pb if side == "a" else pa, "seed": seed.hex(), "other_words": kb
+                    if side == "a" else ka, "words": [ka, kb], "bits": [bits_a, bits_b], "limb_bits": lay_a.limb_bits,
+                    "row_bits": entry["row_bits"], "products": products})
         out[pid] = res
     return {"share_totals": totals, "mask_sums": mask_sums, "pairs": out}
 
 
 def step_share_finish(ctx: StationContext, payload: dict) -> dict:
     """Shared products, round 4 (two partners): the Beaver product of the two partners' shares, dealt by the
-    coordinator, from the other partner's sealed opening; blinded so that only the pair's sum means anything."""
+    coordinator in round 3, from the other partner's sealed opening; folded and blinded like round 3's share."""
     me = ctx.station
     out = {}
     for entry in payload.get("pairs") or []:
-        pid, pa, pb = str(entry["id"]), str(entry["pa"]), str(entry["pb"])
-        if me not in (pa, pb) or pa == pb:
-            raise InputError("shared products: this station is not one of the pair's two partners", station=me)
-        side = "a" if me == pa else "b"
-        peer_key = _shared_key(ctx, payload, pb if side == "a" else pa)
-        x = ctx.state.get_array(_state_name(ctx, pid, side))
+        pid = str(entry.get("id"))
+        name = _state_name(ctx, pid, "pair")
+        if not ctx.state.has(name):
+            raise InputError("shared products: this station holds no share of that pair", station=me)
+        kept = ctx.state.get(name)
+        side = kept["side"]
+        peer_key = _shared_key(ctx, payload, kept["peer"])
+        x = ctx.state.get_array(_state_name(ctx, pid, "x"))
         try:
             theirs = unseal(peer_key, str(entry["sealed"]), f"{pid}|{'b' if side == 'a' else 'a'}")["m"]
         except (InvalidTag, ValueError, KeyError):
             raise InputError("shared products: the other partner's opening does not unseal", station=me) from None
-        if theirs.shape[0] != x.shape[0]:
+        if theirs.dtype != np.uint64 or theirs.shape != (x.shape[0], kept["other_words"]):
             raise InputError("shared products: the other partner's opening has the wrong shape", station=me)
-        ka, kb = (x.shape[1], theirs.shape[1]) if side == "a" else (theirs.shape[1], x.shape[1])
-        z1, z2, z3 = shared.zero_shares(peer_key, pid, (ka, kb))
-        seed = shared.read_seed(entry["t4"]["seed"])
+        (bits_a, lay_a), (bits_b, lay_b) = (_layout(ctx, bits, kept["limb_bits"]) for bits in kept["bits"])
+        rel = shared.release_products(lay_a, lay_b, bits_a, bits_b, [tuple(p) for p in kept["products"]],
+                                      int(kept["row_bits"]))
+        z1, z2, z3 = shared.zero_shares(peer_key, pid, (rel.size,))
+        seed = bytes.fromhex(kept["seed"])
         if side == "a":
-            share = shared.station_share("a", seed, x, theirs) + z3
+            share = shared.fold(shared.station_share("a", seed, x, theirs), rel) + z3
         else:
-            gamma = _array(ctx, entry["t4"].get("gamma"), (ka, kb), "the coordinator's triple share")
-            share = shared.station_share("b", seed, x, theirs, gamma) - z1 - z2 - z3
-        ctx.state.drop(_state_name(ctx, pid, side))
+            gamma = ctx.state.get_array(_state_name(ctx, pid, "gamma"))
+            share = shared.fold(shared.station_share("b", seed, x, theirs, gamma), rel) - z1 - z2 - z3
+        for what in ("x", "gamma", "pair"):
+            ctx.state.drop(_state_name(ctx, pid, what))
         out[pid] = {"share": shared.pack(share)}
     return {"pairs": out}
 
