@@ -16,7 +16,7 @@ from helpers import check_moments, local_study, make_study, station_paths
 
 from lancelot.crypto.pairkey import new_exchange_key
 from lancelot.explore import masked
-from lancelot.explore.steps import STATE_EXCHANGE, step_mask_sums
+from lancelot.explore.steps import STATE_EXCHANGE, step_mask_sums, step_share_products
 from lancelot.policy import NodePolicy
 from lancelot.runtime.errors import InputError, PrivacyError
 from lancelot.runtime.state import JobState
@@ -78,15 +78,32 @@ def sums_call(rows, station_name=GP) -> dict:
             "words": 1, "rows": masked.pack_rows(np.asarray(rows))}
 
 
-def test_the_partner_sums_masks_only_over_enough_distinct_positions_and_only_once(tmp_path):
+def shares_call(rows, station_name=GP) -> dict:
+    """The same positions as the partner of a station's shared products receives them."""
+    return {"stations": [REG, GP], "keys": {station_name: new_exchange_key()[1]},
+            "positions": {station_name: {"rows": masked.pack_rows(np.asarray(rows)), "n_rows": 50, "bits": [1],
+                                         "limb_bits": 20, "row_bits": 6, "totals": [0]}}}
+
+
+@pytest.mark.parametrize("step, call", [(step_mask_sums, sums_call), (step_share_products, shares_call)],
+                         ids=["masked totals", "shared products"])
+def test_a_partner_uses_cohort_positions_only_when_enough_distinct_and_once(tmp_path, step, call):
     p = station(tmp_path, REG, k=12)
     for rows in [range(11), [1] * 20, [*range(19), 50]]:  # too few, repeated, out of range
         with pytest.raises(PrivacyError, match="distinct, in range and at least 12"):
-            step_mask_sums(p, sums_call(list(rows)))
-    out = step_mask_sums(p, sums_call(range(12)))
-    assert masked.unpack_sums(out["mask_sums"], 1).shape == (1,)
+            step(p, call(list(rows)))
+    out = step(p, call(range(12)))
+    assert "mask_sums" in out or "share_totals" in out
     with pytest.raises(PrivacyError, match="already used"):
-        step_mask_sums(p, sums_call(range(20, 40)))  # a second sum would unmask the difference
+        step(p, call(range(20, 40)))  # a second sum would unmask the difference
+    with pytest.raises(PrivacyError, match="already used"):  # ... also through the other step
+        (step_share_products if step is step_mask_sums else step_mask_sums)(
+            p, (shares_call if step is step_mask_sums else sums_call)(range(20, 40)))
+
+
+def test_the_masked_sums_partner_checks_the_station_and_the_layout(tmp_path):
+    p = station(tmp_path, REG, k=12)
+    assert masked.unpack_sums(step_mask_sums(p, sums_call(range(12)))["mask_sums"], 1).shape == (1,)
     with pytest.raises(InputError, match="unexpected station"):
         step_mask_sums(p, sums_call(range(12), station_name=REG))  # itself
     with pytest.raises(InputError, match="unexpected mask layout"):

@@ -121,17 +121,11 @@ def _positions(rows, n_rows=60, bits=(1, 1)):
                               "limb_bits": 20, "row_bits": 7, "totals": [0]}}}
 
 
-def test_a_partner_uses_a_stations_cohort_positions_once_and_only_enough_distinct_ones(tmp_path):
-    p = _station(tmp_path, P, k=12)
-    for rows in [range(11), [1] * 20, [*range(19), 60]]:  # too few, repeated, out of range
-        with pytest.raises(PrivacyError, match="distinct, in range and at least 12"):
-            step_share_products(p, _positions(list(rows)))
-    out = step_share_products(p, _positions(range(12)))
-    assert shared.unpack_shaped(out["share_totals"][A], (1,)).dtype == np.uint64  # only the total asked for
-    with pytest.raises(PrivacyError, match="already used"):
-        step_share_products(p, _positions(range(20, 40)))  # a second set of positions would unmask the difference
+def test_a_partner_refuses_unexpected_layouts_row_counts_and_columns(tmp_path):
+    """(Too few, repeated or reused positions: tests/test_masked_totals.py, for both steps that take them.)"""
     other = _station(tmp_path, "other")
     for change, message in [({"bits": [1] * (shared.MAX_WORDS + 1)}, "unexpected shared layout"),
+                            ({"limb_bits": 40}, "unexpected shared layout"),
                             ({"n_rows": 1 << 30}, "unexpected row count"), ({"totals": [5]}, "unknown columns"),
                             ({"rows": "not positions"}, "unreadable cohort positions")]:
         positions = _positions(range(12))
