@@ -86,7 +86,9 @@ def test_exploration_on_the_real_network_matches_pandas(devnet):
     spec = {"linkage": link_spec(devnet), "analyses": [
         {"type": "crosstab", "variables": [{"station": REG, "column": "stage"}, {"station": GP1, "column": "copd"}]},
         {"type": "summary", "variable": {"station": GP2, "column": "bmi"}, "by": {"station": REG, "column": "surgery"}},
-        # a GP 2 column no cross job needs: its totals are masked sums with the hub (explore_mask, explore_mask_sums)
+        # the crosstab and the summary are shared products (explore_share, explore_share_products, and
+        # explore_share_finish: the registry's partner GP 1 and GP 2's partner, the registry, differ); a GP 2
+        # column no product needs: its total is a masked sum the registry adds in the same step
         {"type": "count", "variable": {"station": GP2, "column": "smoking"}},
     ]}
     run = devnet.submit_central(devnet.images["exploration"], {"stations": devnet.stations, "spec": spec,
