@@ -160,13 +160,12 @@ def _plan_shared(cross: list[tuple[str, str]], cross_needs: dict, totals_wanted:
         for c in meta[s]["names"]:
             if c in cols:
                 families.setdefault(_family(c), []).append(c)
+        widths = {f: shared.layout([col_bits(meta[s], c) for c in m], limb_bits).words for f, m in families.items()}
         words, keep = 0, set()
-        for members in sorted(families.values(), key=lambda m: (shared.layout([col_bits(meta[s], c) for c in m],
-                                                                               limb_bits).words, m[0])):
-            w = shared.layout([col_bits(meta[s], c) for c in members], limb_bits).words
-            if words + w <= max_words:
-                words += w
-                keep.update(members)
+        for f in sorted(families, key=lambda f: (widths[f], families[f][0])):
+            if words + widths[f] <= max_words:
+                words += widths[f]
+                keep.update(families[f])
         included[s] = keep
     pairs, rest = {}, {}
     for left, right in cross:

@@ -167,7 +167,7 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
         out3 = _round_lists(coordinator, third, "exploration: aggregate over the cohort",
                             decrypting | chain_keys | shares.fourth_stations())
         aggregated = {s: next(r for r in res if "jobs" in r) for s, res in out3.items() if s in jobs}
-        shared3 = {s: next(r for r in res if "share_totals" in r) for s, res in out3.items()
+        shared3 = {s: _result_with(res, "share_totals") for s, res in out3.items()
                    if any("share_totals" in r for r in res)}
         mask_sums = {(p, r.get("station")): r["mask_sums"] for p, res in out3.items() for r in res if "mask_sums" in r
                      and "share_totals" not in r}
@@ -200,8 +200,7 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
             fourth.setdefault(station, []).append(StepCall("explore_share_finish", {**payload, **call}))
         out4 = _round_lists(coordinator, fourth, "exploration: decrypt masked sums", chain_keys)
         decrypted = {s: next(r for r in res if "jobs" in r) for s, res in out4.items() if s in to_decrypt}
-        shared4 = {s: next(r for r in res if "pairs" in r) for s, res in out4.items()
-                   if any("pairs" in r for r in res)}
+        shared4 = {s: _result_with(res, "pairs") for s, res in out4.items() if any("pairs" in r for r in res)}
         sums = _assemble(plan, masks, decrypted, pubs, meta)
         shared_totals, shared_products = shares.sums(shared3, shared4)
         for s, values in shared_totals.items():
