@@ -81,16 +81,22 @@ def step_encrypt(ctx: StationContext, payload: dict) -> dict:
     return out
 
 
-def _partner_key(ctx: StationContext, payload: dict, role: str) -> bytes:
-    """The secret this station shares with the other end of a masked-totals pair (named in ``payload[role]``)."""
-    other = payload.get(role)
+def _exchange_private(ctx: StationContext, payload: dict, other, purpose: str) -> str:
+    """This station's round-1 X25519 private half, for a secret with ``other``, once ``other`` is checked to be
+    another station of the job."""
     if other not in payload["stations"] or other == ctx.station:
-        raise InputError(f"the coordinator named an unexpected station ({other!r}) for masked totals",
+        raise InputError(f"the coordinator named an unexpected station ({other!r}) for {purpose}",
                          station=ctx.station)
     if not ctx.state.has(STATE_EXCHANGE):
         raise PrivacyError("no key exchange of this job in round 1 at this station", station=ctx.station)
-    station, partner = (ctx.station, other) if role == "partner" else (other, ctx.station)
-    return masked.station_key(ctx.state.get(STATE_EXCHANGE), str(payload["peer_key"]), station, partner)
+    return ctx.state.get(STATE_EXCHANGE)
+
+
+def _partner_key(ctx: StationContext, payload: dict, role: str) -> bytes:
+    """The secret this station shares with the other end of a masked-totals pair (named in ``payload[role]``)."""
+    other = payload.get(role)
+    private = _exchange_private(ctx, payload, other, "masked totals")
+    return masked.station_key(private, str(payload["peer_key"]), ctx.station, other)
 
 
 def step_mask(ctx: StationContext, payload: dict) -> dict:
@@ -148,12 +154,8 @@ def step_mask_sums(ctx: StationContext, payload: dict) -> dict:
 # ---------------------------------------------------------------------------------------------------
 def _shared_key(ctx: StationContext, payload: dict, other: str) -> bytes:
     """The secret this station shares with another station of the job for shared products."""
-    if other not in payload["stations"] or other == ctx.station:
-        raise InputError(f"the coordinator named an unexpected station ({other!r}) for shared products",
-                         station=ctx.station)
-    if not ctx.state.has(STATE_EXCHANGE):
-        raise PrivacyError("no key exchange of this job in round 1 at this station", station=ctx.station)
-    return shared.station_key(ctx.state.get(STATE_EXCHANGE), str(payload["keys"][other]), ctx.station, other)
+    private = _exchange_private(ctx, payload, other, "shared products")
+    return shared.station_key(private, str(payload["keys"][other]), ctx.station, other)
 
 
 def _array(ctx: StationContext, text, shape: tuple[int, int], what: str) -> np.ndarray:
@@ -247,7 +249,8 @@ def _share_products(ctx: StationContext, payload: dict) -> dict:
             masked_words = int(pos["masked_words"])
             if not 0 < masked_words <= masked.MAX_WORDS:
                 raise InputError("the coordinator asked for an unexpected mask layout", station=me)
-            masked_key = masked.station_key(ctx.state.get(STATE_EXCHANGE), str(payload["keys"][s]), s, me)
+            masked_key = masked.station_key(_exchange_private(ctx, payload, s, "masked totals"),
+                                            str(payload["keys"][s]), s, me)
             mask_sums[s] = masked.pack_sums(masked.mask_sum(masked_key, s, n_rows, masked_words, rows))
     out = {}
     for entry in payload.get("pairs") or []:
@@ -297,9 +300,8 @@ def _share_products(ctx: StationContext, payload: dict) -> dict:
                 if gamma is not None:
                     ctx.state.put_array(_state_name(ctx, pid, "gamma"), gamma)
                 ctx.state.put(_state_name(ctx, pid, "pair"), {
-                    "side": side, "peer": pb if side == "a" else pa, "seed": seed.hex(), "other_words": kb
-                    if side == "a" else ka, "words": [ka, kb], "bits": [bits_a, bits_b], "limb_bits": lay_a.limb_bits,
-                    "row_bits": entry["row_bits"], "products": products})
+                    "side": side, "peer": pb if side == "a" else pa, "seed": seed.hex(), "bits": [bits_a, bits_b],
+                    "limb_bits": lay_a.limb_bits, "row_bits": entry["row_bits"], "products": products})
         out[pid] = res
     return {"share_totals": totals, "mask_sums": mask_sums, "pairs": out}
 
@@ -322,9 +324,9 @@ def step_share_finish(ctx: StationContext, payload: dict) -> dict:
             theirs = unseal(peer_key, str(entry["sealed"]), f"{pid}|{'b' if side == 'a' else 'a'}")["m"]
         except (InvalidTag, ValueError, KeyError):
             raise InputError("shared products: the other partner's opening does not unseal", station=me) from None
-        if theirs.dtype != np.uint64 or theirs.shape != (x.shape[0], kept["other_words"]):
-            raise InputError("shared products: the other partner's opening has the wrong shape", station=me)
         (bits_a, lay_a), (bits_b, lay_b) = (_layout(ctx, bits, kept["limb_bits"]) for bits in kept["bits"])
+        if theirs.dtype != np.uint64 or theirs.shape != (x.shape[0], (lay_b if side == "a" else lay_a).words):
+            raise InputError("shared products: the other partner's opening has the wrong shape", station=me)
         rel = shared.release_products(lay_a, lay_b, bits_a, bits_b, [tuple(p) for p in kept["products"]],
                                       int(kept["row_bits"]))
         z1, z2, z3 = shared.zero_shares(peer_key, pid, (rel.size,))
