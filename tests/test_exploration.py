@@ -18,7 +18,9 @@ from helpers import check_moments, local_study, make_study, station_paths
 from lifelines import KaplanMeierFitter
 from lifelines.statistics import multivariate_logrank_test
 
+from lancelot.explore.plan import COUNTS_CIPHER
 from lancelot.runtime.errors import LancelotError
+from lancelot.v6.local import LocalNetwork
 
 REG, GP = "registry", "gp_1"
 K = 10
@@ -213,7 +215,36 @@ def test_missingness(result, linked):
 
 @pytest.mark.parametrize("index, group_col", [(8, "copd"), (9, "stage")])
 def test_kaplan_meier_and_logrank_match_lifelines(result, linked, index, group_col):
-    out = by_name(result, index)
+    check_kaplan_meier(by_name(result, index), linked, group_col, ANALYSES[index]["times"])
+
+
+def test_kaplan_meier_by_a_gp_column_counted_on_elgamal_or_paillier_matches_lifelines(study):
+    """The stratified curve's products are counts of 0/1 columns: the coordinator may take them on exponential
+    ElGamal (lancelot.explore.ec_product) or Paillier; both give lifelines' curve, ElGamal with far fewer bytes.
+    Forced onto ElGamal, the GP's own totals (a count) come from its indicators times its membership there too."""
+    km = {"type": "kaplan_meier", "time": v(REG, "survival_days"), "event": v(REG, "vital_status"),
+          "by": v(GP, "smoking"), "times": [90, 365, 730]}  # three levels and missing values
+    count = {"type": "count", "variable": v(GP, "smoking")}  # GP totals: masked sums, or forced onto ElGamal
+    spec = {"linkage": json.loads(study["link_spec"].read_text()), "analyses": [km, count]}
+    outs = {}
+    env = {s: {**EXACT[s], "LANCELOT_ALLOW_EVALUATE": "1"} for s in (REG, GP)}
+    for cipher in ("ec", "paillier"):  # the coordinator node's setting
+        with LocalNetwork("lancelot_exploration", station_paths(study), station_env=env,
+                          coordinator_env={COUNTS_CIPHER: cipher}) as net:
+            outs[cipher] = net.run({"stations": net.orgs, "spec": spec, "evaluate": True})
+        reg, gp = pd.read_csv(study[REG]), pd.read_csv(study[GP])
+        links = pd.DataFrame(outs[cipher]["links"])[[REG, GP]]
+        data = links.merge(reg, left_on=REG, right_on="record_id").merge(gp, left_on=GP, right_on="patient_nr")
+        check_kaplan_meier(outs[cipher]["analyses"][0], data, "smoking", km["times"])
+        pooled = data["smoking"].map(label).value_counts()
+        for row in outs[cipher]["analyses"][1]["table"]:
+            check_count(row["count"], int(pooled.get(row["smoking"], 0)), row)
+        assert outs[cipher]["cost"]["rounds"] == 4
+    assert outs["ec"]["analyses"] == outs["paillier"]["analyses"]
+    assert outs["ec"]["cost"]["bytes_from_stations"] < 0.8 * outs["paillier"]["cost"]["bytes_from_stations"]
+
+
+def check_kaplan_meier(out, linked, group_col, times):
     data = linked[linked[group_col].notna()]
     groups = released_level(data[group_col])
     for g in out["groups"]:
@@ -234,7 +265,7 @@ def test_kaplan_meier_and_logrank_match_lifelines(result, linked, index, group_c
             assert point["ci_lower"] == pytest.approx(float(ci[ci.index <= t].iloc[-1, 0]), rel=SIG)
             assert point["at_risk"] == 5 * int(np.floor(at_risk / 5 + 0.5))  # at-risk counts rounded to 5
         for w in g["times_withheld"]:
-            assert w["time"] in ANALYSES[index]["times"]
+            assert w["time"] in times
     kept = data[groups.isin([g["group"] for g in out["groups"]])]
     ref = multivariate_logrank_test(kept["survival_days"], groups[kept.index], kept["vital_status"])
     assert out["logrank"]["statistic"] == pytest.approx(ref.test_statistic, rel=SIG)

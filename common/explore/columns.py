@@ -60,7 +60,12 @@ class StationColumns:
     def meta(self) -> dict:
         return {"names": self.names, "scaled": sorted(self.scaled), "categories": self.categories,
                 "km_times": self.km_times, "kinds": self.kinds, "max_bits": self.max_bits(),
-                "plain_bits": self.plain_bits()}
+                "plain_bits": self.plain_bits(), "indicators": self.indicators()}
+
+    def indicators(self) -> list[str]:
+        """The columns built as 0/1 indicators (by their construction, not their values): the plan may count them
+        on exponential ElGamal (:mod:`.ec_product`)."""
+        return [name for name, v in zip(self.names, self.values) if v.dtype == np.int8]
 
 
 def _column(station: str, df: pd.DataFrame, column: str) -> pd.Series:

@@ -46,6 +46,8 @@ class CohortSums:
     def cross(self, s1: str, c1: str, s2: str, c2: str) -> float:
         if s1 == s2:
             raise ValueError("cross() is for two stations; same-station combinations are station columns")
+        if c1 == CONST and c2 == CONST:
+            return self.n  # the cohort size (counts on ElGamal do not compute it: C knows it from the link)
         if (s1, s2) in self.crosses:
             return self.crosses[(s1, s2)][(c1, c2)]
         return self.crosses[(s2, s1)][(c2, c1)]

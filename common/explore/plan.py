@@ -7,10 +7,11 @@ three-station chains. The cost model behind the grouping: docs/leakage/explorati
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from ..runtime.errors import InputError
-from . import masked, product, shared
+from . import ec_product, masked, product, shared
 from .columns import CONST
 from .spec import ExploreSpec, Var
 from .stats import needed_sums
@@ -46,6 +47,8 @@ class Job:
     groups: list[list[int]]        # R column indices per group
     l_totals: bool = False         # this job's (L column x R's constant) slots are L's totals
     r_totals: bool = False         # this job's (L's constant x R column) slots are R's totals
+    cipher: str = "paillier"       # "ec": counts of 0/1 columns on exponential ElGamal (.ec_product), one
+    #                                group per R column
 
     @property
     def bits(self) -> list[int]:
@@ -196,6 +199,88 @@ def _plan_shared(cross: list[tuple[str, str]], cross_needs: dict, totals_wanted:
 # against one packed result ciphertext (Horner shifts at L, its own re-randomisation, a decryption)
 _COST_ENCRYPTION = 1.0
 _COST_RESULT = 40.0
+# Microseconds on one core of this project's 2-core reference machine: a Paillier owner encryption (2048 bits) and
+# a packed result (L's Horner shifts, the owner's decryption; profiled at 10,000 patients), an edwards25519
+# fixed-base and variable-base scalar multiplication, a point addition (PyNaCl).
+_US_PAILLIER_ROW, _US_PAILLIER_RESULT, _US_BASE, _US_MULT, _US_ADD = 650.0, 600.0, 35.0, 180.0, 22.0
+COUNTS_CIPHER = "LANCELOT_COUNTS_CIPHER"  # coordinator environment: auto (default), paillier or ec (tests, benchmarks)
+
+
+def _counted_totals(names: list[str], meta: dict, masked_for: MaskedTotals | None, n_rows: int) -> list[str]:
+    """The indicator columns among a station's totals to count on ElGamal (times its membership, under its
+    partner's key) rather than as masked sums: all of them when the masked words would pass the bytes the plan
+    allows one relayed matrix (a 200-bin histogram at 120,000 rows: about 100 MB of words, where the partner's
+    zero rows weigh 64 bytes per record), or there is no masked layout; otherwise none."""
+    forced = os.environ.get(COUNTS_CIPHER, "auto")
+    indicators = [c for c in names if c != CONST and c in set(meta.get("indicators", ()))]
+    if forced == "paillier" or not indicators:
+        return []
+    wide = masked_for is None or masked_for.layout.words > shared.max_words_for(n_rows)
+    return indicators if forced == "ec" or wide else []
+
+
+def _orient_for_counts(cross: list[tuple[str, str]], cross_needs: dict, meta: dict) -> list[tuple[str, str]]:
+    """Swap a pair's roles when only then its products can be counted on ElGamal.
+
+    The key owner R encrypts a point per row for each of its columns, so R must be the side with few columns
+    (a quantile grid of 200 bins at the GP by a registry category: the registry encrypts its category).
+    ``cross_needs`` is re-keyed for every swapped pair.
+    """
+    if os.environ.get(COUNTS_CIPHER, "auto") == "paillier":
+        return cross
+    out = []
+    for left, right in cross:
+        needs = cross_needs[(left, right)]
+        l_cols, r_cols = {lc for lc, _ in needs} | {CONST}, {rc for _, rc in needs} | {CONST}
+        indicators = set(meta[left].get("indicators", ())), set(meta[right].get("indicators", ()))
+        if (len(r_cols) > ec_product.MAX_COLUMNS >= len(l_cols) and l_cols <= indicators[0]
+                and r_cols <= indicators[1] and (right, left) not in cross_needs):
+            cross_needs[(right, left)] = {(rc, lc) for lc, rc in cross_needs.pop((left, right))}
+            out.append((right, left))
+        else:
+            out.append((left, right))
+    return out
+
+
+def _counted_columns(cols: list[str], mine: list[tuple[str, str]], l_need: dict[str, dict[str, set[str]]],
+                     r_totals: bool) -> list[str]:
+    """R's columns that some count needs: not R's constant when only L's constant needs it (their product is the
+    cohort size, which C knows from the link; on Paillier it shares a ciphertext for free, here it costs a point
+    per row)."""
+    used = {rc for left, _ in mine for lc, rcs in l_need[left].items() for rc in rcs if (lc, rc) != (CONST, CONST)}
+    if r_totals:
+        used |= set(cols) - {CONST}
+    return [c for c in cols if c in used]
+
+
+def _counts_pay(right: str, cols: list[str], groups: list[list[int]], mine: list[tuple[str, str]],
+                l_need: dict[str, dict[str, set[str]]], r_totals_left: str | None, meta: dict, n_rows: dict) -> bool:
+    """Whether R's cross jobs are cheaper as counts on exponential ElGamal than on Paillier.
+
+    Only when every column on both sides is a 0/1 indicator (sums are counts, small enough for the
+    discrete logarithm). ElGamal: k + 1 fixed-base points per row (R's rows and the padding), a row
+    sum at C and at L, and per L column a re-randomisation and k partial decryptions (variable-base);
+    Paillier: one owner encryption per row and group, and a share of a packed result per L column.
+    ``LANCELOT_COUNTS_CIPHER`` in the coordinator's environment forces either (both are equally private).
+    """
+    forced = os.environ.get(COUNTS_CIPHER, "auto")
+    k = len(cols)
+    if forced == "paillier" or not 0 < k <= ec_product.MAX_COLUMNS \
+            or not set(cols) <= set(meta[right].get("indicators", ())):
+        return False
+    rows = n_rows[right] + sum(n_rows[left] for left, _ in mine)
+    ec_cost, paillier_cost = rows * (k + 1) * _US_BASE, rows * len(groups) * _US_PAILLIER_ROW
+    for left, _ in mine:
+        l_cols = {lc: rcs & set(cols) for lc, rcs in l_need[left].items() if rcs & set(cols)}
+        if left == r_totals_left:
+            l_cols[CONST] = set(cols)
+        if not set(l_cols) <= set(meta[left].get("indicators", ())):
+            return False
+        linked = min(n_rows[left], n_rows[right])
+        ec_cost += (n_rows[left] + linked) * (k + 1) * _US_ADD
+        ec_cost += sum(_US_BASE + len(rc) * 2 * _US_MULT for rc in l_cols.values())
+        paillier_cost += len(l_cols) * _US_PAILLIER_RESULT
+    return forced == "ec" or ec_cost < paillier_cost
 
 
 def col_bits(meta: dict, col: str) -> int:
@@ -308,7 +393,7 @@ def plan_products(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple
     cross = [(left, right) for (left, right), needs in cross_needs.items() if needs]
     shared_stations, shared_pairs, cross_needs = _plan_shared(cross, cross_needs, totals_wanted, meta, n_rows,
                                                               partner)
-    cross = [p for p in cross if cross_needs[p]]  # the products left for Paillier
+    cross = _orient_for_counts([p for p in cross if cross_needs[p]], cross_needs, meta)  # left for encryption
     for s, st in shared_stations.items():  # their totals come with the shares
         totals_wanted[s] = [c for c in totals_wanted[s] if c not in set(st.columns)]
     masked_for = {s: _masked_totals(s, partner[s], totals_wanted[s], meta[s], n_rows[s]) for s in meta}
@@ -318,6 +403,7 @@ def plan_products(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple
         l_totals_pair.setdefault(left, (left, right))
     encrypt: dict[str, dict] = {}
     zero_count: dict[str, int] = {}
+    ec_rows: dict[str, int] = {}   # zero rows each ElGamal key owner makes (the layouts it pads, membership)
     jobs: list[Job] = []
     r_totals: set[str] = set()
     for right in dict.fromkeys(r for _, r in cross):
@@ -345,13 +431,21 @@ def plan_products(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple
             if not rest or cost_b <= cost + totals_job:
                 cols, groups, widths = cols_b, groups_b, widths_b
                 r_totals.add(right)
+        cipher = "paillier"
+        counted = _counted_columns(cols, mine, l_need, right in r_totals)
+        if _counts_pay(right, counted, groups, mine, l_need, lefts[0] if right in r_totals else None, meta, n_rows):
+            cipher, cols = "ec", counted
+            groups, widths = [[i] for i in range(len(cols))], [1] * len(cols)
+            encrypt[right] = {"ec": {"columns": cols}}
+            ec_rows[right] = ec_rows.get(right, 0) + sum(n_rows[x] for x in lefts)
+        else:
+            encrypt[right] = {"columns": cols, "widths": [[widths[i] for i in g] for g in groups]}
         group_of = {c: g for g, members in enumerate(groups) for c in [cols[i] for i in members]}
-        encrypt[right] = {"columns": cols, "widths": [[widths[i] for i in g] for g in groups]}
         for left, r in mine:
             takes_r_totals = right in r_totals and left == lefts[0]
             l_cols, needs = [], []
             for lc in meta[left]["names"]:
-                gs = {group_of[rc] for rc in l_need[left].get(lc, ())}
+                gs = {group_of[rc] for rc in l_need[left].get(lc, ()) if rc in group_of}
                 if takes_r_totals and lc == CONST:
                     gs = set(range(len(groups)))
                 if gs:
@@ -360,18 +454,31 @@ def plan_products(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple
             jobs.append(Job(id=f"cross:{left}:{right}", kind="cross", left=left, right=right, n_left=n_rows[left],
                              l_columns=l_cols, l_bits=[col_bits(meta[left], c) for c in l_cols], needs=needs,
                              r_columns=cols, r_bits=[col_bits(meta[right], c) for c in cols], widths=widths,
-                             groups=groups, l_totals=l_totals_pair.get(left) == (left, r), r_totals=takes_r_totals))
-            zero_count[right] = zero_count.get(right, 0) + n_rows[left] * len(groups)
+                             groups=groups, l_totals=l_totals_pair.get(left) == (left, r), r_totals=takes_r_totals,
+                             cipher=cipher))
+            if cipher == "paillier":
+                zero_count[right] = zero_count.get(right, 0) + n_rows[left] * len(groups)
     masked_totals: dict[str, MaskedTotals] = {}
     for s in meta:  # totals that no cross job gives: masked sums, or the columns times membership
         if s in l_totals_pair or s in r_totals or totals_wanted[s] == [CONST]:
             continue  # (a station's constant alone is the cohort size, which C knows from the link)
-        if masked_for[s] is not None:
-            masked_totals[s] = masked_for[s]
-            continue
         p = partner[s]
+        names, masked_s = totals_wanted[s], masked_for[s]
+        counted = _counted_totals(names, meta[s], masked_s, n_rows[s])
+        if counted:  # its indicators times its membership on ElGamal (P's zero rows); the rest as below
+            jobs.append(Job(id=f"totals:{s}", kind="totals", left=s, right=p, n_left=n_rows[s], l_columns=counted,
+                             l_bits=[1] * len(counted), needs=[[0]] * len(counted), r_columns=[CONST], r_bits=[1],
+                             widths=[1], groups=[[0]], l_totals=True, cipher="ec"))
+            encrypt.setdefault(p, {}).setdefault("ec", {"columns": []})
+            ec_rows[p] = ec_rows.get(p, 0) + n_rows[s]
+            names = [c for c in names if c not in set(counted)]
+            if names in ([], [CONST]):
+                continue
+            masked_s = _masked_totals(s, p, names, meta[s], n_rows[s])
+        if masked_s is not None:
+            masked_totals[s] = masked_s
+            continue
         width = product.width_for(product.bound_bits(n_rows[s], meta[s]["max_bits"], 1))
-        names = totals_wanted[s]
         jobs.append(Job(id=f"totals:{s}", kind="totals", left=s, right=p, n_left=n_rows[s], l_columns=names,
                          l_bits=[col_bits(meta[s], c) for c in names], needs=[[0]] * len(names), r_columns=[CONST],
                          r_bits=[1], widths=[width], groups=[[0]], l_totals=True))
@@ -397,6 +504,8 @@ def plan_products(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple
         zero_count[b_var.station] = zero_count.get(b_var.station, 0) + n_rows[a_var.station] + n_rows[c_var.station]
     for station, enc in encrypt.items():
         enc["zeros"] = product.zeros_for(zero_count.get(station, 0))
+        if "ec" in enc:
+            enc["ec"]["zeros"] = product.zeros_for(ec_rows.get(station, 0))
     return Plan(jobs=jobs, encrypt=encrypt, chains=chains, masked=masked_totals, shared=shared_stations,
                 shared_pairs=shared_pairs)
 

@@ -8,9 +8,13 @@ exits) go through Paillier: each key owner (the "R" station of a pair) encrypts 
 under a fresh key, with the fresh encryptions of 0 the coordinator pads with. Round 3: partners,
 participants and dealers of the shared products; each "L" station aggregates the coordinator's
 padded layout against its own columns. Round 4: the partners' last Beaver product; each key owner
-decrypts masked sums. A station's own totals that no product gives come from masked sums with its
-partner (:mod:`.masked`: masked records in round 2, the partner's mask sums in round 3, no
-decryption), so a job whose analyses all concern one station's columns ends after round 3.
+decrypts masked sums. Products whose columns are all 0/1 indicators (a Kaplan-Meier curve by a
+column at another station) go the same way on exponential ElGamal when that is cheaper
+(:mod:`.ec_product`, coordinated by :mod:`.counts_job`): the key owner returns partial
+decryptions and the coordinator takes small discrete logarithms. A station's own totals that no
+product gives come from masked sums with its partner (:mod:`.masked`: masked records in round 2,
+the partner's mask sums in round 3, no decryption), so a job whose analyses all concern one
+station's columns ends after round 3.
 This module is the coordinator's side; the station steps are in :mod:`.steps`, the plan in
 :mod:`.plan`, the Paillier work in :mod:`.product`. Leakage and cost:
 docs/leakage/exploration.md and docs/leakage/exploration-cost.md.
@@ -29,7 +33,9 @@ from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from . import masked, product
 from .columns import CONST, FRAC_BITS
+from .counts_job import CountsRun
 from .job import CohortSums
+from .plan import Job as PlanJob
 from .plan import Plan, plan_products, result_slots
 from .shared_job import SharedRun, upload_payload
 from .spec import ExploreSpec, parse_explore_spec
@@ -125,12 +131,16 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
         raise InputError(f"{linkage.small_cohort(k)}: nothing can be released")
 
     with coordinator.cost.phase("exploration"):
-        pubs = {r: PublicKey.from_dict(encrypted[r]["public_key"]) for r in plan.encrypt}
-        zeros = {r: product.Zeros(product.unpack_cts(pubs[r], encrypted[r]["zeros"])) for r in plan.encrypt}
-        rows = {r: [product.unpack_cts(pubs[r], t) for t in encrypted[r].get("groups", [])] for r in plan.encrypt}
+        pubs = {r: PublicKey.from_dict(e["public_key"]) for r, e in encrypted.items() if e["public_key"]}
+        zeros = {r: product.Zeros(product.unpack_cts(pub, encrypted[r]["zeros"])) for r, pub in pubs.items()}
+        rows = {r: [product.unpack_cts(pub, t) for t in encrypted[r].get("groups", [])] for r, pub in pubs.items()}
+        counted = CountsRun(plan, {r: e["ec"] for r, e in encrypted.items() if "ec" in e}, n_rows, cohort)
         third: dict[str, list[StepCall]] = {}
         jobs: dict[str, dict] = {}
         for job in plan.jobs:
+            if job.cipher == "ec":
+                jobs.setdefault(job.left, {})[job.id] = counted.layout(job)
+                continue
             pub = pubs[job.right]
             if job.kind == "totals":  # the partner's only column is the constant 1: C lays out membership itself
                 layout = [product.membership(pub, zeros[job.right], n_rows[job.left], cohort[job.left])]
@@ -176,15 +186,19 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
 
         fourth: dict[str, list[StepCall]] = {}
         masks, to_decrypt = {}, {}
+        ec_decrypt = counted.decrypt_calls({s: r["jobs"] for s, r in aggregated.items()})
         for job in plan.jobs:
+            if job.cipher == "ec":
+                continue
             pub = pubs[job.right]
             res = aggregated[job.left]["jobs"][job.id]
             slots = result_slots(job, res["layout"])
             masked_cts, mask = product.mask_results(pub, product.unpack_cts(pub, res["results"]), slots)
             masks[job.id] = (mask, slots, res["layout"])
             to_decrypt.setdefault(job.right, {})[job.id] = product.pack_cts(pub, masked_cts)
-        for station, j in to_decrypt.items():
-            fourth.setdefault(station, []).append(StepCall("explore_decrypt", {"jobs": j}))
+        for station in to_decrypt.keys() | ec_decrypt.keys():
+            fourth.setdefault(station, []).append(StepCall("explore_decrypt", {"jobs": to_decrypt.get(station, {}),
+                                                                               "ec_jobs": ec_decrypt.get(station, {})}))
         chain_jobs: dict[str, dict] = {}
         for ch in plan.chains:  # ... then the first station's shifted rows, laid out for the third
             pub = pubs[ch.b.station]
@@ -199,9 +213,12 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
         for station, call in shares.fourth_calls(shared3).items():
             fourth.setdefault(station, []).append(StepCall("explore_share_finish", {**payload, **call}))
         out4 = _round_lists(coordinator, fourth, "exploration: decrypt masked sums", chain_keys)
-        decrypted = {s: next(r for r in res if "jobs" in r) for s, res in out4.items() if s in to_decrypt}
+        decrypted = {s: next(r for r in res if "jobs" in r) for s, res in out4.items()
+                     if s in to_decrypt or s in ec_decrypt}
         shared4 = {s: _result_with(res, "pairs") for s, res in out4.items() if any("pairs" in r for r in res)}
         sums = _assemble(plan, masks, decrypted, pubs, meta)
+        for job, a, j, value in counted.counts({s: r.get("ec_jobs", {}) for s, r in decrypted.items()}):
+            _store(job, job.l_columns[a], job.r_columns[j], float(value), sums.totals, sums.crosses)
         shared_totals, shared_products = shares.sums(shared3, shared4)
         for s, values in shared_totals.items():
             scaled = set(meta[s]["scaled"])
@@ -252,6 +269,8 @@ def _assemble(plan: Plan, masks: dict, decrypted: dict, pubs: dict, meta: dict) 
     totals: dict[str, dict[str, float]] = {}
     crosses: dict[tuple[str, str], dict[tuple[str, str], float]] = {}
     for job in plan.jobs:
+        if job.cipher == "ec":
+            continue  # counts: CountsRun.counts
         mask, slots, layout = masks[job.id]
         plain = product.unpack_plain(pubs[job.right], decrypted[job.right]["jobs"][job.id])
         values = product.unmask(plain, mask, slots, pubs[job.right].n)
@@ -264,15 +283,21 @@ def _assemble(plan: Plan, masks: dict, decrypted: dict, pubs: dict, meta: dict) 
                     rname = job.r_columns[b]
                     value = _descale(ct_values[offset], product_frac(lname, l_scaled) + product_frac(rname, r_scaled))
                     offset += 1
-                    if job.kind == "totals":
-                        totals.setdefault(job.left, {})[lname] = value
-                        continue
-                    crosses.setdefault((job.left, job.right), {})[(lname, rname)] = value
-                    if job.l_totals and rname == CONST:
-                        totals.setdefault(job.left, {})[lname] = value
-                    if job.r_totals and lname == CONST:
-                        totals.setdefault(job.right, {})[rname] = value
+                    _store(job, lname, rname, value, totals, crosses)
     return CohortSums(totals=totals, crosses=crosses, meta=meta)
+
+
+def _store(job: PlanJob, lname: str, rname: str, value: float, totals: dict, crosses: dict) -> None:
+    """One cohort sum of a job: a product of the two stations' columns, and a station's total where the other
+    side is the constant."""
+    if job.kind == "totals":
+        totals.setdefault(job.left, {})[lname] = value
+        return
+    crosses.setdefault((job.left, job.right), {})[(lname, rname)] = value
+    if job.l_totals and rname == CONST:
+        totals.setdefault(job.left, {})[lname] = value
+    if job.r_totals and lname == CONST:
+        totals.setdefault(job.right, {})[rname] = value
 
 
 def _explore_one_station(coordinator: Coordinator, spec: ExploreSpec, payload: dict, min_cell_count: int | None,

@@ -10,16 +10,18 @@ import numpy as np
 from cryptography.exceptions import InvalidTag
 
 from ..crypto import PrivateKey, PublicKey
+from ..crypto import ecelgamal as ec
 from ..crypto.pairkey import new_exchange_key
 from ..linkage.steps import station_rows
 from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
 from ..training.shares import seal, unseal
-from . import masked, product, shared
+from . import ec_product, masked, product, shared
 from .columns import build_columns
 from .spec import parse_explore_spec
 
 STATE_KEY = "explore_paillier_key"
+STATE_EC_KEY = "explore_elgamal_keys"     # this job's exponential-ElGamal keys (counts of 0/1 columns)
 STATE_EXCHANGE = "explore_exchange_key"   # X25519 private half for masked totals (made in round 1)
 STATE_MASK_SUMS = "explore_mask_sums_of"  # stations whose cohort positions this station has used (once each)
 
@@ -47,15 +49,22 @@ def step_local(ctx: StationContext, payload: dict) -> dict:
 
 
 def step_encrypt(ctx: StationContext, payload: dict) -> dict:
-    """A fresh key of this station for this job; encrypt the requested columns under it, and make the
-    fresh encryptions of 0 the coordinator needs to pad layouts under this key."""
+    """Fresh keys of this station for this job; encrypt the requested columns under them, and make the
+    fresh encryptions of 0 the coordinator needs to pad layouts under these keys (Paillier, and
+    exponential ElGamal for counts of 0/1 columns)."""
     cols = _columns(ctx, payload)
+    out: dict = {"public_key": None}
+    if payload.get("ec"):
+        out["ec"] = _encrypt_counts(ctx, cols, payload["ec"])
+    zeros = int(payload.get("zeros") or 0)
+    if not (payload.get("columns") or payload.get("chains") or zeros):
+        return out
     ctx.policy.check_key_bits(int(payload["key_bits"]), ctx.station)
     priv = product.new_key(payload["key_bits"])
     priv.make_hs()  # the fixed-base generator, made by the owner (trustworthy), published with the public key
     ctx.state.put(STATE_KEY, priv.to_dict())
     pub = priv.public
-    out: dict = {"public_key": pub.to_dict()}
+    out["public_key"] = pub.to_dict()
     index = cols.index()
     wanted = payload.get("columns") or []
     if wanted:
@@ -74,11 +83,31 @@ def step_encrypt(ctx: StationContext, payload: dict) -> dict:
         chains[chain_id] = product.pack_cts(pub, group)
     if chains:
         out["chains"] = chains
-    zeros = int(payload.get("zeros") or 0)
     if not 0 <= zeros <= product.MAX_ZEROS or zeros % product.ZERO_QUANTUM:
         raise InputError("the coordinator asked for an unexpected number of encryptions of 0", station=ctx.station)
     out["zeros"] = product.pack_cts(pub, product.make_zeros(priv, zeros))
     return out
+
+
+def _encrypt_counts(ctx: StationContext, cols, ask: dict) -> dict:
+    """Exponential-ElGamal keys (one per column), this station's rows and the coordinator's zero rows."""
+    index = cols.index()
+    names, zeros = list(ask.get("columns") or []), int(ask.get("zeros") or 0)
+    unknown = [c for c in names if c not in index]
+    if unknown or not (names or zeros):
+        raise InputError(f"the coordinator asked for unknown columns {unknown[:3]} to count", station=ctx.station)
+    if len(names) > ec_product.MAX_COLUMNS or len(set(names)) != len(names):
+        raise InputError("the coordinator asked for too many or repeated columns to count", station=ctx.station)
+    not_indicator = [c for c in names if cols.values[index[c]].dtype != np.int8]
+    if not_indicator:
+        raise InputError(f"only 0/1 indicator columns are counted, not {not_indicator[:3]}", station=ctx.station)
+    if not 0 <= zeros <= product.MAX_ZEROS or zeros % product.ZERO_QUANTUM:
+        raise InputError("the coordinator asked for an unexpected number of zero rows", station=ctx.station)
+    keys = ec.Keys.fresh(max(1, len(names)))  # no columns: one key for the zero rows of a membership layout
+    ctx.state.put(STATE_EC_KEY, keys.to_dict())
+    return {"public": ec.public_to_str(keys.public),
+            "rows": ec.points_to_str(ec_product.encrypt(keys, [cols.values[index[c]] for c in names])),
+            "zeros": ec.points_to_str(ec_product.make_zeros(keys, zeros))}
 
 
 def _exchange_private(ctx: StationContext, payload: dict, other, purpose: str) -> str:
@@ -354,6 +383,9 @@ def step_aggregate(ctx: StationContext, payload: dict) -> dict:
     index = cols.index()
     out = {}
     for job_id, job in payload["jobs"].items():
+        if job.get("cipher") == "ec":
+            out[job_id] = _aggregate_counts(ctx, cols, job)
+            continue
         pub = _relayed_key(ctx, job["public_key"])
         cts = [product.unpack_cts(pub, text) for text in job["groups"]]
         if any(len(g) != len(ctx.data) for g in cts):
@@ -369,6 +401,24 @@ def step_aggregate(ctx: StationContext, payload: dict) -> dict:
         packed, layout = product.aggregate(pub, cts, [cols.values[index[n]] for n in names], needs, job["bits"])
         out[job_id] = {"results": product.pack_cts(pub, packed), "layout": layout}
     return {"jobs": out}
+
+
+def _aggregate_counts(ctx: StationContext, cols, job: dict) -> dict:
+    """L's side of a counts job: per own 0/1 column, the re-randomised sums of the relayed rows where it is 1."""
+    index = cols.index()
+    names, needs = list(job["columns"]), job["needs"]
+    unknown = [n for n in names if n not in index]
+    if unknown:
+        raise InputError(f"the coordinator asked for unknown columns {unknown[:3]}", station=ctx.station)
+    try:
+        public = ec.public_from_str(job["public"], ec_product.MAX_COLUMNS)
+        layout = ec.points_from_str(job["rows"])
+        if len(layout) != len(ctx.data) * (len(public) + 1) or len(needs) != len(names):
+            raise ValueError("the relayed layout does not match this station's rows")
+        results = ec_product.aggregate(public, layout, [cols.values[index[n]] for n in names], needs)
+    except (ValueError, TypeError) as exc:  # invalid points included (lancelot.crypto.ecelgamal)
+        raise InputError(f"counts: {exc}", station=ctx.station) from None
+    return {"results": ec.points_to_str(results)}
 
 
 def _chains(ctx: StationContext, payload: dict):
@@ -408,12 +458,30 @@ def step_chain_aggregate(ctx: StationContext, payload: dict) -> dict:
 
 
 def step_decrypt(ctx: StationContext, payload: dict) -> dict:
-    priv = PrivateKey.from_dict(ctx.state.get(STATE_KEY))
-    pub = priv.public
-    out = {}
-    for job_id, text in payload["jobs"].items():
-        out[job_id] = product.pack_plain(pub, product.decrypt_masked(priv, product.unpack_cts(pub, text)))
-    return {"jobs": out}
+    out: dict = {"jobs": {}}
+    if payload.get("jobs"):
+        priv = PrivateKey.from_dict(ctx.state.get(STATE_KEY))
+        pub = priv.public
+        for job_id, text in payload["jobs"].items():
+            out["jobs"][job_id] = product.pack_plain(pub, product.decrypt_masked(priv, product.unpack_cts(pub, text)))
+    if payload.get("ec_jobs"):
+        out["ec_jobs"] = {job_id: _decrypt_counts(ctx, job) for job_id, job in payload["ec_jobs"].items()}
+    return out
+
+
+def _decrypt_counts(ctx: StationContext, job: dict) -> str:
+    """x_j * c1 for every counted result (the coordinator finishes the decryption): the c1 are uniformly random
+    points, because L re-randomised every sum with randomness of its own."""
+    if not ctx.state.has(STATE_EC_KEY):
+        raise PrivacyError("no counting keys of this job at this station", station=ctx.station)
+    keys = ec.Keys.from_dict(ctx.state.get(STATE_EC_KEY))
+    try:
+        c1s, needs = ec.points_from_str(job["c1"]), job["needs"]
+        if len(c1s) > product.MAX_ZEROS:
+            raise ValueError("more results than any job makes")
+        return ec.points_to_str(ec_product.partial_decrypt(keys, c1s, needs))
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"counts: {exc}", station=ctx.station) from None
 
 
 STEPS = {"explore_describe": step_describe, "explore_local": step_local, "explore_encrypt": step_encrypt,

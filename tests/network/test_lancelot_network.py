@@ -8,6 +8,7 @@ import json
 import pandas as pd
 import pytest
 from helpers import check_moments, walk_strings
+from lifelines import KaplanMeierFitter
 
 from lancelot.linkage.pseudonym import PSEUDONYM_BYTES
 
@@ -90,6 +91,10 @@ def test_exploration_on_the_real_network_matches_pandas(devnet):
         # explore_share_finish: the registry's partner GP 1 and GP 2's partner, the registry, differ); a GP 2
         # column no product needs: its total is a masked sum the registry adds in the same step
         {"type": "count", "variable": {"station": GP2, "column": "smoking"}},
+        # counts on exponential ElGamal: GP 1 encrypts its COPD levels, the registry sums its exit columns
+        {"type": "kaplan_meier", "time": {"station": REG, "column": "survival_days"},
+         "event": {"station": REG, "column": "vital_status"}, "by": {"station": GP1, "column": "copd"},
+         "times": [365, 730]},
     ]}
     run = devnet.submit_central(devnet.images["exploration"], {"stations": devnet.stations, "spec": spec,
                                                                "evaluate": True})
@@ -119,6 +124,14 @@ def test_exploration_on_the_real_network_matches_pandas(devnet):
     counts = data["smoking_2"].value_counts()
     smoking = [r for r in out["analyses"][2]["table"] if r["count"] is not None and "<" not in r["smoking"]]
     assert smoking and all(r["count"] == rounded(int(counts[r["smoking"]])) for r in smoking)
+    curves = [g for g in out["analyses"][3]["groups"] if not g["group"].startswith("<")]
+    assert curves
+    for g in curves:
+        sub = data[data["copd_1"].map(lambda v: "" if pd.isna(v) else str(int(v))) == g["group"]]
+        kmf = KaplanMeierFitter().fit(sub["survival_days"], sub["vital_status"])
+        for point in g["curve"]:
+            assert point["survival"] == pytest.approx(float(kmf.survival_function_at_times(point["time"]).iloc[0]),
+                                                      rel=5e-4)
 
 
 # Training (logistic and Cox against statsmodels and lifelines) runs through the researcher's client:
