@@ -432,8 +432,19 @@ def plan_products(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple
                 cols, groups, widths = cols_b, groups_b, widths_b
                 r_totals.add(right)
         cipher = "paillier"
+        r_totals_left = lefts[0] if right in r_totals else None
         counted = _counted_columns(cols, mine, l_need, right in r_totals)
-        if _counts_pay(right, counted, groups, mine, l_need, lefts[0] if right in r_totals else None, meta, n_rows):
+        if _counts_pay(right, counted, groups, mine, l_need, r_totals_left, meta, n_rows):
+            # on counts R's constant costs a point per row: an L's totals come from its masked sums when they fit
+            masked_l = [left for left in lefts if l_totals_pair.get(left) == (left, right) and masked_for[left]
+                        and masked_for[left].layout.words <= shared.max_words_for(n_rows[left])]
+            if masked_l:
+                for left in masked_l:
+                    del l_totals_pair[left]
+                _who, _needers_, _bits, l_need = _needers(mine, cross_needs, l_totals_pair, meta, totals_wanted)
+                fewer = _counted_columns(cols, mine, l_need, right in r_totals)
+                if fewer and _counts_pay(right, fewer, groups, mine, l_need, r_totals_left, meta, n_rows):
+                    counted = fewer
             cipher, cols = "ec", counted
             groups, widths = [[i] for i in range(len(cols))], [1] * len(cols)
             encrypt[right] = {"ec": {"columns": cols}}
@@ -466,7 +477,7 @@ def plan_products(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple
         names, masked_s = totals_wanted[s], masked_for[s]
         counted = _counted_totals(names, meta[s], masked_s, n_rows[s])
         if counted:  # its indicators times its membership on ElGamal (P's zero rows); the rest as below
-            jobs.append(Job(id=f"totals:{s}", kind="totals", left=s, right=p, n_left=n_rows[s], l_columns=counted,
+            jobs.append(Job(id=f"counts:{s}", kind="totals", left=s, right=p, n_left=n_rows[s], l_columns=counted,
                              l_bits=[1] * len(counted), needs=[[0]] * len(counted), r_columns=[CONST], r_bits=[1],
                              widths=[1], groups=[[0]], l_totals=True, cipher="ec"))
             encrypt.setdefault(p, {}).setdefault("ec", {"columns": []})
