@@ -13,7 +13,7 @@ from helpers import make_study  # noqa: I001
 
 from lancelot.crypto import ecelgamal as ec
 from lancelot.explore import ec_product
-from lancelot.explore.plan import plan_products
+from lancelot.explore.plan import COUNTS_CIPHER, plan_products
 from lancelot.explore.protocol import _pairs
 from lancelot.explore.spec import parse_explore_spec
 from lancelot.explore.steps import STATE_EC_KEY, step_decrypt, step_describe, step_encrypt
@@ -175,3 +175,18 @@ def test_wide_indicator_totals_are_counted_on_elgamal_rather_than_relayed_as_mas
     assert plan.masked[GP].columns and not set(plan.masked[GP].columns) & set(totals.l_columns)  # BMI's moments
     small = _plan(study, tmp_path, [quantiles, KM_BY_GP])  # at this study's size the words are few: masked sums
     assert GP in small.masked and not [j for j in small.jobs if j.kind == "totals"]
+
+
+def test_counts_leave_out_the_constant_when_the_other_stations_totals_fit_masked_sums(study, tmp_path, monkeypatch):
+    """R's constant would cost a point per row only to give L's totals (here a registry histogram's bins); on
+    Paillier it shares the ciphertext for free, and L's totals ride on it."""
+    histogram = {"type": "histogram", "variable": {"station": REG, "column": "age_at_diagnosis"},
+                 "edges": [40, 50, 60, 70, 80, 90]}
+    rows = {REG: 100_000, GP: 120_000}
+    plan = _plan(study, tmp_path, [histogram, KM_BY_GP], rows=rows)
+    (job,) = plan.jobs
+    assert job.cipher == "ec" and "1" not in job.r_columns and not job.l_totals and REG in plan.masked
+    monkeypatch.setenv(COUNTS_CIPHER, "paillier")
+    plan = _plan(study, tmp_path / "paillier", [histogram, KM_BY_GP], rows=rows)
+    (job,) = plan.jobs
+    assert job.cipher == "paillier" and "1" in job.r_columns and job.l_totals and REG not in plan.masked

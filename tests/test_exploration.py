@@ -225,7 +225,9 @@ def test_kaplan_meier_by_a_gp_column_counted_on_elgamal_or_paillier_matches_life
     km = {"type": "kaplan_meier", "time": v(REG, "survival_days"), "event": v(REG, "vital_status"),
           "by": v(GP, "smoking"), "times": [90, 365, 730]}  # three levels and missing values
     count = {"type": "count", "variable": v(GP, "smoking")}  # GP totals: masked sums, or forced onto ElGamal
-    spec = {"linkage": json.loads(study["link_spec"].read_text()), "analyses": [km, count]}
+    # registry totals: from the Paillier job's constant, or (counts leave R's constant out) masked sums
+    histogram = {"type": "histogram", "variable": v(REG, "age_at_diagnosis"), "edges": [40, 50, 60, 70, 80, 90]}
+    spec = {"linkage": json.loads(study["link_spec"].read_text()), "analyses": [km, count, histogram]}
     outs = {}
     env = {s: {**EXACT[s], "LANCELOT_ALLOW_EVALUATE": "1"} for s in (REG, GP)}
     for cipher in ("ec", "paillier"):  # the coordinator node's setting
@@ -239,6 +241,8 @@ def test_kaplan_meier_by_a_gp_column_counted_on_elgamal_or_paillier_matches_life
         pooled = data["smoking"].map(label).value_counts()
         for row in outs[cipher]["analyses"][1]["table"]:
             check_count(row["count"], int(pooled.get(row["smoking"], 0)), row)
+        for b in outs[cipher]["analyses"][2]["bins"][:-1]:
+            check_count(b["count"], bin_count(data["age_at_diagnosis"], b["bin"]), b)
         assert outs[cipher]["cost"]["rounds"] == 4
     assert outs["ec"]["analyses"] == outs["paillier"]["analyses"]
     assert outs["ec"]["cost"]["bytes_from_stations"] < 0.8 * outs["paillier"]["cost"]["bytes_from_stations"]
