@@ -190,3 +190,36 @@ def test_counts_leave_out_the_constant_when_the_other_stations_totals_fit_masked
     plan = _plan(study, tmp_path / "paillier", [histogram, KM_BY_GP], rows=rows)
     (job,) = plan.jobs
     assert job.cipher == "paillier" and "1" in job.r_columns and job.l_totals and REG not in plan.masked
+
+
+def test_the_coordinator_pads_and_shuffles_what_the_key_owner_decrypts():
+    """R sees the first points of the real results among random ones asking for the same keys, in a random order,
+    a multiple of 256 in all; the counts still come out in the job's order."""
+    from lancelot.explore.counts_job import RESULT_QUANTUM, CountsRun
+    from lancelot.explore.plan import Job, Plan
+
+    rng = np.random.default_rng(5)
+    n_r, n_l, k = 200, 150, 2
+    r_cols = [rng.integers(0, 2, n_r).astype(np.int8) for _ in range(k)]
+    keys = ec.Keys.fresh(k)
+    upload = {"public": ec.public_to_str(keys.public), "rows": ec.points_to_str(ec_product.encrypt(keys, r_cols)),
+              "zeros": ec.points_to_str(ec_product.make_zeros(keys, 1024))}
+    l_cols = [rng.integers(0, 2, n_l).astype(np.int8) for _ in range(7)]
+    needs = [[0, 1], [1], [0, 1], [0], [0, 1], [1], [0, 1]]
+    job = Job(id="cross:L:R", kind="cross", left="L", right="R", n_left=n_l, l_columns=[f"a{i}" for i in range(7)],
+              l_bits=[1] * 7, needs=needs, r_columns=["b0", "b1"], r_bits=[1, 1], widths=[1, 1], groups=[[0], [1]],
+              cipher="ec")
+    cohort = {"L": rng.permutation(n_l)[:120], "R": rng.permutation(n_r)[:120]}
+    run = CountsRun(Plan(jobs=[job], encrypt={}, chains=[], masked={}, shared={}, shared_pairs=[]), {"R": upload},
+                    {"L": n_l, "R": n_r}, cohort)
+    sent = run.layout(job)
+    results = ec_product.aggregate(keys.public, ec.points_from_str(sent["rows"]), l_cols, needs)
+    call = run.decrypt_calls({"L": {job.id: {"results": ec.points_to_str(results)}}})["R"][job.id]
+    c1s = ec.points_from_str(call["c1"])
+    assert len(c1s) == RESULT_QUANTUM and {tuple(n) for n in call["needs"]} == {tuple(n) for n in needs}
+    assert c1s[:7] != ec_product.c1_of(results, needs)  # not in the job's order
+    partial = ec.points_to_str(ec_product.partial_decrypt(keys, c1s, call["needs"]))
+    got = {(a, j): v for _job, a, j, v in run.counts({"R": {job.id: partial}})}
+    aligned = np.zeros((n_l, k), dtype=np.int64)
+    aligned[cohort["L"]] = np.stack(r_cols, axis=1)[cohort["R"]]
+    assert got == {(a, j): int(l_cols[a].astype(np.int64) @ aligned[:, j]) for a in range(7) for j in needs[a]}

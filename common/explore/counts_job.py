@@ -38,6 +38,7 @@ class CountsRun:
             except (KeyError, ValueError) as exc:
                 raise InputError(f"counts: {exc}", station=r) from None
         self.results: dict[str, list[bytes]] = {}
+        self.sent: dict[str, tuple[list[int], list[list[int]]]] = {}  # per job: the shuffle, real and dummy needs
 
     def layout(self, job: Job) -> dict:
         """L's round-3 job: R's rows laid out in L's order (linked rows re-randomised, the rest zero rows); for a
@@ -61,18 +62,36 @@ class CountsRun:
             except (KeyError, ValueError) as exc:
                 raise InputError(f"counts: {exc}", station=job.left) from None
             self.results[job.id] = results
-            # padded with random points to a multiple of RESULT_QUANTUM: R cannot tell them from the real
-            # (re-randomised) ones, so it learns the number of L columns only roughly, as from packed Paillier results
+            # padded with random points, each asking for the keys of a random real result, to a multiple of
+            # RESULT_QUANTUM, and shuffled: R cannot tell them from the real (re-randomised) ones, so it learns the
+            # number of L columns only roughly, as from the number of packed Paillier results
+            rng = secrets.SystemRandom()
             pad = -len(c1s) % RESULT_QUANTUM
-            c1s += [ec.base_mult(1 + secrets.randbelow(ec.ORDER - 1)) for _ in range(pad)]
-            calls.setdefault(job.right, {})[job.id] = {"c1": ec.points_to_str(c1s), "needs": job.needs + [[0]] * pad}
+            c1s = c1s + [ec.base_mult(1 + secrets.randbelow(ec.ORDER - 1)) for _ in range(pad)]
+            needs = job.needs + [rng.choice(job.needs) for _ in range(pad)]
+            order = list(range(len(c1s)))
+            rng.shuffle(order)
+            self.sent[job.id] = (order, needs)
+            calls.setdefault(job.right, {})[job.id] = {"c1": ec.points_to_str([c1s[i] for i in order]),
+                                                       "needs": [needs[i] for i in order]}
         return calls
+
+    def _unshuffled(self, job: Job, text: str) -> list[bytes]:
+        """The key owner's partial decryptions of the real results, in the job's order."""
+        order, needs = self.sent[job.id]
+        flat, pos, by_entry = ec.points_from_str(text), 0, {}
+        for i in order:
+            by_entry[i] = flat[pos:pos + len(needs[i])]
+            pos += len(needs[i])
+        if pos != len(flat):
+            raise ValueError("the partial decryptions do not match the results sent")
+        return [d for a in range(len(job.needs)) for d in by_entry[a]]
 
     def counts(self, decrypted: dict[str, dict]) -> Iterator[tuple[Job, int, int, int]]:
         """(job, L column index, R column index, count) for every counted product."""
         for job in self.jobs:
             try:
-                decryptions = ec.points_from_str(decrypted[job.right][job.id])[:sum(len(js) for js in job.needs)]
+                decryptions = self._unshuffled(job, decrypted[job.right][job.id])
                 values = ec_product.counts(self.results[job.id], decryptions, job.needs, bound=self.n_rows[job.left])
             except (KeyError, ValueError, ArithmeticError) as exc:
                 raise InputError(f"counts: {exc}", station=job.right) from None
