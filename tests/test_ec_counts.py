@@ -52,16 +52,25 @@ def test_counts_equal_the_cohort_sums():
     assert exact[-1][0] > 100 and any(row == [0] * len(row) for row in exact)  # large and empty sums both decrypt
 
 
-def test_the_key_owner_cannot_recognise_its_own_randomness_in_a_result():
-    """Without L's re-randomisation the first point of a one-row sum is that row's rG, which R made."""
+def test_the_key_owner_cannot_recognise_its_own_randomness_in_a_result(monkeypatch):
+    """The key owner made every randomness in L's layout (its rows' r and its zero rows' z), so without L's
+    re-randomisation the first point of a one-row sum is that layout row's first point: R would see which L row
+    (and, by its own r, which of its rows) makes up a small count."""
     rng = np.random.default_rng(4)
-    keys, rows, results, needs, _exact, _n = _run(rng, n_r=60, n_l=60, n_c=60, k=1, times=5)
-    own_c1 = {rows[i * 2] for i in range(60)}
-    c1s = ec_product.c1_of(results, needs)
-    assert not own_c1 & set(c1s)
-    again = ec_product.c1_of(ec_product.aggregate(keys.public, [ec.IDENTITY] * 120, [np.zeros(60, np.int8)], [[0]]),
-                             [[0]])
-    assert again[0] != ec.IDENTITY  # an empty sum leaves as a fresh random point too
+    keys = ec.Keys.fresh(1)
+    zeros = ec_product.ZeroRows(ec.points_from_str(ec.points_to_str(ec_product.make_zeros(keys, 1024))), 2)
+    rows = ec.points_from_str(ec.points_to_str(ec_product.encrypt(keys, [rng.integers(0, 2, 40).astype(np.int8)])))
+    layout = ec.points_from_str(ec.points_to_str(
+        ec_product.layout_for_l(rows, zeros, 2, 40, rng.permutation(40)[:30], rng.permutation(40)[:30])))
+    single = [np.eye(40, dtype=np.int8)[i] for i in range(40)]  # one L row per column, as rare exit times are
+    owner_knows = {layout[2 * i] for i in range(40)}
+    results = ec_product.aggregate(keys.public, layout, single, [[0]] * 40)
+    assert not owner_knows & set(ec_product.c1_of(results, [[0]] * 40))
+    empty = ec_product.c1_of(ec_product.aggregate(keys.public, layout, [np.zeros(40, np.int8)], [[0]]), [[0]])
+    assert empty[0] != ec.IDENTITY  # an empty sum leaves as a fresh random point too
+    monkeypatch.setattr(ec, "rerandomise", lambda public, c1, c2s, which: [c1, *c2s])  # without it ...
+    results = ec_product.aggregate(keys.public, layout, single, [[0]] * 40)
+    assert set(ec_product.c1_of(results, [[0]] * 40)) == owner_knows  # ... every one is recognised
 
 
 def test_discrete_logarithm_bounds_and_invalid_points():
