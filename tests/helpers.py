@@ -190,12 +190,15 @@ def harrell(x: np.ndarray, knots) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def assert_close_in_se(table, params, bse):
+def assert_close_in_se(table, params, bse, estimate_se=3e-5, se_rel=1e-5):
     """Spline terms are cubic, so not exact in 16-bit fixed point (2^-16 of each column's scale): estimates
-    within 1e-3 standard errors and standard errors within 1e-4 relatively of the pooled fit."""
+    within 3e-5 standard errors and standard errors within 1e-5 relatively of the pooled fit: the floor of
+    any non-integer column (BMI at one decimal reaches 1.1e-5 standard errors). Before the nonlinear terms
+    were residualised on the column, collinear cubic terms amplified the rounding to about 1e-4. A fit with
+    the default tolerance (next Newton step predicted below 1e-6) needs looser bounds."""
     se = bse[table.index]
-    assert ((table["estimate"] - params[table.index]).abs() / se).max() < 1e-3
-    assert ((table["std_error"] - se).abs() / se).max() < 1e-4
+    assert ((table["estimate"] - params[table.index]).abs() / se).max() < estimate_se
+    assert ((table["std_error"] - se).abs() / se).max() < se_rel
 
 
 def with_columns(study, folder, station, **columns):

@@ -28,10 +28,17 @@ from lifelines import CoxPHFitter
 from lancelot.linkage.protocol import STEPS as LINK_STEPS
 from lancelot.runtime.errors import InputError, LancelotError, PrivacyError
 from lancelot.tails import chi2_sf
+from lancelot.training.design import _residual_coefficients
 from lancelot.training.protocol import STEPS as TRAIN_STEPS
 from lancelot.training.protocol import train
 from lancelot.training.spec import parse_train_spec
-from lancelot.training.terms import rcs_basis
+from lancelot.training.terms import (
+    original_map,
+    original_moments,
+    original_sums,
+    rcs_basis,
+    reference_profile,
+)
 
 REG, GP = "registry", "gp_1"
 STEPS = {**LINK_STEPS, **TRAIN_STEPS}
@@ -243,6 +250,37 @@ def test_logistic_spline_matches_statsmodels(study):
     fit = sm.Logit(data[OUTCOME].astype(float), x).fit(disp=0, tol=1e-12, maxiter=100)
     assert_close_in_se(pd.DataFrame(result["coefficients"]).set_index("feature"), fit.params, fit.bse)
     assert result["splines"][0]["curve"][0]["odds_ratio"] > 0
+
+
+def test_residualised_spline_terms_map_back_exactly():
+    """The stations encode a spline's nonlinear terms as residuals on the column and the earlier terms; the
+    coordinator's map, sums, moments and reference profile must undo that exactly (numpy on the raw terms)."""
+    rng = np.random.default_rng(3)
+    age = np.round(rng.normal(66, 9, 500))
+    knots = [50.0, 62.0, 70.0, 82.0]
+    raw = np.column_stack([age, rcs_basis(age, knots)])
+    features = [{"name": "age", "station": REG, "column": "age", "level": None, "centre": 66.0, "exponent": 4}]
+    enc = [(age - 66.0) / 16]
+    for term in (1, 2):
+        minus = _residual_coefficients(raw[:, term], [raw[:, j] for j in range(term)])
+        assert any(minus) and all(float(f"{c:.3g}") == c for c in minus)   # rounded aggregates
+        residual = raw[:, term] - raw[:, :term] @ minus
+        centre, exponent = float(round(residual.mean())), int(np.ceil(np.log2(residual.std())))
+        features.append({"name": "age" + "'" * term, "station": REG, "column": "age", "level": None, "term": term,
+                         "minus": minus, "centre": centre, "exponent": exponent})
+        enc.append((residual - centre) / 2.0 ** exponent)
+    enc = np.column_stack(enc)
+    assert np.abs(np.corrcoef(enc.T)[np.triu_indices(3, 1)]).max() < 0.05    # nearly orthogonal, unlike raw
+    assert np.abs(np.corrcoef(raw.T)[np.triu_indices(3, 1)]).max() > 0.8
+    m = original_map(features, intercept=False)
+    np.testing.assert_allclose(enc, (raw - reference_profile(features)) @ m.T, atol=1e-9)
+    np.testing.assert_allclose(original_sums(enc.sum(axis=0), len(age), features), raw.sum(axis=0), rtol=1e-12)
+    moments = original_moments(enc.mean(axis=0), enc.T @ enc / len(age), features)
+    np.testing.assert_allclose([mu for mu, _ in moments], raw.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose([sd for _, sd in moments], raw.std(axis=0), rtol=1e-9)
+    # a term that is linear in the column over all rows (every value below the second knot) stays raw
+    young = np.linspace(20, 40, 50)
+    assert _residual_coefficients(rcs_basis(young, knots)[:, 0], [young]) == [0.0]
 
 
 def test_spline_refusals(study, tmp_path):

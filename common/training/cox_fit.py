@@ -271,10 +271,10 @@ class _CoxFit:
             totals = terms.original_sums(sum_x, n_c, self.features)
             terms.check_cross_cells(self.interactions, self.features, {
                 "patients": (totals, n_c), "events": (terms.original_sums(sum_xd, n_d, self.features), n_d)}, self.k)
-            self.summaries = terms.with_product_means(
-                hazards.feature_summary(sum_x, RX.decode(sxx, E_BITS + 2 * FRAC_BITS_X).astype(float), n_c, self.features,
-                                        self.base),
-                self.features, totals, n_c, first=0, base=self.base)
+            cross = RX.decode(sxx, E_BITS + 2 * FRAC_BITS_X).astype(float) / n_c
+            moments = terms.original_moments(sum_x / n_c, cross, self.features)
+            self.summaries = terms.with_product_means(hazards.feature_summary(moments, n_c, self.features, self.base),
+                                                      self.features, totals, n_c, first=0, base=self.base)
             self.events_at = np.rint(RX.decode(_opened(RX, res, O.EVENTS_AT), W_BITS)).astype(np.int64)
             self.mean = totals / n_c     # the complete cases' mean of every term (original scale)
             if self.strata is not None:

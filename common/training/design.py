@@ -126,6 +126,29 @@ def _knots(series: pd.Series, wanted: tuple[float, ...] | int, policy: NodePolic
     return knots
 
 
+def _residual_coefficients(term: np.ndarray, earlier: list[np.ndarray]) -> list[float]:
+    """A spline's nonlinear term is encoded minus its least-squares fit on the column and the earlier terms
+    (over all of the station's rows with a value, coefficients rounded to 3 significant digits: aggregates
+    the coordinator maps back exactly, see terms.original_map). The raw cubic terms are nearly collinear
+    with the column and each other, so 16-bit rounding of them moved the coefficients by about 1e-4 of
+    their standard errors; the residuals are nearly orthogonal and bring that down to the rounding of any
+    non-integer column. Where a residual would be an outlier the encoding's bound refuses, the raw term
+    is kept (all coefficients 0)."""
+    x = np.column_stack(earlier)
+    present = np.all(np.isfinite(x), axis=1) & np.isfinite(term)
+    zeros = [0.0] * len(earlier)
+    if present.sum() <= x.shape[1] + 1:
+        return zeros
+    design = np.column_stack([np.ones(int(present.sum())), x[present]])
+    fitted, *_ = np.linalg.lstsq(design, term[present], rcond=None)
+    minus = [round_knot(float(v)) for v in fitted[1:]]
+    residual = term[present] - x[present] @ minus
+    spread, raw_spread = float(residual.std()), float(term[present].std())
+    if spread <= 1e-9 * raw_spread or np.abs(residual - residual.mean()).max() > MAX_ENCODED / 2 * spread:
+        return zeros
+    return minus
+
+
 def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePolicy,
                 scaling: list[dict] | None = None, strata_levels: list[str] | None = None) -> Block:
     """Encode this station's features (and outcome, at the outcome's station) for the rows of ``df``.
@@ -169,15 +192,18 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
             if f.spline is not None:   # the spline's nonlinear terms, computed here from this station's column
                 knots = d["spline"]["knots"] if d else _knots(series, f.spline, policy, station, f.column)
                 features[-1]["spline"] = {"knots": knots}
-                basis = rcs_basis(series.to_numpy(dtype=float), knots)
-                for term in range(1, len(knots) - 1):
+                earlier = [series.to_numpy(dtype=float)]   # the column, then each earlier nonlinear term
+                for term, term_values in enumerate(rcs_basis(earlier[0], knots).T, start=1):
                     name = spline_term_name(f.column, term)
-                    values = pd.Series(basis[:, term - 1], index=series.index).where(series.notna())
                     d = fixed.get((f.column, None, term))
+                    minus = d["minus"] if d else _residual_coefficients(term_values, earlier)
+                    values = pd.Series(term_values - np.column_stack(earlier) @ minus, index=series.index)
+                    values = values.where(series.notna())
                     centre, exponent = (d["centre"], d["exponent"]) if d else _scaling(values, station, name)
-                    features.append({"name": name, "column": f.column, "level": None, "term": term,
+                    features.append({"name": name, "column": f.column, "level": None, "term": term, "minus": minus,
                                      "spline": {"knots": knots}, "centre": centre, "exponent": exponent, "binary": False})
                     columns.append(_encode(values, centre, exponent, station, name))
+                    earlier.append(term_values)
             continue
         text = _labels(raw)
         if scaling is None:

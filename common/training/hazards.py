@@ -15,9 +15,10 @@ from ..disclosure import SIGNIFICANT_DIGITS, release_count, round_magnitude
 from .logistic import Z_95, level_cells, ratio_table, summary_row
 
 
-def feature_summary(sum_x: np.ndarray, sum_xx: np.ndarray, n: int, features: list[dict], base: int) -> list[dict]:
-    """Mean and SD of each feature over the complete cases (from X'1 and X'X at beta = 0), rounded."""
-    return [summary_row(f, sum_x[j] / n, sum_xx[j, j] / n, n, base) for j, f in enumerate(features)]
+def feature_summary(moments: list[tuple[float, float]], n: int, features: list[dict], base: int) -> list[dict]:
+    """Mean and SD of each feature over the complete cases (``moments``: lancelot.training.terms
+    .original_moments of X'1 and X'X at beta = 0), rounded."""
+    return [summary_row(f, mean, sd, n, base) for f, (mean, sd) in zip(features, moments)]
 
 
 def binary_levels(sum_x: np.ndarray, sum_xd: np.ndarray, n: int, events: int, features: list[dict]) -> list[dict]:

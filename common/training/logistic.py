@@ -36,24 +36,20 @@ def check_identifiable(hessian: np.ndarray, names: list[str]) -> None:
         raise InputError(f"features are collinear in the linked cohort: {', '.join(involved)}; drop one of them")
 
 
-def feature_summary(hessian0: np.ndarray, features: list[dict], base: int) -> list[dict]:
-    """Mean and SD of each feature over the complete cases, read off the first Hessian.
+def feature_summary(moments: list[tuple[float, float]], features: list[dict], n: float, base: int) -> list[dict]:
+    """Mean and SD of each feature (not the intercept) over the ``n`` complete cases, rounded.
 
-    At beta = 0 every complete case has weight 1/4, so the intercept row of that Hessian holds the
-    feature sums and its diagonal the sums of squares (internal scale).
+    ``moments``: lancelot.training.terms.original_moments of the first Hessian's rows: at beta = 0 every
+    complete case has weight 1/4, so the intercept row holds the encoded feature sums and the matrix the
+    sums of cross-products (internal scale).
     """
-    n = 4 * hessian0[0, 0]
-    return [summary_row(f, hessian0[0, j] / hessian0[0, 0], hessian0[j, j] / hessian0[0, 0], n, base)
-            for j, f in enumerate(features) if j > 0]
+    return [summary_row(f, mean, sd, n, base) for j, (f, (mean, sd)) in enumerate(zip(features, moments)) if j > 0]
 
 
-def summary_row(feature: dict, mean_enc: float, square_enc: float, n: float, base: int) -> dict:
-    """Mean and SD on the original scale from the encoded mean and mean square, on a grid of step
-    base * SD / n at least (lancelot.disclosure.round_mean): the mean of a 0/1 feature times n is a count,
-    and exact means of two runs on cohorts one patient apart would show that patient's value."""
-    var_enc = max(square_enc - mean_enc ** 2, 0.0)
-    scale = 2.0 ** feature["exponent"]
-    mean, sd = feature["centre"] + scale * mean_enc, scale * math.sqrt(var_enc)
+def summary_row(feature: dict, mean: float, sd: float, n: float, base: int) -> dict:
+    """Mean and SD on the original scale, on a grid of step base * SD / n at least
+    (lancelot.disclosure.round_mean): the mean of a 0/1 feature times n is a count, and exact means of two
+    runs on cohorts one patient apart would show that patient's value."""
     return {"feature": feature["name"], "station": feature["station"], "mean": round_mean(mean, sd, n, base),
             "sd": round_mean(sd, sd, n, base)}
 

@@ -154,8 +154,9 @@ class _LogisticFit:
         terms.check_cross_cells(st.interactions, features, {
             "patients": (totals, n_c), "events": (totals_ev, events_c),
             "non-events": (totals - totals_ev, n_c - events_c)}, k)
-        self.summaries = terms.with_product_means(logistic.feature_summary(hess, features, st.base), features, totals,
-                                                  n_c, first=1, base=st.base)
+        moments = terms.original_moments(hess[0] / hess[0, 0], hess / hess[0, 0], features)
+        self.summaries = terms.with_product_means(logistic.feature_summary(moments, features, n_c, st.base), features,
+                                                  totals, n_c, first=1, base=st.base)
 
     def result(self, beta: np.ndarray, linkage, spec: TrainSpec) -> dict:
         st, k, base, features = self.st, self.st.k, self.st.base, self.st.features

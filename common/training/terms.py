@@ -5,7 +5,9 @@ Coordinator-side mathematics on released aggregates, plus the spline basis that 
 holding a column computes (and that ``lancelot predict`` recomputes for a typed-in profile).
 
 Encoding. Every design column is an affine function of an original-scale term g:
-main effects enc = (g - centre) / 2^exponent (numeric columns, dummies, spline basis columns);
+main effects enc = (g - centre) / 2^exponent (numeric columns, dummies, a spline's linear term); a
+spline's nonlinear term enc = (g - sum_l c_l g_l - centre) / 2^exponent, its residual on the column and
+the earlier terms (coefficients c_l from the station's whole column, rounded);
 an interaction column is the product of two encoded columns, scaled down by 2^s so that it obeys
 the same magnitude bound as every other column (|enc| <= 32, which the fixed-point budgets of
 logistic and Cox regression rely on):
@@ -72,6 +74,18 @@ def round_knot(value: float) -> float:
 # ---------------------------------------------------------------------------------------------
 # the original scale
 # ---------------------------------------------------------------------------------------------
+def residualised_on(features: list[dict], j: int) -> list[tuple[int, float]]:
+    """A spline's nonlinear term is encoded as g_j - sum c_l g_l (design._residual_coefficients), over
+    the column (term 0) and its earlier terms: the (feature index, c_l) pairs, [] for any other feature."""
+    f = features[j]
+    if not any(f.get("minus") or []):
+        return []
+    index = {fl.get("term", 0): i for i, fl in enumerate(features)
+             if fl.get("station") == f.get("station") and fl.get("column") == f["column"] and "product" not in fl
+             and fl.get("level") is None}
+    return [(index[term], c) for term, c in enumerate(f["minus"]) if c]
+
+
 def original_map(features: list[dict], intercept: bool) -> np.ndarray:
     """M (p x p) with enc = M g + const per record (``intercept``: feature 0 is the constant 1, which
     takes the constants; Cox has none and drops them). Coefficients on the original scale: M' beta."""
@@ -86,6 +100,8 @@ def original_map(features: list[dict], intercept: bool) -> np.ndarray:
             m[j, j] = scale
             if intercept:
                 m[j, 0] = -f["centre"] * scale
+            for i, c in residualised_on(features, j):
+                m[j, i] -= c * scale
             continue
         a, b = f["product"]
         ca, cb = features[a]["centre"], features[b]["centre"]
@@ -109,7 +125,7 @@ def original_sums(enc_sums: np.ndarray, count: float, features: list[dict]) -> n
     for j, f in enumerate(features):
         scale = 2.0 ** f["exponent"]
         if "product" not in f:
-            out[j] = f["centre"] * count + scale * enc_sums[j]
+            out[j] = f["centre"] * count + scale * enc_sums[j] + sum(c * out[i] for i, c in residualised_on(features, j))
             continue
         a, b = f["product"]
         ca, cb = features[a]["centre"], features[b]["centre"]
@@ -345,4 +361,26 @@ def reference_profile(features: list[dict]) -> np.ndarray:
         if "product" in f:
             a, b = f["product"]
             out[j] = features[a]["centre"] * features[b]["centre"]
+        else:
+            out[j] += sum(c * out[i] for i, c in residualised_on(features, j))
+    return out
+
+
+def original_moments(mean_enc: np.ndarray, second_enc: np.ndarray, features: list[dict]) -> list[tuple[float, float]]:
+    """Mean and SD of each main-effect term on the original scale, from the encoded columns' means and mean
+    cross-products over a set of records (g = centre + 2^e enc, plus the earlier terms a spline term was
+    residualised on). An interaction column gets its encoded column's spread (lancelot.training.terms
+    .with_product_means replaces its row)."""
+    p = len(features)
+    weights, const = np.zeros((p, p)), np.zeros(p)   # g_j = const_j + weights_j . enc
+    cov = second_enc - np.outer(mean_enc, mean_enc)
+    out = []
+    for j, f in enumerate(features):
+        weights[j, j], const[j] = 2.0 ** f["exponent"], f["centre"]
+        if "product" not in f:
+            for i, c in residualised_on(features, j):
+                weights[j] += c * weights[i]
+                const[j] += c * const[i]
+        w = weights[j]
+        out.append((float(const[j] + w @ mean_enc), math.sqrt(max(float(w @ cov @ w), 0.0))))
     return out

@@ -94,7 +94,8 @@ def test_the_example_study_through_the_client(devnet, tmp_path):
     cph = CoxPHFitter().fit(x[list(table.index)].assign(T=data["T"].astype(float), E=data["E"].astype(float),
                                                         S=data["S"]), "T", "E", strata=["S"],
                             fit_options={"precision": 1e-10})
-    assert_close_in_se(table, cph.params_, cph.standard_errors_)
+    # the example's default tolerance stops when the next step is predicted below 1e-6 (encoded scale)
+    assert_close_in_se(table, cph.params_, cph.standard_errors_, estimate_se=1e-3, se_rel=1e-4)
     by_copd = {r["at"]: r["hazard_ratio"] for r in effects["interactions"][0]["effects"]}
     c = cph.params_
     assert by_copd["1"] == pytest.approx(np.exp(c["immunotherapy"] + c["immunotherapy:copd"]), rel=1e-3)
