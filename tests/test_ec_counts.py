@@ -12,7 +12,7 @@ import pytest
 from helpers import make_study  # noqa: I001
 
 from lancelot.crypto import ecelgamal as ec
-from lancelot.explore import ec_product
+from lancelot.explore import ec_product, product
 from lancelot.explore.plan import COUNTS_CIPHER, plan_products
 from lancelot.explore.protocol import _pairs
 from lancelot.explore.spec import parse_explore_spec
@@ -29,7 +29,7 @@ def _run(rng, n_r=700, n_l=600, n_c=450, k=3, times=40):
     r_cols = [rng.integers(0, 2, n_r).astype(np.int8) for _ in range(k)]
     keys = ec.Keys.fresh(k)
     rows = ec.points_from_str(ec.points_to_str(ec_product.encrypt(keys, r_cols)))
-    zeros = ec_product.ZeroRows(ec.points_from_str(ec.points_to_str(ec_product.make_zeros(keys, 1024))), k + 1)
+    zeros = product.Zeros(ec.points_from_str(ec.points_to_str(ec_product.make_zeros(keys, 1024))), k + 1)
     pairs_l, pairs_r = rng.permutation(n_l)[:n_c], rng.permutation(n_r)[:n_c]
     layout = ec.points_from_str(ec.points_to_str(
         ec_product.layout_for_l(rows, zeros, k + 1, n_l, pairs_l, pairs_r)))
@@ -58,7 +58,7 @@ def test_the_key_owner_cannot_recognise_its_own_randomness_in_a_result(monkeypat
     (and, by its own r, which of its rows) makes up a small count."""
     rng = np.random.default_rng(4)
     keys = ec.Keys.fresh(1)
-    zeros = ec_product.ZeroRows(ec.points_from_str(ec.points_to_str(ec_product.make_zeros(keys, 1024))), 2)
+    zeros = product.Zeros(ec.points_from_str(ec.points_to_str(ec_product.make_zeros(keys, 1024))), 2)
     rows = ec.points_from_str(ec.points_to_str(ec_product.encrypt(keys, [rng.integers(0, 2, 40).astype(np.int8)])))
     layout = ec.points_from_str(ec.points_to_str(
         ec_product.layout_for_l(rows, zeros, 2, 40, rng.permutation(40)[:30], rng.permutation(40)[:30])))

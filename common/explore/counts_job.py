@@ -14,7 +14,7 @@ import numpy as np
 
 from ..crypto import ecelgamal as ec
 from ..runtime.errors import InputError
-from . import ec_product
+from . import ec_product, product
 from .plan import Job, Plan
 
 RESULT_QUANTUM = 256  # the key owner decrypts a multiple of this many first points per job
@@ -26,13 +26,13 @@ class CountsRun:
         self.n_rows, self.cohort = n_rows, cohort
         self.uploads = uploads
         self.rows: dict[str, list[bytes]] = {}
-        self.zeros: dict[str, ec_product.ZeroRows] = {}
+        self.zeros: dict[str, product.Zeros] = {}
         self.width: dict[str, int] = {}  # points per row: one per key, plus the shared first point
         for r in {job.right for job in self.jobs}:
             try:
                 self.width[r] = width = len(ec.public_from_str(uploads[r]["public"], ec_product.MAX_COLUMNS)) + 1
                 self.rows[r] = ec.points_from_str(uploads[r]["rows"])
-                self.zeros[r] = ec_product.ZeroRows(ec.points_from_str(uploads[r]["zeros"]), width)
+                self.zeros[r] = product.Zeros(ec.points_from_str(uploads[r]["zeros"]), width)
                 if len(self.rows[r]) not in (0, n_rows[r] * width):
                     raise ValueError("the encrypted rows do not match the station's row count")
             except (KeyError, ValueError) as exc:

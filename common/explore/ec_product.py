@@ -24,11 +24,13 @@ its own order; R sees only uniformly random points. Leakage table: docs/leakage/
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from ..crypto import ecelgamal as ec
 from ..crypto.pool import process_pool
-from .product import workers
+from .product import Zeros, workers
 
 MAX_COLUMNS = 16        # R columns (keys) per job: each costs a point per row
 _PARALLEL_FROM = 2000   # point operations below which worker processes do not pay
@@ -85,32 +87,16 @@ def _decrypt_chunk(secret: list[int], c1s: list[bytes], needs: list[list[int]]) 
 # ---------------------------------------------------------------------------------------------
 # C: layout in L's order; counts from the partial decryptions
 # ---------------------------------------------------------------------------------------------
-class ZeroRows:
-    """A key owner's fresh zero rows, handed out once each."""
-
-    def __init__(self, points: list[bytes], width: int):
-        if len(points) % width:
-            raise ValueError("the zero rows do not match the number of keys")
-        self._points, self._width, self._next = points, width, 0
-
-    def take(self, rows: int) -> list[bytes]:
-        end = self._next + rows * self._width
-        if end > len(self._points):
-            raise RuntimeError("not enough fresh zero rows from the key owner")
-        out = self._points[self._next:end]
-        self._next = end
-        return out
-
-
-def layout_for_l(rows: list[bytes], zeros: ZeroRows, width: int, l_rows: int, pairs_l: np.ndarray,
+def layout_for_l(rows: list[bytes], zeros: Zeros, width: int, l_rows: int, pairs_l: np.ndarray,
                  pairs_r: np.ndarray) -> bytes:
     """L-ordered rows: a linked row plus a fresh zero row (an unlinkable copy), any other row a zero row."""
     out = zeros.take(l_rows)
     pairs = list(zip(pairs_l.tolist(), pairs_r.tolist()))
     n_workers = workers() if len(pairs) * width >= _PARALLEL_FROM else 1
+    spans = _split(len(pairs), n_workers)
     chunks = [([p for i, j in pairs[a:b] for p in rows[j * width:(j + 1) * width]],
-               [z for i, _ in pairs[a:b] for z in out[i * width:(i + 1) * width]]) for a, b in _split(len(pairs), n_workers)]
-    for (a, b), added in zip(_split(len(pairs), n_workers), _map(_add_all, chunks, n_workers), strict=True):
+               [z for i, _ in pairs[a:b] for z in out[i * width:(i + 1) * width]]) for a, b in spans]
+    for (a, b), added in zip(spans, _map(_add_all, chunks, n_workers), strict=True):
         for k, (i, _) in enumerate(pairs[a:b]):
             out[i * width:(i + 1) * width] = added[k * width:(k + 1) * width]
     return b"".join(out)
@@ -120,7 +106,7 @@ def _add_all(points: list[bytes], others: list[bytes]) -> list[bytes]:
     return [ec.add(p, q) for p, q in zip(points, others, strict=True)]
 
 
-def membership(zeros: ZeroRows, width: int, l_rows: int, cohort_rows: np.ndarray) -> bytes:
+def membership(zeros: Zeros, width: int, l_rows: int, cohort_rows: np.ndarray) -> bytes:
     """Enc(1) under the first key for L's rows in the cohort and Enc(0) for the others, from the key owner's zero
     rows: adding G to a zero row's second point is a plaintext addition, so every row is as fresh as its zero."""
     out = zeros.take(l_rows)
@@ -130,32 +116,28 @@ def membership(zeros: ZeroRows, width: int, l_rows: int, cohort_rows: np.ndarray
     return b"".join(out)
 
 
+def _per_column(results: list[bytes], needs: list[list[int]]) -> Iterator[tuple[bytes, list[bytes]]]:
+    """The flat result layout, per L column: its first point and one second point per needed R column."""
+    if len(results) != len(needs) + sum(len(js) for js in needs):
+        raise ValueError("the results do not match the job")
+    pos = 0
+    for js in needs:
+        yield results[pos], results[pos + 1:pos + 1 + len(js)]
+        pos += 1 + len(js)
+
+
 def counts(results: list[bytes], decryptions: list[bytes], needs: list[list[int]], bound: int) -> list[list[int]]:
     """Per L column a, the counts for the R columns in ``needs[a]`` (each at most ``bound``)."""
-    if len(results) != len(needs) + len(decryptions) or len(decryptions) != sum(len(js) for js in needs):
+    if len(decryptions) != sum(len(js) for js in needs):
         raise ValueError("the results and their decryptions do not match the job")
     logs = ec.SmallLog(bound)
-    out, pos, dec = [], 0, 0
-    for js in needs:
-        pos += 1  # c1
-        row = []
-        for _ in js:
-            row.append(logs.log(ec.sub(results[pos], decryptions[dec])))
-            pos += 1
-            dec += 1
-        out.append(row)
-    return out
+    shares = iter(decryptions)
+    return [[logs.log(ec.sub(c2, next(shares))) for c2 in c2s] for _, c2s in _per_column(results, needs)]
 
 
 def c1_of(results: list[bytes], needs: list[list[int]]) -> list[bytes]:
     """The first point of every L column's result (what the key owner partially decrypts)."""
-    out, pos = [], 0
-    for js in needs:
-        out.append(results[pos])
-        pos += 1 + len(js)
-    if pos != len(results):
-        raise ValueError("the results do not match the job")
-    return out
+    return [c1 for c1, _ in _per_column(results, needs)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -441,7 +441,7 @@ def plan_products(spec: ExploreSpec, meta: dict, n_rows: dict, pairs: list[tuple
             if masked_l:
                 for left in masked_l:
                     del l_totals_pair[left]
-                _who, _needers_, _bits, l_need = _needers(mine, cross_needs, l_totals_pair, meta, totals_wanted)
+                l_need = _needers(mine, cross_needs, l_totals_pair, meta, totals_wanted)[3]
                 fewer = _counted_columns(cols, mine, l_need, right in r_totals)
                 if fewer and _counts_pay(right, fewer, groups, mine, l_need, r_totals_left, meta, n_rows):
                     counted = fewer

@@ -137,17 +137,20 @@ def decrypt_masked(priv: PrivateKey, cts: list[int]) -> list[int]:
 # C: lay out in L's order with padding; mask; unmask
 # ---------------------------------------------------------------------------------------------
 class Zeros:
-    """A key owner's fresh encryptions of 0, handed out once each."""
+    """A key owner's fresh encryptions of 0, handed out once each: single ciphertexts, or rows of ``width``
+    points (exponential ElGamal, one point per key plus the row's first point)."""
 
-    def __init__(self, cts: list[int]):
-        self._cts = [gmpy2.mpz(c) for c in cts]
-        self._next = 0
+    def __init__(self, items: list, width: int = 1):
+        if len(items) % width:
+            raise ValueError("the zero rows do not match the number of keys")
+        self._items, self._width, self._next = items, width, 0
 
-    def take(self, count: int) -> list:
-        if self._next + count > len(self._cts):
+    def take(self, rows: int) -> list:
+        end = self._next + rows * self._width
+        if end > len(self._items):
             raise RuntimeError("not enough fresh encryptions of 0 from the key owner")
-        out = self._cts[self._next:self._next + count]
-        self._next += count
+        out = self._items[self._next:end]
+        self._next = end
         return out
 
 
