@@ -405,6 +405,24 @@ def test_one_to_one_posterior_weighs_the_other_candidates_of_both_records():
     assert prob[1] < 0.01 < 0.99 < prob[2]   # a strong competitor takes the record
 
 
+def test_non_matches_beside_sure_links_give_their_patterns_rate_per_pair():
+    """Hub records 0-199 have a sure link to other records 0-199; 30 of them also share keys (pattern 1) with
+    another record, a relative: one-to-one makes those non-matches, 30 per 200 x n_other pairs. Records
+    without a sure link, and the sure pairs themselves, are not counted."""
+    from lancelot.linkage.matching import MIN_SURE, beside_sure_links
+
+    n_hub, n_other, sure = 1000, 5000, 200
+    ci = np.concatenate([np.arange(sure), np.arange(30), [500, 501]])
+    cj = np.concatenate([np.arange(sure), 1000 + np.arange(30), [600, 601]])
+    inverse = np.concatenate([np.zeros(sure, int), np.ones(30, int), [1, 1]])    # pattern 0: the sure pairs
+    prob = np.concatenate([np.full(sure, 0.9999), np.full(30, 0.4), [0.9, 0.9]])
+    rates = beside_sure_links(ci, cj, inverse, prob, 2, n_hub, n_other)
+    assert rates[0] == 0.0
+    assert rates[1] == pytest.approx(30 / (sure * n_other))
+    assert beside_sure_links(ci[:MIN_SURE - 1], cj[:MIN_SURE - 1], inverse[:MIN_SURE - 1], prob[:MIN_SURE - 1], 2,
+                             n_hub, n_other) is None
+
+
 def test_other_schemas_normalise_names_addresses_ids_free_form_dates_and_foreign_postcodes():
     spec = parse_linkage_spec({"stations": {"a": {"id_column": "id"}, "b": {"id_column": "id"}}, "min_records": 1,
                                "fields": [

@@ -98,6 +98,14 @@ def match(hub: list[np.ndarray], other: list[np.ndarray], recipes: list[tuple[st
     weight = fitted.weight[1:][inverse]
     ci, cj = cand["i"].to_numpy(), cand["j"].to_numpy()
     prob = one_to_one_posterior(ci, cj, weight, fitted.share, fitted.weight[0], n_hub, n_other)
+    beside = beside_sure_links(ci, cj, inverse, prob, len(uniq), n_hub, n_other)
+    if beside is not None:   # refit with the non-matches seen beside near-certain links
+        rates = np.concatenate([[0.0], beside])
+        empirical = rates if empirical is None else np.maximum(empirical, rates)
+        fitted = model.fit(fields, recipes, observed, all_counts, n_pairs, drop_rates,
+                           max_matches=min(n_hub, n_other), empirical_u=empirical)
+        weight = fitted.weight[1:][inverse]
+        prob = one_to_one_posterior(ci, cj, weight, fitted.share, fitted.weight[0], n_hub, n_other)
     # one-to-one: greedy by probability (then weight), each record used at most once
     order = np.lexsort((-weight, -prob))
     keep = _greedy(order, ci, cj, prob, threshold, n_hub, n_other)
@@ -129,6 +137,36 @@ def add_residue_links(m: MatchResult, fit) -> MatchResult:
                    expected_recall=float(min(1.0, probability.sum() / expected)) if expected > 0 else float("nan"),
                    similarity_links=len(fit.hub_rows), similarity_levels=[float(x) for x in LEVELS[:-1]],
                    similarity_m=fit.m, similarity_u=fit.u)
+
+
+SURE = 0.999         # a link this probable makes its records' other candidates non-matches
+MIN_SURE = 100       # records with a sure link needed before their neighbours are counted
+
+
+def beside_sure_links(ci: np.ndarray, cj: np.ndarray, inverse: np.ndarray, prob: np.ndarray, n_patterns: int,
+                      n_hub: int, n_other: int) -> np.ndarray | None:
+    """Per candidate pattern, its rate per pair among cross-station non-matches, read off the other
+    candidates of records that have a near-certain link (one-to-one: those are not their matches).
+
+    A registry patient's relatives and look-alikes at a GP practice (same surname, birth date and
+    address, another first name) are not as frequent per pair as two of the practice's own patients
+    who are related, the within-station rate: how many there are depends on who the registry holds
+    and on the practice's size. Records with a sure link show them directly; so does the other side.
+    None when too few records have a sure link."""
+    sure = prob >= SURE
+    out = np.zeros(n_patterns)
+    used = False
+    for rows, n_opposite in ((ci, n_other), (cj, n_hub)):
+        anchored = np.zeros(max(n_hub, n_other), bool)
+        anchored[rows[sure]] = True
+        n_anchored = int(anchored.sum())
+        if n_anchored < MIN_SURE:
+            continue
+        beside = anchored[rows] & ~sure
+        counts = np.bincount(inverse[beside], minlength=n_patterns).astype(float)
+        out = np.maximum(out, counts / (float(n_anchored) * float(n_opposite)))
+        used = True
+    return out if used else None
 
 
 def one_to_one_posterior(ci: np.ndarray, cj: np.ndarray, weight: np.ndarray, share: float, weight_none: float,
