@@ -177,7 +177,7 @@ def membership(pub: PublicKey, zeros: Zeros, l_rows: int, cohort_rows: np.ndarra
     member = np.zeros(l_rows, dtype=bool)
     member[cohort_rows] = True
     vec = zeros.take(l_rows)
-    return [int(z * (1 + pub.n) % nsq) if m else int(z) for z, m in zip(vec, member.tolist())]
+    return [int(gmpy2.mpz(z) * (1 + pub.n) % nsq) if m else int(z) for z, m in zip(vec, member.tolist())]
 
 
 @dataclass

@@ -23,7 +23,6 @@ One station alone (no linkage) takes one round and the same statistics, computed
 
 from __future__ import annotations
 
-import gmpy2
 import numpy as np
 
 from ..crypto import PublicKey
@@ -133,7 +132,7 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
 
     with coordinator.cost.phase("exploration"):
         pubs = {r: PublicKey.from_dict(e["public_key"]) for r, e in encrypted.items() if e["public_key"]}
-        zeros = {r: product.Zeros([gmpy2.mpz(c) for c in product.unpack_cts(pub, encrypted[r]["zeros"])]) for r, pub in pubs.items()}
+        zeros = {r: product.Zeros(product.unpack_cts(pub, encrypted[r]["zeros"])) for r, pub in pubs.items()}
         rows = {r: [product.unpack_cts(pub, t) for t in encrypted[r].get("groups", [])] for r, pub in pubs.items()}
         counted = CountsRun(plan, {r: e["ec"] for r, e in encrypted.items() if "ec" in e}, n_rows, cohort)
         third: dict[str, list[StepCall]] = {}
