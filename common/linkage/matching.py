@@ -93,19 +93,20 @@ def match(hub: list[np.ndarray], other: list[np.ndarray], recipes: list[tuple[st
     if pattern_rates is not None:
         empirical = np.array([pattern_rates.get(int(p), 0.0) for p in all_patterns])
         empirical[0] = 0.0
-    fitted = model.fit(fields, recipes, observed, all_counts, n_pairs, drop_rates, max_matches=min(n_hub, n_other),
-                       empirical_u=empirical)
-    weight = fitted.weight[1:][inverse]
     ci, cj = cand["i"].to_numpy(), cand["j"].to_numpy()
-    prob = one_to_one_posterior(ci, cj, weight, fitted.share, fitted.weight[0], n_hub, n_other)
+
+    def scored(empirical_u: np.ndarray | None):
+        """The model fitted with these non-match rates; each candidate's weight and one-to-one probability."""
+        fit = model.fit(fields, recipes, observed, all_counts, n_pairs, drop_rates, max_matches=min(n_hub, n_other),
+                        empirical_u=empirical_u)
+        w = fit.weight[1:][inverse]
+        return fit, w, one_to_one_posterior(ci, cj, w, fit.share, fit.weight[0], n_hub, n_other)
+
+    fitted, weight, prob = scored(empirical)
     beside = beside_sure_links(ci, cj, inverse, prob, len(uniq), n_hub, n_other)
     if beside is not None:   # refit with the non-matches seen beside near-certain links
         rates = np.concatenate([[0.0], beside])
-        empirical = rates if empirical is None else np.maximum(empirical, rates)
-        fitted = model.fit(fields, recipes, observed, all_counts, n_pairs, drop_rates,
-                           max_matches=min(n_hub, n_other), empirical_u=empirical)
-        weight = fitted.weight[1:][inverse]
-        prob = one_to_one_posterior(ci, cj, weight, fitted.share, fitted.weight[0], n_hub, n_other)
+        fitted, weight, prob = scored(rates if empirical is None else np.maximum(empirical, rates))
     # one-to-one: greedy by probability (then weight), each record used at most once
     order = np.lexsort((-weight, -prob))
     keep = _greedy(order, ci, cj, prob, threshold, n_hub, n_other)
