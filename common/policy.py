@@ -50,6 +50,7 @@ class NodePolicy:
     min_key_bits: int = MIN_KEY_BITS                    # smallest Paillier modulus accepted
     allow_evaluate: bool = False                        # may an evaluation run return links as record ids
     allow_linkage_similarity: bool = True               # may linkage send keyed Bloom filters for the residue
+    linkage_resist_collusion: bool = False              # linkage only with blinded pseudonyms and no Bloom filters
     allow_coordinator_here: bool = False                # may the coordinator run at this (data) node
     coordinator_organizations: tuple[int, ...] | None = None  # allow-list of coordinator organisations
     max_result_mb: float = 64.0                         # larger subtask results go to the coordinator in parts

@@ -156,38 +156,98 @@ def _identifier_strings(paths) -> set[str]:
     return {v for v in values if len(v) >= 5}
 
 
-def test_nothing_identifying_crosses_the_wire(study):
+@pytest.mark.parametrize("kind", ["keyed", "blinded"])
+def test_nothing_identifying_crosses_the_wire(study, kind):
     coordinator, transport = recording_coordinator(STEPS, study)
-    spec = spec_of(study)
+    spec = {**spec_of(study), "pseudonyms": kind}
     linkage = link(coordinator, spec)
     assert len(linkage.matches["gp_1"].hub_rows) > 500
     identifiers = _identifier_strings(study)
-    # every unblinded key hash, to prove that only blinded points travel
+    # every unkeyed key hash, to prove that only keyed or blinded pseudonyms travel
     parsed = parse_linkage_spec(spec)
     plain_points = set()
     for station in ("registry", "gp_1"):
         comps = normalise(parsed, station, pd.read_csv(study[station]))
         for values in key_strings(comps, key_recipes(parsed)).values():
             plain_points |= {pseudonym.hash_to_point(v) for v in values if v is not None}
-    messages = [m for _, m in transport.sent] + [m for _, m in transport.received]
     assert len(transport.sent) == len(transport.received) == 4  # two rounds, two stations
-    blobs = 0
-    for message in messages:
-        for text in walk_strings(json.loads(message)):
-            if len(text) > 200:  # a packed vector: 32-byte blinded points (round 1) or their first 16 bytes
-                raw = base64.b64decode(text, validate=True)  # (round 2), none equal to (part of) a plain hash
-                assert len(raw) % 16 == 0
-                chunks = {raw[i:i + 32] for i in range(0, len(raw), 32)} | {raw[i:i + 16] for i in range(0, len(raw), 16)}
-                assert not chunks & (plain_points | {p[:16] for p in plain_points})
-                blobs += 1
-            else:
-                assert text not in identifiers, text
-    assert blobs >= 4 * len(key_recipes(parsed))
-    # a station is sent only the other side's points: never positions, ids or anything about its own rows
+    blobs = {"sent": 0, "received": 0}
+    for direction in blobs:
+        for _, message in getattr(transport, direction):
+            for text in walk_strings(json.loads(message)):
+                if len(text) > 200:  # a packed vector: 32-byte blinded points, or 16-byte pseudonyms, or filters
+                    raw = base64.b64decode(text, validate=True)  # none equal to (part of) a plain hash
+                    assert len(raw) % 16 == 0
+                    chunks = {raw[i:i + 32] for i in range(0, len(raw), 32)} | {raw[i:i + 16] for i in range(0, len(raw), 16)}
+                    assert not chunks & (plain_points | {p[:16] for p in plain_points})
+                    blobs[direction] += 1
+                else:
+                    assert text not in identifiers, text
+    keys = len(key_recipes(parsed))
+    if kind == "keyed":
+        # each station sends its own records' pseudonyms (one vector per key) and receives nothing of the
+        # other station's records: only its public key
+        assert blobs == {"sent": 0, "received": 2 * keys + 2}   # + one filter set per station
+    else:
+        # round 1 points, relayed to the other station, returned blinded again
+        assert blobs == {"sent": 2 * keys, "received": 4 * keys + 2}
+    # a station is sent only the other side's points or public key: never positions, ids or anything about its
+    # own rows
     for station, message in transport.sent:
         payload = json.loads(message)
-        if "batches" in payload:
-            assert set(payload["batches"]) <= {"registry", "gp_1"} - {station}
+        for field in ("batches", "peers"):
+            assert set(payload.get(field) or {}) <= {"registry", "gp_1"} - {station}
+
+
+def test_keyed_and_blinded_pseudonyms_give_the_same_links(study):
+    """The two constructions make the same equalities, so the same candidates, model and links (the
+    similarity step off: its filters depend on the pair key)."""
+    links = {}
+    for kind in ("keyed", "blinded"):
+        spec = {**spec_of(study), "pseudonyms": kind, "similarity": False}
+        result = local_study(station_paths(study)).link(spec, evaluate=True).to_json()
+        links[kind] = {(x["registry"], x["gp_1"], x["probability"]) for x in result["links"]}
+        assert result["cost"]["rounds"] == 2
+    assert len(links["keyed"]) > 500 and links["keyed"] == links["blinded"]
+
+
+def test_keyed_pseudonyms_need_the_pair_key_and_differ_between_jobs():
+    from lancelot.crypto.pairkey import new_exchange_key, pair_key
+
+    values = [f"key-{i}" for i in range(50)] + [None]
+    a, b = new_exchange_key(), new_exchange_key()
+    mine = new_exchange_key()
+    at_a = pseudonym.keyed_pseudonyms(pair_key(a[0], b[1], ("h", "g"), pseudonym.KEYED_PURPOSE), "k", values)
+    at_b = pseudonym.keyed_pseudonyms(pair_key(b[0], a[1], ("g", "h"), pseudonym.KEYED_PURPOSE), "k", values)
+    split = lambda raw: [raw[i:i + 16] for i in range(0, len(raw), 16)]   # noqa: E731
+    assert split(at_a)[:50] == split(at_b)[:50]               # both stations of the pair agree
+    assert split(at_a)[50] != split(at_b)[50]                 # a missing value is a fresh dummy at each
+    # the coordinator, holding both public halves, derives another key with its own private half
+    guessed = pseudonym.keyed_pseudonyms(pair_key(mine[0], b[1], ("h", "g"), pseudonym.KEYED_PURPOSE), "k", values)
+    assert not set(split(guessed)) & set(split(at_a))
+    # another job (fresh exchange keys), or another match key of the same job, gives unrelated pseudonyms
+    c = new_exchange_key()
+    other_job = pseudonym.keyed_pseudonyms(pair_key(c[0], b[1], ("h", "g"), pseudonym.KEYED_PURPOSE), "k", values)
+    other_key = pseudonym.keyed_pseudonyms(pair_key(a[0], b[1], ("h", "g"), pseudonym.KEYED_PURPOSE), "k2", values)
+    assert not set(split(other_job)) & set(split(at_a)) and not set(split(other_key)) & set(split(at_a))
+    # the parallel path gives the same pseudonyms as the serial one
+    key = pair_key(a[0], b[1], ("h", "g"), pseudonym.KEYED_PURPOSE)
+    many = [f"v{i % 1000}" for i in range(450_000)]
+    assert pseudonym.keyed_pseudonyms(key, "k", many, workers=2) == pseudonym.keyed_pseudonyms(key, "k", many, workers=1)
+
+
+def test_a_node_that_resists_collusion_links_only_with_blinded_pseudonyms_and_no_filters(study):
+    coordinator, _ = recording_coordinator(STEPS, study, {"gp_1": {"linkage_resist_collusion": True}})
+    with pytest.raises(LancelotError, match="gp_1.*blinded pseudonyms.*LANCELOT_LINKAGE_RESIST_COLLUSION"):
+        link(coordinator, spec_of(study))
+    coordinator, transport = recording_coordinator(STEPS, study, {"gp_1": {"linkage_resist_collusion": True}})
+    linkage = link(coordinator, {**spec_of(study), "pseudonyms": "blinded"})
+    assert len(linkage.matches["gp_1"].hub_rows) > 500
+    assert not any("filters" in r or "exchange_key" in r for r in _results(transport, "gp_1"))
+    assert not any("filters" in r for r in _results(transport))
+    assert any("linkage_resist_collusion" in w and "gp_1" in w for w in linkage.summary()["warnings"])
+    with pytest.raises(InputError, match="'pseudonyms' must be one of"):
+        parse_linkage_spec({**spec_of(study), "pseudonyms": "plain"})
 
 
 def test_pseudonyms_commute_and_differ_between_jobs():
@@ -517,7 +577,7 @@ def test_the_similarity_step_links_records_no_key_links(tmp_path, options):
     assert 0.6 <= predicted <= observed + 0.05, (observed, predicted)
     # without the step nothing of the kind crossed; with it each station sent one filter set in round 2
     assert len([r for r in _results(transport) if "filters" in r]) == 2
-    assert not any("filters" in r or "similarity_key" in r for r in _results(got[False][4]))
+    assert not any("filters" in r or r.get("similarity") for r in _results(got[False][4]))
     pair = both.summary()["pairs"]["registry~gp_1"]
     assert pair["linked_by_similarity"] is None or pair["linked_by_similarity"] % 5 == 0
     assert not any("similarity_m" in k or "similarity_u" in k for k in pair)   # the residue model stays at C
@@ -532,9 +592,9 @@ def test_the_similarity_filters_carry_no_identifier_and_need_the_pair_key(study)
     filters, public = {}, {}
     for station in ("registry", "gp_1"):
         for result in _results(transport, station):
-            if "similarity_key" in result:
-                public[station] = result["similarity_key"]
-                assert len(bytes.fromhex(result["similarity_key"])) == 32   # an X25519 public key, nothing else
+            if "exchange_key" in result:
+                public[station] = result["exchange_key"]
+                assert len(bytes.fromhex(result["exchange_key"])) == 32   # an X25519 public key, nothing else
             for text in result.get("filters", {}).values():
                 filters[station] = base64.b64decode(text, validate=True)
     assert set(filters) == set(public) == {"registry", "gp_1"}
@@ -565,14 +625,14 @@ def test_the_similarity_filters_carry_no_identifier_and_need_the_pair_key(study)
 def test_node_policy_switches_the_similarity_step_off_and_the_spec_cannot_switch_it_on(study):
     coordinator, transport = recording_coordinator(STEPS, study, {"gp_1": {"allow_linkage_similarity": False}})
     linkage = link(coordinator, {**spec_of(study), "similarity": True})
-    assert not any("filters" in r or "similarity_key" in r for r in _results(transport, "gp_1"))
+    assert not any("filters" in r or r.get("similarity") for r in _results(transport, "gp_1"))
     assert not any("filters" in r for r in _results(transport))   # nor the hub: no pair
     assert linkage.matches["gp_1"].similarity_links == 0
     assert any("allow_linkage_similarity" in w and "gp_1" in w for w in linkage.summary()["warnings"])
     # the researcher may switch it off where the nodes allow it
     coordinator, transport = recording_coordinator(STEPS, study)
     link(coordinator, {**spec_of(study), "similarity": False})
-    assert not any("filters" in r or "similarity_key" in r for r in _results(transport))
+    assert not any("filters" in r or r.get("similarity") for r in _results(transport))
     with pytest.raises(InputError, match="'similarity' must be true or false"):
         parse_linkage_spec({**spec_of(study), "similarity": "yes"})
 

@@ -120,7 +120,7 @@ def explore(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None
                                                              "peer_key": describe[mt.partner]["exchange_key"]}))
         for s in plan.shared:
             second_calls[s].append(StepCall("explore_share", {**payload, **upload_payload(plan, s, describe)}))
-        second = _round_lists(coordinator, second_calls, "linkage: blind keys; exploration: encrypt rows", set(stations))
+        second = _round_lists(coordinator, second_calls, "linkage: pseudonyms; exploration: encrypt rows", set(stations))
         link_second = {s: second[s][0] for s in stations}
         encrypted = {r: _result_with(second[r][1:], "public_key") for r in plan.encrypt}
         masked_rows = {s: _result_with(second[s][1:], "masked")["masked"] for s in plan.masked}

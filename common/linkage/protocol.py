@@ -1,14 +1,20 @@
 """Private record linkage in two rounds, for a hub (the registry) and one or more other stations.
 
 Round 1 (``link_encode``, every station): check the data against the spec, normalise, shuffle the
-rows with a secret permutation, derive the match keys, hash them to Curve25519 points and
-multiply by a fresh secret scalar; return the points (random dummies for missing keys) and, for
-the similarity step, a fresh X25519 public key.
-Round 2 (``link_exponentiate``): the coordinator relays the hub's points to each other station and
-each other station's points to the hub; each multiplies by its own scalar. The coordinator now
-holds H(key)^(a*b) for both sides of every pair and matches them (:mod:`.matching`). Beside the
-points each station sends keyed Bloom filters of its records under the pair's secret, which the
-coordinator compares for the records no key linked (:mod:`.similarity`).
+rows with a secret permutation, derive the match keys; return the match model's aggregates and a
+fresh X25519 public key.
+Round 2 (``link_pseudonyms``): the coordinator relays the public keys (the hub gets every other
+station's, the others the hub's); each station derives one secret per pair and sends its match-key
+values as keyed pseudonyms under it (BLAKE2b, 16 bytes; random dummies for missing or too frequent
+values). The coordinator matches the pseudonyms of both sides of each pair (:mod:`.matching`).
+Beside them each station sends keyed Bloom filters of its records under the pair's secret, which
+the coordinator compares for the records no key linked (:mod:`.similarity`).
+
+With ``"pseudonyms": "blinded"`` (required by a node whose policy resists collusion) round 1 also
+returns H(key)^a, the match keys hashed to Curve25519 points times a fresh secret scalar, and round 2
+(``link_exponentiate``) multiplies the other side's points by the station's own scalar: the
+coordinator holds H(key)^(a*b), which it cannot test a guess against even with one station's help,
+at two curve operations per value and station (4-6 times the time).
 
 The link (pairs of shuffled row positions) stays at the coordinator, inside the job: no station
 learns which of its records were linked. Leakage table: docs/leakage/linkage.md. This module is
@@ -186,17 +192,40 @@ class LinkageRun:
         for s in self.stations:
             if first[s]["keys"] != keys:
                 raise InputError("stations derived different match keys from the same spec", station=s)
-        calls = {spec.hub: StepCall("link_exponentiate", {"batches": {s: first[s]["points"] for s in spec.others}})}
-        for s in spec.others:
-            calls[s] = StepCall("link_exponentiate", {"batches": {spec.hub: first[spec.hub]["points"]}})
-        # the residue's similarity step: each pair of stations that both agreed gets the other's public key
-        hub_key = first[spec.hub].get("similarity_key")
-        pairs = [s for s in spec.others if hub_key and first[s].get("similarity_key")]
-        if pairs:
-            calls[spec.hub].payload["similarity_peers"] = {s: first[s]["similarity_key"] for s in pairs}
-            for s in pairs:
-                calls[s].payload["similarity_peers"] = {spec.hub: hub_key}
-        return calls
+        # the residue's similarity step: for each pair of stations that both agreed and whose records the
+        # coordinator can compare (at most MAX_ENCODED_PAIRS record pairs)
+        filters = [s for s in spec.others if first[spec.hub].get("similarity") and first[s].get("similarity")
+                   and first[spec.hub]["n"] * first[s]["n"] <= similarity.MAX_ENCODED_PAIRS]
+        if spec.pseudonyms == "keyed":
+            # each station derives a key per pair from the other's relayed public half, and sends its own
+            # records' pseudonyms under it
+            step = "link_pseudonyms"
+            peers = {spec.hub: {s: first[s]["exchange_key"] for s in spec.others}}
+            peers.update({s: {spec.hub: first[spec.hub]["exchange_key"]} for s in spec.others})
+            calls = {s: {"peers": peers[s]} for s in self.stations}
+        else:
+            # each station multiplies the other side's points by its own scalar
+            step = "link_exponentiate"
+            calls = {spec.hub: {"batches": {s: first[s]["points"] for s in spec.others}}}
+            calls.update({s: {"batches": {spec.hub: first[spec.hub]["points"]}} for s in spec.others})
+            if filters:
+                calls[spec.hub]["peers"] = {s: first[s]["exchange_key"] for s in filters}
+                for s in filters:
+                    calls[s]["peers"] = {spec.hub: first[spec.hub]["exchange_key"]}
+        if filters:
+            calls[spec.hub]["similarity"] = filters
+            for s in filters:
+                calls[s]["similarity"] = [spec.hub]
+        return {s: StepCall(step, payload) for s, payload in calls.items()}
+
+    def _pseudonyms(self, second: dict[str, dict], s: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Key ``name``'s pseudonyms of the hub's and of station s's records, as the pair (hub, s) sees them."""
+        hub = self.spec.hub
+        if self.spec.pseudonyms == "keyed":
+            return (pseudonym.unpack_pseudonyms(second[hub]["pseudonyms"][s][name]),
+                    pseudonym.unpack_pseudonyms(second[s]["pseudonyms"][hub][name]))
+        return (pseudonym.unpack_pseudonyms(second[s]["batches"][hub][name]),
+                pseudonym.unpack_pseudonyms(second[hub]["batches"][s][name]))
 
     def finish(self, first: dict[str, dict], second: dict[str, dict]) -> Linkage:
         spec = self.spec
@@ -208,8 +237,7 @@ class LinkageRun:
         matches = {}
         notes: list[str] = []
         for s in spec.others:
-            hub_points = [pseudonym.unpack_pseudonyms(second[s]["batches"][spec.hub][name]) for name in keys]
-            other_points = [pseudonym.unpack_pseudonyms(second[spec.hub]["batches"][s][name]) for name in keys]
+            hub_points, other_points = (list(x) for x in zip(*[self._pseudonyms(second, s, name) for name in keys]))
             policies = [first[x]["policy"] for x in (spec.hub, s)]
             n_h, n_o = first[spec.hub]["n"], first[s]["n"]
             fields = combine_state_shares(spec, used, [first[spec.hub]["state_shares"], first[s]["state_shares"]],
@@ -238,12 +266,12 @@ class LinkageRun:
         other_filters = second[s].get("filters", {}).get(spec.hub)
         m = matches[s]
         if not (hub_filters and other_filters):
-            off = [x for x in (spec.hub, s) if not first[x].get("similarity_key")]
+            off = [x for x in (spec.hub, s) if not first[x].get("similarity")]
             if spec.similarity is False or not similarity.name_fields(spec):
                 return None
             if off:
                 return (f"the similarity step for records no key links is off between {spec.hub} and {s}: "
-                        f"node policy at {off} (allow_linkage_similarity)")
+                        f"node policy at {off} (allow_linkage_similarity or linkage_resist_collusion)")
             return (f"the similarity step is skipped between {spec.hub} and {s}: too many record pairs "
                     f"(more than {similarity.MAX_ENCODED_PAIRS:.0e})")
         n_h, n_o = first[spec.hub]["n"], first[s]["n"]
@@ -289,7 +317,7 @@ def link(coordinator: Coordinator, spec_raw: dict, evaluate: bool = False) -> Li
     run = LinkageRun(coordinator, spec_raw, evaluate)
     with coordinator.cost.phase("linkage"):
         first = coordinator.round(run.first_calls(), label="linkage: encode match keys")
-        second = coordinator.round(run.second_calls(first), label="linkage: blind the other side's keys",
+        second = coordinator.round(run.second_calls(first), label="linkage: pseudonyms of the match keys",
                                    final=run.stations)
         return run.finish(first, second)
 

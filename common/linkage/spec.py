@@ -22,6 +22,7 @@ from ..runtime.errors import InputError
 
 FIELD_KINDS = ("string", "name", "address", "id", "initials", "date", "postcode", "category", "exact")
 DEFAULT_THRESHOLD = 0.5
+PSEUDONYM_KINDS = ("keyed", "blinded")   # how match-key values become pseudonyms; see linkage.protocol
 DEFAULT_MIN_RECORDS = 10
 
 
@@ -45,6 +46,7 @@ class LinkageSpec:
     min_records: int = DEFAULT_MIN_RECORDS
     max_key_frequency: int = 5
     similarity: bool | None = None    # the residue's similarity step; None: on where every node allows it
+    pseudonyms: str = "keyed"         # "keyed" (pair-keyed PRF) or "blinded" (two-party X25519, resists collusion)
 
     @property
     def others(self) -> list[str]:
@@ -60,6 +62,7 @@ class LinkageSpec:
             "threshold": self.threshold, "min_records": self.min_records,
             "max_key_frequency": self.max_key_frequency,
             "similarity": self.similarity,
+            "pseudonyms": self.pseudonyms,
         }
 
 
@@ -145,5 +148,10 @@ def parse_linkage_spec(raw: Any, known_stations: list[str] | None = None) -> Lin
     similarity = raw.get("similarity")
     if similarity is not None and not isinstance(similarity, bool):
         raise InputError("linkage spec: 'similarity' must be true or false (the residue's similarity step)")
+    pseudonyms = raw.get("pseudonyms") or "keyed"
+    if pseudonyms not in PSEUDONYM_KINDS:
+        raise InputError(f"linkage spec: 'pseudonyms' must be one of {list(PSEUDONYM_KINDS)} (keyed: fast, needs the "
+                         "coordinator not to collude with a station; blinded: survives that, 4-6 times the time)")
     return LinkageSpec(stations=stations, fields=tuple(fields), hub=hub, keys=keys, threshold=threshold,
-                       min_records=max(min_records, 1), max_key_frequency=max_freq, similarity=similarity)
+                       min_records=max(min_records, 1), max_key_frequency=max_freq, similarity=similarity,
+                       pseudonyms=pseudonyms)

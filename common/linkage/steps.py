@@ -1,4 +1,5 @@
-"""Private record linkage: the station steps (``link_encode``, ``link_exponentiate``).
+"""Private record linkage: the station steps (``link_encode``, then ``link_pseudonyms`` for keyed
+pseudonyms or ``link_exponentiate`` for blinded ones).
 
 The round-by-round description is in :mod:`lancelot.linkage.protocol` (the coordinator's side);
 who sees what in docs/leakage/linkage.md. :func:`station_rows` gives every later protocol the
@@ -12,6 +13,7 @@ import base64
 import numpy as np
 import pandas as pd
 
+from ..crypto.pairkey import pair_key
 from ..policy import ENV_NAMES
 from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
@@ -26,23 +28,46 @@ from .spec import LinkageSpec, parse_linkage_spec
 
 STATE_PERM = "link_perm"
 STATE_SECRET = "link_secret"
-STATE_SIMILARITY = "link_similarity"
+STATE_EXCHANGE = "link_exchange"
 
 
 def similarity_wanted(spec: LinkageSpec, ctx: StationContext) -> tuple[bool, str | None]:
     """Whether this station takes part in the residue's similarity step, and a warning if it cannot.
 
     Off when the spec says ``"similarity": false`` or the node policy says no (the researcher can
-    only switch it off); skipped with a warning naming the station and its linkage columns when the
-    spec has no name field (a filter of dates and postcodes alone cannot tell people apart).
+    only switch it off; a node that resists collusion never sends filters); skipped with a warning
+    naming the station and its linkage columns when the spec has no name field (a filter of dates and
+    postcodes alone cannot tell people apart).
     """
-    if spec.similarity is False or not ctx.policy.allow_linkage_similarity:
+    if (spec.similarity is False or not ctx.policy.allow_linkage_similarity
+            or ctx.policy.linkage_resist_collusion):
         return False, None
     if not similarity.name_fields(spec):
         columns = [f.columns[ctx.station] for f in spec.fields]
         return False, (f"station '{ctx.station}': the similarity step for records no key links is skipped: the spec "
                        f"has no name field (kind 'string' or 'name'); this station's linkage columns are {columns}")
     return True, None
+
+
+def _key_values(spec: LinkageSpec, ctx: StationContext, shuffled: pd.DataFrame) -> tuple[dict[str, list], list[int]]:
+    """Every match key's value per record (shuffled order), None where missing or shared by more records than
+    the frequency ceiling (such a value says little and feeds frequency attacks); and per key how many
+    values were dropped as too frequent."""
+    max_frequency = min(spec.max_key_frequency, ctx.policy.max_key_frequency)   # the researcher may only lower it
+    values: dict[str, list] = {}
+    dropped = []
+    for name, column in key_strings(shuffled, key_recipes(spec)).items():
+        column = pd.Series(column, dtype=object)
+        counts = column.map(column.value_counts()).to_numpy()
+        frequent = column.notna().to_numpy() & (np.nan_to_num(counts.astype(float)) > max_frequency)
+        dropped.append(int(frequent.sum()))
+        values[name] = np.where(frequent, None, column.to_numpy()).tolist()
+    return values, dropped
+
+
+def _shuffled_components(spec: LinkageSpec, ctx: StationContext) -> pd.DataFrame:
+    components = normalise(spec, ctx.station, ctx.data)
+    return components.iloc[ctx.state.get_array(STATE_PERM)].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -54,10 +79,13 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
     if evaluate and not ctx.allows_evaluate:
         raise PrivacyError(f"station '{ctx.station}' refuses --evaluate: its node operator has not set "
                            f"{ENV_NAMES['allow_evaluate']}=1 in the node's algorithm_env")
+    if ctx.policy.linkage_resist_collusion and spec.pseudonyms != "blinded":
+        raise PrivacyError(f"station '{ctx.station}' links only with blinded pseudonyms (its node operator set "
+                           f"{ENV_NAMES['linkage_resist_collusion']}=1): set \"pseudonyms\": \"blinded\" in the "
+                           "linkage spec")
     recipes = key_recipes(spec)
     check_recipes(spec, recipes)
     check_key_fields(recipes, ctx.policy.min_key_fields, ctx.station)
-    max_frequency = min(spec.max_key_frequency, ctx.policy.max_key_frequency)  # the researcher may only lower it
     check_station_data(spec, ctx.station, ctx.data)         # these raise InputError before any crypto work
     warnings = empty_columns(spec, ctx.station, ctx.data)
     use_similarity, warning = similarity_wanted(spec, ctx)
@@ -66,39 +94,52 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
     components = normalise(spec, ctx.station, ctx.data)
     n = len(components)
     perm = pseudonym.secure_permutation(n)
-    secret = pseudonym.new_secret()
     ctx.state.put_array(STATE_PERM, perm)
-    ctx.state.put(STATE_SECRET, {"scalar": secret.hex()})
-    shuffled = components.iloc[perm].reset_index(drop=True)
-    strings = key_strings(shuffled, recipes)
-    frequent_per_key = []
-    keys_in_order: list[str | None] = []
-    for values in strings.values():
-        # a key value shared by many records here says little and feeds frequency attacks: drop it
-        column = pd.Series(values, dtype=object)
-        counts = column.map(column.value_counts()).to_numpy()
-        frequent = column.notna().to_numpy() & (np.nan_to_num(counts.astype(float)) > max_frequency)
-        frequent_per_key.append(int(frequent.sum()))
-        keys_in_order.extend(np.where(frequent, None, column.to_numpy()).tolist())
-    blinded = pseudonym.blind_keys(secret, keys_in_order)  # hashing and curve work on every core
-    size = n * pseudonym.POINT_BYTES
-    points = {name: base64.b64encode(blinded[i * size:(i + 1) * size]).decode("ascii")
-              for i, name in enumerate(strings)}
+    values, dropped = _key_values(spec, ctx, components.iloc[perm].reset_index(drop=True))
     # aggregates for the match model: per field, the share of pairs of this station's records in each
     # state (which components agree), and per key the number of values dropped as too frequent
     state_shares = station_state_counts(components, used_components(recipes, spec))
-    result = {"n": n, "keys": list(strings), "points": points, "dropped_frequent_values": sum(frequent_per_key),
-              "dropped_per_key": frequent_per_key, "state_shares": state_shares,
+    result = {"n": n, "keys": list(values), "dropped_frequent_values": sum(dropped),
+              "dropped_per_key": dropped, "state_shares": state_shares,
               "warnings": warnings, "policy": ctx.policy.public()}
-    if use_similarity:
-        # the public half of a fresh X25519 key: the station-pair key for the residue's Bloom filters is
+    if spec.pseudonyms == "blinded":
+        secret = pseudonym.new_secret()
+        ctx.state.put(STATE_SECRET, {"scalar": secret.hex()})
+        blinded = pseudonym.blind_keys(secret, [v for column in values.values() for v in column])  # every core
+        size = n * pseudonym.POINT_BYTES
+        result["points"] = {name: base64.b64encode(blinded[i * size:(i + 1) * size]).decode("ascii")
+                            for i, name in enumerate(values)}
+    if spec.pseudonyms == "keyed" or use_similarity:
+        # the public half of a fresh X25519 key: the station-pair keys (pseudonyms, Bloom filters) are
         # derived in round 2 from the other station's public half, which the coordinator relays
         private, public = similarity.new_exchange_key()
-        ctx.state.put(STATE_SIMILARITY, {"private": private, "spec": spec.to_dict()})
-        result["similarity_key"] = public
+        ctx.state.put(STATE_EXCHANGE, {"private": private, "spec": spec.to_dict(), "similarity": use_similarity})
+        result["exchange_key"] = public
+        result["similarity"] = use_similarity
     if evaluate:
         ids = ctx.data[spec.stations[ctx.station]].astype(str).to_numpy()[perm]
         result["record_ids"] = ids.tolist()
+    return result
+
+
+def step_link_pseudonyms(ctx: StationContext, payload: dict) -> dict:
+    """Keyed pseudonyms of this station's match keys for each peer (one set per pair key), and the Bloom
+    filters for the peers that the similarity step runs with."""
+    stored, spec = _exchange_state(ctx)
+    if spec.pseudonyms != "keyed":
+        raise PrivacyError(f"station '{ctx.station}' agreed to blinded pseudonyms in round 1, not keyed ones")
+    peers = _checked_peers(ctx, spec, payload.get("peers") or {})
+    shuffled = _shuffled_components(spec, ctx)
+    values, _ = _key_values(spec, ctx, shuffled)
+    out = {}
+    for peer, public in peers.items():
+        key = pair_key(stored["private"], public, (ctx.station, peer), pseudonym.KEYED_PURPOSE)
+        out[peer] = {name: base64.b64encode(pseudonym.keyed_pseudonyms(key, name, column)).decode("ascii")
+                     for name, column in values.items()}
+    result = {"pseudonyms": out}
+    wanted = {p: peers[p] for p in payload.get("similarity") or [] if p in peers}
+    if wanted:
+        result["filters"] = _similarity_filters(ctx, stored, spec, shuffled, wanted)
     return result
 
 
@@ -120,35 +161,44 @@ def step_link_exponentiate(ctx: StationContext, payload: dict) -> dict:
         out.setdefault(label, {})[name] = base64.b64encode(truncated[start:start + size]).decode("ascii")
         start += size
     result = {"batches": out}
-    peers = payload.get("similarity_peers") or {}
-    if peers:
-        result["filters"] = _similarity_filters(ctx, peers, {label: len(base64.b64decode(next(iter(keys.values()))))
-                                                             // pseudonym.POINT_BYTES
-                                                             for label, keys in payload["batches"].items()})
+    peers = payload.get("peers") or {}
+    wanted = [p for p in payload.get("similarity") or [] if p in peers]
+    if wanted:
+        stored, spec = _exchange_state(ctx)
+        peers = _checked_peers(ctx, spec, {p: peers[p] for p in wanted})
+        result["filters"] = _similarity_filters(ctx, stored, spec, _shuffled_components(spec, ctx), peers)
     return result
 
 
-def _similarity_filters(ctx: StationContext, peers: dict[str, str], peer_sizes: dict[str, int]) -> dict[str, str]:
-    """This station's records as keyed, folded Bloom filters (shuffled order), one set per peer station."""
-    stored = ctx.state.get(STATE_SIMILARITY) if ctx.state.has(STATE_SIMILARITY) else None
-    if stored is None:
-        raise PrivacyError(f"station '{ctx.station}' did not agree to the similarity step in round 1")
-    spec = parse_linkage_spec(stored["spec"])
+def _exchange_state(ctx: StationContext) -> tuple[dict, LinkageSpec]:
+    if not ctx.state.has(STATE_EXCHANGE):
+        raise PrivacyError(f"station '{ctx.station}' made no exchange key in round 1 (blinded pseudonyms without "
+                           "the similarity step): it derives no pair key")
+    stored = ctx.state.get(STATE_EXCHANGE)
+    return stored, parse_linkage_spec(stored["spec"])
+
+
+def _checked_peers(ctx: StationContext, spec: LinkageSpec, peers: dict[str, str]) -> dict[str, str]:
     unknown = [p for p in peers if p not in spec.stations or p == ctx.station]
     if unknown:
-        raise InputError(f"similarity keys relayed for stations that are not this job's other stations: {unknown}")
-    components = normalise(spec, ctx.station, ctx.data)
-    shuffled = components.iloc[ctx.state.get_array(STATE_PERM)].reset_index(drop=True)
+        raise InputError(f"public keys relayed for stations that are not this job's other stations: {unknown}")
+    return peers
+
+
+def _similarity_filters(ctx: StationContext, stored: dict, spec: LinkageSpec, shuffled: pd.DataFrame,
+                        peers: dict[str, str]) -> dict[str, str]:
+    """This station's records as keyed, folded Bloom filters (shuffled order), one set per peer station."""
+    if not stored.get("similarity"):
+        raise PrivacyError(f"station '{ctx.station}' did not agree to the similarity step in round 1")
     out = {}
     for peer, public in peers.items():
-        if len(shuffled) * peer_sizes.get(peer, 0) > similarity.MAX_ENCODED_PAIRS:
-            continue   # too many pairs for the coordinator to compare: nothing is sent (it says so)
         key = similarity.pair_key(stored["private"], public, (ctx.station, peer))
         out[peer] = base64.b64encode(similarity.encode(spec, shuffled, key).tobytes()).decode("ascii")
     return out
 
 
-STEPS = {"link_encode": step_link_encode, "link_exponentiate": step_link_exponentiate}
+STEPS = {"link_encode": step_link_encode, "link_pseudonyms": step_link_pseudonyms,
+         "link_exponentiate": step_link_exponentiate}
 
 
 def station_rows(ctx: StationContext):

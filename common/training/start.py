@@ -131,7 +131,7 @@ def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
         rows = {**payload, "n_hub": int(first[hub]["n"])}
         calls = {s: StepCall.combine(c, StepCall(rows_step, {**rows, "peers": peers[s], "receiver": receivers[s]}))
                  for s, c in run.second_calls(first).items()}
-        res = coordinator.round(calls, label="linkage: blind keys; training: masked rows, sealed for the peer")
+        res = coordinator.round(calls, label="linkage: pseudonyms; training: masked rows, sealed for the peer")
         second = {s: r["results"][0] for s, r in res.items()}
         sealed = {s: r["results"][1]["sealed"] for s, r in res.items()}
         linkage = run.finish(first, second)
