@@ -214,25 +214,27 @@ def test_keyed_and_blinded_pseudonyms_give_the_same_links(study):
 def test_keyed_pseudonyms_need_the_pair_key_and_differ_between_jobs():
     from lancelot.crypto.pairkey import new_exchange_key, pair_key
 
-    values = [f"key-{i}" for i in range(50)] + [None]
+    digests = pseudonym.key_digests([f"key-{i}" for i in range(50)] + [None])
     a, b = new_exchange_key(), new_exchange_key()
     mine = new_exchange_key()
-    at_a = pseudonym.keyed_pseudonyms(pair_key(a[0], b[1], ("h", "g"), pseudonym.KEYED_PURPOSE), "k", values)
-    at_b = pseudonym.keyed_pseudonyms(pair_key(b[0], a[1], ("g", "h"), pseudonym.KEYED_PURPOSE), "k", values)
+    at_a = pseudonym.keyed_pseudonyms(pair_key(a[0], b[1], ("h", "g"), pseudonym.KEYED_PURPOSE), "k", digests)
+    at_b = pseudonym.keyed_pseudonyms(pair_key(b[0], a[1], ("g", "h"), pseudonym.KEYED_PURPOSE), "k",
+                                      pseudonym.key_digests([f"key-{i}" for i in range(50)] + [None]))
     split = lambda raw: [raw[i:i + 16] for i in range(0, len(raw), 16)]   # noqa: E731
     assert split(at_a)[:50] == split(at_b)[:50]               # both stations of the pair agree
     assert split(at_a)[50] != split(at_b)[50]                 # a missing value is a fresh dummy at each
+    assert len(set(split(at_a)[:50])) == 50                   # and different values differ
     # the coordinator, holding both public halves, derives another key with its own private half
-    guessed = pseudonym.keyed_pseudonyms(pair_key(mine[0], b[1], ("h", "g"), pseudonym.KEYED_PURPOSE), "k", values)
+    guessed = pseudonym.keyed_pseudonyms(pair_key(mine[0], b[1], ("h", "g"), pseudonym.KEYED_PURPOSE), "k", digests)
     assert not set(split(guessed)) & set(split(at_a))
     # another job (fresh exchange keys), or another match key of the same job, gives unrelated pseudonyms
     c = new_exchange_key()
-    other_job = pseudonym.keyed_pseudonyms(pair_key(c[0], b[1], ("h", "g"), pseudonym.KEYED_PURPOSE), "k", values)
-    other_key = pseudonym.keyed_pseudonyms(pair_key(a[0], b[1], ("h", "g"), pseudonym.KEYED_PURPOSE), "k2", values)
+    other_job = pseudonym.keyed_pseudonyms(pair_key(c[0], b[1], ("h", "g"), pseudonym.KEYED_PURPOSE), "k", digests)
+    other_key = pseudonym.keyed_pseudonyms(pair_key(a[0], b[1], ("h", "g"), pseudonym.KEYED_PURPOSE), "k2", digests)
     assert not set(split(other_job)) & set(split(at_a)) and not set(split(other_key)) & set(split(at_a))
     # the parallel path gives the same pseudonyms as the serial one
     key = pair_key(a[0], b[1], ("h", "g"), pseudonym.KEYED_PURPOSE)
-    many = [f"v{i % 1000}" for i in range(450_000)]
+    many = pseudonym.key_digests([f"v{i % 1000}" for i in range(450_000)])
     assert pseudonym.keyed_pseudonyms(key, "k", many, workers=2) == pseudonym.keyed_pseudonyms(key, "k", many, workers=1)
 
 

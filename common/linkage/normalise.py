@@ -298,8 +298,9 @@ def check_station_data(spec: LinkageSpec, station: str, df: pd.DataFrame) -> Non
                          column=spec.stations[station])
 
 
-def empty_columns(spec: LinkageSpec, station: str, df: pd.DataFrame) -> list[str]:
-    """Refuse a linkage column that is (almost) empty; return a warning for each mostly empty one.
+def empty_columns(spec: LinkageSpec, station: str, df: pd.DataFrame, components: pd.DataFrame) -> list[str]:
+    """Refuse a linkage column that is (almost) empty, or a Dutch postcode field whose values mostly are not;
+    return a warning for each mostly empty column. ``components``: :func:`normalise` of ``df``.
 
     The share is rounded to whole percents: an aggregate that names the station and column.
     """
@@ -313,7 +314,7 @@ def empty_columns(spec: LinkageSpec, station: str, df: pd.DataFrame) -> list[str
                              "column? (fix the spec's 'columns', or leave the field out)", station=station, column=column)
         if f.kind == "postcode" and f.options.get("country", "NL") == "NL":
             present = (values.notna() & (values.astype(str).str.strip() != "")).to_numpy()
-            unread = present & pd.isna(_postcode_components(values, f.name)[f"{f.name}.pc4"])
+            unread = present & pd.isna(components[f"{f.name}.pc4"].to_numpy())
             if present.any() and unread.sum() > FOREIGN_POSTCODES * present.sum():
                 raise InputError(f"most values of linkage field '{f.name}' are not Dutch postcodes (1234AB): for another "
                                  "country's postcodes set \"options\": {\"country\": CODE} for this field (AU, UK, ...)",

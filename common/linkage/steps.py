@@ -18,17 +18,18 @@ from ..policy import ENV_NAMES
 from ..runtime.errors import InputError, PrivacyError
 from ..runtime.station import StationContext
 from . import pseudonym, similarity
-from .keys import check_key_fields, check_recipes, key_recipes, key_strings
+from .keys import check_key_fields, check_recipes, key_name, key_recipes, key_strings
 from .model import (
     station_state_counts,
     used_components,
 )
-from .normalise import check_station_data, empty_columns, normalise
+from .normalise import empty_columns, normalise
 from .spec import LinkageSpec, parse_linkage_spec
 
 STATE_PERM = "link_perm"
 STATE_SECRET = "link_secret"
 STATE_EXCHANGE = "link_exchange"
+STATE_DIGESTS = "link_digests"
 
 
 def similarity_wanted(spec: LinkageSpec, ctx: StationContext) -> tuple[bool, str | None]:
@@ -57,11 +58,12 @@ def _key_values(spec: LinkageSpec, ctx: StationContext, shuffled: pd.DataFrame) 
     values: dict[str, list] = {}
     dropped = []
     for name, column in key_strings(shuffled, key_recipes(spec)).items():
-        column = pd.Series(column, dtype=object)
-        counts = column.map(column.value_counts()).to_numpy()
-        frequent = column.notna().to_numpy() & (np.nan_to_num(counts.astype(float)) > max_frequency)
+        column = np.asarray(column, dtype=object)
+        codes, uniques = pd.factorize(column)          # missing values get code -1
+        counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+        frequent = (codes >= 0) & (counts[np.maximum(codes, 0)] > max_frequency)
         dropped.append(int(frequent.sum()))
-        values[name] = np.where(frequent, None, column.to_numpy()).tolist()
+        values[name] = np.where(frequent, None, column).tolist()
     return values, dropped
 
 
@@ -86,12 +88,11 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
     recipes = key_recipes(spec)
     check_recipes(spec, recipes)
     check_key_fields(recipes, ctx.policy.min_key_fields, ctx.station)
-    check_station_data(spec, ctx.station, ctx.data)         # these raise InputError before any crypto work
-    warnings = empty_columns(spec, ctx.station, ctx.data)
+    components = normalise(spec, ctx.station, ctx.data)     # checks the data first (InputError naming the column)
+    warnings = empty_columns(spec, ctx.station, ctx.data, components)   # these raise before any crypto work
     use_similarity, warning = similarity_wanted(spec, ctx)
     if warning:
         warnings.append(warning)
-    components = normalise(spec, ctx.station, ctx.data)
     n = len(components)
     perm = pseudonym.secure_permutation(n)
     ctx.state.put_array(STATE_PERM, perm)
@@ -109,6 +110,10 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
         size = n * pseudonym.POINT_BYTES
         result["points"] = {name: base64.b64encode(blinded[i * size:(i + 1) * size]).decode("ascii")
                             for i, name in enumerate(values)}
+    if spec.pseudonyms == "keyed":
+        # the values' digests wait in the job folder for the pair keys of round 2
+        digests = b"".join(pseudonym.key_digests(column) for column in values.values())
+        ctx.state.put_array(STATE_DIGESTS, np.frombuffer(digests, dtype=f"S{pseudonym.PSEUDONYM_BYTES}"))
     if spec.pseudonyms == "keyed" or use_similarity:
         # the public half of a fresh X25519 key: the station-pair keys (pseudonyms, Bloom filters) are
         # derived in round 2 from the other station's public half, which the coordinator relays
@@ -129,17 +134,17 @@ def step_link_pseudonyms(ctx: StationContext, payload: dict) -> dict:
     if spec.pseudonyms != "keyed":
         raise PrivacyError(f"station '{ctx.station}' agreed to blinded pseudonyms in round 1, not keyed ones")
     peers = _checked_peers(ctx, spec, payload.get("peers") or {})
-    shuffled = _shuffled_components(spec, ctx)
-    values, _ = _key_values(spec, ctx, shuffled)
+    names = [key_name(r) for r in key_recipes(spec)]
+    digests = ctx.state.get_array(STATE_DIGESTS).reshape(len(names), -1)
     out = {}
     for peer, public in peers.items():
         key = pair_key(stored["private"], public, (ctx.station, peer), pseudonym.KEYED_PURPOSE)
-        out[peer] = {name: base64.b64encode(pseudonym.keyed_pseudonyms(key, name, column)).decode("ascii")
-                     for name, column in values.items()}
+        out[peer] = {name: base64.b64encode(pseudonym.keyed_pseudonyms(key, name, row.tobytes())).decode("ascii")
+                     for name, row in zip(names, digests)}
     result = {"pseudonyms": out}
     wanted = {p: peers[p] for p in payload.get("similarity") or [] if p in peers}
     if wanted:
-        result["filters"] = _similarity_filters(ctx, stored, spec, shuffled, wanted)
+        result["filters"] = _similarity_filters(ctx, stored, spec, _shuffled_components(spec, ctx), wanted)
     return result
 
 
