@@ -9,7 +9,8 @@ Scenarios (synthetic data with ground truth, ``lancelot synth`` options):
     large      100,000 x 1,000,000 (85,000 true pairs, 915,000 unmatched GP records)
     intl10k    10,000 x ~12,000 in another schema (full given names, street addresses, suburbs,
                4-digit postcodes, free-form dates, an id number), 0-4 modified fields per GP record
-    lean10k, large-lean   the same with six match keys instead of twelve (half the curve work)
+    lean10k, large-lean   the same with six match keys instead of twelve (half the hashing, and half the
+               curve work with blinded pseudonyms)
 
 For each: precision, recall and F1 of both, wall time, CPU time (of the whole process tree, sampled:
 on a shared machine wall time grows with the other users' load, CPU time much less)
@@ -44,8 +45,8 @@ from lancelot.linkage.normalise import normalise
 from lancelot.linkage.spec import parse_linkage_spec
 from lancelot.synth import generate
 
-# Six of the twelve default keys (the ones whose removal costs most F1), for a million records: each
-# key costs two curve operations per record, the bulk of the time. Set in the spec's "keys".
+# Six of the twelve default keys (the ones whose removal costs most F1): with blinded pseudonyms each key
+# costs two curve operations per record, the bulk of the time. Set in the spec's "keys".
 LEAN_KEYS = [["surname", "initials.first", "birth_date"], ["surname", "birth_date.sorted", "sex"],
              ["surname", "initials.first", "birth_date.md", "sex"], ["initials", "birth_date.y", "sex", "postcode"],
              ["surname.first", "birth_date", "sex", "postcode.pc4"], ["initials", "birth_date", "sex"]]

@@ -14,7 +14,7 @@ With ``"pseudonyms": "blinded"`` (required by a node whose policy resists collus
 returns H(key)^a, the match keys hashed to Curve25519 points times a fresh secret scalar, and round 2
 (``link_exponentiate``) multiplies the other side's points by the station's own scalar: the
 coordinator holds H(key)^(a*b), which it cannot test a guess against even with one station's help,
-at two curve operations per value and station (4-6 times the time).
+at two curve operations per value and station (4-10 times the time).
 
 The link (pairs of shuffled row positions) stays at the coordinator, inside the job: no station
 learns which of its records were linked. Leakage table: docs/leakage/linkage.md. This module is

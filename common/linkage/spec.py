@@ -151,7 +151,7 @@ def parse_linkage_spec(raw: Any, known_stations: list[str] | None = None) -> Lin
     pseudonyms = raw.get("pseudonyms") or "keyed"
     if pseudonyms not in PSEUDONYM_KINDS:
         raise InputError(f"linkage spec: 'pseudonyms' must be one of {list(PSEUDONYM_KINDS)} (keyed: fast, needs the "
-                         "coordinator not to collude with a station; blinded: survives that, 4-6 times the time)")
+                         "coordinator not to collude with a station; blinded: survives that, 4-10 times the time)")
     return LinkageSpec(stations=stations, fields=tuple(fields), hub=hub, keys=keys, threshold=threshold,
                        min_records=max(min_records, 1), max_key_frequency=max_freq, similarity=similarity,
                        pseudonyms=pseudonyms)
