@@ -56,8 +56,8 @@ def candidate_pairs(hub: list[np.ndarray], other: list[np.ndarray], max_frequenc
         da = pd.DataFrame({"v": int_keys(a), "i": np.arange(len(a))})
         db = pd.DataFrame({"v": int_keys(b), "j": np.arange(len(b))})
         # values shared by too many records are too unspecific to block on (and would blow up n*m)
-        da = da[da.groupby("v")["v"].transform("size") <= max_frequency]
-        db = db[db.groupby("v")["v"].transform("size") <= max_frequency]
+        da = da[model.group_sizes(da["v"].to_numpy()) <= max_frequency]
+        db = db[model.group_sizes(db["v"].to_numpy()) <= max_frequency]
         merged = da.merge(db, on="v")
         if merged.empty:
             continue

@@ -128,6 +128,12 @@ def station_state_counts(components: pd.DataFrame, used: dict[str, list[str]]) -
     return out
 
 
+def group_sizes(values: np.ndarray) -> np.ndarray:
+    """For each element, how many elements share its value."""
+    _, inverse, counts = np.unique(np.asarray(values), return_inverse=True, return_counts=True)
+    return counts[inverse.ravel()]
+
+
 def within_pattern_counts(columns: list[np.ndarray], max_frequency: int) -> dict:
     """Pairs of one station's records by the set of keys they share (values held by more than
     ``max_frequency`` records left out, as in blocking).
@@ -142,8 +148,9 @@ def within_pattern_counts(columns: list[np.ndarray], max_frequency: int) -> dict
     n = len(columns[0]) if columns else 0
     frames = []
     for k, codes in enumerate(columns):
-        df = pd.DataFrame({"v": codes, "i": np.arange(n)})
-        df = df[df.groupby("v")["v"].transform("size").between(2, max_frequency)]
+        size = group_sizes(codes)
+        keep = (size >= 2) & (size <= max_frequency)
+        df = pd.DataFrame({"v": np.asarray(codes)[keep], "i": np.flatnonzero(keep)})
         if df.empty:
             continue
         pairs = df.merge(df, on="v")
