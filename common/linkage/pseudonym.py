@@ -106,26 +106,15 @@ def exponentiate_packed(secret: bytes, raw: bytes, workers: int | None = None) -
         return b"".join(pool.map(_exponentiate_packed, [secret] * len(chunks), chunks))
 
 
-def _digest_chunk(values: list[str | None]) -> bytes:
+def key_digests(values: list[str | None]) -> bytes:
+    """Unkeyed 16-byte BLAKE2b digests of one match key's values, packed (16 random bytes for None: an
+    unlinkable dummy). They stay in the station's job folder between the rounds, so that round 2 needs
+    neither the data nor the key strings again; only keyed values of them ever leave."""
     out = []
     for v in values:
         out.append(secrets.token_bytes(PSEUDONYM_BYTES) if v is None
                    else hashlib.blake2b(_DOMAIN + v.encode(), digest_size=PSEUDONYM_BYTES).digest())
     return b"".join(out)
-
-
-def key_digests(values: list[str | None], workers: int | None = None) -> bytes:
-    """Unkeyed 16-byte BLAKE2b digests of match-key values, packed (16 random bytes for None: an
-    unlinkable dummy); spread over all cores for large inputs. They stay in the station's job folder
-    between the rounds, so that round 2 needs neither the data nor the key strings again; only keyed
-    values of them ever leave."""
-    workers = workers or os.cpu_count() or 1
-    if workers <= 1 or len(values) < _KEYED_PARALLEL_THRESHOLD:
-        return _digest_chunk(values)
-    size = -(-len(values) // (2 * workers))
-    chunks = [values[i:i + size] for i in range(0, len(values), size)]
-    with process_pool(workers) as pool:
-        return b"".join(pool.map(_digest_chunk, chunks))
 
 
 def _keyed_chunk(key: bytes, name: str, digests: bytes) -> bytes:

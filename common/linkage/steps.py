@@ -112,7 +112,7 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
                             for i, name in enumerate(values)}
     if spec.pseudonyms == "keyed":
         # the values' digests wait in the job folder for the pair keys of round 2
-        digests = pseudonym.key_digests([v for column in values.values() for v in column])   # every core
+        digests = b"".join(pseudonym.key_digests(column) for column in values.values())
         ctx.state.put_array(STATE_DIGESTS, np.frombuffer(digests, dtype=f"S{pseudonym.PSEUDONYM_BYTES}"))
     if spec.pseudonyms == "keyed" or use_similarity:
         # the public half of a fresh X25519 key: the station-pair keys (pseudonyms, Bloom filters) are
