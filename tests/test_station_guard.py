@@ -203,6 +203,24 @@ def test_results_state_the_protections_in_force(study):
     assert out["summary"]["min_cell_count"] == 15
 
 
+def test_a_late_subtask_of_an_ended_job_writes_nothing_and_is_refused(tmp_path, monkeypatch):
+    """A late run and the job's clean-up can run at once at a node that comes back online: the late run
+    must not write (a write racing the clean-up's wipe crashed it instead of refusing it). Here the state
+    folder cannot be made at all, as when the clean-up removes it under the late run's feet."""
+    from lancelot.linkage.protocol import STEPS
+    from lancelot.runtime.guard import TaskFacts
+    from lancelot.v6.adapter import run_partial
+
+    (tmp_path / "lancelot-state").write_text("not a folder")   # any write into the state folder fails
+    monkeypatch.setenv("TEMPORARY_FOLDER", str(tmp_path))
+    facts = TaskFacts(task_id=9, job_id=5, organization_id=3, image="img", parent_id=5, init_org=1,
+                      collaboration_encrypted=True, parent_image="img", parent_status="failed",
+                      parent_run_orgs=(1,), parent_init_org=7)   # researcher at 7, coordinator at 1
+    out = run_partial(STEPS, None, "link_encode", GP, {}, {"stations": {REG: 2, GP: 3}}, lambda: facts)
+    assert "already ended" in out["lancelot_error"]
+    assert (tmp_path / "lancelot-state").read_text() == "not a folder"
+
+
 def test_an_offline_station_ends_the_job_naming_it_and_leaves_no_state(study, tmp_path):
     spec = {"linkage": link_spec(study), "analyses": [
         {"type": "crosstab", "variables": [{"station": REG, "column": "stage"}, {"station": GP, "column": "copd"}]}]}

@@ -254,14 +254,16 @@ def run_partial(steps: dict[str, StepFunction], df: Any, step: str, station: str
         check_station_task(job_facts, station, stations, policy, bool((study or {}).get("host_opted_in")),
                            allow_ended=True)
         state = JobState.from_environment(job_facts.job_id)
-        if not state.has(GUARD_CACHE):
-            state.put(GUARD_CACHE, {"parent_id": job_facts.parent_id, **{
-                f: getattr(job_facts, f) for f in ("parent_image", "parent_parent_id", "parent_init_org",
-                                                   "parent_run_orgs", "collaboration_encrypted")}})
         if job_facts.job_ended and step != END_JOB:  # a late subtask of a job that has ended: clean up only
             state.wipe()
             raise PrivacyError("refused by the station guard: the job this subtask belongs to has already "
                                "ended (its state at this station is wiped)")
+        if not job_facts.job_ended and not state.has(GUARD_CACHE):
+            # (an ended job's runs write nothing: a late run and the clean-up can run at once, and a write
+            # racing the clean-up's wipe would crash the run instead of refusing it)
+            state.put(GUARD_CACHE, {"parent_id": job_facts.parent_id, **{
+                f: getattr(job_facts, f) for f in ("parent_image", "parent_parent_id", "parent_init_org",
+                                                   "parent_run_orgs", "collaboration_encrypted")}})
     except (LancelotError, RuntimeError) as exc:
         print(f"[lancelot] station {station}: step {step} refused: {exc}", flush=True)
         return {"lancelot_error": str(exc)}
