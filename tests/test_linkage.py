@@ -469,6 +469,17 @@ def test_one_to_one_posterior_weighs_the_other_candidates_of_both_records():
     pairwise = share * 2.0 ** 22 / (1 + share * 2.0 ** 22)
     assert prob[0] > pairwise           # a lone candidate of a record that probably has a match gains
     assert prob[1] < 0.01 < 0.99 < prob[2]   # a strong competitor takes the record
+    # where non-matches of its pattern are records that never have a match of their own (look-alikes), the
+    # other record's lack of competitors is no evidence: the odds lose exactly the factor 1 / (1 - rho_o)
+    ones = np.ones(3)
+    alike = one_to_one_posterior(np.array([0, 1, 1]), np.array([0, 1, 2]), weight, share, weight_none=-8.0,
+                                 n_hub=1000, n_other=1200, matched_ratio=(ones, np.array([0.0, 1.0, 1.0])))
+    rho_o = share * 1000
+    d = (1 - share * 1200) + share * 1200 * 2.0 ** -8
+    odds = share * 2.0 ** 22 / d
+    assert alike[0] == pytest.approx(odds / (1 + odds), rel=1e-9)
+    assert prob[0] / (1 - prob[0]) == pytest.approx(odds / ((1 - rho_o) + rho_o * 2.0 ** -8), rel=1e-9)
+    assert alike[1:] == pytest.approx(prob[1:])
 
 
 def test_non_matches_beside_sure_links_give_their_patterns_rate_per_pair():
@@ -482,9 +493,16 @@ def test_non_matches_beside_sure_links_give_their_patterns_rate_per_pair():
     cj = np.concatenate([np.arange(sure), 1000 + np.arange(30), [600, 601]])
     inverse = np.concatenate([np.zeros(sure, int), np.ones(30, int), [1, 1]])    # pattern 0: the sure pairs
     prob = np.concatenate([np.full(sure, 0.9999), np.full(30, 0.4), [0.9, 0.9]])
-    rates = beside_sure_links(ci, cj, inverse, prob, 2, n_hub, n_other)
+    rates, matched = beside_sure_links(ci, cj, inverse, prob, 2, n_hub, n_other)
     assert rates[0] == 0.0
     assert rates[1] == pytest.approx(30 / (sure * n_other))
+    # the 30 relatives have no sure link of their own, where 4 % of the other station's records do: their
+    # matched ratio is 0, shrunk by 20 pseudo-pairs of independence to 20 / 50; the hub side saw none
+    assert matched[1][1] == pytest.approx(20 / 50) and matched[0][1] == 1.0
+    # relatives that are themselves sure-linked records count as having a match: ratio above 1
+    cj2 = np.concatenate([np.arange(sure), 100 + np.arange(30), [600, 601]])
+    _, matched2 = beside_sure_links(ci, cj2, inverse, prob, 2, n_hub, n_other)
+    assert matched2[1][1] == pytest.approx((30 + 20 * 0.04) / (50 * 0.04))
     assert beside_sure_links(ci[:MIN_SURE - 1], cj[:MIN_SURE - 1], inverse[:MIN_SURE - 1], prob[:MIN_SURE - 1], 2,
                              n_hub, n_other) is None
 

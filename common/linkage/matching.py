@@ -95,18 +95,19 @@ def match(hub: list[np.ndarray], other: list[np.ndarray], recipes: list[tuple[st
         empirical[0] = 0.0
     ci, cj = cand["i"].to_numpy(), cand["j"].to_numpy()
 
-    def scored(empirical_u: np.ndarray | None):
+    def scored(empirical_u: np.ndarray | None, matched_ratio: np.ndarray | None = None):
         """The model fitted with these non-match rates; each candidate's weight and one-to-one probability."""
         fit = model.fit(fields, recipes, observed, all_counts, n_pairs, drop_rates, max_matches=min(n_hub, n_other),
                         empirical_u=empirical_u)
         w = fit.weight[1:][inverse]
-        return fit, w, one_to_one_posterior(ci, cj, w, fit.share, fit.weight[0], n_hub, n_other)
+        ratio = None if matched_ratio is None else (matched_ratio[0][inverse], matched_ratio[1][inverse])
+        return fit, w, one_to_one_posterior(ci, cj, w, fit.share, fit.weight[0], n_hub, n_other, ratio)
 
     fitted, weight, prob = scored(empirical)
     beside = beside_sure_links(ci, cj, inverse, prob, len(uniq), n_hub, n_other)
     if beside is not None:   # refit with the non-matches seen beside near-certain links
-        rates = np.concatenate([[0.0], beside])
-        fitted, weight, prob = scored(rates if empirical is None else np.maximum(empirical, rates))
+        rates = np.concatenate([[0.0], beside[0]])
+        fitted, weight, prob = scored(rates if empirical is None else np.maximum(empirical, rates), beside[1])
     # one-to-one: greedy by probability (then weight), each record used at most once
     order = np.lexsort((-weight, -prob))
     keep = _greedy(order, ci, cj, prob, threshold, n_hub, n_other)
@@ -145,33 +146,51 @@ MIN_SURE = 100       # records with a sure link needed before their neighbours a
 
 
 def beside_sure_links(ci: np.ndarray, cj: np.ndarray, inverse: np.ndarray, prob: np.ndarray, n_patterns: int,
-                      n_hub: int, n_other: int) -> np.ndarray | None:
+                      n_hub: int, n_other: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Per candidate pattern, its rate per pair among cross-station non-matches, read off the other
-    candidates of records that have a near-certain link (one-to-one: those are not their matches).
+    candidates of records that have a near-certain link (one-to-one: those are not their matches);
+    and, per pattern and side (hub, other), how much likelier such a non-match's record on that side is
+    to have a match of its own than a record of that station at large (1: independent).
 
     A registry patient's relatives and look-alikes at a GP practice (same surname, birth date and
     address, another first name) are not as frequent per pair as two of the practice's own patients
     who are related, the within-station rate: how many there are depends on who the registry holds
     and on the practice's size. Records with a sure link show them directly; so does the other side.
+    Whether those look-alikes have matches of their own tells the one-to-one posterior whether a lone
+    pair of their pattern is the usual pair of unmatched records or a rarer one.
     None when too few records have a sure link."""
     sure = prob >= SURE
     out = np.zeros(n_patterns)
+    matched_ratio = np.ones((2, n_patterns))
     used = False
-    for rows, n_opposite in ((ci, n_other), (cj, n_hub)):
-        anchored = np.zeros(max(n_hub, n_other), bool)
+    anchored_on = {}
+    for side, (rows, n_own) in enumerate(((ci, n_hub), (cj, n_other))):
+        anchored = np.zeros(n_own, bool)
         anchored[rows[sure]] = True
+        anchored_on[side] = anchored
+    for side, (rows, other_rows, n_opposite) in enumerate(((ci, cj, n_other), (cj, ci, n_hub))):
+        anchored, opposite = anchored_on[side], anchored_on[1 - side]
         n_anchored = int(anchored.sum())
         if n_anchored < MIN_SURE:
             continue
         beside = anchored[rows] & ~sure
         counts = np.bincount(inverse[beside], minlength=n_patterns).astype(float)
         out = np.maximum(out, counts / (float(n_anchored) * float(n_opposite)))
+        # the opposite records of these non-matches: how often they have a sure link of their own, against
+        # the share of the opposite station's records that do (shrunk towards independence when few)
+        base = max(float(opposite.mean()), 1e-12)
+        linked = np.bincount(inverse[beside], weights=opposite[other_rows[beside]].astype(float), minlength=n_patterns)
+        matched_ratio[1 - side] = (linked + PRIOR_PAIRS * base) / ((counts + PRIOR_PAIRS) * base)
         used = True
-    return out if used else None
+    return (out, matched_ratio) if used else None
+
+
+PRIOR_PAIRS = 20     # pseudo-pairs of independence behind each pattern's matched ratio
 
 
 def one_to_one_posterior(ci: np.ndarray, cj: np.ndarray, weight: np.ndarray, share: float, weight_none: float,
-                         n_hub: int, n_other: int) -> np.ndarray:
+                         n_hub: int, n_other: int, matched_ratio: tuple[np.ndarray, np.ndarray] | None = None
+                         ) -> np.ndarray:
     """Match probability of each candidate pair given every pair of its two records, not its pattern alone.
 
     A record has at most one match: a hub record has one with probability rho_h = matches / n_hub,
@@ -182,18 +201,26 @@ def one_to_one_posterior(ci: np.ndarray, cj: np.ndarray, weight: np.ndarray, sha
     A pair whose records have no other candidate gains (the hub record's likely match has nowhere else
     to be); a pair with a strong competitor loses. The pairwise posterior (D = E = 1) ignores both and
     understates links where most records have a match.
+
+    ``matched_ratio`` (per candidate, hub side and other side; from :func:`beside_sure_links`): how much
+    likelier than a station's record at large the record of a non-match pair of this pattern is to have
+    a match elsewhere, r. The terms become (1 - rho r) + rho r BF_0: where such non-matches are records
+    without a match (r = 0, look-alikes of the other station's patients), a lone pair gains nothing from
+    its record's having no other candidate.
     """
     if len(ci) == 0:
         return np.array([], float)
     matches = share * float(n_hub) * float(n_other)
     rho_h, rho_o = min(matches / n_hub, 0.999), min(matches / n_other, 0.999)
+    r_h, r_o = (np.ones(len(ci)), np.ones(len(ci))) if matched_ratio is None else matched_ratio
+    r_h, r_o = np.minimum(r_h, 1.0 / rho_h), np.minimum(r_o, 1.0 / rho_o)
     bf0 = 2.0 ** float(weight_none)
     term = share * np.exp2(np.minimum(weight, 1000.0))        # share * BF of each candidate pair
     row = np.bincount(ci, weights=term, minlength=n_hub)[ci] - term
     col = np.bincount(cj, weights=term, minlength=n_other)[cj] - term
-    d = (1 - rho_h) + rho_h * bf0 + row
-    e = (1 - rho_o) + rho_o * bf0 + col
-    log_odds = np.log(np.maximum(term, 1e-300)) - np.log(d) - np.log(e)
+    d = (1 - rho_h * r_h) + rho_h * r_h * bf0 + row
+    e = (1 - rho_o * r_o) + rho_o * r_o * bf0 + col
+    log_odds = np.log(np.maximum(term, 1e-300)) - np.log(np.maximum(d, 1e-300)) - np.log(np.maximum(e, 1e-300))
     return 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700)))
 
 
