@@ -54,6 +54,7 @@ class NodePolicy:
     allow_coordinator_here: bool = False                # may the coordinator run at this (data) node
     coordinator_organizations: tuple[int, ...] | None = None  # allow-list of coordinator organisations
     max_result_mb: float = 64.0                         # larger subtask results go to the coordinator in parts
+    max_input_mb: float = 64.0                          # hosting the coordinator: larger subtask inputs go in parts
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> PolicyError:
@@ -73,6 +74,8 @@ class NodePolicy:
             raise bad("min_key_bits", f"must be at least {MIN_KEY_BITS}")
         if not 0.1 <= self.max_result_mb <= 4096:
             raise bad("max_result_mb", "must lie between 0.1 and 4096")
+        if not 0.1 <= self.max_input_mb <= 4096:
+            raise bad("max_input_mb", "must lie between 0.1 and 4096")
 
     # -- what a station enforces itself -------------------------------------------------------
     def check_column(self, station: str, column: str, identifiers: Iterable[str] = ()) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -70,3 +72,32 @@ def test_coordinator_at_a_data_station_only_with_that_node_operators_opt_in(csvs
     assert allowed["coordinator"]["neutral"] is False
     assert "opted in" in allowed["coordinator"]["warning"]
     assert allowed["second"]["b"]["from_state"] is not None
+
+
+def test_an_input_in_parts_is_put_together_in_order_and_a_missing_part_is_named(tmp_path):
+    """The station side of inputs above the coordinator node's max_input_mb: slices of the JSON text stored by
+    earlier subtasks, the last one with the step; escapes and non-ASCII text survive the slicing."""
+    from lancelot.runtime.coordinator import Coordinator, StepCall
+    from lancelot.runtime.state import JobState
+    from lancelot.runtime.station import StationContext, run_step
+
+    seen = []
+    steps = {"echo": lambda ctx, payload: seen.append(payload) or {"ok": True}}
+    ctx = StationContext("a", pd.DataFrame(), JobState(str(tmp_path / "state")))
+
+    class Direct:
+        def run_round(self, calls, wait=True):
+            return {s: run_step(steps, ctx, c.step, json.loads(json.dumps(c.payload))) for s, c in calls.items()}
+
+    payload = {"text": "Zoë \"quoted\" \\ back" * 2000, "values": list(range(3000))}
+    coord = Coordinator(Direct(), ["a"], progress=False, max_input_mb=0.01)   # about 60 kB in slices of 10 kB
+    assert coord.round({"a": StepCall("echo", payload)}) == {"a": {"ok": True}}
+    assert seen == [payload]
+    assert coord.cost.rounds >= 6
+    assert not list(ctx.state.folder.glob("input-*"))   # the slices are dropped
+    # a step whose earlier slices never arrived (or were wiped with the job) is refused, naming the part
+    out = run_step(steps, ctx, "echo", {"lancelot_input_parts": {"token": "0123456789abcdef", "count": 3, "part": "}"}})
+    assert out == {"lancelot_error": "part 1 of this step's input is not (or no longer) at this station"}
+    assert run_step(steps, ctx, "store_part", {"token": "../../etc", "index": 0, "part": "x"}) == {
+        "lancelot_error": "bad part of an input"}
+    assert len(seen) == 1

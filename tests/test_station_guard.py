@@ -80,6 +80,8 @@ def attacks(study) -> dict[str, tuple[str, dict]]:
                                                   "bits": [1], "limb_bits": 20, "partner": GP,
                                                   "keys": {GP: researcher_public}}}]}),
         "the rest of a result sent in parts": ("fetch_part", {"token": "0123456789abcdef", "index": 1}),
+        "a part of an input, to be put together with a later step": (
+            "store_part", {"token": "0123456789abcdef", "index": 0, "part": '{"spec": '}),
     }
 
 
@@ -285,3 +287,28 @@ def test_a_result_above_the_node_limit_arrives_in_parts_and_changes_nothing(stud
     assert parts["cost"]["rounds"] >= whole["cost"]["rounds"] + int(largest // 0.1e6)
     with pytest.raises(LancelotError, match="'max_result_mb' must lie between 0.1 and 4096"):
         local_study(station_paths(study), station_env={GP: {"LANCELOT_MAX_RESULT_MB": "0"}}).link(link_spec(study))
+
+
+def test_an_input_above_the_coordinator_node_limit_goes_in_parts_and_changes_nothing(study, tmp_path):
+    """Cox's last iteration deals the partner its shares of the concordance material (about 0.47 MB at 300
+    patients): above a 0.1 MB limit at the coordinator's node it goes as stored slices, one extra round each,
+    through the same guard, and the fit is the one without a limit (to its fixed-point rounding, which differs
+    between jobs through the random shares)."""
+    spec = {**train_spec(study), "model": "cox", "time": {"station": REG, "column": "survival_days"},
+            "event": {"station": REG, "column": "vital_status"}}
+    del spec["outcome"]
+    out = {}
+    for name, env in (("whole", {}), ("parts", {"LANCELOT_MAX_INPUT_MB": "0.1"})):
+        with LocalNetwork("lancelot_training", station_paths(study), workdir=tmp_path / name,
+                          coordinator_env=env) as net:
+            out[name] = net.run({"stations": net.orgs, "spec": spec})
+            assert "lancelot_error" not in out[name], out[name]
+            assert net.state_files(REG) == [] and net.state_files(GP) == []   # the stored slices are gone too
+    whole, parts = out["whole"], out["parts"]
+    for a, b in zip(whole["coefficients"], parts["coefficients"]):
+        assert a["feature"] == b["feature"]
+        assert b["estimate"] == pytest.approx(a["estimate"], abs=1e-6) and b["std_error"] == pytest.approx(a["std_error"], rel=1e-6)
+    assert parts["quality"] == whole["quality"] and parts["cohort"] == whole["cohort"]
+    assert parts["cost"]["rounds"] >= whole["cost"]["rounds"] + 4      # 0.47 MB: at least 4 slices before the step
+    with pytest.raises(LancelotError, match="'max_input_mb' must lie between 0.1 and 4096"):
+        local_study(station_paths(study), station_env={GP: {"LANCELOT_MAX_INPUT_MB": "5000"}}).link(link_spec(study))

@@ -8,6 +8,7 @@ every protocol free of vantage6 imports.
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any, Protocol
 
 from .cost import CostMeter
 from .errors import LancelotError, SubtaskError
-from .station import END_JOB, FETCH_PART, IN_PARTS
+from .station import END_JOB, FETCH_PART, IN_PARTS, INPUT_PARTS, STORE_PART, text_slices
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,10 @@ class Coordinator:
     after the protocol has finished or failed.
     """
 
-    def __init__(self, transport: Transport, stations: list[str], progress: bool = True):
+    def __init__(self, transport: Transport, stations: list[str], progress: bool = True, max_input_mb: float = 64.0):
         self.transport = transport
         self.stations = list(stations)
+        self.max_input_mb = max_input_mb  # the coordinator node's policy: larger subtask inputs go in parts
         self.cost = CostMeter()
         self.progress = progress
         self.ended: set[str] = set()
@@ -78,8 +80,9 @@ class Coordinator:
             raise ValueError(f"round addressed to unknown stations: {sorted(unknown)}")
         ending = set(final) & set(calls)
         steps = sorted({c.step for c in calls.values()})
-        self.log(f"round {self.cost.rounds + 1}: {label or ', '.join(steps)} at {', '.join(calls)}")
         sent_calls = {s: (StepCall.combine(c, StepCall(END_JOB, {})) if s in ending else c) for s, c in calls.items()}
+        sent_calls = self._store_parts({s: c.step for s, c in calls.items()}, sent_calls)
+        self.log(f"round {self.cost.rounds + 1}: {label or ', '.join(steps)} at {', '.join(calls)}")
         sent = sum(json_size(c.payload) for c in sent_calls.values())
         results = self.transport.run_round(sent_calls)
         self._check({s: c.step for s, c in calls.items()}, results)
@@ -98,6 +101,28 @@ class Coordinator:
                 raise SubtaskError(station, step, "no result returned")
             if isinstance(res, dict) and "lancelot_error" in res:
                 raise SubtaskError(station, step, res["lancelot_error"])
+
+    def _store_parts(self, steps: Mapping[str, str], calls: dict[str, StepCall]) -> dict[str, StepCall]:
+        """Inputs above ``max_input_mb`` go as slices of their JSON text, one extra round per slice before the
+        round itself, which carries the last slice (a vantage6 4.x server keeps task inputs in its database, as
+        it keeps results). The stations store the slices in the job's folder and put the input together again."""
+        limit = int(self.max_input_mb * 1_000_000)
+        texts = {s: json.dumps(c.payload, separators=(",", ":")) for s, c in calls.items()}
+        parts = {s: text_slices(t, limit - 200) for s, t in texts.items() if len(t) > limit}
+        if not parts:
+            return calls
+        tokens = {s: secrets.token_hex(8) for s in parts}
+        for index in range(max(len(p) for p in parts.values()) - 1):
+            store = {s: StepCall(STORE_PART, {"token": tokens[s], "index": index, "part": p[index]})
+                     for s, p in parts.items() if index < len(p) - 1}
+            self.log(f"round {self.cost.rounds + 1}: part {index + 1} of a large input to {', '.join(store)}")
+            out = self.transport.run_round(store)
+            self._check({s: steps[s] for s in store}, out)
+            self.cost.record_round(len(store), sum(json_size(c.payload) for c in store.values()),
+                                   sum(json_size(r) for r in out.values()))
+        return {**calls, **{s: StepCall(calls[s].step, {INPUT_PARTS: {"token": tokens[s], "count": len(p),
+                                                                       "part": p[-1]}})
+                            for s, p in parts.items()}}
 
     def _fetch_parts(self, calls: Mapping[str, StepCall], results: dict[str, Any]) -> dict[str, Any]:
         """Results a station sent in parts (above its node's ``max_result_mb``): one extra round per part."""

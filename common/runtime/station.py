@@ -37,6 +37,8 @@ MULTI_STEP = "multi"
 END_JOB = "end_job"  # wipe this job's state at the station: appended to a station's last round
 FETCH_PART = "fetch_part"  # the next part of a result larger than the node's max_result_mb
 IN_PARTS = "lancelot_parts"
+STORE_PART = "store_part"  # a part of an input larger than the coordinator node's max_input_mb
+INPUT_PARTS = "lancelot_input_parts"  # the payload of a step whose earlier parts were stored
 StepFunction = Callable[[StationContext, dict], dict]
 
 
@@ -46,6 +48,13 @@ def run_step(steps: dict[str, StepFunction], ctx: StationContext, step: str, pay
     Only lancelot's own errors carry their message (they never contain data values); any other
     exception is reported by type only, so a stray value cannot leak through an error message.
     """
+    if step == STORE_PART:
+        return _store_part(ctx, payload)
+    if isinstance(payload, dict) and INPUT_PARTS in payload:
+        try:
+            payload = _assembled(ctx, payload[INPUT_PARTS])
+        except LancelotError as exc:
+            return {"lancelot_error": str(exc)}
     if step == MULTI_STEP:  # several steps in one subtask (one round), results in order
         results = []
         for sub in payload["calls"]:
@@ -91,7 +100,7 @@ def send_in_parts(result: dict, ctx: StationContext) -> dict:
     if len(text) <= limit:
         return result
     token = secrets.token_hex(8)
-    parts = _slices(text, limit - 100)  # room for the envelope around each part
+    parts = text_slices(text, limit - 100)  # room for the envelope around each part
     for index, part in enumerate(parts[1:], start=1):
         ctx.state.put(f"part-{token}-{index}", part)
     print(f"[lancelot] station {ctx.station}: result of {len(text) / 1e6:.0f} MB sent in {len(parts)} parts "
@@ -99,7 +108,7 @@ def send_in_parts(result: dict, ctx: StationContext) -> dict:
     return {IN_PARTS: {"token": token, "count": len(parts), "part": parts[0]}}
 
 
-def _slices(text: str, limit: int) -> list[str]:
+def text_slices(text: str, limit: int) -> list[str]:
     """Consecutive slices of ``text`` whose JSON string encodings (escapes included) fit ``limit``."""
     out, start = [], 0
     while start < len(text):
@@ -121,3 +130,42 @@ def _fetch_part(ctx: StationContext, payload: dict) -> dict:
     part = ctx.state.get(name)
     ctx.state.drop(name)
     return {"part": part}
+
+
+def _is_token(token: object) -> bool:
+    return isinstance(token, str) and len(token) == 16 and all(c in "0123456789abcdef" for c in token)
+
+
+def _store_part(ctx: StationContext, payload: dict) -> dict:
+    """Keep one part of a large input in the job's folder until the step it belongs to arrives.
+
+    The coordinator sends an input above its node's ``max_input_mb`` as slices of its JSON text, one
+    per extra round, the last with the step itself (:meth:`lancelot.runtime.coordinator.Coordinator.round`).
+    """
+    token, index, part = payload.get("token"), payload.get("index"), payload.get("part")
+    if not _is_token(token) or not isinstance(index, int) or index < 0 or not isinstance(part, str):
+        return {"lancelot_error": "bad part of an input"}
+    ctx.state.put(f"input-{token}-{index}", part)
+    return {"stored": index}
+
+
+def _assembled(ctx: StationContext, envelope: object) -> dict:
+    """The whole payload from the stored parts and the last one, which came with the step."""
+    if not isinstance(envelope, dict) or not _is_token(envelope.get("token")) \
+            or not isinstance(envelope.get("count"), int) or not isinstance(envelope.get("part"), str):
+        raise LancelotError("bad input sent in parts")
+    token, count = envelope["token"], envelope["count"]
+    names = [f"input-{token}-{index}" for index in range(count - 1)]
+    missing = [i for i, name in enumerate(names) if not ctx.state.has(name)]
+    if missing:
+        raise LancelotError(f"part {missing[0] + 1} of this step's input is not (or no longer) at this station")
+    text = "".join(ctx.state.get(name) for name in names) + envelope["part"]
+    for name in names:
+        ctx.state.drop(name)
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise LancelotError("bad input sent in parts")
+    return payload

@@ -227,9 +227,10 @@ def run_central(protocol: ProtocolRun, client: Any, facts: Callable[[], TaskFact
                 raise InputError(f"'{name}' is not a task argument: {why}")
         station_orgs = check_stations(stations)
         timeout = check_timeout(subtask_timeout)
-        at_station = check_central_task(facts(), station_orgs, node_policy())
+        policy = node_policy()
+        at_station = check_central_task(facts(), station_orgs, policy)
         coordinator = Coordinator(transport(station_orgs, timeout, at_station), list(station_orgs),
-                                  progress=bool(progress))
+                                  progress=bool(progress), max_input_mb=policy.max_input_mb)
         result = protocol(coordinator, **kwargs)
     except LancelotError as exc:
         return {"lancelot_error": str(exc)}
