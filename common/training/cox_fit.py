@@ -147,9 +147,11 @@ class _CoxFit:
     def iteration(self, t: int, beta: np.ndarray):
         """Open the permuted linear predictors, then the blinded risk-set rounds (:mod:`.cox_steps`); the first
         iteration also carries the peers' relayed shares (and interaction openings)."""
-        spec, p, hub, partner, seed = self.spec, self.p, self.hub, self.partner, self.seed
+        spec, p, hub, partner, seed = self.spec, self.start.p_design, self.hub, self.partner, self.seed
+        expand = self.start.expand()   # the design's low-bits columns (see design._low_bits)
         n_open = len(self.open_names)
-        calls_common = {"t": t, "beta": [int(v) for v in np.rint(beta * 2 ** FRAC_BITS_BETA)], "layout": self.layout}
+        calls_common = {"t": t, "beta": [int(v) for v in np.rint(expand @ beta * 2 ** FRAC_BITS_BETA)],
+                        "layout": self.layout}
         first = self.relay if t == 0 else {hub: {}, partner: {}}
         calls = {s_: StepCall("cox_open", {**calls_common, **first[s_]}) for s_ in (hub, partner)}
         res = self.c.round(calls, label=f"training: iteration {t + 1}, open permuted linear predictors")
@@ -255,23 +257,24 @@ class _CoxFit:
         if kappa is not None:
             self._concordance_from(res, kappa)
         first_part = RX.add(RX.dot(bs.T, _opened(RX, res, O.WEIGHTED_MASK)), _opened(RX, res, O.HESSIAN_FIRST))
-        hess = RX.decode(first_part, W_BITS + 2 * FRAC_BITS_X).astype(float) - second
+        hess = expand.T @ (RX.decode(first_part, W_BITS + 2 * FRAC_BITS_X).astype(float) - second) @ expand
         hess = (hess + hess.T) / 2
         grad = RX.add(RX.dot(bs.T, RX.sub(dl, a_w)), _opened(RX, res, O.GRADIENT))
-        grad = RX.decode(grad, W_BITS + FRAC_BITS_X).astype(float)
+        grad = expand.T @ RX.decode(grad, W_BITS + FRAC_BITS_X).astype(float)
         if t == 0:
             logistic.check_identifiable(hess, self.names)
             sxx = RX.add(RX.dot(bs.T, u_e), _opened(RX, res, O.SUMS_SQUARES))
             sx = RX.add(RX.dot(bs.T, e), _opened(RX, res, O.SUMS))
             n_c = int(complete.sum())
-            sum_x = RX.decode(sx, E_BITS + FRAC_BITS_X).astype(float)
-            sum_xd = RX.decode(RX.add(RX.dot(bs.T, dl), _opened(RX, res, O.SUMS_DEATHS)), W_BITS + FRAC_BITS_X).astype(float)
+            sum_x = expand.T @ RX.decode(sx, E_BITS + FRAC_BITS_X).astype(float)
+            sum_xd = expand.T @ RX.decode(RX.add(RX.dot(bs.T, dl), _opened(RX, res, O.SUMS_DEATHS)),
+                                          W_BITS + FRAC_BITS_X).astype(float)
             n_d = int(died.sum())
             check_levels(hazards.binary_levels(sum_x, sum_xd, n_c, n_d, self.features), self.k, COX_CELLS)
             totals = terms.original_sums(sum_x, n_c, self.features)
             terms.check_cross_cells(self.interactions, self.features, {
                 "patients": (totals, n_c), "events": (terms.original_sums(sum_xd, n_d, self.features), n_d)}, self.k)
-            cross = RX.decode(sxx, E_BITS + 2 * FRAC_BITS_X).astype(float) / n_c
+            cross = expand.T @ RX.decode(sxx, E_BITS + 2 * FRAC_BITS_X).astype(float) @ expand / n_c
             moments = terms.original_moments(sum_x / n_c, cross, self.features)
             self.summaries = terms.with_product_means(hazards.feature_summary(moments, n_c, self.features, self.base),
                                                       self.features, totals, n_c, first=0, base=self.base)
@@ -280,6 +283,7 @@ class _CoxFit:
             if self.strata is not None:
                 self._check_strata(_opened(RX, res, O.STRATA))
         base = RG.decode(_opened(RG, res, O.BASELINE), 0)   # rows: times; cols: Lambda, V0, Q (raw scales)
+        base = np.column_stack([base[:, :2], base[:, 2:] @ expand])
         self.last.update(zmax=zmax, beta=beta.copy(), hess=hess, base=base,
                          at_risk=RX.signed(_opened(RX, res, O.AT_RISK)).astype(np.int64))
         return hess, grad, loglik

@@ -14,7 +14,7 @@ import numpy as np
 from ..disclosure import release_count, spaced_times
 from . import hazards, terms
 from .cox_steps import BASE_BITS, E_BITS, FRAC_BITS_BETA, W_BITS, XBAR_BITS
-from .design import FRAC_BITS_X
+from .design import FRAC_BITS_X, LOW_BITS
 from .newton import convergence, ridge
 from .release import disclosure_note
 from .spec import TrainSpec
@@ -49,7 +49,7 @@ def released(fit, linkage, spec: TrainSpec, protections: dict) -> dict:
         "convergence": convergence(fit.history, spec, "standard errors, concordance and baseline use",
                                    "the log partial likelihood at the start (all coefficients 0) is withheld, as it "
                                    "is a function of the risk-set sizes alone"),
-        "precision": {"feature_bits": FRAC_BITS_X, "risk_score_bits": E_BITS, "weight_bits": W_BITS,
+        "precision": {"feature_bits": FRAC_BITS_X, "non_integer_feature_bits": FRAC_BITS_X + LOW_BITS, "risk_score_bits": E_BITS, "weight_bits": W_BITS,
                       "coefficient_bits": FRAC_BITS_BETA, "risk_set_blind_bits": 64},
         "min_cell_count": k,
         "protections": protections,

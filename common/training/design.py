@@ -25,6 +25,7 @@ from .spec import INTERCEPT, TrainSpec
 from .terms import HARRELL_QUANTILES, rcs_basis, round_knot, spline_term_name
 
 FRAC_BITS_X = 16          # fixed-point bits of an encoded feature
+LOW_BITS = 16             # a non-integer column's next bits, in a column of their own (see _low_bits)
 MAX_ENCODED = 32.0        # |encoded value| bound: about 32-64 standard deviations from the centre
 
 
@@ -94,6 +95,26 @@ def _encode(values: pd.Series, centre: float, exponent: int, station: str, name:
                          "check units or outliers, or transform the column", station=station, column=name)
     out = np.zeros(len(scaled), dtype=np.int64)
     out[finite] = np.rint(scaled[finite] * 2 ** FRAC_BITS_X).astype(np.int64)
+    return out
+
+
+def _low_bits(values: pd.Series, centre: float, exponent: int, fixed: dict | None) -> np.ndarray | None:
+    """A non-integer column's next LOW_BITS bits below its 16-bit encoding, as a column of their own (None when
+    the encoding is exact, as for integer and 0/1 columns): x = hi 2^-16 + lo 2^-32, in units of the column's
+    scale. The coordinator ties the low column's coefficient to 2^-16 times the column's, so the fit sees every
+    value to 2^-32 of its scale (a BMI at one decimal, a spline's cubic terms) while the Hessian's bit budget is
+    unchanged (the low column is below 1/2 in size). Rounding only to 2^-16 left coefficients about 1e-5 of a
+    standard error from the pooled fit (2e-6 absolute on an intercept whose standard error is 2). Whether a
+    column has low bits is decided over all of the station's rows in round 1 and kept for round 2."""
+    if fixed is not None and not fixed.get("low_bits"):
+        return None
+    scaled = (values.to_numpy(dtype=float) - centre) / 2.0 ** exponent
+    finite = np.isfinite(scaled)
+    out = np.zeros(len(scaled), dtype=np.int64)
+    hi = np.rint(scaled[finite] * 2 ** FRAC_BITS_X)
+    out[finite] = np.rint(scaled[finite] * 2 ** (FRAC_BITS_X + LOW_BITS) - hi * 2 ** LOW_BITS).astype(np.int64)
+    if fixed is None and not out.any():
+        return None
     return out
 
 
@@ -171,10 +192,14 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
     check_columns(policy, station, df, used, spec.linkage)
     features: list[dict] = []
     columns: list[np.ndarray] = []
+    low: list[np.ndarray | None] = []   # per feature, its low-bits column (None: its encoding is exact)
     complete = np.ones(len(df), dtype=bool)
     if spec.outcome_station == station and spec.model == "logistic":  # the intercept lives with the outcome
         features.append({"name": INTERCEPT, "column": None, "level": None, "centre": 0.0, "exponent": 0})
         columns.append(np.full(len(df), 1 << FRAC_BITS_X, dtype=np.int64))
+        low.append(None)
+    if scaling is not None:   # the round-1 descriptions of the model's columns (their low-bits columns follow)
+        scaling = [d for d in scaling if "low_bits_of" not in d]
     fixed = {(d["column"], d["level"], d.get("term", 0)): d for d in (scaling or [])}
     for f in mine:
         raw = df[f.column]
@@ -189,6 +214,7 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
             features.append({"name": f.column, "column": f.column, "level": None, "centre": centre, "exponent": exponent,
                              "binary": binary})
             columns.append(_encode(series, centre, exponent, station, f.column))
+            low.append(_low_bits(series, centre, exponent, d))
             if f.spline is not None:   # the spline's nonlinear terms, computed here from this station's column
                 knots = d["spline"]["knots"] if d else _knots(series, f.spline, policy, station, f.column)
                 features[-1]["spline"] = {"knots": knots}
@@ -203,6 +229,7 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
                     features.append({"name": name, "column": f.column, "level": None, "term": term, "minus": minus,
                                      "spline": {"knots": knots}, "centre": centre, "exponent": exponent, "binary": False})
                     columns.append(_encode(values, centre, exponent, station, name))
+                    low.append(_low_bits(values, centre, exponent, d))
                     earlier.append(term_values)
             continue
         text = _labels(raw)
@@ -228,6 +255,12 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
             features.append({"name": f"{f.column}={lv}", "column": f.column, "level": lv, "reference": ref,
                              "centre": centre, "exponent": exponent, "binary": True})
             columns.append(_encode(dummy, centre, exponent, station, f.column))
+            low.append(None)
+    for j, bits in enumerate(list(low)):   # after every feature, so that feature indices stay those of the model
+        if bits is not None:
+            features[j]["low_bits"] = True
+            features.append({"name": f"{features[j]['name']} (low bits)", "low_bits_of": j})
+            columns.append(bits)
     strata = None
     if spec.strata is not None and spec.strata[0] == station:
         text = _labels(df[spec.strata[1]])

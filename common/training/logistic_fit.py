@@ -28,7 +28,7 @@ from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from . import logistic, terms
 from . import shares as sh
-from .design import FRAC_BITS_X, MAX_ENCODED
+from .design import FRAC_BITS_X, LOW_BITS, MAX_ENCODED
 from .labels import LogisticDealt, Seeded, at
 from .newton import convergence, newton, ridge
 from .release import LOGISTIC_CELLS, check_residual_dof, disclosure_note
@@ -100,8 +100,9 @@ class _LogisticFit:
         """Open the permuted linear predictors, deal the weights and residuals, open X'WX and X'r; the first
         iteration also carries the peers' relayed shares (and interaction openings)."""
         st, c = self.st, self.c
-        hub, partner, layout, seeds, p = st.hub, st.partner, st.layout, st.seeds, st.p
-        beta_int = [int(v) for v in np.rint(beta * 2 ** FRAC_BITS_BETA)]
+        hub, partner, layout, seeds, p = st.hub, st.partner, st.layout, st.seeds, st.p_design
+        expand = st.expand()
+        beta_int = [int(v) for v in np.rint(expand @ beta * 2 ** FRAC_BITS_BETA)]
         first = self.relay if t == 0 else {hub: {}, partner: {}}
         calls = {s: StepCall("train_open", {"t": t, "beta": beta_int, "layout": layout, **first[s]})
                  for s in (hub, partner)}
@@ -115,7 +116,7 @@ class _LogisticFit:
         complete = np.all(ov[:, [i for i, nm in enumerate(open_names) if nm.startswith("complete:")]] == 1, axis=1)
         y = ov[:, open_names.index("outcome")].astype(float)
         if t == 0:
-            _check_counts(complete, y, p, st.k)
+            _check_counts(complete, y, st.p, st.k)
         prob = logistic.sigmoid(z)
         w = np.where(complete, prob * (1 - prob), 0.0)
         r = np.where(complete, y - prob, 0.0)
@@ -132,8 +133,8 @@ class _LogisticFit:
                  partner: StepCall("train_aggregate", {"t": t, "layout": layout, **dealt, **relays[partner]})}
         res = c.round(calls, label=f"training: iteration {t + 1}, gradient and Hessian shares")
         total = sh.unpack(res[hub]["sums"]) + sh.unpack(res[partner]["sums"]) + own
-        hess = sh.decode(total[:p * p], 2 * FRAC_BITS_X + self.fw).reshape(p, p)
-        grad = sh.decode(total[p * p:], FRAC_BITS_X + self.fr)
+        hess = expand.T @ sh.decode(total[:p * p], 2 * FRAC_BITS_X + self.fw).reshape(p, p) @ expand
+        grad = expand.T @ sh.decode(total[p * p:], FRAC_BITS_X + self.fr)
         hess = (hess + hess.T) / 2
         if t == 0:
             self._first_checks(hess, grad)
@@ -183,7 +184,7 @@ class _LogisticFit:
             "convergence": convergence(self.history, spec, "standard errors use the Hessian at",
                                        "the log-likelihood at the start (all coefficients 0) is withheld, as it is a "
                                        "function of the number of complete cases alone"),
-            "precision": {"feature_bits": FRAC_BITS_X, "weight_bits": self.fw, "residual_bits": self.fr,
+            "precision": {"feature_bits": FRAC_BITS_X, "non_integer_feature_bits": FRAC_BITS_X + LOW_BITS, "weight_bits": self.fw, "residual_bits": self.fr,
                           "coefficient_bits": FRAC_BITS_BETA},
             "min_cell_count": k,
             "protections": st.protections,

@@ -61,7 +61,7 @@ def check_layout(layout: dict, station: str) -> tuple[list[list[int]], list[int]
     pairs = layout.get("products") or []
     q = int(layout.get("q", 0))
     width = sum(w for _, w in layout["widths"])
-    features = set(layout["features"][:len(layout["features"]) - len(pairs)])
+    features = {c for c in layout["features"] if c < width}   # the stations' own columns (not the products)
     if q != width + len(pairs) or any(len(p) != 3 or p[0] == p[1] or not set(p[:2]) <= features
                                       or not 0 <= p[2] <= 2 * MAX_BITS for p in pairs):
         raise InputError("the relayed interaction layout does not match the design", station=station)

@@ -18,6 +18,7 @@ from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from . import products
 from . import shares as sh
+from .design import LOW_BITS
 from .labels import Seeded
 from .spec import TrainSpec
 from .terms import product_features
@@ -41,6 +42,7 @@ class Start:
     open_names: list[str] = field(default_factory=list)
     layout: dict = field(default_factory=dict)
     interactions: list[dict] = field(default_factory=list)   # per interaction: its factor and product columns
+    low_bits_of: list[int] = field(default_factory=list)     # per low-bits design column, the feature it refines
 
     @property
     def p(self) -> int:
@@ -54,6 +56,19 @@ class Start:
     @property
     def q_design(self) -> int:
         return self.layout["q"]
+
+    @property
+    def p_design(self) -> int:
+        """Design columns the stations compute with: the model's, then the low-bits columns."""
+        return len(self.layout["features"])
+
+    def expand(self) -> np.ndarray:
+        """A (p_design x p): the design's coefficients are A beta (a low-bits column's is 2^-16 times its
+        feature's), so the stations' Hessian H and gradient g over the design are A'HA and A'g for the model."""
+        out = np.zeros((self.p_design, self.p))
+        out[np.arange(self.p), np.arange(self.p)] = 1.0
+        out[self.p + np.arange(len(self.low_bits_of)), self.low_bits_of] = 2.0 ** -LOW_BITS
+        return out
 
     @property
     def names(self) -> list[str]:
@@ -141,12 +156,17 @@ def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
         raise PrivacyError(linkage.small_cohort(k))
     out = Start(hub, partner, order, seeds, receivers, sealed, linkage, k, metas, protections=protections.as_dict(),
                 base=protections.rounding_base)
-    feat_cols, open_cols, start = [], [], 0
+    feat_cols, open_cols, low_cols, start = [], [], [], 0
     for s in order:
         m = metas[s]
         q = len(m["features"]) + len(m["open"])
         out.widths.append([s, q])
+        first = len(out.features)
         for j, f in enumerate(m["features"]):
+            if "low_bits_of" in f:
+                low_cols.append(start + j)
+                out.low_bits_of.append(first + f["low_bits_of"])
+                continue
             out.features.append({**f, "station": s})
             feat_cols.append(start + j)
         for j, name in enumerate(m["open"]):
@@ -157,6 +177,6 @@ def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
     new, pairs, out.interactions = product_features(out.features, spec.interactions, feat_cols)
     out.features += new
     feat_cols += [start + m for m in range(len(pairs))]
-    out.layout = {"widths": out.widths, "features": feat_cols, "open": open_cols, "products": pairs,
+    out.layout = {"widths": out.widths, "features": feat_cols + low_cols, "open": open_cols, "products": pairs,
                   "q": start + len(pairs)}
     return out
