@@ -237,6 +237,35 @@ def test_too_few_records_per_coefficient(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # the share arithmetic itself
 # ---------------------------------------------------------------------------------------------
+def test_a_long_tailed_column_is_scaled_to_its_tail_and_fits_exactly(tmp_path):
+    """One linked patient with over 1,000 GP visits among about 1,800 with a handful lies about 40 standard deviations
+    out (a single value reaches at most sqrt(n) of them, so only a station of more than 1,024 rows can show
+    this): the station widens the column's scale instead of refusing it, and the fit still equals the pooled
+    one within 1e-6 (the bulk keeps 2^-16 of the wider scale in its main column and the rest in its low bits)."""
+    study = make_study(tmp_path / "tail", patients=1500, gp_stations=1, seed=11)
+    gp = pd.read_csv(study[GP])
+    truth = pd.read_csv(study["truth_links"])
+    linked = truth.loc[truth.station == GP, "station_id"].iloc[0]
+
+    def reach(value):   # the largest |value - centre| in units of the power of two at or above the SD
+        column = np.where(gp["patient_nr"] == linked, value, gp["gp_visits"])
+        return np.abs(column - round(column.mean())).max() / 2.0 ** np.ceil(np.log2(column.std()))
+
+    tail = next(value for value in range(1000, 3000, 10) if reach(value) > 32)   # refused before
+    gp["visits_tail"] = np.where(gp["patient_nr"] == linked, tail, gp["gp_visits"])
+    gp.to_csv(tmp_path / "gp_1.csv", index=False)
+    paths = {**station_paths(study), GP: tmp_path / "gp_1.csv"}
+    features = [v(REG, "age_at_diagnosis"), v(GP, "copd"), v(GP, "visits_tail"), v(GP, "bmi")]
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, paths, {s: {"allow_evaluate": True} for s in (REG, GP)})
+    result = train(coord, spec_for(study, features, tolerance=1e-10), evaluate=True)
+    linked_rows = joined({**study, GP: paths[GP]}, result["links"], [REG, GP])
+    assert linked_rows["visits_tail"].max() == tail
+    fit, x, _ = pooled_fit(linked_rows, features)
+    table = pd.DataFrame(result["coefficients"]).set_index("feature")
+    np.testing.assert_allclose(table["estimate"], fit.params[x.columns], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(table["std_error"], fit.bse[x.columns], atol=1e-6, rtol=0)
+
+
 def test_shares_open_to_the_value_and_each_alone_is_uniform_looking():
     seed = sh.new_seed()
     x = np.array([-3.25, 0.0, 1.5, 1000.125])

@@ -26,7 +26,7 @@ from .terms import HARRELL_QUANTILES, rcs_basis, round_knot, spline_term_name
 
 FRAC_BITS_X = 16          # fixed-point bits of an encoded feature
 LOW_BITS = 16             # a non-integer column's next bits, in a column of their own (see _low_bits)
-MAX_ENCODED = 32.0        # |encoded value| bound: about 32-64 standard deviations from the centre
+MAX_ENCODED = 32.0        # |encoded value| bound: the scale is at least the largest deviation / 32
 
 
 @dataclass
@@ -76,7 +76,10 @@ def _numeric(df: pd.DataFrame, station: str, column: str) -> pd.Series:
 
 
 def _scaling(values: pd.Series, station: str, name: str) -> tuple[float, int]:
-    """Centre (rounded mean) and power-of-two exponent (about the standard deviation), from all rows."""
+    """Centre (rounded mean) and power-of-two exponent (about the standard deviation, raised where a long tail
+    would exceed MAX_ENCODED: one patient with 300 GP visits among 10,000 with about 5 lies 70 standard
+    deviations out; its bulk then keeps 2^-16 of the larger scale, and the low-bits column the rest), from
+    all rows."""
     present = values.dropna()
     if len(present) < 2 or present.nunique() < 2:
         raise InputError("is constant (or almost all missing) at this station: it cannot be a feature",
@@ -84,6 +87,9 @@ def _scaling(values: pd.Series, station: str, name: str) -> tuple[float, int]:
     mean, sd = float(present.mean()), float(present.std(ddof=0))
     centre = float(round(mean)) if abs(mean) >= 1 else 0.0
     exponent = int(math.ceil(math.log2(sd))) if sd > 0 else 0
+    reach = float((present - centre).abs().max()) / MAX_ENCODED
+    if reach > 2.0 ** exponent:
+        exponent = int(math.ceil(math.log2(reach)))
     return centre, exponent
 
 
@@ -91,8 +97,8 @@ def _encode(values: pd.Series, centre: float, exponent: int, station: str, name:
     scaled = (values.to_numpy(dtype=float) - centre) / 2.0 ** exponent
     finite = np.isfinite(scaled)
     if np.any(np.abs(scaled[finite]) > MAX_ENCODED):
-        raise InputError(f"has values more than {int(MAX_ENCODED)} standard deviations from its mean: "
-                         "check units or outliers, or transform the column", station=station, column=name)
+        raise InputError(f"has values more than {int(MAX_ENCODED)} times its scale from its centre (the scale was "
+                         "fixed on another set of its rows)", station=station, column=name)
     out = np.zeros(len(scaled), dtype=np.int64)
     out[finite] = np.rint(scaled[finite] * 2 ** FRAC_BITS_X).astype(np.int64)
     return out
