@@ -416,18 +416,18 @@ def test_products_on_shares_are_exact_for_exact_products(tmp_path):
     # column 0 at the hub, column 2 at the partner (1 and 3 are open columns); values at 16 fractional bits
     x0 = np.concatenate([[32 * one, -32 * one, 0, one, -one], rng.integers(-32 * one, 32 * one, n - 5)])
     x2 = np.concatenate([[32 * one, 32 * one, -7 * one, -one // 4, 3 * one], rng.integers(-8, 9, n - 5) * (one // 8)])
-    q = 5
+    q = 6   # two station columns each, the product and the bits its rounding drops
     for shift in (0, 5):
-        layout = {"widths": [[hub, 2], [partner, 2]], "features": [0, 2, 4], "open": [1, 3], "products": [[0, 2, shift]],
+        layout = {"widths": [[hub, 2], [partner, 2]], "features": [0, 2, 4, 5], "open": [1, 3], "products": [[0, 2, shift]],
                   "q": q}
         x = np.zeros((n, q), dtype=np.int64)
         x[:, 0], x[:, 2] = x0, x2
         b = sh.prg(seeds[hub], "b", (n, q)) + sh.prg(seeds[partner], "b", (n, q))
         f = sh.to_ring(x) - b
         for s in (hub, partner):
-            ctx[s].state.put_array("train_f", np.where(np.arange(q) == 4, np.uint64(0), f))
+            ctx[s].state.put_array("train_f", np.where(np.arange(q) >= 4, np.uint64(0), f))
         dealt = products.deal(seeds[hub], seeds[partner], layout, n, b)
-        first = {hub: products.share_round(ctx[hub], {"products": {"layout": layout}, "partner": partner},
+        first = {hub: products.share_round(ctx[hub], {"products": {"layout": layout, "low": dealt["low"]}, "partner": partner},
                                            {partner: f[:, 2:4]}),
                  partner: products.share_round(ctx[partner], {"products": {"layout": layout, **dealt}, "partner": hub},
                                                {hub: f[:, 0:2]})}
@@ -445,3 +445,9 @@ def test_products_on_shares_are_exact_for_exact_products(tmp_path):
         assert np.array_equal(got[divisible], floor[divisible])          # exact products: exact
         assert np.all((got - floor)[~divisible] >= 0) and np.all((got - floor)[~divisible] <= 1)   # else rounded
         assert divisible[:5].all() and (~divisible).any()      # the extremes are exact; some products are rounded
+        # the next column holds exactly what the rounding dropped: together they are the product
+        lows = [ctx[s].state.get_array("train_f")[:, 5] for s in (hub, partner)]
+        assert np.array_equal(lows[0], lows[1])
+        dropped = (lows[0] + b[:, 5]).view(np.int64).astype(object)
+        assert all(hi * divisor + lo == v for hi, lo, v in zip(got.astype(object), dropped, exact))
+        assert np.all(np.abs(dropped.astype(float)) < divisor)

@@ -103,8 +103,8 @@ def complete_view(ctx: StationContext, payload: dict) -> None:
             raise InputError("the relayed shares do not match the layout", station=ctx.station)
         pieces.append(piece.astype(np.uint64))
     products = len(payload["layout"].get("products") or [])
-    if products:   # interaction columns: filled in by the first aggregate round (products.finish_round)
-        pieces.append(np.zeros((len(pieces[0]), products), dtype=np.uint64))
+    if products:   # interaction columns and their dropped bits: filled in by the first aggregate round
+        pieces.append(np.zeros((len(pieces[0]), 2 * products), dtype=np.uint64))   # (products.finish_round)
     ctx.state.put_array("train_f", np.hstack(pieces))
 
 

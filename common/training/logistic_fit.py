@@ -64,6 +64,8 @@ def train_logistic(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
     bounds = [terms.product_sumsq_bits(st.features[i], st.features[j], sumsq[st.features[i]["station"]],
                                        sumsq[st.features[j]["station"]], f["shift"])
               for f in st.features if "product" in f for i, j in [f["product"]]]
+    # each product's dropped bits (products.finish_round): below 2^shift in size
+    bounds += [math.ceil(math.log2(max(n, 2))) + 2 * int(pair[2]) for pair in st.layout["products"]]
 
     # C's mask b = b_H + b_P; corrections turn the peer's masked rows into f = X - b (the peer never
     # sees X, nor which rows are in the cohort)

@@ -39,7 +39,7 @@ from . import shares as sh
 from .channel import STATE, peer_key
 from .design import FRAC_BITS_X
 from .labels import Seeded
-from .ring import R128
+from .ring import MASK64, R128
 from .terms import MAX_BITS
 
 STATE_KEY = "train_products"
@@ -57,12 +57,13 @@ def shifts_of(pairs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_layout(layout: dict, station: str) -> tuple[list[list[int]], list[int], int]:
-    """The relayed products: pairs of distinct model columns, and the width of the design with them."""
+    """The relayed products: pairs of distinct station columns, and the width of the design with them (each
+    product one column and one for the bits its rounding drops)."""
     pairs = layout.get("products") or []
     q = int(layout.get("q", 0))
     width = sum(w for _, w in layout["widths"])
     features = {c for c in layout["features"] if c < width}   # the stations' own columns (not the products)
-    if q != width + len(pairs) or any(len(p) != 3 or p[0] == p[1] or not set(p[:2]) <= features
+    if q != width + 2 * len(pairs) or any(len(p) != 3 or p[0] == p[1] or not set(p[:2]) <= features
                                       or not 0 <= p[2] <= 2 * MAX_BITS for p in pairs):
         raise InputError("the relayed interaction layout does not match the design", station=station)
     return pairs, columns_of(pairs), q
@@ -97,7 +98,9 @@ def share_round(ctx: StationContext, payload: dict, parts: dict[str, np.ndarray]
         if station in parts:
             share[:, idx] = share[:, idx] + parts[station][:, offset]
     d_own = R128.sub(R128.from_u64(share), R128.prg(own, Seeded.PRODUCT_MASK, (n, len(cols))))
-    keep = {"d": R128.pack(d_own), "n": n, "pairs": pairs, "cols": cols}
+    keep = {"d": R128.pack(d_own), "n": n, "pairs": pairs, "cols": cols, "low": info["low"]}
+    if sh.unpack(info["low"]).shape != (n, len(pairs)):
+        raise InputError("the relayed product shares do not match this station's rows", station=ctx.station)
     if st["role"] != "hub":
         m = len(pairs)
         for name, shape in (("gamma", (n, m)), ("trunc", (n, m))):
@@ -138,7 +141,7 @@ def open_round(ctx: StationContext, payload: dict) -> dict:
     else:
         z = R128.add(z, R128.unpack(keep["gamma"]), R128.unpack(keep["trunc"]))
     o_own = np.bitwise_and(z, shifts_of(pairs)[1][None, :])
-    ctx.state.put(STATE_KEY, {"o": R128.pack(o_own), "pairs": pairs})
+    ctx.state.put(STATE_KEY, {"o": R128.pack(o_own), "pairs": pairs, "low": keep["low"]})
     return {"products": sh.seal(peer_key(ctx, partner, st["peers"][partner]), {"o": R128.to_limbs(o_own)},
                                 f"prod-o:{ctx.station}")}
 
@@ -157,10 +160,16 @@ def finish_round(ctx: StationContext, payload: dict) -> None:
     if o_other.shape != o_own.shape:
         raise InputError("the partner's product shares do not match", station=ctx.station)
     h, mask = shifts_of(keep["pairs"])
-    opened = np.bitwise_and(o_own + o_other, mask[None, :]) >> h[None, :]
+    o = np.bitwise_and(o_own + o_other, mask[None, :])
+    opened = o >> h[None, :]
+    # the bits the rounding dropped, v - 2^h floor((v + L) / 2^h) = rho - L, as f = rho - (L + b_low): C dealt L + b_low
+    rho = np.bitwise_and(o, (1 << h[None, :]) - 1)
+    low = np.bitwise_and(rho - sh.unpack(keep["low"]).astype(object), MASK64)
     f = ctx.state.get_array("train_f").astype(np.uint64)
     m = opened.shape[1]
-    f[:, f.shape[1] - m:] = np.array(opened.tolist(), dtype=np.uint64) if opened.size else 0
+    if m:
+        f[:, f.shape[1] - 2 * m:f.shape[1] - m] = np.array(opened.tolist(), dtype=np.uint64)
+        f[:, f.shape[1] - m:] = np.array(low.tolist(), dtype=np.uint64)
     ctx.state.put_array("train_f", f)
     ctx.state.drop(STATE_KEY)
 
@@ -180,7 +189,14 @@ def deal(seed_hub: bytes, seed_partner: bytes, layout: dict, n: int, b: np.ndarr
     gamma_p = R128.sub(gamma, R128.prg(seed_hub, Seeded.PRODUCT_TRIPLE, (n, m)))
     h, mask = shifts_of(pairs)
     low = sh.prg(sh.new_seed(), "L", (n, m)).astype(object) & ((1 << h[None, :]) - 1)     # fresh, from secrets
-    b_prod = b[:, layout["q"] - m:].astype(object)
+    q = layout["q"]
+    b_prod = b[:, q - 2 * m:q - m].astype(object)
     r = np.bitwise_and(low - (b_prod << h[None, :]), mask[None, :])
     r_p = np.bitwise_and(R128.sub(r, R128.prg(seed_hub, Seeded.PRODUCT_TRUNCATION, (n, m))), mask[None, :])
-    return {"gamma": R128.pack(gamma_p), "trunc": R128.pack(r_p)}
+    return {"gamma": R128.pack(gamma_p), "trunc": R128.pack(r_p), "low": low_masked(low, b[:, q - m:])}
+
+
+def low_masked(low: np.ndarray, b_low: np.ndarray) -> str:
+    """L + b_low mod 2^64 for H and P alike: with the opened rho = (v + L) mod 2^h, f = rho - (L + b_low) of the
+    column holding the bits a product's rounding dropped. Uniform to each station (b_low is C's)."""
+    return sh.pack(np.array(np.bitwise_and(low + b_low.astype(object), MASK64).tolist(), dtype=np.uint64))

@@ -18,10 +18,10 @@ from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
 from . import products
 from . import shares as sh
-from .design import LOW_BITS
+from .design import FRAC_BITS_X, LOW_BITS
 from .labels import Seeded
 from .spec import TrainSpec
-from .terms import product_features
+from .terms import product_features, product_shift
 
 
 @dataclass
@@ -42,7 +42,8 @@ class Start:
     open_names: list[str] = field(default_factory=list)
     layout: dict = field(default_factory=dict)
     interactions: list[dict] = field(default_factory=list)   # per interaction: its factor and product columns
-    low_bits_of: list[int] = field(default_factory=list)     # per low-bits design column, the feature it refines
+    ties: list[tuple[int, float]] = field(default_factory=list)   # per design column after the model's: the
+    # model coefficient it follows and the factor (low bits of a column or a product; a factor's low bits in a product)
 
     @property
     def p(self) -> int:
@@ -67,7 +68,8 @@ class Start:
         feature's), so the stations' Hessian H and gradient g over the design are A'HA and A'g for the model."""
         out = np.zeros((self.p_design, self.p))
         out[np.arange(self.p), np.arange(self.p)] = 1.0
-        out[self.p + np.arange(len(self.low_bits_of)), self.low_bits_of] = 2.0 ** -LOW_BITS
+        for row, (feature, factor) in enumerate(self.ties, start=self.p):
+            out[row, feature] = factor
         return out
 
     @property
@@ -98,9 +100,9 @@ class Start:
         hub, partner, layout = self.hub, self.partner, self.layout
         extra: dict[str, dict] = {hub: {}, partner: dict(partner_extra or {})}
         if layout["products"]:
-            extra[hub]["products"] = {"layout": layout}
-            extra[partner]["products"] = {"layout": layout, **products.deal(self.seeds[hub], self.seeds[partner],
-                                                                            layout, len(b), b)}
+            dealt = products.deal(self.seeds[hub], self.seeds[partner], layout, len(b), b)
+            extra[hub]["products"] = {"layout": layout, "low": dealt["low"]}
+            extra[partner]["products"] = {"layout": layout, **dealt}
             label += " and interaction products (opening 1 of 2)"
         with coordinator.cost.phase("training: shares"):
             res = coordinator.round({s: StepCall(step, {"parts": parts[s], "partner": other, **extra[s]})
@@ -156,7 +158,7 @@ def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
         raise PrivacyError(linkage.small_cohort(k))
     out = Start(hub, partner, order, seeds, receivers, sealed, linkage, k, metas, protections=protections.as_dict(),
                 base=protections.rounding_base)
-    feat_cols, open_cols, low_cols, start = [], [], [], 0
+    feat_cols, open_cols, low_cols, low_of, start = [], [], [], {}, 0
     for s in order:
         m = metas[s]
         q = len(m["features"]) + len(m["open"])
@@ -165,7 +167,8 @@ def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
         for j, f in enumerate(m["features"]):
             if "low_bits_of" in f:
                 low_cols.append(start + j)
-                out.low_bits_of.append(first + f["low_bits_of"])
+                low_of[first + f["low_bits_of"]] = start + j
+                out.ties.append((first + f["low_bits_of"], 2.0 ** -LOW_BITS))
                 continue
             out.features.append({**f, "station": s})
             feat_cols.append(start + j)
@@ -175,8 +178,38 @@ def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
         start += q
     # interaction columns after every station's block: products of two feature columns, computed on shares
     new, pairs, out.interactions = product_features(out.features, spec.interactions, feat_cols)
+    pairs, product_ties = exact_products(out.features, new, pairs, feat_cols, low_of)
     out.features += new
-    feat_cols += [start + m for m in range(len(pairs))]
-    out.layout = {"widths": out.widths, "features": feat_cols + low_cols, "open": open_cols, "products": pairs,
-                  "q": start + len(pairs)}
+    m = len(pairs)
+    feat_cols += [start + k for k in range(len(new))]
+    extra = [start + k for k in range(len(new), m)] + [start + m + k for k in range(m)]   # factor low bits; own low bits
+    out.ties += product_ties
+    out.layout = {"widths": out.widths, "features": feat_cols + low_cols + extra, "open": open_cols, "products": pairs,
+                  "q": start + 2 * m}
     return out
+
+
+def exact_products(features: list[dict], new: list[dict], pairs: list[list[int]], feat_cols: list[int],
+                   low_of: dict[int, int]) -> tuple[list[list[int]], list[tuple[int, float]]]:
+    """Interaction columns as exact as their factors (design._low_bits): a product x_i x_j / 2^s is formed from
+    the factors' 16-bit columns and rounded to 16 bits, so each product gets (1) one more product per factor
+    with low bits, x_a times the other's low-bits column, tied to the interaction with 2^(s' - s - 16), and
+    (2) for every product column a column with the bits its rounding dropped (products.finish_round), tied
+    with 2^-(16 + shift). The low-bits columns' own product (2^-32) is left out. Returns every product pair
+    (the interactions' first) and the ties of the columns after the model's: the cross products', then one
+    per product column."""
+    p_main = len(features)
+    out = list(pairs)
+    ties: list[tuple[int, float]] = []
+    owner: list[tuple[int, float]] = [(p_main + k, 1.0) for k in range(len(pairs))]
+    for k, (fi, fj) in enumerate(f["product"] for f in new):
+        s = pairs[k][2]
+        for a, b in ((fi, fj), (fj, fi)):
+            if b in low_of:
+                s2 = product_shift(features[a], {"max_bits": 0})   # a low-bits column lies below 1
+                out.append([feat_cols[a], low_of[b], s2])
+                tie = (p_main + k, 2.0 ** (s2 - s - LOW_BITS))
+                ties.append(tie)
+                owner.append(tie)
+    ties += [(f, factor * 2.0 ** -(FRAC_BITS_X + pair[2])) for (f, factor), pair in zip(owner, out)]
+    return out, ties
