@@ -69,6 +69,21 @@ def round_mean(value: float, sd: float, n: float, base: int, digits: int = SIGNI
     return round(round(value / nice) * nice, decimals)
 
 
+NK_K = 0.9   # ACRO's dominance rule (safe_nk_n 2, safe_nk_k 0.9): the 2 largest may not hold 90% of a magnitude
+DOMINANCE = ("one or two values could make up 90% of the sum (ACRO's dominance rule, judged from the sums of "
+             "|values| and squares)")
+
+
+def may_be_dominated(abs_sum: float, sum_squares: float) -> bool:
+    """Could the 2 largest |values| of a cell hold 90% of its sum of |values| (ACRO's nk rule)? Its mean would
+    then show one or two patients' values (one patient with 250,000 GP visits among a thousand others: the
+    mean is about that value / n, the SD about that value / sqrt(n)). The coordinator holds only the cell's
+    sums, so it uses their bound: the two largest |x| add up to at most sqrt(2 sum x^2), and the cell is
+    withheld where that reaches 90% of sum |x|. This also covers ACRO's p% rule (p = 0.1), and never binds on
+    usual columns: positive values need a coefficient of variation above 1.7 at 10 values, above 6 at 100."""
+    return sum_squares > 0 and 2 * sum_squares >= (NK_K * abs_sum) ** 2
+
+
 def quantile_allowed(q: float, n: float, k: int) -> bool:
     """A quantile is released only if at least k records lie on either side of it: k/n <= q <= 1 - k/n."""
     return n > 0 and k / n <= q <= 1 - k / n

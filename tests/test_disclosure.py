@@ -722,3 +722,55 @@ def test_acro_survival_table_agrees_with_the_released_curve(study, jobs, acro_ch
                 previous = p["time"]
                 points += 1
     assert points > 0
+
+
+def test_means_one_record_could_dominate_are_withheld_where_acro_flags_them(tmp_path, acro_checker):
+    """One linked patient with 250,000 GP visits among about 1,800 with a handful: the mean of any cell holding
+    that patient is about its value / n. ACRO's dominance and p% rules flag such a cell on the pooled records;
+    lancelot, which sees only the cell's sums, withholds every mean and SD of the column in the job and its
+    correlations (from the bound sqrt(2 sum x^2) on the two largest values), while a usual column (BMI) that
+    ACRO passes is released as before."""
+    from helpers import joined, recording_coordinator
+
+    from lancelot.explore.protocol import STEPS as EXPLORE_STEPS
+    from lancelot.explore.protocol import explore
+    from lancelot.linkage.protocol import STEPS as LINK_STEPS
+
+    study = make_study(tmp_path / "tail", patients=1500, seed=11)
+    gp = pd.read_csv(study[GP])
+    truth = pd.read_csv(study["truth_links"])
+    extreme = truth.loc[truth.station == GP, "station_id"].iloc[0]
+    gp["visits_tail"] = np.where(gp["patient_nr"] == extreme, 250000.0, gp["gp_visits"])
+    gp.to_csv(tmp_path / "gp_1.csv", index=False)
+    paths = {**station_paths(study), GP: tmp_path / "gp_1.csv"}
+    by = {"station": REG, "column": "surgery"}
+    spec = {"linkage": json.loads(study["link_spec"].read_text()), "analyses": [
+        {"type": "summary", "variable": {"station": GP, "column": "visits_tail"}, "by": by},
+        {"type": "summary", "variable": {"station": GP, "column": "bmi"}, "by": by},
+        {"type": "correlation", "variables": [{"station": GP, "column": "visits_tail"}, {"station": GP, "column": "bmi"},
+                                              {"station": REG, "column": "age_at_diagnosis"}]}]}
+    coord, _ = recording_coordinator({**LINK_STEPS, **EXPLORE_STEPS}, paths, {s: {"allow_evaluate": True} for s in (REG, GP)})
+    result = explore(coord, spec, evaluate=True)
+    tail, bmi, corr = result["analyses"]
+    linked = joined({**study, GP: paths[GP]}, result["links"], [REG, GP])
+    assert linked["visits_tail"].max() == 250000.0    # the patient is in the cohort
+
+    def acro_outcomes(column):
+        data = linked.dropna(subset=[column, "surgery"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            acro_checker.crosstab(data["surgery"].astype(int).astype(str), pd.Series("all", index=data.index),
+                                  values=data[column], aggfunc="mean")
+        return _last_outcome(acro_checker)["all"]
+
+    flagged = acro_outcomes("visits_tail")
+    assert (flagged != "ok").any() and all("NK" in v or "PPercent" in v for v in flagged if v != "ok")
+    for cell in [tail["overall"], *tail["by"]]:
+        assert cell["mean"] is None and cell["sd"] is None and "dominance" in cell["withheld"]
+    assert (acro_outcomes("bmi") == "ok").all()
+    truth_means = linked.groupby(linked["surgery"].astype(int).astype(str))["bmi"].mean()
+    for cell in bmi["by"]:
+        assert "withheld" not in cell and cell["mean"] == pytest.approx(truth_means[cell["surgery"]], abs=0.2)
+    r = corr["pearson_r"]
+    assert r[0][1] is None and r[0][2] is None and r[1][2] is not None
+    assert [w["pair"][0] for w in corr["withheld"]] == ["gp_1.visits_tail", "gp_1.visits_tail"]

@@ -264,6 +264,23 @@ def test_a_long_tailed_column_is_scaled_to_its_tail_and_fits_exactly(tmp_path):
     table = pd.DataFrame(result["coefficients"]).set_index("feature")
     np.testing.assert_allclose(table["estimate"], fit.params[x.columns], atol=1e-6, rtol=0)
     np.testing.assert_allclose(table["std_error"], fit.bse[x.columns], atol=1e-6, rtol=0)
+    # one patient holds about a sixth of the column's sum here: its mean is released (no dominance)
+    summaries = {row["feature"]: row for row in result["features"]}
+    assert summaries["visits_tail"]["mean"] == pytest.approx(linked_rows["visits_tail"].mean(), rel=0.02)
+
+
+def test_a_feature_mean_one_patient_could_dominate_is_withheld():
+    """The complete cases' mean of a feature is about one patient's value / n when that value dominates the
+    sum: withheld by the dominance bound (lancelot.disclosure.may_be_dominated), as in exploration."""
+    from lancelot.training.logistic import summary_row
+
+    feature = {"name": "visits", "station": GP}
+    values = np.concatenate([np.full(999, 5.0), [250000.0]])
+    held = summary_row(feature, values.mean(), values.std(), len(values), 5)
+    assert held["mean"] is None and held["sd"] is None and "dominance" in held["withheld"]
+    bmi = np.random.default_rng(3).normal(26, 4, 1000)
+    shown = summary_row(feature, bmi.mean(), bmi.std(), len(bmi), 5)
+    assert shown["mean"] == pytest.approx(bmi.mean(), abs=0.05) and "withheld" not in shown
 
 
 def test_shares_open_to_the_value_and_each_alone_is_uniform_looking():

@@ -95,6 +95,7 @@ class Job:
     def __init__(self, spec: ExploreSpec, sums: CohortSums, k: int, base: int, dry_run: bool):
         self.spec, self.sums, self.k, self.base, self.dry_run = spec, sums, k, base, dry_run
         self.ledger = Ledger(k, base, strict=not dry_run)
+        self.dominated: set[Var] = set()   # numeric variables whose means some cell could give away (dominance)
         self.levels: dict[Var, list[Level]] = {}
         self.atoms: dict[Var, list[tuple[int, int]]] = {}   # numeric var -> merged atoms as [first, last] atom index
         self.atom_edges: dict[Var, np.ndarray] = histogram_edges(spec)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..disclosure import quantile_allowed, round_magnitude, round_mean
+from ..disclosure import DOMINANCE, may_be_dominated, quantile_allowed, round_magnitude, round_mean
 from .columns import MISSING
 from .job import CohortSums, Job, Render
 from .significance import kruskal_binned
@@ -22,6 +22,16 @@ def _signed(sums, station_a, col_a, station_b=None, col_b=None) -> float:
     if station_b is None:
         return sums.total(station_a, f"{col_a}|+") - sums.total(station_a, f"{col_a}|-")
     return sums.cross(station_a, f"{col_a}|+", station_b, col_b) - sums.cross(station_a, f"{col_a}|-", station_b, col_b)
+
+
+def _absolute(sums, station_a, col_a, station_b=None, col_b=None) -> float:
+    """sum(|x|) from the +/- parts (optionally times another station's column): for the dominance rule."""
+    if station_b is None:
+        return sums.total(station_a, f"{col_a}|+") + sums.total(station_a, f"{col_a}|-")
+    return sums.cross(station_a, f"{col_a}|+", station_b, col_b) + sums.cross(station_a, f"{col_a}|-", station_b, col_b)
+
+
+WITHHELD_MOMENTS = {"mean": None, "variance": None, "sd": None, "withheld": DOMINANCE}
 
 
 def _moments(n: float, s1: float, s2: float, base: int) -> dict:
@@ -40,26 +50,34 @@ def summary(a: Analysis, job: Job) -> Render:
     sums, k, dim = job.sums, job.k, job.numeric_dim(x)
     n = sums.total(x.station, f"n|{x.column}|n")
     s1, s2 = _signed(sums, x.station, f"n|{x.column}"), sums.total(x.station, f"n|{x.column}|q")
+    magnitudes = [(n, _absolute(sums, x.station, f"n|{x.column}"), s2)]   # (n, sum |x|, sum x^2) per cell
     present = job.ledger.add(n, {dim: job.present(x)}, a.name)
     missing = job.missing_cell(x, job.n - n, a.name)
     groups = []
     if a.by is not None:
         for lv in job.levels[a.by]:
-            gn = g1 = g2 = 0.0
+            gn = g1 = g2 = ga = 0.0
             for label in lv.raw:
                 if a.by.station == x.station:
                     base = f"{a.tag}|by|{label}"
                     gn += sums.total(x.station, f"{base}|n")
                     g1 += _signed(sums, x.station, base)
                     g2 += sums.total(x.station, f"{base}|q")
+                    ga += _absolute(sums, x.station, base)
                 else:
                     col = f"c|{a.by.column}|{label}"
                     gn += sums.cross(x.station, f"n|{x.column}|n", a.by.station, col)
                     g1 += _signed(sums, x.station, f"n|{x.column}", a.by.station, col)
                     g2 += sums.cross(x.station, f"n|{x.column}|q", a.by.station, col)
+                    ga += _absolute(sums, x.station, f"n|{x.column}", a.by.station, col)
             if gn == 0 and lv.label == MISSING:
                 continue
+            magnitudes.append((gn, ga, g2))
             groups.append((lv, gn, g1, g2, job.ledger.add(gn, {dim: job.present(x), a.by.key(): lv.label}, a.name)))
+    # a mean of any cell that one or two values could dominate is withheld with every mean and SD of the
+    # variable in the job: with the others' sums it would come back by differencing
+    if any(cn >= k and may_be_dominated(ca, c2) for cn, ca, c2 in magnitudes):
+        job.dominated.add(x)
     quantiles, group_grids = None, {}
     if a.quantiles:
         edges = np.linspace(a.edges[0], a.edges[1], 201)
@@ -77,7 +95,8 @@ def summary(a: Analysis, job: Job) -> Render:
             out["overall"] = {"n": None, "refused": f"fewer than {k} non-missing values" if n < k
                               else job.ledger.reason(present)}
         else:
-            out["overall"] = {"n": rel(present), **_moments(n, s1, s2, job.base),
+            out["overall"] = {"n": rel(present), **(WITHHELD_MOMENTS if x in job.dominated else
+                                                    _moments(n, s1, s2, job.base)),
                               "missing": 0 if missing is None else rel(missing)}
             if quantiles is not None:
                 out["overall"].update(quantiles)
@@ -90,7 +109,8 @@ def summary(a: Analysis, job: Job) -> Render:
                 elif gn < k:
                     entry.update({"n": rel(c)})  # zero: an empty group discloses nothing
                 else:
-                    entry.update({"n": rel(c), **_moments(gn, g1, g2, job.base)})
+                    entry.update({"n": rel(c), **(WITHHELD_MOMENTS if x in job.dominated else
+                                                  _moments(gn, g1, g2, job.base))})
                     if lv.label in group_grids:
                         entry.update(_quantiles(edges, group_grids[lv.label], a.quantiles, k, bounds=False))
                 rows.append(entry)
@@ -206,6 +226,7 @@ def correlation(a: Analysis, job: Job) -> Render:
     m, sums, k = len(vs), job.sums, job.k
     r = np.full((m, m), np.nan)
     cells: dict[tuple[int, int], object] = {}
+    dominated: set[tuple[int, int]] = set()   # pairs whose r one or two records could make (dominance)
     for i in range(m):
         r[i, i] = 1.0
         cells[(i, i)] = job.ledger.add(sums.total(vs[i].station, f"n|{vs[i].column}|n"),
@@ -218,6 +239,7 @@ def correlation(a: Analysis, job: Job) -> Render:
                 sx, sy = _signed(sums, x.station, f"{base}|x"), _signed(sums, x.station, f"{base}|y")
                 sxx, syy = sums.total(x.station, f"{base}|x|q"), sums.total(x.station, f"{base}|y|q")
                 sxy = sums.total(x.station, f"{base}|xy+") - sums.total(x.station, f"{base}|xy-")
+                ax, ay = _absolute(sums, x.station, f"{base}|x"), _absolute(sums, x.station, f"{base}|y")
             else:
                 xs, ys = x.station, y.station
                 xc, yc = f"n|{x.column}", f"n|{y.column}"
@@ -228,6 +250,9 @@ def correlation(a: Analysis, job: Job) -> Render:
                 syy = sums.cross(xs, f"{xc}|n", ys, f"{yc}|q")
                 sxy = sum(sign * sums.cross(xs, f"{xc}|{p}", ys, f"{yc}|{q}")
                           for p, q, sign in (("+", "+", 1), ("+", "-", -1), ("-", "+", -1), ("-", "-", 1)))
+                ax, ay = _absolute(sums, xs, xc, ys, f"{yc}|n"), _absolute(sums, ys, yc, xs, f"{xc}|n")
+            if may_be_dominated(ax, sxx) or may_be_dominated(ay, syy):
+                dominated |= {(i, j), (j, i)}
             cells[(i, j)] = cells[(j, i)] = job.ledger.add(
                 n, {job.numeric_dim(x): job.present(x), job.numeric_dim(y): job.present(y)}, a.name)
             if n >= k and n > 2:
@@ -238,9 +263,15 @@ def correlation(a: Analysis, job: Job) -> Render:
     def render() -> dict:
         rel = job.ledger.released
         ns = [[rel(cells[(i, j)]) for j in range(m)] for i in range(m)]
-        rs = [[None if ns[i][j] is None or np.isnan(r[i, j]) else round_magnitude(float(r[i, j])) for j in range(m)]
-              for i in range(m)]
-        return {"variables": [v.key() for v in vs], "pearson_r": rs, "n": ns,
-                "note": f"pairwise complete cases; pairs with fewer than {k} records are withheld"}
+        # an extreme value of x makes r about that record's standardised y: withheld like its mean
+        held = {(i, j) for i in range(m) for j in range(m) if i != j and ((i, j) in dominated or vs[i] in job.dominated
+                                                                          or vs[j] in job.dominated)}
+        rs = [[None if ns[i][j] is None or (i, j) in held or np.isnan(r[i, j]) else round_magnitude(float(r[i, j]))
+               for j in range(m)] for i in range(m)]
+        out = {"variables": [v.key() for v in vs], "pearson_r": rs, "n": ns,
+               "note": f"pairwise complete cases; pairs with fewer than {k} records are withheld"}
+        if held:
+            out["withheld"] = [{"pair": [vs[i].key(), vs[j].key()], "reason": DOMINANCE} for i, j in sorted(held) if i < j]
+        return out
 
     return render

@@ -118,7 +118,7 @@ def _table_one_numeric(part: Analysis, out: dict, group_labels: list[str], by_co
     """mean (SD) or median [Q1, Q3] per group and overall; Welch / ANOVA on the released moments, or
     Kruskal-Wallis from the private histograms."""
     median = bool(part.quantiles)
-    keys = ("n", "mean", "sd", "quantiles", "quantiles_withheld", "refused")
+    keys = ("n", "mean", "sd", "quantiles", "quantiles_withheld", "refused", "withheld")
 
     def cell(entry: dict) -> dict:
         return {key: entry[key] for key in keys if key in entry}

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ..disclosure import round_mean
+from ..disclosure import DOMINANCE, may_be_dominated, round_mean
 from ..runtime.errors import InputError, PrivacyError
 
 Z_95 = 1.959963984540054
@@ -49,7 +49,12 @@ def feature_summary(moments: list[tuple[float, float]], features: list[dict], n:
 def summary_row(feature: dict, mean: float, sd: float, n: float, base: int) -> dict:
     """Mean and SD on the original scale, on a grid of step base * SD / n at least
     (lancelot.disclosure.round_mean): the mean of a 0/1 feature times n is a count, and exact means of two
-    runs on cohorts one patient apart would show that patient's value."""
+    runs on cohorts one patient apart would show that patient's value. Withheld where one or two values could
+    dominate the sum (lancelot.disclosure.may_be_dominated, with |sum| for the sum of |values|, which can only
+    withhold more: a column centred near 0 loses its summary, not its coefficient)."""
+    if may_be_dominated(abs(mean) * n, n * (sd * sd + mean * mean)):   # |sum g| <= sum |g|: the conservative side
+        return {"feature": feature["name"], "station": feature["station"], "mean": None, "sd": None,
+                "withheld": DOMINANCE}
     return {"feature": feature["name"], "station": feature["station"], "mean": round_mean(mean, sd, n, base),
             "sd": round_mean(sd, sd, n, base)}
 
