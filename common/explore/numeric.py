@@ -17,18 +17,23 @@ from .significance import kruskal_binned
 from .spec import Analysis, Var
 
 
-def _signed(sums, station_a, col_a, station_b=None, col_b=None) -> float:
-    """sum(x) from the +/- parts (optionally times another station's column)."""
+def _parts(sums, station_a, col_a, station_b=None, col_b=None) -> tuple[float, float]:
+    """The sums of a column's + and - parts (optionally times another station's column)."""
     if station_b is None:
-        return sums.total(station_a, f"{col_a}|+") - sums.total(station_a, f"{col_a}|-")
-    return sums.cross(station_a, f"{col_a}|+", station_b, col_b) - sums.cross(station_a, f"{col_a}|-", station_b, col_b)
+        return sums.total(station_a, f"{col_a}|+"), sums.total(station_a, f"{col_a}|-")
+    return sums.cross(station_a, f"{col_a}|+", station_b, col_b), sums.cross(station_a, f"{col_a}|-", station_b, col_b)
+
+
+def _signed(sums, station_a, col_a, station_b=None, col_b=None) -> float:
+    """sum(x) from the +/- parts."""
+    plus, minus = _parts(sums, station_a, col_a, station_b, col_b)
+    return plus - minus
 
 
 def _absolute(sums, station_a, col_a, station_b=None, col_b=None) -> float:
-    """sum(|x|) from the +/- parts (optionally times another station's column): for the dominance rule."""
-    if station_b is None:
-        return sums.total(station_a, f"{col_a}|+") + sums.total(station_a, f"{col_a}|-")
-    return sums.cross(station_a, f"{col_a}|+", station_b, col_b) + sums.cross(station_a, f"{col_a}|-", station_b, col_b)
+    """sum(|x|) from the +/- parts: for the dominance rule."""
+    plus, minus = _parts(sums, station_a, col_a, station_b, col_b)
+    return plus + minus
 
 
 WITHHELD_MOMENTS = {"mean": None, "variance": None, "sd": None, "withheld": DOMINANCE}
