@@ -21,6 +21,10 @@ Treatment-effect terms (``--terms``): the same 20 features plus two cross-statio
 and Cox (Efron), against the main-effects fit on the same data and the pooled fit with the same
 terms (statsmodels Logit / lifelines with the products and the spline basis from the released knots).
 
+Strata (``--strata``): Cox (Efron) on the features other than stage and smoking, unstratified, stratified by
+stage (at the registry, which orders the times) and by smoking (at the GP station: the fit runs on one copy of
+the registry's rows per stratum), against lifelines ``strata`` on the same linked complete cases.
+
 Message sizes (``--largest``): the main-effects fits on a direct in-process transport that measures
 every subtask's input and result (no container processes; the protocol is the same), reporting the
 largest single subtask result and input, e.g. at 100,000 linked patients (``--patients 135000``).
@@ -68,12 +72,13 @@ SPLINE = {"knots": 4}
 TIME, EVENT = "survival_days", "vital_status"
 
 
-def pooled(data: pd.DataFrame, keep: tuple[str, ...] = (OUTCOME,), intercept: bool = True
-           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def pooled(data: pd.DataFrame, keep: tuple[str, ...] = (OUTCOME,), intercept: bool = True,
+           features: list[dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The pooled design matrix (pandas dummies named like lancelot's, reference level dropped)."""
-    cols = [f["column"] for f in FEATURES]
+    features = FEATURES if features is None else features
+    cols = [f["column"] for f in features]
     data = data[cols + list(keep)].dropna()
-    categorical = [f for f in FEATURES if f.get("type") == "categorical"]
+    categorical = [f for f in features if f.get("type") == "categorical"]
     x = pd.get_dummies(data[cols].astype({f["column"]: str for f in categorical}),
                        columns=[f["column"] for f in categorical], prefix_sep="=", dtype=float)
     for f in categorical:
@@ -81,16 +86,19 @@ def pooled(data: pd.DataFrame, keep: tuple[str, ...] = (OUTCOME,), intercept: bo
         x = x.drop(columns=f"{f['column']}={ref}")
     if intercept:
         x.insert(0, "(intercept)", 1.0)
-    return x.astype(float), data[list(keep)].astype(float)
+    kept = data[list(keep)]
+    return x.astype(float), kept.apply(lambda c: c.astype(float) if pd.api.types.is_numeric_dtype(c) else c)
 
 
 def with_terms() -> list[dict]:
     return [{**f, "spline": SPLINE} if f["column"] == "age_at_diagnosis" else f for f in FEATURES] + TERMS
 
 
-def spec_for(paths: dict, model: str, tolerance: float, ties: str = "efron", terms: bool = False) -> dict:
-    spec = {"linkage": json.loads(Path(paths["link_spec"]).read_text()), "model": model,
-            "features": with_terms() if terms else FEATURES, "tolerance": tolerance}
+def spec_for(paths: dict, model: str, tolerance: float, ties: str = "efron", terms: bool = False,
+             features: list[dict] | None = None) -> dict:
+    features = features if features is not None else with_terms() if terms else FEATURES
+    spec = {"linkage": json.loads(Path(paths["link_spec"]).read_text()), "model": model, "features": features,
+            "tolerance": tolerance}
     if model == "cox":
         spec.update(time={"station": REG, "column": TIME}, event={"station": REG, "column": EVENT}, ties=ties)
     else:
@@ -193,6 +201,60 @@ def bench_terms(patients: int, models: list[str], as_json: bool) -> int:
     return 0
 
 
+# --strata: where the strata column lives (None: unstratified)
+STRATA = [None, {"station": REG, "column": "stage"}, {"station": GP, "column": "smoking"}]
+
+
+def bench_strata(patients: int, as_json: bool) -> int:
+    """Cox unstratified, stratified at the hub and stratified at the GP station, each against lifelines."""
+    features = [f for f in FEATURES if f["column"] not in ("stage", "smoking")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = generate(n_patients=patients, gp_stations=1, seed=21).write(Path(tmp))
+        for strata in STRATA:
+            where = "none" if strata is None else f"{strata['column']} ({strata['station']})"
+            print(f"cox, strata: {where} ...", file=sys.stderr)
+            spec = spec_for(paths, "cox", 1e-6, "efron", features=features)
+            if strata is not None:
+                spec["strata"] = strata
+            t0 = time.perf_counter()
+            result = run_local("train", {REG: paths[REG], GP: paths[GP]}, {"spec": spec, "evaluate": True},
+                               evaluate=True)
+            seconds = time.perf_counter() - t0
+            keep = (TIME, EVENT) + ((strata["column"],) if strata else ())
+            linked = linked_data(paths, result)
+            x, y = pooled(linked, keep, intercept=False, features=features)
+            t0 = time.perf_counter()
+            cph = CoxPHFitter().fit(x.assign(T=y[TIME].astype(float), E=y[EVENT].astype(float),
+                                             **({"S": y[keep[2]].astype(str)} if strata else {})), "T", "E",
+                                    strata=["S"] if strata else None, fit_options={"precision": 1e-10})
+            ref_seconds = time.perf_counter() - t0
+            table = pd.DataFrame(result["coefficients"]).set_index("feature").loc[x.columns]
+            cost = result["cost"]
+            link_s = cost["seconds_per_phase"]["linkage + set-up"]
+            rows.append({"strata": where, "n": len(y), "coefficients": len(x.columns),
+                         "iterations": result["convergence"]["iterations"], "rounds": cost["rounds"],
+                         "MB_relayed": round((cost["bytes_to_stations"] + cost["bytes_from_stations"]) / 1e6, 1),
+                         "lancelot_s": round(seconds, 1), "training_s": round(seconds - link_s, 1),
+                         "reference_s": round(ref_seconds, 3), "ratio_training": round((seconds - link_s) / ref_seconds),
+                         "max_coef_diff": float(np.max(np.abs(table["estimate"] - cph.params_[x.columns]))),
+                         "max_se_diff": float(np.max(np.abs(table["std_error"] - cph.standard_errors_[x.columns])))})
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"\n{patients} registry patients; Cox (Efron), 15 features (stage and smoking left out); reference: lifelines "
+          "CoxPHFitter with the same strata")
+    print(f"{'strata':>20} {'n':>6} {'iter':>4} {'rounds':>6} {'MB':>6} {'lancelot s':>10} {'(training s)':>12} "
+          f"{'pooled s':>9} {'ratio':>7} {'max|coef diff|':>14} {'max|SE diff|':>12}")
+    for r in rows:
+        print(f"{r['strata']:>20} {r['n']:>6} {r['iterations']:>4} {r['rounds']:>6} {r['MB_relayed']:>6} "
+              f"{r['lancelot_s']:>10} {r['training_s']:>12} {r['reference_s']:>9} {'x' + str(r['ratio_training']):>7} "
+              f"{r['max_coef_diff']:>14.2e} {r['max_se_diff']:>12.2e}")
+    print("ratio = lancelot training time (linkage excluded) / pooled fit time. Strata add no round; strata at a GP "
+          "station multiply the per-record work and bytes by about the number of strata.")
+    return 0
+
+
 class SizingTransport:
     """Runs every step in this process (fresh state folder per station) and keeps the largest input and result."""
 
@@ -268,8 +330,11 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--terms", action="store_true", help="interactions and a spline against main effects and pooled")
     ap.add_argument("--largest", action="store_true", help="the largest subtask input and result (main effects)")
+    ap.add_argument("--strata", action="store_true", help="Cox stratified at the registry and at the GP station")
     args = ap.parse_args()
     patients = 2700 if args.quick else args.patients
+    if args.strata:
+        return bench_strata(patients, args.json)
     if args.terms:
         return bench_terms(patients, args.models, args.json)
     if args.largest:

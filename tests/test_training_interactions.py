@@ -253,6 +253,20 @@ def test_interactions_on_three_stations(study3, model):
     assert {r["station"] for r in result["coefficients"]} >= {f"{GP}:{G2}", f"{REG}:{G2}"}
 
 
+def test_cox_stratified_at_the_third_station_with_cross_station_products(study3):
+    """Strata at a station that is neither the hub nor its partner (its rows reach both through the hub):
+    the interactions of the three-station design in a Cox model with a baseline hazard per smoking status."""
+    coord, _ = recording_coordinator(STEPS, station_paths(study3), {s: {"allow_evaluate": True} for s in (REG, GP, G2)})
+    result = train(coord, {**spec(study3, "cox", THREE), "strata": v(G2, "smoking")}, evaluate=True)
+    x, data = pooled_with_products(study3, {}, result, THREE, [TIME, EVENT, "smoking_gp_2"], [REG, GP, G2])
+    x = x.rename(columns=lambda c: c.replace("_gp_2", ""))
+    fit = sm.PHReg(data[TIME].astype(float), x, status=data[EVENT].astype(float), strata=data["smoking_gp_2"],
+                   ties="efron").fit()
+    assert_exact(result, pd.Series(fit.params, x.columns), pd.Series(fit.bse, x.columns), x)
+    assert [lv["level"] for lv in result["strata"]["levels"]] == sorted(data["smoking_gp_2"].unique())
+    assert result["strata"]["station"] == G2
+
+
 # ---------------------------------------------------------------------------------------------
 # refusals
 # ---------------------------------------------------------------------------------------------

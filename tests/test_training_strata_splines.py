@@ -1,4 +1,4 @@
-"""Stratified Cox (a baseline hazard per level of a registry column) against lifelines ``strata`` and
+"""Stratified Cox (a baseline hazard per level of a registry or a GP column) against lifelines ``strata`` and
 statsmodels ``PHReg(strata=)``; restricted cubic splines computed at the station holding the column against
 the same basis on the pooled records (and patsy's natural cubic splines with the same knots); refusals."""
 
@@ -77,16 +77,23 @@ def pooled(study, result, keep=(TIME, EVENT, "stage")):
     return x, data
 
 
-@pytest.fixture(scope="module")
-def stratified(study):
-    return run(study, cox(study, STRATIFIED, strata=v(REG, "stage")))
+# strata at the hub (which orders its rows by stratum) and at the GP station (copies of the hub's rows, one per
+# stratum, selected on shares): the same fit, baseline, concordance and prediction must come out of both
+AT = {"hub": (REG, "stage", ["I", "II", "III", "IV"]), "gp": (GP, "smoking", ["current", "former", "never"])}
 
 
-def test_stratified_efron_matches_lifelines_strata(study, stratified):
-    result, coord = stratified
-    x, data = pooled(study, result)
-    cph = CoxPHFitter().fit(x.assign(T=data[TIME].astype(float), E=data[EVENT].astype(float), S=data["stage"]), "T", "E",
-                            strata=["S"], fit_options={"precision": 1e-10})
+@pytest.fixture(scope="module", params=sorted(AT))
+def stratified(study, request):
+    station, column, levels = AT[request.param]
+    result, coord = run(study, cox(study, STRATIFIED, strata=v(station, column)))
+    x, data = pooled(study, result, keep=(TIME, EVENT, column))
+    return result, coord, x, data.rename(columns={column: "S"}), levels
+
+
+def test_stratified_efron_matches_lifelines_strata(stratified):
+    result, coord, x, data, levels = stratified
+    cph = CoxPHFitter().fit(x.assign(T=data[TIME].astype(float), E=data[EVENT].astype(float), S=data["S"]), "T", "E",
+                            strata=["S"], fit_options={"precision": 1e-14})
     table = pd.DataFrame(result["coefficients"]).set_index("feature")
     assert list(table.index) == list(x.columns)      # no coefficient for the strata column
     np.testing.assert_allclose(table["estimate"], cph.params_[x.columns], atol=1e-6)
@@ -95,16 +102,18 @@ def test_stratified_efron_matches_lifelines_strata(study, stratified):
     # strata add no round: 3 + 5 per Efron iteration, as unstratified
     assert coord.cost.rounds == 3 + 5 * result["convergence"]["iterations"] + \
         coord.cost.as_dict()["rounds_per_phase"].get("training: concordance", 0)
-    levels = {lv["level"]: lv for lv in result["strata"]["levels"]}
-    counts = data.groupby("stage").size()
-    assert list(levels) == ["I", "II", "III", "IV"]
-    assert all(levels[s]["n"] == rounded(int(counts[s])) for s in levels)
+    got = {lv["level"]: lv for lv in result["strata"]["levels"]}
+    counts = data.groupby("S").size()
+    events = data.groupby("S")[EVENT].sum()
+    assert list(got) == levels
+    assert all(got[s]["n"] == rounded(int(counts[s])) and got[s]["events"] == rounded(int(events[s])) for s in levels)
 
 
-def test_stratified_breslow_matches_phreg_strata(study):
-    result, _ = run(study, cox(study, STRATIFIED, strata=v(REG, "stage"), ties="breslow"))
-    x, data = pooled(study, result)
-    fit = sm.PHReg(data[TIME].astype(float), x, status=data[EVENT].astype(float), strata=data["stage"],
+@pytest.mark.parametrize("station, column", [(REG, "stage"), (GP, "smoking")])
+def test_stratified_breslow_matches_phreg_strata(study, station, column):
+    result, _ = run(study, cox(study, STRATIFIED, strata=v(station, column), ties="breslow"))
+    x, data = pooled(study, result, keep=(TIME, EVENT, column))
+    fit = sm.PHReg(data[TIME].astype(float), x, status=data[EVENT].astype(float), strata=data[column],
                    ties="breslow").fit()
     table = pd.DataFrame(result["coefficients"]).set_index("feature")
     np.testing.assert_allclose(table["estimate"], fit.params, atol=1e-6)
@@ -112,16 +121,15 @@ def test_stratified_breslow_matches_phreg_strata(study):
     assert result["convergence"]["history"][-1]["log_partial_likelihood"] == pytest.approx(fit.llf, abs=1e-4)
 
 
-def test_baseline_per_stratum_matches_the_pooled_breslow_estimator(study, stratified):
-    result, _ = stratified
-    x, data = pooled(study, result)
+def test_baseline_per_stratum_matches_the_pooled_breslow_estimator(stratified):
+    result, _, x, data, levels = stratified
     base = result["baseline"]
     names = list(x.columns)
     beta = np.array(base["coefficients_of_last_iterate"])
     ref = np.array([base["reference_profile"][n] for n in names])
-    assert base["stratified_by"] == "stage" and [s["stratum"] for s in base["strata"]] == ["I", "II", "III", "IV"]
+    assert base["stratified_by"] == result["strata"]["column"] and [s["stratum"] for s in base["strata"]] == levels
     for block in base["strata"]:
-        rows = (data["stage"] == block["stratum"]).to_numpy()
+        rows = (data["S"] == block["stratum"]).to_numpy()
         time, event = data[TIME].astype(float)[rows], data[EVENT].astype(float)[rows]
         risk = np.exp((x.to_numpy()[rows] - ref) @ beta)
         event_times = np.unique(time[event == 1])
@@ -136,15 +144,14 @@ def test_baseline_per_stratum_matches_the_pooled_breslow_estimator(study, strati
             assert row["cumulative_hazard_at_reference"] == pytest.approx((deaths / at_risk)[upto].sum(), rel=1e-6)
 
 
-def test_concordance_compares_patients_within_a_stratum(study, stratified):
+def test_concordance_compares_patients_within_a_stratum(stratified):
     """Harrell's C over the pairs within each stratum, on the pooled records at the last opened iterate."""
-    result, _ = stratified
-    x, data = pooled(study, result)
+    result, _, x, data, _ = stratified
     lp = x.to_numpy() @ np.array(result["baseline"]["coefficients_of_last_iterate"])
-    time, event, stage = data[TIME].to_numpy(float), data[EVENT].to_numpy(), data["stage"].to_numpy()
+    time, event, stratum = data[TIME].to_numpy(float), data[EVENT].to_numpy(), data["S"].to_numpy()
     concordant = ties = pairs = 0.0
     for i in np.flatnonzero(event == 1):
-        later = (stage == stage[i]) & ((time > time[i]) | ((time == time[i]) & (event == 0)))
+        later = (stratum == stratum[i]) & ((time > time[i]) | ((time == time[i]) & (event == 0)))
         pairs += later.sum()
         concordant += (lp[later] < lp[i]).sum()
         ties += (lp[later] == lp[i]).sum()
@@ -161,9 +168,12 @@ def test_strata_refusals(study, tmp_path):
     coord, _ = recording_coordinator(STEPS, paths)
     with pytest.raises(PrivacyError, match="strata 'rare' of 'grp' have fewer than 10"):
         train(coord, cox(study, STRATIFIED[:3], strata=v(REG, "grp")))
-    coord, _ = recording_coordinator(STEPS, station_paths(study))
-    with pytest.raises(InputError, match="strata column must be at the linkage hub"):
-        train(coord, cox(study, STRATIFIED[:3], strata=v(GP, "smoking")))
+    gp = pd.read_csv(study[GP])     # the same at a GP station, whose strata only the shares select
+    gp["grp"] = np.where(np.arange(len(gp)) < 6, "rare", "common")
+    gp.to_csv(tmp_path / "gp.csv", index=False)
+    coord, _ = recording_coordinator(STEPS, {**station_paths(study), GP: tmp_path / "gp.csv"})
+    with pytest.raises(PrivacyError, match="strata 'rare' of 'grp' have fewer than 10"):
+        train(coord, cox(study, STRATIFIED[:3], strata=v(GP, "grp")))
 
 
 @pytest.mark.parametrize("change, message", [
@@ -308,26 +318,26 @@ def test_bad_spline_spec(spline, message):
         parse_train_spec(raw, [REG, GP])
 
 
-def test_predicted_survival_uses_the_profiles_stratum(study, stratified):
+def test_predicted_survival_uses_the_profiles_stratum(stratified):
     from lancelot.training.predict import predict
 
-    result, _ = stratified
-    x, data = pooled(study, result)
-    cph = CoxPHFitter().fit(x.assign(T=data[TIME].astype(float), E=data[EVENT].astype(float), S=data["stage"]), "T", "E",
+    result, _, x, data, levels = stratified
+    column = result["strata"]["column"]
+    cph = CoxPHFitter().fit(x.assign(T=data[TIME].astype(float), E=data[EVENT].astype(float), S=data["S"]), "T", "E",
                             strata=["S"], fit_options={"precision": 1e-10})
     profile = {"age_at_diagnosis": 70, "immunotherapy": 1, "copd": 1, "gp_visits": 5}
-    for stage in ("I", "IV"):
-        got = predict(result, {**profile, "stage": stage})
-        assert got["stratum"] == {"stage": stage}
-        row = pd.DataFrame([{**profile, "immunotherapy:copd": 1, "S": stage}])
+    for stratum in (levels[0], levels[-1]):
+        got = predict(result, {**profile, column: stratum})
+        assert got["stratum"] == {column: stratum}
+        row = pd.DataFrame([{**profile, "immunotherapy:copd": 1, "S": stratum}])
         curve = cph.predict_survival_function(row).iloc[:, 0]
         for point in got["survival"]:
             assert point["survival"] == pytest.approx(curve[curve.index <= point["time"]].iloc[-1], abs=3e-3)
             assert point["ci_low"] < point["survival"] < point["ci_high"]
-    with pytest.raises(LancelotError, match="lacks stage"):
+    with pytest.raises(LancelotError, match=f"lacks {column}"):
         predict(result, profile)
-    with pytest.raises(LancelotError, match="'stage' must be one of"):
-        predict(result, {**profile, "stage": "V"})
+    with pytest.raises(LancelotError, match=f"'{column}' must be one of"):
+        predict(result, {**profile, column: "V"})
 
 
 def test_spline_prediction_uses_the_released_knots(study, spline_cox):

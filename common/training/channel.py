@@ -86,8 +86,8 @@ def forward_parts(ctx: StationContext, payload: dict, parts: dict[str, np.ndarra
 
 
 def complete_view(ctx: StationContext, payload: dict) -> None:
-    """First iteration: join the partner's relayed part of f with this station's, keep it for the job."""
-    if "relay" not in payload:
+    """First iteration: join the partner's relayed part of f with this station's, keep it for the job (once)."""
+    if "relay" not in payload or ctx.state.has("train_f"):
         return
     st = ctx.state.get(STATE)
     st["partner"] = payload["partner"]
@@ -108,21 +108,23 @@ def complete_view(ctx: StationContext, payload: dict) -> None:
     ctx.state.put_array("train_f", np.hstack(pieces))
 
 
-def open_shares(ctx: StationContext, payload: dict) -> dict:
+def open_shares(ctx: StationContext, payload: dict, copies: int = 1) -> dict:
     """This station's shares of the design M = f + b, of z = X beta and of the mask b + d_t.
 
     The hub's share of M is f + PRG(seed, b), the partner's PRG(seed, b): the coordinator knows b,
-    neither station does. d_t (from the pair key) makes the opened mask b' = pi_t(b + d_t) fresh.
+    neither station does. d_t (from the pair key) makes the opened mask b' = pi_t(b + d_t) fresh
+    (also across ``copies`` of the rows: Cox with strata away from the hub).
     """
     complete_view(ctx, payload)
     own, pair, st = stream_seeds(ctx)
     hub = st["role"] == "hub"
     f = ctx.state.get_array("train_f").astype(np.uint64)
-    n, q = f.shape
-    feat, t = payload["layout"]["features"], payload["t"]
-    share = sh.prg(own, Seeded.DESIGN_MASK, (n, q))
+    share = sh.prg(own, Seeded.DESIGN_MASK, f.shape)
     if hub:
         share = share + f
+    f, share = np.tile(f, (copies, 1)), np.tile(share, (copies, 1))
+    n = f.shape[0]
+    feat, t = payload["layout"]["features"], payload["t"]
     beta = sh.to_ring(np.asarray([int(b) for b in payload["beta"]], dtype=np.int64))
     b_part = share[:, feat] - (f[:, feat] if hub else np.uint64(0))  # this station's share of b
     if hub:

@@ -19,6 +19,9 @@ still alive at an event time. Design (algebra and leakage: docs/leakage/training
   and Hessian X'WX - sum_l abar_l abar_l' are opened as sums only.
 * **Efron ties** need (S_k - a S^D_k) for a = l / D_k, with D_k the number of cohort deaths at the
   k-th event time, which only C may know: one extra round in which C deals a * (masked S^D_k).
+* **Strata** at H are blocks of H's time order. At another station the rows are S copies of H's rows,
+  one block per stratum, and a record is a member of its own stratum's copy only: its membership
+  m * D_s is formed on shares from the stratum's 0/1 design column (design note: docs/design/treatment-effects.md).
 
 Rounds: 2 linkage rounds (carrying the set-up), 1 share round, then per iteration 4 (Breslow) or
 5 (Efron); the concordance index comes with the last iteration when Newton's step sizes predict
@@ -96,12 +99,17 @@ def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cel
         corr = sh.prg(seeds[s], Seeded.ROWS, (n_s + n, q))[idx] + cols
         parts[hub][s] = {"sealed": st.sealed[s], "idx": idx.tolist(), "corr": sh.pack(corr)}
     m_partner = member - sh.prg(seeds[hub], Seeded.MEMBERSHIP, n)
+    extra = {Seeded.MEMBERSHIP: sh.pack(m_partner)}
+    strata_cols = st.layout.get("strata")
+    if strata_cols:   # strata away from the hub: shares of m * b_D, from which H and P select the strata (cox_steps)
+        mb = member[:, None] * b[:, strata_cols]
+        extra[Seeded.STRATA_MEMBERSHIP] = sh.pack(mb - sh.prg(seeds[hub], Seeded.STRATA_MEMBERSHIP, mb.shape))
     relay = st.share_round(coordinator, "cox_share", parts, b, "training: shares of the hub-ordered design from the "
-                           "relayed rows", partner_extra={Seeded.MEMBERSHIP: sh.pack(m_partner)})
+                           "relayed rows", partner_extra=extra)
 
     fit = _CoxFit(coordinator, spec, st)
     if spec.strata is not None:
-        fit.strata = {"station": spec.strata[0], "column": spec.strata[1], "levels": st.metas[hub]["strata_levels"]}
+        fit.strata = {"station": spec.strata[0], "column": spec.strata[1], "levels": st.metas[spec.strata[0]]["strata_levels"]}
     fit.iterate(relay)
     result = released(fit, linkage, spec, st.protections)
     if evaluate:

@@ -17,11 +17,13 @@ import math
 import numpy as np
 
 from ..linkage.steps import station_rows
+from ..runtime.errors import InputError
 from ..runtime.station import StationContext
 from . import products
 from . import shares as sh
 from .channel import (
     STATE,
+    complete_view,
     forward_parts,
     open_shares,
     receive_parts,
@@ -79,10 +81,15 @@ def step_rows(ctx: StationContext, payload: dict) -> dict:
     values = block.values
     extra: dict[str, np.ndarray] = {}
     if st["role"] == "hub":
-        complete = values[:, len(block.features) + block.open.index(f"complete:{ctx.station}")]
-        event = values[:, len(block.features) + block.open.index("outcome")]
-        levels = block.strata_levels or []
-        extra = time_structure(block.times, event, complete, spec.survival_times, block.strata, max(len(levels), 1))
+        complete, event = block.open_column(f"complete:{ctx.station}"), block.open_column("outcome")
+        copies = int(payload.get("strata_copies") or 0)
+        if copies:   # strata at another station: the fit runs on copies of these rows, one block per stratum
+            n_rows = len(values)
+            extra = time_structure(np.tile(block.times, copies), np.tile(event, copies), np.tile(complete, copies),
+                                   spec.survival_times, np.repeat(np.arange(copies), n_rows), copies)
+        else:
+            levels = block.strata_levels or []
+            extra = time_structure(block.times, event, complete, spec.survival_times, block.strata, max(len(levels), 1))
         ctx.state.put_array("cox_order", extra["order"])
         st["cox"] = {k: extra[k].tolist() for k in STRUCTURE}
     else:
@@ -109,6 +116,8 @@ def step_share(ctx: StationContext, payload: dict) -> dict:
     else:
         m_share = sh.prg(seed, Seeded.MEMBERSHIP, len(next(iter(parts.values()))))
     ctx.state.put_array("cox_m", m_share)
+    if Seeded.STRATA_MEMBERSHIP in payload:
+        ctx.state.put_array("cox_mb", sh.unpack(payload[Seeded.STRATA_MEMBERSHIP]))
     ctx.state.put(STATE, st)
     return {**forward_parts(ctx, payload, parts), **products.share_round(ctx, payload, parts)}
 
@@ -120,10 +129,36 @@ def _structure(ctx: StationContext) -> dict:
     return out
 
 
+def _stratum_copies(ctx: StationContext, payload: dict) -> int:
+    """Strata at a station other than the hub: the number of copies of the hub's rows the fit runs on (1
+    without). At the first opening, when f holds the strata columns (0/1 integers, D = f_D + b_D), each station
+    turns its membership share into shares of m * D_s for every stratum s: f_D [m] (f_D is known to both) plus
+    its share of m b_D, dealt by the coordinator (which knows m and b, never D). Copy s, row i sits at s n + i;
+    a linked record is a member of its own stratum's copy only."""
+    cols = payload["layout"].get("strata") or []
+    if not cols:
+        return 1
+    if not ctx.state.has("cox_m_copies"):
+        own, _, st = stream_seeds(ctx)
+        m = ctx.state.get_array("cox_m").astype(np.uint64)
+        f_d = ctx.state.get_array("train_f").astype(np.uint64)[:, cols]
+        if st["role"] == "hub":
+            dealt = sh.prg(own, Seeded.STRATA_MEMBERSHIP, f_d.shape)
+        else:
+            dealt = ctx.state.get_array("cox_mb").astype(np.uint64)
+        if dealt.shape != f_d.shape:
+            raise InputError("the relayed stratum shares do not match the layout", station=ctx.station)
+        ctx.state.put_array("cox_m", (f_d * m[:, None] + dealt).T.reshape(-1))
+        ctx.state.put_array("cox_m_copies", np.array([len(cols)]))
+    return len(cols)
+
+
 def step_open(ctx: StationContext, payload: dict) -> dict:
     """Permuted, re-masked shares of z = X beta, the open columns, the membership and the mask b;
     on rows outside the cohort everything but the membership is replaced by noise."""
-    o, t, opened = open_shares(ctx, payload), payload["t"], payload["layout"]["open"]
+    complete_view(ctx, payload)
+    copies = _stratum_copies(ctx, payload)
+    o, t, opened = open_shares(ctx, payload, copies), payload["t"], payload["layout"]["open"]
     hub, pair, n = o["hub"], o["pair"], o["n"]
     m = ctx.state.get_array("cox_m").astype(np.uint64)
     outside = (np.uint64(1) if hub else np.uint64(0)) - m      # shares of 1 - membership
@@ -145,11 +180,12 @@ def _to_time(pair: bytes, t: int, struct: dict) -> np.ndarray:
 def _frame(ctx: StationContext, t: int, p: int, feat: list[int]):
     """F = pi_t(f - d_t) lifted to the per-record ring, the time structure and the frame's time order."""
     own, pair, st = stream_seeds(ctx)
+    struct = _structure(ctx)
     f = ctx.state.get_array("train_f").astype(np.uint64)
-    n = f.shape[0]
+    n = len(struct["order"])
+    f = np.tile(f, (n // f.shape[0], 1))     # strata away from the hub: one copy per stratum (_stratum_copies)
     perm = sh.permutation(pair, at(Pair.PERMUTATION, t), n)
     big_f = RX.from_u64((f[:, feat] - sh.prg(pair, at(Pair.REFRESH, t), (n, p)))[perm])
-    struct = _structure(ctx)
     return own, pair, st, big_f, struct, _to_time(pair, t, struct)
 
 

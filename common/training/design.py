@@ -39,13 +39,19 @@ class Block:
     times: np.ndarray | None = None   # Cox, at the event's station: survival times (NaN where missing)
     strata: np.ndarray | None = None  # Cox, at the strata column's station: level codes (-1 where missing)
     strata_levels: list[str] | None = None
+    strata_columns: int = 0   # Cox, strata at a station other than the hub: one 0/1 column per level (see below)
 
     def meta(self) -> dict:
         out = {"features": [{**f, "max_bits": b} for f, b in zip(self.features, self.max_bits())], "open": self.open,
                "sumsq_bits": self.sumsq_bits()}
         if self.strata_levels is not None:
             out["strata_levels"] = self.strata_levels
+        if self.strata_columns:
+            out["strata_columns"] = self.strata_columns
         return out
+
+    def open_column(self, name: str) -> np.ndarray:
+        return self.values[:, len(self.features) + self.strata_columns + self.open.index(name)]
 
     def max_bits(self) -> list[int]:
         """Per feature, the power of two above its largest |encoded value| over all rows (at most 2^5, as
@@ -278,6 +284,11 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
         codes = {lv: i for i, lv in enumerate(strata_levels)}
         strata = np.array([codes.get(v, -1) if v is not None else -1 for v in text], dtype=np.int64)
         complete &= strata >= 0
+    dummies: list[np.ndarray] = []
+    if strata is not None and spec.outcome_station != station:
+        # not at the hub, which orders the times: the levels go into the shared design as 0/1 integer columns
+        # (no fixed point, no coefficient), which select each record's stratum copy on shares (cox_fit)
+        dummies = [(strata == s).astype(np.int64) for s in range(len(strata_levels))]
     open_names = [f"complete:{station}"]
     open_cols = []
     times = None
@@ -302,11 +313,10 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
         open_names.append("outcome")
         open_cols.append(np.nan_to_num(y.to_numpy(dtype=float)).astype(np.int64))
     open_cols.insert(0, complete.astype(np.int64))
-    values = np.column_stack(columns + open_cols) if columns else np.column_stack(open_cols)
-    for j in range(len(columns)):
-        values[~complete, j] = 0
+    values = np.column_stack(columns + dummies + open_cols)
+    values[~complete, :len(columns) + len(dummies)] = 0
     return Block(features=features, open=open_names, values=values.astype(np.int64), times=times, strata=strata,
-                 strata_levels=strata_levels if strata is not None else None)
+                 strata_levels=strata_levels if strata is not None else None, strata_columns=len(dummies))
 
 
 def _survival_times(df: pd.DataFrame, station: str, column: str) -> np.ndarray:

@@ -35,6 +35,7 @@ class Seeded:
     ROWS = "rows"                # masks every row a station seals for its peer
     DESIGN_MASK = "b"            # the station's share of the coordinator's mask b over the design
     MEMBERSHIP = "m"             # Cox: H's share of the cohort membership (P receives the rest)
+    STRATA_MEMBERSHIP = "mD"     # Cox, strata away from the hub: H's share of m * b over the strata columns
     PADDING = "ext"              # Cox: where a station's rows sit among its dummy rows
     PRODUCT_MASK = "xa"          # interactions: the Beaver triple's masks of the two factors
     PRODUCT_TRIPLE = "xg"        # interactions: the triple's product share

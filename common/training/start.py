@@ -128,9 +128,6 @@ def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
     hub, others = run.spec.hub, run.spec.others
     if spec.outcome_station != hub:
         raise InputError(f"{what} must be at the linkage hub '{hub}' (not at '{spec.outcome_station}')")
-    if spec.strata is not None and spec.strata[0] != hub:
-        raise InputError(f"the strata column must be at the linkage hub '{hub}' (the station that orders the survival "
-                         f"times), not at '{spec.strata[0]}'")
     partner = others[0]
     order = [hub] + others
     roles = {hub: "hub", partner: "partner", **{s: "other" for s in others[1:]}}
@@ -145,7 +142,7 @@ def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
         public = {s: r["results"][1]["public_key"] for s, r in res.items()}
         receivers = {hub: partner, **{s: hub for s in others}}
         peers = {hub: {s: public[s] for s in others}, **{s: {hub: public[hub]} for s in others}}
-        rows = {**payload, "n_hub": int(first[hub]["n"])}
+        rows = {**payload, "n_hub": int(first[hub]["n"]), "strata_copies": strata_copies(spec, hub, metas)}
         calls = {s: StepCall.combine(c, StepCall(rows_step, {**rows, "peers": peers[s], "receiver": receivers[s]}))
                  for s, c in run.second_calls(first).items()}
         res = coordinator.round(calls, label="linkage: pseudonyms; training: masked rows, sealed for the peer")
@@ -158,11 +155,13 @@ def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
         raise PrivacyError(linkage.small_cohort(k))
     out = Start(hub, partner, order, seeds, receivers, sealed, linkage, k, metas, protections=protections.as_dict(),
                 base=protections.rounding_base)
-    feat_cols, open_cols, low_cols, low_of, start = [], [], [], {}, 0
+    feat_cols, open_cols, low_cols, strata_cols, low_of, start = [], [], [], [], {}, 0
     for s in order:
         m = metas[s]
-        q = len(m["features"]) + len(m["open"])
+        hidden = m.get("strata_columns", 0)
+        q = len(m["features"]) + hidden + len(m["open"])
         out.widths.append([s, q])
+        strata_cols += [start + len(m["features"]) + j for j in range(hidden)]
         first = len(out.features)
         for j, f in enumerate(m["features"]):
             if "low_bits_of" in f:
@@ -173,7 +172,7 @@ def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
             out.features.append({**f, "station": s})
             feat_cols.append(start + j)
         for j, name in enumerate(m["open"]):
-            open_cols.append(start + len(m["features"]) + j)
+            open_cols.append(start + len(m["features"]) + hidden + j)
             out.open_names.append(name)
         start += q
     # interaction columns after every station's block: products of two feature columns, computed on shares
@@ -185,8 +184,16 @@ def start_training(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
     extra = [start + k for k in range(len(new), m)] + [start + m + k for k in range(m)]   # factor low bits; own low bits
     out.ties += product_ties
     out.layout = {"widths": out.widths, "features": feat_cols + low_cols + extra, "open": open_cols, "products": pairs,
-                  "q": start + 2 * m}
+                  "q": start + 2 * m, **({"strata": strata_cols} if strata_cols else {})}
     return out
+
+
+def strata_copies(spec: TrainSpec, hub: str, metas: dict[str, dict]) -> int:
+    """Cox with strata at a station other than the hub: the number of strata, i.e. of copies of the hub's rows
+    the fit runs on (cox_fit); 0 otherwise. The levels were described in round 1."""
+    if spec.strata is None or spec.strata[0] == hub:
+        return 0
+    return len(metas[spec.strata[0]].get("strata_levels") or [])
 
 
 def exact_products(features: list[dict], new: list[dict], pairs: list[list[int]], feat_cols: list[int],
