@@ -136,6 +136,9 @@ def _stratum_copies(ctx: StationContext, payload: dict) -> int:
     its share of m b_D, dealt by the coordinator (which knows m and b, never D). Copy s, row i sits at s n + i;
     a linked record is a member of its own stratum's copy only."""
     cols = payload["layout"].get("strata") or []
+    copies = max(len(cols), 1)
+    if len(ctx.state.get_array("cox_order")) != copies * len(ctx.state.get_array("train_f")):
+        raise InputError("the hub's time structure does not match the strata columns", station=ctx.station)
     if not cols:
         return 1
     if not ctx.state.has("cox_m_copies"):
