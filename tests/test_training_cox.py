@@ -274,6 +274,23 @@ def test_lift_and_truncate_shares_of_small_values():
     assert np.array_equal(R256.unpack(R256.pack(lifted[0])), lifted[0])
 
 
+@pytest.mark.parametrize("ring", [R128, R256], ids=["128", "256"])
+def test_wide_ring_products_are_exact(ring):
+    """ring.dot's float64 limb path (wide products) against Python integers, element by element, on uniform
+    elements (every limb full), unreduced and negative inputs, more rows than one float64 chunk holds, and the
+    object path (narrow products) on the same data."""
+    seed = bytes(range(32))
+    a = ring.prg(seed, "a", (5, 70_000))
+    b = ring.prg(seed, "b", (70_000, 6))
+    b[:3, 0] = [-1, ring.modulus + 5, -(2 ** 200)]
+    got = ring.dot(a, b)
+    for i in range(5):
+        for j in range(6):
+            assert got[i, j] == sum(int(x) * int(y) for x, y in zip(a[i], b[:, j])) % ring.modulus
+    assert np.array_equal(ring.dot(a[:, :300], b[:300, :2]), ring.element(a[:, :300].dot(b[:300, :2])))
+    assert np.array_equal(ring.unpack(ring.pack(b)), ring.element(b))
+
+
 def test_labels_under_one_seed_never_coincide():
     """Masks are derived from (seed, label): two values masked under one seed with one label would share a
     keystream (the partner, holding both differences, learns the difference of two secrets). Every name list

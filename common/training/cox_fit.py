@@ -264,18 +264,24 @@ class _CoxFit:
         self.concordance = None
         if kappa is not None:
             self._concordance_from(res, kappa)
-        first_part = RX.add(RX.dot(bs.T, _opened(RX, res, O.WEIGHTED_MASK)), _opened(RX, res, O.HESSIAN_FIRST))
+        # the mask's part of every sum: one product of B' with everything it multiplies (ring.dot's fast path)
+        p_d = bs.shape[1]
+        blocks = [_opened(RX, res, O.WEIGHTED_MASK), RX.sub(dl, a_w)[:, None]]
+        if t == 0:
+            blocks += [u_e, e[:, None], dl[:, None]]
+        bx = RX.dot(bs.T, np.hstack(blocks))
+        first_part = RX.add(bx[:, :p_d], _opened(RX, res, O.HESSIAN_FIRST))
         hess = expand.T @ (RX.decode(first_part, W_BITS + 2 * FRAC_BITS_X).astype(float) - second) @ expand
         hess = (hess + hess.T) / 2
-        grad = RX.add(RX.dot(bs.T, RX.sub(dl, a_w)), _opened(RX, res, O.GRADIENT))
+        grad = RX.add(bx[:, p_d], _opened(RX, res, O.GRADIENT))
         grad = expand.T @ RX.decode(grad, W_BITS + FRAC_BITS_X).astype(float)
         if t == 0:
             logistic.check_identifiable(hess, self.names)
-            sxx = RX.add(RX.dot(bs.T, u_e), _opened(RX, res, O.SUMS_SQUARES))
-            sx = RX.add(RX.dot(bs.T, e), _opened(RX, res, O.SUMS))
+            sxx = RX.add(bx[:, p_d + 1:2 * p_d + 1], _opened(RX, res, O.SUMS_SQUARES))
+            sx = RX.add(bx[:, 2 * p_d + 1], _opened(RX, res, O.SUMS))
             n_c = int(complete.sum())
             sum_x = expand.T @ RX.decode(sx, E_BITS + FRAC_BITS_X).astype(float)
-            sum_xd = expand.T @ RX.decode(RX.add(RX.dot(bs.T, dl), _opened(RX, res, O.SUMS_DEATHS)),
+            sum_xd = expand.T @ RX.decode(RX.add(bx[:, 2 * p_d + 2], _opened(RX, res, O.SUMS_DEATHS)),
                                           W_BITS + FRAC_BITS_X).astype(float)
             n_d = int(died.sum())
             check_levels(hazards.binary_levels(sum_x, sum_xd, n_c, n_d, self.features), self.k, COX_CELLS)

@@ -42,6 +42,49 @@ def _limbs_to_ints(limbs: np.ndarray) -> np.ndarray:
     return out
 
 
+_LIMB_DOT_MIN = 256     # inner dimension and
+_LIMB_DOT_SIDE = 4      # outer dimensions from which the limb product pays for its conversions (one per element
+#                         of either factor, against one Python product per element and column of the other)
+_LIMB_BITS = 16
+_LIMB_CHUNK = 1 << 16   # rows per float64 product: a sum of 2^16 products of 16-bit limbs, times the up to 16
+#                         limb pairs of one shift, stays below 2^53, so every float64 sum is an exact integer
+
+
+def _le_bytes(x: np.ndarray, ring: Ring) -> bytes:
+    """Elements as fixed-width little-endian bytes, reduced into the ring (one to_bytes per element: the cheapest
+    way out of Python integers)."""
+    size = ring.bits // 8
+    values = np.asarray(x, dtype=object).reshape(-1).tolist()
+    try:
+        return b"".join([v.to_bytes(size, "little") for v in values])
+    except (OverflowError, AttributeError):    # not reduced into the ring (or not Python integers)
+        return b"".join([(int(v) & ring.mask).to_bytes(size, "little") for v in values])
+
+
+def _limbs16(x: np.ndarray, ring: Ring) -> np.ndarray:
+    """(r, c) ring elements -> (limbs, r, c) float64 16-bit limbs, least significant first."""
+    limbs = np.frombuffer(_le_bytes(x, ring), dtype="<u2").reshape(x.shape + (ring.bits // 16,))
+    return np.moveaxis(limbs, -1, 0).astype(np.float64)
+
+
+def _limb_dot(a: np.ndarray, b: np.ndarray, ring: Ring) -> np.ndarray:
+    """a @ b modulo 2^bits for (m, n) and (n, q) ring elements, exactly: the sum over limb pairs (i, j) with
+    i + j below the ring's limb count of (a_i @ b_j) 2^(16 (i + j)), each a_i @ b_j a float64 product of
+    integers below 2^16 summed over at most 2^16 rows."""
+    m, n = a.shape
+    q = b.shape[1]
+    count = ring.bits // _LIMB_BITS
+    total = np.zeros((m, q), dtype=object)
+    for lo in range(0, n, _LIMB_CHUNK):
+        al = _limbs16(a[:, lo:lo + _LIMB_CHUNK], ring)             # (L, m, c)
+        bl = _limbs16(b[lo:lo + _LIMB_CHUNK], ring)                # (L, c, q)
+        prod = (al.reshape(count * m, -1) @ bl.transpose(1, 0, 2).reshape(-1, count * q)).reshape(count, m, count, q)
+        for k in range(count):
+            shifted = sum(prod[i, :, k - i, :] for i in range(k + 1))
+            total = total + (shifted.astype(np.int64).astype(object) << (_LIMB_BITS * k))
+    return total
+
+
 class Ring:
     """Z/2^bits with numpy object arrays of Python ints as elements."""
 
@@ -113,8 +156,13 @@ class Ring:
         return self._mod(np.asarray(a, dtype=object) * np.asarray(b, dtype=object))
 
     def dot(self, a, b) -> np.ndarray:
-        """Matrix product in the ring (numpy's object matmul, then one reduction)."""
-        return self._mod(np.asarray(a, dtype=object).dot(np.asarray(b, dtype=object)))
+        """Matrix product in the ring. Large products go through exact float64 matrix products of 16-bit
+        limbs (:func:`_limb_dot`, BLAS instead of Python integers: the Cox Hessian's X'WX was half of a
+        fit's time); small ones through numpy's object matmul, then one reduction."""
+        a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+        if a.ndim == 2 and b.ndim == 2 and a.shape[1] >= _LIMB_DOT_MIN and min(a.shape[0], b.shape[1]) >= _LIMB_DOT_SIDE:
+            return self._mod(_limb_dot(a, b, self))
+        return self._mod(a.dot(b))
 
     def neg(self, a) -> np.ndarray:
         return self._mod(-np.asarray(a, dtype=object))
@@ -140,12 +188,8 @@ class Ring:
     # ---- transport --------------------------------------------------------------------------
     def to_limbs(self, values) -> np.ndarray:
         """Ring elements as little-endian uint64 limbs (shape + (limbs,)), for sealed numpy blobs."""
-        v = self._mod(values)
-        flat = v.reshape(-1)
-        out = np.empty((flat.size, self.limbs), dtype=np.uint64)
-        for j in range(self.limbs):
-            out[:, j] = np.bitwise_and(flat >> (64 * j), MASK64).astype(np.uint64)
-        return out.reshape(v.shape + (self.limbs,))
+        shape = np.shape(values)
+        return np.frombuffer(_le_bytes(values, self), dtype="<u8").astype(np.uint64).reshape(shape + (self.limbs,))
 
     def from_limbs(self, limbs: np.ndarray) -> np.ndarray:
         limbs = np.asarray(limbs, dtype=np.uint64)
@@ -156,12 +200,7 @@ class Ring:
 
     def pack(self, values) -> str:
         """Compact JSON text: the shape, then base64 of fixed-width little-endian limbs."""
-        v = self._mod(values)
-        flat = v.reshape(-1)
-        limbs = np.empty((flat.size, self.limbs), dtype="<u8")
-        for j in range(self.limbs):
-            limbs[:, j] = np.bitwise_and(flat >> (64 * j), MASK64).astype(np.uint64)
-        return ",".join(str(d) for d in v.shape) + ":" + base64.b64encode(limbs.tobytes()).decode()
+        return ",".join(str(d) for d in np.shape(values)) + ":" + base64.b64encode(_le_bytes(values, self)).decode()
 
     def unpack(self, text: str) -> np.ndarray:
         head, _, body = text.partition(":")
