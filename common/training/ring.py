@@ -3,8 +3,8 @@
 Logistic regression fits in 64-bit shares (:mod:`.shares`). Cox regression multiplies risk
 scores exp(z) by features, sums them over risk sets and divides by blinded risk-set sums; those
 products need 100-200 bits before they are scaled back. Python integers in numpy object arrays
-give exact arithmetic in Z/2^bits at a speed that is enough for 10^4-10^5 records (a 13,500 x 21
-matrix product takes under a second).
+give exact arithmetic in Z/2^bits; wide matrix products (the Hessian's X'WX) go through exact
+float64 products of 16-bit limbs instead (:func:`_limb_dot`, about 3-7 times faster).
 
 Two tools make mixed precision work with plain local computation:
 
