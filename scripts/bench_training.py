@@ -154,6 +154,17 @@ def reference(data: pd.DataFrame, model: str, ties: str, result: dict | None = N
     return pd.Series(fit.params, x.columns), pd.Series(fit.bse, x.columns), c, seconds, x.columns, len(y)
 
 
+def cost_fields(result: dict, seconds: float, ref_seconds: float) -> dict:
+    """Iterations, rounds, bytes and times of a lancelot run beside its pooled reference's time (every table)."""
+    cost = result["cost"]
+    link_s = cost["seconds_per_phase"]["linkage + set-up"]
+    return {"iterations": result["convergence"]["iterations"], "rounds": cost["rounds"],
+            "MB_relayed": round((cost["bytes_to_stations"] + cost["bytes_from_stations"]) / 1e6, 1),
+            "lancelot_s": round(seconds, 1), "of_which_linkage_setup_s": round(link_s, 1),
+            "training_s": round(seconds - link_s, 1), "reference_s": round(ref_seconds, 3),
+            "ratio_total": round(seconds / ref_seconds), "ratio_training": round((seconds - link_s) / ref_seconds)}
+
+
 def linked_data(paths: dict, result: dict) -> pd.DataFrame:
     links = pd.DataFrame(result["links"])[[REG, GP]].dropna()
     return (links.merge(pd.read_csv(paths[REG]), left_on=REG, right_on="record_id")
@@ -172,14 +183,9 @@ def bench_terms(patients: int, models: list[str], as_json: bool) -> int:
                 params, bse, quality_ref, ref_seconds, columns, n = reference(linked_data(paths, result), model, "efron",
                                                                             result if terms else None)
                 table = pd.DataFrame(result["coefficients"]).set_index("feature").loc[columns]
-                cost = result["cost"]
-                link_s = cost["seconds_per_phase"]["linkage + set-up"]
                 rel = (table["estimate"] - params[columns]).abs() / bse[columns]
                 rows.append({"model": model, "terms": terms, "n": n, "coefficients": len(columns),
-                             "iterations": result["convergence"]["iterations"], "rounds": cost["rounds"],
-                             "MB_relayed": round((cost["bytes_to_stations"] + cost["bytes_from_stations"]) / 1e6, 1),
-                             "lancelot_s": round(seconds, 1), "training_s": round(seconds - link_s, 1),
-                             "reference_s": round(ref_seconds, 3),
+                             **cost_fields(result, seconds, ref_seconds),
                              "max_coef_diff": float(np.max(np.abs(table["estimate"] - params[columns]))),
                              "max_coef_diff_in_se": float(rel.max()),
                              "max_se_diff": float(np.max(np.abs(table["std_error"] - bse[columns]))),
@@ -230,13 +236,8 @@ def bench_strata(patients: int, as_json: bool) -> int:
                                     strata=["S"] if strata else None, fit_options={"precision": 1e-10})
             ref_seconds = time.perf_counter() - t0
             table = pd.DataFrame(result["coefficients"]).set_index("feature").loc[x.columns]
-            cost = result["cost"]
-            link_s = cost["seconds_per_phase"]["linkage + set-up"]
             rows.append({"strata": where, "n": len(y), "coefficients": len(x.columns),
-                         "iterations": result["convergence"]["iterations"], "rounds": cost["rounds"],
-                         "MB_relayed": round((cost["bytes_to_stations"] + cost["bytes_from_stations"]) / 1e6, 1),
-                         "lancelot_s": round(seconds, 1), "training_s": round(seconds - link_s, 1),
-                         "reference_s": round(ref_seconds, 3), "ratio_training": round((seconds - link_s) / ref_seconds),
+                         **cost_fields(result, seconds, ref_seconds),
                          "max_coef_diff": float(np.max(np.abs(table["estimate"] - cph.params_[x.columns]))),
                          "max_se_diff": float(np.max(np.abs(table["std_error"] - cph.standard_errors_[x.columns])))})
     if as_json:
@@ -350,15 +351,9 @@ def main() -> int:
             params, bse, quality_ref, ref_seconds, columns, n = reference(linked_data(paths, result), model, ties)
             table = pd.DataFrame(result["coefficients"]).set_index("feature").loc[columns]
             quality = result["quality"]["auc"] if model == "logistic" else result["quality"]["concordance"]["estimate"]
-            link_s = result["cost"]["seconds_per_phase"]["linkage + set-up"]
-            cost = result["cost"]
             rows.append({
                 "model": model, "ties": ties, "tolerance": tol, "linked_complete_cases": n, "coefficients": len(columns),
-                "iterations": result["convergence"]["iterations"], "rounds": cost["rounds"],
-                "MB_relayed": round((cost["bytes_to_stations"] + cost["bytes_from_stations"]) / 1e6, 1),
-                "lancelot_s": round(seconds, 1), "of_which_linkage_setup_s": round(link_s, 1),
-                "training_s": round(seconds - link_s, 1), "reference_s": round(ref_seconds, 3),
-                "ratio_total": round(seconds / ref_seconds), "ratio_training": round((seconds - link_s) / ref_seconds),
+                **cost_fields(result, seconds, ref_seconds),
                 "max_coef_diff": float(np.max(np.abs(table["estimate"] - params[columns]))),
                 "max_se_diff": float(np.max(np.abs(table["std_error"] - bse[columns]))),
                 "quality": round(quality, 5), "quality_reference": round(float(quality_ref), 5),
