@@ -129,41 +129,37 @@ def _structure(ctx: StationContext) -> dict:
     return out
 
 
-def _stratum_copies(ctx: StationContext, payload: dict) -> int:
+def _stratum_copies(ctx: StationContext, payload: dict) -> tuple[int, np.ndarray]:
     """Strata at a station other than the hub: the number of copies of the hub's rows the fit runs on (1
-    without). At the first opening, when f holds the strata columns (0/1 integers, D = f_D + b_D), each station
+    without) and this station's membership share over them. At the first opening, when f holds the strata columns (0/1 integers, D = f_D + b_D), each station
     turns its membership share into shares of m * D_s for every stratum s: f_D [m] (f_D is known to both) plus
     its share of m b_D, dealt by the coordinator (which knows m and b, never D). Copy s, row i sits at s n + i;
     a linked record is a member of its own stratum's copy only."""
     cols = payload["layout"].get("strata") or []
     copies = max(len(cols), 1)
-    if len(ctx.state.get_array("cox_order")) != copies * len(ctx.state.get_array("train_f")):
-        raise InputError("the hub's time structure does not match the strata columns", station=ctx.station)
-    if not cols:
-        return 1
-    if not ctx.state.has("cox_m_copies"):
-        own, _, st = stream_seeds(ctx)
-        m = ctx.state.get_array("cox_m").astype(np.uint64)
-        f_d = ctx.state.get_array("train_f").astype(np.uint64)[:, cols]
-        if st["role"] == "hub":
-            dealt = sh.prg(own, Seeded.STRATA_MEMBERSHIP, f_d.shape)
-        else:
-            dealt = ctx.state.get_array("cox_mb").astype(np.uint64)
-        if dealt.shape != f_d.shape:
-            raise InputError("the relayed stratum shares do not match the layout", station=ctx.station)
-        ctx.state.put_array("cox_m", (f_d * m[:, None] + dealt).T.reshape(-1))
-        ctx.state.put_array("cox_m_copies", np.array([len(cols)]))
-    return len(cols)
+    if payload["t"] == 0:
+        f = ctx.state.get_array("train_f").astype(np.uint64)
+        if len(ctx.state.get_array("cox_order")) != copies * len(f):
+            raise InputError("the hub's time structure does not match the strata columns", station=ctx.station)
+        if cols:
+            own, _, st = stream_seeds(ctx)
+            f_d = f[:, cols]
+            dealt = (sh.prg(own, Seeded.STRATA_MEMBERSHIP, f_d.shape) if st["role"] == "hub"
+                     else ctx.state.get_array("cox_mb").astype(np.uint64))
+            if dealt.shape != f_d.shape:
+                raise InputError("the relayed stratum shares do not match the layout", station=ctx.station)
+            m = ctx.state.get_array("cox_m").astype(np.uint64)
+            ctx.state.put_array("cox_m_strata", (f_d * m[:, None] + dealt).T.reshape(-1))
+    return copies, ctx.state.get_array("cox_m_strata" if cols else "cox_m").astype(np.uint64)
 
 
 def step_open(ctx: StationContext, payload: dict) -> dict:
     """Permuted, re-masked shares of z = X beta, the open columns, the membership and the mask b;
     on rows outside the cohort everything but the membership is replaced by noise."""
     complete_view(ctx, payload)
-    copies = _stratum_copies(ctx, payload)
+    copies, m = _stratum_copies(ctx, payload)
     o, t, opened = open_shares(ctx, payload, copies), payload["t"], payload["layout"]["open"]
     hub, pair, n = o["hub"], o["pair"], o["n"]
-    m = ctx.state.get_array("cox_m").astype(np.uint64)
     outside = (np.uint64(1) if hub else np.uint64(0)) - m      # shares of 1 - membership
     noise = outside[:, None] * sh.prg(pair, at(Pair.OUTSIDE_NOISE, t), (n, 1 + len(opened)))
     out = np.column_stack([o["z"] + noise[:, 0], o["share"][:, opened] + noise[:, 1:], m, o["b_part"]])
