@@ -124,6 +124,24 @@ def pooled_design(linked: pd.DataFrame, features: list[dict], keep: list[str]) -
     return pd.DataFrame(parts, index=data.index), data
 
 
+def pooled_with_products(study, paths, result, features, keep, stations):
+    """The linked complete cases in plain text with the products a formula ``a * b`` adds, named like lancelot's."""
+    linked = joined({**study, **paths}, result["links"], stations)
+    mains = [f for f in features if "interaction" not in f]
+    x, data = pooled_design(linked, mains, keep)
+    for f in features:
+        if "interaction" not in f:
+            continue
+        a, b = f["interaction"]
+        cols_a = [c for c in x.columns if c == a["column"] or c.startswith(a["column"] + "=")]
+        cols_b = [c for c in x.columns if c == b["column"] or c.startswith(b["column"] + "=")]
+        for ca in cols_a:
+            for cb in cols_b:
+                x[f"{ca}:{cb}"] = x[ca] * x[cb]
+    return x, data
+
+
+
 NODE_ROUNDING_BASE = 5   # the node policy's default rounding base (lancelot.policy.NodePolicy)
 
 

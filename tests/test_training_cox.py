@@ -301,7 +301,8 @@ def test_labels_under_one_seed_never_coincide():
     import lancelot.training as training
     from lancelot.training import labels
 
-    for namespace in (labels.Seeded, labels.Pair, labels.LogisticDealt, labels.CoxDealt, labels.CoxOpened):
+    for namespace in (labels.Seeded, labels.Pair, labels.LogisticDealt, labels.CoxDealt, labels.CoxOpened,
+                      labels.Validation):
         names = labels.names(namespace)
         assert len(names) == len(set(names)) > 2, namespace
     # under the pair key: the pair masks and the openings' masks; under the hub's seed: the dealt shares
@@ -311,6 +312,10 @@ def test_labels_under_one_seed_never_coincide():
     assert not pair_labels & opening_labels
     dealt = {labels.at(n, t) for n in labels.names(labels.CoxDealt) for t in range(12)}
     assert not dealt & set(labels.names(labels.Seeded))
+    # the validation deals under the hub's seed too, after the logistic iterations' dealt shares
+    logistic = {labels.at(n, t) for n in labels.names(labels.LogisticDealt) for t in range(12)}
+    validation = {labels.at(n, t) for n in labels.names(labels.Validation) for t in range(12)}
+    assert not validation & (logistic | set(labels.names(labels.Seeded)))
     # no protocol module spells a per-iteration label by hand: they all go through labels.at / labels.opening
     for path in Path(training.__file__).parent.glob("*.py"):
         assert not re.findall(r'f"[A-Za-z0-9:]+\{t\}"', path.read_text()), path.name

@@ -12,10 +12,9 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 from helpers import (
-    joined,
     make_study,
     mean_step,
-    pooled_design,
+    pooled_with_products,
     recording_coordinator,
     station_paths,
     with_columns,
@@ -52,23 +51,6 @@ def spec(study, model, features, **extra):
     if model == "cox":
         return {**out, "time": v(REG, TIME), "event": v(REG, EVENT)}
     return {**out, "outcome": v(REG, OUTCOME)}
-
-
-def pooled_with_products(study, paths, result, features, keep, stations):
-    """The linked complete cases in plain text with the products a formula ``a * b`` adds, named like lancelot's."""
-    linked = joined({**study, **paths}, result["links"], stations)
-    mains = [f for f in features if "interaction" not in f]
-    x, data = pooled_design(linked, mains, keep)
-    for f in features:
-        if "interaction" not in f:
-            continue
-        a, b = f["interaction"]
-        cols_a = [c for c in x.columns if c == a["column"] or c.startswith(a["column"] + "=")]
-        cols_b = [c for c in x.columns if c == b["column"] or c.startswith(b["column"] + "=")]
-        for ca in cols_a:
-            for cb in cols_b:
-                x[f"{ca}:{cb}"] = x[ca] * x[cb]
-    return x, data
 
 
 def assert_exact(result, params, bse, x, atol=EXACT):

@@ -61,6 +61,8 @@ class Pair:
     INCREMENT_MASK = "Ml"        # Cox: mask of the opened baseline hazard increments
     WEIGHTS_MASK = "Mu"          # Cox: mask of the opened weighted mask products
     CONCORDANCE_MASK = "MO"      # Cox: mask of the opened concordance counts
+    BOOTSTRAP = "boot"           # validation: the resample weights (Poisson, per record)
+    BIN_REFRESH = "bz"           # validation: re-randomises the shares of the bin-scaled scores
 
 
 class LogisticDealt:
@@ -68,6 +70,22 @@ class LogisticDealt:
     WEIGHTS = "w"                # w = p(1 - p), in the permuted order
     WEIGHTED_MASK = "u"          # w times the coordinator's mask b'
     RESIDUALS = "r"              # r = y - p
+
+
+class Validation:
+    """What the coordinator deals for the bootstrap validation (:mod:`.validation`), once per job."""
+    WEIGHTS = "vw"               # w at the last iterate (fewer bits: resample weights multiply it)
+    RESIDUALS = "vr"             # r at the last iterate
+    WEIGHTED_MASK = "vu"         # w times the opened mask b'
+    MASK_SQUARES = "vq"          # w times b'b'^T per record (upper triangle)
+    MASK_RESIDUALS = "vs"        # r times b'
+    COEFFICIENTS = "vA"          # the resample models' integer score coefficients A_b
+    BIN_MASK = "vm"              # r (plus C's part of the scores): masks the scores opened between H and P
+    EVENT_TABLE = "vE"           # per resample (suffix b): one-hot at -floor(r / 2^m) times the outcome
+    NONEVENT_TABLE = "vN"        # the same times 1 - outcome
+    TRIPLE_A = "va"              # Beaver triples of the AUC's pair counts
+    TRIPLE_B = "vb"
+    TRIPLE_C = "vc"
 
 
 class CoxDealt:

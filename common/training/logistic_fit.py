@@ -26,14 +26,16 @@ import numpy as np
 from ..disclosure import release_count, release_share, round_magnitude
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
-from . import logistic, terms
+from . import logistic, terms, validation
 from . import shares as sh
 from .design import FRAC_BITS_X, LOW_BITS, MAX_ENCODED
-from .labels import LogisticDealt, Seeded, at
+from .labels import LogisticDealt, Seeded, Validation, at
 from .newton import convergence, newton, ridge
 from .release import LOGISTIC_CELLS, check_residual_dof, disclosure_note
 from .spec import TrainSpec
 from .start import Start, start_training
+from .terms import MAX_BITS
+from .validation import check_repetitions
 
 FRAC_BITS_BETA = 24
 MAX_FRAC_BITS_W = 24
@@ -60,6 +62,8 @@ def train_logistic(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
     hub, seeds, linkage = st.hub, st.seeds, st.linkage
     cohort = linkage.cohort()
     n = len(cohort[hub])
+    if spec.validation:   # before the fit: the stations would refuse the resamples after it
+        check_repetitions(spec.validation["repetitions"], n)
     sumsq = {s_: m["sumsq_bits"] for s_, m in st.metas.items()}
     bounds = [terms.product_sumsq_bits(st.features[i], st.features[j], sumsq[st.features[i]["station"]],
                                        sumsq[st.features[j]["station"]], f["shift"])
@@ -83,6 +87,9 @@ def train_logistic(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
                       diverged=lambda b_: _separation(st.names, b_), log=coordinator.log, history=fit.history,
                       hint="separation or a nearly collinear design?")
     result = fit.result(beta, linkage, spec)
+    if spec.validation:
+        with coordinator.cost.phase("training: internal validation"):
+            result["validation"] = fit.validate(spec.validation, spec.penalty)
     if evaluate:
         result["links"] = linkage.links_table()
     return result
@@ -140,7 +147,8 @@ class _LogisticFit:
         hess = (hess + hess.T) / 2
         if t == 0:
             self._first_checks(hess, grad)
-        self.last = {"hess": hess, "z": z, "y": y, "complete": complete}
+        self.last = {"hess": hess, "z": z, "y": y, "complete": complete, "t": t, "beta": beta, "w": w, "r": r,
+                     "b_perm": b_perm}
         # at beta = 0 the log-likelihood is -n log 2: the exact number of complete cases, so withheld
         return hess, grad, (logistic.log_likelihood(z[complete], y[complete]) if t > 0 else None)
 
@@ -160,6 +168,51 @@ class _LogisticFit:
         moments = terms.original_moments(hess[0] / hess[0, 0], hess / hess[0, 0], features)
         self.summaries = terms.with_product_means(logistic.feature_summary(moments, features, n_c, st.base), features,
                                                   totals, n_c, first=1, base=st.base)
+
+    def validate(self, options: dict, penalty: float) -> dict:
+        """Bootstrap optimism of the AUC and calibration slope in four rounds for all resamples
+        (:mod:`.validation`); the resample weights and scores stay on shares."""
+        st, c, last = self.st, self.c, self.last
+        hub, partner, layout, t = st.hub, st.partner, st.layout, last["t"]
+        reps, bins = options["repetitions"], options["bins"]
+        design_bounds = np.array([2.0 ** f.get("max_bits", MAX_BITS) for f in st.features]
+                                 + [2.0 ** MAX_BITS] * (st.p_design - st.p))
+        boot = validation.Bootstrap(last, st.seeds[hub], st.expand(), design_bounds, reps, bins, (self.fw, self.fr),
+                                    penalty)
+        c.log(f"training: internal validation, {reps} bootstrap resamples, {bins} bins: about "
+              f"{validation.relayed_bytes(self.n, st.p_design, reps, bins) / 1e6:.0f} MB to relay, 4 rounds")
+        common = {"t": t, "layout": layout, "repetitions": reps}
+        res = c.round({hub: StepCall("train_resample", common),
+                       partner: StepCall("train_resample", {**common, **boot.resample_material()})},
+                      label="validation: resample Hessians and gradients (one Newton step each)")
+        betas, ok = boot.one_step(sh.unpack(res[hub]["sums"]) + sh.unpack(res[partner]["sums"]))
+        res = c.round({hub: StepCall("train_bin", common),
+                       partner: StepCall("train_bin", {**common, **boot.score_material(betas)})},
+                      label="validation: masked bin-scaled scores between the stations")
+        start = validation.START[None, None, :].repeat(2, axis=1)          # one common point: (0, 1)
+        counting = {**common, "bins": bins, "weights": sh.pack(boot.statistic_weights(start))}
+        res = c.round({hub: StepCall("train_count", {**counting, "sealed": res[partner]["sealed"]}),
+                       partner: StepCall("train_count", {**counting, "sealed": res[hub]["sealed"],
+                                                         **boot.table_material()})},
+                      label="validation: events and non-events per bin on shares, calibration statistics")
+        opened = sh.unpack(res[hub]["stats"]) + sh.unpack(res[partner]["stats"])
+        stats = validation.decode_statistics(opened[:reps * 10].reshape(reps, 2, 5))
+        totals = opened[reps * 10:].view(np.int64).astype(float).reshape(reps, 2, 2)
+        first = validation.recalibration_step(stats, validation.START)
+        points = validation.group_points(first)
+        second = {**common, "weights": sh.pack(boot.statistic_weights(points))}
+        triple = validation.deal_triples(st.seeds[hub], st.seeds[partner], t, (reps, 2, bins))
+        res = c.round({hub: StepCall("train_auc", {**second, "sealed": res[partner]["sealed"]}),
+                       partner: StepCall("train_auc", {**second, "sealed": res[hub]["sealed"],
+                                                       Validation.TRIPLE_C: triple})},
+                      label="validation: the AUC's pair counts, calibration statistics at common points")
+        numerators = (sh.unpack(res[hub]["auc"]) + sh.unpack(res[partner]["auc"])).view(np.int64).astype(float)
+        stats = validation.decode_statistics(
+            (sh.unpack(res[hub]["stats"]) + sh.unpack(res[partner]["stats"])).reshape(reps, len(points), 2, 5))
+        slopes = validation.recalibration_slopes(stats, first, points)
+        complete = last["complete"]
+        apparent_auc = logistic.auc(last["z"][complete], last["y"][complete])
+        return validation.release(validation.summarise(numerators, totals, slopes, ok, apparent_auc), bins)
 
     def result(self, beta: np.ndarray, linkage, spec: TrainSpec) -> dict:
         st, k, base, features = self.st, self.st.k, self.st.base, self.st.features

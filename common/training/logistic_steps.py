@@ -11,10 +11,10 @@ import numpy as np
 from ..linkage.steps import station_rows
 from ..runtime.errors import InputError
 from ..runtime.station import StationContext
-from . import channel, products
+from . import channel, products, validation
 from . import shares as sh
 from .design import build_block
-from .labels import LogisticDealt, Pair, at
+from .labels import LogisticDealt, Pair, Validation, at
 
 
 def step_rows(ctx: StationContext, payload: dict) -> dict:
@@ -41,16 +41,24 @@ def step_open(ctx: StationContext, payload: dict) -> dict:
     return {"shares": sh.pack(out[sh.permutation(o["pair"], at(Pair.PERMUTATION, t), o["n"])]), **products.open_round(ctx, payload)}
 
 
+def _frame(ctx: StationContext, layout: dict, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """This station's view F = pi_t(f - d_t) of the design in iteration t's order (X = F + b', C knows
+    b'), and that order."""
+    _, pair, _ = channel.stream_seeds(ctx)
+    feat = layout["features"]
+    f = ctx.state.get_array("train_f").astype(np.uint64)
+    n = f.shape[0]
+    perm = sh.permutation(pair, at(Pair.PERMUTATION, t), n)
+    return (f[:, feat] - sh.prg(pair, at(Pair.REFRESH, t), (n, len(feat))))[perm], perm
+
+
 def step_aggregate(ctx: StationContext, payload: dict) -> dict:
     """Shares of the gradient F'r and of the Hessian F'WF + F'U + U'F in the iteration's permuted order."""
     products.finish_round(ctx, payload)
     own_seed, pair, st = channel.stream_seeds(ctx)
-    layout, t = payload["layout"], payload["t"]
-    feat = layout["features"]
-    f = ctx.state.get_array("train_f").astype(np.uint64)
-    n, p = f.shape[0], len(feat)
-    perm = sh.permutation(pair, at(Pair.PERMUTATION, t), n)
-    big_f = (f[:, feat] - sh.prg(pair, at(Pair.REFRESH, t), (n, p)))[perm]
+    t = payload["t"]
+    big_f, _ = _frame(ctx, payload["layout"], t)
+    n, p = big_f.shape
     if st["role"] == "hub":
         w, u, r = (sh.prg(own_seed, at(LogisticDealt.WEIGHTS, t), n), sh.prg(own_seed, at(LogisticDealt.WEIGHTED_MASK, t), (n, p)), sh.prg(own_seed, at(LogisticDealt.RESIDUALS, t), n))
     else:
@@ -65,5 +73,110 @@ def step_aggregate(ctx: StationContext, payload: dict) -> dict:
     return {"sums": sh.pack(out + mask if st["role"] == "hub" else out - mask)}
 
 
+# ---------------------------------------------------------------------------------------------
+# internal validation (bootstrap optimism; the protocol and its algebra: lancelot.training.validation)
+# ---------------------------------------------------------------------------------------------
+def _dealt(ctx: StationContext, payload: dict, hub: bool, own: bytes, name: str, label: str, shape: tuple) -> np.ndarray:
+    """The hub's share of a dealt value from its seed, the partner's from the payload (checked)."""
+    if hub:
+        return sh.prg(own, label, shape)
+    got = sh.unpack(payload[name])
+    if got.shape != tuple(shape):
+        raise InputError("the relayed validation shares do not match this station's rows", station=ctx.station)
+    return got
+
+
+def _validation_start(ctx: StationContext, payload: dict) -> tuple[bytes, bytes, bool, int, int]:
+    own, pair, st = channel.stream_seeds(ctx)
+    n = ctx.state.get_array("train_f").shape[0]
+    reps = payload["repetitions"]
+    validation.check_repetitions(reps, n, ctx.station)
+    return own, pair, st["role"] == "hub", n, reps
+
+
+def step_resample(ctx: StationContext, payload: dict) -> dict:
+    """Shares of every bootstrap resample's Hessian and gradient at the last iterate (weights from the pair key)."""
+    own, pair, hub, n, reps = _validation_start(ctx, payload)
+    t = payload["t"]
+    big_f, _ = _frame(ctx, payload["layout"], t)
+    p = big_f.shape[1]
+    shapes = {Validation.WEIGHTS: (n,), Validation.RESIDUALS: (n,), Validation.WEIGHTED_MASK: (n, p),
+              Validation.MASK_SQUARES: (n, p * (p + 1) // 2), Validation.MASK_RESIDUALS: (n, p)}
+    dealt = {name: _dealt(ctx, payload, hub, own, name, at(name, t), shape) for name, shape in shapes.items()}
+    sums = validation.station_resample_sums(big_f, dealt, validation.resample_weights(pair, t, reps, n))
+    return {"sums": validation.open_masked(pair, hub, "vsums", t, sums)}
+
+
+def step_bin(ctx: StationContext, payload: dict) -> dict:
+    """Shares of the resample models' bin-scaled scores plus the dealt mask, sealed for the partner."""
+    own, pair, hub, n, reps = _validation_start(ctx, payload)
+    t, st = payload["t"], ctx.state.get(channel.STATE)
+    big_f, _ = _frame(ctx, payload["layout"], t)
+    a = _dealt(ctx, payload, hub, own, Validation.COEFFICIENTS, at(Validation.COEFFICIENTS, t), (reps, big_f.shape[1]))
+    x = validation.station_scores(big_f, a)
+    refresh = sh.prg(pair, at(Pair.BIN_REFRESH, t), x.shape)
+    x = x + refresh if hub else x - refresh
+    y = x + _dealt(ctx, payload, hub, own, Validation.BIN_MASK, at(Validation.BIN_MASK, t), x.shape)
+    ctx.state.put_array("train_bin_y", y)
+    key = channel.peer_key(ctx, st["partner"], st["peers"][st["partner"]])
+    return {"sealed": sh.seal(key, {"y": y}, f"bin-y:{ctx.station}")}
+
+
+def step_count(ctx: StationContext, payload: dict) -> dict:
+    """Open the masked scores with the partner, count events and non-events per bin on shares, open the
+    calibration statistics and start the Beaver products of the AUC's pair counts."""
+    own, pair, hub, n, reps = _validation_start(ctx, payload)
+    t, bins, st = payload["t"], payload["bins"], ctx.state.get(channel.STATE)
+    key = channel.peer_key(ctx, st["partner"], st["peers"][st["partner"]])
+    mine = ctx.state.get_array("train_bin_y").astype(np.uint64)
+    theirs = sh.unseal(key, payload["sealed"], f"bin-y:{st['partner']}")["y"].astype(np.uint64)
+    if theirs.shape != mine.shape or mine.shape != (reps, n) or not 16 <= bins <= validation.MAX_BINS:
+        raise InputError("the relayed validation scores do not match this station's rows", station=ctx.station)
+    tables = {}
+    for name in (Validation.EVENT_TABLE, Validation.NONEVENT_TABLE):
+        relayed = [] if hub else payload[name]
+        if not hub and len(relayed) != reps:
+            raise InputError("the relayed validation tables do not match the resamples", station=ctx.station)
+        tables[name] = [_dealt(ctx, {} if hub else {name: relayed[b]}, hub, own, name, at(f"{name}{b}", t),
+                               (n, bins)) for b in range(reps)]
+    counts = validation.station_bin_counts(mine + theirs, tables, validation.resample_weights(pair, t, reps, n), bins)
+    ctx.state.put_array("train_bin_counts", counts.reshape(reps, -1))
+    opened = np.concatenate([validation.calibration_statistics(counts, _coefficients(ctx, payload, bins)).ravel(),
+                             validation.outcome_totals(counts).ravel()])
+    de = validation.beaver_open(*validation.auc_factors(counts), own, t)
+    ctx.state.put_array("train_beaver", de)
+    return {"stats": validation.open_masked(pair, hub, "vstats", t, opened),
+            "sealed": sh.seal(key, {"de": de}, f"beaver:{ctx.station}")}
+
+
+def _coefficients(ctx: StationContext, payload: dict, bins: int) -> np.ndarray:
+    """C's encoded coefficients of the calibration statistics at its common points (none per resample)."""
+    coefficients = sh.unpack(payload["weights"])
+    if coefficients.ndim != 5 or coefficients.shape[1:] != (2, 2, 5, bins) or not 1 <= len(coefficients) <= 8:
+        raise InputError("the relayed calibration coefficients do not match the bins", station=ctx.station)
+    return coefficients
+
+
+def step_auc(ctx: StationContext, payload: dict) -> dict:
+    """Finish the Beaver products: shares of each AUC numerator sum_k E_k L_k, opened masked, with the
+    calibration statistics at the coordinator's second recalibration point."""
+    own, pair, hub, n, reps = _validation_start(ctx, payload)
+    t, st = payload["t"], ctx.state.get(channel.STATE)
+    key = channel.peer_key(ctx, st["partner"], st["peers"][st["partner"]])
+    mine = ctx.state.get_array("train_beaver").astype(np.uint64)
+    theirs = sh.unseal(key, payload["sealed"], f"beaver:{st['partner']}")["de"].astype(np.uint64)
+    if theirs.shape != mine.shape:
+        raise InputError("the relayed validation products do not match", station=ctx.station)
+    shape = mine.shape[1:]
+    c = _dealt(ctx, payload, hub, own, Validation.TRIPLE_C, at(Validation.TRIPLE_C, t), shape)
+    numerators = validation.beaver_finish(mine + theirs, own, t, c, hub)
+    bins = shape[-1]
+    counts = ctx.state.get_array("train_bin_counts").astype(np.uint64).reshape(reps, 2, 2, bins)
+    stats = validation.calibration_statistics(counts, _coefficients(ctx, payload, bins))
+    return {"auc": validation.open_masked(pair, hub, "vauc", t, numerators),
+            "stats": validation.open_masked(pair, hub, "vstats2", t, stats)}
+
+
 STEPS = {"train_setup": channel.step_setup, "train_rows": step_rows, "train_share": step_share,
-         "train_open": step_open, "train_aggregate": step_aggregate}
+         "train_open": step_open, "train_aggregate": step_aggregate, "train_resample": step_resample,
+         "train_bin": step_bin, "train_count": step_count, "train_auc": step_auc}

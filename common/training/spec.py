@@ -26,6 +26,10 @@ TIES = ("efron", "breslow")
 DEFAULT_SURVIVAL_TIMES = SURVIVAL_GRID_DAYS
 DEFAULT_CONCORDANCE_BINS = 32
 INTERCEPT = "(intercept)"
+DEFAULT_REPETITIONS = 100    # internal validation: bootstrap resamples (lancelot.training.validation)
+MAX_REPETITIONS = 1000
+DEFAULT_BINS = 64            # and the bins of the resample models' scores
+MAX_BINS = 64                # x < 64 2^m keeps 28 bits of statistical hiding in the masked scores
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class TrainSpec:
     concordance_bins: int = DEFAULT_CONCORDANCE_BINS
     interactions: tuple[Interaction, ...] = ()
     strata: tuple[str, str] | None = None     # Cox: a categorical column with a baseline hazard per level
+    validation: dict | None = None            # logistic: {"repetitions": B, "bins": K} (bootstrap optimism)
 
     def stations_with_features(self) -> list[str]:
         seen: list[str] = []
@@ -167,7 +172,28 @@ def parse_train_spec(raw: Any, stations: list[str]) -> TrainSpec:
     if linkage is not None and not isinstance(linkage, dict):
         raise InputError("'linkage' must be a linkage spec object")
     return TrainSpec(model, o_station, o_column, tuple(features), linkage, float(penalty), max_it, float(tol), **cox,
-                     interactions=interactions, strata=strata)
+                     interactions=interactions, strata=strata, validation=_validation(raw, model))
+
+
+def _validation(raw: dict, model: str) -> dict | None:
+    """``"validation": {"method": "bootstrap", "repetitions": B, "bins": K}`` (defaults 100 and 64)."""
+    if "validation" not in raw:
+        return None
+    v = raw["validation"]
+    if model == "cox":
+        raise InputError("'validation' (bootstrap optimism) is built for logistic regression only so far; a Cox "
+                         "model reports the concordance on the training cohort")
+    if not isinstance(v, dict) or set(v) - {"method", "repetitions", "bins"}:
+        raise InputError("'validation' must be {\"method\": \"bootstrap\", \"repetitions\": B, \"bins\": K}")
+    if v.get("method", "bootstrap") != "bootstrap":
+        raise InputError("'validation': the only method is \"bootstrap\" (optimism correction)")
+    reps = v.get("repetitions", DEFAULT_REPETITIONS)
+    if not isinstance(reps, int) or isinstance(reps, bool) or not 10 <= reps <= MAX_REPETITIONS:
+        raise InputError(f"'validation': 'repetitions' must be an integer from 10 to {MAX_REPETITIONS}")
+    bins = v.get("bins", DEFAULT_BINS)
+    if not isinstance(bins, int) or isinstance(bins, bool) or not 16 <= bins <= MAX_BINS:
+        raise InputError(f"'validation': 'bins' must be an integer from 16 to {MAX_BINS}")
+    return {"repetitions": reps, "bins": bins}
 
 
 def _spline(f: dict, i: int, column: str) -> tuple[float, ...] | int:

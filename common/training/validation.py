@@ -1,0 +1,353 @@
+"""Internal validation of a logistic model: the bootstrap optimism of the AUC and of the calibration
+slope (TRIPOD), computed on shares so that no resample model's linear predictors are ever opened.
+
+The fit opens z = X beta to the coordinator C once per Newton iteration, in a fresh order. Opening a
+resample model's z_b as well would hand C projections of the same records that it can pair with z
+by rank (docs/design/treatment-effects.md). Here C sees only aggregates, and H and P see only
+uniform or statistically masked values. Four rounds after the fit, for all B resamples at once:
+
+1. ``train_resample`` (refits): H and P draw Poisson(1) resample weights m_b per record from their
+   pair key (C never learns them) and return shares of every resample's Hessian and gradient at the
+   last iterate, X'diag(m_b w)X and X'diag(m_b) r, using per-record shares C deals of w, r and of the
+   terms with its own mask b'. C takes one Newton step per resample: beta_b (the one-step bootstrap).
+2. ``train_bin``: H and P compute shares of each record's bin-scaled score x = 2^m (z_b - lo_b) / w_b
+   (integer coefficients C sends) and open y = x + r to each other, r < 2^62 dealt by C: y hides x
+   statistically (28 bits). floor(y / 2^m) - floor(r / 2^m) is the record's bin, rounded
+   stochastically (up with the probability of its fraction of a bin). Bins are equal-width over the
+   last opened z widened by a bound on |z_b - z| (no score leaves the bins).
+3. ``train_count``: C dealt, per record and resample, shares of a one-hot vector at -floor(r / 2^m)
+   times the record's outcome (events) and its complement (non-events); rotating it by the opened
+   floor(y / 2^m) puts the one at the record's bin. Summing over records (weights 1 for the original
+   cohort, m_b for the resample) gives shares of the events and non-events per bin; H and P open
+   linear calibration statistics to C and start a Beaver multiplication for the AUC's pair counts.
+4. ``train_auc``: H and P finish it and open each AUC numerator sum_k E_k (2 N0_<k + N0_k).
+
+C then has, per resample, the AUC and the calibration slope (one Newton step from intercept 0,
+slope 1 on the binned scores) on the resample and on the original cohort; the optimism is their
+mean difference. Leakage table: docs/leakage/training.md ("Internal validation").
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..disclosure import round_magnitude
+from ..runtime.errors import InputError
+from . import shares as sh
+from .design import FRAC_BITS_X
+from .labels import Pair, Validation, at, opening
+from .newton import newton_step
+from .spec import DEFAULT_BINS, DEFAULT_REPETITIONS, MAX_BINS, MAX_REPETITIONS
+
+WEIGHT_CAP = 15          # resample weights are Poisson(1) capped here (P(more) < 1e-12)
+BIN_BITS = 28            # m: a bin is 2^m units of the scaled score
+MASK_BITS = 62           # r < 2^62: x + r < 2^63 for x < 2^34 (BINS <= 64), so y hides x to 62 - 34 = 28 bits
+STAT_BITS = 20           # fixed point of the calibration statistics' coefficients
+W_DROP, R_DROP = 4, 2    # precision given up so that weights up to 15 cannot overflow the Hessian and gradient
+_POISSON_CDF = np.cumsum([math.exp(-1) / math.factorial(k) for k in range(WEIGHT_CAP)])
+
+
+def resample_weights(pair: bytes, t: int, repetitions: int, n: int) -> np.ndarray:
+    """(B, n) Poisson(1) resample weights (capped), from the key H and P share: C never sees them."""
+    u = (sh.prg(pair, at(Pair.BOOTSTRAP, t), (repetitions, n)) >> np.uint64(11)).astype(float) / 2.0 ** 53
+    return np.searchsorted(_POISSON_CDF, u, side="right").astype(np.int64)
+
+
+def check_repetitions(repetitions: int, n: int, station: str | None = None) -> None:
+    """The stations' own guard (C checks it first): the B resample Hessians C sees are sums over weights it
+    does not know; with B below n / 2 they stay far fewer than the per-record terms they weight."""
+    top = min(MAX_REPETITIONS, n // 2)
+    if not isinstance(repetitions, int) or not 10 <= repetitions <= top:
+        raise InputError(f"the bootstrap needs 10 to {top} repetitions for this cohort (at most one per 2 linked "
+                         f"records and at most {MAX_REPETITIONS})", station=station)
+
+
+def _deal(seed_h: bytes, label: str, value: np.ndarray) -> str:
+    """The partner's share of a dealt value (the hub's is PRG(seed_H, label))."""
+    return sh.pack(value - sh.prg(seed_h, label, value.shape))
+
+
+def _triu(p: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(p)
+
+
+def open_masked(pair: bytes, hub: bool, key: str, t: int, values: np.ndarray) -> str:
+    """A share for C, masked with the pair key so that only the sum of H's and P's shows."""
+    mask = sh.prg(pair, opening(key, t), values.shape)
+    return sh.pack(values + mask if hub else values - mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# coordinator
+# ---------------------------------------------------------------------------------------------
+class Bootstrap:
+    """The coordinator's side. ``last``: the last opened iterate's frame (t, z, y, complete, the opened
+    mask b', beta, w and r), ``expand`` maps model coefficients to design columns."""
+
+    def __init__(self, last: dict, seed_h: bytes, expand: np.ndarray, bounds: np.ndarray, repetitions: int,
+                 bins: int, frac_bits: tuple[int, int], penalty: float):
+        self.last, self.seed_h, self.expand, self.bounds = last, seed_h, expand, bounds
+        self.B, self.K, self.penalty = repetitions, bins, penalty
+        self.fw, self.fr = frac_bits[0] - W_DROP, frac_bits[1] - R_DROP
+        self.t = last["t"]
+
+    # round 1 ----------------------------------------------------------------------------------
+    def resample_material(self) -> dict:
+        """P's shares of w, r, w b', w b'b'^T (upper triangle) and r b' in the last iteration's frame."""
+        last, t = self.last, self.t
+        b = last["b_perm"]
+        w = sh.encode(last["w"], self.fw)
+        r = sh.encode(last["r"], self.fr)
+        i, j = _triu(b.shape[1])
+        values = {Validation.WEIGHTS: w, Validation.RESIDUALS: r, Validation.WEIGHTED_MASK: b * w[:, None],
+                  Validation.MASK_SQUARES: (b[:, i] * b[:, j]) * w[:, None], Validation.MASK_RESIDUALS: b * r[:, None]}
+        return {name: _deal(self.seed_h, at(name, t), v) for name, v in values.items()}
+
+    def one_step(self, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """beta_b = beta + one Newton step on resample b's Hessian and gradient; rows whose Hessian is singular
+        (a resample without a level's events) are NaN and left out."""
+        pd_ = self.expand.shape[0]
+        i, j = _triu(pd_)
+        tri = len(i)
+        beta = self.last["beta"]
+        betas = np.full((self.B, len(beta)), np.nan)
+        for b in range(self.B):
+            h = np.zeros((pd_, pd_))
+            h[i, j] = sh.decode(total[b, :tri], 2 * FRAC_BITS_X + self.fw)
+            h = h + np.triu(h, 1).T
+            g = sh.decode(total[b, tri:], FRAC_BITS_X + self.fr)
+            try:
+                betas[b] = beta + newton_step(self.expand.T @ h @ self.expand, self.expand.T @ g, beta, self.penalty,
+                                              intercept=True)
+            except np.linalg.LinAlgError:
+                continue
+        return betas, np.all(np.isfinite(betas), axis=1)
+
+    # round 2 ----------------------------------------------------------------------------------
+    def score_material(self, betas: np.ndarray) -> dict:
+        """Bins common to all resamples: equal-width over the last z widened by a bound on every |z_b - z|
+        (so no score leaves them). x_b = 2^m (z_b - lo) / w = F A_b + (b' A_b + c): the stations hold
+        additive shares of the integer coefficients A_b (H's from its seed, P's dealt), so neither sees a
+        resample model; C's part b' A_b + c rides on P's share of the mask r < 2^62."""
+        z, t = self.last["z"], self.t
+        gamma_t = self.expand @ self.last["beta"]
+        gammas = np.nan_to_num(betas) @ self.expand.T
+        # A's rounding moves a score by at most half a unit of A per unit of |x_j|: below one bin
+        if self.bounds.sum() * 2.0 ** -(BIN_BITS - FRAC_BITS_X + 1) > 1:
+            raise InputError("too many design columns for the validation's bins")
+        reach = float((np.abs(gammas - gamma_t) @ self.bounds).max())   # |z_b - z| <= sum_j |d gamma_j| max|x_j|
+        width = (float(z.max() - z.min()) + 2 * reach) / (self.K - 4) + 1e-9
+        lo = float(z.min()) - reach - 2 * width            # two bins' margin: A's rounding, stochastic rounding
+        a = np.rint(gammas * 2.0 ** (BIN_BITS - FRAC_BITS_X) / width)
+        c = round(-lo * 2.0 ** BIN_BITS / width)
+        if np.abs(a).max() >= 2 ** 62 or abs(c) >= 2 ** 62:
+            raise InputError("the resample models' scores do not fit the bins (coefficients too large)")
+        self.lo, self.width = lo, width
+        a = sh.to_ring(a.astype(np.int64))
+        self.r = sh.prg(sh.new_seed(), "r", (self.B, len(z))) >> np.uint64(64 - MASK_BITS)
+        own = (self.last["b_perm"] @ a.T).T + sh.to_ring(np.array([c], dtype=np.int64))
+        return {Validation.COEFFICIENTS: _deal(self.seed_h, at(Validation.COEFFICIENTS, t), a),
+                Validation.BIN_MASK: _deal(self.seed_h, at(Validation.BIN_MASK, t), self.r + own)}
+
+    def table_material(self) -> dict:
+        """P's shares of the one-hot tables at -floor(r / 2^m), times the outcome and its complement (zero for
+        incomplete records), one per resample."""
+        n, k = len(self.last["z"]), self.K
+        start = (-(self.r >> np.uint64(BIN_BITS)).astype(np.int64)) % k          # (B, n)
+        y, complete = self.last["y"].astype(np.uint64), self.last["complete"].astype(np.uint64)
+        rows = np.arange(n)
+        out: dict[str, list[str]] = {Validation.EVENT_TABLE: [], Validation.NONEVENT_TABLE: []}
+        for b in range(self.B):
+            for name, weight in ((Validation.EVENT_TABLE, y * complete),
+                                 (Validation.NONEVENT_TABLE, (np.uint64(1) - y) * complete)):
+                table = np.zeros((n, k), dtype=np.uint64)
+                table[rows, start[b]] = weight
+                out[name].append(_deal(self.seed_h, at(f"{name}{b}", self.t), table))
+        return out
+
+    # rounds 3 and 4 ---------------------------------------------------------------------------
+    def statistic_weights(self, points: np.ndarray) -> np.ndarray:
+        """(G, 2, 2, 5, K) ring-encoded fixed-point coefficients, per common point and cohort (resample,
+        original), of the calibration statistics on (events, all records) per bin: the gradient and Hessian
+        of the log-likelihood of y on a + s * (bin score) at ``points`` (G, 2, 2) = (a, s)."""
+        score = self.lo + np.arange(self.K) * self.width                    # a bin's score
+        s = np.broadcast_to(score, points.shape[:2] + (self.K,))
+        p = 1.0 / (1.0 + np.exp(-(points[:, :, :1] + points[:, :, 1:] * s)))
+        v = p * (1 - p)
+        ones, zero = np.ones_like(s), np.zeros_like(s)
+        # rows: g0 = E - N p, g1 = (E - N p) s, h00 = N v, h01 = N v s, h11 = N v s^2
+        events = np.stack([ones, s, zero, zero, zero], axis=2)
+        total = np.stack([-p, -p * s, v, v * s, v * s * s], axis=2)
+        return sh.to_ring(np.rint(np.stack([events, total], axis=2) * 2.0 ** STAT_BITS).astype(np.int64))
+
+
+def deal_triples(seed_h: bytes, seed_p: bytes, t: int, shape: tuple[int, ...]) -> str:
+    """P's share of c = a b for Beaver multiplications whose a and b each party draws from its seed with C."""
+    a = sh.prg(seed_h, at(Validation.TRIPLE_A, t), shape) + sh.prg(seed_p, at(Validation.TRIPLE_A, t), shape)
+    b = sh.prg(seed_h, at(Validation.TRIPLE_B, t), shape) + sh.prg(seed_p, at(Validation.TRIPLE_B, t), shape)
+    return _deal(seed_h, at(Validation.TRIPLE_C, t), a * b)
+
+
+def relayed_bytes(n: int, p: int, repetitions: int, bins: int) -> int:
+    """About what the four rounds relay (raw bytes; base64 adds a third): the per-record shares of the
+    refits, the masked scores both ways with their masks, the two tables per record and resample."""
+    return 8 * (n * (p * (p + 1) // 2 + 2 * p + 2) + 3 * repetitions * n + 2 * repetitions * n * bins)
+
+
+def recalibration_slopes(stats: np.ndarray, first: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(B, 2) slopes after the second Newton step, each from its nearest common point."""
+    pick = nearest_points(first, points)                                 # (B, 2)
+    b = np.arange(len(stats))[:, None]
+    d = np.arange(2)[None, :]
+    second = recalibration_step(stats[b, pick, d], points[pick, d])
+    return np.where(np.all(np.isfinite(first), axis=2), second[:, :, 1], np.nan)
+
+
+def summarise(auc_numerators: np.ndarray, totals: np.ndarray, slope: np.ndarray, ok: np.ndarray,
+              apparent_auc: float) -> dict:
+    """Per resample: the AUC and calibration slope on the resample ([:, 0]) and on the original cohort
+    ([:, 1]); the optimism is their mean difference over the resamples that could be refitted."""
+    events, nonevents = totals[:, :, 0], totals[:, :, 1]
+    auc = auc_numerators / (2.0 * events * nonevents)
+    good = ok & np.all(np.isfinite(auc), axis=1) & np.all(np.isfinite(slope), axis=1)
+    if good.sum() < 10:
+        raise InputError("fewer than 10 bootstrap resamples could be refitted (sparse categories?): no validation")
+    opt_auc = auc[good, 0] - auc[good, 1]
+    opt_slope = slope[good, 0] - slope[good, 1]
+    used = int(good.sum())
+    return {"repetitions": len(ok), "used": used,
+            "auc": {"apparent": apparent_auc, "optimism": float(opt_auc.mean()),
+                    "corrected": apparent_auc - float(opt_auc.mean()),
+                    "optimism_se": float(opt_auc.std(ddof=1) / math.sqrt(used))},
+            "calibration_slope": {"apparent": 1.0, "optimism": float(opt_slope.mean()),
+                                  "corrected": 1.0 - float(opt_slope.mean()),
+                                  "optimism_se": float(opt_slope.std(ddof=1) / math.sqrt(used))}}
+
+
+def release(summary: dict, bins: int) -> dict:
+    """What the researcher receives: the apparent, optimism and corrected values to 4 significant digits
+    (aggregates over the whole cohort and every resample; no count below k is involved)."""
+    def rounded(block: dict) -> dict:
+        return {key: round_magnitude(value) for key, value in block.items()}
+    return {"method": "bootstrap optimism correction (Harrell): one-step refits on Poisson(1) resamples",
+            "repetitions": summary["repetitions"], "resamples_used": summary["used"], "bins": bins,
+            "auc": rounded(summary["auc"]), "calibration_slope": rounded(summary["calibration_slope"]),
+            "note": "optimism = mean over resamples of (performance on the resample - performance on the original "
+                    "cohort) of the model refitted on the resample; the resample performances use scores binned in "
+                    f"{bins} equal-width bins (stochastic rounding at the edges), the apparent AUC is exact, the "
+                    "apparent calibration slope of a maximum-likelihood fit is 1; optimism_se is the Monte Carlo "
+                    "standard error over the resamples"}
+
+
+START = np.array([0.0, 1.0])   # the recalibration (intercept, slope) of a model on its own data
+
+
+def recalibration_step(stats: np.ndarray, at_: np.ndarray) -> np.ndarray:
+    """(B, 2, 2): one Newton step for the logistic recalibration (a, s) of y on the bin scores, from the
+    opened gradients and Hessians (B, 2, >= 5) at ``at_``; NaN where the Hessian is singular."""
+    g0, g1, h00, h01, h11 = (stats[:, :, i] for i in range(5))
+    det = h00 * h11 - h01 * h01
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = np.stack([(h11 * g0 - h01 * g1) / det, (h00 * g1 - h01 * g0) / det], axis=2)
+    return np.where((det > 0)[:, :, None], at_ + step, np.nan)
+
+
+# ---------------------------------------------------------------------------------------------
+# stations (H: hub, P: partner; both know f, the iteration's permutation and the pair key)
+# ---------------------------------------------------------------------------------------------
+def station_resample_sums(f: np.ndarray, dealt: dict[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """This station's shares of every resample's Hessian (upper triangle) and gradient over the design:
+    sum_i m_bi (F_i F_i' w_i + F_i u_i' + u_i F_i' + q_i) and sum_i m_bi (F_i r_i + s_i), F = the
+    station's view of the design in the iteration's order, the rest its shares of what C dealt."""
+    i, j = _triu(f.shape[1])
+    w, u, r = dealt[Validation.WEIGHTS], dealt[Validation.WEIGHTED_MASK], dealt[Validation.RESIDUALS]
+    per_record = np.hstack([(f[:, i] * f[:, j]) * w[:, None] + f[:, i] * u[:, j] + u[:, i] * f[:, j]
+                            + dealt[Validation.MASK_SQUARES], f * r[:, None] + dealt[Validation.MASK_RESIDUALS]])
+    return weights.astype(np.uint64) @ per_record
+
+
+def station_scores(frame: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """(B, n): F times this station's share of every A_b (C adds b' A_b + c to the mask)."""
+    return (frame @ coefficients.T).T
+
+
+def station_bin_counts(opened: np.ndarray, tables: dict[str, list[np.ndarray]], weights: np.ndarray,
+                       bins: int) -> np.ndarray:
+    """(B, 2, 2, K) shares of (resample, original) x (events, non-events) per bin: each record's dealt one-hot
+    rotated by floor(y / 2^m), summed with the resample's weights and with weight 1."""
+    q = ((opened >> np.uint64(BIN_BITS)) % np.uint64(bins)).astype(np.int64)      # (B, n)
+    cols = np.arange(bins)
+    out = np.zeros((len(q), 2, 2, bins), dtype=np.uint64)
+    for b in range(len(q)):
+        idx = (cols[None, :] - q[b][:, None]) % bins
+        m = weights[b].astype(np.uint64)
+        for c, name in enumerate((Validation.EVENT_TABLE, Validation.NONEVENT_TABLE)):
+            rotated = np.take_along_axis(tables[name][b], idx, axis=1)
+            out[b, 0, c] = m @ rotated
+            out[b, 1, c] = rotated.sum(axis=0, dtype=np.uint64)
+    return out
+
+
+def auc_factors(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The AUC numerator is sum_k E_k L_k with L = 2 (non-events below the bin) + non-events in it."""
+    events, nonevents = counts[:, :, 0], counts[:, :, 1]
+    below = np.cumsum(nonevents, axis=2, dtype=np.uint64) - nonevents
+    return events, below * np.uint64(2) + nonevents
+
+
+def beaver_open(events: np.ndarray, factor: np.ndarray, own: bytes, t: int) -> np.ndarray:
+    """This station's shares of d = E - a and e = L - b (a, b: its parts of C's triple), to exchange."""
+    return np.stack([events - sh.prg(own, at(Validation.TRIPLE_A, t), events.shape),
+                     factor - sh.prg(own, at(Validation.TRIPLE_B, t), factor.shape)])
+
+
+def beaver_finish(opened: np.ndarray, own: bytes, t: int, c: np.ndarray, hub: bool) -> np.ndarray:
+    """Shares of sum_k E_k L_k from the opened (d, e): E L = d e + d b + e a + a b, the hub adding d e."""
+    d, e = opened
+    a = sh.prg(own, at(Validation.TRIPLE_A, t), d.shape)
+    b = sh.prg(own, at(Validation.TRIPLE_B, t), d.shape)
+    product = d * b + e * a + c + (d * e if hub else np.uint64(0))
+    return product.sum(axis=-1, dtype=np.uint64)
+
+
+def calibration_statistics(counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(B, G, 2, 5) shares of the five calibration statistics (fixed point) at each of C's G common points:
+    ``weights`` (G, 2, 2, 5, K) are C's encoded coefficients per cohort for events and for all records."""
+    events = counts[:, :, 0]
+    total = events + counts[:, :, 1]
+    # uint64 products and sums wrap modulo 2^64, as shares should
+    return np.einsum("bdk,gdsk->bgds", events, weights[:, :, 0]) + np.einsum("bdk,gdsk->bgds", total, weights[:, :, 1])
+
+
+def outcome_totals(counts: np.ndarray) -> np.ndarray:
+    """(B, 2, 2) shares of the events and non-events in the resample and in the original cohort."""
+    return counts.sum(axis=3, dtype=np.uint64)
+
+
+def decode_statistics(total: np.ndarray) -> np.ndarray:
+    return sh.decode(total, STAT_BITS)
+
+
+def group_points(first: np.ndarray, groups: int = 4) -> np.ndarray:
+    """(G, 2, 2): per cohort, G common recalibration points, the means of the first steps (B, 2, 2) in G
+    groups by slope. The second step starts from the nearest: the stations never see a point of one
+    resample (with their resample weights it would be a per-resample statistic)."""
+    out = np.empty((groups, 2, 2))
+    for d in range(2):
+        ok = first[np.all(np.isfinite(first[:, d]), axis=1), d]
+        parts = np.array_split(ok[np.argsort(ok[:, 1])], groups) if len(ok) else [np.array([START])] * groups
+        out[:, d] = [part.mean(axis=0) if len(part) else START for part in parts]
+    return out
+
+
+def nearest_points(first: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(B, 2) index of the common point nearest each first step (per cohort)."""
+    distance = np.linalg.norm(np.nan_to_num(first)[:, None] - points[None], axis=3)   # (B, G, 2)
+    return np.argmin(distance, axis=1)
+
+
+__all__ = ["Bootstrap", "DEFAULT_BINS", "DEFAULT_REPETITIONS", "MAX_BINS", "calibration_statistics",
+           "check_repetitions", "deal_triples", "group_points", "nearest_points", "outcome_totals", "relayed_bytes", "release", "resample_weights", "station_bin_counts",
+           "station_resample_sums", "station_scores", "summarise"]

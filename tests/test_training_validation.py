@@ -1,0 +1,267 @@
+"""Internal validation (bootstrap optimism of the AUC and calibration slope) on shares.
+
+The protocol's pieces are checked exactly against the same arithmetic in the clear (the resample
+Hessians, the counts per bin, the AUC's pair counts against scikit-learn); the whole procedure on the
+in-process network against the bootstrap run in the clear on the pooled linked records.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+from helpers import (
+    joined,
+    make_study,
+    pooled_design,
+    pooled_with_products,
+    recording_coordinator,
+    station_paths,
+)
+from sklearn.metrics import roc_auc_score
+
+from lancelot.linkage.protocol import STEPS as LINK_STEPS
+from lancelot.runtime.errors import InputError, LancelotError
+from lancelot.training import logistic_fit, validation
+from lancelot.training import shares as sh
+from lancelot.training.labels import Validation, at
+from lancelot.training.protocol import STEPS as TRAIN_STEPS
+from lancelot.training.protocol import train
+
+REG, GP, G2 = "registry", "gp_1", "gp_2"
+SEED_H, SEED_P, PAIR = bytes(range(32)), bytes(range(1, 33)), bytes(range(2, 34))
+
+
+def v(station, column, **extra):
+    return {"station": station, "column": column, **extra}
+
+
+FEATURES = [v(REG, "age_at_diagnosis"), v(REG, "stage", type="categorical"), v(REG, "who_ps"),
+            v(GP, "copd"), v(GP, "bmi"), v(GP, "smoking", type="categorical", reference="never")]
+
+
+def signed(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=np.uint64).view(np.int64).astype(object)
+
+
+def frame(n: int, p: int, t: int = 3) -> tuple[dict, np.ndarray, np.ndarray]:
+    """A last-iteration frame: C's opened mask b', the stations' F = X - b' and the weights and residuals."""
+    rng = np.random.default_rng(4)   # test data only
+    x = sh.encode(rng.normal(size=(n, p)), 16)
+    b = sh.prg(SEED_P, "b'", (n, p))
+    last = {"t": t, "b_perm": b, "w": rng.uniform(0, 0.25, n), "r": rng.uniform(-1, 1, n), "beta": np.zeros(p),
+            "z": rng.normal(size=n), "y": (rng.random(n) < 0.4).astype(float), "complete": rng.random(n) < 0.9}
+    return last, x, x - b
+
+
+def test_resample_hessians_and_gradients_on_shares_are_the_weighted_sums_in_the_clear():
+    n, p, reps = 300, 4, 12
+    last, x, f = frame(n, p)
+    boot = validation.Bootstrap(last, SEED_H, np.eye(p), np.full(p, 8.0), reps, 32, (24, 30), 0.0)
+    dealt_p = {k: sh.unpack(val) for k, val in boot.resample_material().items()}
+    shapes = {k: val.shape for k, val in dealt_p.items()}
+    dealt_h = {k: sh.prg(SEED_H, at(k, 3), shapes[k]) for k in shapes}
+    weights = validation.resample_weights(PAIR, 3, reps, n)
+    total = (validation.station_resample_sums(f, dealt_h, weights)
+             + validation.station_resample_sums(f, dealt_p, weights))
+    w = signed(sh.encode(last["w"], boot.fw))
+    r = signed(sh.encode(last["r"], boot.fr))
+    xs = signed(x)
+    i, j = np.triu_indices(p)
+    for b in range(reps):
+        m = weights[b].astype(object)
+        hess = [(m * w * xs[:, a] * xs[:, c]).sum() for a, c in zip(i, j)]
+        grad = [(m * r * xs[:, a]).sum() for a in range(p)]
+        assert list(signed(total[b])) == hess + grad   # exact: no wrap-around below 2^63
+    betas, ok = boot.one_step(total)
+    assert ok.all()
+    xf = sh.decode(x, 16)
+    for b in (0, reps - 1):
+        m = weights[b]
+        hess = xf.T @ (xf * (m * last["w"])[:, None])
+        np.testing.assert_allclose(betas[b], np.linalg.solve(hess, xf.T @ (m * last["r"])), rtol=1e-5, atol=1e-6)
+
+
+def test_resample_weights_are_poisson_and_new_with_every_key():
+    weights = validation.resample_weights(PAIR, 0, 50, 4000)
+    assert weights.min() == 0 and weights.max() <= validation.WEIGHT_CAP
+    assert weights.mean() == pytest.approx(1.0, abs=0.01) and weights.var() == pytest.approx(1.0, abs=0.02)
+    assert np.mean(weights == 0) == pytest.approx(np.exp(-1), abs=0.01)
+    assert not np.array_equal(weights, validation.resample_weights(SEED_H, 0, 50, 4000))
+    assert not np.array_equal(weights, validation.resample_weights(PAIR, 1, 50, 4000))
+
+
+def share_pipeline(boot: validation.Bootstrap, x: np.ndarray, weights: np.ndarray, bins: int):
+    """Both stations' side of rounds 2-4 on shares of the bin-scaled scores x (B, n); returns the opened
+    counts (B, 2, 2, K), the AUC numerators and the stations' count shares."""
+    t, reps, n = boot.t, x.shape[0], x.shape[1]
+    x_h = sh.prg(PAIR, "x", x.shape)
+    r_h = sh.prg(SEED_H, at(Validation.BIN_MASK, t), x.shape)
+    opened = (x_h + r_h) + (x - x_h + boot.r - r_h)
+    material = boot.table_material()
+    tables_h = {k: [sh.prg(SEED_H, at(f"{k}{b}", t), (n, bins)) for b in range(reps)] for k in material}
+    tables_p = {k: [sh.unpack(s) for s in v] for k, v in material.items()}
+    counts_h = validation.station_bin_counts(opened, tables_h, weights, bins)
+    counts_p = validation.station_bin_counts(opened, tables_p, weights, bins)
+    de = (validation.beaver_open(*validation.auc_factors(counts_h), SEED_H, t)
+          + validation.beaver_open(*validation.auc_factors(counts_p), SEED_P, t))
+    c_p = sh.unpack(validation.deal_triples(SEED_H, SEED_P, t, de.shape[1:]))
+    c_h = sh.prg(SEED_H, at(Validation.TRIPLE_C, t), de.shape[1:])
+    numerators = (validation.beaver_finish(de, SEED_H, t, c_h, True)
+                  + validation.beaver_finish(de, SEED_P, t, c_p, False)).view(np.int64)
+    return counts_h + counts_p, numerators, (counts_h, counts_p)
+
+
+def test_counts_per_bin_and_auc_pair_counts_on_shares_equal_the_clear_ones():
+    n, reps, bins = 500, 6, 32
+    last, _, _ = frame(n, 2, t=0)
+    rng = np.random.default_rng(7)
+    boot = validation.Bootstrap(last, SEED_H, np.eye(2), np.ones(2), reps, bins, (24, 30), 0.0)
+    boot.r = sh.prg(SEED_P, "r", (reps, n)) >> np.uint64(64 - validation.MASK_BITS)
+    boot.lo, boot.width = -3.0, 0.25
+    true_bins = rng.integers(1, bins - 1, (reps, n))
+    x = true_bins.astype(np.uint64) << np.uint64(validation.BIN_BITS)   # on an edge: no rounding
+    weights = validation.resample_weights(PAIR, 0, reps, n)
+    counts, numerators, shares = share_pipeline(boot, x, weights, bins)
+    y, keep = last["y"].astype(int), last["complete"]
+    for b in range(reps):
+        for d, wt in enumerate((weights[b], np.ones(n, dtype=np.int64))):
+            for c, outcome in enumerate((1, 0)):
+                sel = keep & (y == outcome)
+                expected = np.bincount(true_bins[b][sel], weights=wt[sel], minlength=bins)
+                assert list(counts[b, d, c].view(np.int64)) == list(expected.astype(int))
+            # the AUC with ties counted half, as scikit-learn counts them
+            auc = numerators[b, d] / (2.0 * counts[b, d, 0].sum() * counts[b, d, 1].sum())
+            assert auc == pytest.approx(roc_auc_score(y[keep], true_bins[b][keep], sample_weight=wt[keep]), abs=1e-12)
+    # the calibration statistics at a common point, against the same sums in floating point
+    points = np.array([[[0.1, 0.9], [-0.2, 1.1]]])
+    coef = boot.statistic_weights(points)
+    stats = validation.decode_statistics(sum(validation.calibration_statistics(s, coef) for s in shares))
+    score = boot.lo + np.arange(bins) * boot.width
+    for d in range(2):
+        events, total = counts[0, d, 0].view(np.int64), counts[0, d].view(np.int64).sum(axis=0)
+        p = 1 / (1 + np.exp(-(points[0, d, 0] + points[0, d, 1] * score)))
+        vv = p * (1 - p)
+        expected = [np.sum(events - total * p), np.sum((events - total * p) * score), np.sum(total * vv),
+                    np.sum(total * vv * score), np.sum(total * vv * score ** 2)]
+        np.testing.assert_allclose(stats[0, 0, d], expected, atol=total.sum() * 50 * 2.0 ** -validation.STAT_BITS)
+
+
+def test_a_score_between_two_edges_lands_in_either_bin_with_the_right_odds():
+    """Stochastic rounding: a quarter of a bin above edge 5, it lands in bin 6 one time in four."""
+    reps, bins = 4000, 16
+    last = {"t": 0, "z": np.zeros(1), "y": np.ones(1), "complete": np.ones(1, dtype=bool)}
+    boot = validation.Bootstrap(last, SEED_H, np.eye(1), np.ones(1), reps, bins, (24, 30), 0.0)
+    boot.r = sh.prg(SEED_P, "r", (reps, 1)) >> np.uint64(64 - validation.MASK_BITS)
+    x = np.full((reps, 1), (5 << validation.BIN_BITS) + (1 << (validation.BIN_BITS - 2)), dtype=np.uint64)
+    counts, _, _ = share_pipeline(boot, x, np.ones((reps, 1), dtype=np.int64), bins)
+    landed = counts[:, 1, 0].view(np.int64)
+    assert set(np.flatnonzero(landed.sum(axis=0))) == {5, 6}
+    assert landed[:, 6].mean() == pytest.approx(0.25, abs=4 * np.sqrt(0.25 * 0.75 / reps))
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole procedure on the in-process network
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return make_study(tmp_path_factory.mktemp("validation"), patients=900, gp_stations=1, seed=5)
+
+
+def spec_for(study, **validation_options):
+    return {"linkage": json.loads(study["link_spec"].read_text()), "model": "logistic",
+            "outcome": v(REG, "death_within_2y"), "features": FEATURES, "validation": validation_options}
+
+
+@pytest.fixture(scope="module")
+def validated(study):
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(study),
+                                     {s: {"allow_evaluate": True} for s in (REG, GP)})
+    coord.max_input_mb = 4096.0     # no input goes in parts: count the protocol's own rounds
+    return train(coord, spec_for(study, repetitions=200), evaluate=True), coord.cost.as_dict()["rounds_per_phase"]
+
+
+def clear_bootstrap(x: np.ndarray, y: np.ndarray, repetitions: int, seed: int) -> dict:
+    """The same procedure in the clear: one Newton step per Poisson(1) resample from the pooled fit, the
+    AUC (scikit-learn) and the calibration slope (a full statsmodels recalibration fit) of each resample
+    model on its resample (frequency weights) and on the original records."""
+    fit = sm.Logit(y, x).fit(disp=0, tol=1e-12)
+    prob = fit.predict(x)
+    rng = np.random.default_rng(seed)   # the reference's own resamples
+    auc, slope = [], []
+    for _ in range(repetitions):
+        m = np.minimum(rng.poisson(1.0, len(y)), validation.WEIGHT_CAP)
+        hess = x.T @ (x * (m * prob * (1 - prob))[:, None])
+        score = x @ (fit.params + np.linalg.solve(hess, x.T @ (m * (y - prob))))
+        per = []
+        for wt in (m, np.ones(len(y))):
+            glm = sm.GLM(y, sm.add_constant(score), family=sm.families.Binomial(), freq_weights=wt).fit()
+            per.append((roc_auc_score(y, score, sample_weight=wt), glm.params[1]))
+        auc.append(per[0][0] - per[1][0])
+        slope.append(per[0][1] - per[1][1])
+    return {"auc": (np.mean(auc), np.std(auc) / np.sqrt(repetitions)),
+            "slope": (np.mean(slope), np.std(slope) / np.sqrt(repetitions)),
+            "apparent": roc_auc_score(y, x @ fit.params)}
+
+
+def test_bootstrap_optimism_matches_the_procedure_run_in_the_clear(study, validated):
+    """The resample weights stay with the stations, so the reference draws its own: the two Monte Carlo
+    estimates must agree within their standard errors (plus the bins' and last iterate's share)."""
+    result, rounds = validated
+    x, data = pooled_design(joined(study, result["links"], [REG, GP]), FEATURES, ["death_within_2y"])
+    x.insert(0, "(intercept)", 1.0)
+    ref = clear_bootstrap(x.to_numpy(float), data["death_within_2y"].to_numpy(float), 600, seed=1)
+    got = result["validation"]
+    assert got["repetitions"] == 200 and got["resamples_used"] == 200 and got["bins"] == 64
+    assert got["auc"]["apparent"] == result["quality"]["auc"] == pytest.approx(ref["apparent"], abs=1e-4)
+    for key, name, allowance in (("auc", "auc", 0.001), ("calibration_slope", "slope", 0.005)):
+        mean, se = ref[name]
+        block = got[key]
+        tolerance = 4 * np.hypot(block["optimism_se"], se) + allowance
+        assert block["optimism"] == pytest.approx(mean, abs=tolerance), (key, block, ref[name])
+        assert block["optimism"] > 4 * block["optimism_se"]          # a model with 9 coefficients overfits
+        assert block["corrected"] == pytest.approx(block["apparent"] - block["optimism"], abs=2e-4)
+    assert got["calibration_slope"]["apparent"] == 1.0
+    assert rounds["training: internal validation"] == 4      # for all 200 resamples
+
+
+def test_three_stations_with_cross_station_interactions(tmp_path):
+    """The resample models' scores include product columns (and their low-bits columns) from three stations."""
+    study = make_study(tmp_path, patients=1000, gp_stations=2, seed=11)
+    features = [v(REG, "age_at_diagnosis"), v(REG, "chemotherapy"), v(GP, "copd"), v(G2, "diabetes"),
+                v(G2, "gp_visits"), {"interaction": [v(GP, "copd"), v(G2, "diabetes")]},
+                {"interaction": [v(REG, "chemotherapy"), v(G2, "gp_visits")]}]
+    spec = {**spec_for(study, repetitions=150, bins=48), "features": features}
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(study),
+                                     {s: {"allow_evaluate": True} for s in (REG, GP, G2)})
+    result = train(coord, spec, evaluate=True)
+    x, data = pooled_with_products(study, {}, result, features, ["death_within_2y"], [REG, GP, G2])
+    x.insert(0, "(intercept)", 1.0)
+    ref = clear_bootstrap(x.to_numpy(float), data["death_within_2y"].to_numpy(float), 400, seed=2)
+    got = result["validation"]
+    assert got["bins"] == 48 and got["resamples_used"] == 150
+    for key, name, allowance in (("auc", "auc", 0.001), ("calibration_slope", "slope", 0.005)):
+        mean, se = ref[name]
+        assert got[key]["optimism"] == pytest.approx(mean, abs=4 * np.hypot(got[key]["optimism_se"], se) + allowance)
+
+
+def test_validation_refusals_name_the_problem(study, monkeypatch):
+    paths = station_paths(study)
+    cox = {**spec_for(study), "model": "cox", "time": v(REG, "survival_days"), "event": v(REG, "death")}
+    del cox["outcome"]
+    for spec, message in (
+            (cox, "logistic regression only"),
+            (spec_for(study, repetitions=5), "'repetitions' must be an integer from 10"),
+            (spec_for(study, bins=128), "'bins' must be an integer from 16 to 64"),
+            (spec_for(study, method="cross-validation"), "the only method is"),
+            (spec_for(study, repetitions=1000), "at most one per 2 linked records")):
+        coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, paths)
+        with pytest.raises(InputError, match=message):
+            train(coord, spec)
+    # the stations enforce the bound themselves, whatever the coordinator lets through
+    monkeypatch.setattr(logistic_fit, "check_repetitions", lambda *args, **kwargs: None)
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, paths)
+    with pytest.raises(LancelotError, match="station 'registry'.*at most one per 2 linked records"):
+        train(coord, spec_for(study, repetitions=1000))
