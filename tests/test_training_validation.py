@@ -214,7 +214,7 @@ def test_bootstrap_optimism_matches_the_procedure_run_in_the_clear(study, valida
     x.insert(0, "(intercept)", 1.0)
     ref = clear_bootstrap(x.to_numpy(float), data["death_within_2y"].to_numpy(float), 600, seed=1)
     got = result["validation"]
-    assert got["repetitions"] == 200 and got["resamples_used"] == 200 and got["bins"] == 64
+    assert got["repetitions"] == 200 and got["resamples_used"] == 200 and got["bins"] == 32
     assert got["auc"]["apparent"] == result["quality"]["auc"] == pytest.approx(ref["apparent"], abs=1e-4)
     for key, name, allowance in (("auc", "auc", 0.001), ("calibration_slope", "slope", 0.005)):
         mean, se = ref[name]
@@ -225,6 +225,17 @@ def test_bootstrap_optimism_matches_the_procedure_run_in_the_clear(study, valida
         assert block["corrected"] == pytest.approx(block["apparent"] - block["optimism"], abs=2e-4)
     assert got["calibration_slope"]["apparent"] == 1.0
     assert rounds["training: internal validation"] == 4      # for all 200 resamples
+
+
+def test_the_report_and_summary_show_the_corrected_values(validated, tmp_path):
+    from lancelot.results.models import Model
+
+    result, _ = validated
+    corrected = result["validation"]["auc"]["corrected"]
+    model = Model.from_json(result)
+    assert any(f"-> {corrected:.3f} corrected" in line for line in model.summary_lines())
+    page = model.write_report(tmp_path).read_text()
+    assert "Internal validation" in page and f"{corrected:.4g}" in page
 
 
 def test_three_stations_with_cross_station_interactions(tmp_path):

@@ -135,7 +135,18 @@ class LogisticModel(Model):
         r, conv = self.raw, self.raw["convergence"]
         return [f"  logistic regression for {r['outcome']['column']}: {r['n_used']} complete cases, {r['events']} "
                 f"events; {conv['iterations']} Newton iterations, {self.rounds} rounds",
-                *self.coefficient_lines("odds ratio"), f"    AUC {self.auc:.3f}", *self.term_lines()]
+                *self.coefficient_lines("odds ratio"), f"    AUC {self.auc:.3f}", *self.validation_lines(),
+                *self.term_lines()]
+
+    def validation_lines(self) -> list[str]:
+        """The bootstrap optimism correction, when the spec asked for it."""
+        v = self.raw.get("validation")
+        if not v:
+            return []
+        auc, slope = v["auc"], v["calibration_slope"]
+        return [f"    internal validation ({v['resamples_used']} bootstrap resamples): AUC {auc['apparent']:.3f} "
+                f"-> {auc['corrected']:.3f} corrected for optimism {auc['optimism']:.3f} (+-{auc['optimism_se']:.3f}); "
+                f"calibration slope {slope['corrected']:.3f} (+-{slope['optimism_se']:.3f})"]
 
     @staticmethod
     def predict_function():
