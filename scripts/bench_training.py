@@ -271,7 +271,7 @@ def bench_validation(patients: int, repetitions: list[int], as_json: bool) -> in
         print(json.dumps(rows, indent=1))
         return 0
     print(f"\n{patients} registry patients; logistic, 20 features; bootstrap optimism of the AUC and calibration slope "
-          "(32 bins) against the fit alone and the same procedure in the clear (own resamples)")
+          "(64 bins) against the fit alone and the same procedure in the clear (own resamples)")
     print(f"{'n':>6} {'B':>4} {'valid. s':>8} {'rounds':>6} {'MB':>6} {'fit alone s':>11} {'with s':>7} {'clear s':>7} "
           f"{'ratio':>6} {'AUC optimism':>16} {'clear':>16} {'slope optimism':>16} {'clear':>16}")
     for r in rows:
@@ -282,7 +282,7 @@ def bench_validation(patients: int, repetitions: list[int], as_json: bool) -> in
               f"{r['clear_auc_optimism_se']:.4f} {r['slope_optimism']:>9.4f}+-{r['slope_optimism_se']:.4f} "
               f"{r['clear_slope_optimism']:>9.4f}+-{r['clear_slope_optimism_se']:.4f}")
     print("ratio = lancelot's validation time / the clear bootstrap's time. Rounds: 4 for all resamples, plus one "
-          "store_part round per 64 MB of input above the first (the one-hot tables: 2 x 32 x 8 bytes per record and "
+          "store_part round per 64 MB of input above the first (the one-hot tables: 2 x 64 x 8 bytes per record and "
           "resample). Optimisms are Monte Carlo estimates (+- their SE); the two use different resamples.")
     return 0
 

@@ -26,7 +26,7 @@ from lancelot.linkage.protocol import STEPS as LINK_STEPS
 from lancelot.runtime.errors import InputError, LancelotError
 from lancelot.training import logistic_fit, validation
 from lancelot.training import shares as sh
-from lancelot.training.labels import Validation, at
+from lancelot.training.labels import Pair, Validation, at
 from lancelot.training.protocol import STEPS as TRAIN_STEPS
 from lancelot.training.protocol import train
 
@@ -135,18 +135,37 @@ def test_counts_per_bin_and_auc_pair_counts_on_shares_equal_the_clear_ones():
             # the AUC with ties counted half, as scikit-learn counts them
             auc = numerators[b, d] / (2.0 * counts[b, d, 0].sum() * counts[b, d, 1].sum())
             assert auc == pytest.approx(roc_auc_score(y[keep], true_bins[b][keep], sample_weight=wt[keep]), abs=1e-12)
-    # the calibration statistics at a common point, against the same sums in floating point
-    points = np.array([[[0.1, 0.9], [-0.2, 1.1]]])
-    coef = boot.statistic_weights(points)
+    # the calibration statistics: the same sums in floating point
+    coef = boot.statistic_weights()
     stats = validation.decode_statistics(sum(validation.calibration_statistics(s, coef) for s in shares))
     score = boot.lo + np.arange(bins) * boot.width
+    p = 1 / (1 + np.exp(-score))
+    vv = p * (1 - p)
     for d in range(2):
         events, total = counts[0, d, 0].view(np.int64), counts[0, d].view(np.int64).sum(axis=0)
-        p = 1 / (1 + np.exp(-(points[0, d, 0] + points[0, d, 1] * score)))
-        vv = p * (1 - p)
-        expected = [np.sum(events - total * p), np.sum((events - total * p) * score), np.sum(total * vv),
-                    np.sum(total * vv * score), np.sum(total * vv * score ** 2)]
-        np.testing.assert_allclose(stats[0, 0, d], expected, atol=total.sum() * 50 * 2.0 ** -validation.STAT_BITS)
+        expected = [np.sum(events - total * p), np.sum((events - total * p) * score)]
+        expected += [np.sum(total * c * score ** i) for j, c in ((2, vv), (3, vv * (1 - 2 * p)), (4, vv * (1 - 6 * vv)))
+                     for i in range(j + 1)]
+        np.testing.assert_allclose(stats[0, d], expected, atol=total.sum() * 300 * 2.0 ** -validation.STAT_BITS)
+
+
+def test_the_calibration_slope_from_the_shared_moments_equals_a_recalibration_fit():
+    """The fourth-order Taylor expansion at (0, 1) against statsmodels' logistic fit of y on the bin scores."""
+    n, bins = 6000, 64
+    rng = np.random.default_rng(9)
+    last = {"t": 0, "z": np.zeros(n), "y": np.zeros(n), "complete": np.ones(n, dtype=bool)}
+    boot = validation.Bootstrap(last, SEED_H, np.eye(1), np.ones(1), 1, bins, (24, 30), 0.0)
+    boot.lo, boot.width = -6.0, 0.2
+    k = rng.integers(5, bins - 5, n)
+    score = boot.lo + k * boot.width
+    for intercept, slope in ((0.0, 1.0), (0.15, 0.85), (-0.2, 1.2)):
+        y = (rng.random(n) < 1 / (1 + np.exp(-(intercept + slope * score)))).astype(int)
+        counts = np.zeros((1, 2, 2, bins), dtype=np.uint64)
+        counts[0, :, 0] = np.bincount(k[y == 1], minlength=bins)
+        counts[0, :, 1] = np.bincount(k[y == 0], minlength=bins)
+        stats = validation.decode_statistics(validation.calibration_statistics(counts, boot.statistic_weights()))
+        fit = sm.GLM(y, sm.add_constant(score), family=sm.families.Binomial()).fit()
+        assert validation.recalibration_slopes(stats)[0, 1] == pytest.approx(fit.params[1], abs=2e-3)
 
 
 def test_a_score_between_two_edges_lands_in_either_bin_with_the_right_odds():
@@ -177,50 +196,95 @@ def spec_for(study, **validation_options):
 
 @pytest.fixture(scope="module")
 def validated(study):
-    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(study),
-                                     {s: {"allow_evaluate": True} for s in (REG, GP)})
-    coord.max_input_mb = 4096.0     # no input goes in parts: count the protocol's own rounds
-    return train(coord, spec_for(study, repetitions=200), evaluate=True), coord.cost.as_dict()["rounds_per_phase"]
+    """The fit with 200 resamples; the test also keeps what it needs to redo the same resamples in the clear:
+    the linkage (cohort order, record ids) and the hub's resample weights with the key and iteration."""
+    seen = {}
+    start, weights, scores = logistic_fit.start_training, validation.resample_weights, validation.Bootstrap.score_material
+
+    def keep_start(*args, **kwargs):
+        seen["start"] = start(*args, **kwargs)
+        return seen["start"]
+
+    def keep_weights(pair, t, reps, n):
+        seen["weights"] = (pair, t, weights(pair, t, reps, n))
+        return seen["weights"][2]
+
+    def keep_grid(self, betas):
+        out = scores(self, betas)
+        seen["grid"] = (self.lo, self.width)
+        return out
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(logistic_fit, "start_training", keep_start)
+        patch.setattr(validation.Bootstrap, "score_material", keep_grid)
+        patch.setattr(validation, "resample_weights", keep_weights)
+        coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(study),
+                                         {s: {"allow_evaluate": True} for s in (REG, GP)})
+        coord.max_input_mb = 4096.0     # no input goes in parts: count the protocol's own rounds
+        result = train(coord, spec_for(study, repetitions=200), evaluate=True)
+    return result, coord.cost.as_dict()["rounds_per_phase"], seen
 
 
-def clear_bootstrap(x: np.ndarray, y: np.ndarray, repetitions: int, seed: int) -> dict:
+def resample_weights_by_record(seen: dict) -> dict[str, np.ndarray]:
+    """Each linked hub record's B weights: the weights are drawn in the last iteration's order, whose row j
+    is cohort row pi_t[j] (the permutation H and P derive from their key)."""
+    pair, t, weights = seen["weights"]
+    linkage, hub = seen["start"].linkage, seen["start"].hub
+    perm = sh.permutation(pair, at(Pair.PERMUTATION, t), weights.shape[1])
+    ids = np.asarray(linkage.record_ids[hub], dtype=str)[linkage.cohort()[hub]]
+    return {ids[k]: weights[:, j] for j, k in enumerate(perm)}
+
+
+def clear_bootstrap(x: np.ndarray, y: np.ndarray, repetitions: int, seed: int,
+                    weights: np.ndarray | None = None, grid: tuple[float, float] | None = None) -> dict:
     """The same procedure in the clear: one Newton step per Poisson(1) resample from the pooled fit, the
     AUC (scikit-learn) and the calibration slope (a full statsmodels recalibration fit) of each resample
-    model on its resample (frequency weights) and on the original records."""
+    model on its resample (frequency weights) and on the original records. ``weights`` (B, n): given
+    resamples, otherwise the reference's own; ``grid`` (lo, width): also the AUC with the scores in those
+    bins (floor), ties counted half."""
     fit = sm.Logit(y, x).fit(disp=0, tol=1e-12)
     prob = fit.predict(x)
     rng = np.random.default_rng(seed)   # the reference's own resamples
-    auc, slope = [], []
-    for _ in range(repetitions):
-        m = np.minimum(rng.poisson(1.0, len(y)), validation.WEIGHT_CAP)
+    auc, slope, binned = [], [], []
+    for b in range(repetitions):
+        m = np.minimum(rng.poisson(1.0, len(y)), validation.WEIGHT_CAP) if weights is None else weights[b]
         hess = x.T @ (x * (m * prob * (1 - prob))[:, None])
         score = x @ (fit.params + np.linalg.solve(hess, x.T @ (m * (y - prob))))
         per = []
         for wt in (m, np.ones(len(y))):
             glm = sm.GLM(y, sm.add_constant(score), family=sm.families.Binomial(), freq_weights=wt).fit()
-            per.append((roc_auc_score(y, score, sample_weight=wt), glm.params[1]))
+            per.append((roc_auc_score(y, score, sample_weight=wt), glm.params[1],
+                        roc_auc_score(y, np.floor((score - grid[0]) / grid[1]), sample_weight=wt) if grid else 0.0))
         auc.append(per[0][0] - per[1][0])
         slope.append(per[0][1] - per[1][1])
+        binned.append(per[0][2] - per[1][2])
     return {"auc": (np.mean(auc), np.std(auc) / np.sqrt(repetitions)),
             "slope": (np.mean(slope), np.std(slope) / np.sqrt(repetitions)),
-            "apparent": roc_auc_score(y, x @ fit.params)}
+            "binned_auc": np.mean(binned), "apparent": roc_auc_score(y, x @ fit.params)}
 
 
-def test_bootstrap_optimism_matches_the_procedure_run_in_the_clear(study, validated):
-    """The resample weights stay with the stations, so the reference draws its own: the two Monte Carlo
-    estimates must agree within their standard errors (plus the bins' and last iterate's share)."""
-    result, rounds = validated
-    x, data = pooled_design(joined(study, result["links"], [REG, GP]), FEATURES, ["death_within_2y"])
+def test_bootstrap_optimism_equals_the_procedure_run_in_the_clear_on_the_same_resamples(study, validated):
+    """The stations' resample weights (read back through the test's view of the hub), put on the linked records
+    in the clear: the same one-step refits with exact scores and full recalibration fits. What remains is the
+    protocol's binning (64 bins, stochastic rounding at the edges) and its Taylor expansion of the
+    recalibration."""
+    result, rounds, seen = validated
+    x, data = pooled_design(joined(study, result["links"], [REG, GP]), FEATURES, ["death_within_2y", "record_id"])
     x.insert(0, "(intercept)", 1.0)
-    ref = clear_bootstrap(x.to_numpy(float), data["death_within_2y"].to_numpy(float), 600, seed=1)
+    by_record = resample_weights_by_record(seen)
+    weights = np.stack([by_record[str(r)] for r in data["record_id"]], axis=1)
+    ref = clear_bootstrap(x.to_numpy(float), data["death_within_2y"].to_numpy(float), 200, seed=0, weights=weights,
+                          grid=seen["grid"])
     got = result["validation"]
-    assert got["repetitions"] == 200 and got["resamples_used"] == 200 and got["bins"] == 32
+    assert got["repetitions"] == 200 and got["resamples_used"] == 200 and got["bins"] == 64
     assert got["auc"]["apparent"] == result["quality"]["auc"] == pytest.approx(ref["apparent"], abs=1e-4)
-    for key, name, allowance in (("auc", "auc", 0.001), ("calibration_slope", "slope", 0.005)):
-        mean, se = ref[name]
+    # the same bins: only the stochastic rounding at the edges differs
+    assert got["auc"]["optimism"] == pytest.approx(ref["binned_auc"], abs=3e-4)
+    # exact scores and full recalibration fits: the stochastic rounding is unbiased, the Taylor expansion close
+    for key, name, tolerance in (("auc", "auc", 2e-4), ("calibration_slope", "slope", 1.5e-3)):
         block = got[key]
-        tolerance = 4 * np.hypot(block["optimism_se"], se) + allowance
-        assert block["optimism"] == pytest.approx(mean, abs=tolerance), (key, block, ref[name])
+        assert block["optimism"] == pytest.approx(ref[name][0], abs=tolerance), (key, block, ref[name])
+        assert block["optimism_se"] == pytest.approx(ref[name][1], rel=0.05)
         assert block["optimism"] > 4 * block["optimism_se"]          # a model with 9 coefficients overfits
         assert block["corrected"] == pytest.approx(block["apparent"] - block["optimism"], abs=2e-4)
     assert got["calibration_slope"]["apparent"] == 1.0
@@ -230,7 +294,7 @@ def test_bootstrap_optimism_matches_the_procedure_run_in_the_clear(study, valida
 def test_the_report_and_summary_show_the_corrected_values(validated, tmp_path):
     from lancelot.results.models import Model
 
-    result, _ = validated
+    result = validated[0]
     corrected = result["validation"]["auc"]["corrected"]
     model = Model.from_json(result)
     assert any(f"-> {corrected:.3f} corrected" in line for line in model.summary_lines())

@@ -177,8 +177,12 @@ class _LogisticFit:
         reps, bins = options["repetitions"], options["bins"]
         design_bounds = np.array([2.0 ** f.get("max_bits", MAX_BITS) for f in st.features]
                                  + [2.0 ** MAX_BITS] * (st.p_design - st.p))
+        levels: dict[tuple, list[int]] = {}
+        for j, f in enumerate(st.features):
+            if f.get("level") is not None:
+                levels.setdefault((f["station"], f["column"]), []).append(j)
         boot = validation.Bootstrap(last, st.seeds[hub], st.expand(), design_bounds, reps, bins, (self.fw, self.fr),
-                                    penalty)
+                                    penalty, exclusive=list(levels.values()))
         c.log(f"training: internal validation, {reps} bootstrap resamples, {bins} bins: about "
               f"{validation.relayed_bytes(self.n, st.p_design, reps, bins) / 1e6:.0f} MB to relay, 4 rounds")
         common = {"t": t, "layout": layout, "repetitions": reps}
@@ -189,27 +193,20 @@ class _LogisticFit:
         res = c.round({hub: StepCall("train_bin", common),
                        partner: StepCall("train_bin", {**common, **boot.score_material(betas)})},
                       label="validation: masked bin-scaled scores between the stations")
-        start = validation.START[None, None, :].repeat(2, axis=1)          # one common point: (0, 1)
-        counting = {**common, "bins": bins, "weights": sh.pack(boot.statistic_weights(start))}
+        counting = {**common, "bins": bins, "weights": sh.pack(boot.statistic_weights())}
         res = c.round({hub: StepCall("train_count", {**counting, "sealed": res[partner]["sealed"]}),
                        partner: StepCall("train_count", {**counting, "sealed": res[hub]["sealed"],
                                                          **boot.table_material()})},
                       label="validation: events and non-events per bin on shares, calibration statistics")
         opened = sh.unpack(res[hub]["stats"]) + sh.unpack(res[partner]["stats"])
-        stats = validation.decode_statistics(opened[:reps * 10].reshape(reps, 2, 5))
-        totals = opened[reps * 10:].view(np.int64).astype(float).reshape(reps, 2, 2)
-        first = validation.recalibration_step(stats, validation.START)
-        points = validation.group_points(first)
-        second = {**common, "weights": sh.pack(boot.statistic_weights(points))}
+        slopes = validation.recalibration_slopes(validation.decode_statistics(opened[:reps * 28].reshape(reps, 2, 14)))
+        totals = opened[reps * 28:].view(np.int64).astype(float).reshape(reps, 2, 2)
         triple = validation.deal_triples(st.seeds[hub], st.seeds[partner], t, (reps, 2, bins))
-        res = c.round({hub: StepCall("train_auc", {**second, "sealed": res[partner]["sealed"]}),
-                       partner: StepCall("train_auc", {**second, "sealed": res[hub]["sealed"],
+        res = c.round({hub: StepCall("train_auc", {**common, "sealed": res[partner]["sealed"]}),
+                       partner: StepCall("train_auc", {**common, "sealed": res[hub]["sealed"],
                                                        Validation.TRIPLE_C: triple})},
-                      label="validation: the AUC's pair counts, calibration statistics at common points")
+                      label="validation: the AUC's pair counts")
         numerators = (sh.unpack(res[hub]["auc"]) + sh.unpack(res[partner]["auc"])).view(np.int64).astype(float)
-        stats = validation.decode_statistics(
-            (sh.unpack(res[hub]["stats"]) + sh.unpack(res[partner]["stats"])).reshape(reps, len(points), 2, 5))
-        slopes = validation.recalibration_slopes(stats, first, points)
         complete = last["complete"]
         apparent_auc = logistic.auc(last["z"][complete], last["y"][complete])
         return validation.release(validation.summarise(numerators, totals, slopes, ok, apparent_auc), bins)

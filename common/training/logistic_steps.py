@@ -140,8 +140,10 @@ def step_count(ctx: StationContext, payload: dict) -> dict:
         tables[name] = [_dealt(ctx, {} if hub else {name: relayed[b]}, hub, own, name, at(f"{name}{b}", t),
                                (n, bins)) for b in range(reps)]
     counts = validation.station_bin_counts(mine + theirs, tables, validation.resample_weights(pair, t, reps, n), bins)
-    ctx.state.put_array("train_bin_counts", counts.reshape(reps, -1))
-    opened = np.concatenate([validation.calibration_statistics(counts, _coefficients(ctx, payload, bins)).ravel(),
+    coefficients = sh.unpack(payload["weights"])
+    if coefficients.shape != (2, validation.STATISTICS, bins):
+        raise InputError("the relayed calibration coefficients do not match the bins", station=ctx.station)
+    opened = np.concatenate([validation.calibration_statistics(counts, coefficients).ravel(),
                              validation.outcome_totals(counts).ravel()])
     de = validation.beaver_open(*validation.auc_factors(counts), own, t)
     ctx.state.put_array("train_beaver", de)
@@ -149,17 +151,8 @@ def step_count(ctx: StationContext, payload: dict) -> dict:
             "sealed": sh.seal(key, {"de": de}, f"beaver:{ctx.station}")}
 
 
-def _coefficients(ctx: StationContext, payload: dict, bins: int) -> np.ndarray:
-    """C's encoded coefficients of the calibration statistics at its common points (none per resample)."""
-    coefficients = sh.unpack(payload["weights"])
-    if coefficients.ndim != 5 or coefficients.shape[1:] != (2, 2, 5, bins) or not 1 <= len(coefficients) <= 8:
-        raise InputError("the relayed calibration coefficients do not match the bins", station=ctx.station)
-    return coefficients
-
-
 def step_auc(ctx: StationContext, payload: dict) -> dict:
-    """Finish the Beaver products: shares of each AUC numerator sum_k E_k L_k, opened masked, with the
-    calibration statistics at the coordinator's second recalibration point."""
+    """Finish the Beaver products: shares of each AUC numerator sum_k E_k L_k, opened masked."""
     own, pair, hub, n, reps = _validation_start(ctx, payload)
     t, st = payload["t"], ctx.state.get(channel.STATE)
     key = channel.peer_key(ctx, st["partner"], st["peers"][st["partner"]])
@@ -170,11 +163,7 @@ def step_auc(ctx: StationContext, payload: dict) -> dict:
     shape = mine.shape[1:]
     c = _dealt(ctx, payload, hub, own, Validation.TRIPLE_C, at(Validation.TRIPLE_C, t), shape)
     numerators = validation.beaver_finish(mine + theirs, own, t, c, hub)
-    bins = shape[-1]
-    counts = ctx.state.get_array("train_bin_counts").astype(np.uint64).reshape(reps, 2, 2, bins)
-    stats = validation.calibration_statistics(counts, _coefficients(ctx, payload, bins))
-    return {"auc": validation.open_masked(pair, hub, "vauc", t, numerators),
-            "stats": validation.open_masked(pair, hub, "vstats2", t, stats)}
+    return {"auc": validation.open_masked(pair, hub, "vauc", t, numerators)}
 
 
 STEPS = {"train_setup": channel.step_setup, "train_rows": step_rows, "train_share": step_share,

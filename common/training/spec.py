@@ -28,7 +28,7 @@ DEFAULT_CONCORDANCE_BINS = 32
 INTERCEPT = "(intercept)"
 DEFAULT_REPETITIONS = 100    # internal validation: bootstrap resamples (lancelot.training.validation)
 MAX_REPETITIONS = 1000
-DEFAULT_BINS = 32            # and the bins of the resample models' scores (optimism barely moves with them)
+DEFAULT_BINS = 64            # and the bins of the resample models' scores
 MAX_BINS = 64                # x < 64 2^m keeps 28 bits of statistical hiding in the masked scores
 
 
