@@ -23,6 +23,7 @@ from helpers import (
 from sklearn.metrics import roc_auc_score
 
 from lancelot.linkage.protocol import STEPS as LINK_STEPS
+from lancelot.runtime.coordinator import StepCall
 from lancelot.runtime.errors import InputError, LancelotError
 from lancelot.training import logistic_fit, validation
 from lancelot.training import shares as sh
@@ -119,8 +120,9 @@ def test_counts_per_bin_and_auc_pair_counts_on_shares_equal_the_clear_ones():
     last, _, _ = frame(n, 2, t=0)
     rng = np.random.default_rng(7)
     boot = validation.Bootstrap(last, SEED_H, np.eye(2), np.ones(2), reps, bins, (24, 30), 0.0)
-    boot.r = sh.prg(SEED_P, "r", (reps, n)) >> np.uint64(64 - validation.MASK_BITS)
+    boot.r = sh.prg(SEED_P, "r", (reps, n))   # uniform modulo 2^64: x + r may wrap
     boot.lo, boot.width = -3.0, 0.25
+    boot.clip = (-np.inf, np.inf)
     true_bins = rng.integers(1, bins - 1, (reps, n))
     x = true_bins.astype(np.uint64) << np.uint64(validation.BIN_BITS)   # on an edge: no rounding
     weights = validation.resample_weights(PAIR, 0, reps, n)
@@ -156,6 +158,7 @@ def test_the_calibration_slope_from_the_shared_moments_equals_a_recalibration_fi
     last = {"t": 0, "z": np.zeros(n), "y": np.zeros(n), "complete": np.ones(n, dtype=bool)}
     boot = validation.Bootstrap(last, SEED_H, np.eye(1), np.ones(1), 1, bins, (24, 30), 0.0)
     boot.lo, boot.width = -6.0, 0.2
+    boot.clip = (-np.inf, np.inf)
     k = rng.integers(5, bins - 5, n)
     score = boot.lo + k * boot.width
     for intercept, slope in ((0.0, 1.0), (0.15, 0.85), (-0.2, 1.2)):
@@ -168,12 +171,27 @@ def test_the_calibration_slope_from_the_shared_moments_equals_a_recalibration_fi
         assert validation.recalibration_slopes(stats)[0, 1] == pytest.approx(fit.params[1], abs=2e-3)
 
 
+def test_the_stations_noise_on_the_calibration_statistics_is_one_records_largest_contribution():
+    last = {"t": 0, "z": np.linspace(-4, 3, 100), "y": np.zeros(100), "complete": np.ones(100, dtype=bool)}
+    boot = validation.Bootstrap(last, SEED_H, np.eye(1), np.ones(1), 1, 32, (24, 30), 0.0, k=5)
+    boot.lo, boot.width = -6.0, 0.4
+    weights = boot.statistic_weights()
+    noise = sh.decode(validation.statistic_noise(PAIR, 3, weights, (4000, 2, validation.STATISTICS)),
+                      validation.STAT_BITS)
+    largest = np.abs(weights.view(np.int64) / 2.0 ** validation.STAT_BITS).max(axis=(0, 2))
+    assert largest[1] == pytest.approx(max(abs(last["z"][4]), abs(last["z"][-5])), rel=1e-6)  # clipped scores
+    np.testing.assert_allclose(noise.std(axis=(0, 1)), largest * validation.NOISE_RECORDS, rtol=0.05)
+    assert abs(noise.mean()) < 0.05 * largest.max()
+    assert not np.array_equal(noise, sh.decode(validation.statistic_noise(PAIR, 4, weights, noise.shape),
+                                               validation.STAT_BITS))
+
+
 def test_a_score_between_two_edges_lands_in_either_bin_with_the_right_odds():
     """Stochastic rounding: a quarter of a bin above edge 5, it lands in bin 6 one time in four."""
     reps, bins = 4000, 16
     last = {"t": 0, "z": np.zeros(1), "y": np.ones(1), "complete": np.ones(1, dtype=bool)}
     boot = validation.Bootstrap(last, SEED_H, np.eye(1), np.ones(1), reps, bins, (24, 30), 0.0)
-    boot.r = sh.prg(SEED_P, "r", (reps, 1)) >> np.uint64(64 - validation.MASK_BITS)
+    boot.r = sh.prg(SEED_P, "r", (reps, 1))
     x = np.full((reps, 1), (5 << validation.BIN_BITS) + (1 << (validation.BIN_BITS - 2)), dtype=np.uint64)
     counts, _, _ = share_pipeline(boot, x, np.ones((reps, 1), dtype=np.int64), bins)
     landed = counts[:, 1, 0].view(np.int64)
@@ -215,6 +233,7 @@ def validated(study):
         return out
 
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(validation, "NOISE_RECORDS", 0.0)   # the calibration statistics exact: checks the algebra
         patch.setattr(logistic_fit, "start_training", keep_start)
         patch.setattr(validation.Bootstrap, "score_material", keep_grid)
         patch.setattr(validation, "resample_weights", keep_weights)
@@ -235,15 +254,18 @@ def resample_weights_by_record(seen: dict) -> dict[str, np.ndarray]:
     return {ids[k]: weights[:, j] for j, k in enumerate(perm)}
 
 
-def clear_bootstrap(x: np.ndarray, y: np.ndarray, repetitions: int, seed: int,
+def clear_bootstrap(x: np.ndarray, y: np.ndarray, repetitions: int, seed: int, k: int,
                     weights: np.ndarray | None = None, grid: tuple[float, float] | None = None) -> dict:
     """The same procedure in the clear: one Newton step per Poisson(1) resample from the pooled fit, the
     AUC (scikit-learn) and the calibration slope (a full statsmodels recalibration fit) of each resample
     model on its resample (frequency weights) and on the original records. ``weights`` (B, n): given
     resamples, otherwise the reference's own; ``grid`` (lo, width): also the AUC with the scores in those
-    bins (floor), ties counted half."""
+    bins (floor), ties counted half. The recalibration clips scores to the fit's k-th smallest and largest
+    linear predictor, as lancelot's does."""
     fit = sm.Logit(y, x).fit(disp=0, tol=1e-12)
     prob = fit.predict(x)
+    ordered = np.sort(x @ fit.params)
+    clip = (ordered[k - 1], ordered[-k])
     rng = np.random.default_rng(seed)   # the reference's own resamples
     auc, slope, binned = [], [], []
     for b in range(repetitions):
@@ -252,7 +274,8 @@ def clear_bootstrap(x: np.ndarray, y: np.ndarray, repetitions: int, seed: int,
         score = x @ (fit.params + np.linalg.solve(hess, x.T @ (m * (y - prob))))
         per = []
         for wt in (m, np.ones(len(y))):
-            glm = sm.GLM(y, sm.add_constant(score), family=sm.families.Binomial(), freq_weights=wt).fit()
+            glm = sm.GLM(y, sm.add_constant(np.clip(score, *clip)), family=sm.families.Binomial(),
+                         freq_weights=wt).fit()
             per.append((roc_auc_score(y, score, sample_weight=wt), glm.params[1],
                         roc_auc_score(y, np.floor((score - grid[0]) / grid[1]), sample_weight=wt) if grid else 0.0))
         auc.append(per[0][0] - per[1][0])
@@ -273,8 +296,8 @@ def test_bootstrap_optimism_equals_the_procedure_run_in_the_clear_on_the_same_re
     x.insert(0, "(intercept)", 1.0)
     by_record = resample_weights_by_record(seen)
     weights = np.stack([by_record[str(r)] for r in data["record_id"]], axis=1)
-    ref = clear_bootstrap(x.to_numpy(float), data["death_within_2y"].to_numpy(float), 200, seed=0, weights=weights,
-                          grid=seen["grid"])
+    ref = clear_bootstrap(x.to_numpy(float), data["death_within_2y"].to_numpy(float), 200, seed=0,
+                          k=result["min_cell_count"], weights=weights, grid=seen["grid"])
     got = result["validation"]
     assert got["repetitions"] == 200 and got["resamples_used"] == 200 and got["bins"] == 64
     assert got["auc"]["apparent"] == result["quality"]["auc"] == pytest.approx(ref["apparent"], abs=1e-4)
@@ -308,15 +331,16 @@ def test_three_stations_with_cross_station_interactions(tmp_path):
     features = [v(REG, "age_at_diagnosis"), v(REG, "chemotherapy"), v(GP, "copd"), v(G2, "diabetes"),
                 v(G2, "gp_visits"), {"interaction": [v(GP, "copd"), v(G2, "diabetes")]},
                 {"interaction": [v(REG, "chemotherapy"), v(G2, "gp_visits")]}]
-    spec = {**spec_for(study, repetitions=150, bins=48), "features": features}
+    spec = {**spec_for(study, repetitions=150, bins=32), "features": features}
     coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(study),
                                      {s: {"allow_evaluate": True} for s in (REG, GP, G2)})
     result = train(coord, spec, evaluate=True)
     x, data = pooled_with_products(study, {}, result, features, ["death_within_2y"], [REG, GP, G2])
     x.insert(0, "(intercept)", 1.0)
-    ref = clear_bootstrap(x.to_numpy(float), data["death_within_2y"].to_numpy(float), 400, seed=2)
+    ref = clear_bootstrap(x.to_numpy(float), data["death_within_2y"].to_numpy(float), 400, seed=2,
+                          k=result["min_cell_count"])
     got = result["validation"]
-    assert got["bins"] == 48 and got["resamples_used"] == 150
+    assert got["bins"] == 32 and got["resamples_used"] >= 148
     for key, name, allowance in (("auc", "auc", 0.001), ("calibration_slope", "slope", 0.005)):
         mean, se = ref[name]
         assert got[key]["optimism"] == pytest.approx(mean, abs=4 * np.hypot(got[key]["optimism_se"], se) + allowance)
@@ -329,7 +353,7 @@ def test_validation_refusals_name_the_problem(study, monkeypatch):
     for spec, message in (
             (cox, "logistic regression only"),
             (spec_for(study, repetitions=5), "'repetitions' must be an integer from 10"),
-            (spec_for(study, bins=128), "'bins' must be an integer from 16 to 64"),
+            (spec_for(study, bins=48), "'bins' must be one of 16, 32, 64"),
             (spec_for(study, method="cross-validation"), "the only method is"),
             (spec_for(study, repetitions=1000), "at most one per 2 linked records")):
         coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, paths)
@@ -340,3 +364,20 @@ def test_validation_refusals_name_the_problem(study, monkeypatch):
     coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, paths)
     with pytest.raises(LancelotError, match="station 'registry'.*at most one per 2 linked records"):
         train(coord, spec_for(study, repetitions=1000))
+
+
+@pytest.mark.parametrize("step, shift, why", [("train_count", 0, "out of order"),
+                                               ("train_resample", -1, "not at the fit's last iteration")])
+def test_stations_run_the_validation_once_in_order_at_the_last_iteration(study, monkeypatch, step, shift, why):
+    """A coordinator that skips a step, or asks for resample weights at an earlier iteration (fresh weights
+    there would escape the bound on repetitions), is refused by the stations."""
+    def crafted(self, options, penalty):
+        st = self.st
+        payload = {"t": self.last["t"] + shift, "layout": st.layout, "repetitions": options["repetitions"],
+                   "bins": 32}
+        self.c.round({st.hub: StepCall(step, payload)}, label="crafted")
+
+    monkeypatch.setattr(logistic_fit._LogisticFit, "validate", crafted)
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(study))
+    with pytest.raises(LancelotError, match=f"station 'registry'.*{why}"):
+        train(coord, spec_for(study, repetitions=20))

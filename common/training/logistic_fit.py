@@ -126,6 +126,8 @@ class _LogisticFit:
         y = ov[:, open_names.index("outcome")].astype(float)
         if t == 0:
             _check_counts(complete, y, st.p, st.k)
+            if self.spec.validation:   # the resample Hessians weight the complete cases only
+                check_repetitions(self.spec.validation["repetitions"], int(complete.sum()))
         prob = logistic.sigmoid(z)
         w = np.where(complete, prob * (1 - prob), 0.0)
         r = np.where(complete, y - prob, 0.0)
@@ -182,7 +184,7 @@ class _LogisticFit:
             if f.get("level") is not None:
                 levels.setdefault((f["station"], f["column"]), []).append(j)
         boot = validation.Bootstrap(last, st.seeds[hub], st.expand(), design_bounds, reps, bins, (self.fw, self.fr),
-                                    penalty, exclusive=list(levels.values()))
+                                    penalty, exclusive=list(levels.values()), k=st.k)
         c.log(f"training: internal validation, {reps} bootstrap resamples, {bins} bins: about "
               f"{validation.relayed_bytes(self.n, st.p_design, reps, bins) / 1e6:.0f} MB to relay, 4 rounds")
         common = {"t": t, "layout": layout, "repetitions": reps}
@@ -193,6 +195,7 @@ class _LogisticFit:
         res = c.round({hub: StepCall("train_bin", common),
                        partner: StepCall("train_bin", {**common, **boot.score_material(betas)})},
                       label="validation: masked bin-scaled scores between the stations")
+        ok = ok & boot.kept
         counting = {**common, "bins": bins, "weights": sh.pack(boot.statistic_weights())}
         res = c.round({hub: StepCall("train_count", {**counting, "sealed": res[partner]["sealed"]}),
                        partner: StepCall("train_count", {**counting, "sealed": res[hub]["sealed"],
@@ -208,8 +211,10 @@ class _LogisticFit:
                       label="validation: the AUC's pair counts")
         numerators = (sh.unpack(res[hub]["auc"]) + sh.unpack(res[partner]["auc"])).view(np.int64).astype(float)
         complete = last["complete"]
-        apparent_auc = logistic.auc(last["z"][complete], last["y"][complete])
-        return validation.release(validation.summarise(numerators, totals, slopes, ok, apparent_auc), bins)
+        z_c, y_c = last["z"][complete], last["y"][complete]
+        summary = validation.summarise(numerators, totals, slopes, ok, logistic.auc(z_c, y_c),
+                                       validation.apparent_slope(z_c, y_c))
+        return validation.release(summary, bins)
 
     def result(self, beta: np.ndarray, linkage, spec: TrainSpec) -> dict:
         st, k, base, features = self.st, self.st.k, self.st.base, self.st.features

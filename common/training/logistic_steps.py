@@ -57,6 +57,7 @@ def step_aggregate(ctx: StationContext, payload: dict) -> dict:
     products.finish_round(ctx, payload)
     own_seed, pair, st = channel.stream_seeds(ctx)
     t = payload["t"]
+    ctx.state.put(channel.STATE, {**st, "last_t": t})   # the validation runs at this iteration only
     big_f, _ = _frame(ctx, payload["layout"], t)
     n, p = big_f.shape
     if st["role"] == "hub":
@@ -86,17 +87,32 @@ def _dealt(ctx: StationContext, payload: dict, hub: bool, own: bytes, name: str,
     return got
 
 
-def _validation_start(ctx: StationContext, payload: dict) -> tuple[bytes, bytes, bool, int, int]:
+VALIDATION_STEPS = ("train_resample", "train_bin", "train_count", "train_auc")
+
+
+def _validation_start(ctx: StationContext, payload: dict, step: str) -> tuple[bytes, bytes, bool, int, int]:
+    """The station's own checks: at most one validation per job, its four steps in order, at the last
+    aggregated iteration (fresh resample weights at another would escape the bound on repetitions), with
+    at most one resample per two linked records."""
     own, pair, st = channel.stream_seeds(ctx)
+    if not ctx.state.has("train_f"):
+        raise InputError("a validation step before the fit", station=ctx.station)
     n = ctx.state.get_array("train_f").shape[0]
-    reps = payload["repetitions"]
+    reps, t = payload.get("repetitions"), payload.get("t")
     validation.check_repetitions(reps, n, ctx.station)
+    done = ctx.state.get("train_validation") if ctx.state.has("train_validation") else None
+    expected = {"next": 0, "t": st.get("last_t"), "repetitions": reps} if done is None else done
+    if (VALIDATION_STEPS[expected["next"]] if expected["next"] < len(VALIDATION_STEPS) else None) != step \
+            or t != expected["t"] or reps != expected["repetitions"]:
+        raise InputError("validation steps out of order, repeated, or not at the fit's last iteration",
+                         station=ctx.station)
+    ctx.state.put("train_validation", {**expected, "next": expected["next"] + 1})
     return own, pair, st["role"] == "hub", n, reps
 
 
 def step_resample(ctx: StationContext, payload: dict) -> dict:
     """Shares of every bootstrap resample's Hessian and gradient at the last iterate (weights from the pair key)."""
-    own, pair, hub, n, reps = _validation_start(ctx, payload)
+    own, pair, hub, n, reps = _validation_start(ctx, payload, "train_resample")
     t = payload["t"]
     big_f, _ = _frame(ctx, payload["layout"], t)
     p = big_f.shape[1]
@@ -109,7 +125,7 @@ def step_resample(ctx: StationContext, payload: dict) -> dict:
 
 def step_bin(ctx: StationContext, payload: dict) -> dict:
     """Shares of the resample models' bin-scaled scores plus the dealt mask, sealed for the partner."""
-    own, pair, hub, n, reps = _validation_start(ctx, payload)
+    own, pair, hub, n, reps = _validation_start(ctx, payload, "train_bin")
     t, st = payload["t"], ctx.state.get(channel.STATE)
     big_f, _ = _frame(ctx, payload["layout"], t)
     a = _dealt(ctx, payload, hub, own, Validation.COEFFICIENTS, at(Validation.COEFFICIENTS, t), (reps, big_f.shape[1]))
@@ -125,12 +141,13 @@ def step_bin(ctx: StationContext, payload: dict) -> dict:
 def step_count(ctx: StationContext, payload: dict) -> dict:
     """Open the masked scores with the partner, count events and non-events per bin on shares, open the
     calibration statistics and start the Beaver products of the AUC's pair counts."""
-    own, pair, hub, n, reps = _validation_start(ctx, payload)
-    t, bins, st = payload["t"], payload["bins"], ctx.state.get(channel.STATE)
+    own, pair, hub, n, reps = _validation_start(ctx, payload, "train_count")
+    t, st = payload["t"], ctx.state.get(channel.STATE)
+    bins = validation.check_bins(payload.get("bins"), ctx.station)
     key = channel.peer_key(ctx, st["partner"], st["peers"][st["partner"]])
     mine = ctx.state.get_array("train_bin_y").astype(np.uint64)
     theirs = sh.unseal(key, payload["sealed"], f"bin-y:{st['partner']}")["y"].astype(np.uint64)
-    if theirs.shape != mine.shape or mine.shape != (reps, n) or not 16 <= bins <= validation.MAX_BINS:
+    if theirs.shape != mine.shape or mine.shape != (reps, n):
         raise InputError("the relayed validation scores do not match this station's rows", station=ctx.station)
     tables = {}
     for name in (Validation.EVENT_TABLE, Validation.NONEVENT_TABLE):
@@ -143,8 +160,10 @@ def step_count(ctx: StationContext, payload: dict) -> dict:
     coefficients = sh.unpack(payload["weights"])
     if coefficients.shape != (2, validation.STATISTICS, bins):
         raise InputError("the relayed calibration coefficients do not match the bins", station=ctx.station)
-    opened = np.concatenate([validation.calibration_statistics(counts, coefficients).ravel(),
-                             validation.outcome_totals(counts).ravel()])
+    stats = validation.calibration_statistics(counts, coefficients)
+    if hub:   # noise C cannot remove (pair key), scaled by the stations from C's coefficients
+        stats = stats + validation.statistic_noise(pair, t, coefficients, stats.shape)
+    opened = np.concatenate([stats.ravel(), validation.outcome_totals(counts).ravel()])
     de = validation.beaver_open(*validation.auc_factors(counts), own, t)
     ctx.state.put_array("train_beaver", de)
     return {"stats": validation.open_masked(pair, hub, "vstats", t, opened),
@@ -153,7 +172,7 @@ def step_count(ctx: StationContext, payload: dict) -> dict:
 
 def step_auc(ctx: StationContext, payload: dict) -> dict:
     """Finish the Beaver products: shares of each AUC numerator sum_k E_k L_k, opened masked."""
-    own, pair, hub, n, reps = _validation_start(ctx, payload)
+    own, pair, hub, n, reps = _validation_start(ctx, payload, "train_auc")
     t, st = payload["t"], ctx.state.get(channel.STATE)
     key = channel.peer_key(ctx, st["partner"], st["peers"][st["partner"]])
     mine = ctx.state.get_array("train_beaver").astype(np.uint64)

@@ -29,7 +29,7 @@ INTERCEPT = "(intercept)"
 DEFAULT_REPETITIONS = 100    # internal validation: bootstrap resamples (lancelot.training.validation)
 MAX_REPETITIONS = 1000
 DEFAULT_BINS = 64            # and the bins of the resample models' scores
-MAX_BINS = 64                # x < 64 2^m keeps 28 bits of statistical hiding in the masked scores
+BIN_CHOICES = (16, 32, 64)   # powers of two: K 2^m divides 2^64, so the masked scores hide perfectly
 
 
 @dataclass(frozen=True)
@@ -191,8 +191,8 @@ def _validation(raw: dict, model: str) -> dict | None:
     if not isinstance(reps, int) or isinstance(reps, bool) or not 10 <= reps <= MAX_REPETITIONS:
         raise InputError(f"'validation': 'repetitions' must be an integer from 10 to {MAX_REPETITIONS}")
     bins = v.get("bins", DEFAULT_BINS)
-    if not isinstance(bins, int) or isinstance(bins, bool) or not 16 <= bins <= MAX_BINS:
-        raise InputError(f"'validation': 'bins' must be an integer from 16 to {MAX_BINS}")
+    if not isinstance(bins, int) or isinstance(bins, bool) or bins not in BIN_CHOICES:
+        raise InputError(f"'validation': 'bins' must be one of {', '.join(map(str, BIN_CHOICES))}")
     return {"repetitions": reps, "bins": bins}
 
 

@@ -30,6 +30,7 @@ mean difference. Leakage table: docs/leakage/training.md ("Internal validation")
 from __future__ import annotations
 
 import math
+import secrets
 
 import numpy as np
 
@@ -39,11 +40,11 @@ from . import shares as sh
 from .design import FRAC_BITS_X
 from .labels import Pair, Validation, at, opening
 from .newton import newton_step
-from .spec import DEFAULT_BINS, DEFAULT_REPETITIONS, MAX_BINS, MAX_REPETITIONS
+from .spec import BIN_CHOICES, DEFAULT_BINS, DEFAULT_REPETITIONS, MAX_REPETITIONS
 
 WEIGHT_CAP = 15          # resample weights are Poisson(1) capped here (P(more) < 1e-12)
 BIN_BITS = 28            # m: a bin is 2^m units of the scaled score
-MASK_BITS = 62           # r < 2^62: x + r < 2^63 for x < 2^34 (BINS <= 64), so y hides x to 62 - 34 = 28 bits
+NOISE_RECORDS = 1.0      # the noise on each opened calibration statistic: this many records' largest contribution
 STAT_BITS = 20           # fixed point of the calibration statistics' coefficients
 STATISTICS = 14          # per resample and cohort: 2 gradient terms, then 3 + 4 + 5 moments (Taylor orders 2-4)
 W_DROP, R_DROP = 4, 2    # precision given up so that weights up to 15 cannot overflow the Hessian and gradient
@@ -56,11 +57,17 @@ def resample_weights(pair: bytes, t: int, repetitions: int, n: int) -> np.ndarra
     return np.searchsorted(_POISSON_CDF, u, side="right").astype(np.int64)
 
 
+def check_bins(bins, station: str | None = None) -> int:
+    if not isinstance(bins, int) or isinstance(bins, bool) or bins not in BIN_CHOICES:
+        raise InputError(f"the validation's bins must be one of {', '.join(map(str, BIN_CHOICES))}", station=station)
+    return bins
+
+
 def check_repetitions(repetitions: int, n: int, station: str | None = None) -> None:
     """The stations' own guard (C checks it first): the B resample Hessians C sees are sums over weights it
     does not know; with B below n / 2 they stay far fewer than the per-record terms they weight."""
     top = min(MAX_REPETITIONS, n // 2)
-    if not isinstance(repetitions, int) or not 10 <= repetitions <= top:
+    if not isinstance(repetitions, int) or isinstance(repetitions, bool) or not 10 <= repetitions <= top:
         raise InputError(f"the bootstrap needs 10 to {top} repetitions for this cohort (at most one per 2 linked "
                          f"records and at most {MAX_REPETITIONS})", station=station)
 
@@ -88,8 +95,10 @@ class Bootstrap:
     mask b', beta, w and r), ``expand`` maps model coefficients to design columns."""
 
     def __init__(self, last: dict, seed_h: bytes, expand: np.ndarray, bounds: np.ndarray, repetitions: int,
-                 bins: int, frac_bits: tuple[int, int], penalty: float, exclusive: list[list[int]] = ()):
+                 bins: int, frac_bits: tuple[int, int], penalty: float, exclusive: list[list[int]] = (), k: int = 10):
         self.last, self.seed_h, self.expand, self.bounds = last, seed_h, expand, bounds
+        z = np.sort(last["z"][last["complete"]]) if "complete" in last else np.sort(last["z"])
+        self.clip = (float(z[min(k, len(z)) - 1]), float(z[-min(k, len(z))])) if len(z) else (-np.inf, np.inf)
         self.exclusive = [list(g) for g in exclusive]   # design columns of which a record has at most one nonzero
         self.B, self.K, self.penalty = repetitions, bins, penalty
         self.fw, self.fr = frac_bits[0] - W_DROP, frac_bits[1] - R_DROP
@@ -132,23 +141,33 @@ class Bootstrap:
         """Bins common to all resamples: equal-width over the last z widened by a bound on every |z_b - z|
         (so no score leaves them). x_b = 2^m (z_b - lo) / w = F A_b + (b' A_b + c): the stations hold
         additive shares of the integer coefficients A_b (H's from its seed, P's dealt), so neither sees a
-        resample model; C's part b' A_b + c rides on P's share of the mask r < 2^62."""
+        resample model; C's part b' A_b + c rides on P's share of the mask r, uniform modulo 2^64. As K 2^m
+        divides 2^64, floor(y / 2^m) mod K stays right when x + r wraps, so y hides x perfectly.
+
+        The grid's width and offset carry random slack (C's own randomness): the coefficients H and P see
+        in round v3 depend on it, and without slack they would give the fit's largest and smallest linear
+        predictor. A resample whose reach is far beyond the others' (a nearly singular refit) is left out
+        rather than coarsening every resample's bins (returns which are kept)."""
         z, t = self.last["z"], self.t
         gamma_t = self.expand @ self.last["beta"]
-        gammas = np.nan_to_num(betas) @ self.expand.T
+        ok = np.all(np.isfinite(betas), axis=1)
+        gammas = np.where(ok[:, None], np.nan_to_num(betas) @ self.expand.T, gamma_t)
         # A's rounding moves a score by at most half a unit of A per unit of |x_j|: below one bin
         if self.bounds.sum() * 2.0 ** -(BIN_BITS - FRAC_BITS_X + 1) > 1:
             raise InputError("too many design columns for the validation's bins")
-        reach = float(self.reach(gammas - gamma_t).max())
-        width = (float(z.max() - z.min()) + 2 * reach) / (self.K - 4) + 1e-9
-        lo = float(z.min()) - reach - 2 * width            # two bins' margin: A's rounding, stochastic rounding
-        a = np.rint(gammas * 2.0 ** (BIN_BITS - FRAC_BITS_X) / width)
+        reaches = self.reach(gammas - gamma_t)
+        ok &= reaches <= 4 * np.median(reaches[ok]) if ok.any() else ok
+        reach = float(reaches[ok].max()) if ok.any() else 0.0
+        slack = [secrets.randbits(52) / 2.0 ** 52 for _ in range(2)]
+        width = (float(z.max() - z.min()) + 2 * reach) / (self.K - 6) * (1 + slack[0] / 4) + 1e-9
+        lo = float(z.min()) - reach - (2 + 2 * slack[1]) * width   # 2-4 bins below, at least 2 above: margins
+        a = np.rint(np.where(ok[:, None], gammas, gamma_t) * 2.0 ** (BIN_BITS - FRAC_BITS_X) / width)
         c = round(-lo * 2.0 ** BIN_BITS / width)
         if np.abs(a).max() >= 2 ** 62 or abs(c) >= 2 ** 62:
             raise InputError("the resample models' scores do not fit the bins (coefficients too large)")
-        self.lo, self.width = lo, width
+        self.lo, self.width, self.kept = lo, width, ok
         a = sh.to_ring(a.astype(np.int64))
-        self.r = sh.prg(sh.new_seed(), "r", (self.B, len(z))) >> np.uint64(64 - MASK_BITS)
+        self.r = sh.prg(sh.new_seed(), "r", (self.B, len(z)))
         own = (self.last["b_perm"] @ a.T).T + sh.to_ring(np.array([c], dtype=np.int64))
         return {Validation.COEFFICIENTS: _deal(self.seed_h, at(Validation.COEFFICIENTS, t), a),
                 Validation.BIN_MASK: _deal(self.seed_h, at(Validation.BIN_MASK, t), self.r + own)}
@@ -183,8 +202,10 @@ class Bootstrap:
     def statistic_weights(self) -> np.ndarray:
         """(2, 14, K) ring-encoded fixed-point coefficients of the calibration statistics on (events, all
         records) per bin, common to every resample and cohort: the moments of a fourth-order Taylor expansion
-        of the recalibration log-likelihood (y on a + s * bin score) at intercept 0, slope 1."""
-        score = self.lo + np.arange(self.K) * self.width                   # a bin's score
+        of the recalibration log-likelihood (y on a + s * bin score) at intercept 0, slope 1. Scores are
+        clipped to the fit's k-th smallest and largest linear predictor (a few records move; the statistics'
+        noise, scaled to one record's largest contribution, shrinks with the range)."""
+        score = np.clip(self.lo + np.arange(self.K) * self.width, *self.clip)   # a bin's score
         p = 1.0 / (1.0 + np.exp(-score))
         v = p * (1 - p)
         powers = [score ** i for i in range(5)]
@@ -207,6 +228,31 @@ def relayed_bytes(n: int, p: int, repetitions: int, bins: int) -> int:
     """About what the four rounds relay (raw bytes; base64 adds a third): the per-record shares of the
     refits, the masked scores both ways with their masks, the two tables per record and resample."""
     return 8 * (n * (p * (p + 1) // 2 + 2 * p + 2) + 3 * repetitions * n + 2 * repetitions * n * bins)
+
+
+def statistic_noise(pair: bytes, t: int, weights: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Gaussian noise (fixed point) for the opened calibration statistics, from the pair key: per statistic,
+    NOISE_RECORDS times the largest contribution one record can make to it (read off C's coefficients, so
+    the stations set the scale themselves). Without it, C could solve the exact moments for the counts per
+    bin (a lattice attack does so for 32 bins or fewer) and read a tail record's resample weight."""
+    coefficients = weights.view(np.int64).astype(float) / 2.0 ** STAT_BITS          # (2, 14, K)
+    scale = NOISE_RECORDS * np.abs(coefficients).max(axis=(0, 2))                    # (14,)
+    u = (sh.prg(pair, opening("vnoise", t), (2,) + tuple(shape)) >> np.uint64(11)).astype(float) / 2.0 ** 53
+    normal = np.sqrt(-2 * np.log1p(-u[0])) * np.cos(2 * np.pi * u[1])               # Box-Muller
+    return sh.encode(normal * scale, STAT_BITS)
+
+
+def apparent_slope(z: np.ndarray, y: np.ndarray) -> float:
+    """The fit's own calibration slope on its cohort (1 for a maximum-likelihood fit; below 1 with a penalty)."""
+    x = np.column_stack([np.ones_like(z), z])
+    theta = np.array([0.0, 1.0])
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-(x @ theta)))
+        step = np.linalg.solve(x.T @ (x * (p * (1 - p))[:, None]), x.T @ (y - p))
+        theta = theta + step
+        if np.abs(step).max() < 1e-12:
+            break
+    return float(theta[1])
 
 
 def recalibration_slopes(stats: np.ndarray) -> np.ndarray:
@@ -249,7 +295,7 @@ def _taylor_optimum(stat: np.ndarray) -> np.ndarray:
 
 
 def summarise(auc_numerators: np.ndarray, totals: np.ndarray, slope: np.ndarray, ok: np.ndarray,
-              apparent_auc: float) -> dict:
+              apparent_auc: float, apparent_slope_: float) -> dict:
     """Per resample: the AUC and calibration slope on the resample ([:, 0]) and on the original cohort
     ([:, 1]); the optimism is their mean difference over the resamples that could be refitted."""
     events, nonevents = totals[:, :, 0], totals[:, :, 1]
@@ -260,12 +306,13 @@ def summarise(auc_numerators: np.ndarray, totals: np.ndarray, slope: np.ndarray,
     opt_auc = auc[good, 0] - auc[good, 1]
     opt_slope = slope[good, 0] - slope[good, 1]
     used = int(good.sum())
-    return {"repetitions": len(ok), "used": used,
+    return {"repetitions": len(ok), "used": used, "not_refitted": int((~ok).sum()),
+            "slope_not_solved": int((ok & ~np.all(np.isfinite(slope), axis=1)).sum()),
             "auc": {"apparent": apparent_auc, "optimism": float(opt_auc.mean()),
                     "corrected": apparent_auc - float(opt_auc.mean()),
                     "optimism_se": float(opt_auc.std(ddof=1) / math.sqrt(used))},
-            "calibration_slope": {"apparent": 1.0, "optimism": float(opt_slope.mean()),
-                                  "corrected": 1.0 - float(opt_slope.mean()),
+            "calibration_slope": {"apparent": apparent_slope_, "optimism": float(opt_slope.mean()),
+                                  "corrected": apparent_slope_ - float(opt_slope.mean()),
                                   "optimism_se": float(opt_slope.std(ddof=1) / math.sqrt(used))}}
 
 
@@ -276,12 +323,15 @@ def release(summary: dict, bins: int) -> dict:
         return {key: round_magnitude(value) for key, value in block.items()}
     return {"method": "bootstrap optimism correction (Harrell): one-step refits on Poisson(1) resamples",
             "repetitions": summary["repetitions"], "resamples_used": summary["used"], "bins": bins,
+            "resamples_left_out": {"refit_failed": summary["not_refitted"],
+                                   "recalibration_failed": summary["slope_not_solved"]},
             "auc": rounded(summary["auc"]), "calibration_slope": rounded(summary["calibration_slope"]),
             "note": "optimism = mean over resamples of (performance on the resample - performance on the original "
                     "cohort) of the model refitted on the resample; the resample performances use scores binned in "
-                    f"{bins} equal-width bins (stochastic rounding at the edges), the apparent AUC is exact, the "
-                    "apparent calibration slope of a maximum-likelihood fit is 1; optimism_se is the Monte Carlo "
-                    "standard error over the resamples"}
+                    f"{bins} equal-width bins (stochastic rounding at the edges) and calibration statistics with "
+                    "noise of about one record each; the apparent values are the fit's own (exact); optimism_se is "
+                    "the Monte Carlo standard error over the resamples; a resample whose refit or recalibration "
+                    "failed is left out (counted)"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,6 +410,6 @@ def decode_statistics(total: np.ndarray) -> np.ndarray:
     return sh.decode(total, STAT_BITS)
 
 
-__all__ = ["Bootstrap", "DEFAULT_BINS", "DEFAULT_REPETITIONS", "MAX_BINS", "calibration_statistics",
+__all__ = ["BIN_CHOICES", "Bootstrap", "DEFAULT_BINS", "DEFAULT_REPETITIONS", "calibration_statistics",
            "check_repetitions", "deal_triples", "outcome_totals", "recalibration_slopes", "relayed_bytes", "release", "resample_weights", "station_bin_counts",
            "station_resample_sums", "station_scores", "summarise"]
