@@ -355,14 +355,14 @@ def test_validation_refusals_name_the_problem(study, monkeypatch):
             (spec_for(study, repetitions=5), "'repetitions' must be an integer from 10"),
             (spec_for(study, bins=48), "'bins' must be one of 16, 32, 64"),
             (spec_for(study, method="cross-validation"), "the only method is"),
-            (spec_for(study, repetitions=1000), "at most one per 2 linked records")):
+            (spec_for(study, repetitions=1000), "at most one per two records")):
         coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, paths)
         with pytest.raises(InputError, match=message):
             train(coord, spec)
     # the stations enforce the bound themselves, whatever the coordinator lets through
     monkeypatch.setattr(logistic_fit, "check_repetitions", lambda *args, **kwargs: None)
     coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, paths)
-    with pytest.raises(LancelotError, match="station 'registry'.*at most one per 2 linked records"):
+    with pytest.raises(LancelotError, match="station 'registry'.*at most one per two records"):
         train(coord, spec_for(study, repetitions=1000))
 
 

@@ -10,21 +10,22 @@ uniform or statistically masked values. Four rounds after the fit, for all B res
    pair key (C never learns them) and return shares of every resample's Hessian and gradient at the
    last iterate, X'diag(m_b w)X and X'diag(m_b) r, using per-record shares C deals of w, r and of the
    terms with its own mask b'. C takes one Newton step per resample: beta_b (the one-step bootstrap).
-2. ``train_bin``: H and P compute shares of each record's bin-scaled score x = 2^m (z_b - lo_b) / w_b
-   (integer coefficients C sends) and open y = x + r to each other, r < 2^62 dealt by C: y hides x
-   statistically (28 bits). floor(y / 2^m) - floor(r / 2^m) is the record's bin, rounded
-   stochastically (up with the probability of its fraction of a bin). Bins are equal-width over the
-   last opened z widened by a bound on |z_b - z| (no score leaves the bins).
+2. ``train_bin``: H and P compute shares of each record's bin-scaled score x = 2^m (z_b - lo) / w
+   from shares of integer coefficients (neither sees a resample model) and open y = x + r to each other,
+   r uniform modulo 2^64 from C: y is uniform. floor(y / 2^m) - floor(r / 2^m) mod K is the record's
+   bin, rounded stochastically (up with the probability of its fraction of a bin). The bins are
+   equal-width over the last opened z, widened by a bound on |z_b - z| (no score leaves them).
 3. ``train_count``: C dealt, per record and resample, shares of a one-hot vector at -floor(r / 2^m)
    times the record's outcome (events) and its complement (non-events); rotating it by the opened
    floor(y / 2^m) puts the one at the record's bin. Summing over records (weights 1 for the original
    cohort, m_b for the resample) gives shares of the events and non-events per bin; H and P open
-   linear calibration statistics to C and start a Beaver multiplication for the AUC's pair counts.
+   14 calibration moments to C (with noise the hub adds) and start a Beaver multiplication for the
+   AUC's pair counts.
 4. ``train_auc``: H and P finish it and open each AUC numerator sum_k E_k (2 N0_<k + N0_k).
 
-C then has, per resample, the AUC and the calibration slope (one Newton step from intercept 0,
-slope 1 on the binned scores) on the resample and on the original cohort; the optimism is their
-mean difference. Leakage table: docs/leakage/training.md ("Internal validation").
+C then has, per resample, the AUC and the calibration slope (a fourth-order Taylor expansion of the
+recalibration log-likelihood at intercept 0, slope 1, on the binned scores) on the resample and on the
+original cohort; the optimism is their mean difference. Leakage table: docs/leakage/training.md ("Internal validation").
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def check_repetitions(repetitions: int, n: int, station: str | None = None) -> N
     does not know; with B below n / 2 they stay far fewer than the per-record terms they weight."""
     top = min(MAX_REPETITIONS, n // 2)
     if not isinstance(repetitions, int) or isinstance(repetitions, bool) or not 10 <= repetitions <= top:
-        raise InputError(f"the bootstrap needs 10 to {top} repetitions for this cohort (at most one per 2 linked "
-                         f"records and at most {MAX_REPETITIONS})", station=station)
+        raise InputError(f"the bootstrap needs 10 to {top} repetitions for this cohort (at most one per two records "
+                         f"and at most {MAX_REPETITIONS})", station=station)
 
 
 def _deal(seed_h: bytes, label: str, value: np.ndarray) -> str:
