@@ -213,19 +213,23 @@ def bench_terms(patients: int, models: list[str], as_json: bool) -> int:
     return 0
 
 
-def clear_bootstrap(x: np.ndarray, y: np.ndarray, repetitions: int) -> dict:
-    """The bootstrap optimism in the clear: one Newton step per Poisson(1) resample from the pooled fit."""
+def clear_bootstrap(x: np.ndarray, y: np.ndarray, repetitions: int, k: int) -> dict:
+    """The bootstrap optimism in the clear: one Newton step per Poisson(1) resample from the pooled fit; the
+    recalibration on scores clipped to the fit's k-th smallest and largest linear predictor, as lancelot's."""
     from lancelot.training.validation import WEIGHT_CAP
 
     fit = sm.Logit(y, x).fit(disp=0, tol=1e-12)
     prob = fit.predict(x)
+    ordered = np.sort(x @ fit.params)
+    clip = (ordered[k - 1], ordered[-k])
     rng = np.random.default_rng(0)   # the reference's own resamples (lancelot's stay with the stations)
     auc, slope = [], []
     for _ in range(repetitions):
         m = np.minimum(rng.poisson(1.0, len(y)), WEIGHT_CAP)
         score = x @ (fit.params + np.linalg.solve(x.T @ (x * (m * prob * (1 - prob))[:, None]), x.T @ (m * (y - prob))))
         per = [(roc_auc_score(y, score, sample_weight=w),
-                sm.GLM(y, sm.add_constant(score), family=sm.families.Binomial(), freq_weights=w).fit().params[1])
+                sm.GLM(y, sm.add_constant(np.clip(score, *clip)), family=sm.families.Binomial(),
+                       freq_weights=w).fit().params[1])
                for w in (m, np.ones(len(y)))]
         auc.append(per[0][0] - per[1][0])
         slope.append(per[0][1] - per[1][1])
@@ -249,7 +253,7 @@ def bench_validation(patients: int, repetitions: list[int], as_json: bool) -> in
                                evaluate=True)
             seconds = time.perf_counter() - t0
             t0 = time.perf_counter()
-            ref = clear_bootstrap(x.to_numpy(), y[OUTCOME].to_numpy(), reps)
+            ref = clear_bootstrap(x.to_numpy(), y[OUTCOME].to_numpy(), reps, result["min_cell_count"])
             ref_seconds = time.perf_counter() - t0
             cost, base_cost = result["cost"], base["cost"]
             got = result["validation"]

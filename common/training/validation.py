@@ -48,7 +48,9 @@ BIN_BITS = 28            # m: a bin is 2^m units of the scaled score
 NOISE_RECORDS = 1.0      # the noise on each opened calibration statistic: this many records' largest contribution
 STAT_BITS = 20           # fixed point of the calibration statistics' coefficients
 STATISTICS = 14          # per resample and cohort: 2 gradient terms, then 3 + 4 + 5 moments (Taylor orders 2-4)
-W_DROP, R_DROP = 4, 2    # precision given up so that weights up to 15 cannot overflow the Hessian and gradient
+W_DROP, R_DROP = 4, 2    # precision given up for the resample weights: up to 15 per record in the Hessian, and for the
+#                          gradient a total weight up to 4n (a Poisson(1) total of n records: exceeded with
+#                          probability below 1e-100 for any n above 100)
 _POISSON_CDF = np.cumsum([math.exp(-1) / math.factorial(k) for k in range(WEIGHT_CAP)])
 
 
