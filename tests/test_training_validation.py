@@ -346,7 +346,7 @@ def test_three_stations_with_cross_station_interactions(tmp_path):
         assert got[key]["optimism"] == pytest.approx(mean, abs=4 * np.hypot(got[key]["optimism_se"], se) + allowance)
 
 
-def test_validation_refusals_name_the_problem(study, monkeypatch):
+def test_validation_refusals_name_the_problem(study, monkeypatch, tmp_path):
     paths = station_paths(study)
     cox = {**spec_for(study), "model": "cox", "time": v(REG, "survival_days"), "event": v(REG, "death")}
     del cox["outcome"]
@@ -359,6 +359,10 @@ def test_validation_refusals_name_the_problem(study, monkeypatch):
         coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, paths)
         with pytest.raises(InputError, match=message):
             train(coord, spec)
+    small = make_study(tmp_path, patients=220, gp_stations=1, seed=5)
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(small))
+    with pytest.raises(InputError, match="at least 200 records"):
+        train(coord, spec_for(small, repetitions=10))
     # the stations enforce the bound themselves, whatever the coordinator lets through
     monkeypatch.setattr(logistic_fit, "check_repetitions", lambda *args, **kwargs: None)
     coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, paths)

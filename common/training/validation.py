@@ -66,9 +66,17 @@ def check_bins(bins, station: str | None = None) -> int:
     return bins
 
 
+MIN_RECORDS = 200         # below this, sum_i m_i w_i (C knows every w_i) would be a low-density knapsack
+
+
 def check_repetitions(repetitions: int, n: int, station: str | None = None) -> None:
     """The stations' own guard (C checks it first): the B resample Hessians C sees are sums over weights it
-    does not know; with B below n / 2 they stay far fewer than the per-record terms they weight."""
+    does not know; with B below n / 2 they stay far fewer than the per-record terms they weight. Each also
+    holds sum_i m_i w_i and sum_i m_i r_i with w_i, r_i known to C: knapsacks in the weights, with many
+    solutions only when n is well above the coefficients' bits (about 20), hence at least 200 records."""
+    if n < MIN_RECORDS:
+        raise InputError(f"the bootstrap validation needs at least {MIN_RECORDS} records (complete cases) in the "
+                         "cohort", station=station)
     top = min(MAX_REPETITIONS, n // 2)
     if not isinstance(repetitions, int) or isinstance(repetitions, bool) or not 10 <= repetitions <= top:
         raise InputError(f"the bootstrap needs 10 to {top} repetitions for this cohort (at most one per two records "
