@@ -254,7 +254,7 @@ def statistic_noise(pair: bytes, t: int, weights: np.ndarray, shape: tuple[int, 
 
 
 def apparent_slope(z: np.ndarray, y: np.ndarray) -> float:
-    """The fit's own calibration slope on its cohort (1 for a maximum-likelihood fit; below 1 with a penalty)."""
+    """The fit's own calibration slope on its cohort (1 for a maximum-likelihood fit; above 1 when a penalty shrinks the coefficients)."""
     x = np.column_stack([np.ones_like(z), z])
     theta = np.array([0.0, 1.0])
     for _ in range(50):
