@@ -202,8 +202,10 @@ class _LogisticFit:
                                                          **boot.table_material()})},
                       label="validation: events and non-events per bin on shares, calibration statistics")
         opened = sh.unpack(res[hub]["stats"]) + sh.unpack(res[partner]["stats"])
-        slopes = validation.recalibration_slopes(validation.decode_statistics(opened[:reps * 28].reshape(reps, 2, 14)))
-        totals = opened[reps * 28:].view(np.int64).astype(float).reshape(reps, 2, 2)
+        moments = reps * 2 * validation.STATISTICS   # per resample and cohort, then the events and non-events
+        slopes = validation.recalibration_slopes(
+            validation.decode_statistics(opened[:moments].reshape(reps, 2, validation.STATISTICS)))
+        totals = opened[moments:].view(np.int64).astype(float).reshape(reps, 2, 2)
         triple = validation.deal_triples(st.seeds[hub], st.seeds[partner], t, (reps, 2, bins))
         res = c.round({hub: StepCall("train_auc", {**common, "sealed": res[partner]["sealed"]}),
                        partner: StepCall("train_auc", {**common, "sealed": res[hub]["sealed"],
