@@ -392,21 +392,26 @@ def write_logistic_report(result: dict, folder: str | Path, decision: dict | Non
              *_decision_section(result, out, decision, _risk_arms_html),
              f"<h2>Model quality</h2><p>AUC {result['quality']['auc']:.3f} (on the training cohort)</p>",
              "<img src='calibration.png'>", _table(result["quality"]["calibration"]),
-             *_validation_section(result.get("validation")),
+             *_validation_section(result.get("validation"), result.get("cost", {})),
              f"<h2>Convergence</h2><p>{conv['iterations']} Newton iterations, converged: {conv['converged']}</p>",
              _table(conv["history"])]
     return _write_page(out, "lancelot training: logistic regression", parts, result)
 
 
-def _validation_section(v: dict | None) -> list[str]:
-    """Internal validation: apparent, optimism and optimism-corrected AUC and calibration slope."""
+def _validation_section(v: dict | None, cost: dict) -> list[str]:
+    """Internal validation: apparent, optimism and optimism-corrected AUC and calibration slope, and its cost."""
+    from .results.models import validation_cost
+
     if not v:
         return []
     rows = [{"measure": name, "apparent": v[key]["apparent"], "optimism": v[key]["optimism"],
              "optimism SE (Monte Carlo)": v[key]["optimism_se"], "corrected": v[key]["corrected"]}
-            for name, key in (("AUC", "auc"), ("calibration slope", "calibration_slope"))]
+            for name, key in (("AUC", "auc"), ("calibration slope", "calibration_slope")) if v[key]]
+    withheld = [f"<p>{html.escape(name.replace('_', ' '))} withheld: {html.escape(why)}.</p>"
+                for name, why in v.get("withheld", {}).items()]
     return [f"<h2>Internal validation</h2><p>{html.escape(v['method'])}: {v['resamples_used']} of "
-            f"{v['repetitions']} resamples used, scores in {v['bins']} bins.</p>", _table(rows),
+            f"{v['repetitions']} resamples used, scores in {v['bins']} bins{html.escape(validation_cost(cost))}.</p>",
+            _table(rows), *withheld,
             f"<p>{html.escape(v['note'])}.</p>"]
 
 

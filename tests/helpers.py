@@ -238,3 +238,64 @@ def local_study(stations: dict[str, Path], **kwargs):
     from lancelot import Study
 
     return Study.local(stations, check_spec=False, **kwargs)
+
+
+def binned_auc(score: np.ndarray, y: np.ndarray, weight: np.ndarray, grid: tuple[float, float],
+               up: np.ndarray | None = None) -> float:
+    """The AUC on the protocol's bins (lo, width), ties counted half: a score u bins above lo lands in bin
+    floor(u) + 1 where ``up`` says so, in bin floor(u) otherwise. Without ``up``, its expectation under the
+    protocol's stochastic rounding (up with probability frac(u)): the records round independently and the
+    AUC's denominator does not depend on the rounding, so the expectation is the AUC on fractional counts."""
+    u = (score - grid[0]) / grid[1]
+    low = np.floor(u).astype(int)
+    above = u - low if up is None else up.astype(float)
+    bins = low.max() + 2
+
+    def counts(mass):
+        return np.bincount(low, mass * (1 - above), bins) + np.bincount(low + 1, mass * above, bins)
+
+    events, nonevents = counts(weight * y), counts(weight * (1 - y))
+    return float(events @ (2 * (np.cumsum(nonevents) - nonevents) + nonevents) / (2 * events.sum() * nonevents.sum()))
+
+
+def clear_bootstrap(x: np.ndarray, y: np.ndarray, repetitions: int, seed: int, k: int,
+                    weights: np.ndarray | None = None, grid: tuple[float, float] | None = None,
+                    roundings: int = 0) -> dict:
+    """The same procedure in the clear: one Newton step per Poisson(1) resample from the pooled fit, the
+    AUC (scikit-learn) and the calibration slope (a full statsmodels recalibration fit) of each resample
+    model on its resample (frequency weights) and on the original records. ``weights`` (B, n): given
+    resamples, otherwise the reference's own; ``grid`` (lo, width): also the AUC optimism on those bins,
+    its expectation under stochastic rounding and its spread over ``roundings`` draws (a record's draw
+    shared by its two cohorts, as in the protocol). The recalibration clips scores to the fit's k-th
+    smallest and largest linear predictor, as lancelot's does."""
+    import statsmodels.api as sm
+    from sklearn.metrics import roc_auc_score
+
+    from lancelot.training.validation import WEIGHT_CAP
+
+    fit = sm.Logit(y, x).fit(disp=0, tol=1e-12)
+    prob = fit.predict(x)
+    ordered = np.sort(x @ fit.params)
+    clip = (ordered[k - 1], ordered[-k])
+    rng = np.random.default_rng(seed)   # the reference's own resamples and roundings
+    auc, slope, binned, drawn = [], [], [], np.zeros((roundings, repetitions))
+    for b in range(repetitions):
+        m = np.minimum(rng.poisson(1.0, len(y)), WEIGHT_CAP) if weights is None else weights[b]
+        hess = x.T @ (x * (m * prob * (1 - prob))[:, None])
+        score = x @ (fit.params + np.linalg.solve(hess, x.T @ (m * (y - prob))))
+        per = []
+        for wt in (m, np.ones(len(y))):
+            glm = sm.GLM(y, sm.add_constant(np.clip(score, *clip)), family=sm.families.Binomial(),
+                         freq_weights=wt).fit()
+            per.append((roc_auc_score(y, score, sample_weight=wt), glm.params[1]))
+        auc.append(per[0][0] - per[1][0])
+        slope.append(per[0][1] - per[1][1])
+        if grid:
+            binned.append(binned_auc(score, y, m, grid) - binned_auc(score, y, np.ones(len(y)), grid))
+            for d in range(roundings):
+                up = rng.random(len(y)) < ((score - grid[0]) / grid[1]) % 1
+                drawn[d, b] = binned_auc(score, y, m, grid, up) - binned_auc(score, y, np.ones(len(y)), grid, up)
+    return {"auc": (np.mean(auc), np.std(auc) / np.sqrt(repetitions)),
+            "slope": (np.mean(slope), np.std(slope) / np.sqrt(repetitions)),
+            "binned_auc": (np.mean(binned), np.std(drawn.mean(axis=1)) if roundings else 0.0) if grid else None,
+            "apparent": roc_auc_score(y, x @ fit.params)}

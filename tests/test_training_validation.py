@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 from helpers import (
+    clear_bootstrap,
     joined,
     make_study,
     pooled_design,
     pooled_with_products,
     recording_coordinator,
     station_paths,
+    with_columns,
 )
 from sklearn.metrics import roc_auc_score
 
@@ -199,6 +201,31 @@ def test_a_score_between_two_edges_lands_in_either_bin_with_the_right_odds():
     assert landed[:, 6].mean() == pytest.approx(0.25, abs=4 * np.sqrt(0.25 * 0.75 / reps))
 
 
+@pytest.mark.parametrize("failed, withheld", [(1, False), (2, True)])
+def test_a_failed_recalibration_leaves_out_the_slope_only_and_too_many_withhold_it(failed, withheld):
+    """30 resamples, one not refitted; of the other 29, ``failed`` recalibrations fail: the AUC's optimism is the
+    mean over all 29, the slope's over those solved, withheld when more than 5% failed (dropping more would
+    bias it)."""
+    rng = np.random.default_rng(9)   # test data only
+    totals = np.tile([[40.0, 60.0]], (30, 2, 1))
+    numerators = rng.uniform(0.6, 0.8, (30, 2)) * 2 * 40 * 60
+    slope = rng.uniform(0.8, 1.2, (30, 2))
+    ok = np.ones(30, dtype=bool)
+    ok[0] = False
+    slope[1:1 + failed, 1] = np.nan
+    got = validation.release(validation.summarise(numerators, totals, slope, ok, 0.75, 1.0), 64)
+    auc = numerators / (2 * 40 * 60)
+    assert got["resamples_used"] == 29
+    assert got["resamples_left_out"] == {"refit_failed": 1, "recalibration_failed": failed}
+    assert got["auc"]["optimism"] == pytest.approx(np.mean(auc[1:, 0] - auc[1:, 1]), rel=1e-3)
+    if withheld:
+        assert got["calibration_slope"] is None and "2 of 29 resample models" in got["withheld"]["calibration_slope"]
+    else:
+        solved = slope[1 + failed:]
+        assert "withheld" not in got
+        assert got["calibration_slope"]["optimism"] == pytest.approx(np.mean(solved[:, 0] - solved[:, 1]), rel=1e-3)
+
+
 # ---------------------------------------------------------------------------------------------
 # the whole procedure on the in-process network
 # ---------------------------------------------------------------------------------------------
@@ -241,7 +268,7 @@ def validated(study):
                                          {s: {"allow_evaluate": True} for s in (REG, GP)})
         coord.max_input_mb = 4096.0     # no input goes in parts: count the protocol's own rounds
         result = train(coord, spec_for(study, repetitions=200), evaluate=True)
-    return result, coord.cost.as_dict()["rounds_per_phase"], seen
+    return {**result, "cost": coord.cost.as_dict()}, coord.cost.as_dict()["rounds_per_phase"], seen
 
 
 def resample_weights_by_record(seen: dict) -> dict[str, np.ndarray]:
@@ -252,62 +279,6 @@ def resample_weights_by_record(seen: dict) -> dict[str, np.ndarray]:
     perm = sh.permutation(pair, at(Pair.PERMUTATION, t), weights.shape[1])
     ids = np.asarray(linkage.record_ids[hub], dtype=str)[linkage.cohort()[hub]]
     return {ids[k]: weights[:, j] for j, k in enumerate(perm)}
-
-
-def binned_auc(score: np.ndarray, y: np.ndarray, weight: np.ndarray, grid: tuple[float, float],
-               up: np.ndarray | None = None) -> float:
-    """The AUC on the protocol's bins (lo, width), ties counted half: a score u bins above lo lands in bin
-    floor(u) + 1 where ``up`` says so, in bin floor(u) otherwise. Without ``up``, its expectation under the
-    protocol's stochastic rounding (up with probability frac(u)): the records round independently and the
-    AUC's denominator does not depend on the rounding, so the expectation is the AUC on fractional counts."""
-    u = (score - grid[0]) / grid[1]
-    low = np.floor(u).astype(int)
-    above = u - low if up is None else up.astype(float)
-    bins = low.max() + 2
-
-    def counts(mass):
-        return np.bincount(low, mass * (1 - above), bins) + np.bincount(low + 1, mass * above, bins)
-
-    events, nonevents = counts(weight * y), counts(weight * (1 - y))
-    return float(events @ (2 * (np.cumsum(nonevents) - nonevents) + nonevents) / (2 * events.sum() * nonevents.sum()))
-
-
-def clear_bootstrap(x: np.ndarray, y: np.ndarray, repetitions: int, seed: int, k: int,
-                    weights: np.ndarray | None = None, grid: tuple[float, float] | None = None,
-                    roundings: int = 0) -> dict:
-    """The same procedure in the clear: one Newton step per Poisson(1) resample from the pooled fit, the
-    AUC (scikit-learn) and the calibration slope (a full statsmodels recalibration fit) of each resample
-    model on its resample (frequency weights) and on the original records. ``weights`` (B, n): given
-    resamples, otherwise the reference's own; ``grid`` (lo, width): also the AUC optimism on those bins,
-    its expectation under stochastic rounding and its spread over ``roundings`` draws (a record's draw
-    shared by its two cohorts, as in the protocol). The recalibration clips scores to the fit's k-th
-    smallest and largest linear predictor, as lancelot's does."""
-    fit = sm.Logit(y, x).fit(disp=0, tol=1e-12)
-    prob = fit.predict(x)
-    ordered = np.sort(x @ fit.params)
-    clip = (ordered[k - 1], ordered[-k])
-    rng = np.random.default_rng(seed)   # the reference's own resamples and roundings
-    auc, slope, binned, drawn = [], [], [], np.zeros((roundings, repetitions))
-    for b in range(repetitions):
-        m = np.minimum(rng.poisson(1.0, len(y)), validation.WEIGHT_CAP) if weights is None else weights[b]
-        hess = x.T @ (x * (m * prob * (1 - prob))[:, None])
-        score = x @ (fit.params + np.linalg.solve(hess, x.T @ (m * (y - prob))))
-        per = []
-        for wt in (m, np.ones(len(y))):
-            glm = sm.GLM(y, sm.add_constant(np.clip(score, *clip)), family=sm.families.Binomial(),
-                         freq_weights=wt).fit()
-            per.append((roc_auc_score(y, score, sample_weight=wt), glm.params[1]))
-        auc.append(per[0][0] - per[1][0])
-        slope.append(per[0][1] - per[1][1])
-        if grid:
-            binned.append(binned_auc(score, y, m, grid) - binned_auc(score, y, np.ones(len(y)), grid))
-            for d in range(roundings):
-                up = rng.random(len(y)) < ((score - grid[0]) / grid[1]) % 1
-                drawn[d, b] = binned_auc(score, y, m, grid, up) - binned_auc(score, y, np.ones(len(y)), grid, up)
-    return {"auc": (np.mean(auc), np.std(auc) / np.sqrt(repetitions)),
-            "slope": (np.mean(slope), np.std(slope) / np.sqrt(repetitions)),
-            "binned_auc": (np.mean(binned), np.std(drawn.mean(axis=1)) if roundings else 0.0),
-            "apparent": roc_auc_score(y, x @ fit.params)}
 
 
 def test_bootstrap_optimism_equals_the_procedure_run_in_the_clear_on_the_same_resamples(study, validated):
@@ -345,12 +316,14 @@ def test_bootstrap_optimism_equals_the_procedure_run_in_the_clear_on_the_same_re
 def test_the_report_and_summary_show_the_corrected_values(validated, tmp_path):
     from lancelot.results.models import Model
 
-    result = validated[0]
+    result, rounds = validated[0], validated[1]
     corrected = result["validation"]["auc"]["corrected"]
+    seconds = result["cost"]["seconds_per_phase"]["training: internal validation"]
     model = Model.from_json(result)
-    assert any(f"-> {corrected:.3f} corrected" in line for line in model.summary_lines())
+    cost = f"200 bootstrap resamples, {seconds:.0f} s in {rounds['training: internal validation']} rounds"
+    assert any(f"-> {corrected:.3f} corrected" in line and cost in line for line in model.summary_lines())
     page = model.write_report(tmp_path).read_text()
-    assert "Internal validation" in page and f"{corrected:.4g}" in page
+    assert "Internal validation" in page and f"{corrected:.4g}" in page and f"{seconds:.0f} s in 4 rounds" in page
 
 
 def test_three_stations_with_cross_station_interactions(tmp_path):
@@ -372,6 +345,29 @@ def test_three_stations_with_cross_station_interactions(tmp_path):
     for key, name, allowance in (("auc", "auc", 0.001), ("calibration_slope", "slope", 0.005)):
         mean, se = ref[name]
         assert got[key]["optimism"] == pytest.approx(mean, abs=4 * np.hypot(got[key]["optimism_se"], se) + allowance)
+
+
+def test_a_model_without_signal_gets_its_auc_optimism_and_no_calibration_slope(study, tmp_path):
+    """An outcome unrelated to the features: the resample models' slopes on the original cohort fall outside what
+    the expansion covers, so the slope is withheld with the reason, while the AUC's optimism (about the apparent
+    AUC's excess over 0.5) agrees with the clear procedure on its own resamples."""
+    from lancelot.results.models import Model
+
+    noise = with_columns(study, tmp_path, REG, noise_outcome=lambda df: (np.arange(len(df)) % 7 == 0).astype(int))
+    spec = {**spec_for(study, repetitions=60), "outcome": v(REG, "noise_outcome"),
+            "features": [v(REG, "age_at_diagnosis"), v(GP, "bmi")]}
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, noise, {s: {"allow_evaluate": True} for s in (REG, GP)})
+    result = train(coord, spec, evaluate=True)
+    got = result["validation"]
+    assert got["calibration_slope"] is None and "little discrimination" in got["withheld"]["calibration_slope"]
+    x, data = pooled_design(joined(noise, result["links"], [REG, GP]), spec["features"], ["noise_outcome"])
+    x.insert(0, "(intercept)", 1.0)
+    mean, se = clear_bootstrap(x.to_numpy(float), data["noise_outcome"].to_numpy(float), 300, seed=4,
+                               k=result["min_cell_count"])["auc"]
+    assert got["auc"]["optimism"] == pytest.approx(mean, abs=4 * np.hypot(got["auc"]["optimism_se"], se) + 0.002)
+    model = Model.from_json(result)
+    assert any("calibration slope withheld" in line for line in model.summary_lines())
+    assert "calibration slope withheld" in model.write_report(tmp_path / "report").read_text()
 
 
 def test_validation_refusals_name_the_problem(study, monkeypatch, tmp_path):

@@ -11,6 +11,15 @@ from ..runtime.errors import InputError
 from .base import Result
 
 
+def validation_cost(cost: dict) -> str:
+    """', N s in R rounds' for the validation phase of a job's cost record: what the resamples cost."""
+    from ..training.validation import PHASE as VALIDATION_PHASE
+
+    seconds, rounds = cost.get("seconds_per_phase", {}), cost.get("rounds_per_phase", {})
+    if VALIDATION_PHASE not in rounds:
+        return ""
+    return f", {seconds.get(VALIDATION_PHASE, 0):.0f} s in {rounds[VALIDATION_PHASE]} rounds"
+
 class Model(Result):
     """A model fitted on the linked cohort (research use only). Subclasses: :class:`LogisticModel`,
     :class:`CoxModel`."""
@@ -144,9 +153,11 @@ class LogisticModel(Model):
         if not v:
             return []
         auc, slope = v["auc"], v["calibration_slope"]
-        return [f"    internal validation ({v['resamples_used']} bootstrap resamples): AUC {auc['apparent']:.3f} "
-                f"-> {auc['corrected']:.3f} corrected for optimism {auc['optimism']:.3f} (+-{auc['optimism_se']:.3f}); "
-                f"calibration slope {slope['corrected']:.3f} (+-{slope['optimism_se']:.3f})"]
+        calibration = (f"calibration slope {slope['corrected']:.3f} (+-{slope['optimism_se']:.3f})" if slope else
+                       f"calibration slope withheld: {v['withheld']['calibration_slope']}")
+        return [f"    internal validation ({v['resamples_used']} bootstrap resamples{validation_cost(self.cost)}): AUC "
+                f"{auc['apparent']:.3f} -> {auc['corrected']:.3f} corrected for optimism {auc['optimism']:.3f} "
+                f"(+-{auc['optimism_se']:.3f}); {calibration}"]
 
     @staticmethod
     def predict_function():

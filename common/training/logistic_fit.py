@@ -88,7 +88,7 @@ def train_logistic(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, mi
                       hint="separation or a nearly collinear design?")
     result = fit.result(beta, linkage, spec)
     if spec.validation:
-        with coordinator.cost.phase("training: internal validation"):
+        with coordinator.cost.phase(validation.PHASE):
             result["validation"] = fit.validate(spec.validation, spec.penalty)
     if evaluate:
         result["links"] = linkage.links_table()

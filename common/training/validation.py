@@ -43,10 +43,12 @@ from .labels import Pair, Validation, at, opening
 from .newton import newton_step
 from .spec import BIN_CHOICES, DEFAULT_BINS, DEFAULT_REPETITIONS, MAX_REPETITIONS
 
+PHASE = "training: internal validation"   # its rounds and seconds in the job's cost record
 WEIGHT_CAP = 15          # resample weights are Poisson(1) capped here (P(more) < 1e-12)
 BIN_BITS = 28            # m: a bin is 2^m units of the scaled score
 NOISE_RECORDS = 1.0      # the noise on each opened calibration statistic: this many records' largest contribution
 STAT_BITS = 20           # fixed point of the calibration statistics' coefficients
+SLOPE_FAILURES = 0.05    # above this share of failed recalibrations the slope is withheld
 STATISTICS = 14          # per resample and cohort: 2 gradient terms, then 3 + 4 + 5 moments (Taylor orders 2-4)
 W_DROP, R_DROP = 4, 2    # precision given up for the resample weights: up to 15 per record in the Hessian, and for the
 #                          gradient a total weight up to 4n (a Poisson(1) total of n records: exceeded with
@@ -308,41 +310,53 @@ def _taylor_optimum(stat: np.ndarray) -> np.ndarray:
 def summarise(auc_numerators: np.ndarray, totals: np.ndarray, slope: np.ndarray, ok: np.ndarray,
               apparent_auc: float, apparent_slope_: float) -> dict:
     """Per resample: the AUC and calibration slope on the resample ([:, 0]) and on the original cohort
-    ([:, 1]); the optimism is their mean difference over the resamples that could be refitted."""
+    ([:, 1]); the optimism is their mean difference over the resamples that could be refitted. A slope the
+    Taylor expansion cannot reach (beyond 0 to 2: a model with little to calibrate) leaves out only that
+    resample's slope; when more than SLOPE_FAILURES of them fail, dropping them would bias the slope's
+    optimism, so it is withheld (the AUC's stands)."""
     events, nonevents = totals[:, :, 0], totals[:, :, 1]
     auc = auc_numerators / (2.0 * events * nonevents)
-    good = ok & np.all(np.isfinite(auc), axis=1) & np.all(np.isfinite(slope), axis=1)
+    good = ok & np.all(np.isfinite(auc), axis=1)
     if good.sum() < 10:
-        raise InputError("fewer than 10 bootstrap resamples could be refitted (sparse categories?): no validation")
-    opt_auc = auc[good, 0] - auc[good, 1]
-    opt_slope = slope[good, 0] - slope[good, 1]
-    used = int(good.sum())
-    return {"repetitions": len(ok), "used": used, "not_refitted": int((~ok).sum()),
-            "slope_not_solved": int((ok & ~np.all(np.isfinite(slope), axis=1)).sum()),
-            "auc": {"apparent": apparent_auc, "optimism": float(opt_auc.mean()),
-                    "corrected": apparent_auc - float(opt_auc.mean()),
-                    "optimism_se": float(opt_auc.std(ddof=1) / math.sqrt(used))},
-            "calibration_slope": {"apparent": apparent_slope_, "optimism": float(opt_slope.mean()),
-                                  "corrected": apparent_slope_ - float(opt_slope.mean()),
-                                  "optimism_se": float(opt_slope.std(ddof=1) / math.sqrt(used))}}
+        raise InputError(f"fewer than 10 of the {len(ok)} bootstrap resamples could be refitted (a singular "
+                         "resample Hessian, or a refit far from the others: a sparse category or term?): no validation")
+    solved = good & np.all(np.isfinite(slope), axis=1)
+    failed = int(good.sum() - solved.sum())
+    out = {"repetitions": len(ok), "used": int(good.sum()), "not_refitted": int((~ok).sum()),
+           "slope_not_solved": failed, "auc": _optimism(apparent_auc, auc[good, 0] - auc[good, 1])}
+    if failed > SLOPE_FAILURES * good.sum() or solved.sum() < 10:
+        out["calibration_slope"] = None
+        out["withheld"] = {"calibration_slope": f"the recalibration of {failed} of {int(good.sum())} resample models "
+                                                "fell outside the slopes 0 to 2 that the protocol's expansion covers "
+                                                "(a model with little discrimination?)"}
+    else:
+        out["calibration_slope"] = _optimism(apparent_slope_, slope[solved, 0] - slope[solved, 1])
+    return out
+
+
+def _optimism(apparent: float, differences: np.ndarray) -> dict:
+    mean = float(differences.mean())
+    return {"apparent": apparent, "optimism": mean, "corrected": apparent - mean,
+            "optimism_se": float(differences.std(ddof=1) / math.sqrt(len(differences)))}
 
 
 def release(summary: dict, bins: int) -> dict:
     """What the researcher receives: the apparent, optimism and corrected values to 4 significant digits
     (aggregates over the whole cohort and every resample; no count below k is involved)."""
-    def rounded(block: dict) -> dict:
-        return {key: round_magnitude(value) for key, value in block.items()}
+    def rounded(block: dict | None) -> dict | None:
+        return None if block is None else {key: round_magnitude(value) for key, value in block.items()}
     return {"method": "bootstrap optimism correction (Harrell): one-step refits on Poisson(1) resamples",
             "repetitions": summary["repetitions"], "resamples_used": summary["used"], "bins": bins,
             "resamples_left_out": {"refit_failed": summary["not_refitted"],
                                    "recalibration_failed": summary["slope_not_solved"]},
             "auc": rounded(summary["auc"]), "calibration_slope": rounded(summary["calibration_slope"]),
+            **({"withheld": summary["withheld"]} if "withheld" in summary else {}),
             "note": "optimism = mean over resamples of (performance on the resample - performance on the original "
                     "cohort) of the model refitted on the resample; the resample performances use scores binned in "
                     f"{bins} equal-width bins (stochastic rounding at the edges) and calibration statistics with "
                     "noise of about one record each; the apparent values are the fit's own (exact); optimism_se is "
-                    "the Monte Carlo standard error over the resamples; a resample whose refit or recalibration "
-                    "failed is left out (counted)"}
+                    "the Monte Carlo standard error over the resamples; a resample whose refit failed is left out "
+                    "(counted), one whose recalibration failed is left out of the slope only"}
 
 
 # ---------------------------------------------------------------------------------------------
