@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import CONNECTION_FILE
-from helpers import assert_close_in_se, harrell
+from helpers import assert_close_in_se, clear_bootstrap, harrell
 
 from lancelot.client import Study
 from lancelot.runtime.errors import LancelotError
@@ -113,3 +113,24 @@ def test_the_example_study_through_the_client(devnet, tmp_path):
     with pytest.raises(LancelotError, match="refused"):  # a station's refusal reaches the researcher
         study.train({"linkage": spec, "outcome": {"station": "registry", "column": "death_within_2y"},
                      "features": [{"station": "gp_1", "column": "no_such_column"}]})
+
+
+def test_internal_validation_in_the_algorithm_containers(devnet):
+    """The bootstrap validation's four station steps on the real network, in the containers: the apparent AUC is
+    the pooled fit's, the optimism agrees with the same procedure in the clear on its own resamples (the
+    stations' resamples never leave them), and the validation costs its four rounds for all resamples."""
+    study = Study.from_connection_file(CONNECTION_FILE, progress=False)
+    spec = json.loads((devnet.data_dir / "link_spec.json").read_text())
+    logistic = example_study().specs(spec)["logistic"]
+    model = study.train({**logistic, "validation": {"repetitions": 40, "bins": 16}}, evaluate=True)
+    x, y = design(linked_records(devnet, model.raw["links"]), ["death_within_2y"])
+    x.insert(0, "(intercept)", 1.0)
+    ref = clear_bootstrap(x.to_numpy(float), y["death_within_2y"].to_numpy(float), 400, seed=3,
+                          k=model.raw["min_cell_count"])
+    got = model.raw["validation"]
+    assert got["bins"] == 16 and got["resamples_used"] >= 38
+    assert got["auc"]["apparent"] == pytest.approx(ref["apparent"], abs=1e-4)
+    for key, name, allowance in (("auc", "auc", 0.002), ("calibration_slope", "slope", 0.01)):
+        mean, se = ref[name]
+        assert got[key]["optimism"] == pytest.approx(mean, abs=4 * np.hypot(got[key]["optimism_se"], se) + allowance)
+    assert model.cost["rounds_per_phase"]["training: internal validation"] == 4
