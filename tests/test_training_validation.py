@@ -332,7 +332,7 @@ def test_three_stations_with_cross_station_interactions(tmp_path):
     features = [v(REG, "age_at_diagnosis"), v(REG, "chemotherapy"), v(GP, "copd"), v(G2, "diabetes"),
                 v(G2, "gp_visits"), {"interaction": [v(GP, "copd"), v(G2, "diabetes")]},
                 {"interaction": [v(REG, "chemotherapy"), v(G2, "gp_visits")]}]
-    spec = {**spec_for(study, repetitions=150, bins=32), "features": features}
+    spec = {**spec_for(study, repetitions=150), "features": features}
     coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(study),
                                      {s: {"allow_evaluate": True} for s in (REG, GP, G2)})
     result = train(coord, spec, evaluate=True)
@@ -341,7 +341,7 @@ def test_three_stations_with_cross_station_interactions(tmp_path):
     ref = clear_bootstrap(x.to_numpy(float), data["death_within_2y"].to_numpy(float), 400, seed=2,
                           k=result["min_cell_count"])
     got = result["validation"]
-    assert got["bins"] == 32 and got["resamples_used"] >= 148
+    assert got["bins"] == 64 and got["resamples_used"] >= 148
     for key, name, allowance in (("auc", "auc", 0.001), ("calibration_slope", "slope", 0.005)):
         mean, se = ref[name]
         assert got[key]["optimism"] == pytest.approx(mean, abs=4 * np.hypot(got[key]["optimism_se"], se) + allowance)
@@ -377,7 +377,7 @@ def test_validation_refusals_name_the_problem(study, monkeypatch, tmp_path):
     for spec, message in (
             (cox, "logistic regression only"),
             (spec_for(study, repetitions=5), "'repetitions' must be an integer from 10"),
-            (spec_for(study, bins=48), "'bins' must be one of 16, 32, 64"),
+            (spec_for(study, bins=48), "'bins' must be one of 32, 64, 128"),
             (spec_for(study, method="cross-validation"), "the only method is"),
             (spec_for(study, repetitions=1000), "at most one per two records")):
         coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, paths)

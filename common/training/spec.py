@@ -29,7 +29,7 @@ INTERCEPT = "(intercept)"
 DEFAULT_REPETITIONS = 100    # internal validation: bootstrap resamples (lancelot.training.validation)
 MAX_REPETITIONS = 1000
 DEFAULT_BINS = 64            # and the bins of the resample models' scores
-BIN_CHOICES = (16, 32, 64)   # powers of two: K 2^m divides 2^64, so the masked scores hide perfectly
+BIN_CHOICES = (32, 64, 128)  # powers of two: K 2^m divides 2^64, so the masked scores hide perfectly
 
 
 @dataclass(frozen=True)
