@@ -248,7 +248,7 @@ def _demo_specs(link_spec: dict) -> dict[str, dict]:
         ]},
         "train": {"linkage": link_spec, "model": "logistic",
                   "outcome": {"station": "registry", "column": "death_within_2y"},
-                  "features": DEMO_FEATURES},
+                  "features": DEMO_FEATURES, "validation": {"method": "bootstrap", "repetitions": 100}},
         "cox": {"linkage": link_spec, "model": "cox",
                 "time": {"station": "registry", "column": "survival_days"},
                 "event": {"station": "registry", "column": "vital_status"},
