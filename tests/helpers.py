@@ -260,14 +260,15 @@ def binned_auc(score: np.ndarray, y: np.ndarray, weight: np.ndarray, grid: tuple
 
 def clear_bootstrap(x: np.ndarray, y: np.ndarray, repetitions: int, seed: int, k: int,
                     weights: np.ndarray | None = None, grid: tuple[float, float] | None = None,
-                    roundings: int = 0) -> dict:
+                    roundings: int = 0, slope_roundings: int = 0) -> dict:
     """The same procedure in the clear: one Newton step per Poisson(1) resample from the pooled fit, the
     AUC (scikit-learn) and the calibration slope (a full statsmodels recalibration fit) of each resample
     model on its resample (frequency weights) and on the original records. ``weights`` (B, n): given
-    resamples, otherwise the reference's own; ``grid`` (lo, width): also the AUC optimism on those bins,
-    its expectation under stochastic rounding and its spread over ``roundings`` draws (a record's draw
-    shared by its two cohorts, as in the protocol). The recalibration clips scores to the fit's k-th
-    smallest and largest linear predictor, as lancelot's does."""
+    resamples, otherwise the reference's own; ``grid`` (lo, width): also the optimisms on those bins (a
+    score u bins above lo scores lo + (floor(u) + up) width, up with probability frac(u), a record's draw
+    shared by its two cohorts, as in the protocol): the AUC's expectation under the rounding and its
+    spread over ``roundings`` draws, the slope's mean and spread over ``slope_roundings`` draws. The
+    recalibration clips scores to the fit's k-th smallest and largest linear predictor, as lancelot's does."""
     import statsmodels.api as sm
     from sklearn.metrics import roc_auc_score
 
@@ -278,24 +279,29 @@ def clear_bootstrap(x: np.ndarray, y: np.ndarray, repetitions: int, seed: int, k
     ordered = np.sort(x @ fit.params)
     clip = (ordered[k - 1], ordered[-k])
     rng = np.random.default_rng(seed)   # the reference's own resamples and roundings
-    auc, slope, binned, drawn = [], [], [], np.zeros((roundings, repetitions))
+    def slope_optimism(score, m):   # on the resample minus on the original records
+        return np.subtract(*[sm.GLM(y, sm.add_constant(np.clip(score, *clip)), family=sm.families.Binomial(),
+                                    freq_weights=wt).fit().params[1] for wt in (m, np.ones(len(y)))])
+
+    auc, slope, binned = [], [], []
+    drawn, drawn_slope = np.zeros((roundings, repetitions)), np.zeros((slope_roundings, repetitions))
     for b in range(repetitions):
         m = np.minimum(rng.poisson(1.0, len(y)), WEIGHT_CAP) if weights is None else weights[b]
         hess = x.T @ (x * (m * prob * (1 - prob))[:, None])
         score = x @ (fit.params + np.linalg.solve(hess, x.T @ (m * (y - prob))))
-        per = []
-        for wt in (m, np.ones(len(y))):
-            glm = sm.GLM(y, sm.add_constant(np.clip(score, *clip)), family=sm.families.Binomial(),
-                         freq_weights=wt).fit()
-            per.append((roc_auc_score(y, score, sample_weight=wt), glm.params[1]))
-        auc.append(per[0][0] - per[1][0])
-        slope.append(per[0][1] - per[1][1])
+        auc.append(roc_auc_score(y, score, sample_weight=m) - roc_auc_score(y, score))
+        slope.append(slope_optimism(score, m))
         if grid:
             binned.append(binned_auc(score, y, m, grid) - binned_auc(score, y, np.ones(len(y)), grid))
-            for d in range(roundings):
-                up = rng.random(len(y)) < ((score - grid[0]) / grid[1]) % 1
-                drawn[d, b] = binned_auc(score, y, m, grid, up) - binned_auc(score, y, np.ones(len(y)), grid, up)
+            u = (score - grid[0]) / grid[1]
+            for d in range(max(roundings, slope_roundings)):
+                up = rng.random(len(y)) < u % 1
+                if d < roundings:
+                    drawn[d, b] = binned_auc(score, y, m, grid, up) - binned_auc(score, y, np.ones(len(y)), grid, up)
+                if d < slope_roundings:
+                    drawn_slope[d, b] = slope_optimism(grid[0] + (np.floor(u) + up) * grid[1], m)
     return {"auc": (np.mean(auc), np.std(auc) / np.sqrt(repetitions)),
             "slope": (np.mean(slope), np.std(slope) / np.sqrt(repetitions)),
             "binned_auc": (np.mean(binned), np.std(drawn.mean(axis=1)) if roundings else 0.0) if grid else None,
+            "binned_slope": (drawn_slope.mean(), np.std(drawn_slope.mean(axis=1))) if slope_roundings else None,
             "apparent": roc_auc_score(y, x @ fit.params)}
