@@ -279,6 +279,7 @@ def clear_bootstrap(x: np.ndarray, y: np.ndarray, repetitions: int, seed: int, k
     ordered = np.sort(x @ fit.params)
     clip = (ordered[k - 1], ordered[-k])
     rng = np.random.default_rng(seed)   # the reference's own resamples and roundings
+
     def slope_optimism(score, m):   # on the resample minus on the original records
         return np.subtract(*[sm.GLM(y, sm.add_constant(np.clip(score, *clip)), family=sm.families.Binomial(),
                                     freq_weights=wt).fit().params[1] for wt in (m, np.ones(len(y)))])

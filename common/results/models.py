@@ -20,6 +20,7 @@ def validation_cost(cost: dict) -> str:
         return ""
     return f", {seconds.get(VALIDATION_PHASE, 0):.0f} s in {rounds[VALIDATION_PHASE]} rounds"
 
+
 class Model(Result):
     """A model fitted on the linked cohort (research use only). Subclasses: :class:`LogisticModel`,
     :class:`CoxModel`."""
