@@ -396,6 +396,16 @@ def test_validation_refusals_name_the_problem(study, monkeypatch, tmp_path):
         train(coord, spec_for(study, repetitions=1000))
 
 
+def test_a_station_refuses_bins_outside_the_choices_naming_itself():
+    """The stations check the bins a coordinator sends with the same rule as the researcher's spec."""
+    from lancelot.training.spec import check_bins
+
+    assert check_bins(128, "gp_1") == 128
+    for bad in (48, 16, 64.0, True, None):
+        with pytest.raises(InputError, match="station 'gp_1': 'validation': 'bins' must be one of 32, 64, 128"):
+            check_bins(bad, "gp_1")
+
+
 @pytest.mark.parametrize("step, shift, why", [("train_count", 0, "out of order"),
                                                ("train_resample", -1, "not at the fit's last iteration")])
 def test_stations_run_the_validation_once_in_order_at_the_last_iteration(study, monkeypatch, step, shift, why):

@@ -15,6 +15,7 @@ from . import channel, products, validation
 from . import shares as sh
 from .design import build_block
 from .labels import LogisticDealt, Pair, Validation, at
+from .spec import check_bins
 
 
 def step_rows(ctx: StationContext, payload: dict) -> dict:
@@ -143,7 +144,7 @@ def step_count(ctx: StationContext, payload: dict) -> dict:
     calibration statistics and start the Beaver products of the AUC's pair counts."""
     own, pair, hub, n, reps = _validation_start(ctx, payload, "train_count")
     t, st = payload["t"], ctx.state.get(channel.STATE)
-    bins = validation.check_bins(payload.get("bins"), ctx.station)
+    bins = check_bins(payload.get("bins"), ctx.station)
     key = channel.peer_key(ctx, st["partner"], st["peers"][st["partner"]])
     mine = ctx.state.get_array("train_bin_y").astype(np.uint64)
     theirs = sh.unseal(key, payload["sealed"], f"bin-y:{st['partner']}")["y"].astype(np.uint64)

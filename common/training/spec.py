@@ -190,10 +190,14 @@ def _validation(raw: dict, model: str) -> dict | None:
     reps = v.get("repetitions", DEFAULT_REPETITIONS)
     if not isinstance(reps, int) or isinstance(reps, bool) or not 10 <= reps <= MAX_REPETITIONS:
         raise InputError(f"'validation': 'repetitions' must be an integer from 10 to {MAX_REPETITIONS}")
-    bins = v.get("bins", DEFAULT_BINS)
+    return {"repetitions": reps, "bins": check_bins(v.get("bins", DEFAULT_BINS))}
+
+
+def check_bins(bins, station: str | None = None) -> int:
+    """The validation's bins, checked for the researcher's spec and again by each station on its payload."""
     if not isinstance(bins, int) or isinstance(bins, bool) or bins not in BIN_CHOICES:
-        raise InputError(f"'validation': 'bins' must be one of {', '.join(map(str, BIN_CHOICES))}")
-    return {"repetitions": reps, "bins": bins}
+        raise InputError(f"'validation': 'bins' must be one of {', '.join(map(str, BIN_CHOICES))}", station=station)
+    return bins
 
 
 def _spline(f: dict, i: int, column: str) -> tuple[float, ...] | int:

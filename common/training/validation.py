@@ -40,6 +40,7 @@ from ..runtime.errors import InputError
 from . import shares as sh
 from .design import FRAC_BITS_X
 from .labels import Pair, Validation, at, opening
+from .logistic import sigmoid
 from .newton import newton_step
 from .spec import BIN_CHOICES, DEFAULT_BINS, DEFAULT_REPETITIONS, MAX_REPETITIONS
 
@@ -56,16 +57,15 @@ W_DROP, R_DROP = 4, 2    # precision given up for the resample weights: up to 15
 _POISSON_CDF = np.cumsum([math.exp(-1) / math.factorial(k) for k in range(WEIGHT_CAP)])
 
 
+def _uniform(key: bytes, label: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Uniform floats in [0, 1) with 53 random bits each, from the PRG under ``key``."""
+    return (sh.prg(key, label, shape) >> np.uint64(11)).astype(float) / 2.0 ** 53
+
+
 def resample_weights(pair: bytes, t: int, repetitions: int, n: int) -> np.ndarray:
     """(B, n) Poisson(1) resample weights (capped), from the key H and P share: C never sees them."""
-    u = (sh.prg(pair, at(Pair.BOOTSTRAP, t), (repetitions, n)) >> np.uint64(11)).astype(float) / 2.0 ** 53
+    u = _uniform(pair, at(Pair.BOOTSTRAP, t), (repetitions, n))
     return np.searchsorted(_POISSON_CDF, u, side="right").astype(np.int64)
-
-
-def check_bins(bins, station: str | None = None) -> int:
-    if not isinstance(bins, int) or isinstance(bins, bool) or bins not in BIN_CHOICES:
-        raise InputError(f"the validation's bins must be one of {', '.join(map(str, BIN_CHOICES))}", station=station)
-    return bins
 
 
 MIN_RECORDS = 200         # below this, sum_i m_i w_i (C knows every w_i) would be a low-density knapsack
@@ -219,7 +219,7 @@ class Bootstrap:
         clipped to the fit's k-th smallest and largest linear predictor (a few records move; the statistics'
         noise, scaled to one record's largest contribution, shrinks with the range)."""
         score = np.clip(self.lo + np.arange(self.K) * self.width, *self.clip)   # a bin's score
-        p = 1.0 / (1.0 + np.exp(-score))
+        p = sigmoid(score)
         v = p * (1 - p)
         powers = [score ** i for i in range(5)]
         # rows: (E - N p) s^i (i < 2), then N c_j s^i (i <= j) for the j-th derivatives' c_2 = v,
@@ -250,7 +250,7 @@ def statistic_noise(pair: bytes, t: int, weights: np.ndarray, shape: tuple[int, 
     bin (a lattice attack does so for 32 bins or fewer) and read a tail record's resample weight."""
     coefficients = weights.view(np.int64).astype(float) / 2.0 ** STAT_BITS          # (2, 14, K)
     scale = NOISE_RECORDS * np.abs(coefficients).max(axis=(0, 2))                    # (14,)
-    u = (sh.prg(pair, opening("vnoise", t), (2,) + tuple(shape)) >> np.uint64(11)).astype(float) / 2.0 ** 53
+    u = _uniform(pair, opening("vnoise", t), (2,) + tuple(shape))
     normal = np.sqrt(-2 * np.log1p(-u[0])) * np.cos(2 * np.pi * u[1])               # Box-Muller
     return sh.encode(normal * scale, STAT_BITS)
 
@@ -260,8 +260,8 @@ def apparent_slope(z: np.ndarray, y: np.ndarray) -> float:
     x = np.column_stack([np.ones_like(z), z])
     theta = np.array([0.0, 1.0])
     for _ in range(50):
-        p = 1 / (1 + np.exp(-(x @ theta)))
-        step = np.linalg.solve(x.T @ (x * (p * (1 - p))[:, None]), x.T @ (y - p))
+        p = sigmoid(x @ theta)
+        step = newton_step(x.T @ (x * (p * (1 - p))[:, None]), x.T @ (y - p), theta, 0.0, intercept=True)
         theta = theta + step
         if np.abs(step).max() < 1e-12:
             break
