@@ -2,8 +2,8 @@
 
 It reads only what the researcher gets (the result JSON) and the spec that asked for it, builds
 the released linear system itself, and for every withheld count solves for the smallest and the
-largest value consistent with everything released (two linear programs, HiGHS through
-``scipy.optimize.linprog``): the "protection interval" statistical agencies audit (tau-Argus). A
+largest value consistent with everything released (two linear programs, HiGHS through its
+Python interface ``highspy``): the "protection interval" statistical agencies audit (tau-Argus). A
 withheld count is protected when that interval is at least k wide. Nothing of lancelot's ledger or
 statistics code is imported or reused: the model below is rebuilt from the release format.
 
@@ -37,8 +37,8 @@ Three exact reductions keep the programs small (tests/test_disclosure.py checks 
 plain full-product program): levels and atoms that every count treats alike are merged (two equal
 columns of the system can be replaced by their sum); dimensions that no count links are
 independent blocks with tied totals (tables of two blocks with equal totals always have a joint
-table with those margins); and each program is solved over the groups of atoms that lie in the
-same released counts and on the same side of its target.
+table with those margins); and the program is solved over the groups of atoms that lie in the
+same counts, released or withheld (one model per system, re-solved per target from the last basis).
 
 A withheld count is protected when its interval is at least k wide (``assert_protected``;
 ``strict=False`` only asks it of intervals that reach below k). A withheld count pinned to zero
@@ -164,9 +164,9 @@ class _Infeasible(Exception):
 class _Program:
     """The released counts as a linear program over atom classes, solved per target with HiGHS.
 
-    For one target, atoms that lie in the same released counts, the same block and on the same
-    side of the target are interchangeable (only their sum enters any row or the objective), so
-    each program is solved over those groups only: exact, and much smaller than the product.
+    Atoms that lie in the same counts (released or not) and the same block are interchangeable for
+    every target (only their sum enters any row or objective), so the program is built once over
+    those groups; each target changes only the objective, and HiGHS re-solves from the last basis.
     """
 
     def __init__(self, member: np.ndarray, block_of: np.ndarray, rows: list[tuple[int, int, int]]):
@@ -175,46 +175,58 @@ class _Program:
         self.rows = rows
         released = member[[i for i, _, _ in rows]] if rows else np.zeros((0, member.shape[1]), bool)
         self.released = released
+        blocks = block_of.astype(np.int64).view(np.uint8).reshape(len(block_of), -1)
         key = np.column_stack([np.packbits(released, axis=0).T if rows else np.zeros((member.shape[1], 0), np.uint8),
-                               block_of.astype(np.int64).view(np.uint8).reshape(len(block_of), -1)])
-        _, self.group = np.unique(key, axis=0, return_inverse=True)
+                               blocks])
+        _, self.group = np.unique(key, axis=0, return_inverse=True)   # for the elastic repair (conflicts)
         self.group = self.group.ravel()
+        _, self.columns = np.unique(np.column_stack([np.packbits(member, axis=0).T, blocks]), axis=0, return_index=True)
+        self._highs = None
+
+    def _model(self):
+        """The HiGHS model over the atom groups: x >= 0, the blocks' totals tied, each released count in its interval."""
+        import highspy
+
+        cols = self.columns
+        released, block = self.released[:, cols].astype(float), self.block_of[cols]
+        rows = [((block == 0).astype(float) - (block == b), 0.0, 0.0) for b in range(1, int(self.block_of.max()) + 1)]
+        rows += [(row, float(lo), float(hi)) for row, (_, lo, hi) in zip(released, self.rows)]
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.addVars(len(cols), np.zeros(len(cols)), np.full(len(cols), highspy.kHighsInf))
+        if rows:
+            a = sparse.csr_matrix(np.array([r for r, _, _ in rows]))
+            h.addRows(len(rows), np.array([lo for _, lo, _ in rows]), np.array([hi for _, _, hi in rows]), a.nnz,
+                      a.indptr[:-1].astype(np.int32), a.indices.astype(np.int32), a.data)
+        return h
 
     def solve(self, target: np.ndarray) -> tuple[float, float]:
         """The smallest and largest value of the target count over every table consistent with the release."""
-        _, cols = np.unique(self.group * 2 + target.astype(np.int64), return_index=True)
-        released = self.released[:, cols].astype(float)
-        block = self.block_of[cols]
-        eq, eq_b, ub, ub_b = [], [], [], []
-        for b in range(1, int(self.block_of.max()) + 1):  # every block has the cohort's total
-            eq.append((block == 0).astype(float) - (block == b))
-            eq_b.append(0.0)
-        for row, (_, lo, hi) in zip(released, self.rows):
-            if lo == hi:
-                eq.append(row)
-                eq_b.append(lo)
-            else:
-                ub.extend([row, -row])  # a.x <= hi and -a.x <= -lo
-                ub_b.extend([hi, -lo])
-        kw = {}
-        if ub:
-            kw.update(A_ub=sparse.csr_matrix(np.array(ub)), b_ub=np.array(ub_b, float))
-        if eq:
-            kw.update(A_eq=sparse.csr_matrix(np.array(eq)), b_eq=np.array(eq_b, float))
-        cost = target[cols].astype(float)
+        import highspy
+
+        status = highspy.HighsModelStatus
+        if self._highs is None:
+            self._highs = self._model()
+        h, n = self._highs, len(self.columns)
+        cost = target[self.columns].astype(float)
         out = []
         for sign in (1.0, -1.0):
-            res = linprog(sign * cost, bounds=(0, None), method="highs", **kw)
-            if res.status == 3:  # unbounded: only the maximum can be (no released total caps the count)
+            h.changeColsCost(n, np.arange(n, dtype=np.int32), sign * cost)
+            h.run()
+            got = h.getModelStatus()
+            if got == status.kUnboundedOrInfeasible:   # presolve could not tell which: ask the simplex
+                h.setOptionValue("presolve", "off")
+                h.run()
+                got = h.getModelStatus()
+            if got == status.kUnbounded:   # only the maximum can be (no released total caps the count)
                 out.append(-math.inf * sign)
-            elif res.status == 2:
+            elif got == status.kInfeasible:
                 raise _Infeasible()
-            elif res.status != 0:
-                raise AuditError(f"linear program failed: {res.message}")
+            elif got != status.kOptimal:
+                raise AuditError(f"linear program failed: {h.modelStatusToString(got)}")
             else:
-                out.append(sign * res.fun + 0.0)
+                out.append(sign * h.getInfo().objective_function_value + 0.0)
         return out[0], out[1]
-
 
     def conflicts(self) -> list[tuple[int, float]]:
         """(row index, change) of the released counts that must move, and by how much, for a consistent table.

@@ -136,6 +136,7 @@ def wait_node(devnet, station: str, status: str, timeout: float = 180) -> None:
     raise AssertionError(f"node of {station} not {status} after {timeout} s")
 
 
+@pytest.mark.serial   # stops a node, then checks that no node keeps any job's files
 def test_an_offline_station_ends_the_job_and_no_station_keeps_state(devnet, insider):
     devnet_cmd("node", "stop", GP2)
     try:

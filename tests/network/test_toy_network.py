@@ -112,6 +112,7 @@ def test_node_policy_refuses_images_outside_the_allow_list(devnet):
     assert devnet.wait(task_id, timeout=120) == "not allowed"
 
 
+@pytest.mark.serial   # times rounds: alone on the network
 def test_round_time_real_network_vs_local_network(devnet, tmp_path, record_timing):
     """Wall time per protocol round: real containers and HTTP vs lancelot.v6.local.LocalNetwork."""
     from lancelot.v6.local import LocalNetwork
