@@ -276,7 +276,6 @@ class _CoxFit:
         grad = RX.add(bx[:, p_d], _opened(RX, res, O.GRADIENT))
         grad = expand.T @ RX.decode(grad, W_BITS + FRAC_BITS_X).astype(float)
         if t == 0:
-            logistic.check_identifiable(hess, self.names)
             sxx = RX.add(bx[:, p_d + 1:2 * p_d + 1], _opened(RX, res, O.SUMS_SQUARES))
             sx = RX.add(bx[:, 2 * p_d + 1], _opened(RX, res, O.SUMS))
             n_c = int(complete.sum())
@@ -288,6 +287,7 @@ class _CoxFit:
             totals = terms.original_sums(sum_x, n_c, self.features)
             terms.check_cross_cells(self.interactions, self.features, {
                 "patients": (totals, n_c), "events": (terms.original_sums(sum_xd, n_d, self.features), n_d)}, self.k)
+            logistic.check_identifiable(hess, self.names)   # after the cells: an empty cell is refused as a small one
             cross = expand.T @ RX.decode(sxx, E_BITS + 2 * FRAC_BITS_X).astype(float) @ expand / n_c
             moments = terms.original_moments(sum_x / n_c, cross, self.features)
             self.summaries = terms.with_product_means(hazards.feature_summary(moments, n_c, self.features, self.base),

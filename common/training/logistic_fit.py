@@ -155,11 +155,10 @@ class _LogisticFit:
         return hess, grad, (logistic.log_likelihood(z[complete], y[complete]) if t > 0 else None)
 
     def _first_checks(self, hess: np.ndarray, grad: np.ndarray) -> None:
-        """At beta = 0, before any coefficient exists: identifiability, the cells of binary features and
-        interactions, and the feature summaries. The first Hessian's intercept row holds the encoded column
+        """At beta = 0, before any coefficient exists: the cells of binary features and interactions, then
+        identifiability (so that a refusal never tells an empty cell from a small one), and the feature summaries. The first Hessian's intercept row holds the encoded column
         sums, the gradient those over the events (see logistic.binary_levels)."""
         st, k, features = self.st, self.st.k, self.st.features
-        logistic.check_identifiable(hess, st.names)
         logistic.check_levels(logistic.binary_levels(hess, grad, features), k, LOGISTIC_CELLS)
         n_c, events_c = 4 * hess[0, 0], grad[0] + 2 * hess[0, 0]
         totals = terms.original_sums(4 * hess[0], n_c, features)
@@ -167,6 +166,7 @@ class _LogisticFit:
         terms.check_cross_cells(st.interactions, features, {
             "patients": (totals, n_c), "events": (totals_ev, events_c),
             "non-events": (totals - totals_ev, n_c - events_c)}, k)
+        logistic.check_identifiable(hess, st.names)   # after the cells: a product empty in a cell is a small cell
         moments = terms.original_moments(hess[0] / hess[0, 0], hess / hess[0, 0], features)
         self.summaries = terms.with_product_means(logistic.feature_summary(moments, features, n_c, st.base), features,
                                                   totals, n_c, first=1, base=st.base)
