@@ -228,7 +228,7 @@ def test_bad_spec_is_refused(study, change, message):
 
 
 @pytest.mark.parametrize("columns, spec_change, message", [
-    ({"t0": lambda d: d[TIME] - d[TIME].min()}, {"time": v(REG, "t0")}, "must be positive"),
+    ({"tn": lambda d: d[TIME] - d[TIME].median()}, {"time": v(REG, "tn")}, "must not be negative"),
     ({"tt": lambda d: d[TIME].astype(str) + " days"}, {"time": v(REG, "tt")}, "must be numeric"),
     ({"none": lambda d: 0}, {"event": v(REG, "none")}, "no events"),
     ({"ev2": lambda d: d[EVENT] * 2}, {"event": v(REG, "ev2")}, "binary"),
@@ -243,6 +243,18 @@ def test_bad_data_is_refused_clearly(study, tmp_path, columns, spec_change, mess
     coord, _ = recording_coordinator(STEPS, paths)
     with pytest.raises(LancelotError, match=message):
         train(coord, {**spec_for(study, FEATURES[:4]), **spec_change})
+
+
+def test_deaths_at_time_zero_are_kept_as_lifelines_keeps_them(study, tmp_path):
+    """A death on the day of diagnosis (time 0) is common in a registry: it is a death at the first event time."""
+    zero = lambda d: d[TIME].where(d[TIME] > d[TIME].quantile(0.02), 0)   # noqa: E731
+    paths = with_columns(study, tmp_path, REG, t0=zero)
+    coord, _ = recording_coordinator(STEPS, paths, {s: {"allow_evaluate": True} for s in (REG, GP)})
+    result = train(coord, {**spec_for(study, FEATURES[:4]), "time": v(REG, "t0")}, evaluate=True)
+    x, data = pooled_design(joined(paths, result["links"], [REG, GP]), FEATURES[:4], ["t0", EVENT])
+    assert ((data["t0"] == 0) & (data[EVENT] == 1)).sum() >= 5
+    cph = lifelines_fit(x, data["t0"].astype(float), data[EVENT].astype(float))
+    assert_coefficients(result, cph.params_, cph.standard_errors_, x)
 
 
 def test_missing_time_column_names_it(study):

@@ -327,7 +327,7 @@ def _survival_times(df: pd.DataFrame, station: str, column: str) -> np.ndarray:
     finite = np.isfinite(values)
     if not finite.any():
         raise InputError("has no survival times", station=station, column=column)
-    if np.any(values[finite] <= 0):
-        raise InputError("survival times must be positive (a time of 0 or less was found)", station=station,
+    if np.any(values[finite] < 0):   # 0 is a time (a death on the day of diagnosis), as in lifelines and R
+        raise InputError("survival times must not be negative (a time below 0 was found)", station=station,
                          column=column)
     return np.where(finite, values, np.nan)
