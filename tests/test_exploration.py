@@ -14,7 +14,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import check_moments, local_study, make_study, station_paths
+from helpers import check_moments, local_study, make_study, station_paths, with_columns
 from lifelines import KaplanMeierFitter
 from lifelines.statistics import multivariate_logrank_test
 
@@ -246,6 +246,20 @@ def test_kaplan_meier_by_a_gp_column_counted_on_elgamal_or_paillier_matches_life
         assert outs[cipher]["cost"]["rounds"] == 4
     assert outs["ec"]["analyses"] == outs["paillier"]["analyses"]
     assert outs["ec"]["cost"]["bytes_from_stations"] < 0.8 * outs["paillier"]["cost"]["bytes_from_stations"]
+
+
+def test_kaplan_meier_default_times_say_their_unit(study, tmp_path):
+    """The default times are days: with a time column in years none can be released, and the note says why;
+    in days the curve is released at them."""
+    paths = with_columns(study, tmp_path, REG, years=lambda d: d["survival_days"] / 365.25)
+    km = {"type": "kaplan_meier", "event": v(REG, "vital_status")}
+    spec = {"linkage": json.loads(study["link_spec"].read_text()),
+            "analyses": [{**km, "time": v(REG, "years")}, {**km, "time": v(REG, "survival_days")}]}
+    years, days = local_study(station_paths(paths)).explore(spec).to_json()["analyses"]
+    assert years["groups"] and not any(g["curve"] for g in years["groups"])
+    assert "if the time column is not in days, set 'times' in its unit" in years["note"]
+    assert any(g["curve"] for g in days["groups"]) and "set 'times'" not in days["note"]
+    assert "91, 182, 365, 730, 1095 and 1826" in days["note"]
 
 
 def check_kaplan_meier(out, linked, group_col, times):

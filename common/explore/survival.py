@@ -67,10 +67,14 @@ def kaplan_meier(a: Analysis, job: Job) -> Render:
                                "at_risk": round_count(at["at_risk"][idx], risk_base)})
             released.append({"group": label, "n": rel(c_n), "events": rel(c_ev), "censored": rel(c_ce),
                              "curve": points, "times_withheld": withheld})
-        out = {"groups": released, "refused": refused,
-               "note": (f"released at the requested times (default: 3, 6, 12, 24, 36 and 60 months) where at least "
-                        f"{k} events separate adjacent times and at least {k} are at risk; at-risk counts rounded to "
-                        f"{risk_base}")}
+        asked = ("the requested times" if a.times else
+                 "the default times 91, 182, 365, 730, 1095 and 1826 (3 to 60 months when the time column is in days)")
+        note = (f"released at {asked} where at least {k} events separate adjacent times and at least {k} are at "
+                f"risk; at-risk counts rounded to {risk_base}")
+        if not a.times and released and not any(g["curve"] for g in released):
+            note += ("; no default time could be released: if the time column is not in days, set 'times' in its "
+                     "unit")
+        out = {"groups": released, "refused": refused, "note": note}
         if len(ev_rows) > 1:
             test = logrank(np.array(ev_rows), np.array(risk_rows))
             out["logrank"] = {**test, "statistic": round_magnitude(test["statistic"]),
