@@ -168,3 +168,17 @@ def test_login_asks_the_server_for_its_major_and_refuses_a_client_of_the_other_o
             server_major("http://127.0.0.1", server.server_port, "/nothing")
     finally:
         server.shutdown()
+
+
+def test_a_station_file_not_in_utf8_is_named_before_the_job_starts(study, tmp_path):
+    """A node reads its CSV as UTF-8; a Latin-1 export would crash the run with only 'failed' to show."""
+    import pandas as pd
+
+    frame = pd.read_csv(study["gp_1"])
+    frame.loc[3, "achternaam"] = "Müller-Lüdenscheidt"
+    latin = tmp_path / "gp_latin1.csv"
+    frame.to_csv(latin, index=False, encoding="latin-1")
+    spec = json.loads(study["link_spec"].read_text())
+    with pytest.raises(LancelotError, match=r"station 'gp_1'.*not UTF-8 text \(byte 0xfc") as err:
+        local_study({**station_paths(study), "gp_1": latin}).link(spec)
+    assert "'CSV UTF-8'" in str(err.value)

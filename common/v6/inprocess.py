@@ -11,6 +11,7 @@ into the same ``vantage6`` namespace.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import itertools
 import multiprocessing as mp
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..algorithms import PACKAGES
+from ..runtime.errors import InputError
 
 COLLABORATION_ID = 1
 
@@ -154,6 +156,24 @@ class Task:
     runs: list[Run] = field(default_factory=list)
 
 
+def check_utf8(station: str, path: str | os.PathLike) -> None:
+    """A node reads its CSV as UTF-8; any other encoding would crash the run with nothing but 'failed' to show
+    on this machine, so the in-process network checks the file first and names the station and the byte."""
+    if Path(path).suffix.lower() not in (".csv", ".txt", ".tsv"):
+        return
+    offset = 0
+    with open(path, "rb") as f:
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                bad = chunk[exc.start:exc.start + 1].hex()
+                raise InputError(f"the file {path} is not UTF-8 text (byte 0x{bad} at offset {offset + exc.start}): "
+                                 "save it as UTF-8 (from a spreadsheet: 'CSV UTF-8')", station=station) from None
+            offset += len(chunk)
+
+
 class ProcessNetwork:
     """What both in-process networks (4.15 and 5.x) share: organisations, nodes, folders, and runs as processes.
 
@@ -177,6 +197,8 @@ class ProcessNetwork:
                  offline: tuple[str, ...], image_tag: str, prefix: str, preload: list[str]):
         if not stations:
             raise ValueError("a network needs at least one station")
+        for name, path in stations.items():
+            check_utf8(name, path)
         self.package = package
         self.image = f"localhost/{package.replace('_', '-')}:{image_tag}"
         self.orgs = {name: 2 + i for i, name in enumerate(stations)}
