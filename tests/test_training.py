@@ -210,6 +210,23 @@ def test_bad_outcome_is_refused(study, tmp_path, outcome_values, message):
         train(coord, spec)
 
 
+def test_an_outcome_of_true_false_with_missing_cells_is_the_0_1_outcome(study, tmp_path):
+    """pandas reads True/False with empty cells as text; the station reads it as 1/0 with missing, as exploration does."""
+    df = pd.read_csv(study[REG])
+    missing = np.arange(len(df)) % 11 == 0
+    df["y_num"] = df["death_within_2y"].where(~missing)
+    df["y_bool"] = df["death_within_2y"].astype(bool).astype(object).where(~missing, None)
+    df.to_csv(tmp_path / "registry.csv", index=False)
+    paths = {**station_paths(study), REG: tmp_path / "registry.csv"}
+    fits = {}
+    for column in ("y_bool", "y_num"):
+        coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, paths)
+        fits[column] = train(coord, {**spec_for(study, FEATURES[:3]), "outcome": {"station": REG, "column": column}})
+    assert pd.read_csv(paths[REG])["y_bool"].dtype == object
+    assert fits["y_bool"]["coefficients"] == fits["y_num"]["coefficients"]
+    assert fits["y_bool"]["n_used"] == fits["y_num"]["n_used"]
+
+
 @pytest.mark.parametrize("change, message", [
     ({"model": "cox"}, "takes 'time' and 'event'"),   # a logistic spec with the model switched
     ({"model": "probit"}, "unknown model"),

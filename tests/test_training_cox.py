@@ -230,6 +230,8 @@ def test_bad_spec_is_refused(study, change, message):
 @pytest.mark.parametrize("columns, spec_change, message", [
     ({"tn": lambda d: d[TIME] - d[TIME].median()}, {"time": v(REG, "tn")}, "must not be negative"),
     ({"tt": lambda d: d[TIME].astype(str) + " days"}, {"time": v(REG, "tt")}, "must be numeric"),
+    ({"tc": lambda d: (d[TIME] / 7).round(1).astype(str).str.replace(".", ",")}, {"time": v(REG, "tc")},
+     "must be numeric .*decimal commas"),
     ({"none": lambda d: 0}, {"event": v(REG, "none")}, "no events"),
     ({"ev2": lambda d: d[EVENT] * 2}, {"event": v(REG, "ev2")}, "binary"),
     ({"c": lambda d: 3.0}, {"features": [v(REG, "c"), v(GP, "copd")]}, "constant"),

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..policy import NodePolicy, check_columns
-from ..runtime.columns import column_hint, not_numeric_hint
+from ..runtime.columns import column_hint, not_numeric_hint, true_false_as_numbers
 from ..runtime.errors import InputError
 from .spec import Analysis, ExploreSpec, Var
 
@@ -116,8 +116,7 @@ def table_one_kind(station: str, series: pd.Series, row: dict) -> str:
 def numeric_of(station: str, series: pd.Series) -> np.ndarray:
     if pd.api.types.is_bool_dtype(series):
         return series.astype(float).to_numpy()
-    if series.dtype == object and series.notna().any() and series.dropna().map(lambda v: isinstance(v, bool)).all():
-        return series.map(lambda v: float(v) if isinstance(v, bool) else np.nan).to_numpy(dtype=float)  # True/False, missing
+    series = true_false_as_numbers(series)   # True/False with missing cells
     if not pd.api.types.is_numeric_dtype(series):
         raise InputError("wrong type: a numeric variable is needed, the column is not numeric"
                          f"{not_numeric_hint(series)}", station=station, column=series.name)

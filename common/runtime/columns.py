@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
 SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
@@ -40,6 +41,13 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def true_false_as_numbers(series: pd.Series) -> pd.Series:
+    """A column of True/False with missing cells (read as text by pandas) as 1.0/0.0/NaN; any other column as it is."""
+    if series.dtype == object and series.notna().any() and series.dropna().map(lambda v: isinstance(v, bool)).all():
+        return series.map(lambda v: float(v) if isinstance(v, bool) else np.nan).astype(float)
+    return series
 
 
 def not_numeric_hint(series: pd.Series) -> str:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..disclosure import quantile_allowed
 from ..policy import NodePolicy, check_columns
-from ..runtime.columns import column_hint, not_numeric_hint
+from ..runtime.columns import column_hint, not_numeric_hint, true_false_as_numbers
 from ..runtime.errors import InputError
 from .spec import INTERCEPT, TrainSpec
 from .terms import HARRELL_QUANTILES, rcs_basis, round_knot, spline_term_name
@@ -294,9 +294,10 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
     times = None
     if spec.outcome_station == station:
         what = "the event indicator" if spec.model == "cox" else "the outcome"
-        y = df[spec.outcome_column]
+        y = true_false_as_numbers(df[spec.outcome_column])
         if not pd.api.types.is_numeric_dtype(y) and y.dtype != bool:
-            raise InputError(f"{what} must be binary 0/1", station=station, column=spec.outcome_column)
+            raise InputError(f"{what} must be binary 0/1{not_numeric_hint(y)}", station=station,
+                             column=spec.outcome_column)
         present = y.dropna().astype(float)
         if not present.isin([0.0, 1.0]).all():
             raise InputError(f"{what} must be binary 0/1: it has other values", station=station,
@@ -322,7 +323,7 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
 def _survival_times(df: pd.DataFrame, station: str, column: str) -> np.ndarray:
     t = df[column]
     if not pd.api.types.is_numeric_dtype(t) or t.dtype == bool:
-        raise InputError("survival times must be numeric", station=station, column=column)
+        raise InputError(f"survival times must be numeric{not_numeric_hint(t)}", station=station, column=column)
     values = t.to_numpy(dtype=float)
     finite = np.isfinite(values)
     if not finite.any():
