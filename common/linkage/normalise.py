@@ -180,7 +180,8 @@ def _date_components(series: pd.Series, name: str, fmt: str | None, station: str
     if present.sum() and bad / present.sum() > MAX_UNPARSEABLE_FRACTION:
         # a share in whole percents, not counts: an error reaches the researcher, who may shape the format
         raise InputError(f"{100 * bad / present.sum():.0f}% of the dates do not parse with format "
-                         f"'{fmt or '%Y-%m-%d'}' (set 'formats' for this station in the spec)",
+                         f"'{fmt or '%Y-%m-%d'}' (set 'formats' for this station in the spec; list markers of a missing "
+                         "date, such as 'unknown' or '00-00-0000', in the field's 'missing')",
                          station=station, column=column)
     ok = parsed.notna().to_numpy()
     number = (parsed.dt.year.fillna(0).to_numpy(np.int64) * 10000 + parsed.dt.month.fillna(0).to_numpy(np.int64) * 100
@@ -240,7 +241,8 @@ def _category_components(series: pd.Series, name: str, mapping: dict[str, str]) 
         if value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == "":
             return None
         text = str(value).strip()
-        return (_ascii_upper(lower.get(text.lower(), text)),)
+        code = lower.get(text.lower(), text)
+        return None if code is None else (_ascii_upper(code),)   # a code mapped to null means missing
 
     return by_unique(series, [name], parts)
 
@@ -254,6 +256,9 @@ def _exact_components(series: pd.Series, name: str) -> dict[str, list]:
 
 
 def field_components(f: FieldSpec, station: str, series: pd.Series) -> dict[str, list]:
+    if f.missing:   # the spec's markers for missing values, compared without case or surrounding spaces
+        markers = {m.strip().lower() for m in f.missing}
+        series = series.where(~series.map(lambda v: v is not None and str(v).strip().lower() in markers))
     if f.kind == "string":
         extra = f.options.get("prefixes", {})
         station_extra = extra.get(station, []) if isinstance(extra, dict) else extra

@@ -32,8 +32,9 @@ class FieldSpec:
     kind: str
     columns: dict[str, str]
     formats: dict[str, str] = field(default_factory=dict)
-    mapping: dict[str, dict[str, str]] = field(default_factory=dict)
+    mapping: dict[str, dict[str, str | None]] = field(default_factory=dict)   # None: the code means missing
     options: dict[str, Any] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()   # values read as missing at every station ('unknown', '00/00/0000'), any case
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class LinkageSpec:
             "stations": {s: {"id_column": c} for s, c in self.stations.items()},
             "hub": self.hub,
             "fields": [{"name": f.name, "kind": f.kind, "columns": f.columns, "formats": f.formats,
-                        "mapping": f.mapping, "options": f.options} for f in self.fields],
+                        "mapping": f.mapping, "options": f.options, "missing": list(f.missing)} for f in self.fields],
             "keys": [list(k) for k in self.keys] if self.keys else None,
             "threshold": self.threshold, "min_records": self.min_records,
             "max_key_frequency": self.max_key_frequency,
@@ -129,10 +130,14 @@ def parse_linkage_spec(raw: Any, known_stations: list[str] | None = None) -> Lin
             raise InputError(f"linkage spec: field '{name}': 'formats' maps each station to a date format")
         for station, fmt in formats.items():
             _check_date_format(name, station, fmt)
+        markers = f.get("missing") or []
+        if not isinstance(markers, list) or not all(isinstance(m, str) and m.strip() for m in markers):
+            raise InputError(f"linkage spec: field '{name}': 'missing' lists the values that mean missing, such as "
+                             "[\"unknown\", \"00/00/0000\"]")
         fields.append(FieldSpec(name=name, kind=kind, columns=dict(columns), formats=dict(formats),
-                                mapping={s: {str(k): str(v) for k, v in m.items()}
+                                mapping={s: {str(k): None if v is None else str(v) for k, v in m.items()}
                                          for s, m in (f.get("mapping") or {}).items()},
-                                options=dict(f.get("options") or {})))
+                                options=dict(f.get("options") or {}), missing=tuple(markers)))
     keys = raw.get("keys")
     if keys is not None:
         if not isinstance(keys, list) or not all(isinstance(k, list) and k for k in keys):
