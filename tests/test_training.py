@@ -24,7 +24,7 @@ from helpers import (
 from sklearn.metrics import roc_auc_score
 
 from lancelot.linkage.protocol import STEPS as LINK_STEPS
-from lancelot.runtime.errors import InputError, LancelotError
+from lancelot.runtime.errors import InputError, LancelotError, PrivacyError
 from lancelot.training import shares as sh
 from lancelot.training.protocol import STEPS as TRAIN_STEPS
 from lancelot.training.protocol import train
@@ -225,6 +225,43 @@ def test_an_outcome_of_true_false_with_missing_cells_is_the_0_1_outcome(study, t
     assert pd.read_csv(paths[REG])["y_bool"].dtype == object
     assert fits["y_bool"]["coefficients"] == fits["y_num"]["coefficients"]
     assert fits["y_bool"]["n_used"] == fits["y_num"]["n_used"]
+
+
+def test_a_rare_level_merged_into_another_gives_the_pooled_fit_with_that_level_recoded(study, tmp_path):
+    """Three 'occult' stages cost the whole stage feature (a level of fewer than k patients); merged into IV they
+    are stage IV patients, as a pooled fit on the recoded column says."""
+    df = pd.read_csv(study[REG])
+    df["stage_o"] = df["stage"].astype(object)
+    df.loc[df.index[:3], "stage_o"] = "occult"
+    df.to_csv(tmp_path / "registry.csv", index=False)
+    paths = {**station_paths(study), REG: tmp_path / "registry.csv"}
+    stage = v(REG, "stage_o", type="categorical", reference="I")
+    features = [v(REG, "age_at_diagnosis"), stage, v(GP, "copd")]
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, paths)
+    with pytest.raises(PrivacyError, match=r"stage_o=occult.*\"merge\""):
+        train(coord, spec_for(study, features))
+    features[1] = {**stage, "merge": {"occult": "IV"}}
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, paths, {s: {"allow_evaluate": True} for s in (REG, GP)})
+    result = train(coord, spec_for(study, features), evaluate=True)
+    linked = joined({**study, **paths}, result["links"], [REG, GP])
+    assert (linked["stage_o"] == "occult").any()
+    linked["stage_o"] = linked["stage_o"].replace({"occult": "IV"})
+    fit, x, y = pooled_fit(linked, [features[0], stage, features[2]])
+    assert "stage_o=IV" in x.columns and not any("occult" in c for c in x.columns)
+    assert_matches(result, fit, x, y)
+
+
+@pytest.mark.parametrize("merge, message", [
+    ({"occult": "IV", "IV": "III"}, "itself merged"),
+    ({"occult": True}, "maps levels"),
+    ([["occult", "IV"]], "maps levels"),
+])
+def test_a_bad_merge_is_refused(study, merge, message):
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(study))
+    with pytest.raises(LancelotError, match=message):
+        train(coord, spec_for(study, [v(REG, "stage", type="categorical", merge=merge), v(GP, "copd")]))
+    with pytest.raises(LancelotError, match="'merge' needs"):
+        train(coord, spec_for(study, [v(REG, "who_ps", merge={"3": "2"}), v(GP, "copd")]))
 
 
 @pytest.mark.parametrize("change, message", [

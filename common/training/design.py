@@ -245,6 +245,8 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
                     earlier.append(term_values)
             continue
         text = _labels(raw)
+        if f.merge:   # the researcher's merged levels (a rare level joins another)
+            text = text.map(lambda v, m=dict(f.merge): m.get(v, v))
         if scaling is None:
             levels = sorted(text.dropna().unique())
             if len(levels) < 2:

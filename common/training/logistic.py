@@ -127,7 +127,8 @@ def check_levels(levels: list[dict], k: int, cells: tuple[str, ...]) -> None:
     if not problems:
         return
     advice = ("among the linked complete cases; its coefficient and standard error would reveal that count. Drop "
-              "the feature or merge the level with another (a penalty does not hide the count)")
+              "the feature or merge the level with another (the feature's \"merge\": {\"level\": \"other level\"}; a "
+              "penalty does not hide the count)")
     if len(problems) == 1:
         f, why = problems[0]
         raise PrivacyError(f"feature '{f['name']}': {why} {advice}", station=f["station"], column=f["column"])

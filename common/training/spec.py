@@ -39,6 +39,7 @@ class Feature:
     type: str | None = None        # "numeric", "categorical" or None (decided from the column's type)
     reference: str | None = None   # categorical: the level left out (default: the first, sorted)
     spline: tuple[float, ...] | int | None = None   # restricted cubic spline: its knots, or how many (station quantiles)
+    merge: tuple[tuple[str, str], ...] = ()   # categorical: (level, the level it joins), applied at the station
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def parse_train_spec(raw: Any, stations: list[str]) -> TrainSpec:
             raw_interactions.append((i, f))
             continue
         station, column = _var(f, f"feature {i + 1}")
-        unknown = set(f) - {"station", "column", "type", "reference", "spline"}
+        unknown = set(f) - {"station", "column", "type", "reference", "spline", "merge"}
         if unknown:
             raise InputError(f"feature {i + 1} ('{column}'): unknown key(s) {', '.join(sorted(unknown))}")
         ftype = f.get("type")
@@ -127,7 +128,8 @@ def parse_train_spec(raw: Any, stations: list[str]) -> TrainSpec:
         if ref is not None and ftype != "categorical":
             raise InputError(f"feature {i + 1} ('{column}'): 'reference' needs \"type\": \"categorical\"")
         spline = _spline(f, i, column) if "spline" in f else None
-        features.append(Feature(station, column, ftype, None if ref is None else str(ref), spline))
+        features.append(Feature(station, column, ftype, None if ref is None else str(ref), spline,
+                                _merge(f, i, column, ftype)))
     if not features:
         raise InputError("'features' must list at least one column besides interactions")
     for s, c in [(o_station, o_column)] + [(f.station, f.column) for f in features]:
@@ -198,6 +200,26 @@ def check_bins(bins, station: str | None = None) -> int:
     if not isinstance(bins, int) or isinstance(bins, bool) or bins not in BIN_CHOICES:
         raise InputError(f"'validation': 'bins' must be one of {', '.join(map(str, BIN_CHOICES))}", station=station)
     return bins
+
+
+def _merge(f: dict, i: int, column: str, ftype: str | None) -> tuple[tuple[str, str], ...]:
+    """A categorical feature's merged levels: {"occult": "IV"} counts the few 'occult' patients as stage IV, so
+    that a rare level need not cost the whole feature (its cells would be refused as fewer than k)."""
+    raw = f.get("merge")
+    if raw is None:
+        return ()
+    where = f"feature {i + 1} ('{column}')"
+    if ftype != "categorical":
+        raise InputError(f"{where}: 'merge' needs \"type\": \"categorical\"")
+    if not isinstance(raw, dict) or not raw or not all(isinstance(v, (str, int)) and not isinstance(v, bool)
+                                                       for v in raw.values()):
+        raise InputError(f"{where}: 'merge' maps levels to the level they join, e.g. {{\"occult\": \"IV\"}}")
+    pairs = tuple((str(k), str(v)) for k, v in raw.items())
+    chained = [k for k, v in pairs if v in raw and v != k]
+    if chained:
+        raise InputError(f"{where}: 'merge' moves level(s) {chained} into a level that is itself merged: name the "
+                         "final level")
+    return pairs
 
 
 def _spline(f: dict, i: int, column: str) -> tuple[float, ...] | int:

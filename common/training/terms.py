@@ -225,7 +225,7 @@ def check_cross_cells(layouts: list[dict], features: list[dict], tables: dict[st
                     problems.append(f"fewer than {k} {kind} with {a}={la} and {b}={lb} (interaction '{inter['label']}')")
     if problems:
         raise PrivacyError("; ".join(problems) + " among the linked complete cases: the interaction's coefficients "
-                           "would reveal that count. Drop the interaction or merge levels")
+                           "would reveal that count. Drop the interaction or merge levels (a feature's \"merge\")")
 
 
 def wald_test(beta: np.ndarray, cov: np.ndarray, index: list[int]) -> dict:
