@@ -176,6 +176,27 @@ def test_strata_refusals(study, tmp_path):
         train(coord, cox(study, STRATIFIED[:3], strata=v(GP, "grp")))
 
 
+def test_a_rare_stratum_merged_into_another_gives_lifelines_on_the_recoded_column(study, tmp_path):
+    df = pd.read_csv(study[REG])
+    df["stage_o"] = df["stage"].astype(object)
+    df.loc[df.index[:3], "stage_o"] = "occult"
+    df.to_csv(tmp_path / "reg.csv", index=False)
+    paths = {**station_paths(study), REG: tmp_path / "reg.csv"}
+    coord, _ = recording_coordinator(STEPS, paths)
+    with pytest.raises(PrivacyError, match="strata 'occult' of 'stage_o' have fewer than 10.*\"merge\""):
+        train(coord, cox(study, STRATIFIED, strata=v(REG, "stage_o")))
+    result, _ = run(study, cox(study, STRATIFIED, strata=v(REG, "stage_o", merge={"occult": "IV"})), paths)
+    x, data = pooled({**study, **paths}, result, keep=(TIME, EVENT, "stage_o"))
+    assert (data["stage_o"] == "occult").any()
+    cph = CoxPHFitter().fit(x.assign(T=data[TIME].astype(float), E=data[EVENT].astype(float),
+                                     S=data["stage_o"].replace({"occult": "IV"})), "T", "E", strata=["S"],
+                            fit_options={"precision": 1e-14})
+    table = pd.DataFrame(result["coefficients"]).set_index("feature")
+    np.testing.assert_allclose(table["estimate"], cph.params_[x.columns], atol=1e-6)
+    np.testing.assert_allclose(table["std_error"], cph.standard_errors_[x.columns], atol=1e-6)
+    assert [lv["level"] for lv in result["strata"]["levels"]] == ["I", "II", "III", "IV"]
+
+
 @pytest.mark.parametrize("change, message", [
     ({"strata": v(REG, "age_at_diagnosis")}, "also listed as a feature"),
     ({"strata": v(REG, TIME)}, "cannot be the survival time"),

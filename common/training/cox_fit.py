@@ -312,7 +312,7 @@ class _CoxFit:
         if small:
             raise PrivacyError(f"strata {', '.join(repr(s) for s in small)} of '{self.strata['column']}' have fewer than "
                                f"{self.k} complete cases or deaths among the linked cohort: a baseline hazard of its own "
-                               "would reveal them; merge strata", station=self.strata["station"],
+                               "would reveal them; merge strata (\"merge\" in 'strata')", station=self.strata["station"],
                                column=self.strata["column"])
         self.strata["n"], self.strata["events"] = sizes.tolist(), deaths.tolist()
 

@@ -278,6 +278,8 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
     strata = None
     if spec.strata is not None and spec.strata[0] == station:
         text = _labels(df[spec.strata[1]])
+        if spec.strata_merge:
+            text = text.map(lambda v, m=dict(spec.strata_merge): m.get(v, v))
         if strata_levels is None:
             strata_levels = sorted(text.dropna().unique())
             if len(strata_levels) > policy.max_categories:

@@ -71,6 +71,7 @@ class TrainSpec:
     concordance_bins: int = DEFAULT_CONCORDANCE_BINS
     interactions: tuple[Interaction, ...] = ()
     strata: tuple[str, str] | None = None     # Cox: a categorical column with a baseline hazard per level
+    strata_merge: tuple[tuple[str, str], ...] = ()   # its merged levels (as a feature's "merge")
     validation: dict | None = None            # logistic: {"repetitions": B, "bins": K} (bootstrap optimism)
 
     def stations_with_features(self) -> list[str]:
@@ -147,11 +148,12 @@ def parse_train_spec(raw: Any, stations: list[str]) -> TrainSpec:
     if model == "cox":
         own[(o_station, cox["time_column"])] = "the survival time"
     interactions = _interactions(raw_interactions, features, own)
-    strata = None
+    strata, strata_merge = None, ()
     if "strata" in raw:
         if model != "cox":
             raise InputError("'strata' belongs to a Cox model (a baseline hazard per level)")
         strata = _var(raw["strata"], "'strata'")
+        strata_merge = _merge(raw["strata"], -1, strata[1], "categorical")
         if strata[0] not in stations:
             raise InputError(f"the strata column is at station '{strata[0]}', which is not part of this run")
         if strata in keys:
@@ -174,7 +176,8 @@ def parse_train_spec(raw: Any, stations: list[str]) -> TrainSpec:
     if linkage is not None and not isinstance(linkage, dict):
         raise InputError("'linkage' must be a linkage spec object")
     return TrainSpec(model, o_station, o_column, tuple(features), linkage, float(penalty), max_it, float(tol), **cox,
-                     interactions=interactions, strata=strata, validation=_validation(raw, model))
+                     interactions=interactions, strata=strata, strata_merge=strata_merge,
+                     validation=_validation(raw, model))
 
 
 def _validation(raw: dict, model: str) -> dict | None:
@@ -208,7 +211,7 @@ def _merge(f: dict, i: int, column: str, ftype: str | None) -> tuple[tuple[str, 
     raw = f.get("merge")
     if raw is None:
         return ()
-    where = f"feature {i + 1} ('{column}')"
+    where = f"feature {i + 1} ('{column}')" if i >= 0 else f"'strata' ('{column}')"
     if ftype != "categorical":
         raise InputError(f"{where}: 'merge' needs \"type\": \"categorical\"")
     if not isinstance(raw, dict) or not raw or not all(isinstance(v, (str, int)) and not isinstance(v, bool)
@@ -224,7 +227,7 @@ def _merge(f: dict, i: int, column: str, ftype: str | None) -> tuple[tuple[str, 
 
 def _spline(f: dict, i: int, column: str) -> tuple[float, ...] | int:
     raw = f["spline"]
-    where = f"feature {i + 1} ('{column}')"
+    where = f"feature {i + 1} ('{column}')" if i >= 0 else f"'strata' ('{column}')"
     if f.get("type") == "categorical":
         raise InputError(f"{where}: a spline needs a numeric column, not a categorical one")
     knots = raw.get("knots") if isinstance(raw, dict) and set(raw) <= {"knots"} else None
