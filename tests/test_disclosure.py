@@ -612,7 +612,7 @@ def _km_groups(a, linked):
 
 def test_kaplan_meier_counts_times_and_at_risk(job):
     result, linked = job
-    points = 0
+    points = withheld = 0
     for a, out in zip(ANALYSES, result["analyses"]):
         if a["type"] != "kaplan_meier":
             continue
@@ -620,6 +620,10 @@ def test_kaplan_meier_counts_times_and_at_risk(job):
         for g in out["groups"]:
             data = pooled[g["group"]]
             t, e = data["survival_days"].to_numpy(float), data["vital_status"].to_numpy(float)
+            why = {c["cell"]["status"]: c["reason"] for c in out["suppressed"] if c["cell"]["group"] == g["group"]}
+            assert set(why) == {s for s, key in (("all", "n"), ("event", "events"), ("censored", "censored"))
+                                if g[key] is None}, (g, why)   # every withheld count says why, and only those
+            withheld += len(why)
             for what, true in (("events", int(e.sum())), ("censored", int((1 - e).sum()))):
                 if g[what] is not None:  # a zero only for the whole cohort (it says nothing about a group)
                     assert g[what] >= K or (g[what] == 0 and a.get("by") is None), (a, g["group"], what)
@@ -634,7 +638,7 @@ def test_kaplan_meier_counts_times_and_at_risk(job):
             if not a.get("times"):  # the default: a fixed grid, never a data-derived time
                 assert {p["time"] for p in g["curve"]} <= DEFAULT_GRID
                 assert t.max() not in {p["time"] for p in g["curve"]} - DEFAULT_GRID
-    assert points > 0
+    assert points > 0 and withheld > 0
 
 
 # -------------------------------------------------------------------------------------------------

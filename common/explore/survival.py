@@ -74,7 +74,9 @@ def kaplan_meier(a: Analysis, job: Job) -> Render:
         if not a.times and released and not any(g["curve"] for g in released):
             note += ("; no default time could be released: if the time column is not in days, set 'times' in its "
                      "unit")
-        out = {"groups": released, "refused": refused, "note": note}
+        named = [(({"group": label, "status": what}), c) for label, _, _, c_n, c_ev, c_ce in entries
+                 for what, c in (("all", c_n), ("event", c_ev), ("censored", c_ce))]
+        out = {"groups": released, "refused": refused, "note": note, "suppressed": job.reasons(named)}
         if len(ev_rows) > 1:
             test = logrank(np.array(ev_rows), np.array(risk_rows))
             out["logrank"] = {**test, "statistic": round_magnitude(test["statistic"]),
