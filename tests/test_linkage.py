@@ -718,3 +718,18 @@ def test_markers_of_missing_values_are_read_as_missing(study, tmp_path):
     assert pairs["marked"] == pairs["blank"] and len(pairs["marked"]) > 0
     (p, r, f1), = link_quality(links["marked"], pd.read_csv(study["truth_links"], dtype=str)).values()
     assert p >= 0.98 and r >= 0.8, (p, r, f1)   # keys only (similarity off), a third of the GP's sex unknown
+
+
+def test_duplicate_patients_within_a_station_are_warned_about(study, tmp_path):
+    """Forty GP patients twice under new record ids: a warning in whole percents; the bundled data, none."""
+    coordinator, _ = recording_coordinator(STEPS, study)
+    assert not [w for w in link(coordinator, spec_of(study)).summary()["warnings"] if "two record ids" in w]
+    gp = pd.read_csv(study["gp_1"], dtype=str)
+    copies = gp.iloc[:40].assign(patient_nr=[f"DUP-{i}" for i in range(40)])
+    pd.concat([gp, copies]).to_csv(tmp_path / "gp.csv", index=False)
+    coordinator, _ = recording_coordinator(STEPS, {**study, "gp_1": tmp_path / "gp.csv"})
+    warnings = [w for w in link(coordinator, spec_of(study)).summary()["warnings"] if "two record ids" in w]
+    share = 80 / (len(gp) + 40)
+    assert warnings == [f"station 'gp_1': {share:.0%} of the records agree with another of its records on every "
+                        "linkage field (one patient under two record ids?); each patient is linked at most once, to "
+                        "one of its records"]

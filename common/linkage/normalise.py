@@ -330,6 +330,20 @@ def empty_columns(spec: LinkageSpec, station: str, df: pd.DataFrame, components:
     return warnings
 
 
+def duplicate_records(station: str, components: pd.DataFrame) -> list[str]:
+    """A warning when records of this station agree on every normalised linkage component (with at least half of
+    them present): duplicates of one patient under two record ids, of which at most one can be linked, and not
+    always the same one. The share is in whole percents of the station's table ("below 1%" when smaller)."""
+    present = components.notna().sum(axis=1) >= max(1, components.shape[1] // 2)
+    same = components[present].astype(str).duplicated(keep=False)
+    if not same.any():
+        return []
+    share = same.sum() / len(components)
+    amount = "below 1%" if share < 0.01 else f"{share:.0%}"
+    return [f"station '{station}': {amount} of the records agree with another of its records on every linkage field "
+            "(one patient under two record ids?); each patient is linked at most once, to one of its records"]
+
+
 def normalise(spec: LinkageSpec, station: str, df: pd.DataFrame) -> pd.DataFrame:
     """One row per record, one column per component (None where missing)."""
     check_station_data(spec, station, df)

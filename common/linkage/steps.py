@@ -23,7 +23,7 @@ from .model import (
     station_state_counts,
     used_components,
 )
-from .normalise import empty_columns, normalise
+from .normalise import duplicate_records, empty_columns, normalise
 from .spec import LinkageSpec, parse_linkage_spec
 
 STATE_PERM = "link_perm"
@@ -90,6 +90,7 @@ def step_link_encode(ctx: StationContext, payload: dict) -> dict:
     check_key_fields(recipes, ctx.policy.min_key_fields, ctx.station)
     components = normalise(spec, ctx.station, ctx.data)     # checks the data first (InputError naming the column)
     warnings = empty_columns(spec, ctx.station, ctx.data, components)   # these raise before any crypto work
+    warnings += duplicate_records(ctx.station, components)
     use_similarity, warning = similarity_wanted(spec, ctx)
     if warning:
         warnings.append(warning)
