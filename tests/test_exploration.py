@@ -529,6 +529,19 @@ def test_bad_input_is_refused_clearly(study, analysis, message):
         local_study(station_paths(study)).explore(spec)
 
 
+def test_a_kaplan_meier_event_column_of_words_or_true_false(study, tmp_path):
+    """yes/no is refused as an event indicator, naming it; True/False with missing cells is read as 1/0."""
+    paths = with_columns(study, tmp_path, REG, said=lambda d: d["vital_status"].map({1: "yes", 0: "no"}),
+                         flag=lambda d: d["vital_status"].astype(bool).astype(object).where(d.index % 7 > 0, None))
+    km = {"type": "kaplan_meier", "time": v(REG, "survival_days"), "times": [365, 730]}
+    spec = {"linkage": json.loads(study["link_spec"].read_text()), "analyses": [{**km, "event": v(REG, "said")}]}
+    with pytest.raises(LancelotError, match="column 'said': the event indicator must be 0 .censored. or 1 .event."):
+        local_study(station_paths(paths)).explore(spec)
+    spec["analyses"] = [{**km, "event": v(REG, "flag")}]
+    out = local_study(station_paths(paths)).explore(spec).to_json()["analyses"][0]
+    assert out["groups"][0]["curve"], out
+
+
 def test_a_table_one_stratifier_with_one_level_is_refused(study, tmp_path):
     reg = pd.read_csv(study[REG])
     reg["treated_everyone"] = 1

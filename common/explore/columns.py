@@ -289,7 +289,11 @@ def _histogram_columns(cols: StationColumns, prefix: str, x: np.ndarray, edges: 
 def _km_columns(cols: StationColumns, a: Analysis, station: str, df: pd.DataFrame, cat) -> None:
     """One indicator per (time, event) exit: each record leaves the risk set at one time, once."""
     t = numeric_of(station, _column(station, df, a.time.column))
-    e = numeric_of(station, _column(station, df, a.event.column))
+    event = true_false_as_numbers(_column(station, df, a.event.column))
+    if not pd.api.types.is_numeric_dtype(event):
+        raise InputError(f"the event indicator must be 0 (censored) or 1 (event){not_numeric_hint(event)}",
+                         station=station, column=a.event.column)
+    e = numeric_of(station, event)
     ok = ~np.isnan(t) & ~np.isnan(e)
     if ok.any() and not set(np.unique(e[ok])) <= {0.0, 1.0}:
         raise InputError("the event indicator must be 0 (censored) or 1 (event)", station=station,
