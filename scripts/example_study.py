@@ -76,8 +76,14 @@ def run_study(study: Study, link_spec: dict, out: Path, evaluate: bool = False) 
     """Link, explore, fit both models, predict for one profile and write every report; returns the results.
 
     ``evaluate`` (synthetic data, nodes that opted in) also returns the links, so that a test can
-    compare with pooled fits.
+    compare with pooled fits. The three parts are independent jobs (each links anew), so a test may run
+    them side by side.
     """
+    return {**link_and_explore(study, link_spec, out), **fit_models(study, link_spec, out, evaluate),
+            **treatment_effects(study, link_spec, out, evaluate)}
+
+
+def link_and_explore(study: Study, link_spec: dict, out: Path) -> dict:
     # %% 2. Link the registry with both GP stations. The links stay inside the job at the coordinator.
     link = study.link(link_spec)
     print(link.pairs()[["linked", "candidate_pairs", "em_expected_precision"]])
@@ -89,7 +95,10 @@ def run_study(study: Study, link_spec: dict, out: Path, evaluate: bool = False) 
         print(name, table.head(12), sep="\n")
     print(exploration.table_one("table_1").to_string())   # Table 1 of the paper, as the tableone package lays it out
     print("report:", exploration.report(out / "explore"))
+    return {"link": link, "exploration": exploration}
 
+
+def fit_models(study: Study, link_spec: dict, out: Path, evaluate: bool = False) -> dict:
     # %% 4. Train: death within two years on registry and GP features (logistic regression).
     logistic = study.train(specs(link_spec)["logistic"], evaluate=evaluate)
     print(logistic.coefficients()[["station", "estimate", "std_error", "odds_ratio", "p_value"]])
@@ -106,7 +115,10 @@ def run_study(study: Study, link_spec: dict, out: Path, evaluate: bool = False) 
     risk, survival = logistic.predict(PROFILE), cox.predict(PROFILE)
     print(risk)
     print(survival)
+    return {"logistic": logistic, "cox": cox, "risk": risk, "survival": survival}
 
+
+def treatment_effects(study: Study, link_spec: dict, out: Path, evaluate: bool = False) -> dict:
     # %% 7. Which patients benefit from immunotherapy? Its hazard ratio by COPD status (a registry column
     #       times a GP column, multiplied on shares), age as a spline, a baseline hazard per stage.
     effects = study.train(treatment_effects_spec(link_spec), evaluate=evaluate)
@@ -118,8 +130,7 @@ def run_study(study: Study, link_spec: dict, out: Path, evaluate: bool = False) 
         print(arm["treatment"], [(r["time"], round(r["survival"], 3)) for r in arm["survival"]])
     print(f"{effects.rounds} rounds, {effects.seconds:.0f} s")
     print("report:", effects.report(out / "treatment_effects", profile=profile, treatment="immunotherapy"))
-    return {"link": link, "exploration": exploration, "logistic": logistic, "cox": cox, "risk": risk,
-            "survival": survival, "effects": effects, "decision": decision}
+    return {"effects": effects, "decision": decision}
 
 
 def main() -> int:

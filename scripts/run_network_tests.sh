@@ -17,11 +17,12 @@ if ! scripts/devnet.sh up; then
   echo "== real-network tests SKIPPED: the dev network did not come up"
   exit 0
 fi
-# Most of a test's time is waiting for rounds, so the tests run side by side (three at a time); those
-# that need the network alone (marked serial: they stop a node or time rounds) run after them.
+# Most of a test's time is waiting for rounds, so the tests run side by side (four at a time, an idle
+# worker taking tests queued at a busy one); those that need the network alone (marked serial: they stop
+# a node or time rounds) run after them.
 export LANCELOT_DEVNET_REQUIRED=1
 rc=0
-.venv/bin/python -m pytest -q -p no:cacheprovider --durations=10 -n "${LANCELOT_NETWORK_WORKERS:-3}" \
-  -m "network and not serial" tests/network || rc=$?
+.venv/bin/python -m pytest -q -p no:cacheprovider --durations=10 -n "${LANCELOT_NETWORK_WORKERS:-4}" \
+  --dist worksteal -m "network and not serial" tests/network || rc=$?
 .venv/bin/python -m pytest -q -p no:cacheprovider -m "network and serial" tests/network || rc=$?
 exit "$rc"

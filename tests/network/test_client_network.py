@@ -46,18 +46,34 @@ def design(data: pd.DataFrame, keep: list[str]) -> tuple[pd.DataFrame, pd.DataFr
     return x, data[keep].astype(float)
 
 
-def test_the_example_study_through_the_client(devnet, tmp_path):
-    import statsmodels.api as sm
-    from lifelines import CoxPHFitter
+# The example study (scripts/example_study.py run_study) in its three independent parts, one test each, so
+# that they run side by side: link and explore; logistic and Cox with predictions; the treatment effects.
+def _study_and_spec(devnet):
+    return Study.from_connection_file(CONNECTION_FILE, progress=False), \
+        json.loads((devnet.data_dir / "link_spec.json").read_text())
 
-    study = Study.from_connection_file(CONNECTION_FILE, progress=False)
-    spec = json.loads((devnet.data_dir / "link_spec.json").read_text())
-    got = example_study().run_study(study, spec, tmp_path, evaluate=True)
+
+def test_the_example_study_links_and_explores_through_the_client(devnet, tmp_path):
+    study, spec = _study_and_spec(devnet)
+    got = example_study().link_and_explore(study, spec, tmp_path)
     assert got["link"].rounds == 2 and (got["link"].pairs()["linked"] > 0).all()
     table = next(t for t in got["exploration"].tables().values() if "count" in t)
     counts = table["count"].dropna()
     assert len(counts) > 0 and ((counts == 0) | (counts >= 10)).all() and np.allclose(counts, counts.round())
+    for folder in ("link", "explore"):
+        assert (tmp_path / folder / "report.html").exists()
 
+    with pytest.raises(LancelotError, match="refused"):  # a station's refusal reaches the researcher
+        study.train({"linkage": spec, "outcome": {"station": "registry", "column": "death_within_2y"},
+                     "features": [{"station": "gp_1", "column": "no_such_column"}]})
+
+
+def test_the_example_study_fits_its_models_through_the_client(devnet, tmp_path):
+    import statsmodels.api as sm
+    from lifelines import CoxPHFitter
+
+    study, spec = _study_and_spec(devnet)
+    got = example_study().fit_models(study, spec, tmp_path, evaluate=True)
     logistic = got["logistic"]
     x, y = design(linked_records(devnet, logistic.raw["links"]), ["death_within_2y"])
     fit = sm.Logit(y["death_within_2y"], sm.add_constant(x).rename(columns={"const": "(intercept)"})).fit(disp=0)
@@ -78,8 +94,20 @@ def test_the_example_study_through_the_client(devnet, tmp_path):
     extra = cox.cost["rounds_per_phase"].get("training: concordance", 0)   # 0: it came with the last iteration
     assert cox.rounds == 3 + 5 * cox.raw["convergence"]["iterations"] + extra < 40
 
-    # the treatment-effects example (docs/examples/nsclc_treatment_effects.json): immunotherapy x COPD across
-    # stations, an age spline, a baseline per stage, against lifelines on the same basis, products and strata
+    assert 0 < got["risk"]["predicted_risk"] < 1
+    survival = [p["survival"] for p in got["survival"]["survival"] if p["survival"] is not None]
+    assert survival and all(a >= b for a, b in zip(survival, survival[1:]))   # survival falls over time
+    for folder in ("train", "cox"):
+        assert (tmp_path / folder / "report.html").exists()
+
+
+def test_the_example_study_fits_the_treatment_effects_through_the_client(devnet, tmp_path):
+    """immunotherapy x COPD across stations, an age spline, a baseline per stage
+    (docs/examples/nsclc_treatment_effects.json), against lifelines on the same basis, products and strata."""
+    from lifelines import CoxPHFitter
+
+    study, spec = _study_and_spec(devnet)
+    got = example_study().treatment_effects(study, spec, tmp_path, evaluate=True)
     effects = got["effects"].raw
     example = example_study().treatment_effects_spec(spec)
     data = linked_records(devnet, effects["links"])
@@ -103,16 +131,6 @@ def test_the_example_study_through_the_client(devnet, tmp_path):
     assert [float(arm["treatment"]["immunotherapy"]) for arm in arms] == [0, 1] and all(a["survival"] for a in arms)
     page = (tmp_path / "treatment_effects" / "report.html").read_text()
     assert "Effect modification: immunotherapy:copd" in page and "immunotherapy = 1" in page
-
-    assert 0 < got["risk"]["predicted_risk"] < 1
-    survival = [p["survival"] for p in got["survival"]["survival"] if p["survival"] is not None]
-    assert survival and all(a >= b for a, b in zip(survival, survival[1:]))   # survival falls over time
-    for folder in ("link", "explore", "train", "cox"):
-        assert (tmp_path / folder / "report.html").exists()
-
-    with pytest.raises(LancelotError, match="refused"):  # a station's refusal reaches the researcher
-        study.train({"linkage": spec, "outcome": {"station": "registry", "column": "death_within_2y"},
-                     "features": [{"station": "gp_1", "column": "no_such_column"}]})
 
 
 def test_internal_validation_in_the_algorithm_containers(devnet):
