@@ -8,11 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install_venv.sh
 install_lancelot "test,report"
-[ "${LANCELOT_SKIP_V5:-0}" = 1 ] || install_lancelot5 "test-5"
-echo "== ruff"
-.venv/bin/ruff check .
-# The real-network suite waits on rounds most of the time: it runs in the background, its output
-# shown when the other checks are done.
+# The real-network suite waits on rounds most of the time: it runs in the background from here on, its
+# output shown when the other checks are done.
 network=skip
 if [ -x scripts/devnet.sh ] && [ "${LANCELOT_SKIP_NETWORK:-0}" != 1 ]; then
   network_log=$(mktemp /tmp/lancelot-network.XXXXXX.log)
@@ -20,6 +17,9 @@ if [ -x scripts/devnet.sh ] && [ "${LANCELOT_SKIP_NETWORK:-0}" != 1 ]; then
   bash scripts/run_network_tests.sh >"$network_log" 2>&1 &
   network=$!
 fi
+[ "${LANCELOT_SKIP_V5:-0}" = 1 ] || install_lancelot5 "test-5"
+echo "== ruff"
+.venv/bin/ruff check .
 rc=0
 echo "== unit and in-process network tests (vantage6 4.15)"
 .venv/bin/python -m pytest -q -p no:cacheprovider -n "${LANCELOT_TEST_WORKERS:-auto}" --dist loadscope \
