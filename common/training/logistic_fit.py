@@ -156,8 +156,9 @@ class _LogisticFit:
 
     def _first_checks(self, hess: np.ndarray, grad: np.ndarray) -> None:
         """At beta = 0, before any coefficient exists: the cells of binary features and interactions, then
-        identifiability (so that a refusal never tells an empty cell from a small one), and the feature summaries. The first Hessian's intercept row holds the encoded column
-        sums, the gradient those over the events (see logistic.binary_levels)."""
+        identifiability (so that a refusal never tells an empty cell from a small one), and the feature
+        summaries. The first Hessian's intercept row holds the encoded column sums, the gradient those over
+        the events (see logistic.binary_levels)."""
         st, k, features = self.st, self.st.k, self.st.features
         logistic.check_levels(logistic.binary_levels(hess, grad, features), k, LOGISTIC_CELLS)
         n_c, events_c = 4 * hess[0, 0], grad[0] + 2 * hess[0, 0]
