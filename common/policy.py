@@ -45,6 +45,7 @@ class NodePolicy:
     max_categories: int = 20                            # ceiling on the levels of a categorical variable
     analysis_columns: tuple[str, ...] | None = None     # allow-list of analysable columns (None: all but ids)
     identifier_columns: tuple[str, ...] = ()            # never analysable, whatever the spec says
+    analysable_linkage_columns: tuple[str, ...] = ()    # linkage columns that may also be analysed (sex)
     min_key_fields: int = MIN_KEY_FIELDS                # distinct fields in every linkage match key
     max_key_frequency: int = 5                          # ceiling: key values shared by more records are dropped
     min_key_bits: int = MIN_KEY_BITS                    # smallest Paillier modulus accepted
@@ -78,10 +79,17 @@ class NodePolicy:
             raise bad("max_input_mb", "must lie between 0.1 and 4096")
 
     # -- what a station enforces itself -------------------------------------------------------
-    def check_column(self, station: str, column: str, identifiers: Iterable[str] = ()) -> None:
-        """Refuse an identifier, or a column outside the operator's allow-list, as an analysis variable."""
-        if column in self.identifier_columns or column in set(identifiers):
-            raise PrivacyError("is an identifier or linkage field and cannot be analysed (node policy)",
+    def check_column(self, station: str, column: str, identifiers: Iterable[str] = (), id_column: str | None = None
+                     ) -> None:
+        """Refuse an identifier, or a column outside the operator's allow-list, as an analysis variable.
+
+        ``identifiers``: the job's linkage columns at this station, analysable only where the operator lists them
+        in ``analysable_linkage_columns`` (sex is a linkage field and a covariate); ``id_column``: never."""
+        linkage = column in set(identifiers) and column not in self.analysable_linkage_columns
+        if column in self.identifier_columns or column == id_column or linkage:
+            why = (" (the node operator may allow a linkage column such as sex: analysable_linkage_columns)"
+                   if linkage and column not in self.identifier_columns and column != id_column else "")
+            raise PrivacyError(f"is an identifier or linkage field and cannot be analysed (node policy){why}",
                                station=station, column=column)
         if self.analysis_columns is not None and column not in self.analysis_columns:
             raise PrivacyError("is not among the columns the node operator allows for analysis "
@@ -99,7 +107,7 @@ class NodePolicy:
     def public(self) -> dict:
         """What the station states to the coordinator (the column lists stay at the station)."""
         out = asdict(self)
-        for name in ("analysis_columns", "identifier_columns", "coordinator_organizations"):
+        for name in ("analysis_columns", "identifier_columns", "analysable_linkage_columns", "coordinator_organizations"):
             out.pop(name)
         return out
 
@@ -169,14 +177,19 @@ def read_policy(getenv: Callable[[str], str | None]) -> NodePolicy:
     return NodePolicy(**given)
 
 
+def linkage_id_column(linkage_raw: Any, station: str) -> str | None:
+    """The record-id column of ``station`` named in a job's linkage spec."""
+    conf = (linkage_raw.get("stations") or {}).get(station) if isinstance(linkage_raw, dict) else None
+    return conf["id_column"] if isinstance(conf, dict) and isinstance(conf.get("id_column"), str) else None
+
+
 def linkage_identifiers(linkage_raw: Any, station: str) -> list[str]:
     """The record-id column and every linkage-field column of ``station`` named in a job's linkage spec."""
     if not isinstance(linkage_raw, dict):
         return []
     out = []
-    conf = (linkage_raw.get("stations") or {}).get(station)
-    if isinstance(conf, dict) and isinstance(conf.get("id_column"), str):
-        out.append(conf["id_column"])
+    if linkage_id_column(linkage_raw, station) is not None:
+        out.append(linkage_id_column(linkage_raw, station))
     for f in linkage_raw.get("fields") or []:
         col = (f.get("columns") or {}).get(station) if isinstance(f, dict) else None
         if isinstance(col, str):
@@ -187,12 +200,12 @@ def linkage_identifiers(linkage_raw: Any, station: str) -> list[str]:
 def check_columns(policy: NodePolicy, station: str, df: pd.DataFrame, columns: Iterable[str],
                   linkage_raw: Any) -> None:
     """Every column a job analyses at this station exists and is one the node policy allows."""
-    identifiers = linkage_identifiers(linkage_raw, station)
+    identifiers, id_column = linkage_identifiers(linkage_raw, station), linkage_id_column(linkage_raw, station)
     for column in columns:
         if column not in df.columns:
             raise InputError(f"unknown column; the table has {list(df.columns)[:30]}{column_hint(column, df.columns)}",
                              station=station, column=column)
-        policy.check_column(station, column, identifiers)
+        policy.check_column(station, column, identifiers, id_column)
 
 
 @dataclass(frozen=True)

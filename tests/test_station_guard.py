@@ -159,6 +159,29 @@ def test_operator_identifiers_and_allow_list_bind_whatever_the_linkage_spec_says
         local_study(station_paths(study), station_env=env).explore(spec)
 
 
+def test_a_linkage_column_is_analysable_only_where_its_operator_allows_it_and_never_the_record_id(study, tmp_path):
+    """Sex is a linkage field and a covariate: refused by default (naming the setting), counted where the registry's
+    operator lists it in analysable_linkage_columns (as pandas counts the linked records), and a record-id column
+    stays refused even when listed."""
+    import pandas as pd
+
+    count = {"type": "count", "variable": {"station": REG, "column": "sex"}}
+    spec = {"linkage": link_spec(study), "analyses": [count]}
+    with pytest.raises(LancelotError, match="identifier or linkage field.*analysable_linkage_columns"):
+        local_study(station_paths(study)).explore(spec)
+    env = {REG: {"LANCELOT_ANALYSABLE_LINKAGE_COLUMNS": "sex,record_id", "LANCELOT_ROUNDING_BASE": "1",
+                 "LANCELOT_ALLOW_EVALUATE": "1"}, GP: {"LANCELOT_ALLOW_EVALUATE": "1", "LANCELOT_ROUNDING_BASE": "1"}}
+    out = local_study(station_paths(study), station_env=env).explore(spec, evaluate=True).to_json()
+    linked = pd.DataFrame(out["links"])[[REG, GP]].dropna().merge(pd.read_csv(study[REG]), left_on=REG,
+                                                                  right_on="record_id")
+    got = {row["sex"]: row["count"] for row in out["analyses"][0]["table"]}
+    assert got == {k: int(v) for k, v in linked["sex"].value_counts().items()} and len(got) == 2
+    spec["analyses"] = [{"type": "count", "variable": {"station": REG, "column": "record_id"}}]
+    with pytest.raises(LancelotError, match="identifier or linkage field") as err:
+        local_study(station_paths(study), station_env=env).explore(spec)
+    assert "analysable_linkage_columns" not in str(err.value)
+
+
 def test_two_field_match_keys_and_frequent_keys_are_refused_or_capped(study):
     spec = link_spec(study)
     with pytest.raises(LancelotError, match="combines 2 distinct fields"):
