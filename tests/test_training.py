@@ -251,6 +251,25 @@ def test_a_rare_level_merged_into_another_gives_the_pooled_fit_with_that_level_r
     assert_matches(result, fit, x, y)
 
 
+def test_a_0_1_column_with_a_word_read_as_categorical_says_so(study, tmp_path):
+    """copd with 'unknown' for some patients and no "type": its levels 1 and unknown get coefficients, and the
+    result says why, where a clean column says nothing."""
+    gp = pd.read_csv(study[GP])
+    gp["copd_u"] = gp["copd"].astype(object).where(np.arange(len(gp)) % 6 > 0, "unknown")
+    gp.to_csv(tmp_path / "gp.csv", index=False)
+    paths = {**station_paths(study), GP: tmp_path / "gp.csv"}
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, paths)
+    result = train(coord, spec_for(study, [v(REG, "age_at_diagnosis"), v(GP, "copd_u")]))
+    assert {r["feature"] for r in result["coefficients"]} >= {"copd_u=1", "copd_u=unknown"}
+    (note,) = result["notes"]
+    assert note.startswith("'copd_u' (station 'gp_1') was read as categorical: most of its values are numbers")
+    from lancelot.results import LogisticModel
+
+    assert f"    note: {note}" in LogisticModel(result).summary_lines()
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(study))
+    assert "notes" not in train(coord, spec_for(study, [v(REG, "age_at_diagnosis"), v(GP, "copd")]))
+
+
 @pytest.mark.parametrize("merge, message", [
     ({"occult": "IV", "IV": "III"}, "itself merged"),
     ({"occult": True}, "maps levels"),

@@ -75,8 +75,8 @@ class Model(Result):
         return lines
 
     def term_lines(self) -> list[str]:
-        """Effect modification and spline tests, when the model has them."""
-        lines = []
+        """Effect modification and spline tests, when the model has them, and how the stations read columns."""
+        lines = [f"    note: {note}" for note in self.raw.get("notes", [])]
         for block in self.raw.get("interactions", []):
             test = block["wald_test"]
             lines.append(f"    {block['interaction']}: interaction p = {test['p_value']:.3g} (Wald, {test['df']} df)")

@@ -36,6 +36,7 @@ def released(fit, linkage, spec: TrainSpec, protections: dict) -> dict:
         "covariance": cov.tolist(),
         "reference_levels": {f["column"]: f["reference"] for f in features if f.get("level") is not None},
         **terms.released_terms(fit.interactions, features, beta_orig, cov, fit.summaries, "hazard_ratio"),
+        **terms.reading_notes(features),
         "n_used": release_count(n_used, k, base), "events": release_count(events, k, base),
         "cohort": {"linked": release_count(linked, k, base), "complete_cases": release_count(n_used, k, base),
                    "note": "complete cases: records missing a feature, the time or the event at any station are left out"},

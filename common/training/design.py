@@ -245,6 +245,8 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
                     earlier.append(term_values)
             continue
         text = _labels(raw)
+        # without a "type", a column of numbers with a few words (a marker for missing values) became categorical
+        mostly_numbers = f.type is None and "most values are numbers" in not_numeric_hint(raw)
         if f.merge:   # the researcher's merged levels (a rare level joins another)
             text = text.map(lambda v, m=dict(f.merge): m.get(v, v))
         if scaling is None:
@@ -267,7 +269,8 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
             d = fixed.get((f.column, lv, 0))
             centre, exponent = (d["centre"], d["exponent"]) if d else _scaling(dummy, station, f"{f.column}={lv}")
             features.append({"name": f"{f.column}={lv}", "column": f.column, "level": lv, "reference": ref,
-                             "centre": centre, "exponent": exponent, "binary": True})
+                             "centre": centre, "exponent": exponent, "binary": True,
+                             **({"mostly_numbers": True} if mostly_numbers else {})})
             columns.append(_encode(dummy, centre, exponent, station, f.column))
             low.append(None)
     for j, bits in enumerate(list(low)):   # after every feature, so that feature indices stay those of the model

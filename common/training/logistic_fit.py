@@ -237,6 +237,7 @@ class _LogisticFit:
             "covariance": cov.tolist(),  # of the estimates, in the coefficients' order (for predictions)
             "reference_levels": {f["column"]: f["reference"] for f in features if f.get("level") is not None},
             **terms.released_terms(st.interactions, features, beta_orig, cov, self.summaries, "odds_ratio"),
+            **terms.reading_notes(features),
             "n_used": release_count(n_used, k, base), "events": release_count(events, k, base),
             "cohort": {"linked": release_count(self.n, k, base), "complete_cases": release_count(n_used, k, base),
                        "note": "complete cases: records missing a feature or the outcome at any station are left out"},

@@ -384,3 +384,14 @@ def original_moments(mean_enc: np.ndarray, second_enc: np.ndarray, features: lis
         w = weights[j]
         out.append((float(const[j] + w @ mean_enc), math.sqrt(max(float(w @ cov @ w), 0.0))))
     return out
+
+
+def reading_notes(features: list[dict]) -> dict:
+    """{"notes": [...]} for columns a station read as categorical although most of their values are numbers
+    (no "type" in the spec, and a few words such as a marker for missing values); {} otherwise."""
+    seen = {(f["station"], f["column"]) for f in features if f.get("mostly_numbers")}
+    notes = [f"'{column}' (station '{station}') was read as categorical: most of its values are numbers but some are "
+             "text (a marker for missing values?), so every value is a level of its own; give it \"type\": "
+             "\"numeric\" to have the text refused, or \"categorical\" with \"merge\" to join levels"
+             for station, column in sorted(seen)]
+    return {"notes": notes} if notes else {}
