@@ -68,6 +68,7 @@ def test_each_algorithm_gives_its_class_and_the_json_round_trips(results, tmp_pa
         assert json.loads(path.read_text()) == raw and result_from_json(path).to_json() == raw
         assert result.rounds == raw["cost"]["rounds"] > 0
     assert type(Model.from_json(results["cox"].to_json())) is CoxModel
+    assert type(Model.from_json(tmp_path / "logistic.json")) is LogisticModel   # a file: the class its JSON names
     with pytest.raises(InputError, match="not a logistic or Cox"):
         Model.from_json(results["explore"].to_json())
 

@@ -5,6 +5,7 @@ Only :meth:`Model.from_json` reads the result's ``model`` field; everything afte
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..runtime.errors import InputError
@@ -32,9 +33,9 @@ class Model(Result):
     @classmethod
     def from_json(cls, data, task_id: int | None = None, seconds: float | None = None) -> Model:
         """From a training result's JSON; on :class:`Model`, the class its ``model`` field names."""
+        if isinstance(data, (str, Path)):
+            data = json.loads(Path(data).read_text())
         if cls is Model:
-            if isinstance(data, (str, Path)):
-                return super().from_json(data, task_id, seconds)   # read the file, then come back here
             kinds = {"logistic": LogisticModel, "cox": CoxModel}
             if not isinstance(data, dict) or data.get("model") not in kinds:
                 raise InputError("not a logistic or Cox training result (re-run lancelot train)")
