@@ -270,15 +270,17 @@ def test_a_0_1_column_with_a_word_read_as_categorical_says_so(study, tmp_path):
     assert "notes" not in train(coord, spec_for(study, [v(REG, "age_at_diagnosis"), v(GP, "copd")]))
 
 
-@pytest.mark.parametrize("merge, message", [
-    ({"occult": "IV", "IV": "III"}, "itself merged"),
-    ({"occult": True}, "maps levels"),
-    ([["occult", "IV"]], "maps levels"),
+@pytest.mark.parametrize("merge, extra, message", [
+    ({"IIII": "IV"}, {}, r"'merge' names level\(s\) \['IIII'\] that the column does not have"),   # a typo
+    ({"I": "I-II", "II": "I-II"}, {"reference": "I"}, "reference level 'I' does not occur after 'merge'"),
+    ({"occult": "IV", "IV": "III"}, {}, "itself merged"),
+    ({"occult": True}, {}, "maps levels"),
+    ([["occult", "IV"]], {}, "maps levels"),
 ])
-def test_a_bad_merge_is_refused(study, merge, message):
+def test_a_bad_merge_is_refused(study, merge, extra, message):
     coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(study))
     with pytest.raises(LancelotError, match=message):
-        train(coord, spec_for(study, [v(REG, "stage", type="categorical", merge=merge), v(GP, "copd")]))
+        train(coord, spec_for(study, [v(REG, "stage", type="categorical", merge=merge, **extra), v(GP, "copd")]))
     with pytest.raises(LancelotError, match="'merge' needs"):
         train(coord, spec_for(study, [v(REG, "who_ps", merge={"3": "2"}), v(GP, "copd")]))
 

@@ -135,6 +135,16 @@ def _labels(raw: pd.Series) -> pd.Series:
     return raw.map(lambda v: None if pd.isna(v) else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)))
 
 
+def _merged(text: pd.Series, merge: tuple[tuple[str, str], ...], station: str, column: str) -> pd.Series:
+    """Category labels with the researcher's merged levels joined; a level to merge that the column does not
+    have (a typo) is refused rather than ignored."""
+    absent = [level for level, _ in merge if not (text == level).any()]
+    if absent:
+        raise InputError(f"'merge' names level(s) {absent} that the column does not have at this station",
+                         station=station, column=column)
+    return text.map(lambda v, m=dict(merge): m.get(v, v))
+
+
 def _knots(series: pd.Series, wanted: tuple[float, ...] | int, policy: NodePolicy, station: str, column: str) -> list[float]:
     """A spline's knots: the researcher's, or Harrell's quantiles of the station's whole column (all its rows,
     never the cohort) rounded to 3 significant digits, each with at least k rows on either side."""
@@ -248,7 +258,7 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
         # without a "type", a column of numbers with a few words (a marker for missing values) became categorical
         mostly_numbers = f.type is None and "most values are numbers" in not_numeric_hint(raw)
         if f.merge:   # the researcher's merged levels (a rare level joins another)
-            text = text.map(lambda v, m=dict(f.merge): m.get(v, v))
+            text = _merged(text, f.merge, station, f.column)
         if scaling is None:
             levels = sorted(text.dropna().unique())
             if len(levels) < 2:
@@ -259,7 +269,8 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
                                  station=station, column=f.column)
             ref = f.reference if f.reference is not None else levels[0]
             if ref not in levels:
-                raise InputError(f"reference level '{ref}' does not occur", station=station, column=f.column)
+                merged = " after 'merge' (name the level it joins)" if ref in dict(f.merge) else ""
+                raise InputError(f"reference level '{ref}' does not occur{merged}", station=station, column=f.column)
             dummy_levels = [lv for lv in levels if lv != ref]
         else:
             dummy_levels = [d["level"] for d in scaling if d["column"] == f.column and d["level"] is not None]
@@ -282,7 +293,7 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
     if spec.strata is not None and spec.strata[0] == station:
         text = _labels(df[spec.strata[1]])
         if spec.strata_merge:
-            text = text.map(lambda v, m=dict(spec.strata_merge): m.get(v, v))
+            text = _merged(text, spec.strata_merge, station, spec.strata[1])
         if strata_levels is None:
             strata_levels = sorted(text.dropna().unique())
             if len(strata_levels) > policy.max_categories:
