@@ -77,6 +77,8 @@ def cmd_algorithm(args: argparse.Namespace) -> int:
         print(f"lancelot {args.command}: {exc}", file=sys.stderr)
         return 2
     _write_output(result.to_json(), args.output)
+    if args.output:   # the JSON went to a file: the summary (what the demo prints) to the terminal
+        result.print_summary()
     if getattr(args, "report", None):
         print(f"report written to {result.report(args.report)}", file=sys.stderr)
     return 0

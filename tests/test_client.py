@@ -182,3 +182,22 @@ def test_a_station_file_not_in_utf8_is_named_before_the_job_starts(study, tmp_pa
     with pytest.raises(LancelotError, match=r"station 'gp_1'.*not UTF-8 text \(byte 0xfc") as err:
         local_study({**station_paths(study), "gp_1": latin}).link(spec)
     assert "'CSV UTF-8'" in str(err.value)
+
+
+def test_the_command_line_prints_the_summary_and_its_warnings_when_the_json_goes_to_a_file(study, tmp_path, capsys):
+    """`lancelot link --output FILE`: the JSON in the file, the summary on the terminal, warnings included (here
+    40 GP patients twice under new record ids)."""
+    import pandas as pd
+
+    from lancelot.cli import main
+
+    gp = pd.read_csv(study["gp_1"], dtype=str)
+    copies = gp.iloc[:40].assign(patient_nr=[f"DUP-{i}" for i in range(40)])
+    pd.concat([gp, copies]).to_csv(tmp_path / "gp.csv", index=False)
+    args = ["link", "--station", f"registry={study['registry']}", "--station", f"gp_1={tmp_path / 'gp.csv'}",
+            "--spec", str(study["link_spec"]), "--output", str(tmp_path / "link.json")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    saved = json.loads((tmp_path / "link.json").read_text())
+    assert f"linked to all stations: {saved['summary']['linked_to_all_stations']}" in out
+    assert "  warning: station 'gp_1': " in out and "two record ids" in out

@@ -29,6 +29,7 @@ class LinkageResult(Result):
             lines.append(f"  {pair}: {p['linked']} linked (EM-estimated precision {p['em_expected_precision']}, "
                          f"recall {p['em_expected_recall']}); by the similarity step: {p.get('linked_by_similarity')}")
         lines.append(f"  linked to all stations: {s['linked_to_all_stations']}")
+        lines += [f"  warning: {w}" for w in s.get("warnings", [])]
         lines.append(f"  cost: {c['rounds']} rounds, {c['bytes_to_stations'] + c['bytes_from_stations']:,} bytes "
                      f"relayed, {c['seconds_total']} s")
         return lines
