@@ -85,10 +85,11 @@ class NodePolicy:
 
         ``identifiers``: the job's linkage columns at this station, analysable only where the operator lists them
         in ``analysable_linkage_columns`` (sex is a linkage field and a covariate); ``id_column``: never."""
+        never = column in self.identifier_columns or column == id_column
         linkage = column in set(identifiers) and column not in self.analysable_linkage_columns
-        if column in self.identifier_columns or column == id_column or linkage:
-            why = (" (the node operator may allow a linkage column such as sex: analysable_linkage_columns)"
-                   if linkage and column not in self.identifier_columns and column != id_column else "")
+        if never or linkage:
+            why = "" if never else (" (the node operator may allow a linkage column such as sex: "
+                                    "analysable_linkage_columns)")
             raise PrivacyError(f"is an identifier or linkage field and cannot be analysed (node policy){why}",
                                station=station, column=column)
         if self.analysis_columns is not None and column not in self.analysis_columns:
@@ -187,9 +188,8 @@ def linkage_identifiers(linkage_raw: Any, station: str) -> list[str]:
     """The record-id column and every linkage-field column of ``station`` named in a job's linkage spec."""
     if not isinstance(linkage_raw, dict):
         return []
-    out = []
-    if linkage_id_column(linkage_raw, station) is not None:
-        out.append(linkage_id_column(linkage_raw, station))
+    id_column = linkage_id_column(linkage_raw, station)
+    out = [id_column] if id_column is not None else []
     for f in linkage_raw.get("fields") or []:
         col = (f.get("columns") or {}).get(station) if isinstance(f, dict) else None
         if isinstance(col, str):

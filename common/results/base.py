@@ -8,6 +8,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 
+def read_json(data: dict | str | Path) -> dict:
+    """A result's JSON: the dict itself, or the file holding it."""
+    return json.loads(Path(data).read_text()) if isinstance(data, (str, Path)) else data
+
+
 class Result:
     """A released result. ``raw`` is the algorithm's JSON as it came back, unchanged; ``task_id`` and
     ``seconds`` say which vantage6 task gave it (None on the in-process network) and how long it took."""
@@ -20,9 +25,7 @@ class Result:
     @classmethod
     def from_json(cls, data: dict | str | Path, task_id: int | None = None, seconds: float | None = None) -> Result:
         """From the JSON dict (or a file holding it); on a base class, the subclass the JSON is."""
-        if isinstance(data, (str, Path)):
-            data = json.loads(Path(data).read_text())
-        return cls(data, task_id=task_id, seconds=seconds)
+        return cls(read_json(data), task_id=task_id, seconds=seconds)
 
     def to_json(self) -> dict:
         return self.raw

@@ -5,11 +5,10 @@ Only :meth:`Model.from_json` reads the result's ``model`` field; everything afte
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..runtime.errors import InputError
-from .base import Result
+from .base import Result, read_json
 
 
 def validation_cost(cost: dict) -> str:
@@ -33,8 +32,7 @@ class Model(Result):
     @classmethod
     def from_json(cls, data, task_id: int | None = None, seconds: float | None = None) -> Model:
         """From a training result's JSON; on :class:`Model`, the class its ``model`` field names."""
-        if isinstance(data, (str, Path)):
-            data = json.loads(Path(data).read_text())
+        data = read_json(data)
         if cls is Model:
             kinds = {"logistic": LogisticModel, "cox": CoxModel}
             if not isinstance(data, dict) or data.get("model") not in kinds:

@@ -256,7 +256,7 @@ def build_block(spec: TrainSpec, station: str, df: pd.DataFrame, policy: NodePol
             continue
         text = _labels(raw)
         # without a "type", a column of numbers with a few words (a marker for missing values) became categorical
-        mostly_numbers = f.type is None and "most values are numbers" in not_numeric_hint(raw)
+        mostly_numbers = scaling is None and f.type is None and "most values are numbers" in not_numeric_hint(raw)
         if f.merge:   # the researcher's merged levels (a rare level joins another)
             text = _merged(text, f.merge, station, f.column)
         if scaling is None:

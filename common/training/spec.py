@@ -227,7 +227,7 @@ def _merge(f: dict, i: int, column: str, ftype: str | None) -> tuple[tuple[str, 
 
 def _spline(f: dict, i: int, column: str) -> tuple[float, ...] | int:
     raw = f["spline"]
-    where = f"feature {i + 1} ('{column}')" if i >= 0 else f"'strata' ('{column}')"
+    where = f"feature {i + 1} ('{column}')"
     if f.get("type") == "categorical":
         raise InputError(f"{where}: a spline needs a numeric column, not a categorical one")
     knots = raw.get("knots") if isinstance(raw, dict) and set(raw) <= {"knots"} else None
