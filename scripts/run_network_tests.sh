@@ -17,13 +17,13 @@ if ! scripts/devnet.sh up; then
   echo "== real-network tests SKIPPED: the dev network did not come up"
   exit 0
 fi
-# The tests run side by side (four at a time, handed out one by one, the long ones first): a round
+# The tests run side by side (four at a time, an idle worker taking tests queued at a busy one): a round
 # waits on container starts and polling, though on 2 cores the containers' work makes each test 2-3 times
 # slower side by side; those that need the network alone (marked serial: they stop a node or time
 # rounds) run after them.
 export LANCELOT_DEVNET_REQUIRED=1
 rc=0
 .venv/bin/python -m pytest -q -p no:cacheprovider --durations=10 -n "${LANCELOT_NETWORK_WORKERS:-4}" \
-  --dist load --maxschedchunk 1 -m "network and not serial" tests/network || rc=$?
+  --dist worksteal -m "network and not serial" tests/network || rc=$?
 .venv/bin/python -m pytest -q -p no:cacheprovider -m "network and serial" tests/network || rc=$?
 exit "$rc"

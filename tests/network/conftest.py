@@ -197,11 +197,3 @@ def record_timing():
         previous.update(measured)
         TIMINGS_FILE.parent.mkdir(parents=True, exist_ok=True)
         TIMINGS_FILE.write_text(json.dumps(previous, indent=2))
-
-
-def pytest_collection_modifyitems(items):
-    """The long network tests (marked slow) first: handed out one at a time (scripts/run_network_tests.sh),
-    each starts at once on a worker of its own instead of waiting behind short ones."""
-    network = [i for i in items if i.get_closest_marker("network")]
-    if network:
-        items.sort(key=lambda item: not (item.get_closest_marker("network") and item.get_closest_marker("slow")))

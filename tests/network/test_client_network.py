@@ -53,7 +53,6 @@ def _study_and_spec(devnet):
         json.loads((devnet.data_dir / "link_spec.json").read_text())
 
 
-@pytest.mark.slow
 def test_the_example_study_links_and_explores_through_the_client(devnet, tmp_path):
     study, spec = _study_and_spec(devnet)
     got = example_study().link_and_explore(study, spec, tmp_path)
@@ -69,7 +68,6 @@ def test_the_example_study_links_and_explores_through_the_client(devnet, tmp_pat
                      "features": [{"station": "gp_1", "column": "no_such_column"}]})
 
 
-@pytest.mark.slow
 def test_the_example_study_fits_its_models_through_the_client(devnet, tmp_path):
     import statsmodels.api as sm
     from lifelines import CoxPHFitter
@@ -103,7 +101,6 @@ def test_the_example_study_fits_its_models_through_the_client(devnet, tmp_path):
         assert (tmp_path / folder / "report.html").exists()
 
 
-@pytest.mark.slow
 def test_the_example_study_fits_the_treatment_effects_through_the_client(devnet, tmp_path):
     """immunotherapy x COPD across stations, an age spline, a baseline per stage
     (docs/examples/nsclc_treatment_effects.json), against lifelines on the same basis, products and strata."""
@@ -136,7 +133,6 @@ def test_the_example_study_fits_the_treatment_effects_through_the_client(devnet,
     assert "Effect modification: immunotherapy:copd" in page and "immunotherapy = 1" in page
 
 
-@pytest.mark.slow
 def test_internal_validation_in_the_algorithm_containers(devnet):
     """The bootstrap validation's four station steps on the real network, in the containers: the apparent AUC is
     the pooled fit's, the optimism agrees with the same procedure in the clear on its own resamples (the
