@@ -335,7 +335,7 @@ def duplicate_records(station: str, components: pd.DataFrame) -> list[str]:
     them present): duplicates of one patient under two record ids, of which at most one can be linked, and not
     always the same one. The share is in whole percents of the station's table ("below 1%" when smaller)."""
     present = components.notna().sum(axis=1) >= max(1, components.shape[1] // 2)
-    same = components[present].astype(str).duplicated(keep=False)
+    same = components[present].duplicated(keep=False)   # missing components compare equal, as in the keys
     if not same.any():
         return []
     share = same.sum() / len(components)
