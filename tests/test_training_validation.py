@@ -377,10 +377,10 @@ def test_validation_refusals_name_the_problem(study, monkeypatch, tmp_path):
     cox = {**spec_for(study), "model": "cox", "time": v(REG, "survival_days"), "event": v(REG, "death")}
     del cox["outcome"]
     for spec, message in (
-            (cox, "logistic regression only"),
+            ({**cox, "validation": {"method": "bootstrap"}}, "method built for a Cox model is \"cross-validation\""),
             (spec_for(study, repetitions=5), "'repetitions' must be an integer from 10"),
             (spec_for(study, bins=48), "'bins' must be one of 32, 64, 128"),
-            (spec_for(study, method="cross-validation"), "the only method is"),
+            (spec_for(study, method="cross-validation"), "method built for a logistic model is \"bootstrap\""),
             (spec_for(study, repetitions=1000), "at most one per two records")):
         coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, paths)
         with pytest.raises(InputError, match=message):

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..runtime.coordinator import Coordinator, StepCall
 from ..runtime.errors import InputError, PrivacyError
-from . import hazards, logistic, terms
+from . import cox_validation, hazards, logistic, terms, validation
 from . import shares as sh
 from .cox_release import released
 from .cox_shares import Deal
@@ -54,12 +54,15 @@ from .cox_steps import (
 from .design import FRAC_BITS_X
 from .labels import CoxDealt as D
 from .labels import CoxOpened as O
-from .labels import Seeded
+from .labels import CoxValidation as V
+from .labels import Seeded, at
+from .labels import Validation as Dealt64
 from .logistic import check_levels
 from .newton import newton
 from .release import COX_CELLS, check_residual_dof
 from .spec import TrainSpec
 from .start import Start, start_training
+from .terms import MAX_BITS
 
 
 def _reciprocal(values: np.ndarray, bits: int) -> np.ndarray:
@@ -112,6 +115,9 @@ def train_cox(coordinator: Coordinator, spec: TrainSpec, spec_raw: dict, min_cel
         fit.strata = {"station": spec.strata[0], "column": spec.strata[1], "levels": st.metas[spec.strata[0]]["strata_levels"]}
     fit.iterate(relay)
     result = released(fit, linkage, spec, st.protections)
+    if spec.validation:
+        with coordinator.cost.phase(cox_validation.PHASE):
+            result["validation"] = fit.validate(spec.validation)
     if evaluate:
         result["links"] = linkage.links_table()
     return result
@@ -298,9 +304,61 @@ class _CoxFit:
                 self._check_strata(_opened(RX, res, O.STRATA))
         base = RG.decode(_opened(RG, res, O.BASELINE), 0)   # rows: times; cols: Lambda, V0, Q (raw scales)
         base = np.column_stack([base[:, :2], base[:, 2:] @ expand])
-        self.last.update(zmax=zmax, beta=beta.copy(), hess=hess, base=base,
+        self.last.update(zmax=zmax, beta=beta.copy(), hess=hess, grad=grad, base=base, b_prime=b_prime,
                          at_risk=RX.signed(_opened(RX, res, O.AT_RISK)).astype(np.int64))
         return hess, grad, loglik
+
+    def validate(self, options: dict) -> dict:
+        """k-fold cross-validated concordance and calibration slope in five rounds at the last iterate
+        (:mod:`.cox_validation`); the fold models and the out-of-fold scores stay on shares."""
+        st, c, last, t = self.start, self.c, self.last, self.last["t"]
+        folds, bins, hub, partner = options["folds"], options["bins"], self.hub, self.partner
+        bounds = np.array([2.0 ** f.get("max_bits", MAX_BITS) for f in st.features] + [2.0 ** MAX_BITS] * (st.p_design - st.p))
+        levels: dict[tuple, list[int]] = {}
+        for j, f in enumerate(st.features):
+            if f.get("level") is not None:
+                levels.setdefault((f["station"], f["column"]), []).append(j)
+        cvo = cox_validation.CrossValidation(last, st.expand(), bounds, list(levels.values()), folds, bins,
+                                             self.spec.penalty, self.k, E_BITS)
+        c.log(f"training: internal validation, {folds}-fold cross-validation, {bins} bins: 5 rounds")
+        common = {"t": t, "p": st.p_design, "features": self.layout["features"], "folds": folds, "bins": bins}
+        deal = Deal(self.seed, t)
+        for name, value in zip((V.RISK, V.RISK_MASK, V.DEATHS), cvo.sums_values().values()):
+            deal.put(RX, name, RX.element(value))
+        res = self._round("cox_vsums", {**common, "fold_labels": cvo.labels.tolist()}, deal,
+                          "validation: risk-set sums per fold (blinded)")
+        rv = cox_validation.RV
+        opened = {key: _opened(rv, res, name) for key, name in
+                  (("Z", V.OPEN_S), ("Y", V.OPEN_Y), ("YF", V.OPEN_FOLD_Y), ("T", V.OPEN_FOLD_S), ("DF", V.OPEN_FOLD_DEATHS))}
+        opened["D"] = RX.signed(_opened(RX, res, V.OPEN_DEATHS))
+        deal = Deal(self.seed, t)
+        for name, value in cvo.fold_material(opened).items():
+            deal.put(rv, name, value)
+        res = self._round("cox_vfolds", common, deal, "validation: fold score sums (one Newton step per fold)")
+        cvo.refits(_opened(rv, res, V.OPEN_SCORE_SUMS))
+        scores = {name: validation._deal(self.seed, at(name, t), value)
+                  for name, value in cvo.score_material(V.COEFFICIENTS, V.BIN_MASK).items()}
+        res = self._round("cox_vbin", common, scores, "validation: masked out-of-fold scores between the stations")
+        weights, event_scores = cvo.slope_weights()
+        counting = {**common, "slope_weights": [[int(w) for w in row] for row in weights],
+                    "event_scores": [int(v) for v in event_scores]}
+        tables = {name: validation._deal(self.seed, at(name, t), table)
+                  for name, table in zip((V.ALL_TABLE, V.DEATH_TABLE), cvo.tables().values())}
+        res = c.round({hub: StepCall("cox_vcount", {**counting, "sealed": res[partner]["sealed"]}),
+                       partner: StepCall("cox_vcount", {**counting, "sealed": res[hub]["sealed"], **tables})},
+                      label="validation: deaths, later records and risk sets per bin on shares")
+        logs = Deal(self.seed, t)
+        logs.put(rv, V.LOGS, cvo.log_material(_opened(RX, res, V.OPEN_SLOPE)))
+        log_blinds, event_scores = RX.signed(_opened(RX, res, V.OPEN_LOG_BLINDS)), RX.signed(_opened(RX, res, V.OPEN_EVENT_SCORE))
+        triple = validation.deal_triples(self.seed, st.seeds[partner], t, (folds, 2, len(opened["D"]), bins))
+        res = c.round({hub: StepCall("cox_vfinish", {**common, "sealed": res[partner]["sealed"]}),
+                       partner: StepCall("cox_vfinish", {**common, "sealed": res[hub]["sealed"], Dealt64.TRIPLE_C: triple,
+                                                         **logs})},
+                      label="validation: the concordance's pair counts and the slopes' log-likelihoods")
+        counts = (sh.unpack(res[hub]["pairs"]) + sh.unpack(res[partner]["pairs"])).view(np.int64)
+        slope = cvo.slopes(_opened(rv, res, V.OPEN_LOG_MASKS), log_blinds, event_scores)
+        apparent = self.concordance["estimate"] if self.concordance else None
+        return cox_validation.release(apparent, cvo.concordance(counts), slope, folds, bins)
 
     def _check_strata(self, opened: np.ndarray) -> None:
         """Every stratum needs k complete cases and k deaths: its baseline hazard is estimated from them alone.

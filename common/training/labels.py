@@ -88,6 +88,39 @@ class Validation:
     TRIPLE_C = "vc"
 
 
+class CoxValidation:
+    """Cox cross-validation (:mod:`.cox_validation`): what the coordinator deals (under the hub's seed), the
+    pair-key labels of H's and P's masks, and the result keys opened to the coordinator."""
+    RISK = "cve"                  # r at the last iterate
+    RISK_MASK = "cveb"            # r times b'
+    DEATHS = "cvd"                # death indicators (0/1)
+    RECIPROCAL_Y = "cvaY"         # alpha times the masked vector sums
+    RECIPROCAL_FOLD_DEATHS = "cvaF"   # alpha times the masked deaths per fold
+    RECIPROCAL = "cva"            # alpha
+    RECIPROCAL_DEATHS = "cvaD"    # alpha times the group's deaths
+    SQUARE_Y = "cvgY"             # alpha^2 D times the masked vector sums
+    SQUARE_FOLD_SUMS = "cvgT"     # alpha^2 D times the masked fold risk sums
+    SQUARE = "cvg"                # alpha^2 D
+    COEFFICIENTS = "cvA"          # the fold models' integer score coefficients
+    BIN_MASK = "cvm"              # r plus C's part of the scores
+    ALL_TABLE = "cvTa"            # one-hot at -floor(r / 2^m) for the complete cases
+    DEATH_TABLE = "cvTd"          # the same for the deaths
+    LOGS = "cvl"                  # log2 of the slope grid's blinded risk-set sums
+    # pair-key labels (H and P only)
+    GROUP_ORDER = "cvsg"         # the secret order of the event groups
+    BLINDS = "cvrho"             # multiplicative blinds of the risk-set sums
+    SLOPE_BLINDS = "cvrs"        # multiplicative blinds of the slope grid's risk-set sums
+    MASK_Y = "cvM"               # masks of the opened sums: vector sums,
+    MASK_FOLD_Y = "cvMF"         # their fold restrictions,
+    MASK_FOLD_S = "cvN"          # the fold risk sums,
+    MASK_FOLD_DEATHS = "cvL"     # the deaths per fold
+    BIN_REFRESH = "cvbz"         # re-randomises the shares of the bin-scaled scores
+    # result keys
+    OPEN_S, OPEN_Y, OPEN_FOLD_Y, OPEN_FOLD_S, OPEN_FOLD_DEATHS, OPEN_DEATHS, OPEN_SCORE_SUMS = (
+        "cvZ", "cvY", "cvYF", "cvT", "cvDF", "cvD", "cvU")
+    OPEN_SLOPE, OPEN_LOG_BLINDS, OPEN_EVENT_SCORE, OPEN_PAIRS, OPEN_LOG_MASKS = "cvZs", "cvLR", "cvA", "cvC", "cvLM"
+
+
 class CoxDealt:
     """What the coordinator deals each iteration (:mod:`.cox_fit` to :mod:`.cox_steps`)."""
     RISK = "e"                   # r = exp(z - max z), per record in the permuted frame

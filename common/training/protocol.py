@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from ..runtime.coordinator import Coordinator
 from ..runtime.errors import InputError
-from . import cox_fit, cox_steps, logistic_fit, logistic_steps
+from . import cox_fit, cox_steps, cox_validation_steps, logistic_fit, logistic_steps
 from .spec import parse_train_spec
 
-STEPS = {**logistic_steps.STEPS, **cox_steps.STEPS}
+STEPS = {**logistic_steps.STEPS, **cox_steps.STEPS, **cox_validation_steps.STEPS}
 
 
 def train(coordinator: Coordinator, spec_raw: dict, min_cell_count: int | None = None,

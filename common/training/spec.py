@@ -181,21 +181,29 @@ def parse_train_spec(raw: Any, stations: list[str]) -> TrainSpec:
 
 
 def _validation(raw: dict, model: str) -> dict | None:
-    """``"validation": {"method": "bootstrap", "repetitions": B, "bins": K}`` (defaults 100 and 32)."""
+    """Logistic: ``{"method": "bootstrap", "repetitions": B, "bins": K}`` (optimism correction, defaults 100 and 64);
+    Cox: ``{"method": "cross-validation", "folds": F, "bins": K}`` (defaults 5 and 64)."""
     if "validation" not in raw:
         return None
     v = raw["validation"]
-    if model == "cox":
-        raise InputError("'validation' (bootstrap optimism) is built for logistic regression only so far; a Cox "
-                         "model reports the concordance on the training cohort")
-    if not isinstance(v, dict) or set(v) - {"method", "repetitions", "bins"}:
-        raise InputError("'validation' must be {\"method\": \"bootstrap\", \"repetitions\": B, \"bins\": K}")
-    if v.get("method", "bootstrap") != "bootstrap":
-        raise InputError("'validation': the only method is \"bootstrap\" (optimism correction)")
+    cox = model == "cox"
+    method = "cross-validation" if cox else "bootstrap"
+    keys = {"method", "folds", "bins"} if cox else {"method", "repetitions", "bins"}
+    shape = ('{"method": "cross-validation", "folds": F, "bins": K}' if cox
+             else '{"method": "bootstrap", "repetitions": B, "bins": K}')
+    if not isinstance(v, dict) or set(v) - keys:
+        raise InputError(f"'validation' must be {shape}")
+    if v.get("method", method) != method:
+        raise InputError(f"'validation': the method built for a {'Cox' if cox else 'logistic'} model is \"{method}\""
+                         + (" (the bootstrap's refits would need every resample's risk-set sums)" if cox else ""))
+    bins = check_bins(v.get("bins", DEFAULT_BINS))
+    if cox:
+        from .cox_validation import DEFAULT_FOLDS, check_folds
+        return {"folds": check_folds(v.get("folds", DEFAULT_FOLDS)), "bins": bins}
     reps = v.get("repetitions", DEFAULT_REPETITIONS)
     if not isinstance(reps, int) or isinstance(reps, bool) or not 10 <= reps <= MAX_REPETITIONS:
         raise InputError(f"'validation': 'repetitions' must be an integer from 10 to {MAX_REPETITIONS}")
-    return {"repetitions": reps, "bins": check_bins(v.get("bins", DEFAULT_BINS))}
+    return {"repetitions": reps, "bins": bins}
 
 
 def check_bins(bins, station: str | None = None) -> int:

@@ -186,14 +186,7 @@ class Bootstrap:
                 Validation.BIN_MASK: _deal(self.seed_h, at(Validation.BIN_MASK, t), self.r + own)}
 
     def reach(self, change: np.ndarray) -> np.ndarray:
-        """Per resample, a bound on every |z_b - z| = |x (gamma_b - gamma)|: sum_j |change_j| max|x_j|, where the
-        dummies of one categorical column (at most one is 1) count once, with their largest change."""
-        terms = np.abs(change) * self.bounds
-        grouped = [j for g in self.exclusive for j in g]
-        out = np.delete(terms, grouped, axis=1).sum(axis=1)
-        for g in self.exclusive:
-            out = out + terms[:, g].max(axis=1)
-        return out
+        return score_reach(change, self.bounds, self.exclusive)
 
     def table_material(self) -> dict:
         """P's shares of the one-hot tables at -floor(r / 2^m), times the outcome and its complement (zero for
@@ -228,6 +221,17 @@ class Bootstrap:
         total = [-p, -p * score] + [c * powers[i] for j, c in ((2, v), (3, v * (1 - 2 * p)), (4, v * (1 - 6 * v)))
                                     for i in range(j + 1)]
         return sh.to_ring(np.rint(np.array([events, total]) * 2.0 ** STAT_BITS).astype(np.int64))
+
+
+def score_reach(change: np.ndarray, bounds: np.ndarray, exclusive: list[list[int]]) -> np.ndarray:
+    """Per refitted model, a bound on every |z_b - z| = |x (gamma_b - gamma)|: sum_j |change_j| max|x_j|, where the
+    dummies of one categorical column (at most one is 1) count once, with their largest change."""
+    terms = np.abs(change) * bounds
+    grouped = [j for g in exclusive for j in g]
+    out = np.delete(terms, grouped, axis=1).sum(axis=1)
+    for g in exclusive:
+        out = out + terms[:, g].max(axis=1)
+    return out
 
 
 def deal_triples(seed_h: bytes, seed_p: bytes, t: int, shape: tuple[int, ...]) -> str:
@@ -436,5 +440,5 @@ def decode_statistics(total: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["BIN_CHOICES", "Bootstrap", "DEFAULT_BINS", "DEFAULT_REPETITIONS", "calibration_statistics",
-           "check_repetitions", "deal_triples", "outcome_totals", "recalibration_slopes", "relayed_bytes", "release", "resample_weights", "station_bin_counts",
+           "check_repetitions", "deal_triples", "outcome_totals", "recalibration_slopes", "relayed_bytes", "release", "resample_weights", "score_reach", "station_bin_counts",
            "station_resample_sums", "station_scores", "summarise"]

@@ -1,0 +1,332 @@
+"""Internal validation of a Cox model: k-fold cross-validated concordance and calibration slope (TRIPOD),
+computed on shares so that no fold model's linear predictors are ever opened.
+
+The fit opens z = X beta to the coordinator C once per Newton iteration. Opening the out-of-fold scores
+as well would give C one more linear projection of every record, pairable with z by rank
+(docs/design/treatment-effects.md, "Internal validation"). Here C sees aggregates, blinded or masked
+values only; H and P see uniform or masked values. Five rounds after the fit, in its last iteration's
+frame (the permuted order in which C knows z, the deaths and its mask b'):
+
+1. ``cox_vsums``: C deals the risk scores r, r b' and the deaths, and fold labels (uniform, balanced over
+   the complete cases). H and P form, in H's time order, every event group's risk-set sums S, G = sum r x
+   and their restrictions to each fold, the deaths per fold, and open them to C blinded (S times a
+   log-uniform factor, the others under the same factor plus a uniform mask), in a secret group order.
+2. ``cox_vfolds``: the fold score sums U_f = sum over the fold of the score residuals, whose risk-set
+   ratios C forms from the blinded sums without removing the masks: C deals its reciprocal times what it
+   can see, H and P return the mask terms. Then beta_f = beta + one Newton step on the remaining data
+   (information (n - n_f) / n of the fit's): within O(1/n) of the fold refit.
+3. ``cox_vbin``: every record's out-of-fold score x beta_f(i) on shares (integer coefficients of the fold
+   models, H's share from its seed and P's dealt; C's part through its mask), opened between H and P only
+   under C's uniform mask r: y = score + r, so that floor(y / 2^m) - floor(r / 2^m) is the record's bin
+   (:mod:`.validation`: stochastic rounding, no comparison protocol).
+4. ``cox_vcount``: C dealt one-hot tables at -floor(r / 2^m) for the complete cases and for the deaths;
+   rotated by floor(y / 2^m) they are shares of each record's bin. In time order: per event group the
+   deaths per bin, the later records per bin (concordance, Beaver products between H and P) and the
+   risk set per bin, whose sums weighted by exp(s c_k) open blinded for a grid of slopes s (the
+   recalibration's log partial likelihood, C adds logs and H and P the logs of their blinds).
+5. ``cox_vfinish``: H and P finish the Beaver products: the concordance's two pair counts.
+
+Leakage table: docs/leakage/training.md ("Internal validation of a Cox model").
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+
+import numpy as np
+
+from ..disclosure import round_magnitude
+from ..runtime.errors import InputError
+from . import shares as sh
+from .design import FRAC_BITS_X
+from .labels import CoxValidation as V
+from .newton import newton_step
+from .ring import Ring
+from .validation import BIN_BITS, score_reach
+
+PHASE = "training: internal validation"
+RV = Ring(512)             # the fold score sums: products of two masked, blinded sums times a squared reciprocal
+RECIPROCAL_BITS = 180      # C's reciprocals floor(2^180 / (rho S)); rho S < 2^116, so 64 bits of precision
+SLOPE_BITS = 32            # the slope grid's weights round(2^32 exp(s (c_k - c_max)))
+SCORE_BITS = 32            # fixed point of the bin scores in the events' score sum
+LOG_BITS = 32              # log2 of the slope blinds
+SLOPES = tuple(np.round(np.linspace(0.0, 2.0, 21), 10))   # the recalibration's grid of slopes
+MIN_FOLD_RECORDS = 50      # complete cases per fold: a fold's score sum is an aggregate over at least these
+FOLD_CHOICES = range(2, 11)
+DEFAULT_FOLDS = 5
+
+
+def check_folds(folds, station: str | None = None) -> int:
+    """The number of folds, checked for the researcher's spec and by each station on its payload."""
+    if not isinstance(folds, int) or isinstance(folds, bool) or folds not in FOLD_CHOICES:
+        raise InputError("'validation': 'folds' must be an integer from 2 to 10", station=station)
+    return folds
+
+
+def check_fold_labels(labels: np.ndarray, folds: int, n: int, station: str | None = None) -> np.ndarray:
+    """The stations' own check of the relayed fold labels: one per row, each fold at least a share 1 / (2 K)
+    of the rows (a fold of a few records would make its score sum theirs)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.shape != (n,) or labels.min(initial=0) < 0 or labels.max(initial=0) >= folds:
+        raise InputError("the relayed fold labels do not match this station's rows", station=station)
+    if np.bincount(labels, minlength=folds).min() < n / (2 * folds):
+        raise InputError("the relayed fold labels are unbalanced", station=station)
+    return labels
+
+
+def assign_folds(complete: np.ndarray, folds: int) -> np.ndarray:
+    """Fold labels for the frame's rows: balanced over the complete cases (C knows which), uniform elsewhere,
+    so that a label tells H and P nothing about membership. From ``secrets``."""
+    n = len(complete)
+    out = np.array([secrets.randbelow(folds) for _ in range(n)], dtype=np.int64)
+    rows = np.flatnonzero(complete)
+    order = sorted(rows.tolist(), key=lambda _: secrets.randbits(64))
+    out[order] = np.arange(len(order)) % folds
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# coordinator
+# ---------------------------------------------------------------------------------------------
+class CrossValidation:
+    """The coordinator's side. ``last``: the fit's last opened iterate (t, z, complete, died, b_prime, beta, hess,
+    grad, zmax); ``expand`` maps model coefficients to design columns; ``bounds`` is each design column's
+    largest absolute value (with ``exclusive``, the dummies of one categorical column) for the bins' reach."""
+
+    def __init__(self, last: dict, expand: np.ndarray, bounds: np.ndarray, exclusive: list[list[int]], folds: int,
+                 bins: int, penalty: float, k: int, e_bits: int):
+        self.last, self.expand, self.bounds, self.exclusive = last, expand, bounds, exclusive
+        self.K, self.bins, self.penalty, self.k = folds, bins, penalty, k
+        complete = last["complete"]
+        self.labels = assign_folds(complete, folds)
+        self.n_fold = np.bincount(self.labels[complete], minlength=folds)
+        if self.n_fold.min() < MIN_FOLD_RECORDS:
+            raise InputError(f"{folds}-fold cross-validation needs at least {MIN_FOLD_RECORDS * folds} complete cases "
+                             f"({MIN_FOLD_RECORDS} per fold); use fewer folds")
+        deaths_fold = np.bincount(self.labels[last["died"]], minlength=folds)
+        if deaths_fold.min() < k:
+            raise InputError(f"{folds}-fold cross-validation needs at least {k} events in every fold; use fewer folds")
+        z = last["z"]
+        risk = np.where(complete, np.exp(np.where(complete, z - last["zmax"], 0.0)), 0.0)
+        self.e = np.where(complete, np.maximum(np.rint(risk * 2.0 ** e_bits), 1), 0).astype(np.int64).astype(object)
+        self.bs = np.asarray(last["b_prime"], dtype=np.uint64).view(np.int64).astype(object)   # signed, as RX lifts
+        z_c = np.sort(z[complete])
+        self.clip = (float(z_c[min(k, len(z_c)) - 1]), float(z_c[-min(k, len(z_c))]))
+
+    # round 1 ------------------------------------------------------------------------------------
+    def sums_values(self) -> dict[str, np.ndarray]:
+        """What C deals for the risk-set sums (as integers: the caller puts them into the per-record ring)."""
+        died = self.last["died"].astype(np.int64).astype(object)
+        return {"e": self.e, "eb": self.e[:, None] * self.bs, "d": died}
+
+    # round 2 ------------------------------------------------------------------------------------
+    def fold_material(self, opened: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """From the blinded, masked sums (positions j in the secret group order): alpha_j = floor(2^A / Z_j)
+        and, per term, what C sees times alpha (C's part, kept) and what H and P need to remove the masks
+        (dealt). Term 1: sum_j alpha_j (Y_j - M_j)(F_jf - L_jf); term 2: sum_j alpha_j D_j (YF_jf - MF_jf);
+        term 3: sum_j alpha_j^2 D_j (Y_j - M_j)(T_jf - N_jf)."""
+        z, y, yf, tf, df, d = (opened[k] for k in ("Z", "Y", "YF", "T", "DF", "D"))
+        self.delta = df
+        alpha = np.array([(1 << RECIPROCAL_BITS) // int(v) if int(v) > 0 else 0 for v in z], dtype=object)
+        gamma = alpha * alpha * d
+        ad = alpha * d
+        scale = 1 << RECIPROCAL_BITS
+        self.kept = RV.element(np.einsum("j,jp,jf->fp", gamma, y, tf)
+                               - scale * (np.einsum("j,jp,jf->fp", alpha, y, df) + np.einsum("j,jfp->fp", ad, yf)))
+        return {V.RECIPROCAL_Y: RV.element(alpha[:, None] * y), V.RECIPROCAL_FOLD_DEATHS: RV.element(alpha[:, None] * df),
+                V.RECIPROCAL: RV.element(alpha), V.RECIPROCAL_DEATHS: RV.element(ad),
+                V.SQUARE_Y: RV.element(gamma[:, None] * y), V.SQUARE_FOLD_SUMS: RV.element(gamma[:, None] * tf),
+                V.SQUARE: RV.element(gamma)}
+
+    def refits(self, opened: np.ndarray) -> np.ndarray:
+        """(K, p) fold models beta_f: one Newton step from the last iterate on the data without fold f, whose
+        score is the fit's gradient less the fold's score residuals (Breslow form; their total's departure
+        from the fit's gradient, Efron's ties, is spread over the folds by size). ``opened``: the stations'
+        part of 2^(2A) (sum_fold d x - term 1 - term 2 + term 3); C adds its own (and its mask's deaths)."""
+        last = self.last
+        total = RV.signed(RV.add(self.kept, opened))
+        died = last["died"]
+        own = np.array([np.sum(self.bs[died & (self.labels == f)], axis=0) for f in range(self.K)], dtype=object)
+        u = np.empty(total.shape)
+        for idx in np.ndindex(*total.shape):
+            exact = (int(own[idx]) << (2 * RECIPROCAL_BITS)) + int(total[idx])   # the mask's part cancels exactly
+            u[idx] = exact / 2.0 ** (2 * RECIPROCAL_BITS + FRAC_BITS_X)
+        u = u @ self.expand                           # design columns -> model coefficients
+        n = float(self.n_fold.sum())
+        grad, hess, beta = last["grad"], last["hess"], last["beta"]
+        ties = u.sum(axis=0) - grad
+        betas = np.empty((self.K, len(beta)))
+        for f in range(self.K):
+            share = self.n_fold[f] / n
+            g = grad - u[f] + ties * share
+            betas[f] = beta + newton_step(hess * (1 - share), g, beta, self.penalty, intercept=False)
+        self.betas = betas
+        return betas
+
+    # round 3 ------------------------------------------------------------------------------------
+    def score_material(self, label_a: str, label_m: str) -> dict:
+        """Bins common to all folds: equal-width over the complete cases' z, widened by a bound on every
+        |z_f - z| and random slack (:meth:`lancelot.training.validation.Bootstrap.score_material`). The fold
+        scores x = F A_f(i) + (b' A_f(i) + c): H and P hold shares of the integer A_f, C adds its part to the
+        mask r it deals to P."""
+        last = self.last
+        z = last["z"][last["complete"]]
+        gamma_t = self.expand @ last["beta"]
+        gammas = self.betas @ self.expand.T
+        reach = float(score_reach(gammas - gamma_t, self.bounds, self.exclusive).max())
+        if self.bounds.sum() * 2.0 ** -(BIN_BITS - FRAC_BITS_X + 1) > 1:
+            raise InputError("too many design columns for the validation's bins")
+        slack = [secrets.randbits(52) / 2.0 ** 52 for _ in range(2)]
+        width = (float(z.max() - z.min()) + 2 * reach) / (self.bins - 6) * (1 + slack[0] / 4) + 1e-9
+        lo = float(z.min()) - reach - (2 + 2 * slack[1]) * width
+        a = np.rint(gammas * 2.0 ** (BIN_BITS - FRAC_BITS_X) / width)
+        c = round(-lo * 2.0 ** BIN_BITS / width)
+        if np.abs(a).max() >= 2 ** 62 or abs(c) >= 2 ** 62:
+            raise InputError("the fold models' scores do not fit the bins (coefficients too large)")
+        self.lo, self.width = lo, width
+        a = sh.to_ring(a.astype(np.int64))
+        n = len(last["z"])
+        self.r = sh.prg(sh.new_seed(), "r", n)
+        own = np.sum(np.asarray(last["b_prime"], dtype=np.uint64) * a[self.labels], axis=1, dtype=np.uint64)
+        own = own + sh.to_ring(np.array([c], dtype=np.int64))
+        return {label_a: a, label_m: self.r + own}
+
+    # round 4 ------------------------------------------------------------------------------------
+    def tables(self) -> dict[str, np.ndarray]:
+        """One-hot rows at -floor(r / 2^m) (mod the bins) for the complete cases and for the deaths."""
+        n = len(self.r)
+        start = (-(self.r >> np.uint64(BIN_BITS)).astype(np.int64)) % self.bins
+        out = {}
+        for name, weight in (("all", self.last["complete"]), ("deaths", self.last["died"])):
+            table = np.zeros((n, self.bins), dtype=np.uint64)
+            table[np.arange(n), start] = weight.astype(np.uint64)
+            out[name] = table
+        return out
+
+    def slope_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """(grid x bins) integer weights round(2^32 exp(s (c_k - c_max))) and the bins' scores c_k in fixed point
+        (clipped to the fit's k-th smallest and largest linear predictor, so that no tail bin stands for fewer
+        than k records' scores)."""
+        centre = np.clip(self.lo + (np.arange(self.bins) + 0.5) * self.width, *self.clip)
+        self.centre = centre
+        top = centre.max()
+        weights = np.array([[max(1, int(round(2.0 ** SLOPE_BITS * math.exp(s * (c - top))))) for c in centre]
+                            for s in SLOPES], dtype=object)
+        self.slope_w = weights
+        return weights, np.array([int(round(c * 2.0 ** SCORE_BITS)) for c in centre], dtype=object)
+
+    def log_material(self, blinded: np.ndarray) -> np.ndarray:
+        """(folds, groups, grid) round(2^32 log2 Z) of the blinded risk-set sums, dealt back: the slope needs
+        sum_g D_fg log Z_fgj, and C sees the deaths per fold and group only masked (Delta = D + L from round 1)."""
+        self.log_z = np.vectorize(lambda v: int(round(math.log2(int(v)) * 2 ** LOG_BITS)) if int(v) > 0 else 0,
+                                  otypes=[object])(blinded)
+        return RV.element(self.log_z)
+
+    def slopes(self, mask_terms: np.ndarray, log_blinds: np.ndarray, event_scores: np.ndarray) -> dict:
+        """Per fold, the recalibration slope on its held-out records: maximise l_f(s) = s sum_deaths c -
+        sum_g D_fg log S0_fg(s) over the grid, with S0_fg(s) = sum_k R_fgk exp(s c_k) from its blinded value
+        (log Z - log rho), then a quartic through the grid's log-likelihoods near the best point."""
+        delta = np.asarray(self.delta, dtype=object)                    # (groups, folds), masked deaths
+        top, ln2 = float(self.centre.max()), math.log(2)
+        out = []
+        for f in range(self.K):
+            deaths = int(np.sum(self.last["died"] & (self.labels == f)))
+            weighted = RV.signed(RV.sub(RV.element(np.einsum("g,gj->j", delta[:, f], self.log_z[f])), mask_terms[f]))
+            ll = np.array([s * event_scores[f] / 2.0 ** SCORE_BITS - ln2 * (int(weighted[j]) - int(log_blinds[f, j]))
+                           / 2.0 ** LOG_BITS + deaths * (SLOPE_BITS * ln2 - s * top) for j, s in enumerate(SLOPES)])
+            out.append(_grid_maximum(np.array(SLOPES), ll)["slope"])
+        return {"per_fold": out, "slope": None if any(v is None for v in out) else float(np.mean(out))}
+
+    def concordance(self, counts: np.ndarray) -> dict:
+        """counts (folds, 2): per fold, 2 concordant + same-bin pairs and the comparable pairs among its held-out
+        records; the cross-validated concordance is their mean over the folds (as rms's validate does)."""
+        per_fold = [int(twice) / (2.0 * int(pairs)) if int(pairs) > 0 else None for twice, pairs in counts]
+        ok = [c for c in per_fold if c is not None]
+        return {"estimate": float(np.mean(ok)) if len(ok) == len(per_fold) else None, "per_fold": per_fold}
+
+
+def _grid_maximum(grid: np.ndarray, ll: np.ndarray) -> dict:
+    """The maximiser of a concave log-likelihood known on a grid: a quartic through the five grid points around the
+    best one (within the grid's range); None when the best point is an end of the grid (slope beyond 0 to 2)."""
+    best = int(np.argmax(ll))
+    if best in (0, len(grid) - 1) or not np.all(np.isfinite(ll)):
+        return {"slope": None}
+    lo = min(max(best - 2, 0), len(grid) - 5)
+    xs, ys = grid[lo:lo + 5], ll[lo:lo + 5]
+    coef = np.polyfit(xs - grid[best], ys - ys.max(), 4)
+    fine = np.linspace(xs[0], xs[-1], 4001)
+    values = np.polyval(coef, fine - grid[best])
+    return {"slope": float(fine[int(np.argmax(values))])}
+
+
+def release(apparent_c: float | None, cv_c: dict, slope: dict, folds: int, bins: int) -> dict:
+    """What the researcher receives: the apparent and cross-validated concordance and calibration slope to 4
+    significant digits (aggregates over the whole cohort; no count below k is involved)."""
+    out = {"method": f"{folds}-fold cross-validation: one-step refits without each fold, out-of-fold scores",
+           "folds": folds, "bins": bins,
+           "concordance": {"apparent": round_magnitude(apparent_c) if apparent_c is not None else None,
+                           "cross_validated": round_magnitude(cv_c["estimate"]) if cv_c["estimate"] is not None
+                           else None},
+           "calibration_slope": {"apparent": 1.0,
+                                 "cross_validated": round_magnitude(slope["slope"]) if slope["slope"] is not None
+                                 else None},
+           "note": "each fold's model is the fit plus one Newton step on the data without that fold (score residuals "
+                   "at the fit, Breslow form); every patient is scored by the model that did not see it. Scores are "
+                   f"compared in {bins} equal-width bins (stochastic rounding at the edges; pairs in one bin count "
+                   "half); the calibration slope is the Cox regression of the outcome on the binned out-of-fold "
+                   "score (Breslow ties), maximised over a grid of slopes from 0 to 2"}
+    if slope["slope"] is None:
+        out["withheld"] = {"calibration_slope": "the recalibration slope lies outside 0 to 2, the range the protocol "
+                                                "evaluates (a model with little discrimination?)"}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# stations (H: hub, P: partner; both know F, the frame's time order and the pair key)
+# ---------------------------------------------------------------------------------------------
+def onehot_folds(labels: np.ndarray, folds: int) -> np.ndarray:
+    out = np.zeros((len(labels), folds), dtype=object)
+    out[np.arange(len(labels)), labels] = 1
+    return out
+
+
+def rotate(tables: dict[str, np.ndarray], q: np.ndarray, bins: int) -> dict[str, np.ndarray]:
+    """Each record's dealt one-hot row rotated by its opened bin offset: shares of a one at its bin."""
+    idx = (np.arange(bins)[None, :] - q[:, None]) % bins
+    return {name: np.take_along_axis(table, idx, axis=1) for name, table in tables.items()}
+
+
+def bin_counts(rotated: dict[str, np.ndarray], struct: dict, to_time: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per event group (time order): its deaths per bin, the later records per bin (after the tie's deaths, within
+    the stratum: the comparable pairs) and its risk set per bin (from the group's time to the stratum's end)."""
+    all_t, deaths_t = rotated["all"][to_time], rotated["deaths"][to_time]
+    suffix = np.concatenate([np.cumsum(all_t[::-1], axis=0, dtype=np.uint64)[::-1],
+                             np.zeros((1, all_t.shape[1]), dtype=np.uint64)])
+    starts, deaths, stops = struct["starts"], struct["deaths"], struct["stops"]
+    k = len(starts)
+    events = np.zeros((k, all_t.shape[1]), dtype=np.uint64)
+    for g in range(k):
+        events[g] = deaths_t[starts[g]:starts[g] + deaths[g]].sum(axis=0, dtype=np.uint64)
+    later = suffix[starts + deaths] - suffix[stops]
+    risk = suffix[starts] - suffix[stops]
+    return events, later, risk
+
+
+def concordance_factors(events: np.ndarray, later: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(2, groups, bins) Beaver factors: deaths per bin against 2 (later records in lower bins) + later records in
+    the same bin (twice the concordant pairs plus the same-bin ones), and each group's deaths against all its
+    later records (the comparable pairs, in column 0)."""
+    below = np.cumsum(later, axis=1, dtype=np.uint64) - later
+    first = np.zeros((2,) + events.shape, dtype=np.uint64)
+    second = np.zeros_like(first)
+    first[0], second[0] = events, below * np.uint64(2) + later
+    first[1, :, 0] = events.sum(axis=1, dtype=np.uint64)
+    second[1, :, 0] = later.sum(axis=1, dtype=np.uint64)
+    return first, second
+
+
+__all__ = ["CrossValidation", "DEFAULT_FOLDS", "FOLD_CHOICES", "MIN_FOLD_RECORDS", "PHASE", "RV", "SLOPES",
+           "assign_folds", "bin_counts", "check_fold_labels", "check_folds", "concordance_factors", "onehot_folds",
+           "release", "rotate"]

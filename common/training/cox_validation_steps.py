@@ -1,0 +1,223 @@
+"""Cox cross-validation: the station steps (the protocol and its algebra: :mod:`lancelot.training.cox_validation`).
+
+Each step checks its own preconditions first: a fitted model, the fit's last iteration, the five steps in
+order and once per job, folds and bins within their choices, balanced fold labels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..runtime.errors import InputError
+from ..runtime.station import StationContext
+from . import cox_validation as cv
+from . import shares as sh
+from . import validation
+from .channel import STATE, peer_key, stream_seeds
+from .cox_shares import DealtShares, Openings
+from .cox_steps import RX, _frame, _structure, _to_time
+from .cox_time import deaths_index, sum_by
+from .labels import CoxValidation as V
+from .labels import Pair, Validation, at
+from .ring import log_uniform_blinds
+from .spec import check_bins
+
+STEPS_IN_ORDER = ("cox_vsums", "cox_vfolds", "cox_vbin", "cox_vcount", "cox_vfinish")
+
+
+def _start(ctx: StationContext, payload: dict, step: str) -> tuple[bytes, bytes, bool, dict]:
+    """The station's own checks (at most one validation per job, its steps in order, at the fit's last
+    iteration, folds and bins within their choices)."""
+    own, pair, st = stream_seeds(ctx)
+    if not ctx.state.has("train_f") or "last_t" not in st:
+        raise InputError("a validation step before the fit", station=ctx.station)
+    t, folds = payload.get("t"), cv.check_folds(payload.get("folds"), ctx.station)
+    bins = check_bins(payload.get("bins"), ctx.station)
+    done = ctx.state.get("cox_validation") if ctx.state.has("cox_validation") else None
+    expected = {"next": 0, "t": st["last_t"], "folds": folds, "bins": bins} if done is None else done
+    if (STEPS_IN_ORDER[expected["next"]] if expected["next"] < len(STEPS_IN_ORDER) else None) != step \
+            or t != expected["t"] or folds != expected["folds"] or bins != expected["bins"]:
+        raise InputError("validation steps out of order, repeated, or not at the fit's last iteration",
+                         station=ctx.station)
+    ctx.state.put("cox_validation", {**expected, "next": expected["next"] + 1})
+    return own, pair, st["role"] == "hub", {"t": t, "folds": folds, "bins": bins}
+
+
+def _masks(pair: bytes, t: int, k: int, folds: int, p: int) -> dict[str, np.ndarray]:
+    """H's and P's additive masks of the opened sums (positions in the secret group order)."""
+    return {"M": cv.RV.prg(pair, at(V.MASK_Y, t), (k, p)), "MF": cv.RV.prg(pair, at(V.MASK_FOLD_Y, t), (k, folds, p)),
+            "N": cv.RV.prg(pair, at(V.MASK_FOLD_S, t), (k, folds)),
+            "L": cv.RV.prg(pair, at(V.MASK_FOLD_DEATHS, t), (k, folds))}
+
+
+def step_sums(ctx: StationContext, payload: dict) -> dict:
+    """Per event group: the risk-set sums S and G = sum r x, their restrictions to each fold and the deaths per
+    fold, opened blinded (and masked) in a secret group order; the deaths' feature sums per fold."""
+    own, pair, hub, o = _start(ctx, payload, "cox_vsums")
+    t, folds, p, feat = o["t"], o["folds"], payload["p"], payload["features"]
+    _, _, _, big_f, struct, to_time = _frame(ctx, t, p, feat)
+    n = big_f.shape[0]
+    labels = cv.check_fold_labels(payload.get("fold_labels"), folds, n, ctx.station)
+    ctx.state.put_array("cox_vlabels", labels)
+    dealt = DealtShares(ctx, own, hub, payload, t)
+    e, d = dealt.get(RX, V.RISK, n), dealt.get(RX, V.DEATHS, n)
+    ex = RX.add(RX.mul(e[:, None], big_f), dealt.get(RX, V.RISK_MASK, (n, p)))
+    oh = cv.onehot_folds(labels, folds)
+    per_record = RX.element(np.hstack([e[:, None], e[:, None] * oh, ex, (ex[:, None, :] * oh[:, :, None]).reshape(n, -1)]))
+    ordered = per_record[to_time]
+    suffix = np.concatenate([np.cumsum(ordered[::-1], axis=0)[::-1], np.zeros((1, ordered.shape[1]), dtype=object)])
+    starts, stops = struct["starts"], struct["stops"]
+    k = len(starts)
+    groups = cv.RV.lift(RX.sub(suffix[starts], suffix[stops]), RX)          # (k, 1 + K + p + K p)
+    group, pos = deaths_index(struct)
+    fold_deaths = cv.RV.lift(sum_by(RX.mul(d[to_time][pos][:, None], oh[to_time][pos]), group, k, RX), RX)
+    sigma = sh.permutation(pair, at(V.GROUP_ORDER, t), k)
+    rho = log_uniform_blinds(pair, at(V.BLINDS, t), k)
+    g = groups[sigma]
+    s_, sf, gv, gf = g[:, 0], g[:, 1:1 + folds], g[:, 1 + folds:1 + folds + p], g[:, 1 + folds + p:].reshape(k, folds, p)
+    masks = _masks(pair, t, k, folds, p) if hub else {key: 0 for key in ("M", "MF", "N", "L")}
+    out = Openings(pair, t, hub)
+    out.put(cv.RV, V.OPEN_S, cv.RV.mul(s_, rho))
+    out.put(cv.RV, V.OPEN_Y, cv.RV.add(cv.RV.mul(gv, rho[:, None]), masks["M"]))
+    out.put(cv.RV, V.OPEN_FOLD_Y, cv.RV.add(cv.RV.mul(gf, rho[:, None, None]), masks["MF"]))
+    out.put(cv.RV, V.OPEN_FOLD_S, cv.RV.add(cv.RV.mul(sf, rho[:, None]), masks["N"]))
+    out.put(cv.RV, V.OPEN_FOLD_DEATHS, cv.RV.add(fold_deaths[sigma], masks["L"]))
+    out.put(RX, V.OPEN_DEATHS, RX.element(RX.reduce_to(fold_deaths[sigma].sum(axis=1), RX)))
+    # the deaths' feature sums per fold stay here: they enter the fold score sums, which alone are opened
+    ctx.state.put("cox_vdx", RX.pack(RX.dot(oh.T, RX.mul(d[:, None], big_f))))
+    return out
+
+
+def step_folds(ctx: StationContext, payload: dict) -> dict:
+    """The parts of the fold score sums that remove H's and P's masks: each a share of what C dealt times a mask."""
+    own, pair, hub, o = _start(ctx, payload, "cox_vfolds")
+    t, folds, p = o["t"], o["folds"], payload["p"]
+    k = len(_structure(ctx)["starts"])
+    m = _masks(pair, t, k, folds, p)
+    dealt = DealtShares(ctx, own, hub, payload, t)
+    rv = cv.RV
+    a, ad, gm = dealt.get(rv, V.RECIPROCAL, k), dealt.get(rv, V.RECIPROCAL_DEATHS, k), dealt.get(rv, V.SQUARE, k)
+    a_y, a_f = dealt.get(rv, V.RECIPROCAL_Y, (k, p)), dealt.get(rv, V.RECIPROCAL_FOLD_DEATHS, (k, folds))
+    g_y, g_t = dealt.get(rv, V.SQUARE_Y, (k, p)), dealt.get(rv, V.SQUARE_FOLD_SUMS, (k, folds))
+    t1 = rv.sub(rv.dot(m["L"].T, rv.mul(a[:, None], m["M"])), rv.add(rv.dot(m["L"].T, a_y), rv.dot(a_f.T, m["M"])))
+    t2 = rv.neg(rv.element(np.sum(rv.mul(ad[:, None, None], m["MF"]), axis=0)))
+    t3 = rv.sub(rv.dot(m["N"].T, rv.mul(gm[:, None], m["M"])), rv.add(rv.dot(m["N"].T, g_y), rv.dot(g_t.T, m["M"])))
+    dx = rv.lift(RX.unpack(ctx.state.get("cox_vdx")), RX)
+    # one opening, scaled by 2^(2A): 2^(2A) sum d x - 2^A (terms 1 and 2) + term 3 (C adds its parts)
+    scale = 1 << cv.RECIPROCAL_BITS
+    total = rv.add(rv.mul(dx, scale * scale), rv.neg(rv.mul(rv.add(t1, t2), scale)), t3)
+    out = Openings(pair, t, hub)
+    out.put(rv, V.OPEN_SCORE_SUMS, total)
+    return out
+
+
+def _frame_u64(ctx: StationContext, t: int, feat: list[int], n: int) -> np.ndarray:
+    """This station's view F of the design in the iteration's frame, modulo 2^64 (for the scores)."""
+    _, pair, _ = stream_seeds(ctx)
+    f = ctx.state.get_array("train_f").astype(np.uint64)
+    f = np.tile(f, (n // f.shape[0], 1))[:, feat]
+    perm = sh.permutation(pair, at(Pair.PERMUTATION, t), n)
+    return (f - sh.prg(pair, at(Pair.REFRESH, t), f.shape))[perm]
+
+
+def _dealt64(ctx: StationContext, payload: dict, hub: bool, own: bytes, name: str, t: int, shape: tuple) -> np.ndarray:
+    if hub:
+        return sh.prg(own, at(name, t), shape)
+    if name not in payload:
+        raise InputError(f"the coordinator did not relay the share '{name}'", station=ctx.station)
+    got = sh.unpack(payload[name])
+    if got.shape != tuple(shape):
+        raise InputError(f"the relayed share '{name}' has the wrong shape", station=ctx.station)
+    return got
+
+
+def step_bin(ctx: StationContext, payload: dict) -> dict:
+    """Shares of every record's out-of-fold bin-scaled score plus C's mask, sealed for the partner."""
+    own, pair, hub, o = _start(ctx, payload, "cox_vbin")
+    t, folds = o["t"], o["folds"]
+    labels = ctx.state.get_array("cox_vlabels").astype(np.int64)
+    n = len(labels)
+    big_f = _frame_u64(ctx, t, payload["features"], n)
+    a = _dealt64(ctx, payload, hub, own, V.COEFFICIENTS, t, (folds, big_f.shape[1]))
+    x = np.sum(big_f * a[labels], axis=1, dtype=np.uint64)
+    refresh = sh.prg(pair, at(V.BIN_REFRESH, t), n)
+    x = x + refresh if hub else x - refresh
+    y = x + _dealt64(ctx, payload, hub, own, V.BIN_MASK, t, (n,))
+    ctx.state.put_array("cox_vy", y)
+    st = ctx.state.get(STATE)
+    key = peer_key(ctx, st["partner"], st["peers"][st["partner"]])
+    return {"sealed": sh.seal(key, {"y": y}, f"cox-bin-y:{ctx.station}")}
+
+
+def step_count(ctx: StationContext, payload: dict) -> dict:
+    """Open the masked scores with the partner; per event group the deaths, later records and risk set per bin on
+    shares; start the concordance's Beaver products; open the slope grid's risk-set sums blinded."""
+    own, pair, hub, o = _start(ctx, payload, "cox_vcount")
+    t, bins = o["t"], o["bins"]
+    st = ctx.state.get(STATE)
+    key = peer_key(ctx, st["partner"], st["peers"][st["partner"]])
+    mine = ctx.state.get_array("cox_vy").astype(np.uint64)
+    theirs = sh.unseal(key, payload["sealed"], f"cox-bin-y:{st['partner']}")["y"].astype(np.uint64)
+    n = len(mine)
+    if theirs.shape != mine.shape:
+        raise InputError("the relayed validation scores do not match this station's rows", station=ctx.station)
+    q = ((mine + theirs) >> np.uint64(validation.BIN_BITS)) % np.uint64(bins)
+    tables = {"all": _dealt64(ctx, payload, hub, own, V.ALL_TABLE, t, (n, bins)),
+              "deaths": _dealt64(ctx, payload, hub, own, V.DEATH_TABLE, t, (n, bins))}
+    struct = _structure(ctx)
+    labels = ctx.state.get_array("cox_vlabels").astype(np.int64)
+    folds = o["folds"]
+    rotated = cv.rotate(tables, q.astype(np.int64), bins)
+    to_time = _to_time(pair, t, struct)
+    per_fold = [cv.bin_counts({name: table * (labels == f)[:, None].astype(np.uint64) for name, table in rotated.items()},
+                              struct, to_time) for f in range(folds)]     # each fold's held-out records only
+    events, later, risk = (np.stack([c[i] for c in per_fold]) for i in range(3))   # (folds, groups, bins)
+    factors = [cv.concordance_factors(events[f], later[f]) for f in range(folds)]
+    de = validation.beaver_open(np.stack([a for a, _ in factors]), np.stack([b for _, b in factors]), own, t)
+    ctx.state.put_array("cox_vbeaver", de)
+    weights = np.array(payload.get("slope_weights") or [], dtype=object)
+    scores = np.array(payload.get("event_scores") or [], dtype=object)
+    if weights.shape != (len(cv.SLOPES), bins) or scores.shape != (bins,) \
+            or not all(0 < int(w) <= 1 << cv.SLOPE_BITS for w in weights.ravel()) \
+            or not all(abs(int(s)) < 1 << 62 for s in scores):
+        raise InputError("the relayed slope weights do not match the bins", station=ctx.station)
+    k = len(struct["starts"])
+    sigma = sh.permutation(pair, at(V.GROUP_ORDER, t), k)
+    sums = np.stack([RX.dot(RX.from_u64(risk[f]), weights.T) for f in range(folds)])          # (folds, groups, grid)
+    rho = log_uniform_blinds(pair, at(V.SLOPE_BLINDS, t), sums.size).reshape(sums.shape)
+    deaths = RX.from_u64(events.sum(axis=2, dtype=np.uint64))                                # (folds, groups)
+    log_rho = np.vectorize(lambda r: int(round(math.log2(r) * 2 ** cv.LOG_BITS)), otypes=[object])(rho)
+    event_sums = RX.from_u64(events.sum(axis=1, dtype=np.uint64))                            # (folds, bins)
+    out = Openings(pair, t, hub)
+    out.put(RX, V.OPEN_SLOPE, RX.mul(sums, rho)[:, sigma])
+    out.put(RX, V.OPEN_LOG_BLINDS, RX.element(np.einsum("fg,fgj->fj", deaths, log_rho)))
+    out.put(RX, V.OPEN_EVENT_SCORE, RX.element(event_sums.dot(scores)))
+    out["sealed"] = sh.seal(key, {"de": de}, f"cox-beaver:{ctx.station}")
+    return out
+
+
+def step_finish(ctx: StationContext, payload: dict) -> dict:
+    """Finish the Beaver products: shares of the concordance's two pair counts, opened masked."""
+    own, pair, hub, o = _start(ctx, payload, "cox_vfinish")
+    t = o["t"]
+    st = ctx.state.get(STATE)
+    key = peer_key(ctx, st["partner"], st["peers"][st["partner"]])
+    mine = ctx.state.get_array("cox_vbeaver").astype(np.uint64)
+    theirs = sh.unseal(key, payload["sealed"], f"cox-beaver:{st['partner']}")["de"].astype(np.uint64)
+    if theirs.shape != mine.shape:
+        raise InputError("the relayed validation products do not match", station=ctx.station)
+    c = _dealt64(ctx, payload, hub, own, Validation.TRIPLE_C, t, mine.shape[1:])
+    counts = validation.beaver_finish(mine + theirs, own, t, c, hub).sum(axis=-1, dtype=np.uint64)   # (folds, 2)
+    folds, p = o["folds"], payload["p"]
+    k = len(_structure(ctx)["starts"])
+    logs = DealtShares(ctx, own, hub, payload, t).get(cv.RV, V.LOGS, (folds, k, len(cv.SLOPES)))
+    mask = _masks(pair, t, k, folds, p)["L"]                                                 # (groups, folds)
+    out = Openings(pair, t, hub)
+    out.put(cv.RV, V.OPEN_LOG_MASKS, cv.RV.element(np.einsum("gf,fgj->fj", mask, logs)))
+    return {"pairs": validation.open_masked(pair, hub, V.OPEN_PAIRS, t, counts), **out}
+
+
+STEPS = {"cox_vsums": step_sums, "cox_vfolds": step_folds, "cox_vbin": step_bin, "cox_vcount": step_count,
+         "cox_vfinish": step_finish}
