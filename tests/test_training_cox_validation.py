@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from helpers import joined, make_study, pooled_design, recording_coordinator, station_paths
+from helpers import make_study, pooled_with_products, recording_coordinator, station_paths
 from lifelines import CoxPHFitter
 
 from lancelot.linkage.protocol import STEPS as LINK_STEPS
+from lancelot.runtime.coordinator import StepCall
 from lancelot.runtime.errors import LancelotError
 from lancelot.training import cox_fit, cox_validation, cox_validation_steps, terms, validation
 from lancelot.training import shares as sh
@@ -137,11 +138,13 @@ def validated_run(study, features, stations=(REG, GP), **extra):
 
 
 def by_record(seen: dict, values: np.ndarray) -> dict[str, int]:
-    """Per hub record, its value in the last iteration's frame (frame row j is hub row pi_t[j])."""
+    """Per linked hub record, its value in the last iteration's frame: frame row j is row pi_t[j] of the hub's
+    rows (of their copies, one per stratum, when the strata are at another station: the record's complete copy)."""
     linkage, hub = seen["start"].linkage, seen["start"].hub
     perm = sh.permutation(seen["pair"], at(Pair.PERMUTATION, seen["t"]), len(values))
     ids = np.asarray(linkage.record_ids[hub], dtype=str)
-    return {ids[perm[j]]: int(values[j]) for j in range(len(values))}
+    complete = seen["cv"].last["complete"]
+    return {ids[perm[j] % len(ids)]: int(values[j]) for j in range(len(values)) if complete[j]}
 
 
 def bins_by_record(seen: dict) -> dict[str, int]:
@@ -153,7 +156,7 @@ def bins_by_record(seen: dict) -> dict[str, int]:
 
 def clear_reference(study, result, seen, features, stations=(REG, GP), strata_column=None):
     keep = [TIME, EVENT, "record_id"] + ([strata_column] if strata_column else [])
-    x, data = pooled_design(joined(study, result["links"], list(stations)), features, keep)
+    x, data = pooled_with_products(study, {}, result, features, keep, list(stations))
     table = pd.DataFrame(result["coefficients"]).set_index("feature")
     x = x[list(table.index)]
     time, event = data[TIME].to_numpy(float), data[EVENT].to_numpy(float)
@@ -248,3 +251,73 @@ def test_validation_refusals_name_the_problem(study):
                              ({"folds": 5, "repetitions": 100}, "must be"), ({"bins": 50}, "bins")):
         with pytest.raises(LancelotError, match=message):
             train(coord, {**spec, "validation": options})
+
+
+@pytest.fixture(scope="module")
+def study3(tmp_path_factory):
+    return make_study(tmp_path_factory.mktemp("coxcv3"), patients=1000, gp_stations=2, seed=7)
+
+
+TREATMENT = [v(REG, "age_at_diagnosis"), v(REG, "who_ps"), v(REG, "immunotherapy"), v(GP, "copd"), v(G2, "bmi"),
+             {"interaction": [v(REG, "immunotherapy"), v(GP, "copd")]}]
+
+
+@pytest.mark.parametrize("case", ["three stations, a cross-station interaction, strata at the hub",
+                                  "strata at another station"])
+def test_strata_interactions_and_three_stations_equal_the_clear_procedure(study, study3, case):
+    """Fold refits and the per-fold measures against the clear procedure with the same folds and bins: with a
+    product of two stations' columns and a third station, and with strata away from the hub (the fit then runs
+    on one copy of the hub's rows per stratum; concordance and risk sets stay within a stratum)."""
+    if case.startswith("three"):
+        data, features, stations, strata = study3, TREATMENT, (REG, GP, G2), (REG, "stage")
+    else:
+        data, features, stations, strata = study, FEATURES[:3] + [v(GP, "copd"), v(GP, "bmi")], (REG, GP), (GP, "smoking")
+    result, seen = validated_run(data, features, stations, validation={"folds": 4, "bins": 128},
+                                 strata=v(*strata))
+    ref = clear_reference(data, result, seen, features, stations, strata_column=strata[1])
+    betas = np.array([terms.to_original(b, np.eye(len(b)), seen["start"].features, intercept=False)[0]
+                      for b in seen["betas"]])
+    np.testing.assert_allclose(betas, ref["betas"], atol=2e-5)
+    by_bin = per_fold_means(ref["bin"].astype(float), ref, slope_scores=ref["bin_score"])
+    got = result["validation"]
+    assert got["folds"] == 4 and got["bins"] == 128
+    assert got["concordance"]["cross_validated"] == pytest.approx(by_bin[0], abs=1e-4)
+    assert got["calibration_slope"]["cross_validated"] == pytest.approx(by_bin[1], abs=1e-3)
+
+
+@pytest.mark.parametrize("step, change, why", [
+    ("cox_vcount", {}, "out of order"),
+    ("cox_vsums", {"t": -1}, "not at the fit's last iteration"),
+    ("cox_vsums", {"folds": 11}, "'folds' must be an integer from 2 to 10"),
+    ("cox_vsums", {"bins": 48}, "'bins' must be one of"),
+    ("cox_vsums", {"fold_labels": "one"}, "fold labels are unbalanced"),
+    ("cox_vsums", {"fold_labels": "short"}, "do not match this station's rows")])
+def test_stations_refuse_a_crafted_validation_step(study, monkeypatch, step, change, why):
+    """A coordinator (or a researcher's direct task) that skips a step, runs it at an earlier iteration, asks
+    for folds or bins outside the choices, or sends fold labels that put almost every row in one fold (the
+    other folds' score sums would be a few records') is refused by the station itself."""
+    def crafted(self, options):
+        n = len(self.last["z"])
+        labels = {"one": [0] * (n - 1) + [1], "short": [0, 1] * 3}.get(change.get("fold_labels"))
+        payload = {"t": self.last["t"] + change.get("t", 0), "p": self.start.p_design,
+                   "features": self.layout["features"], "folds": change.get("folds", 2), "bins": change.get("bins", 64),
+                   "fold_labels": labels if labels is not None else (np.arange(n) % 2).tolist()}
+        self.c.round({self.hub: StepCall(step, payload)}, label="crafted")
+
+    monkeypatch.setattr(cox_fit._CoxFit, "validate", crafted)
+    spec = {"linkage": json.loads(study["link_spec"].read_text()), "model": "cox", "time": v(REG, TIME),
+            "event": v(REG, EVENT), "features": FEATURES, "validation": {"folds": 2}}
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(study))
+    with pytest.raises(LancelotError, match=f"station 'registry'.*{why}"):
+        train(coord, spec)
+
+
+def test_too_few_records_per_fold_is_refused_at_the_first_iteration(tmp_path):
+    """Before any coefficient exists, on the cohort's totals (the folds are checked again when drawn)."""
+    small = make_study(tmp_path, patients=450, gp_stations=1, seed=5)
+    spec = {"linkage": json.loads(small["link_spec"].read_text()), "model": "cox", "time": v(REG, TIME),
+            "event": v(REG, EVENT), "features": FEATURES[:3], "validation": {"folds": 10}}
+    coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(small))
+    with pytest.raises(LancelotError, match=r"needs at least 500 complete cases \(50 per fold\); use fewer folds"):
+        train(coord, spec)
+    assert coord.cost.as_dict()["rounds_per_phase"]["training: Newton iterations"] == 1   # the first opening only

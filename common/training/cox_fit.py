@@ -385,6 +385,8 @@ class _CoxFit:
         if events < 10 * self.p:
             raise InputError(f"too few events for {self.p} coefficients: at least 10 events per coefficient are "
                              "needed")
+        if self.spec.validation:   # before any coefficient: the folds' own checks come after the fit
+            cox_validation.check_fold_sizes(n_c, events, self.spec.validation["folds"], self.k)
 
     def _last_iteration_expected(self) -> bool:
         """Newton converges quadratically: after a step s the next is about s^2, so the fit stops after

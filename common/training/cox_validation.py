@@ -75,6 +75,16 @@ def check_fold_labels(labels: np.ndarray, folds: int, n: int, station: str | Non
     return labels
 
 
+def check_fold_sizes(complete: int, events: int, folds: int, k: int) -> None:
+    """Every fold needs MIN_FOLD_RECORDS complete cases and k events (its score sum, concordance and slope are
+    aggregates over it); checked on the cohort's totals at the first iteration and on the folds themselves."""
+    if complete < MIN_FOLD_RECORDS * folds:
+        raise InputError(f"{folds}-fold cross-validation needs at least {MIN_FOLD_RECORDS * folds} complete cases "
+                         f"({MIN_FOLD_RECORDS} per fold); use fewer folds")
+    if events < k * folds:
+        raise InputError(f"{folds}-fold cross-validation needs at least {k} events in every fold; use fewer folds")
+
+
 def assign_folds(complete: np.ndarray, folds: int) -> np.ndarray:
     """Fold labels for the frame's rows: balanced over the complete cases (C knows which), uniform elsewhere,
     so that a label tells H and P nothing about membership. From ``secrets``."""
@@ -101,12 +111,9 @@ class CrossValidation:
         complete = last["complete"]
         self.labels = assign_folds(complete, folds)
         self.n_fold = np.bincount(self.labels[complete], minlength=folds)
-        if self.n_fold.min() < MIN_FOLD_RECORDS:
-            raise InputError(f"{folds}-fold cross-validation needs at least {MIN_FOLD_RECORDS * folds} complete cases "
-                             f"({MIN_FOLD_RECORDS} per fold); use fewer folds")
         deaths_fold = np.bincount(self.labels[last["died"]], minlength=folds)
-        if deaths_fold.min() < k:
-            raise InputError(f"{folds}-fold cross-validation needs at least {k} events in every fold; use fewer folds")
+        for size, events in zip(self.n_fold, deaths_fold):
+            check_fold_sizes(int(size) * folds, int(events) * folds, folds, k)
         z = last["z"]
         risk = np.where(complete, np.exp(np.where(complete, z - last["zmax"], 0.0)), 0.0)
         self.e = np.where(complete, np.maximum(np.rint(risk * 2.0 ** e_bits), 1), 0).astype(np.int64).astype(object)
