@@ -232,7 +232,8 @@ def _demo_specs(link_spec: dict) -> dict[str, dict]:
     return {
         "effects": {"linkage": link_spec, "model": "cox", "time": {"station": "registry", "column": "survival_days"},
                     "event": {"station": "registry", "column": "vital_status"},
-                    "strata": {"station": "registry", "column": "stage"}, "features": EFFECTS_FEATURES},
+                    "strata": {"station": "registry", "column": "stage"}, "features": EFFECTS_FEATURES,
+                    "validation": {"method": "cross-validation", "folds": 5}},
         "explore": {"linkage": link_spec, "analyses": [
             {"type": "crosstab", "variables": [{"station": "registry", "column": "stage"},
                                                {"station": "gp_1", "column": "copd"}]},

@@ -358,6 +358,7 @@ def write_cox_report(result: dict, folder: str | Path, profiles: dict[str, dict]
              *([f"<p>Requested times withheld:</p>{_table(withheld)}"] if withheld else []),
              f"<h2>Model quality</h2><p>Concordance (Harrell's C, training cohort) {_fmt(c['estimate'])}, "
              f"exact value between {_fmt(c['lower'])} and {_fmt(c['upper'])} ({c['bins']} risk-score bins)</p>",
+             *_validation_section(result.get("validation"), result.get("cost", {})),
              f"<h2>Convergence</h2><p>{conv['iterations']} Newton iterations, converged: {conv['converged']}</p>",
              _table(conv["history"])]
     return _write_page(out, "lancelot training: Cox proportional hazards", parts, result)
@@ -404,6 +405,13 @@ def _validation_section(v: dict | None, cost: dict) -> list[str]:
 
     if not v:
         return []
+    if "folds" in v:      # Cox: k-fold cross-validation
+        rows = [{"measure": name, "apparent": v[key]["apparent"], "cross-validated": v[key]["cross_validated"]}
+                for name, key in (("concordance", "concordance"), ("calibration slope", "calibration_slope"))]
+        withheld = [f"<p>{html.escape(name.replace('_', ' '))} withheld: {html.escape(why)}.</p>"
+                    for name, why in v.get("withheld", {}).items()]
+        return [f"<h2>Internal validation</h2><p>{html.escape(v['method'])}; scores in {v['bins']} bins"
+                f"{html.escape(validation_cost(cost))}.</p>", _table(rows), *withheld, f"<p>{html.escape(v['note'])}.</p>"]
     rows = [{"measure": name, "apparent": v[key]["apparent"], "optimism": v[key]["optimism"],
              "optimism SE (Monte Carlo)": v[key]["optimism_se"], "corrected": v[key]["corrected"]}
             for name, key in (("AUC", "auc"), ("calibration slope", "calibration_slope")) if v[key]]

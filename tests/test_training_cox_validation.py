@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import statsmodels.api as sm
-from helpers import make_study, pooled_with_products, recording_coordinator, station_paths
+from helpers import breslow_slope, make_study, pooled_with_products, recording_coordinator, station_paths
+from helpers import harrell_c as harrell
 from lifelines import CoxPHFitter
 
 from lancelot.linkage.protocol import STEPS as LINK_STEPS
@@ -66,21 +66,6 @@ def clear_refits(x, time, event, strata, beta, information, folds, k):
         share = np.sum(folds == f) / n
         out.append(beta + np.linalg.solve(information * (1 - share), -u[folds == f].sum(axis=0) + total * share))
     return np.array(out)
-
-
-def harrell(score, time, event, strata):
-    """Comparable pairs: a death against every record of its stratum with a later time (or the same time, censored);
-    concordant when the death's score is higher, ties count half."""
-    agree = pairs = 0.0
-    for i in np.flatnonzero(event == 1):
-        later = (strata == strata[i]) & ((time > time[i]) | ((time == time[i]) & (event == 0)))
-        pairs += later.sum()
-        agree += np.sum(score[i] > score[later]) + 0.5 * np.sum(score[i] == score[later])
-    return agree / pairs
-
-
-def breslow_slope(score, time, event, strata):
-    return float(sm.PHReg(time, score[:, None], status=event, ties="breslow", strata=strata).fit().params[0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,3 +306,17 @@ def test_too_few_records_per_fold_is_refused_at_the_first_iteration(tmp_path):
     with pytest.raises(LancelotError, match=r"needs at least 500 complete cases \(50 per fold\); use fewer folds"):
         train(coord, spec)
     assert coord.cost.as_dict()["rounds_per_phase"]["training: Newton iterations"] == 1   # the first opening only
+
+
+def test_the_summary_and_report_show_the_cross_validated_values(run, tmp_path):
+    from lancelot.results import Model
+
+    result, _ = run
+    model = Model.from_json(result)
+    got = result["validation"]
+    line = next(line for line in model.summary_lines() if "internal validation" in line)
+    assert "5-fold cross-validation" in line and " in 5 rounds" in line
+    assert f"concordance {got['concordance']['cross_validated']:.3f}" in line
+    assert f"calibration slope {got['calibration_slope']['cross_validated']:.3f}" in line
+    page = model.write_report(tmp_path / "report").read_text()
+    assert "Internal validation" in page and "cross-validated" in page

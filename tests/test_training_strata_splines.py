@@ -403,8 +403,11 @@ def test_the_treatment_effects_example_through_the_real_entry_points(tmp_path):
     c = cph.params_
     assert copd["1"]["hazard_ratio"] == pytest.approx(np.exp(c["immunotherapy"] + c["immunotherapy:copd"]), rel=1e-4)
     assert [r["at"] for r in result["interactions"][1]["effects"]] == ["20", "25", "30"]
+    phases = result["cost"]["rounds_per_phase"]
     assert result["strata"]["column"] == "stage" and result["cost"]["rounds"] == 3 + 5 * result["convergence"][
-        "iterations"] + result["cost"]["rounds_per_phase"].get("training: concordance", 0)
+        "iterations"] + phases.get("training: concordance", 0) + 5
+    assert phases["training: internal validation"] == 5 and result["validation"]["folds"] == 5   # cross-validation
+    assert 0.5 < result["validation"]["concordance"]["cross_validated"] <= result["quality"]["concordance"]["upper"]
     profile = {"age_at_diagnosis": 68, "who_ps": 1, "surgery": 0, "copd": 1, "cardiovascular": 0, "bmi": 24,
                "stage": "IV"}
     page = write_train_report(result, tmp_path / "report",
@@ -421,3 +424,4 @@ def test_the_demo_fits_the_example_spec():
     example = json.loads((Path(__file__).resolve().parents[1] / "docs/examples/nsclc_treatment_effects.json").read_text())
     demo = _demo_specs({})["effects"]
     assert demo["features"] == example["features"] and demo["strata"] == example["strata"]
+    assert demo["validation"] == example["validation"]

@@ -193,7 +193,8 @@ class CoxModel(Model):
         lines = [f"  Cox proportional hazards ({r['ties']} ties) for {r['time']['column']} / {r['event']['column']}: "
                  f"{r['n_used']} complete cases, {r['events']} events; {conv['iterations']} Newton iterations, "
                  f"{self.rounds} rounds", *self.coefficient_lines("hazard ratio"),
-                 f"    concordance {c['estimate']:.3f} (exact value in [{c['lower']:.3f}, {c['upper']:.3f}])"]
+                 f"    concordance {c['estimate']:.3f} (exact value in [{c['lower']:.3f}, {c['upper']:.3f}])",
+                 *self.validation_lines()]
         base = r["baseline"]
         for block in base.get("strata", [{"stratum": None, "times": base.get("times", [])}]):
             pts = ", ".join(f"{t['time']:g}:{t['survival_at_mean']:.2f}" for t in block["times"]
@@ -201,6 +202,18 @@ class CoxModel(Model):
             where = "" if block["stratum"] is None else f" ({base['stratified_by']} {block['stratum']})"
             lines.append(f"    survival at the mean profile{where}: {pts}")
         return lines + self.term_lines()
+
+    def validation_lines(self) -> list[str]:
+        """The k-fold cross-validation, when the spec asked for it."""
+        v = self.raw.get("validation")
+        if not v:
+            return []
+        c, slope = v["concordance"], v["calibration_slope"]["cross_validated"]
+        concordance = f"{c['cross_validated']:.3f}" if c["cross_validated"] is not None else "not available"
+        calibration = (f"calibration slope {slope:.3f}" if slope is not None else
+                       f"calibration slope withheld: {v['withheld']['calibration_slope']}")
+        return [f"    internal validation ({v['folds']}-fold cross-validation{validation_cost(self.cost)}): concordance "
+                f"{concordance} (apparent {c['apparent']:.3f}); {calibration} (apparent 1)"]
 
     @staticmethod
     def predict_function():
