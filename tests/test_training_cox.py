@@ -330,6 +330,15 @@ def test_labels_under_one_seed_never_coincide():
     logistic = {labels.at(n, t) for n in labels.names(labels.LogisticDealt) for t in range(12)}
     validation = {labels.at(n, t) for n in labels.names(labels.Validation) for t in range(12)}
     assert not validation & (logistic | set(labels.names(labels.Seeded)))
+    # Cox cross-validation: its dealt names and pair labels at the fit's last iteration, apart from the fit's own
+    # (hub's seed: CoxDealt, and the Beaver triples' Validation labels; pair key: Pair and every opening's mask)
+    names = labels.names(labels.CoxValidation)
+    assert len(names) == len(set(names))
+    cross = {labels.at(n, t) for n in names for t in range(12)}
+    slope_orders = {labels.at(f"{labels.CoxValidation.SLOPE_ORDER}:{j}", t) for j in range(11) for t in range(12)}
+    openings = {labels.opening(n, t) for n in labels.names(labels.CoxOpened) + names for t in range(12)}
+    assert not (cross | slope_orders) & (dealt | validation | pair_labels | openings)
+    assert len(openings) == 12 * len(labels.names(labels.CoxOpened) + names)
     # no protocol module spells a per-iteration label by hand: they all go through labels.at / labels.opening
     for path in Path(training.__file__).parent.glob("*.py"):
         assert not re.findall(r'f"[A-Za-z0-9:]+\{t\}"', path.read_text()), path.name

@@ -62,7 +62,6 @@ from .newton import newton
 from .release import COX_CELLS, check_residual_dof
 from .spec import TrainSpec
 from .start import Start, start_training
-from .terms import MAX_BITS
 
 
 def _reciprocal(values: np.ndarray, bits: int) -> np.ndarray:
@@ -300,6 +299,7 @@ class _CoxFit:
                                                       self.features, totals, n_c, first=0, base=self.base)
             self.events_at = np.rint(RX.decode(_opened(RX, res, O.EVENTS_AT), W_BITS)).astype(np.int64)
             self.mean = totals / n_c     # the complete cases' mean of every term (original scale)
+            self.internal_mean = sum_x / n_c    # and on the fit's own scale (the validation centres its scores)
             if self.strata is not None:
                 self._check_strata(_opened(RX, res, O.STRATA))
         base = RG.decode(_opened(RG, res, O.BASELINE), 0)   # rows: times; cols: Lambda, V0, Q (raw scales)
@@ -313,13 +313,8 @@ class _CoxFit:
         (:mod:`.cox_validation`); the fold models and the out-of-fold scores stay on shares."""
         st, c, last, t = self.start, self.c, self.last, self.last["t"]
         folds, bins, hub, partner = options["folds"], options["bins"], self.hub, self.partner
-        bounds = np.array([2.0 ** f.get("max_bits", MAX_BITS) for f in st.features] + [2.0 ** MAX_BITS] * (st.p_design - st.p))
-        levels: dict[tuple, list[int]] = {}
-        for j, f in enumerate(st.features):
-            if f.get("level") is not None:
-                levels.setdefault((f["station"], f["column"]), []).append(j)
-        cvo = cox_validation.CrossValidation(last, st.expand(), bounds, list(levels.values()), folds, bins,
-                                             self.spec.penalty, self.k, E_BITS)
+        cvo = cox_validation.CrossValidation(last, st.expand(), *st.score_bounds(), folds, bins, self.spec.penalty,
+                                             self.k, E_BITS, self.internal_mean)
         c.log(f"training: internal validation, {folds}-fold cross-validation, {bins} bins: 5 rounds")
         common = {"t": t, "p": st.p_design, "features": self.layout["features"], "folds": folds, "bins": bins}
         deal = Deal(self.seed, t)
@@ -336,27 +331,30 @@ class _CoxFit:
             deal.put(rv, name, value)
         res = self._round("cox_vfolds", common, deal, "validation: fold score sums (one Newton step per fold)")
         cvo.refits(_opened(rv, res, V.OPEN_SCORE_SUMS))
-        scores = {name: validation._deal(self.seed, at(name, t), value)
+        scores = {name: validation.deal(self.seed, at(name, t), value)
                   for name, value in cvo.score_material(V.COEFFICIENTS, V.BIN_MASK).items()}
         res = self._round("cox_vbin", common, scores, "validation: masked out-of-fold scores between the stations")
-        weights, event_scores = cvo.slope_weights()
+        weights, bin_scores = cvo.slope_weights()
         counting = {**common, "slope_weights": [[int(w) for w in row] for row in weights],
-                    "event_scores": [int(v) for v in event_scores]}
-        tables = {name: validation._deal(self.seed, at(name, t), table)
+                    "bin_scores": [int(v) for v in bin_scores]}
+        tables = {name: validation.deal(self.seed, at(name, t), table)
                   for name, table in zip((V.ALL_TABLE, V.DEATH_TABLE), cvo.tables().values())}
         res = c.round({hub: StepCall("cox_vcount", {**counting, "sealed": res[partner]["sealed"]}),
                        partner: StepCall("cox_vcount", {**counting, "sealed": res[hub]["sealed"], **tables})},
                       label="validation: deaths, later records and risk sets per bin on shares")
-        logs = Deal(self.seed, t)
-        logs.put(rv, V.LOGS, cvo.log_material(_opened(RX, res, V.OPEN_SLOPE)))
-        log_blinds, event_scores = RX.signed(_opened(RX, res, V.OPEN_LOG_BLINDS)), RX.signed(_opened(RX, res, V.OPEN_EVENT_SCORE))
-        triple = validation.deal_triples(self.seed, st.seeds[partner], t, (folds, 2, len(opened["D"]), bins))
+        rs = cox_validation.RS
+        slope_deal = Deal(self.seed, t)
+        for name, value in cvo.slope_material(_opened(RX, res, V.OPEN_SLOPE), _opened(rs, res, V.OPEN_SLOPE_FIRST),
+                                              _opened(rs, res, V.OPEN_SLOPE_DEATHS)).items():
+            slope_deal.put(rs, name, value)
+        event_score = int(RX.signed(_opened(RX, res, V.OPEN_EVENT_SCORE))[0])
+        triple = validation.deal_triples(self.seed, st.seeds[partner], t, (2, len(opened["D"]), bins))
         res = c.round({hub: StepCall("cox_vfinish", {**common, "sealed": res[partner]["sealed"]}),
                        partner: StepCall("cox_vfinish", {**common, "sealed": res[hub]["sealed"], Dealt64.TRIPLE_C: triple,
-                                                         **logs})},
-                      label="validation: the concordance's pair counts and the slopes' log-likelihoods")
+                                                         **slope_deal})},
+                      label="validation: the concordance's pair counts and the slope's score")
         counts = (sh.unpack(res[hub]["pairs"]) + sh.unpack(res[partner]["pairs"])).view(np.int64)
-        slope = cvo.slopes(_opened(rv, res, V.OPEN_LOG_MASKS), log_blinds, event_scores)
+        slope = cvo.slope(_opened(rs, res, V.OPEN_SLOPE_MASKS), event_score)
         apparent = self.concordance["estimate"] if self.concordance else None
         return cox_validation.release(apparent, cvo.concordance(counts), slope, folds, bins)
 

@@ -21,10 +21,16 @@ frame (the permuted order in which C knows z, the deaths and its mask b'):
    (:mod:`.validation`: stochastic rounding, no comparison protocol).
 4. ``cox_vcount``: C dealt one-hot tables at -floor(r / 2^m) for the complete cases and for the deaths;
    rotated by floor(y / 2^m) they are shares of each record's bin. In time order: per event group the
-   deaths per bin, the later records per bin (concordance, Beaver products between H and P) and the
-   risk set per bin, whose sums weighted by exp(s c_k) open blinded for a grid of slopes s (the
-   recalibration's log partial likelihood, C adds logs and H and P the logs of their blinds).
-5. ``cox_vfinish``: H and P finish the Beaver products: the concordance's two pair counts.
+   deaths per bin and the later records per bin (concordance: Beaver products between H and P) and the risk
+   set per bin, whose sums S0 = sum R exp(s c) and S1 = sum R c exp(s c) open for each slope s of a grid, in
+   a fresh group order per slope, S0 blinded, S1 and the group's deaths masked (the recalibration's score).
+5. ``cox_vfinish``: H and P finish the Beaver products (the concordance's two pair counts) and return what
+   removes their masks from C's sums sum_g D S1 / S0 (C deals its reciprocals times what it saw).
+
+The out-of-fold scores are centred at the cohort's mean, (x - xbar) beta_f: a Cox linear predictor has no
+intercept, and each fold model's uncentred scores would carry their own offset. The concordance and the
+slope are then taken over the whole cohort (its risk sets, as the fit's), as for a cross-validated
+prognostic index.
 
 Leakage table: docs/leakage/training.md ("Internal validation of a Cox model").
 """
@@ -43,25 +49,18 @@ from .design import FRAC_BITS_X
 from .labels import CoxValidation as V
 from .newton import newton_step
 from .ring import Ring
+from .spec import DEFAULT_FOLDS, FOLD_CHOICES, check_folds
 from .validation import BIN_BITS, score_reach
 
 PHASE = "training: internal validation"
 RV = Ring(512)             # the fold score sums: products of two masked, blinded sums times a squared reciprocal
+RS = Ring(256)             # the slope's sums: a masked, blinded sum times a reciprocal times the masked deaths
 RECIPROCAL_BITS = 180      # C's reciprocals floor(2^180 / (rho S)); rho S < 2^116, so 64 bits of precision
+SLOPE_RECIPROCAL_BITS = 150   # for the slope's sums (rho S0 < 2^116: 34 bits at least, far below the grid's error)
 SLOPE_BITS = 32            # the slope grid's weights round(2^32 exp(s (c_k - c_max)))
-SCORE_BITS = 32            # fixed point of the bin scores in the events' score sum
-LOG_BITS = 32              # log2 of the slope blinds
-SLOPES = tuple(np.round(np.linspace(0.0, 2.0, 21), 10))   # the recalibration's grid of slopes
+SCORE_BITS = 16            # fixed point of the bins' scores
+SLOPES = tuple(np.round(np.linspace(0.0, 2.0, 11), 10))   # the recalibration's grid of slopes
 MIN_FOLD_RECORDS = 50      # complete cases per fold: a fold's score sum is an aggregate over at least these
-FOLD_CHOICES = range(2, 11)
-DEFAULT_FOLDS = 5
-
-
-def check_folds(folds, station: str | None = None) -> int:
-    """The number of folds, checked for the researcher's spec and by each station on its payload."""
-    if not isinstance(folds, int) or isinstance(folds, bool) or folds not in FOLD_CHOICES:
-        raise InputError("'validation': 'folds' must be an integer from 2 to 10", station=station)
-    return folds
 
 
 def check_fold_labels(labels: np.ndarray, folds: int, n: int, station: str | None = None) -> np.ndarray:
@@ -85,14 +84,13 @@ def check_fold_sizes(complete: int, events: int, folds: int, k: int) -> None:
         raise InputError(f"{folds}-fold cross-validation needs at least {k} events in every fold; use fewer folds")
 
 
-def assign_folds(complete: np.ndarray, folds: int) -> np.ndarray:
-    """Fold labels for the frame's rows: balanced over the complete cases (C knows which), uniform elsewhere,
-    so that a label tells H and P nothing about membership. From ``secrets``."""
-    n = len(complete)
-    out = np.array([secrets.randbelow(folds) for _ in range(n)], dtype=np.int64)
-    rows = np.flatnonzero(complete)
-    order = sorted(rows.tolist(), key=lambda _: secrets.randbits(64))
-    out[order] = np.arange(len(order)) % folds
+def assign_folds(rows: int, folds: int) -> np.ndarray:
+    """Fold labels for the frame's rows: a uniformly random balanced assignment of all rows, padding included,
+    from ``secrets``. It does not depend on who is in the cohort (balancing over the complete cases would let H
+    and P test a guessed cohort for balance); the cohort's folds are then about equal, and C checks their size."""
+    order = sorted(range(rows), key=lambda _: secrets.randbits(64))
+    out = np.empty(rows, dtype=np.int64)
+    out[order] = np.arange(rows) % folds
     return out
 
 
@@ -105,11 +103,11 @@ class CrossValidation:
     largest absolute value (with ``exclusive``, the dummies of one categorical column) for the bins' reach."""
 
     def __init__(self, last: dict, expand: np.ndarray, bounds: np.ndarray, exclusive: list[list[int]], folds: int,
-                 bins: int, penalty: float, k: int, e_bits: int):
+                 bins: int, penalty: float, k: int, e_bits: int, mean: np.ndarray):
         self.last, self.expand, self.bounds, self.exclusive = last, expand, bounds, exclusive
-        self.K, self.bins, self.penalty, self.k = folds, bins, penalty, k
+        self.K, self.bins, self.penalty, self.k, self.mean = folds, bins, penalty, k, mean
         complete = last["complete"]
-        self.labels = assign_folds(complete, folds)
+        self.labels = assign_folds(len(complete), folds)
         self.n_fold = np.bincount(self.labels[complete], minlength=folds)
         deaths_fold = np.bincount(self.labels[last["died"]], minlength=folds)
         for size, events in zip(self.n_fold, deaths_fold):
@@ -118,8 +116,9 @@ class CrossValidation:
         risk = np.where(complete, np.exp(np.where(complete, z - last["zmax"], 0.0)), 0.0)
         self.e = np.where(complete, np.maximum(np.rint(risk * 2.0 ** e_bits), 1), 0).astype(np.int64).astype(object)
         self.bs = np.asarray(last["b_prime"], dtype=np.uint64).view(np.int64).astype(object)   # signed, as RX lifts
-        z_c = np.sort(z[complete])
+        z_c = np.sort(z[complete] - float(mean @ last["beta"]))     # the fit's scores, centred at the cohort's mean
         self.clip = (float(z_c[min(k, len(z_c)) - 1]), float(z_c[-min(k, len(z_c))]))
+        self.centred = z_c
 
     # round 1 ------------------------------------------------------------------------------------
     def sums_values(self) -> dict[str, np.ndarray]:
@@ -134,7 +133,6 @@ class CrossValidation:
         (dealt). Term 1: sum_j alpha_j (Y_j - M_j)(F_jf - L_jf); term 2: sum_j alpha_j D_j (YF_jf - MF_jf);
         term 3: sum_j alpha_j^2 D_j (Y_j - M_j)(T_jf - N_jf)."""
         z, y, yf, tf, df, d = (opened[k] for k in ("Z", "Y", "YF", "T", "DF", "D"))
-        self.delta = df
         alpha = np.array([(1 << RECIPROCAL_BITS) // int(v) if int(v) > 0 else 0 for v in z], dtype=object)
         gamma = alpha * alpha * d
         ad = alpha * d
@@ -173,30 +171,33 @@ class CrossValidation:
 
     # round 3 ------------------------------------------------------------------------------------
     def score_material(self, label_a: str, label_m: str) -> dict:
-        """Bins common to all folds: equal-width over the complete cases' z, widened by a bound on every
-        |z_f - z| and random slack (:meth:`lancelot.training.validation.Bootstrap.score_material`). The fold
-        scores x = F A_f(i) + (b' A_f(i) + c): H and P hold shares of the integer A_f, C adds its part to the
-        mask r it deals to P."""
-        last = self.last
-        z = last["z"][last["complete"]]
+        """Out-of-fold scores centred at the cohort's mean, (x - xbar) beta_f(i): a Cox linear predictor has no
+        intercept, and uncentred scores of different fold models would carry different offsets (the encoding
+        centres times each model's coefficients), so pooled they would not compare. Bins common to all folds:
+        equal-width over the fit's centred scores, widened by a bound on every change (|x - xbar| |gamma_f -
+        gamma|, twice the bound on |x|) and random slack (:meth:`lancelot.training.validation.Bootstrap.score_material`).
+        The scores x = F A_f(i) + (b' A_f(i) + c_f(i)): H and P hold shares of the integer A_f, C adds its part to
+        the mask r it deals to P."""
+        last, z = self.last, self.centred
         gamma_t = self.expand @ last["beta"]
         gammas = self.betas @ self.expand.T
-        reach = float(score_reach(gammas - gamma_t, self.bounds, self.exclusive).max())
+        reach = 2 * float(score_reach(gammas - gamma_t, self.bounds, self.exclusive).max())
         if self.bounds.sum() * 2.0 ** -(BIN_BITS - FRAC_BITS_X + 1) > 1:
             raise InputError("too many design columns for the validation's bins")
         slack = [secrets.randbits(52) / 2.0 ** 52 for _ in range(2)]
         width = (float(z.max() - z.min()) + 2 * reach) / (self.bins - 6) * (1 + slack[0] / 4) + 1e-9
         lo = float(z.min()) - reach - (2 + 2 * slack[1]) * width
         a = np.rint(gammas * 2.0 ** (BIN_BITS - FRAC_BITS_X) / width)
-        c = round(-lo * 2.0 ** BIN_BITS / width)
-        if np.abs(a).max() >= 2 ** 62 or abs(c) >= 2 ** 62:
+        offsets = self.betas @ self.mean                                        # per fold: xbar beta_f
+        c = np.rint(-(lo + offsets) * 2.0 ** BIN_BITS / width)
+        if np.abs(a).max() >= 2 ** 62 or np.abs(c).max() >= 2 ** 62:
             raise InputError("the fold models' scores do not fit the bins (coefficients too large)")
         self.lo, self.width = lo, width
         a = sh.to_ring(a.astype(np.int64))
         n = len(last["z"])
         self.r = sh.prg(sh.new_seed(), "r", n)
         own = np.sum(np.asarray(last["b_prime"], dtype=np.uint64) * a[self.labels], axis=1, dtype=np.uint64)
-        own = own + sh.to_ring(np.array([c], dtype=np.int64))
+        own = own + sh.to_ring(c.astype(np.int64))[self.labels]
         return {label_a: a, label_m: self.r + own}
 
     # round 4 ------------------------------------------------------------------------------------
@@ -213,58 +214,52 @@ class CrossValidation:
 
     def slope_weights(self) -> tuple[np.ndarray, np.ndarray]:
         """(grid x bins) integer weights round(2^32 exp(s (c_k - c_max))) and the bins' scores c_k in fixed point
-        (clipped to the fit's k-th smallest and largest linear predictor, so that no tail bin stands for fewer
-        than k records' scores)."""
+        (clipped to the fit's k-th smallest and largest centred score, so that no tail bin stands for fewer than
+        k records' scores)."""
         centre = np.clip(self.lo + (np.arange(self.bins) + 0.5) * self.width, *self.clip)
         self.centre = centre
         top = centre.max()
         weights = np.array([[max(1, int(round(2.0 ** SLOPE_BITS * math.exp(s * (c - top))))) for c in centre]
                             for s in SLOPES], dtype=object)
-        self.slope_w = weights
         return weights, np.array([int(round(c * 2.0 ** SCORE_BITS)) for c in centre], dtype=object)
 
-    def log_material(self, blinded: np.ndarray) -> np.ndarray:
-        """(folds, groups, grid) round(2^32 log2 Z) of the blinded risk-set sums, dealt back: the slope needs
-        sum_g D_fg log Z_fgj, and C sees the deaths per fold and group only masked (Delta = D + L from round 1)."""
-        self.log_z = np.vectorize(lambda v: int(round(math.log2(int(v)) * 2 ** LOG_BITS)) if int(v) > 0 else 0,
-                                  otypes=[object])(blinded)
-        return RV.element(self.log_z)
+    # round 5 ------------------------------------------------------------------------------------
+    def slope_material(self, blinded: np.ndarray, first: np.ndarray, deaths: np.ndarray) -> dict[str, np.ndarray]:
+        """Per grid slope j (its own secret group order): from Z = rho S0, Y = rho S1 + M and Delta = D + L, the
+        sum over groups of D S1 / S0 = sum alpha (Delta - L)(Y - M), alpha = floor(2^A / Z): C keeps
+        sum alpha Delta Y and deals alpha Delta, alpha Y and alpha, whose products with L and M H and P return."""
+        alpha = np.vectorize(lambda v: (1 << SLOPE_RECIPROCAL_BITS) // int(v) if int(v) > 0 else 0,
+                             otypes=[object])(blinded)
+        self.slope_kept = RS.element(np.sum(alpha * deaths * first, axis=1))
+        return {V.SLOPE_RECIPROCAL_DEATHS: RS.element(alpha * deaths), V.SLOPE_RECIPROCAL_FIRST: RS.element(alpha * first),
+                V.SLOPE_RECIPROCAL: RS.element(alpha)}
 
-    def slopes(self, mask_terms: np.ndarray, log_blinds: np.ndarray, event_scores: np.ndarray) -> dict:
-        """Per fold, the recalibration slope on its held-out records: maximise l_f(s) = s sum_deaths c -
-        sum_g D_fg log S0_fg(s) over the grid, with S0_fg(s) = sum_k R_fgk exp(s c_k) from its blinded value
-        (log Z - log rho), then a quartic through the grid's log-likelihoods near the best point."""
-        delta = np.asarray(self.delta, dtype=object)                    # (groups, folds), masked deaths
-        top, ln2 = float(self.centre.max()), math.log(2)
-        out = []
-        for f in range(self.K):
-            deaths = int(np.sum(self.last["died"] & (self.labels == f)))
-            weighted = RV.signed(RV.sub(RV.element(np.einsum("g,gj->j", delta[:, f], self.log_z[f])), mask_terms[f]))
-            ll = np.array([s * event_scores[f] / 2.0 ** SCORE_BITS - ln2 * (int(weighted[j]) - int(log_blinds[f, j]))
-                           / 2.0 ** LOG_BITS + deaths * (SLOPE_BITS * ln2 - s * top) for j, s in enumerate(SLOPES)])
-            out.append(_grid_maximum(np.array(SLOPES), ll)["slope"])
-        return {"per_fold": out, "slope": None if any(v is None for v in out) else float(np.mean(out))}
+    def slope(self, returned: np.ndarray, event_score: int) -> dict:
+        """The recalibration slope: the root of the Breslow score U(s) = sum_deaths c - sum_g D_g S1_g(s) / S0_g(s)
+        on the bins' scores, known at the grid's slopes; a cubic through the four grid points around the sign
+        change. None when U does not change sign within 0 to 2."""
+        total = RS.signed(RS.add(self.slope_kept, returned))
+        means = np.array([int(v) for v in total], dtype=float) / 2.0 ** (SLOPE_RECIPROCAL_BITS + SCORE_BITS)
+        score = event_score / 2.0 ** SCORE_BITS - means
+        return _grid_root(np.array(SLOPES), score)
 
     def concordance(self, counts: np.ndarray) -> dict:
-        """counts (folds, 2): per fold, 2 concordant + same-bin pairs and the comparable pairs among its held-out
-        records; the cross-validated concordance is their mean over the folds (as rms's validate does)."""
-        per_fold = [int(twice) / (2.0 * int(pairs)) if int(pairs) > 0 else None for twice, pairs in counts]
-        ok = [c for c in per_fold if c is not None]
-        return {"estimate": float(np.mean(ok)) if len(ok) == len(per_fold) else None, "per_fold": per_fold}
+        """counts: 2 concordant + same-bin pairs, and comparable pairs, over the whole cohort's out-of-fold scores."""
+        twice, pairs = int(counts[0]), int(counts[1])
+        return {"estimate": twice / (2.0 * pairs) if pairs > 0 else None}
 
 
-def _grid_maximum(grid: np.ndarray, ll: np.ndarray) -> dict:
-    """The maximiser of a concave log-likelihood known on a grid: a quartic through the five grid points around the
-    best one (within the grid's range); None when the best point is an end of the grid (slope beyond 0 to 2)."""
-    best = int(np.argmax(ll))
-    if best in (0, len(grid) - 1) or not np.all(np.isfinite(ll)):
+def _grid_root(grid: np.ndarray, score: np.ndarray) -> dict:
+    """The root of a decreasing score function known on a grid (a cubic through the four points around the sign
+    change); None when it has no sign change within the grid (a slope beyond 0 to 2)."""
+    if not np.all(np.isfinite(score)) or score[0] <= 0 or score[-1] >= 0:
         return {"slope": None}
-    lo = min(max(best - 2, 0), len(grid) - 5)
-    xs, ys = grid[lo:lo + 5], ll[lo:lo + 5]
-    coef = np.polyfit(xs - grid[best], ys - ys.max(), 4)
-    fine = np.linspace(xs[0], xs[-1], 4001)
-    values = np.polyval(coef, fine - grid[best])
-    return {"slope": float(fine[int(np.argmax(values))])}
+    j = int(np.flatnonzero(score > 0).max())                     # score[j] > 0 >= score[j + 1]
+    lo = min(max(j - 1, 0), len(grid) - 4)
+    coef = np.polyfit(grid[lo:lo + 4] - grid[j], score[lo:lo + 4], 3)
+    fine = np.linspace(grid[j], grid[j + 1], 20001)
+    values = np.polyval(coef, fine - grid[j])
+    return {"slope": float(fine[int(np.argmin(np.abs(values)))])}
 
 
 def release(apparent_c: float | None, cv_c: dict, slope: dict, folds: int, bins: int) -> dict:
@@ -279,10 +274,11 @@ def release(apparent_c: float | None, cv_c: dict, slope: dict, folds: int, bins:
                                  "cross_validated": round_magnitude(slope["slope"]) if slope["slope"] is not None
                                  else None},
            "note": "each fold's model is the fit plus one Newton step on the data without that fold (score residuals "
-                   "at the fit, Breslow form); every patient is scored by the model that did not see it. Scores are "
-                   f"compared in {bins} equal-width bins (stochastic rounding at the edges; pairs in one bin count "
-                   "half); the calibration slope is the Cox regression of the outcome on the binned out-of-fold "
-                   "score (Breslow ties), maximised over a grid of slopes from 0 to 2"}
+                   "at the fit, Breslow form); every patient is scored by the model that did not see it, centred at the "
+                   "cohort's mean (a cross-validated prognostic index). Scores are compared in "
+                   f"{bins} equal-width bins (stochastic rounding at the edges; pairs in one bin count half); the "
+                   "calibration slope is the Cox regression of the outcome on the binned out-of-fold score (Breslow "
+                   "ties), its score's root between slopes 0 and 2"}
     if slope["slope"] is None:
         out["withheld"] = {"calibration_slope": "the recalibration slope lies outside 0 to 2, the range the protocol "
                                                 "evaluates (a model with little discrimination?)"}

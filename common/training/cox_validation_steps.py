@@ -6,8 +6,6 @@ order and once per job, folds and bins within their choices, balanced fold label
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..runtime.errors import InputError
@@ -167,39 +165,51 @@ def step_count(ctx: StationContext, payload: dict) -> dict:
     tables = {"all": _dealt64(ctx, payload, hub, own, V.ALL_TABLE, t, (n, bins)),
               "deaths": _dealt64(ctx, payload, hub, own, V.DEATH_TABLE, t, (n, bins))}
     struct = _structure(ctx)
-    labels = ctx.state.get_array("cox_vlabels").astype(np.int64)
-    folds = o["folds"]
-    rotated = cv.rotate(tables, q.astype(np.int64), bins)
-    to_time = _to_time(pair, t, struct)
-    per_fold = [cv.bin_counts({name: table * (labels == f)[:, None].astype(np.uint64) for name, table in rotated.items()},
-                              struct, to_time) for f in range(folds)]     # each fold's held-out records only
-    events, later, risk = (np.stack([c[i] for c in per_fold]) for i in range(3))   # (folds, groups, bins)
-    factors = [cv.concordance_factors(events[f], later[f]) for f in range(folds)]
-    de = validation.beaver_open(np.stack([a for a, _ in factors]), np.stack([b for _, b in factors]), own, t)
+    events, later, risk = cv.bin_counts(cv.rotate(tables, q.astype(np.int64), bins), struct, _to_time(pair, t, struct))
+    de = validation.beaver_open(*cv.concordance_factors(events, later), own, t)
     ctx.state.put_array("cox_vbeaver", de)
     weights = np.array(payload.get("slope_weights") or [], dtype=object)
-    scores = np.array(payload.get("event_scores") or [], dtype=object)
+    scores = np.array(payload.get("bin_scores") or [], dtype=object)
     if weights.shape != (len(cv.SLOPES), bins) or scores.shape != (bins,) \
             or not all(0 < int(w) <= 1 << cv.SLOPE_BITS for w in weights.ravel()) \
-            or not all(abs(int(s)) < 1 << 62 for s in scores):
+            or not all(abs(int(s)) < 1 << 40 for s in scores):
         raise InputError("the relayed slope weights do not match the bins", station=ctx.station)
-    k = len(struct["starts"])
-    sigma = sh.permutation(pair, at(V.GROUP_ORDER, t), k)
-    sums = np.stack([RX.dot(RX.from_u64(risk[f]), weights.T) for f in range(folds)])          # (folds, groups, grid)
-    rho = log_uniform_blinds(pair, at(V.SLOPE_BLINDS, t), sums.size).reshape(sums.shape)
-    deaths = RX.from_u64(events.sum(axis=2, dtype=np.uint64))                                # (folds, groups)
-    log_rho = np.vectorize(lambda r: int(round(math.log2(r) * 2 ** cv.LOG_BITS)), otypes=[object])(rho)
-    event_sums = RX.from_u64(events.sum(axis=1, dtype=np.uint64))                            # (folds, bins)
+    k, grid = len(struct["starts"]), len(cv.SLOPES)
+    r = RX.from_u64(risk)                                                          # (groups, bins)
+    first = cv.RS.lift(RX.dot(r, (weights * scores[None, :]).T), RX).T              # (grid, groups): S1
+    blinded = RX.mul(RX.dot(r, weights.T).T, _slope_blinds(pair, t, k))             # (grid, groups): rho S0
+    deaths = cv.RS.lift(RX.from_u64(events.sum(axis=1, dtype=np.uint64)), RX)       # (groups,)
+    masks = _slope_masks(pair, t, k) if hub else {"M": 0, "L": 0}
+    orders = _slope_orders(pair, t, k)
+    rho = cv.RS.element(_slope_blinds(pair, t, k))
     out = Openings(pair, t, hub)
-    out.put(RX, V.OPEN_SLOPE, RX.mul(sums, rho)[:, sigma])
-    out.put(RX, V.OPEN_LOG_BLINDS, RX.element(np.einsum("fg,fgj->fj", deaths, log_rho)))
-    out.put(RX, V.OPEN_EVENT_SCORE, RX.element(event_sums.dot(scores)))
+    out.put(RX, V.OPEN_SLOPE, np.stack([blinded[j][orders[j]] for j in range(grid)]))
+    out.put(cv.RS, V.OPEN_SLOPE_FIRST, cv.RS.add(np.stack([cv.RS.mul(first[j], rho[j])[orders[j]] for j in range(grid)]),
+                                                 masks["M"]))
+    out.put(cv.RS, V.OPEN_SLOPE_DEATHS, cv.RS.add(np.stack([deaths[orders[j]] for j in range(grid)]), masks["L"]))
+    out.put(RX, V.OPEN_EVENT_SCORE, RX.dot(RX.from_u64(events.sum(axis=0, dtype=np.uint64))[None, :], scores))
     out["sealed"] = sh.seal(key, {"de": de}, f"cox-beaver:{ctx.station}")
     return out
 
 
+def _slope_blinds(pair: bytes, t: int, k: int) -> np.ndarray:
+    """A fresh log-uniform blind per grid slope and event group (one for S0 and S1 of the same group and slope)."""
+    return log_uniform_blinds(pair, at(V.SLOPE_BLINDS, t), len(cv.SLOPES) * k).reshape(len(cv.SLOPES), k)
+
+
+def _slope_orders(pair: bytes, t: int, k: int) -> list[np.ndarray]:
+    """A fresh secret group order per grid slope: C cannot line up one group's values across the slopes."""
+    return [sh.permutation(pair, at(f"{V.SLOPE_ORDER}:{j}", t), k) for j in range(len(cv.SLOPES))]
+
+
+def _slope_masks(pair: bytes, t: int, k: int) -> dict[str, np.ndarray]:
+    shape = (len(cv.SLOPES), k)
+    return {"M": cv.RS.prg(pair, at(V.SLOPE_MASK_FIRST, t), shape), "L": cv.RS.prg(pair, at(V.SLOPE_MASK_DEATHS, t), shape)}
+
+
 def step_finish(ctx: StationContext, payload: dict) -> dict:
-    """Finish the Beaver products: shares of the concordance's two pair counts, opened masked."""
+    """Finish the Beaver products (the concordance's two pair counts) and return what removes the masks from C's
+    slope sums: per grid slope, sum_g (alpha L M - alpha Delta M - alpha Y L) on this station's shares."""
     own, pair, hub, o = _start(ctx, payload, "cox_vfinish")
     t = o["t"]
     st = ctx.state.get(STATE)
@@ -209,13 +219,17 @@ def step_finish(ctx: StationContext, payload: dict) -> dict:
     if theirs.shape != mine.shape:
         raise InputError("the relayed validation products do not match", station=ctx.station)
     c = _dealt64(ctx, payload, hub, own, Validation.TRIPLE_C, t, mine.shape[1:])
-    counts = validation.beaver_finish(mine + theirs, own, t, c, hub).sum(axis=-1, dtype=np.uint64)   # (folds, 2)
-    folds, p = o["folds"], payload["p"]
+    counts = validation.beaver_finish(mine + theirs, own, t, c, hub).sum(axis=-1, dtype=np.uint64)   # (2,)
     k = len(_structure(ctx)["starts"])
-    logs = DealtShares(ctx, own, hub, payload, t).get(cv.RV, V.LOGS, (folds, k, len(cv.SLOPES)))
-    mask = _masks(pair, t, k, folds, p)["L"]                                                 # (groups, folds)
+    m = _slope_masks(pair, t, k)
+    dealt = DealtShares(ctx, own, hub, payload, t)
+    shape = (len(cv.SLOPES), k)
+    rs = cv.RS
+    a_d, a_y, a = (dealt.get(rs, name, shape) for name in (V.SLOPE_RECIPROCAL_DEATHS, V.SLOPE_RECIPROCAL_FIRST,
+                                                            V.SLOPE_RECIPROCAL))
+    terms = rs.sub(rs.mul(a, rs.mul(m["L"], m["M"])), rs.add(rs.mul(a_d, m["M"]), rs.mul(a_y, m["L"])))
     out = Openings(pair, t, hub)
-    out.put(cv.RV, V.OPEN_LOG_MASKS, cv.RV.element(np.einsum("gf,fgj->fj", mask, logs)))
+    out.put(rs, V.OPEN_SLOPE_MASKS, rs.element(terms.sum(axis=1)))
     return {"pairs": validation.open_masked(pair, hub, V.OPEN_PAIRS, t, counts), **out}
 
 

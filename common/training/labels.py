@@ -105,11 +105,16 @@ class CoxValidation:
     BIN_MASK = "cvm"              # r plus C's part of the scores
     ALL_TABLE = "cvTa"            # one-hot at -floor(r / 2^m) for the complete cases
     DEATH_TABLE = "cvTd"          # the same for the deaths
-    LOGS = "cvl"                  # log2 of the slope grid's blinded risk-set sums
+    SLOPE_RECIPROCAL_DEATHS = "cvsD"   # slope: C's reciprocal times the masked deaths,
+    SLOPE_RECIPROCAL_FIRST = "cvsY"    # times the masked first moments,
+    SLOPE_RECIPROCAL = "cvsa"          # and alone
     # pair-key labels (H and P only)
     GROUP_ORDER = "cvsg"         # the secret order of the event groups
     BLINDS = "cvrho"             # multiplicative blinds of the risk-set sums
     SLOPE_BLINDS = "cvrs"        # multiplicative blinds of the slope grid's risk-set sums
+    SLOPE_ORDER = "cvso"         # a fresh secret group order per slope of the grid
+    SLOPE_MASK_FIRST = "cvsM"    # masks of the slope grid's first moments
+    SLOPE_MASK_DEATHS = "cvsL"   # masks of the deaths per group (slope)
     MASK_Y = "cvM"               # masks of the opened sums: vector sums,
     MASK_FOLD_Y = "cvMF"         # their fold restrictions,
     MASK_FOLD_S = "cvN"          # the fold risk sums,
@@ -118,7 +123,8 @@ class CoxValidation:
     # result keys
     OPEN_S, OPEN_Y, OPEN_FOLD_Y, OPEN_FOLD_S, OPEN_FOLD_DEATHS, OPEN_DEATHS, OPEN_SCORE_SUMS = (
         "cvZ", "cvY", "cvYF", "cvT", "cvDF", "cvD", "cvU")
-    OPEN_SLOPE, OPEN_LOG_BLINDS, OPEN_EVENT_SCORE, OPEN_PAIRS, OPEN_LOG_MASKS = "cvZs", "cvLR", "cvA", "cvC", "cvLM"
+    OPEN_SLOPE, OPEN_SLOPE_FIRST, OPEN_SLOPE_DEATHS, OPEN_EVENT_SCORE, OPEN_PAIRS, OPEN_SLOPE_MASKS = (
+        "cvZs", "cvYs", "cvDs", "cvEs", "cvC", "cvSM")
 
 
 class CoxDealt:

@@ -34,7 +34,6 @@ from .newton import convergence, newton, ridge
 from .release import LOGISTIC_CELLS, check_residual_dof, disclosure_note
 from .spec import TrainSpec
 from .start import Start, start_training
-from .terms import MAX_BITS
 from .validation import check_repetitions
 
 FRAC_BITS_BETA = 24
@@ -178,14 +177,9 @@ class _LogisticFit:
         st, c, last = self.st, self.c, self.last
         hub, partner, layout, t = st.hub, st.partner, st.layout, last["t"]
         reps, bins = options["repetitions"], options["bins"]
-        design_bounds = np.array([2.0 ** f.get("max_bits", MAX_BITS) for f in st.features]
-                                 + [2.0 ** MAX_BITS] * (st.p_design - st.p))
-        levels: dict[tuple, list[int]] = {}
-        for j, f in enumerate(st.features):
-            if f.get("level") is not None:
-                levels.setdefault((f["station"], f["column"]), []).append(j)
+        design_bounds, exclusive = st.score_bounds()
         boot = validation.Bootstrap(last, st.seeds[hub], st.expand(), design_bounds, reps, bins, (self.fw, self.fr),
-                                    penalty, exclusive=list(levels.values()), k=st.k)
+                                    penalty, exclusive=exclusive, k=st.k)
         c.log(f"training: internal validation, {reps} bootstrap resamples, {bins} bins: about "
               f"{validation.relayed_bytes(self.n, st.p_design, reps, bins) / 1e6:.0f} MB to relay, 4 rounds")
         common = {"t": t, "layout": layout, "repetitions": reps}

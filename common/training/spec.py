@@ -30,6 +30,8 @@ DEFAULT_REPETITIONS = 100    # internal validation: bootstrap resamples (lancelo
 MAX_REPETITIONS = 1000
 DEFAULT_BINS = 64            # and the bins of the resample models' scores
 BIN_CHOICES = (32, 64, 128)  # powers of two: K 2^m divides 2^64, so the masked scores hide perfectly
+DEFAULT_FOLDS = 5            # Cox internal validation: k-fold cross-validation (lancelot.training.cox_validation)
+FOLD_CHOICES = range(2, 11)
 
 
 @dataclass(frozen=True)
@@ -198,12 +200,18 @@ def _validation(raw: dict, model: str) -> dict | None:
                          + (" (the bootstrap's refits would need every resample's risk-set sums)" if cox else ""))
     bins = check_bins(v.get("bins", DEFAULT_BINS))
     if cox:
-        from .cox_validation import DEFAULT_FOLDS, check_folds
         return {"folds": check_folds(v.get("folds", DEFAULT_FOLDS)), "bins": bins}
     reps = v.get("repetitions", DEFAULT_REPETITIONS)
     if not isinstance(reps, int) or isinstance(reps, bool) or not 10 <= reps <= MAX_REPETITIONS:
         raise InputError(f"'validation': 'repetitions' must be an integer from 10 to {MAX_REPETITIONS}")
     return {"repetitions": reps, "bins": bins}
+
+
+def check_folds(folds, station: str | None = None) -> int:
+    """The number of folds, checked for the researcher's spec and again by each station on its payload."""
+    if not isinstance(folds, int) or isinstance(folds, bool) or folds not in FOLD_CHOICES:
+        raise InputError("'validation': 'folds' must be an integer from 2 to 10", station=station)
+    return folds
 
 
 def check_bins(bins, station: str | None = None) -> int:

@@ -21,7 +21,7 @@ from . import shares as sh
 from .design import FRAC_BITS_X, LOW_BITS
 from .labels import Seeded
 from .spec import TrainSpec
-from .terms import product_features, product_shift
+from .terms import MAX_BITS, product_features, product_shift
 
 
 @dataclass
@@ -71,6 +71,18 @@ class Start:
         for row, (feature, factor) in enumerate(self.ties, start=self.p):
             out[row, feature] = factor
         return out
+
+    def score_bounds(self) -> tuple[np.ndarray, list[list[int]]]:
+        """Each design column's largest absolute value, and the groups of columns of which a record has at most
+        one nonzero (a categorical column's dummies): the validations' bound on how far a refitted model's
+        scores can move (:func:`lancelot.training.validation.score_reach`)."""
+        bounds = np.array([2.0 ** f.get("max_bits", MAX_BITS) for f in self.features]
+                          + [2.0 ** MAX_BITS] * (self.p_design - self.p))
+        levels: dict[tuple, list[int]] = {}
+        for j, f in enumerate(self.features):
+            if f.get("level") is not None:
+                levels.setdefault((f["station"], f["column"]), []).append(j)
+        return bounds, list(levels.values())
 
     @property
     def names(self) -> list[str]:

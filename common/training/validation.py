@@ -85,7 +85,7 @@ def check_repetitions(repetitions: int, n: int, station: str | None = None) -> N
                          f"and at most {MAX_REPETITIONS})", station=station)
 
 
-def _deal(seed_h: bytes, label: str, value: np.ndarray) -> str:
+def deal(seed_h: bytes, label: str, value: np.ndarray) -> str:
     """The partner's share of a dealt value (the hub's is PRG(seed_H, label))."""
     return sh.pack(value - sh.prg(seed_h, label, value.shape))
 
@@ -127,7 +127,7 @@ class Bootstrap:
         i, j = _triu(b.shape[1])
         values = {Validation.WEIGHTS: w, Validation.RESIDUALS: r, Validation.WEIGHTED_MASK: b * w[:, None],
                   Validation.MASK_SQUARES: (b[:, i] * b[:, j]) * w[:, None], Validation.MASK_RESIDUALS: b * r[:, None]}
-        return {name: _deal(self.seed_h, at(name, t), v) for name, v in values.items()}
+        return {name: deal(self.seed_h, at(name, t), v) for name, v in values.items()}
 
     def one_step(self, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """beta_b = beta + one Newton step on resample b's Hessian and gradient; rows whose Hessian is singular
@@ -182,8 +182,8 @@ class Bootstrap:
         a = sh.to_ring(a.astype(np.int64))
         self.r = sh.prg(sh.new_seed(), "r", (self.B, len(z)))
         own = (self.last["b_perm"] @ a.T).T + sh.to_ring(np.array([c], dtype=np.int64))
-        return {Validation.COEFFICIENTS: _deal(self.seed_h, at(Validation.COEFFICIENTS, t), a),
-                Validation.BIN_MASK: _deal(self.seed_h, at(Validation.BIN_MASK, t), self.r + own)}
+        return {Validation.COEFFICIENTS: deal(self.seed_h, at(Validation.COEFFICIENTS, t), a),
+                Validation.BIN_MASK: deal(self.seed_h, at(Validation.BIN_MASK, t), self.r + own)}
 
     def reach(self, change: np.ndarray) -> np.ndarray:
         return score_reach(change, self.bounds, self.exclusive)
@@ -201,7 +201,7 @@ class Bootstrap:
                                  (Validation.NONEVENT_TABLE, (np.uint64(1) - y) * complete)):
                 table = np.zeros((n, k), dtype=np.uint64)
                 table[rows, start[b]] = weight
-                out[name].append(_deal(self.seed_h, at(f"{name}{b}", self.t), table))
+                out[name].append(deal(self.seed_h, at(f"{name}{b}", self.t), table))
         return out
 
     # rounds 3 and 4 ---------------------------------------------------------------------------
@@ -238,7 +238,7 @@ def deal_triples(seed_h: bytes, seed_p: bytes, t: int, shape: tuple[int, ...]) -
     """P's share of c = a b for Beaver multiplications whose a and b each party draws from its seed with C."""
     a = sh.prg(seed_h, at(Validation.TRIPLE_A, t), shape) + sh.prg(seed_p, at(Validation.TRIPLE_A, t), shape)
     b = sh.prg(seed_h, at(Validation.TRIPLE_B, t), shape) + sh.prg(seed_p, at(Validation.TRIPLE_B, t), shape)
-    return _deal(seed_h, at(Validation.TRIPLE_C, t), a * b)
+    return deal(seed_h, at(Validation.TRIPLE_C, t), a * b)
 
 
 def relayed_bytes(n: int, p: int, repetitions: int, bins: int) -> int:
