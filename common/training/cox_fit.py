@@ -320,7 +320,7 @@ class _CoxFit:
         deal = Deal(self.seed, t)
         for name, value in zip((V.RISK, V.RISK_MASK, V.DEATHS), cvo.sums_values().values()):
             deal.put(RX, name, RX.element(value))
-        res = self._round("cox_vsums", {**common, "fold_labels": cvo.labels.tolist()}, deal,
+        res = self._round("cox_vsums", {**common, "fold_labels": cvo.labels.tolist(), "ties": self.spec.ties}, deal,
                           "validation: risk-set sums per fold (blinded)")
         rv = cox_validation.RV
         opened = {key: _opened(rv, res, name) for key, name in

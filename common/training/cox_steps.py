@@ -240,6 +240,8 @@ def _blinded(pair: bytes, t: int, phi_base: np.ndarray, vec_base: np.ndarray, si
     vec = RG.mul(vec_base[groups], 1 << A_BITS)
     if a_sd is not None:
         phi, vec = RG.sub(phi, a_sd), RG.sub(vec, a_gd)
+    if hub:
+        phi = RG.add(phi, phi_noise(pair, t, count))
     blinded_phi = RG.mul(phi, rho)
     y = RG.mul(vec, rho[:, None])
     if hub:
@@ -248,6 +250,15 @@ def _blinded(pair: bytes, t: int, phi_base: np.ndarray, vec_base: np.ndarray, si
     out.put(RG, O.PHI, blinded_phi)
     out.put(RG, O.Y, y)
     return out
+
+
+def phi_noise(pair: bytes, t: int, count: int) -> np.ndarray:
+    """Below one unit of a risk-set sum (1 to 2^A - 1 on the 2^A scale) per grid point, from the pair key, added
+    before the blind: an exact blinded integer could be tested for divisibility by a risk score C dealt (a late
+    risk set of one record named that record's frame row: found in review). It is below one unit of a risk
+    score (2^-32 of the largest), the precision the risk scores are dealt at."""
+    raw = RG.prg(pair, at(Pair.PHI_NOISE, t), count)
+    return np.array([int(v) % ((1 << A_BITS) - 1) + 1 for v in raw], dtype=object)
 
 
 def step_fractions(ctx: StationContext, payload: dict) -> dict:

@@ -45,6 +45,7 @@ import numpy as np
 from ..disclosure import round_magnitude
 from ..runtime.errors import InputError
 from . import shares as sh
+from .cox_steps import A_BITS
 from .design import FRAC_BITS_X
 from .labels import CoxValidation as V
 from .newton import newton_step
@@ -55,9 +56,11 @@ from .validation import BIN_BITS, score_reach
 PHASE = "training: internal validation"
 RV = Ring(512)             # the fold score sums: products of two masked, blinded sums times a squared reciprocal
 RS = Ring(256)             # the slope's sums: a masked, blinded sum times a reciprocal times the masked deaths
-RECIPROCAL_BITS = 180      # C's reciprocals floor(2^180 / (rho S)); rho S < 2^116, so 64 bits of precision
-SLOPE_RECIPROCAL_BITS = 150   # for the slope's sums (rho S0 < 2^116: 34 bits at least, far below the grid's error)
-SLOPE_BITS = 32            # the slope grid's weights round(2^32 exp(s (c_k - c_max)))
+RECIPROCAL_BITS = 180      # C's reciprocals floor(2^180 / Z) of the fit's opened Z = rho (2^24 S + noise) < 2^140
+UNIT_BITS = RECIPROCAL_BITS - A_BITS   # alpha rho G = 2^156 G / S: the scale of the fold score sums' terms
+SLOPE_RECIPROCAL_BITS = 170   # for the slope's sums (rho S0 < 2^124: 46 bits at least, far below the grid's error)
+SLOPE_BITS = 40            # the slope grid's weights round(2^40 exp(s (c_k - c_max)))
+SLOPE_NOISE_RANGE = 1 << 8 # noise below 2^-32 of a weight at the top bin, added to each S0 before its blind
 SCORE_BITS = 16            # fixed point of the bins' scores
 SLOPES = tuple(np.round(np.linspace(0.0, 2.0, 11), 10))   # the recalibration's grid of slopes
 MIN_FOLD_RECORDS = 50      # complete cases per fold: a fold's score sum is an aggregate over at least these
@@ -136,7 +139,7 @@ class CrossValidation:
         alpha = np.array([(1 << RECIPROCAL_BITS) // int(v) if int(v) > 0 else 0 for v in z], dtype=object)
         gamma = alpha * alpha * d
         ad = alpha * d
-        scale = 1 << RECIPROCAL_BITS
+        scale = 1 << UNIT_BITS
         self.kept = RV.element(np.einsum("j,jp,jf->fp", gamma, y, tf)
                                - scale * (np.einsum("j,jp,jf->fp", alpha, y, df) + np.einsum("j,jfp->fp", ad, yf)))
         return {V.RECIPROCAL_Y: RV.element(alpha[:, None] * y), V.RECIPROCAL_FOLD_DEATHS: RV.element(alpha[:, None] * df),
@@ -148,15 +151,16 @@ class CrossValidation:
         """(K, p) fold models beta_f: one Newton step from the last iterate on the data without fold f, whose
         score is the fit's gradient less the fold's score residuals (Breslow form; their total's departure
         from the fit's gradient, Efron's ties, is spread over the folds by size). ``opened``: the stations'
-        part of 2^(2A) (sum_fold d x - term 1 - term 2 + term 3); C adds its own (and its mask's deaths)."""
+        part of 2^(2U) (sum_fold d x - term 1 - term 2 + term 3), U = UNIT_BITS; C adds its own (and its mask's
+        deaths)."""
         last = self.last
         total = RV.signed(RV.add(self.kept, opened))
         died = last["died"]
         own = np.array([np.sum(self.bs[died & (self.labels == f)], axis=0) for f in range(self.K)], dtype=object)
         u = np.empty(total.shape)
         for idx in np.ndindex(*total.shape):
-            exact = (int(own[idx]) << (2 * RECIPROCAL_BITS)) + int(total[idx])   # the mask's part cancels exactly
-            u[idx] = exact / 2.0 ** (2 * RECIPROCAL_BITS + FRAC_BITS_X)
+            exact = (int(own[idx]) << (2 * UNIT_BITS)) + int(total[idx])   # the mask's part cancels exactly
+            u[idx] = exact / 2.0 ** (2 * UNIT_BITS + FRAC_BITS_X)
         u = u @ self.expand                           # design columns -> model coefficients
         n = float(self.n_fold.sum())
         grad, hess, beta = last["grad"], last["hess"], last["beta"]

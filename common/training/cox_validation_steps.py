@@ -15,8 +15,8 @@ from . import shares as sh
 from . import validation
 from .channel import STATE, peer_key, stream_seeds
 from .cox_shares import DealtShares, Openings
-from .cox_steps import RX, _frame, _structure, _to_time
-from .cox_time import deaths_index, sum_by
+from .cox_steps import A_BITS, RX, _frame, _structure, _to_time, phi_noise
+from .cox_time import deaths_index, grid, grid_points, sum_by
 from .labels import CoxValidation as V
 from .labels import Pair, Validation, at
 from .ring import log_uniform_blinds
@@ -71,13 +71,19 @@ def step_sums(ctx: StationContext, payload: dict) -> dict:
     groups = cv.RV.lift(RX.sub(suffix[starts], suffix[stops]), RX)          # (k, 1 + K + p + K p)
     group, pos = deaths_index(struct)
     fold_deaths = cv.RV.lift(sum_by(RX.mul(d[to_time][pos][:, None], oh[to_time][pos]), group, k, RX), RX)
-    sigma = sh.permutation(pair, at(V.GROUP_ORDER, t), k)
-    rho = log_uniform_blinds(pair, at(V.BLINDS, t), k)
+    # the fit's last iteration's group order, blinds and noise: S opens as the very value the fit opened there (a
+    # second blind of the same integer would let C take their common divisor, found in review); the other sums
+    # under that blind and fresh masks
+    sigma = sh.permutation(pair, at(Pair.GROUP_ORDER, t), k)
+    points, offsets = grid(grid_points(struct, payload.get("ties") == "efron"), sigma)
+    first = offsets == 0
+    rho = log_uniform_blinds(pair, at(Pair.BLINDS, t), len(points))[first]
+    noise = phi_noise(pair, t, len(points))[first] if hub else 0
     g = groups[sigma]
     s_, sf, gv, gf = g[:, 0], g[:, 1:1 + folds], g[:, 1 + folds:1 + folds + p], g[:, 1 + folds + p:].reshape(k, folds, p)
     masks = _masks(pair, t, k, folds, p) if hub else {key: 0 for key in ("M", "MF", "N", "L")}
     out = Openings(pair, t, hub)
-    out.put(cv.RV, V.OPEN_S, cv.RV.mul(s_, rho))
+    out.put(cv.RV, V.OPEN_S, cv.RV.mul(cv.RV.add(cv.RV.mul(s_, 1 << A_BITS), noise), rho))
     out.put(cv.RV, V.OPEN_Y, cv.RV.add(cv.RV.mul(gv, rho[:, None]), masks["M"]))
     out.put(cv.RV, V.OPEN_FOLD_Y, cv.RV.add(cv.RV.mul(gf, rho[:, None, None]), masks["MF"]))
     out.put(cv.RV, V.OPEN_FOLD_S, cv.RV.add(cv.RV.mul(sf, rho[:, None]), masks["N"]))
@@ -103,8 +109,8 @@ def step_folds(ctx: StationContext, payload: dict) -> dict:
     t2 = rv.neg(rv.element(np.sum(rv.mul(ad[:, None, None], m["MF"]), axis=0)))
     t3 = rv.sub(rv.dot(m["N"].T, rv.mul(gm[:, None], m["M"])), rv.add(rv.dot(m["N"].T, g_y), rv.dot(g_t.T, m["M"])))
     dx = rv.lift(RX.unpack(ctx.state.get("cox_vdx")), RX)
-    # one opening, scaled by 2^(2A): 2^(2A) sum d x - 2^A (terms 1 and 2) + term 3 (C adds its parts)
-    scale = 1 << cv.RECIPROCAL_BITS
+    # one opening, scaled by 2^(2U): 2^(2U) sum d x - 2^U (terms 1 and 2) + term 3 (C adds its parts)
+    scale = 1 << cv.UNIT_BITS
     total = rv.add(rv.mul(dx, scale * scale), rv.neg(rv.mul(rv.add(t1, t2), scale)), t3)
     out = Openings(pair, t, hub)
     out.put(rv, V.OPEN_SCORE_SUMS, total)
@@ -177,7 +183,11 @@ def step_count(ctx: StationContext, payload: dict) -> dict:
     k, grid = len(struct["starts"]), len(cv.SLOPES)
     r = RX.from_u64(risk)                                                          # (groups, bins)
     first = cv.RS.lift(RX.dot(r, (weights * scores[None, :]).T), RX).T              # (grid, groups): S1
-    blinded = RX.mul(RX.dot(r, weights.T).T, _slope_blinds(pair, t, k))             # (grid, groups): rho S0
+    sums = RX.dot(r, weights.T).T                                                  # (grid, groups): S0
+    if hub:   # sub-unit noise before the blind: no exact multiple of a weight C knows (found in review)
+        sums = RX.add(sums, np.array([int(v) % cv.SLOPE_NOISE_RANGE for v in
+                                      RX.prg(pair, at(V.SLOPE_NOISE, t), sums.size)], dtype=object).reshape(sums.shape))
+    blinded = RX.mul(sums, _slope_blinds(pair, t, k))                              # rho S0
     deaths = cv.RS.lift(RX.from_u64(events.sum(axis=1, dtype=np.uint64)), RX)       # (groups,)
     masks = _slope_masks(pair, t, k) if hub else {"M": 0, "L": 0}
     orders = _slope_orders(pair, t, k)

@@ -51,6 +51,7 @@ class Pair:
     OUTSIDE_NOISE = "u"          # Cox: noise on the rows outside the cohort
     GROUP_ORDER = "sg"           # Cox: the secret order of the event groups
     BLINDS = "rho"               # Cox: multiplicative blinds of the risk-set sums
+    PHI_NOISE = "eta"            # Cox: sub-unit noise on the risk-set sums before their blinds
     RISK_SUMS_MASK = "M"         # Cox: additive mask of the blinded vector sums G
     EFRON_S_MASK = "mS"          # Cox (Efron): mask of the tied deaths' sums S^D
     EFRON_G_MASK = "MD"          # Cox (Efron): mask of the tied deaths' vector sums G^D
@@ -115,6 +116,7 @@ class CoxValidation:
     SLOPE_ORDER = "cvso"         # a fresh secret group order per slope of the grid
     SLOPE_MASK_FIRST = "cvsM"    # masks of the slope grid's first moments
     SLOPE_MASK_DEATHS = "cvsL"   # masks of the deaths per group (slope)
+    SLOPE_NOISE = "cvse"         # sub-unit noise on the slope grid's risk-set sums before their blinds
     MASK_Y = "cvM"               # masks of the opened sums: vector sums,
     MASK_FOLD_Y = "cvMF"         # their fold restrictions,
     MASK_FOLD_S = "cvN"          # the fold risk sums,

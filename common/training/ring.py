@@ -217,15 +217,16 @@ R192 = Ring(192)
 R256 = Ring(256)
 
 
-def log_uniform_blinds(seed: bytes, label: str, count: int, bits: int = 64) -> np.ndarray:
-    """Positive integers whose base-2 logarithm is about uniform on [0, bits): multiplicative blinds.
+def log_uniform_blinds(seed: bytes, label: str, count: int, bits: int = 64, low: int = 16) -> np.ndarray:
+    """Positive integers whose base-2 logarithm is about uniform on [low, bits): multiplicative blinds.
 
-    A value S times such a blind shows S only up to a factor of 2^bits, so the coordinator cannot
-    sort or difference blinded risk-set sums (see docs/leakage/training.md).
+    A value S times such a blind shows S only up to a factor of 2^(bits - low), so the coordinator cannot
+    sort or difference blinded risk-set sums (see docs/leakage/training.md). The floor keeps at least ``low``
+    random bits in every blind: with [0, bits) one blind in 64 was 1 and showed its sum exactly (found in review).
     """
     raw = np.frombuffer(_stream(seed, label, 16 * count), dtype="<u8").reshape(count, 2).astype(np.uint64)
     out = np.empty(count, dtype=object)
     for i, (a, b) in enumerate(raw.tolist()):
-        k = a % bits
+        k = low + a % (bits - low)
         out[i] = (1 << k) | (b & ((1 << k) - 1))
     return out
