@@ -383,3 +383,17 @@ def test_concordance_gets_its_own_round_when_the_last_iteration_was_not_foreseen
     assert result["convergence"]["iterations"] == 1 and concordance_rounds(coord.cost.as_dict()) == 1
     c = result["quality"]["concordance"]
     assert c["estimate"] == 0.5 and c["lower"] == 0 and c["upper"] == 1 and c["comparable_pairs"] > 0
+
+
+def test_blinded_risk_set_sums_are_no_exact_multiple_of_a_risk_score():
+    """A late risk set of one record opened as rho 2^A e_i would be divisible by 2^A e_i, which C knows for every
+    frame row (found in review); the stations' sub-unit noise breaks every such test, and stays below one unit."""
+    from lancelot.training.cox_steps import A_BITS, phi_noise
+
+    noise = phi_noise(bytes(32), 3, 2000)
+    assert min(noise) >= 1 and max(noise) < 1 << A_BITS
+    rho = log_uniform_blinds(bytes(32), "rho", 2000)
+    e = np.arange(1, 2001, dtype=object) * 977 + (1 << 20)
+    blinded = rho * ((e << A_BITS) + noise)
+    assert not any(int(v) % (int(r) << A_BITS) == 0 for v, r in zip(blinded, e))
+    assert all(int(v) % (int(r) << A_BITS) == 0 for v, r in zip(rho * (e << A_BITS), e))   # as it was without

@@ -7,10 +7,11 @@ as well would give C one more linear projection of every record, pairable with z
 values only; H and P see uniform or masked values. Five rounds after the fit, in its last iteration's
 frame (the permuted order in which C knows z, the deaths and its mask b'):
 
-1. ``cox_vsums``: C deals the risk scores r, r b' and the deaths, and fold labels (uniform, balanced over
-   the complete cases). H and P form, in H's time order, every event group's risk-set sums S, G = sum r x
-   and their restrictions to each fold, the deaths per fold, and open them to C blinded (S times a
-   log-uniform factor, the others under the same factor plus a uniform mask), in a secret group order.
+1. ``cox_vsums``: C deals the risk scores r, r b' and the deaths, and fold labels (balanced over all of the
+   frame's rows, so independent of membership). H and P form, in H's time order, every event group's
+   risk-set sums S, G = sum r x and their restrictions to each fold, the deaths per fold, and open them to C
+   in the fit's last group order: S as the fit's own blinded value there (nothing new to C), the others under
+   the same blind plus fresh uniform masks.
 2. ``cox_vfolds``: the fold score sums U_f = sum over the fold of the score residuals, whose risk-set
    ratios C forms from the blinded sums without removing the masks: C deals its reciprocal times what it
    can see, H and P return the mask terms. Then beta_f = beta + one Newton step on the remaining data

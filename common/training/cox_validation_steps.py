@@ -52,7 +52,8 @@ def _masks(pair: bytes, t: int, k: int, folds: int, p: int) -> dict[str, np.ndar
 
 def step_sums(ctx: StationContext, payload: dict) -> dict:
     """Per event group: the risk-set sums S and G = sum r x, their restrictions to each fold and the deaths per
-    fold, opened blinded (and masked) in a secret group order; the deaths' feature sums per fold."""
+    fold, opened in the fit's last group order under its blinds (and fresh masks); the deaths' feature sums per fold
+    stay here for the next step."""
     own, pair, hub, o = _start(ctx, payload, "cox_vsums")
     t, folds, p, feat = o["t"], o["folds"], payload["p"], payload["features"]
     _, _, _, big_f, struct, to_time = _frame(ctx, t, p, feat)
