@@ -279,8 +279,7 @@ def test_stations_refuse_a_crafted_validation_step(study, monkeypatch, step, cha
     def crafted(self, options):
         n = len(self.last["z"])
         labels = {"one": [0] * (n - 1) + [1], "short": [0, 1] * 3}.get(change.get("fold_labels"))
-        payload = {"t": self.last["t"] + change.get("t", 0), "p": self.start.p_design,
-                   "features": self.layout["features"], "folds": change.get("folds", 2), "bins": change.get("bins", 64),
+        payload = {"t": self.last["t"] + change.get("t", 0), "folds": change.get("folds", 2), "bins": change.get("bins", 64),
                    "fold_labels": labels if labels is not None else (np.arange(n) % 2).tolist()}
         self.c.round({self.hub: StepCall(step, payload)}, label="crafted")
 

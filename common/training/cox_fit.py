@@ -316,11 +316,11 @@ class _CoxFit:
         cvo = cox_validation.CrossValidation(last, st.expand(), *st.score_bounds(), folds, bins, self.spec.penalty,
                                              self.k, E_BITS, self.internal_mean)
         c.log(f"training: internal validation, {folds}-fold cross-validation, {bins} bins: 5 rounds")
-        common = {"t": t, "p": st.p_design, "features": self.layout["features"], "folds": folds, "bins": bins}
+        common = {"t": t, "folds": folds, "bins": bins}   # the stations use the fit's own columns and ties
         deal = Deal(self.seed, t)
         for name, value in zip((V.RISK, V.RISK_MASK, V.DEATHS), cvo.sums_values().values()):
             deal.put(RX, name, RX.element(value))
-        res = self._round("cox_vsums", {**common, "fold_labels": cvo.labels.tolist(), "ties": self.spec.ties}, deal,
+        res = self._round("cox_vsums", {**common, "fold_labels": cvo.labels.tolist()}, deal,
                           "validation: risk-set sums per fold (blinded)")
         rv = cox_validation.RV
         opened = {key: _opened(rv, res, name) for key, name in

@@ -388,7 +388,8 @@ def step_weights(ctx: StationContext, payload: dict) -> dict:
     out.update(_baseline(ctx, pair, t, p, struct, to_time, hub, dealt, n, efron))
     if payload.get("concordance_bins"):   # the coordinator expects this to be the last iteration
         out.update(_concordance_counts(ctx, pair, t, payload["concordance_bins"], hub, dealt))
-    st["last_t"] = t        # a validation runs at the fit's last iteration only (cox_validation_steps)
+    st["last_t"] = t        # a validation runs at the fit's last iteration only (cox_validation_steps), with its layout
+    st["last_fit"] = {"p": p, "features": list(feat), "ties": payload["ties"]}
     ctx.state.put(STATE, st)
     for name in (f"cox_it{t}", f"cox_dealt{t}", f"cox_base{t}"):   # this iteration's state is done with
         ctx.state.drop(name)

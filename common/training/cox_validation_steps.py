@@ -40,7 +40,8 @@ def _start(ctx: StationContext, payload: dict, step: str) -> tuple[bytes, bytes,
         raise InputError("validation steps out of order, repeated, or not at the fit's last iteration",
                          station=ctx.station)
     ctx.state.put("cox_validation", {**expected, "next": expected["next"] + 1})
-    return own, pair, st["role"] == "hub", {"t": t, "folds": folds, "bins": bins}
+    # the design columns and ties are the fit's own (kept at its last iteration), never the payload's
+    return own, pair, st["role"] == "hub", {"t": t, "folds": folds, "bins": bins, **st["last_fit"]}
 
 
 def _masks(pair: bytes, t: int, k: int, folds: int, p: int) -> dict[str, np.ndarray]:
@@ -55,7 +56,7 @@ def step_sums(ctx: StationContext, payload: dict) -> dict:
     fold, opened in the fit's last group order under its blinds (and fresh masks); the deaths' feature sums per fold
     stay here for the next step."""
     own, pair, hub, o = _start(ctx, payload, "cox_vsums")
-    t, folds, p, feat = o["t"], o["folds"], payload["p"], payload["features"]
+    t, folds, p, feat = o["t"], o["folds"], o["p"], o["features"]
     _, _, _, big_f, struct, to_time = _frame(ctx, t, p, feat)
     n = big_f.shape[0]
     labels = cv.check_fold_labels(payload.get("fold_labels"), folds, n, ctx.station)
@@ -76,7 +77,7 @@ def step_sums(ctx: StationContext, payload: dict) -> dict:
     # second blind of the same integer would let C take their common divisor, found in review); the other sums
     # under that blind and fresh masks
     sigma = sh.permutation(pair, at(Pair.GROUP_ORDER, t), k)
-    points, offsets = grid(grid_points(struct, payload.get("ties") == "efron"), sigma)
+    points, offsets = grid(grid_points(struct, o["ties"] == "efron"), sigma)
     first = offsets == 0
     rho = log_uniform_blinds(pair, at(Pair.BLINDS, t), len(points))[first]
     noise = phi_noise(pair, t, len(points))[first] if hub else 0
@@ -98,7 +99,7 @@ def step_sums(ctx: StationContext, payload: dict) -> dict:
 def step_folds(ctx: StationContext, payload: dict) -> dict:
     """The parts of the fold score sums that remove H's and P's masks: each a share of what C dealt times a mask."""
     own, pair, hub, o = _start(ctx, payload, "cox_vfolds")
-    t, folds, p = o["t"], o["folds"], payload["p"]
+    t, folds, p = o["t"], o["folds"], o["p"]
     k = len(_structure(ctx)["starts"])
     m = _masks(pair, t, k, folds, p)
     dealt = DealtShares(ctx, own, hub, payload, t)
@@ -144,7 +145,7 @@ def step_bin(ctx: StationContext, payload: dict) -> dict:
     t, folds = o["t"], o["folds"]
     labels = ctx.state.get_array("cox_vlabels").astype(np.int64)
     n = len(labels)
-    big_f = _frame_u64(ctx, t, payload["features"], n)
+    big_f = _frame_u64(ctx, t, o["features"], n)
     a = _dealt64(ctx, payload, hub, own, V.COEFFICIENTS, t, (folds, big_f.shape[1]))
     x = np.sum(big_f * a[labels], axis=1, dtype=np.uint64)
     refresh = sh.prg(pair, at(V.BIN_REFRESH, t), n)
