@@ -77,11 +77,11 @@ def validated_run(study, features, stations=(REG, GP), **extra):
     seen = {}
     start, assign, refits, seeds = cox_fit.start_training, cox_validation.assign_folds, \
         cox_validation.CrossValidation.refits, cox_validation_steps.stream_seeds
-    rotate, weights = cox_validation.rotate, cox_validation.CrossValidation.slope_weights
+    rotate, weights = validation.rotate_one_hot, cox_validation.CrossValidation.slope_weights
 
-    def keep_rotation(tables, q, bins):   # the hub's call comes first: the opened bin offsets
+    def keep_rotation(table, q, bins):   # the hub's call comes first: the opened bin offsets
         seen.setdefault("q", q)
-        return rotate(tables, q, bins)
+        return rotate(table, q, bins)
 
     def keep_grid(self):
         out = weights(self)
@@ -113,7 +113,7 @@ def validated_run(study, features, stations=(REG, GP), **extra):
         patch.setattr(cox_validation, "assign_folds", keep_folds)
         patch.setattr(cox_validation.CrossValidation, "refits", keep_refits)
         patch.setattr(cox_validation_steps, "stream_seeds", keep_seeds)
-        patch.setattr(cox_validation, "rotate", keep_rotation)
+        patch.setattr(validation, "rotate_one_hot", keep_rotation)
         patch.setattr(cox_validation.CrossValidation, "slope_weights", keep_grid)
         coord, _ = recording_coordinator({**LINK_STEPS, **TRAIN_STEPS}, station_paths(study),
                                          {s: {"allow_evaluate": True} for s in stations})

@@ -318,7 +318,7 @@ class _CoxFit:
         c.log(f"training: internal validation, {folds}-fold cross-validation, {bins} bins: 5 rounds")
         common = {"t": t, "folds": folds, "bins": bins}   # the stations use the fit's own columns and ties
         deal = Deal(self.seed, t)
-        for name, value in zip((V.RISK, V.RISK_MASK, V.DEATHS), cvo.sums_values().values()):
+        for name, value in cvo.sums_values().items():
             deal.put(RX, name, RX.element(value))
         res = self._round("cox_vsums", {**common, "fold_labels": cvo.labels.tolist()}, deal,
                           "validation: risk-set sums per fold (blinded)")
@@ -337,8 +337,7 @@ class _CoxFit:
         weights, bin_scores = cvo.slope_weights()
         counting = {**common, "slope_weights": [[int(w) for w in row] for row in weights],
                     "bin_scores": [int(v) for v in bin_scores]}
-        tables = {name: validation.deal(self.seed, at(name, t), table)
-                  for name, table in zip((V.ALL_TABLE, V.DEATH_TABLE), cvo.tables().values())}
+        tables = {name: validation.deal(self.seed, at(name, t), table) for name, table in cvo.tables().items()}
         res = c.round({hub: StepCall("cox_vcount", {**counting, "sealed": res[partner]["sealed"]}),
                        partner: StepCall("cox_vcount", {**counting, "sealed": res[hub]["sealed"], **tables})},
                       label="validation: deaths, later records and risk sets per bin on shares")

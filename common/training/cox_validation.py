@@ -47,6 +47,7 @@ from ..disclosure import round_magnitude
 from ..runtime.errors import InputError
 from . import shares as sh
 from .cox_steps import A_BITS
+from .cox_time import deaths_index
 from .design import FRAC_BITS_X
 from .labels import CoxValidation as V
 from .newton import newton_step
@@ -126,9 +127,9 @@ class CrossValidation:
 
     # round 1 ------------------------------------------------------------------------------------
     def sums_values(self) -> dict[str, np.ndarray]:
-        """What C deals for the risk-set sums (as integers: the caller puts them into the per-record ring)."""
+        """What C deals for the risk-set sums, by name (as integers: the caller puts them into the per-record ring)."""
         died = self.last["died"].astype(np.int64).astype(object)
-        return {"e": self.e, "eb": self.e[:, None] * self.bs, "d": died}
+        return {V.RISK: self.e, V.RISK_MASK: self.e[:, None] * self.bs, V.DEATHS: died}
 
     # round 2 ------------------------------------------------------------------------------------
     def fold_material(self, opened: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -211,7 +212,7 @@ class CrossValidation:
         n = len(self.r)
         start = (-(self.r >> np.uint64(BIN_BITS)).astype(np.int64)) % self.bins
         out = {}
-        for name, weight in (("all", self.last["complete"]), ("deaths", self.last["died"])):
+        for name, weight in ((V.ALL_TABLE, self.last["complete"]), (V.DEATH_TABLE, self.last["died"])):
             table = np.zeros((n, self.bins), dtype=np.uint64)
             table[np.arange(n), start] = weight.astype(np.uint64)
             out[name] = table
@@ -299,24 +300,18 @@ def onehot_folds(labels: np.ndarray, folds: int) -> np.ndarray:
     return out
 
 
-def rotate(tables: dict[str, np.ndarray], q: np.ndarray, bins: int) -> dict[str, np.ndarray]:
-    """Each record's dealt one-hot row rotated by its opened bin offset: shares of a one at its bin."""
-    idx = (np.arange(bins)[None, :] - q[:, None]) % bins
-    return {name: np.take_along_axis(table, idx, axis=1) for name, table in tables.items()}
-
-
-def bin_counts(rotated: dict[str, np.ndarray], struct: dict, to_time: np.ndarray
+def bin_counts(all_bins: np.ndarray, death_bins: np.ndarray, struct: dict, to_time: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per event group (time order): its deaths per bin, the later records per bin (after the tie's deaths, within
-    the stratum: the comparable pairs) and its risk set per bin (from the group's time to the stratum's end)."""
-    all_t, deaths_t = rotated["all"][to_time], rotated["deaths"][to_time]
+    """From each row's one-hot bin (shares; complete cases, deaths), per event group in time order: its deaths per
+    bin, the later records per bin (after the tie's deaths, within the stratum: the comparable pairs) and its risk
+    set per bin (from the group's time to the stratum's end)."""
+    all_t = all_bins[to_time]
     suffix = np.concatenate([np.cumsum(all_t[::-1], axis=0, dtype=np.uint64)[::-1],
                              np.zeros((1, all_t.shape[1]), dtype=np.uint64)])
     starts, deaths, stops = struct["starts"], struct["deaths"], struct["stops"]
-    k = len(starts)
-    events = np.zeros((k, all_t.shape[1]), dtype=np.uint64)
-    for g in range(k):
-        events[g] = deaths_t[starts[g]:starts[g] + deaths[g]].sum(axis=0, dtype=np.uint64)
+    group, pos = deaths_index(struct)
+    events = np.zeros((len(starts), all_t.shape[1]), dtype=np.uint64)
+    np.add.at(events, group, death_bins[to_time][pos])
     later = suffix[starts + deaths] - suffix[stops]
     risk = suffix[starts] - suffix[stops]
     return events, later, risk
@@ -337,4 +332,4 @@ def concordance_factors(events: np.ndarray, later: np.ndarray) -> tuple[np.ndarr
 
 __all__ = ["CrossValidation", "DEFAULT_FOLDS", "FOLD_CHOICES", "MIN_FOLD_RECORDS", "PHASE", "RV", "SLOPES",
            "assign_folds", "bin_counts", "check_fold_labels", "check_folds", "concordance_factors", "onehot_folds",
-           "release", "rotate"]
+           "release"]

@@ -16,7 +16,7 @@ from . import validation
 from .channel import STATE, peer_key, stream_seeds
 from .cox_shares import DealtShares, Openings
 from .cox_steps import A_BITS, RX, _frame, _structure, _to_time, phi_noise
-from .cox_time import deaths_index, grid, grid_points, sum_by
+from .cox_time import deaths_index, grid, grid_points, suffix_sums, sum_by
 from .labels import CoxValidation as V
 from .labels import Pair, Validation, at
 from .ring import log_uniform_blinds
@@ -66,8 +66,7 @@ def step_sums(ctx: StationContext, payload: dict) -> dict:
     ex = RX.add(RX.mul(e[:, None], big_f), dealt.get(RX, V.RISK_MASK, (n, p)))
     oh = cv.onehot_folds(labels, folds)
     per_record = RX.element(np.hstack([e[:, None], e[:, None] * oh, ex, (ex[:, None, :] * oh[:, :, None]).reshape(n, -1)]))
-    ordered = per_record[to_time]
-    suffix = np.concatenate([np.cumsum(ordered[::-1], axis=0)[::-1], np.zeros((1, ordered.shape[1]), dtype=object)])
+    suffix = suffix_sums(per_record[to_time])
     starts, stops = struct["starts"], struct["stops"]
     k = len(starts)
     groups = cv.RV.lift(RX.sub(suffix[starts], suffix[stops]), RX)          # (k, 1 + K + p + K p)
@@ -129,14 +128,7 @@ def _frame_u64(ctx: StationContext, t: int, feat: list[int], n: int) -> np.ndarr
 
 
 def _dealt64(ctx: StationContext, payload: dict, hub: bool, own: bytes, name: str, t: int, shape: tuple) -> np.ndarray:
-    if hub:
-        return sh.prg(own, at(name, t), shape)
-    if name not in payload:
-        raise InputError(f"the coordinator did not relay the share '{name}'", station=ctx.station)
-    got = sh.unpack(payload[name])
-    if got.shape != tuple(shape):
-        raise InputError(f"the relayed share '{name}' has the wrong shape", station=ctx.station)
-    return got
+    return validation.dealt_share(payload, hub, own, name, at(name, t), shape, ctx.station)
 
 
 def step_bin(ctx: StationContext, payload: dict) -> dict:
@@ -169,11 +161,11 @@ def step_count(ctx: StationContext, payload: dict) -> dict:
     n = len(mine)
     if theirs.shape != mine.shape:
         raise InputError("the relayed validation scores do not match this station's rows", station=ctx.station)
-    q = ((mine + theirs) >> np.uint64(validation.BIN_BITS)) % np.uint64(bins)
-    tables = {"all": _dealt64(ctx, payload, hub, own, V.ALL_TABLE, t, (n, bins)),
-              "deaths": _dealt64(ctx, payload, hub, own, V.DEATH_TABLE, t, (n, bins))}
+    q = validation.bin_offsets(mine + theirs, bins)
+    rotated = [validation.rotate_one_hot(_dealt64(ctx, payload, hub, own, name, t, (n, bins)), q, bins)
+               for name in (V.ALL_TABLE, V.DEATH_TABLE)]
     struct = _structure(ctx)
-    events, later, risk = cv.bin_counts(cv.rotate(tables, q.astype(np.int64), bins), struct, _to_time(pair, t, struct))
+    events, later, risk = cv.bin_counts(*rotated, struct, _to_time(pair, t, struct))
     de = validation.beaver_open(*cv.concordance_factors(events, later), own, t)
     ctx.state.put_array("cox_vbeaver", de)
     weights = np.array(payload.get("slope_weights") or [], dtype=object)
@@ -187,8 +179,7 @@ def step_count(ctx: StationContext, payload: dict) -> dict:
     first = cv.RS.lift(RX.dot(r, (weights * scores[None, :]).T), RX).T              # (grid, groups): S1
     sums = RX.dot(r, weights.T).T                                                  # (grid, groups): S0
     if hub:   # sub-unit noise before the blind: no exact multiple of a weight C knows (found in review)
-        sums = RX.add(sums, np.array([int(v) % cv.SLOPE_NOISE_RANGE for v in
-                                      RX.prg(pair, at(V.SLOPE_NOISE, t), sums.size)], dtype=object).reshape(sums.shape))
+        sums = RX.add(sums, RX.prg(pair, at(V.SLOPE_NOISE, t), sums.shape) % cv.SLOPE_NOISE_RANGE)
     blinded = RX.mul(sums, _slope_blinds(pair, t, k))                              # rho S0
     deaths = cv.RS.lift(RX.from_u64(events.sum(axis=1, dtype=np.uint64)), RX)       # (groups,)
     masks = _slope_masks(pair, t, k) if hub else {"M": 0, "L": 0}

@@ -79,13 +79,7 @@ def step_aggregate(ctx: StationContext, payload: dict) -> dict:
 # internal validation (bootstrap optimism; the protocol and its algebra: lancelot.training.validation)
 # ---------------------------------------------------------------------------------------------
 def _dealt(ctx: StationContext, payload: dict, hub: bool, own: bytes, name: str, label: str, shape: tuple) -> np.ndarray:
-    """The hub's share of a dealt value from its seed, the partner's from the payload (checked)."""
-    if hub:
-        return sh.prg(own, label, shape)
-    got = sh.unpack(payload[name])
-    if got.shape != tuple(shape):
-        raise InputError("the relayed validation shares do not match this station's rows", station=ctx.station)
-    return got
+    return validation.dealt_share(payload, hub, own, name, label, shape, ctx.station)
 
 
 VALIDATION_STEPS = ("train_resample", "train_bin", "train_count", "train_auc")

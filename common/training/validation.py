@@ -382,18 +382,40 @@ def station_scores(frame: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
     return (frame @ coefficients.T).T
 
 
+def dealt_share(payload: dict, hub: bool, own: bytes, name: str, label: str, shape: tuple,
+                station: str | None = None) -> np.ndarray:
+    """This station's 64-bit share of a value C dealt: the hub's from its seed, the partner's from the payload
+    (checked: present, and of the shape this station expects)."""
+    if hub:
+        return sh.prg(own, label, shape)
+    if name not in payload:
+        raise InputError(f"the coordinator did not relay the validation share '{name}'", station=station)
+    got = sh.unpack(payload[name])
+    if got.shape != tuple(shape):
+        raise InputError(f"the relayed validation share '{name}' does not match this station's rows", station=station)
+    return got
+
+
+def bin_offsets(opened: np.ndarray, bins: int) -> np.ndarray:
+    """floor(y / 2^m) mod K of the opened masked scores: the rotation that moves C's one-hot to the bin."""
+    return ((opened >> np.uint64(BIN_BITS)) % np.uint64(bins)).astype(np.int64)
+
+
+def rotate_one_hot(table: np.ndarray, q: np.ndarray, bins: int) -> np.ndarray:
+    """Each record's dealt one-hot row rotated by its opened bin offset q: shares of a one at the record's bin."""
+    return np.take_along_axis(table, (np.arange(bins)[None, :] - q[:, None]) % bins, axis=1)
+
+
 def station_bin_counts(opened: np.ndarray, tables: dict[str, list[np.ndarray]], weights: np.ndarray,
                        bins: int) -> np.ndarray:
     """(B, 2, 2, K) shares of (resample, original) x (events, non-events) per bin: each record's dealt one-hot
     rotated by floor(y / 2^m), summed with the resample's weights and with weight 1."""
-    q = ((opened >> np.uint64(BIN_BITS)) % np.uint64(bins)).astype(np.int64)      # (B, n)
-    cols = np.arange(bins)
+    q = bin_offsets(opened, bins)      # (B, n)
     out = np.zeros((len(q), 2, 2, bins), dtype=np.uint64)
     for b in range(len(q)):
-        idx = (cols[None, :] - q[b][:, None]) % bins
         m = weights[b].astype(np.uint64)
         for c, name in enumerate((Validation.EVENT_TABLE, Validation.NONEVENT_TABLE)):
-            rotated = np.take_along_axis(tables[name][b], idx, axis=1)
+            rotated = rotate_one_hot(tables[name][b], q[b], bins)
             out[b, 0, c] = m @ rotated
             out[b, 1, c] = rotated.sum(axis=0, dtype=np.uint64)
     return out
@@ -440,5 +462,5 @@ def decode_statistics(total: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["BIN_CHOICES", "Bootstrap", "DEFAULT_BINS", "DEFAULT_REPETITIONS", "calibration_statistics",
-           "check_repetitions", "deal_triples", "outcome_totals", "recalibration_slopes", "relayed_bytes", "release", "resample_weights", "score_reach", "station_bin_counts",
+           "bin_offsets", "check_repetitions", "deal", "deal_triples", "dealt_share", "outcome_totals", "recalibration_slopes", "relayed_bytes", "release", "resample_weights", "rotate_one_hot", "score_reach", "station_bin_counts",
            "station_resample_sums", "station_scores", "summarise"]
