@@ -257,8 +257,7 @@ def phi_noise(pair: bytes, t: int, count: int) -> np.ndarray:
     before the blind: an exact blinded integer could be tested for divisibility by a risk score C dealt (a late
     risk set of one record named that record's frame row: found in review). It is below one unit of a risk
     score (2^-32 of the largest), the precision the risk scores are dealt at."""
-    raw = RG.prg(pair, at(Pair.PHI_NOISE, t), count)
-    return np.array([int(v) % ((1 << A_BITS) - 1) + 1 for v in raw], dtype=object)
+    return RG.prg(pair, at(Pair.PHI_NOISE, t), count) % ((1 << A_BITS) - 1) + 1
 
 
 def step_fractions(ctx: StationContext, payload: dict) -> dict:
