@@ -220,6 +220,22 @@ def bench_terms(patients: int, models: list[str], as_json: bool) -> int:
     return 0
 
 
+def run_validated(paths: dict, model: str, validation: dict, base: dict, base_seconds: float) -> tuple[dict, dict]:
+    """A fit with ``validation`` on its real path, and what the validation added to the fit alone (``base``):
+    its seconds and rounds (its cost phase), the extra bytes relayed, and both wall times."""
+    spec = {**spec_for(paths, model, 1e-6), "validation": validation}
+    t0 = time.perf_counter()
+    result = run_local("train", {REG: paths[REG], GP: paths[GP]}, {"spec": spec, "evaluate": True}, evaluate=True)
+    seconds = time.perf_counter() - t0
+    cost, base_cost = result["cost"], base["cost"]
+    relayed = (cost["bytes_to_stations"] + cost["bytes_from_stations"] - base_cost["bytes_to_stations"]
+               - base_cost["bytes_from_stations"])
+    return result, {"validation_s": round(cost["seconds_per_phase"]["training: internal validation"], 1),
+                    "total_s": round(seconds, 1), "without_s": round(base_seconds, 1),
+                    "validation_rounds": cost["rounds_per_phase"]["training: internal validation"],
+                    "validation_MB": round(relayed / 1e6)}
+
+
 def bench_validation(patients: int, repetitions: list[int], as_json: bool) -> int:
     """Logistic with the bootstrap validation against the fit alone and the same bootstrap in the clear."""
     rows = []
@@ -230,23 +246,12 @@ def bench_validation(patients: int, repetitions: list[int], as_json: bool) -> in
         x, y = pooled(linked_data(paths, base))
         for reps in repetitions:
             print(f"logistic with {reps} bootstrap resamples ...", file=sys.stderr)
-            spec = {**spec_for(paths, "logistic", 1e-6), "validation": {"repetitions": reps}}
-            t0 = time.perf_counter()
-            result = run_local("train", {REG: paths[REG], GP: paths[GP]}, {"spec": spec, "evaluate": True},
-                               evaluate=True)
-            seconds = time.perf_counter() - t0
+            result, added = run_validated(paths, "logistic", {"repetitions": reps}, base, base_seconds)
             t0 = time.perf_counter()
             ref = clear_bootstrap(x.to_numpy(), y[OUTCOME].to_numpy(), reps, seed=0, k=result["min_cell_count"])
             ref_seconds = time.perf_counter() - t0
-            cost, base_cost = result["cost"], base["cost"]
             got = result["validation"]
-            rows.append({"n": len(y), "repetitions": reps,
-                         "validation_s": round(cost["seconds_per_phase"]["training: internal validation"], 1),
-                         "total_s": round(seconds, 1), "without_s": round(base_seconds, 1),
-                         "validation_rounds": cost["rounds_per_phase"]["training: internal validation"],
-                         "validation_MB": round((cost["bytes_to_stations"] + cost["bytes_from_stations"]
-                                                 - base_cost["bytes_to_stations"] - base_cost["bytes_from_stations"]) / 1e6),
-                         "clear_s": round(ref_seconds, 1),
+            rows.append({"n": len(y), "repetitions": reps, **added, "clear_s": round(ref_seconds, 1),
                          "auc_optimism": got["auc"]["optimism"], "auc_optimism_se": got["auc"]["optimism_se"],
                          "clear_auc_optimism": round(ref["auc"][0], 5),
                          "clear_auc_optimism_se": round(ref["auc"][1], 5),
@@ -287,22 +292,13 @@ def bench_cross_validation(patients: int, folds: list[int], as_json: bool) -> in
         strata = np.zeros(len(x))
         for k in folds:
             print(f"Cox with {k}-fold cross-validation ...", file=sys.stderr)
-            spec = {**spec_for(paths, "cox", 1e-6), "validation": {"folds": k}}
-            t0 = time.perf_counter()
-            result = run_local("train", {REG: paths[REG], GP: paths[GP]}, {"spec": spec, "evaluate": True},
-                               evaluate=True)
-            seconds = time.perf_counter() - t0
+            result, added = run_validated(paths, "cox", {"folds": k}, base, base_seconds)
             t0 = time.perf_counter()
             clear_c, clear_slope = clear_cross_validation(x, time_, event, strata, k)
             ref_seconds = time.perf_counter() - t0
-            cost, base_cost, got = result["cost"], base["cost"], result["validation"]
-            rows.append({"n": len(y), "folds": k,
-                         "validation_s": round(cost["seconds_per_phase"]["training: internal validation"], 1),
-                         "total_s": round(seconds, 1), "without_s": round(base_seconds, 1),
-                         "validation_rounds": cost["rounds_per_phase"]["training: internal validation"],
-                         "validation_MB": round((cost["bytes_to_stations"] + cost["bytes_from_stations"]
-                                                 - base_cost["bytes_to_stations"] - base_cost["bytes_from_stations"]) / 1e6),
-                         "clear_s": round(ref_seconds, 1), "apparent_c": got["concordance"]["apparent"],
+            got = result["validation"]
+            rows.append({"n": len(y), "folds": k, **added, "clear_s": round(ref_seconds, 1),
+                         "apparent_c": got["concordance"]["apparent"],
                          "cv_c": got["concordance"]["cross_validated"], "clear_cv_c": round(clear_c, 4),
                          "cv_slope": got["calibration_slope"]["cross_validated"], "clear_cv_slope": round(clear_slope, 4)})
     if as_json:
